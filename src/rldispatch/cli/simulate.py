@@ -1,0 +1,44 @@
+"""``rldispatch simulate``: one policy on a set of days, the metrics table."""
+
+from __future__ import annotations
+
+import argparse
+
+from rldispatch.cli.common import add_day_arguments, days_from_args, env_config_for
+from rldispatch.files import atomic_write_json
+from rldispatch.policies.baselines import BASELINES, make_baseline
+from rldispatch.reports.report import build_report, format_table
+from rldispatch.training.evaluation import evaluate_policy
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "simulate", help="run policies on days and print the metrics table"
+    )
+    add_day_arguments(parser)
+    parser.add_argument(
+        "--policy",
+        default="all",
+        choices=["all", *sorted(BASELINES)],
+        help="a baseline policy, or all of them on the same days (default)",
+    )
+    parser.add_argument("--json", type=str, help="write the report JSON here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    days = days_from_args(args)
+    env_config = env_config_for(days.scenarios)
+    names = sorted(BASELINES) if args.policy == "all" else [args.policy]
+    results = {}
+    for name in names:
+        policy = make_baseline(name, seed=args.seed)
+        results[name] = evaluate_policy(
+            policy, days.scenarios, env_config, progress=True, label=name
+        )
+    report = build_report(days.name, days.labels, results)
+    print(format_table(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"report written to {args.json}")
+    return 0

@@ -1,0 +1,345 @@
+"""``DispatchEnv``: one service day behind the Gymnasium API, with action masks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rldispatch.domain import Scenario, ScenarioError
+from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.presets import TRAINING_SEEDS, make_preset
+from rldispatch.sim import DaySimulator, InsertionTable
+
+ENV_ID = "rldispatch/Dispatch-v0"
+DRIVER_FEATURES = 4
+BOOKING_FEATURES = 4
+GLOBAL_FEATURES = 2
+KM_PER_DEGREE_LAT = 110.57
+KM_PER_DEGREE_LON_EQUATOR = 111.32
+POSITION_SCALE_KM = 10.0
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Shapes and rules of the environment.
+
+    :param max_drivers: driver slots in the observation and the action space.
+    :param visible_slots: booking slots; the most pressing visible bookings fill them.
+    :param lookahead_min: a booking becomes visible this long before its window opens.
+    :param invalid_action_penalty: paid for a masked-out action, which is then taken as a wait.
+    """
+
+    max_drivers: int = 10
+    visible_slots: int = 20
+    lookahead_min: float = 90.0
+    invalid_action_penalty: float = 5.0
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_drivers < 1:
+            raise ValueError("env.max_drivers: must be at least 1")
+        if self.visible_slots < 1:
+            raise ValueError("env.visible_slots: must be at least 1")
+        if not np.isfinite(self.lookahead_min) or self.lookahead_min < 0:
+            raise ValueError("env.lookahead_min: must be a finite number >= 0")
+
+    @property
+    def observation_size(self) -> int:
+        return (
+            self.max_drivers * DRIVER_FEATURES
+            + self.visible_slots * BOOKING_FEATURES
+            + GLOBAL_FEATURES
+        )
+
+    @property
+    def n_actions(self) -> int:
+        return 1 + self.max_drivers * self.visible_slots
+
+
+class DispatchEnv(gym.Env):
+    """One dispatch day: give each booking to a driver, or wait.
+
+    **Days.** Each ``reset`` plays one day: from ``scenario`` if one was given, else one of
+    ``scenarios`` drawn with the env's seeded generator, else the day of preset ``preset``
+    whose seed the generator draws. ``reset(options={"scenario": s})`` plays day ``s`` and
+    ``reset(options={"day_seed": k})`` plays day ``k`` of the preset.
+
+    **Actions** (``Discrete(1 + D * M)``, ``D = max_drivers``, ``M = visible_slots``):
+
+    | action          | meaning                                                         |
+    |-----------------|-----------------------------------------------------------------|
+    | 0               | wait: move the clock to the next event                          |
+    | 1 + i * M + j   | give the booking in visible slot ``j`` to driver ``i``           |
+
+    The driver takes the booking at the cheapest feasible place in its plan.
+    ``action_masks()`` and ``info["action_mask"]`` mark the valid actions: wait always, an
+    assignment when the driver can pick the booking up inside its window, finish before its
+    shift ends and carry its load. A masked-out action is never remapped: it costs
+    ``invalid_action_penalty``, is taken as a wait and sets ``info["invalid_action"]``. When no
+    assignment is possible the env moves the clock on by itself, so every step is a decision.
+
+    **Observation** (``Box(D * 4 + M * 4 + 2)``, float32). Positions are km east and north of
+    the day's centre divided by 10 (``xy`` days: units from the centre divided by 10).
+
+    | index              | observation                                    | min  | max  |
+    |--------------------|------------------------------------------------|------|------|
+    | 4i + 0             | driver i: east position where it will be free  | -inf | inf  |
+    | 4i + 1             | driver i: north position where it will be free | -inf | inf  |
+    | 4i + 2             | driver i: hours until it is free               | 0    | inf  |
+    | 4i + 3             | driver i: rides done today / 10                | 0    | inf  |
+    | 4D + 4j + 0        | slot j: east position of the pickup            | -inf | inf  |
+    | 4D + 4j + 1        | slot j: north position of the pickup           | -inf | inf  |
+    | 4D + 4j + 2        | slot j: hours left until the window closes     | 0    | inf  |
+    | 4D + 4j + 3        | slot j: 1 if urgent                            | 0    | 1    |
+    | 4D + 4M + 0        | time of day, fraction of the horizon           | 0    | inf  |
+    | 4D + 4M + 1        | visible bookings / M                           | 0    | inf  |
+
+    Empty driver and booking slots are all zeros (and their actions masked). With the
+    ``classic`` shapes (10 drivers, 20 slots) that is 122 floats and 201 actions.
+
+    **Reward** (weights in :class:`rldispatch.rewards.RewardConfig`): ``+assignment_bonus``
+    and ``-km_cost`` per km the assignment adds to the plan; ``-late_pickup_penalty`` when a
+    booking is picked up more than 5 minutes after its requested time;
+    ``-cancellation_penalty`` per booking whose window closes unassigned;
+    ``-idle_wait_penalty`` for waiting while an assignment was possible; at the end of the day
+    the workload-balance bonus.
+
+    **Episode end.** Terminated once every booking is assigned, served or cancelled and the
+    drivers have finished their plans; never truncated (each step assigns a booking or moves
+    the clock forward, so a day has finitely many steps). ``info["metrics"]`` then holds the
+    day's figures.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        preset: str | None = "classic",
+        scenario: Scenario | None = None,
+        scenarios: Sequence[Scenario] | None = None,
+        config: EnvConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or EnvConfig()
+        self.preset = preset
+        self.fixed_scenario = scenario
+        self.scenarios = list(scenarios) if scenarios else []
+        if scenario is None and not self.scenarios and preset is None:
+            raise ValueError("DispatchEnv needs a preset, a scenario or a list of scenarios")
+        for day in ([scenario] if scenario else []) + self.scenarios:
+            self._check_fits(day)
+        size = self.config.observation_size
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+        self.action_space = spaces.Discrete(self.config.n_actions)
+        self.sim: DaySimulator | None = None
+        self._mask = np.zeros(self.config.n_actions, dtype=bool)
+        self._table: InsertionTable | None = None
+        self._visible = np.empty(0, dtype=np.int64)
+
+    def _check_fits(self, scenario: Scenario) -> None:
+        if len(scenario.drivers) > self.config.max_drivers:
+            raise ScenarioError(
+                f"drivers: the day has {len(scenario.drivers)} drivers but the env has "
+                f"{self.config.max_drivers} driver slots (EnvConfig.max_drivers)"
+            )
+
+    # --- Gymnasium API ---------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        scenario = self._pick_day(options or {})
+        self._check_fits(scenario)
+        self.scenario = scenario
+        self.sim = DaySimulator(scenario, lookahead_min=self.config.lookahead_min)
+        self._set_frame(scenario)
+        self.episode_reward = 0.0
+        self.decisions = 0
+        self.idle_waits = 0
+        self.invalid_actions = 0
+        reward = self._skip_to_decision()
+        self.episode_reward += reward
+        return self._observation(), self._info()
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.sim is None:
+            raise RuntimeError("call reset() before step()")
+        if self.sim.done and self._terminated:
+            raise RuntimeError("the day is over: call reset()")
+        weights = self.config.reward
+        action = int(action)
+        reward = 0.0
+        invalid = not (0 <= action < self.config.n_actions and self._mask[action])
+        self.decisions += 1
+        if invalid:
+            self.invalid_actions += 1
+            reward -= self.config.invalid_action_penalty
+            action = 0
+        if action == 0:
+            if self._mask[1:].any():
+                reward -= weights.idle_wait_penalty
+                self.idle_waits += 1
+            reward += self._advance_reward(self.sim.advance())
+        else:
+            driver, slot = divmod(action - 1, self.config.visible_slots)
+            assignment = self.sim.assign(driver, int(self._visible[slot]))
+            reward += weights.assignment_bonus - weights.km_cost * assignment.added_km
+        reward += self._skip_to_decision()
+        self.episode_reward += reward
+        info = self._info()
+        if invalid:
+            info["invalid_action"] = True
+        return self._observation(), float(reward), self._terminated, False, info
+
+    @property
+    def visible(self) -> np.ndarray:
+        """Booking indices in the visible slots, slot order."""
+        return self._visible
+
+    @property
+    def table(self) -> InsertionTable | None:
+        """Insertion costs of the visible bookings for every driver (None when none)."""
+        return self._table
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions of the current state (the sb3-contrib convention)."""
+        return self._mask.copy()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _pick_day(self, options: dict[str, Any]) -> Scenario:
+        if "scenario" in options:
+            return options["scenario"]
+        if "day_seed" in options:
+            if self.preset is None:
+                raise ValueError("reset option day_seed needs an env built from a preset")
+            return make_preset(self.preset, int(options["day_seed"]))
+        if self.fixed_scenario is not None:
+            return self.fixed_scenario
+        if self.scenarios:
+            return self.scenarios[int(self.np_random.integers(len(self.scenarios)))]
+        day_seed = int(self.np_random.integers(TRAINING_SEEDS.start, TRAINING_SEEDS.stop))
+        return make_preset(self.preset, day_seed)
+
+    def _set_frame(self, scenario: Scenario) -> None:
+        sim = self.sim
+        points = np.concatenate([sim.pickup_xy, sim.dropoff_xy, sim.driver_start_xy])
+        centre = points.mean(axis=0)
+        if scenario.coords == "latlon":
+            scale = np.array(
+                [
+                    KM_PER_DEGREE_LAT,
+                    KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0])),
+                ]
+            )
+            # (lat, lon) -> (east, north)
+            self._to_frame = lambda xy: ((xy - centre) * scale / POSITION_SCALE_KM)[..., ::-1]
+        else:
+            self._to_frame = lambda xy: (xy - centre) / POSITION_SCALE_KM
+        self._driver_xy_frame = self._to_frame(sim.driver_start_xy)
+        self._pickup_frame = self._to_frame(sim.pickup_xy)
+        self._dropoff_frame = self._to_frame(sim.dropoff_xy)
+        self._terminated = False
+
+    def _advance_reward(self, outcome: Any) -> float:
+        weights = self.config.reward
+        return -(
+            weights.late_pickup_penalty * outcome.late_pickups
+            + weights.cancellation_penalty * outcome.cancelled
+        )
+
+    def _skip_to_decision(self) -> float:
+        """Move the clock on until an assignment is possible or the day is over."""
+        sim = self.sim
+        reward = 0.0
+        while True:
+            if sim.done:
+                reward += self._advance_reward(sim.finish())
+                reward += self.config.reward.balance_reward(sim.rides)
+                self._terminated = True
+                self._mask[:] = False
+                self._mask[0] = True
+                self._visible = np.empty(0, dtype=np.int64)
+                self._table = None
+                return reward
+            self._update_mask()
+            if self._mask[1:].any():
+                return reward
+            reward += self._advance_reward(sim.advance())
+
+    def _update_mask(self) -> None:
+        sim = self.sim
+        slots = self.config.visible_slots
+        visible = sim.visible_bookings()[:slots]
+        self._visible = visible
+        mask = self._mask
+        mask[:] = False
+        mask[0] = True
+        if visible.size == 0:
+            self._table = None
+            return
+        table = sim.insertion_table(visible)
+        self._table = table
+        grid = np.zeros((self.config.max_drivers, slots), dtype=bool)
+        grid[: sim.n_drivers, : visible.size] = table.feasible
+        mask[1:] = grid.reshape(-1)
+
+    def _observation(self) -> np.ndarray:
+        sim = self.sim
+        config = self.config
+        drivers = np.zeros((config.max_drivers, DRIVER_FEATURES), dtype=np.float32)
+        n = sim.n_drivers
+        free_min = sim.driver_free_min()
+        last = np.array([plan[-1] if plan else -1 for plan in sim.plans])
+        at_dropoff = last >= 0
+        position = self._driver_position_frame(at_dropoff, last)
+        drivers[:n, 0:2] = position
+        drivers[:n, 2] = (free_min - sim.now_min) / 60.0
+        drivers[:n, 3] = sim.rides / 10.0
+        bookings = np.zeros((config.visible_slots, BOOKING_FEATURES), dtype=np.float32)
+        visible = self._visible
+        k = visible.size
+        if k:
+            bookings[:k, 0:2] = self._pickup_frame[visible]
+            bookings[:k, 2] = np.maximum(sim.latest_min[visible] - sim.now_min, 0.0) / 60.0
+            bookings[:k, 3] = sim.priority[visible]
+        global_features = np.array(
+            [sim.now_min / sim.horizon_min, sim.visible_bookings().size / config.visible_slots],
+            dtype=np.float32,
+        )
+        return np.concatenate([drivers.reshape(-1), bookings.reshape(-1), global_features])
+
+    def _driver_position_frame(self, at_dropoff: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Where each driver will be once free: its last planned drop-off, else its anchor."""
+        sim = self.sim
+        anchor_booking = sim.anchor_booking
+        position = np.where(
+            (anchor_booking >= 0)[:, None],
+            self._dropoff_frame[np.maximum(anchor_booking, 0)],
+            self._driver_xy_frame,
+        )
+        if at_dropoff.any():
+            position[at_dropoff] = self._dropoff_frame[last[at_dropoff]]
+        return position
+
+    def _info(self) -> dict[str, Any]:
+        sim = self.sim
+        info: dict[str, Any] = {"action_mask": self._mask.copy(), "time_min": sim.now_min}
+        if self._terminated:
+            info["metrics"] = sim.metrics(self.episode_reward, self.decisions).as_dict()
+        return info
+
+    def metrics(self):
+        """The figures of the day so far (complete once the episode has terminated)."""
+        return self.sim.metrics(self.episode_reward, self.decisions)
+
+
+def register_env() -> None:
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="rldispatch.env:DispatchEnv")

@@ -1,0 +1,159 @@
+"""An independent check of a Cordeau dial-a-ride solution, in exact floating-point arithmetic.
+
+It recomputes everything from the instance and the routes alone (it shares no code with the
+solver): each route is a vehicle's ordered stops, each stop names its request (``"1"`` to
+``"n"``), its kind (``"pickup"`` or ``"dropoff"``) and the minute its service starts. The
+vehicle leaves the depot as late as the first stop allows and returns as early as the last
+one allows; waiting before a stop is allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from rldispatch.scenarios.cordeau import CordeauInstance
+
+TOLERANCE_MIN = 1e-6
+"""Slack allowed on every time comparison (the solver's times are exact up to rounding)."""
+
+
+class StopLike(Protocol):
+    booking: str
+    kind: str
+    time_min: float
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def _stop_xy(instance: CordeauInstance, request: int, kind: str) -> np.ndarray:
+    return instance.pickup_xy[request] if kind == "pickup" else instance.dropoff_xy[request]
+
+
+def cordeau_cost(instance: CordeauInstance, routes: Sequence[Sequence[StopLike]]) -> float:
+    """Total Euclidean distance of the routes, each from the depot and back to it."""
+    depot = np.asarray(instance.depot_xy, dtype=np.float64)
+    total = 0.0
+    for route in routes:
+        if not route:
+            continue
+        here = depot
+        for stop in route:
+            point = _stop_xy(instance, int(stop.booking) - 1, stop.kind)
+            total += _distance(here, point)
+            here = point
+        total += _distance(here, depot)
+    return total
+
+
+def check_cordeau_solution(
+    instance: CordeauInstance,
+    routes: Sequence[Sequence[StopLike]],
+    claimed_cost: float | None = None,
+) -> list[str]:
+    """Every rule of the static dial-a-ride problem the routes break; empty when valid.
+
+    Checks: each request picked up and dropped off exactly once by one vehicle, pickup
+    first; every service start inside its window and reachable from the previous stop;
+    load within capacity; ride time (end of pickup service to start of drop-off service)
+    within the maximum; route duration and depot windows; the number of vehicles; and, when
+    ``claimed_cost`` is given, that it matches the recomputed total distance.
+    """
+    problems: list[str] = []
+    n = instance.n_requests
+    tol = TOLERANCE_MIN
+    used = [route for route in routes if route]
+    if len(used) > instance.n_vehicles:
+        problems.append(f"{len(used)} vehicles used, only {instance.n_vehicles} available")
+    pickup_route = [-1] * n
+    dropoff_route = [-1] * n
+    pickup_time = [0.0] * n
+    depot = np.asarray(instance.depot_xy, dtype=np.float64)
+    for r, route in enumerate(routes):
+        if not route:
+            continue
+        load = 0
+        here, ready_min = depot, None
+        for position, stop in enumerate(route):
+            where = f"route {r} stop {position}"
+            try:
+                request = int(stop.booking) - 1
+            except (TypeError, ValueError):
+                problems.append(f"{where}: unknown request {stop.booking!r}")
+                return problems
+            if not 0 <= request < n:
+                problems.append(f"{where}: unknown request {stop.booking!r}")
+                return problems
+            if stop.kind not in ("pickup", "dropoff"):
+                problems.append(f"{where}: kind must be pickup or dropoff, got {stop.kind!r}")
+                return problems
+            label = f"{where} ({stop.kind} of request {stop.booking})"
+            point = _stop_xy(instance, request, stop.kind)
+            time_min = float(stop.time_min)
+            if ready_min is not None:
+                arrival = ready_min + _distance(here, point)
+                if time_min < arrival - tol:
+                    problems.append(
+                        f"{label}: starts at {time_min:.4f}, but the vehicle arrives "
+                        f"at {arrival:.4f}"
+                    )
+            if stop.kind == "pickup":
+                window = instance.pickup_window[request]
+                service = float(instance.pickup_service[request])
+                if pickup_route[request] != -1:
+                    problems.append(f"{label}: request picked up twice")
+                pickup_route[request] = r
+                pickup_time[request] = time_min
+                load += int(instance.load[request])
+            else:
+                window = instance.dropoff_window[request]
+                service = float(instance.dropoff_service[request])
+                if dropoff_route[request] != -1:
+                    problems.append(f"{label}: request dropped off twice")
+                dropoff_route[request] = r
+                if pickup_route[request] != r:
+                    problems.append(f"{label}: not picked up earlier on the same route")
+                else:
+                    ride = time_min - (
+                        pickup_time[request] + float(instance.pickup_service[request])
+                    )
+                    if ride > instance.max_ride_time + tol:
+                        problems.append(
+                            f"{label}: ride time {ride:.4f} exceeds {instance.max_ride_time}"
+                        )
+                load -= int(instance.load[request])
+            if time_min < window[0] - tol or time_min > window[1] + tol:
+                problems.append(
+                    f"{label}: starts at {time_min:.4f}, outside its window "
+                    f"[{window[0]:g}, {window[1]:g}]"
+                )
+            if load > instance.capacity:
+                problems.append(f"{label}: load {load} exceeds capacity {instance.capacity}")
+            here, ready_min = point, time_min + service
+        first = route[0]
+        first_xy = _stop_xy(instance, int(first.booking) - 1, first.kind)
+        depart_min = float(first.time_min) - _distance(depot, first_xy)
+        return_min = ready_min + _distance(here, depot)
+        if depart_min < instance.depot_window[0] - tol:
+            problems.append(f"route {r}: leaves the depot at {depart_min:.4f}, before it opens")
+        if return_min > instance.end_depot_window[1] + tol:
+            problems.append(f"route {r}: returns to the depot at {return_min:.4f}, after it closes")
+        duration = return_min - depart_min
+        if duration > instance.max_route_duration + tol:
+            problems.append(
+                f"route {r}: lasts {duration:.4f}, more than {instance.max_route_duration}"
+            )
+    for request in range(n):
+        if pickup_route[request] == -1:
+            problems.append(f"request {request + 1}: never picked up")
+        if dropoff_route[request] == -1:
+            problems.append(f"request {request + 1}: never dropped off")
+    if claimed_cost is not None:
+        cost = cordeau_cost(instance, routes)
+        if abs(cost - claimed_cost) > 1e-6 * max(1.0, abs(cost)):
+            problems.append(f"claimed cost {claimed_cost:.6f}, recomputed {cost:.6f}")
+    return problems

@@ -1,0 +1,1 @@
+"""Tables, report JSON and plots."""

@@ -1,0 +1,84 @@
+"""The report JSON of DESIGN.md and its printed table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.sim.metrics import METRIC_NAMES, DayMetrics
+
+TABLE_COLUMNS = (
+    ("reward", "reward", "{:.1f}"),
+    ("completion_rate", "completion", "{:.1%}"),
+    ("late_pickup_rate", "late", "{:.1%}"),
+    ("cancelled", "cancelled", "{:.1f}"),
+    ("distance_km", "km", "{:.0f}"),
+    ("empty_km", "empty km", "{:.0f}"),
+    ("pickup_delay_p95_min", "delay p95", "{:.1f}"),
+    ("load_gap", "load gap", "{:.1f}"),
+)
+
+
+def build_report(
+    scenario: str,
+    seeds: Sequence[int | str],
+    results: Mapping[str, Sequence[DayMetrics]],
+    pairs: Sequence[tuple[str, str]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Summarise each policy's days; ``pairs`` ``(a, b)`` add the paired reward difference."""
+    episodes = {len(days) for days in results.values()}
+    if len(episodes) > 1:
+        raise ValueError("build_report: every policy must be run on the same days")
+    report: dict[str, Any] = {
+        "scenario": scenario,
+        "episodes": episodes.pop() if episodes else 0,
+        "seeds": list(seeds),
+        "policies": {
+            name: {
+                metric: mean_ci([getattr(day, metric) for day in days]) for metric in METRIC_NAMES
+            }
+            for name, days in results.items()
+        },
+        "paired": {},
+    }
+    for a, b in pairs:
+        report["paired"][f"{a}_vs_{b}"] = paired_difference(
+            [day.reward for day in results[a]], [day.reward for day in results[b]]
+        )
+    if extra:
+        report.update(extra)
+    return report
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The report as a plain-text table: mean and 95% CI per metric and policy."""
+    header = ["policy"] + [label for _, label, _ in TABLE_COLUMNS]
+    rows = [header]
+    for name, metrics in report["policies"].items():
+        row = [name]
+        for metric, _, fmt in TABLE_COLUMNS:
+            summary = metrics[metric]
+            low, high = summary["ci95"]
+            half = (high - low) / 2.0
+            row.append(f"{fmt.format(summary['mean'])} ±{fmt.format(half).lstrip('-')}")
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [f"{report['scenario']}: {report['episodes']} days, mean ± half-width of the 95% CI"]
+    for index, row in enumerate(rows):
+        lines.append(
+            "  ".join(
+                cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(row)
+            )
+        )
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    for name, pair in report.get("paired", {}).items():
+        low, high = pair["ci95"]
+        lines.append(
+            f"{name}: reward difference {pair['reward_diff_mean']:+.1f} "
+            f"(95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.3g})"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,34 @@
+"""Running policies on days: the same days for every policy, so results pair up."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from rldispatch.domain import Scenario
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.policies.base import Policy
+from rldispatch.sim.metrics import DayMetrics
+
+
+def run_day(policy: Policy, env: DispatchEnv, scenario: Scenario) -> DayMetrics:
+    """Play one day with ``policy`` and return its figures."""
+    env.reset(options={"scenario": scenario})
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, _ = env.step(policy.act(env))
+    return env.metrics()
+
+
+def evaluate_policy(
+    policy: Policy,
+    days: Sequence[Scenario],
+    env_config: EnvConfig | None = None,
+    progress: bool = False,
+    label: str | None = None,
+) -> list[DayMetrics]:
+    """Play every day with ``policy``; one :class:`DayMetrics` per day, in order."""
+    env = DispatchEnv(preset=None, scenarios=list(days), config=env_config)
+    iterator = tqdm(days, desc=label or policy.name, unit="day", leave=False, disable=not progress)
+    return [run_day(policy, env, scenario) for scenario in iterator]
