@@ -2,7 +2,8 @@
 
 Tests marked ``postgres`` need a real PostgreSQL server: set ``RLDISPATCH_TEST_POSTGRES_URL``
 (for example ``postgresql+psycopg://postgres@127.0.0.1:5432/test``) to run them. Without it
-they are skipped; with it set they fail, not skip, when the server does not answer.
+they are skipped; with it set they fail, not skip, when the server does not answer, and with
+``RLDISPATCH_REQUIRE_POSTGRES=1`` (as CI sets) a missing URL fails them too.
 """
 
 from __future__ import annotations
@@ -12,13 +13,26 @@ import os
 import pytest
 
 POSTGRES_ENV = "RLDISPATCH_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "RLDISPATCH_REQUIRE_POSTGRES"
 
 
 @pytest.fixture
 def postgres_url() -> str:
     url = os.environ.get(POSTGRES_ENV)
+    if not url and os.environ.get(REQUIRE_POSTGRES_ENV):
+        pytest.fail(f"{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not")
     if not url:
         pytest.skip(
             f"set {POSTGRES_ENV}=postgresql+psycopg://USER@HOST:5432/DB to run the PostgreSQL tests"
         )
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as error:  # any failure to connect fails the test, never skips it
+        pytest.fail(f"PostgreSQL at {POSTGRES_ENV} does not answer: {error}")
+    finally:
+        engine.dispose()
     return url

@@ -170,8 +170,9 @@ class DispatchEnv(gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.sim is None:
             raise RuntimeError("call reset() before step()")
-        if self.sim.done and self._terminated:
-            raise RuntimeError("the day is over: call reset()")
+        if self._terminated:
+            # A day can be over at reset (nothing anyone could serve): stepping it is a no-op.
+            return self._observation(), 0.0, True, False, self._info()
         weights = self.config.reward
         action = int(action)
         reward = 0.0
@@ -206,6 +207,10 @@ class DispatchEnv(gym.Env):
     def table(self) -> InsertionTable | None:
         """Insertion costs of the visible bookings for every driver (None when none)."""
         return self._table
+
+    def observation(self) -> np.ndarray:
+        """The observation of the current state (what ``reset`` and ``step`` return)."""
+        return self._observation()
 
     def action_masks(self) -> np.ndarray:
         """Valid actions of the current state (the sb3-contrib convention)."""
@@ -319,6 +324,8 @@ class DispatchEnv(gym.Env):
         """Where each driver will be once free: its last planned drop-off, else its anchor."""
         sim = self.sim
         anchor_booking = sim.anchor_booking
+        if sim.n_bookings == 0:
+            return self._driver_xy_frame.copy()
         position = np.where(
             (anchor_booking >= 0)[:, None],
             self._dropoff_frame[np.maximum(anchor_booking, 0)],
