@@ -289,7 +289,7 @@ class DispatchEnv(gym.Env):
         if visible.size == 0:
             self._table = None
             return
-        table = sim.insertion_table(visible)
+        table = sim.best_insertions(visible)
         self._table = table
         grid = np.zeros((self.config.max_drivers, slots), dtype=bool)
         grid[: sim.n_drivers, : visible.size] = table.feasible
@@ -301,9 +301,15 @@ class DispatchEnv(gym.Env):
         drivers = np.zeros((config.max_drivers, DRIVER_FEATURES), dtype=np.float32)
         n = sim.n_drivers
         free_min = sim.driver_free_min()
-        last = np.array([plan[-1] if plan else -1 for plan in sim.plans])
-        at_dropoff = last >= 0
-        position = self._driver_position_frame(at_dropoff, last)
+        free_booking = sim.driver_free_booking()
+        if sim.n_bookings:
+            position = np.where(
+                (free_booking >= 0)[:, None],
+                self._dropoff_frame[np.maximum(free_booking, 0)],
+                self._driver_xy_frame,
+            )
+        else:
+            position = self._driver_xy_frame
         drivers[:n, 0:2] = position
         drivers[:n, 2] = (free_min - sim.now_min) / 60.0
         drivers[:n, 3] = sim.rides / 10.0
@@ -319,21 +325,6 @@ class DispatchEnv(gym.Env):
             dtype=np.float32,
         )
         return np.concatenate([drivers.reshape(-1), bookings.reshape(-1), global_features])
-
-    def _driver_position_frame(self, at_dropoff: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """Where each driver will be once free: its last planned drop-off, else its anchor."""
-        sim = self.sim
-        anchor_booking = sim.anchor_booking
-        if sim.n_bookings == 0:
-            return self._driver_xy_frame.copy()
-        position = np.where(
-            (anchor_booking >= 0)[:, None],
-            self._dropoff_frame[np.maximum(anchor_booking, 0)],
-            self._driver_xy_frame,
-        )
-        if at_dropoff.any():
-            position[at_dropoff] = self._dropoff_frame[last[at_dropoff]]
-        return position
 
     def _info(self) -> dict[str, Any]:
         sim = self.sim

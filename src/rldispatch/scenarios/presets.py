@@ -46,22 +46,63 @@ class GenevaConfig:
     detour: float = 1.3
 
 
-def _home(rng: np.random.Generator) -> tuple[float, float]:
-    lat = GENEVA_CENTRE[0] + rng.normal(0.0, 0.022)
-    lon = GENEVA_CENTRE[1] + rng.normal(0.0, 0.032)
-    return (round(float(np.clip(lat, 46.13, 46.30)), 5), round(float(np.clip(lon, 5.97, 6.30)), 5))
+def _homes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` home addresses scattered around the city centre, as (lat, lon) rows."""
+    lat = np.clip(GENEVA_CENTRE[0] + rng.normal(0.0, 0.022, count), 46.13, 46.30)
+    lon = np.clip(GENEVA_CENTRE[1] + rng.normal(0.0, 0.032, count), 5.97, 6.30)
+    return np.round(np.stack([lat, lon], axis=1), 5)
 
 
-def _appointment_minute(rng: np.random.Generator, horizon_min: float) -> float:
-    """Pickup times cluster in a morning and an afternoon peak."""
-    kind = rng.random()
-    if kind < 0.4:
-        minute = rng.normal(180.0, 90.0)  # around 09:00
-    elif kind < 0.75:
-        minute = rng.normal(510.0, 100.0)  # around 14:30
-    else:
-        minute = rng.uniform(30.0, horizon_min - 90.0)
-    return float(np.clip(minute, 30.0, horizon_min - 90.0))
+def _appointment_minutes(rng: np.random.Generator, count: int, horizon_min: float) -> np.ndarray:
+    """Pickup times that cluster in a morning and an afternoon peak."""
+    kind = rng.random(count)
+    minute = np.where(
+        kind < 0.4,
+        rng.normal(180.0, 90.0, count),  # around 09:00
+        np.where(
+            kind < 0.75,
+            rng.normal(510.0, 100.0, count),  # around 14:30
+            rng.uniform(30.0, horizon_min - 90.0, count),
+        ),
+    )
+    return np.clip(minute, 30.0, horizon_min - 90.0)
+
+
+def _bookings(
+    pickup: np.ndarray,
+    dropoff: np.ndarray,
+    release: np.ndarray,
+    requested: np.ndarray,
+    window: np.ndarray,
+    service_min: float,
+    priority: np.ndarray,
+    load: np.ndarray,
+) -> tuple[Booking, ...]:
+    """Bookings from columns, sorted by requested time and numbered in that order."""
+    order = np.argsort(requested, kind="stable")
+    columns = (
+        pickup[order].tolist(),
+        dropoff[order].tolist(),
+        np.round(release[order], 2).tolist(),
+        np.round(requested[order], 2).tolist(),
+        np.round(window[order], 2).tolist(),
+        priority[order].tolist(),
+        load[order].tolist(),
+    )
+    return tuple(
+        Booking(
+            id=f"b{index + 1}",
+            release_min=rel,
+            pickup=tuple(pick),
+            dropoff=tuple(drop),
+            requested_min=req,
+            window=tuple(win),
+            service_min=service_min,
+            priority=prio,
+            load=seats,
+        )
+        for index, (pick, drop, rel, req, win, prio, seats) in enumerate(zip(*columns, strict=True))
+    )
 
 
 def _geneva_drivers(rng: np.random.Generator, config: GenevaConfig) -> tuple[Driver, ...]:
@@ -85,44 +126,40 @@ def make_geneva(seed: int, config: GenevaConfig | None = None) -> Scenario:
     """One weekday of patient transport around Geneva."""
     config = config or GenevaConfig()
     rng = np.random.default_rng(seed)
-    n_bookings = int(rng.integers(config.min_bookings, config.max_bookings + 1))
+    n = int(rng.integers(config.min_bookings, config.max_bookings + 1))
+    horizon = config.horizon_min
     clinic_weights = np.array([0.35, 0.12, 0.12, 0.12, 0.1, 0.1, 0.09])
-    bookings = []
-    for index in range(n_bookings):
-        clinic = GENEVA_CLINICS[rng.choice(len(GENEVA_CLINICS), p=clinic_weights)]
-        home = _home(rng)
-        urgent = rng.random() < config.urgent_share
-        if urgent:
-            requested = float(rng.uniform(20.0, config.horizon_min - 60.0))
-            release = max(0.0, requested - float(rng.uniform(15.0, 45.0)))
-            window = (release, requested + 30.0)
-            pickup, dropoff = (home, clinic) if rng.random() < 0.5 else (clinic, home)
-        else:
-            requested = _appointment_minute(rng, config.horizon_min)
-            release = 0.0
-            window = (max(0.0, requested - 10.0), requested + 25.0)
-            morning = requested < 360.0
-            pickup, dropoff = (home, clinic) if morning == (rng.random() < 0.85) else (clinic, home)
-        bookings.append(
-            Booking(
-                id=f"b{index + 1}",
-                release_min=round(release, 2),
-                pickup=pickup,
-                dropoff=dropoff,
-                requested_min=round(requested, 2),
-                window=(round(window[0], 2), round(window[1], 2)),
-                service_min=3.0,
-                priority=int(urgent),
-                load=2 if rng.random() < 0.05 else 1,
-            )
-        )
-    bookings.sort(key=lambda b: (b.requested_min, b.id))
+    clinic = np.asarray(GENEVA_CLINICS)[rng.choice(len(GENEVA_CLINICS), size=n, p=clinic_weights)]
+    home = _homes(rng, n)
+    urgent = rng.random(n) < config.urgent_share
+    # Urgent bookings: any time of day, known 15-45 minutes ahead, either direction.
+    urgent_requested = rng.uniform(20.0, horizon - 60.0, n)
+    urgent_release = np.maximum(0.0, urgent_requested - rng.uniform(15.0, 45.0, n))
+    # Appointments: booked ahead; home to clinic in the morning, back in the afternoon.
+    appointment = _appointment_minutes(rng, n, horizon)
+    requested = np.where(urgent, urgent_requested, appointment)
+    release = np.where(urgent, urgent_release, 0.0)
+    window = np.stack(
+        [
+            np.where(urgent, urgent_release, np.maximum(0.0, appointment - 10.0)),
+            requested + np.where(urgent, 30.0, 25.0),
+        ],
+        axis=1,
+    )
+    usual_direction = rng.random(n) < np.where(urgent, 0.5, 0.85)
+    from_home = usual_direction == (urgent | (appointment < 360.0))
+    pickup = np.where(from_home[:, None], home, clinic)
+    dropoff = np.where(from_home[:, None], clinic, home)
+    load = np.where(rng.random(n) < 0.05, 2, 1)
+    bookings = _bookings(
+        pickup, dropoff, release, requested, window, 3.0, urgent.astype(np.int64), load
+    )
     return Scenario(
         name=f"geneva-{seed}",
         coords="latlon",
         horizon_min=config.horizon_min,
         drivers=_geneva_drivers(rng, config),
-        bookings=tuple(bookings),
+        bookings=bookings,
         travel=TravelConfig(
             speed_kmh=config.speed_kmh,
             detour=config.detour,
@@ -133,30 +170,26 @@ def make_geneva(seed: int, config: GenevaConfig | None = None) -> Scenario:
 
 
 def make_classic(seed: int) -> Scenario:
-    """The first prototype's day: 10 drivers all day, ~100 on-demand bookings."""
+    """The first prototype's day: 10 drivers all day, 260-320 on-demand bookings (a busy day)."""
     rng = np.random.default_rng(seed)
     horizon = 720.0
-    n_bookings = int(rng.integers(90, 111))
-    bookings = []
-    for index in range(n_bookings):
-        requested = float(rng.uniform(30.0, horizon - 60.0))
-        release = max(0.0, requested - float(rng.uniform(20.0, 60.0)))
-        bookings.append(
-            Booking(
-                id=f"b{index + 1}",
-                release_min=round(release, 2),
-                pickup=_home(rng),
-                dropoff=_home(rng),
-                requested_min=round(requested, 2),
-                window=(round(release, 2), round(requested + 30.0, 2)),
-                service_min=2.0,
-                priority=int(rng.random() < 0.1),
-                load=1,
-            )
-        )
-    bookings.sort(key=lambda b: (b.requested_min, b.id))
+    n = int(rng.integers(260, 321))
+    requested = rng.uniform(30.0, horizon - 60.0, n)
+    release = np.maximum(0.0, requested - rng.uniform(20.0, 60.0, n))
+    window = np.stack([release, requested + 20.0], axis=1)
+    bookings = _bookings(
+        _homes(rng, n),
+        _homes(rng, n),
+        release,
+        requested,
+        window,
+        2.0,
+        (rng.random(n) < 0.1).astype(np.int64),
+        np.ones(n, dtype=np.int64),
+    )
+    starts = _homes(rng, 10).tolist()
     drivers = tuple(
-        Driver(id=f"d{i + 1}", start=_home(rng), shift=(0.0, horizon), capacity=1)
+        Driver(id=f"d{i + 1}", start=tuple(starts[i]), shift=(0.0, horizon), capacity=1)
         for i in range(10)
     )
     return Scenario(
@@ -164,7 +197,7 @@ def make_classic(seed: int) -> Scenario:
         coords="latlon",
         horizon_min=horizon,
         drivers=drivers,
-        bookings=tuple(bookings),
+        bookings=bookings,
         travel=TravelConfig(speed_kmh=30.0, detour=1.3, start_hour=7.0),
     )
 

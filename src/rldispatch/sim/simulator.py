@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
+from rldispatch.sim.kernels import best_insertions as best_insertions_kernel
+from rldispatch.sim.kernels import schedule_plan
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.travel import TravelModel
 
@@ -112,29 +114,51 @@ class DaySimulator:
     # --- state -------------------------------------------------------------------------------
 
     def reset(self) -> None:
+        n_drivers, n_bookings = self.n_drivers, self.n_bookings
         self.now_min = 0.0
-        self.status = np.full(self.n_bookings, UNRELEASED, dtype=np.int64)
-        self.assigned_driver = np.full(self.n_bookings, -1, dtype=np.int64)
-        self.pickup_min = np.full(self.n_bookings, np.nan)
+        self.status = np.full(n_bookings, UNRELEASED, dtype=np.int64)
+        self.assigned_driver = np.full(n_bookings, -1, dtype=np.int64)
+        self.pickup_min = np.full(n_bookings, np.nan)
         self.anchor_min = self.shift_start_min.copy()
         self.anchor_vec = self.driver_start_vec.copy()
-        self.anchor_booking = np.full(self.n_drivers, -1, dtype=np.int64)
-        self.plans: list[list[int]] = [[] for _ in range(self.n_drivers)]
-        self.plan_start: list[np.ndarray] = [np.empty(0)] * self.n_drivers
-        self.plan_complete: list[np.ndarray] = [np.empty(0)] * self.n_drivers
-        self.plan_slack: list[np.ndarray] = [np.empty(0)] * self.n_drivers
-        self.plan_leg_min: list[np.ndarray] = [np.empty(0)] * self.n_drivers
-        self.rides = np.zeros(self.n_drivers, dtype=np.int64)
+        self.anchor_booking = np.full(n_drivers, -1, dtype=np.int64)
+        self.plans: list[list[int]] = [[] for _ in range(n_drivers)]
+        self.plan_start: list[np.ndarray] = [np.empty(0)] * n_drivers
+        self.plan_complete: list[np.ndarray] = [np.empty(0)] * n_drivers
+        self.plan_leg_min: list[np.ndarray] = [np.empty(0)] * n_drivers
+        self.plan_end_min = self.anchor_min.copy()
+        self.plan_end_booking = np.full(n_drivers, -1, dtype=np.int64)
+        self.rides = np.zeros(n_drivers, dtype=np.int64)
         self.distance_km = 0.0
         self.late_pickups = 0
-        self._positions_stale = True
+        self._waiting = n_bookings  # unreleased or open
         self._visible_cache: np.ndarray | None = None
+        # Insertion positions of every driver, padded to a common width.
+        width = 4
+        self._pos_valid = np.zeros((n_drivers, width), dtype=bool)
+        self._pos_valid[:, 0] = True
+        self._pos_prev_min = np.zeros((n_drivers, width))
+        self._pos_prev_min[:, 0] = self.anchor_min
+        self._pos_prev_vec = np.zeros((n_drivers, width, self.anchor_vec.shape[1]))
+        self._pos_prev_vec[:, 0] = self.anchor_vec
+        self._pos_has_next = np.zeros((n_drivers, width), dtype=bool)
+        self._pos_next_booking = np.zeros((n_drivers, width), dtype=np.int64)
+        self._pos_next_start = np.zeros((n_drivers, width))
+        self._pos_next_slack = np.zeros((n_drivers, width))
+        self._pos_prev_next_km = np.zeros((n_drivers, width))
+        # The best insertion of each (driver, booking), kept until the driver's state changes.
+        self._best_valid = np.zeros((n_drivers, n_bookings), dtype=bool)
+        self._best_feasible = np.zeros((n_drivers, n_bookings), dtype=bool)
+        self._best_cost = np.zeros((n_drivers, n_bookings))
+        self._best_added_km = np.zeros((n_drivers, n_bookings))
+        self._best_pickup_min = np.zeros((n_drivers, n_bookings))
+        self._best_position = np.zeros((n_drivers, n_bookings), dtype=np.int64)
         self._release_and_cancel(0.0)
 
     @property
     def done(self) -> bool:
         """True once every booking is assigned, served or cancelled."""
-        return not np.any((self.status == UNRELEASED) | (self.status == OPEN))
+        return self._waiting == 0
 
     def visible_bookings(self) -> np.ndarray:
         """Open bookings that can be dispatched now, most pressing (earliest deadline) first."""
@@ -147,31 +171,21 @@ class DaySimulator:
 
     def driver_free_min(self) -> np.ndarray:
         """When each driver will have finished all it has been given (locked and planned)."""
-        free = np.maximum(self.anchor_min, self.now_min)
-        for driver, complete in enumerate(self.plan_complete):
-            if complete.size:
-                free[driver] = complete[-1]
-        return free
+        return np.maximum(self.plan_end_min, self.now_min)
 
-    def driver_free_vec(self) -> np.ndarray:
-        """Where each driver will be once it has finished all it has been given."""
-        vec = self.anchor_vec.copy()
-        for driver, plan in enumerate(self.plans):
-            if plan:
-                vec[driver] = self.dropoff_vec[plan[-1]]
-        return vec
+    def driver_free_booking(self) -> np.ndarray:
+        """The booking whose drop-off is where each driver will be free (-1: its start)."""
+        return self.plan_end_booking
 
     def unplanned_drivers(self) -> np.ndarray:
         """Before the end of their shift, with no booking planned beyond the one (if any)
         they are on."""
-        empty = np.fromiter((not plan for plan in self.plans), dtype=bool, count=self.n_drivers)
-        return empty & (self.shift_end_min > self.now_min)
+        return (self._pos_has_next[:, 0] == 0) & (self.shift_end_min > self.now_min)
 
     def idle_drivers(self) -> np.ndarray:
         """On shift now, with nothing locked or planned."""
-        empty = np.fromiter((not plan for plan in self.plans), dtype=bool, count=self.n_drivers)
         return (
-            empty
+            (self._pos_has_next[:, 0] == 0)
             & (self.anchor_min <= self.now_min)
             & (self.shift_start_min <= self.now_min)
             & (self.shift_end_min > self.now_min)
@@ -180,152 +194,155 @@ class DaySimulator:
     # --- plans -------------------------------------------------------------------------------
 
     def _schedule(self, driver: int) -> None:
-        """Recompute the times and slack of a driver's plan."""
+        """Recompute the times and slack of a driver's plan and its insertion positions."""
         plan = self.plans[driver]
         size = len(plan)
-        start = np.empty(size)
-        complete = np.empty(size)
-        leg = np.empty(size)
-        time = max(self.anchor_min[driver], self.now_min)
-        here = self.anchor_vec[driver]
-        for k, booking in enumerate(plan):
-            leg[k] = (
-                self.travel.distance_km(here, self.pickup_vec[booking])
-                * self.minutes_per_km[booking]
-            )
-            start[k] = max(time + leg[k], self.earliest_min[booking])
-            complete[k] = start[k] + self.pickup_to_free_min[booking]
-            time = complete[k]
-            here = self.dropoff_vec[booking]
-        slack = np.empty(size)
-        if size:
-            booking_latest = self.latest_min[plan]
-            slack[-1] = min(booking_latest[-1] - start[-1], self.shift_end_min[driver] - time)
-            for k in range(size - 2, -1, -1):
-                wait_next = start[k + 1] - (complete[k] + leg[k + 1])
-                slack[k] = min(booking_latest[k] - start[k], wait_next + slack[k + 1])
+        start, complete, leg, leg_km, slack = schedule_plan(
+            np.asarray(plan, dtype=np.int64),
+            max(self.anchor_min[driver], self.now_min),
+            self.anchor_vec[driver],
+            self.pickup_vec,
+            self.dropoff_vec,
+            self.minutes_per_km,
+            self.earliest_min,
+            self.latest_min,
+            self.pickup_to_free_min,
+            self.shift_end_min[driver],
+            self.travel.great_circle,
+            self.travel.scale_km,
+        )
         self.plan_start[driver] = start
         self.plan_complete[driver] = complete
-        self.plan_slack[driver] = slack
         self.plan_leg_min[driver] = leg
-        self._positions_stale = True
+        self.plan_end_min[driver] = complete[-1] if size else self.anchor_min[driver]
+        self.plan_end_booking[driver] = plan[-1] if size else self.anchor_booking[driver]
 
-    def _build_positions(self) -> None:
-        """Stack every driver's insertion positions into padded arrays."""
-        n_positions = 1 + max(len(plan) for plan in self.plans)
-        shape = (self.n_drivers, n_positions)
-        self._pos_valid = np.zeros(shape, dtype=bool)
-        self._pos_prev_min = np.zeros(shape)
-        self._pos_prev_vec = np.zeros((*shape, self.anchor_vec.shape[1]))
-        self._pos_has_next = np.zeros(shape, dtype=bool)
-        self._pos_next_booking = np.zeros(shape, dtype=np.int64)
-        self._pos_next_start = np.zeros(shape)
-        self._pos_next_slack = np.zeros(shape)
-        self._pos_prev_next_km = np.zeros(shape)
-        for driver, plan in enumerate(self.plans):
-            size = len(plan)
-            self._pos_valid[driver, : size + 1] = True
-            self._pos_prev_min[driver, 0] = self.anchor_min[driver]
-            self._pos_prev_vec[driver, 0] = self.anchor_vec[driver]
-            if size:
-                self._pos_prev_min[driver, 1 : size + 1] = self.plan_complete[driver]
-                self._pos_prev_vec[driver, 1 : size + 1] = self.dropoff_vec[plan]
-                self._pos_has_next[driver, :size] = True
-                self._pos_next_booking[driver, :size] = plan
-                self._pos_next_start[driver, :size] = self.plan_start[driver]
-                self._pos_next_slack[driver, :size] = self.plan_slack[driver]
-                self._pos_prev_next_km[driver, :size] = (
-                    self.plan_leg_min[driver] / self.minutes_per_km[plan]
-                )
-        self._positions_stale = False
+        if size + 1 > self._pos_valid.shape[1]:
+            self._widen_positions(2 * (size + 1))
+        self._pos_valid[driver] = False
+        self._pos_valid[driver, : size + 1] = True
+        self._pos_prev_min[driver, 0] = self.anchor_min[driver]
+        self._pos_prev_vec[driver, 0] = self.anchor_vec[driver]
+        self._pos_has_next[driver] = False
+        if size:
+            self._pos_prev_min[driver, 1 : size + 1] = complete
+            self._pos_prev_vec[driver, 1 : size + 1] = self.dropoff_vec[plan]
+            self._pos_has_next[driver, :size] = True
+            self._pos_next_booking[driver, :size] = plan
+            self._pos_next_start[driver, :size] = start
+            self._pos_next_slack[driver, :size] = slack
+            self._pos_prev_next_km[driver, :size] = leg_km
+        self._best_valid[driver] = False
+
+    def _widen_positions(self, width: int) -> None:
+        def widen(array: np.ndarray) -> np.ndarray:
+            wider = np.zeros((array.shape[0], width, *array.shape[2:]), dtype=array.dtype)
+            wider[:, : array.shape[1]] = array
+            return wider
+
+        self._pos_valid = widen(self._pos_valid)
+        self._pos_prev_min = widen(self._pos_prev_min)
+        self._pos_prev_vec = widen(self._pos_prev_vec)
+        self._pos_has_next = widen(self._pos_has_next)
+        self._pos_next_booking = widen(self._pos_next_booking)
+        self._pos_next_start = widen(self._pos_next_start)
+        self._pos_next_slack = widen(self._pos_next_slack)
+        self._pos_prev_next_km = widen(self._pos_prev_next_km)
 
     def insertion_table(
         self, candidates: np.ndarray, drivers: np.ndarray | None = None
     ) -> InsertionTable:
-        """Cheapest feasible insertion of each candidate booking into each driver's plan."""
-        if self._positions_stale:
-            self._build_positions()
-        candidates = np.asarray(candidates, dtype=np.int64)
-        rows = slice(None) if drivers is None else np.asarray(drivers, dtype=np.int64)
-        valid = self._pos_valid[rows]
-        prev_min = np.maximum(self._pos_prev_min[rows], self.now_min)
-        prev_min[:, 1:] = self._pos_prev_min[rows][:, 1:]
-        prev_vec = self._pos_prev_vec[rows]
-        has_next = self._pos_has_next[rows]
-        next_booking = self._pos_next_booking[rows]
+        """Cheapest feasible insertion of each candidate booking into each driver's plan.
 
-        to_pickup_km = self.travel.distance_km(
-            prev_vec[:, :, None, :], self.pickup_vec[candidates][None, None, :, :]
+        Computed from scratch; :meth:`best_insertions` gives the same answers from a cache.
+        Where ``feasible`` is False, ``cost`` is ``inf`` and the other entries are zero.
+        """
+        candidates = np.asarray(candidates, dtype=np.int64)
+        rows = np.arange(self.n_drivers) if drivers is None else np.asarray(drivers, np.int64)
+        feasible, cost, added_km, pickup_min, position = best_insertions_kernel(
+            rows,
+            candidates,
+            self.now_min,
+            self._pos_valid,
+            self._pos_prev_min,
+            self._pos_prev_vec,
+            self._pos_has_next,
+            self._pos_next_booking,
+            self._pos_next_start,
+            self._pos_next_slack,
+            self._pos_prev_next_km,
+            self.pickup_vec,
+            self.dropoff_vec,
+            self.minutes_per_km,
+            self.earliest_min,
+            self.latest_min,
+            self.requested_min,
+            self.pickup_to_free_min,
+            self.ride_km,
+            self.load,
+            self.capacity,
+            self.shift_end_min,
+            self.travel.great_circle,
+            self.travel.scale_km,
+            LATE_AFTER_REQUESTED_MIN,
+            LATE_COST_KM_PER_MIN,
+            DELAY_COST_KM_PER_MIN,
+            FEASIBILITY_TOLERANCE_MIN,
         )
-        start = np.maximum(
-            prev_min[:, :, None] + to_pickup_km * self.minutes_per_km[candidates],
-            self.earliest_min[candidates],
-        )
-        complete = start + self.pickup_to_free_min[candidates]
-        to_next_km = self.travel.distance_km(
-            self.dropoff_vec[candidates][None, None, :, :],
-            self.pickup_vec[next_booking][:, :, None, :],
-        )
-        next_start = np.maximum(
-            complete + to_next_km * self.minutes_per_km[next_booking][:, :, None],
-            self.earliest_min[next_booking][:, :, None],
-        )
-        delay = next_start - self._pos_next_start[rows][:, :, None]
-        shift_end = self.shift_end_min[rows][:, None, None]
-        tolerance = FEASIBILITY_TOLERANCE_MIN
-        feasible = (
-            valid[:, :, None]
-            & (start <= self.latest_min[candidates] + tolerance)
-            & (self.load[candidates] <= self.capacity[rows][:, None])[:, None, :]
-            & np.where(
-                has_next[:, :, None],
-                delay <= self._pos_next_slack[rows][:, :, None] + tolerance,
-                complete <= shift_end + tolerance,
-            )
-        )
-        added_km = (
-            to_pickup_km
-            + self.ride_km[candidates]
-            + np.where(
-                has_next[:, :, None], to_next_km - self._pos_prev_next_km[rows][:, :, None], 0.0
-            )
-        )
-        late_min = np.maximum(
-            start - self.requested_min[candidates] - LATE_AFTER_REQUESTED_MIN, 0.0
-        )
-        cost = (
-            added_km
-            + LATE_COST_KM_PER_MIN * late_min
-            + DELAY_COST_KM_PER_MIN * np.where(has_next[:, :, None], delay, 0.0)
-        )
-        cost = np.where(feasible, cost, np.inf)
-        position = np.argmin(cost, axis=1)
-        pick = (np.arange(cost.shape[0])[:, None], position, np.arange(cost.shape[2])[None, :])
+        return InsertionTable(candidates, feasible, cost, added_km, pickup_min, position)
+
+    def best_insertions(self, candidates: np.ndarray) -> InsertionTable:
+        """:meth:`insertion_table` for every driver, recomputing only what changed since the
+        last call: the rows of drivers whose plan, position or clock changed and the columns
+        of bookings not seen before."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        missing = ~self._best_valid[:, candidates]
+        if missing.any():
+            stale_rows = np.flatnonzero(missing.all(axis=1))
+            if stale_rows.size:
+                self._store(self.insertion_table(candidates, stale_rows), stale_rows)
+                missing[stale_rows] = False
+            new_columns = np.flatnonzero(missing.any(axis=0))
+            if new_columns.size:
+                rows = np.flatnonzero(missing.any(axis=1))
+                self._store(self.insertion_table(candidates[new_columns], rows), rows)
         return InsertionTable(
             candidates=candidates,
-            feasible=np.any(feasible, axis=1),
-            cost=cost[pick],
-            added_km=added_km[pick],
-            pickup_min=start[pick],
-            position=position,
+            feasible=self._best_feasible[:, candidates],
+            cost=self._best_cost[:, candidates],
+            added_km=self._best_added_km[:, candidates],
+            pickup_min=self._best_pickup_min[:, candidates],
+            position=self._best_position[:, candidates],
         )
+
+    def _store(self, table: InsertionTable, rows: np.ndarray) -> None:
+        index = (rows[:, None], table.candidates[None, :])
+        self._best_feasible[index] = table.feasible
+        self._best_cost[index] = table.cost
+        self._best_added_km[index] = table.added_km
+        self._best_pickup_min[index] = table.pickup_min
+        self._best_position[index] = table.position
+        self._best_valid[index] = True
 
     def assign(self, driver: int, booking: int) -> Assignment:
         """Give an open booking to a driver at the cheapest feasible place in its plan."""
         if self.status[booking] != OPEN:
             raise ValueError(f"booking {booking} is not open (status {int(self.status[booking])})")
-        table = self.insertion_table(np.array([booking]), np.array([driver]))
-        if not table.feasible[0, 0]:
+        if not self._best_valid[driver, booking]:
+            table = self.insertion_table(np.array([booking]), np.array([driver]))
+            self._store(table, np.array([driver]))
+        if not self._best_feasible[driver, booking]:
             raise ValueError(f"driver {driver} cannot serve booking {booking} in time")
-        position = int(table.position[0, 0])
+        position = int(self._best_position[driver, booking])
+        added_km = float(self._best_added_km[driver, booking])
+        pickup_min = float(self._best_pickup_min[driver, booking])
         self.plans[driver].insert(position, booking)
         self.status[booking] = ASSIGNED
         self.assigned_driver[booking] = driver
+        self._waiting -= 1
         self._visible_cache = None
-        added_km = float(table.added_km[0, 0])
         self.distance_km += added_km
         self._schedule(driver)
-        pickup_min = float(table.pickup_min[0, 0])
         late = pickup_min > self.requested_min[booking] + LATE_AFTER_REQUESTED_MIN
         return Assignment(driver, booking, position, added_km, pickup_min, bool(late))
 
@@ -345,8 +362,7 @@ class DaySimulator:
             later = appear[appear > now]
             if later.size:
                 candidates.append(later.min())
-            becomes_free = self.driver_free_min()
-            later = becomes_free[becomes_free > now]
+            later = self.plan_end_min[self.plan_end_min > now]
             if later.size:
                 candidates.append(later.min())
             later = self.shift_start_min[self.shift_start_min > now]
@@ -377,8 +393,8 @@ class DaySimulator:
             picked += extra_picked
             late += extra_late
         self.now_min = max(end, start)
-        if picked:
-            self._positions_stale = True
+        # Inserting ahead of a driver's plan starts from max(anchor, now): that moved.
+        self._best_valid[self.anchor_min < self.now_min] = False
         self._visible_cache = None
         return AdvanceOutcome(start, self.now_min, picked, late, cancelled)
 
@@ -386,25 +402,27 @@ class DaySimulator:
         """Lock every planned booking whose driver sets off before ``until_min``."""
         picked = late = 0
         for driver, plan in enumerate(self.plans):
-            while plan:
-                start = self.plan_start[driver][0]
-                depart = start - self.plan_leg_min[driver][0]
-                if depart > until_min:
-                    break
-                booking = plan.pop(0)
+            if not plan:
+                continue
+            starts = self.plan_start[driver]
+            departs = starts - self.plan_leg_min[driver]
+            count = int(np.searchsorted(departs > until_min, True))
+            if count == 0:
+                continue
+            locked = plan[:count]
+            for booking, start in zip(locked, starts[:count], strict=True):
                 self.status[booking] = SERVED
                 self.pickup_min[booking] = start
-                self.anchor_min[driver] = self.plan_complete[driver][0]
-                self.anchor_vec[driver] = self.dropoff_vec[booking]
-                self.anchor_booking[driver] = booking
-                self.rides[driver] += 1
-                picked += 1
                 if start > self.requested_min[booking] + LATE_AFTER_REQUESTED_MIN:
                     late += 1
-                self.plan_start[driver] = self.plan_start[driver][1:]
-                self.plan_complete[driver] = self.plan_complete[driver][1:]
-                self.plan_slack[driver] = self.plan_slack[driver][1:]
-                self.plan_leg_min[driver] = self.plan_leg_min[driver][1:]
+            last = locked[-1]
+            self.anchor_min[driver] = self.plan_complete[driver][count - 1]
+            self.anchor_vec[driver] = self.dropoff_vec[last]
+            self.anchor_booking[driver] = last
+            self.rides[driver] += count
+            picked += count
+            del plan[:count]
+            self._schedule(driver)
         self.late_pickups += late
         return picked, late
 
@@ -413,12 +431,16 @@ class DaySimulator:
         self.status[released] = OPEN
         expired = (self.status == OPEN) & (self.latest_min < at_min)
         self.status[expired] = CANCELLED
-        return int(expired.sum())
+        count = int(expired.sum())
+        self._waiting -= count
+        return count
 
     def _cancel_everything_open(self) -> int:
         waiting = (self.status == OPEN) | (self.status == UNRELEASED)
         self.status[waiting] = CANCELLED
-        return int(waiting.sum())
+        count = int(waiting.sum())
+        self._waiting -= count
+        return count
 
     # --- figures -----------------------------------------------------------------------------
 

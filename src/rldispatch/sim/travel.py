@@ -28,6 +28,8 @@ class TravelModel:
         self.speed_kmh = travel.speed_kmh
         self.start_hour = travel.start_hour
         self.hourly_speed_factor = np.asarray(travel.hourly_speed_factor, dtype=np.float64)
+        self.great_circle = scenario.coords == "latlon"
+        self.scale_km = 2.0 * EARTH_RADIUS_KM * self.detour if self.great_circle else 1.0
 
     def embed(self, points: np.ndarray) -> np.ndarray:
         """Points ``(n, 2)`` to the vectors :meth:`distance_km` works on."""
