@@ -1,0 +1,183 @@
+"""``rldispatch collect``: the company's own days, as scenario files, one per service day."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from rldispatch.cli import CliError
+from rldispatch.files import atomic_write_json
+from rldispatch.scenarios.history import (
+    DEFAULT_TRAVEL,
+    CollectResult,
+    HistoryError,
+    collect_csv,
+    collect_days,
+    masked_url,
+    write_scenarios,
+)
+
+DB_URL_ENV = "RLDISPATCH_HISTORY_DB"
+EXAMPLES = f"""examples:
+  rldispatch collect --db postgresql+psycopg://dispatch@db:5432/company \\
+      --since 2025-09-01 --until 2025-10-31 --out days/
+  rldispatch collect --csv bookings.csv --shifts-csv shifts.csv --out days/
+
+The database URL may also come from ${DB_URL_ENV} (keeps a password off the command line).
+One file per service day, named YYYY-MM-DD.json. A day with any malformed row is skipped
+whole and reported. Exit code 0 when at least one day was written, 1 when none was, 2 on bad
+input. Tables and CSV columns: docs/history.md."""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "collect",
+        help="export historical bookings from the database into scenario files",
+        description="Rebuild the company's service days from its history database or a CSV "
+        "export, one scenario file per day.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--db", metavar="URL", help=f"history database URL (default: ${DB_URL_ENV})"
+    )
+    source.add_argument("--csv", metavar="FILE", type=Path, help="bookings CSV export")
+    parser.add_argument(
+        "--shifts-csv", metavar="FILE", type=Path, help="drivers' shifts CSV (with --csv)"
+    )
+    parser.add_argument("--since", metavar="DATE", help="first service day, e.g. 2025-09-01")
+    parser.add_argument("--until", metavar="DATE", help="last service day (inclusive)")
+    parser.add_argument("--out", metavar="DIR", type=Path, required=True, help="output folder")
+    parser.add_argument(
+        "--day-start-hour",
+        metavar="HOUR",
+        type=float,
+        default=6.0,
+        help="clock hour at minute 0 of a service day (default: 6)",
+    )
+    parser.add_argument(
+        "--horizon-min",
+        metavar="MIN",
+        type=float,
+        default=840.0,
+        help="length of a service day (default: 840)",
+    )
+    parser.add_argument(
+        "--speed-kmh",
+        metavar="KMH",
+        type=float,
+        default=DEFAULT_TRAVEL.speed_kmh,
+        help=f"free-flow speed of the travel model (default: {DEFAULT_TRAVEL.speed_kmh:g})",
+    )
+    parser.add_argument(
+        "--detour",
+        metavar="FACTOR",
+        type=float,
+        default=DEFAULT_TRAVEL.detour,
+        help=f"road distance over straight-line distance (default: {DEFAULT_TRAVEL.detour:g})",
+    )
+    parser.add_argument("--json", metavar="OUT", type=Path, help="write a JSON summary here")
+    parser.set_defaults(handler=run)
+
+
+def _parse_date(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{option}: not a date like 2025-10-20: {text!r}") from None
+
+
+def _database_message(error: SQLAlchemyError, url: str) -> str:
+    """The first line of a database error, with the URL's password blotted out."""
+    cause = getattr(error, "orig", None) or error
+    message = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    if "history_" in message:
+        message += " (create the tables with rldispatch.scenarios.history.create_schema)"
+    return message
+
+
+def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
+    since = _parse_date(args.since, "--since")
+    until = _parse_date(args.until, "--until")
+    if not args.speed_kmh > 0:
+        raise CliError(f"--speed-kmh: must be positive, got {args.speed_kmh}")
+    if not args.detour >= 1:
+        raise CliError(f"--detour: must be at least 1, got {args.detour}")
+    travel = replace(DEFAULT_TRAVEL, speed_kmh=args.speed_kmh, detour=args.detour)
+    shape = {
+        "day_start_hour": args.day_start_hour,
+        "horizon_min": args.horizon_min,
+        "travel": travel,
+    }
+    if args.csv is not None:
+        if args.shifts_csv is None:
+            raise CliError("--csv needs --shifts-csv FILE too (the drivers' shifts)")
+        source = f"{args.csv} with shifts {args.shifts_csv}"
+        try:
+            return collect_csv(args.csv, args.shifts_csv, since, until, **shape), source
+        except HistoryError as error:
+            raise CliError(str(error)) from None
+    if args.shifts_csv is not None:
+        raise CliError("--shifts-csv goes with --csv FILE")
+    url = args.db or os.environ.get(DB_URL_ENV)
+    if not url:
+        raise CliError(f"give --db URL (or set {DB_URL_ENV}), or --csv FILE --shifts-csv FILE")
+    if since is None or until is None:
+        raise CliError("--db needs --since DATE and --until DATE")
+    source = masked_url(url)
+    try:
+        return collect_days(url, since, until, **shape), source
+    except HistoryError as error:
+        raise CliError(str(error)) from None
+    except SQLAlchemyError as error:
+        raise CliError(
+            f"cannot read the history from {source}: {_database_message(error, url)}"
+        ) from None
+    except ImportError as error:
+        raise CliError(f"no database driver for {source}: {error.name or error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    result, source = _collect(args)
+    paths = write_scenarios(result, args.out)
+    for collected, path in zip(result.days, paths, strict=True):
+        notes = f" ({'; '.join(collected.notes)})" if collected.notes else ""
+        print(
+            f"wrote {path}: {len(collected.scenario.bookings)} bookings, "
+            f"{len(collected.scenario.drivers)} drivers{notes}"
+        )
+    for skipped in result.skipped:
+        earlier = args.out / f"{skipped.day.isoformat()}.json"
+        kept = f" (the earlier {earlier} is left as it was)" if earlier.exists() else ""
+        print(f"skipped {skipped.day}: {skipped.reason}{kept}")
+    for problem in result.unplaced:
+        print(f"not on any day: {problem}")
+    print(f"{len(paths)} day(s) written to {args.out}, {len(result.skipped)} skipped")
+    if args.json is not None:
+        summary = {
+            "source": source,
+            "since": args.since,
+            "until": args.until,
+            "out": str(args.out),
+            **result.as_dict(),
+        }
+        for day_summary, path in zip(summary["days"], paths, strict=True):
+            day_summary["path"] = str(path)
+        atomic_write_json(args.json, summary)
+    return 0 if paths else 1
