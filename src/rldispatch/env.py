@@ -298,33 +298,29 @@ class DispatchEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         sim = self.sim
         config = self.config
-        drivers = np.zeros((config.max_drivers, DRIVER_FEATURES), dtype=np.float32)
+        observation = np.zeros(config.observation_size, dtype=np.float32)
+        n_driver_values = config.max_drivers * DRIVER_FEATURES
+        drivers = observation[:n_driver_values].reshape(config.max_drivers, DRIVER_FEATURES)
+        bookings = observation[n_driver_values:-GLOBAL_FEATURES].reshape(
+            config.visible_slots, BOOKING_FEATURES
+        )
         n = sim.n_drivers
-        free_min = sim.driver_free_min()
-        free_booking = sim.driver_free_booking()
-        if sim.n_bookings:
-            position = np.where(
-                (free_booking >= 0)[:, None],
-                self._dropoff_frame[np.maximum(free_booking, 0)],
-                self._driver_xy_frame,
-            )
-        else:
-            position = self._driver_xy_frame
-        drivers[:n, 0:2] = position
-        drivers[:n, 2] = (free_min - sim.now_min) / 60.0
-        drivers[:n, 3] = sim.rides / 10.0
-        bookings = np.zeros((config.visible_slots, BOOKING_FEATURES), dtype=np.float32)
+        free_booking = sim.plan_end_booking
+        drivers[:n, 0:2] = self._driver_xy_frame
+        moved = free_booking >= 0
+        if moved.any():
+            drivers[:n][moved, 0:2] = self._dropoff_frame[free_booking[moved]]
+        drivers[:n, 2] = np.maximum(sim.plan_end_min - sim.now_min, 0.0) * (1.0 / 60.0)
+        drivers[:n, 3] = sim.rides * 0.1
         visible = self._visible
         k = visible.size
         if k:
             bookings[:k, 0:2] = self._pickup_frame[visible]
-            bookings[:k, 2] = np.maximum(sim.latest_min[visible] - sim.now_min, 0.0) / 60.0
+            bookings[:k, 2] = np.maximum(sim.latest_min[visible] - sim.now_min, 0.0) * (1 / 60.0)
             bookings[:k, 3] = sim.priority[visible]
-        global_features = np.array(
-            [sim.now_min / sim.horizon_min, sim.visible_bookings().size / config.visible_slots],
-            dtype=np.float32,
-        )
-        return np.concatenate([drivers.reshape(-1), bookings.reshape(-1), global_features])
+        observation[-2] = sim.now_min / sim.horizon_min
+        observation[-1] = sim.visible_bookings().size / config.visible_slots
+        return observation
 
     def _info(self) -> dict[str, Any]:
         sim = self.sim

@@ -27,10 +27,10 @@ def _distance_km(
     return chord
 
 
-@njit(cache=True)
-def best_insertions(
-    rows,
-    candidates,
+@njit(cache=True, inline="always")
+def _best_position(
+    driver,
+    booking,
     now_min,
     pos_valid,
     pos_prev_min,
@@ -58,61 +58,137 @@ def best_insertions(
     delay_cost,
     tolerance,
 ):  # pragma: no cover - compiled
-    """Cheapest feasible insertion position of each candidate in each row's plan."""
-    n_rows = rows.shape[0]
-    n_candidates = candidates.shape[0]
-    feasible = np.zeros((n_rows, n_candidates), dtype=np.bool_)
-    cost = np.full((n_rows, n_candidates), np.inf)
-    added_km = np.zeros((n_rows, n_candidates))
-    pickup_min = np.zeros((n_rows, n_candidates))
-    position = np.zeros((n_rows, n_candidates), dtype=np.int64)
-    width = pos_valid.shape[1]
-    for r in range(n_rows):
-        driver = rows[r]
-        for c in range(n_candidates):
-            booking = candidates[c]
-            if load[booking] > capacity[driver]:
+    """(cost, added km, pickup start, position) of the cheapest feasible insertion of one
+    booking into one driver's plan; cost is ``inf`` when none is feasible."""
+    best_cost = np.inf
+    best_km = 0.0
+    best_pickup = 0.0
+    best_position = 0
+    if load[booking] > capacity[driver]:
+        return best_cost, best_km, best_pickup, best_position
+    for p in range(pos_valid.shape[1]):
+        if not pos_valid[driver, p]:
+            break
+        prev_min = pos_prev_min[driver, p]
+        if p == 0 and prev_min < now_min:
+            prev_min = now_min
+        to_pickup = _distance_km(
+            pos_prev_vec[driver, p], pickup_vec[booking], great_circle, scale_km
+        )
+        start = max(prev_min + to_pickup * minutes_per_km[booking], earliest_min[booking])
+        if start > latest_min[booking] + tolerance:
+            continue
+        complete = start + pickup_to_free_min[booking]
+        km = to_pickup + ride_km[booking]
+        delay = 0.0
+        if pos_has_next[driver, p]:
+            following = pos_next_booking[driver, p]
+            to_next = _distance_km(
+                dropoff_vec[booking], pickup_vec[following], great_circle, scale_km
+            )
+            next_start = max(
+                complete + to_next * minutes_per_km[following], earliest_min[following]
+            )
+            delay = next_start - pos_next_start[driver, p]
+            if delay > pos_next_slack[driver, p] + tolerance:
                 continue
-            for p in range(width):
-                if not pos_valid[driver, p]:
-                    break
-                prev_min = pos_prev_min[driver, p]
-                if p == 0 and prev_min < now_min:
-                    prev_min = now_min
-                to_pickup = _distance_km(
-                    pos_prev_vec[driver, p], pickup_vec[booking], great_circle, scale_km
-                )
-                start = max(
-                    prev_min + to_pickup * minutes_per_km[booking], earliest_min[booking]
-                )
-                if start > latest_min[booking] + tolerance:
-                    continue
-                complete = start + pickup_to_free_min[booking]
-                km = to_pickup + ride_km[booking]
-                delay = 0.0
-                if pos_has_next[driver, p]:
-                    following = pos_next_booking[driver, p]
-                    to_next = _distance_km(
-                        dropoff_vec[booking], pickup_vec[following], great_circle, scale_km
-                    )
-                    next_start = max(
-                        complete + to_next * minutes_per_km[following], earliest_min[following]
-                    )
-                    delay = next_start - pos_next_start[driver, p]
-                    if delay > pos_next_slack[driver, p] + tolerance:
-                        continue
-                    km += to_next - pos_prev_next_km[driver, p]
-                elif complete > shift_end_min[driver] + tolerance:
-                    continue
-                late_min = max(start - requested_min[booking] - late_after_min, 0.0)
-                value = km + late_cost * late_min + delay_cost * delay
-                if value < cost[r, c]:
-                    cost[r, c] = value
-                    feasible[r, c] = True
-                    added_km[r, c] = km
-                    pickup_min[r, c] = start
-                    position[r, c] = p
-    return feasible, cost, added_km, pickup_min, position
+            km += to_next - pos_prev_next_km[driver, p]
+        elif complete > shift_end_min[driver] + tolerance:
+            continue
+        late_min = max(start - requested_min[booking] - late_after_min, 0.0)
+        value = km + late_cost * late_min + delay_cost * delay
+        if value < best_cost:
+            best_cost = value
+            best_km = km
+            best_pickup = start
+            best_position = p
+    return best_cost, best_km, best_pickup, best_position
+
+
+@njit(cache=True)
+def fill_best_insertions(
+    candidates,
+    now_min,
+    plan_state,
+    booking_state,
+    capacity,
+    shift_end_min,
+    great_circle,
+    scale_km,
+    rules,
+    best_valid,
+    best_cost,
+    best_added_km,
+    best_pickup_min,
+    best_position,
+):  # pragma: no cover - compiled
+    """Fill the cache entries ``(driver, candidate)`` that are not valid, in place.
+
+    ``plan_state`` and ``booking_state`` are the tuples of position and booking arrays that
+    :func:`_best_position` takes; ``rules`` is (late after, late cost, delay cost, tolerance).
+    """
+    (
+        pos_valid,
+        pos_prev_min,
+        pos_prev_vec,
+        pos_has_next,
+        pos_next_booking,
+        pos_next_start,
+        pos_next_slack,
+        pos_prev_next_km,
+    ) = plan_state
+    (
+        pickup_vec,
+        dropoff_vec,
+        minutes_per_km,
+        earliest_min,
+        latest_min,
+        requested_min,
+        pickup_to_free_min,
+        ride_km,
+        load,
+    ) = booking_state
+    late_after_min, late_cost, delay_cost, tolerance = rules
+    for driver in range(best_valid.shape[0]):
+        for c in range(candidates.shape[0]):
+            booking = candidates[c]
+            if best_valid[driver, booking]:
+                continue
+            cost, km, pickup, position = _best_position(
+                driver,
+                booking,
+                now_min,
+                pos_valid,
+                pos_prev_min,
+                pos_prev_vec,
+                pos_has_next,
+                pos_next_booking,
+                pos_next_start,
+                pos_next_slack,
+                pos_prev_next_km,
+                pickup_vec,
+                dropoff_vec,
+                minutes_per_km,
+                earliest_min,
+                latest_min,
+                requested_min,
+                pickup_to_free_min,
+                ride_km,
+                load,
+                capacity,
+                shift_end_min,
+                great_circle,
+                scale_km,
+                late_after_min,
+                late_cost,
+                delay_cost,
+                tolerance,
+            )
+            best_cost[driver, booking] = cost
+            best_added_km[driver, booking] = km
+            best_pickup_min[driver, booking] = pickup
+            best_position[driver, booking] = position
+            best_valid[driver, booking] = True
 
 
 @njit(cache=True)
@@ -157,3 +233,42 @@ def schedule_plan(
             wait_next = start[k + 1] - (complete[k] + leg_min[k + 1])
             slack[k] = min(latest_min[plan[k]] - start[k], wait_next + slack[k + 1])
     return start, complete, leg_min, leg_km, slack
+
+
+@njit(cache=True)
+def write_positions(
+    driver,
+    plan,
+    anchor_min,
+    anchor_vec,
+    dropoff_vec,
+    start,
+    complete,
+    leg_km,
+    slack,
+    plan_state,
+):  # pragma: no cover - compiled
+    """Write one driver's insertion positions (before each planned booking, and at the end)."""
+    (
+        pos_valid,
+        pos_prev_min,
+        pos_prev_vec,
+        pos_has_next,
+        pos_next_booking,
+        pos_next_start,
+        pos_next_slack,
+        pos_prev_next_km,
+    ) = plan_state
+    size = plan.shape[0]
+    for p in range(pos_valid.shape[1]):
+        pos_valid[driver, p] = p <= size
+        pos_has_next[driver, p] = p < size
+    pos_prev_min[driver, 0] = anchor_min
+    pos_prev_vec[driver, 0] = anchor_vec
+    for k in range(size):
+        pos_prev_min[driver, k + 1] = complete[k]
+        pos_prev_vec[driver, k + 1] = dropoff_vec[plan[k]]
+        pos_next_booking[driver, k] = plan[k]
+        pos_next_start[driver, k] = start[k]
+        pos_next_slack[driver, k] = slack[k]
+        pos_prev_next_km[driver, k] = leg_km[k]

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
-from rldispatch.sim.kernels import best_insertions as best_insertions_kernel
-from rldispatch.sim.kernels import schedule_plan
+from rldispatch.sim.kernels import fill_best_insertions, schedule_plan, write_positions
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.travel import TravelModel
 
@@ -32,6 +31,12 @@ LATE_COST_KM_PER_MIN = 2.0
 """Insertion cost: one minute of lateness weighs as much as this many km of driving."""
 DELAY_COST_KM_PER_MIN = 0.1
 """Insertion cost: one minute that an insertion pushes the next pickup back, in km."""
+INSERTION_RULES = (
+    LATE_AFTER_REQUESTED_MIN,
+    LATE_COST_KM_PER_MIN,
+    DELAY_COST_KM_PER_MIN,
+    FEASIBILITY_TOLERANCE_MIN,
+)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class DaySimulator:
         self.plan_leg_min: list[np.ndarray] = [np.empty(0)] * n_drivers
         self.plan_end_min = self.anchor_min.copy()
         self.plan_end_booking = np.full(n_drivers, -1, dtype=np.int64)
+        self.next_departure_min = np.full(n_drivers, np.inf)
         self.rides = np.zeros(n_drivers, dtype=np.int64)
         self.distance_km = 0.0
         self.late_pickups = 0
@@ -148,7 +154,6 @@ class DaySimulator:
         self._pos_prev_next_km = np.zeros((n_drivers, width))
         # The best insertion of each (driver, booking), kept until the driver's state changes.
         self._best_valid = np.zeros((n_drivers, n_bookings), dtype=bool)
-        self._best_feasible = np.zeros((n_drivers, n_bookings), dtype=bool)
         self._best_cost = np.zeros((n_drivers, n_bookings))
         self._best_added_km = np.zeros((n_drivers, n_bookings))
         self._best_pickup_min = np.zeros((n_drivers, n_bookings))
@@ -197,8 +202,9 @@ class DaySimulator:
         """Recompute the times and slack of a driver's plan and its insertion positions."""
         plan = self.plans[driver]
         size = len(plan)
+        plan_array = np.asarray(plan, dtype=np.int64)
         start, complete, leg, leg_km, slack = schedule_plan(
-            np.asarray(plan, dtype=np.int64),
+            plan_array,
             max(self.anchor_min[driver], self.now_min),
             self.anchor_vec[driver],
             self.pickup_vec,
@@ -216,22 +222,22 @@ class DaySimulator:
         self.plan_leg_min[driver] = leg
         self.plan_end_min[driver] = complete[-1] if size else self.anchor_min[driver]
         self.plan_end_booking[driver] = plan[-1] if size else self.anchor_booking[driver]
+        self.next_departure_min[driver] = start[0] - leg[0] if size else np.inf
 
         if size + 1 > self._pos_valid.shape[1]:
             self._widen_positions(2 * (size + 1))
-        self._pos_valid[driver] = False
-        self._pos_valid[driver, : size + 1] = True
-        self._pos_prev_min[driver, 0] = self.anchor_min[driver]
-        self._pos_prev_vec[driver, 0] = self.anchor_vec[driver]
-        self._pos_has_next[driver] = False
-        if size:
-            self._pos_prev_min[driver, 1 : size + 1] = complete
-            self._pos_prev_vec[driver, 1 : size + 1] = self.dropoff_vec[plan]
-            self._pos_has_next[driver, :size] = True
-            self._pos_next_booking[driver, :size] = plan
-            self._pos_next_start[driver, :size] = start
-            self._pos_next_slack[driver, :size] = slack
-            self._pos_prev_next_km[driver, :size] = leg_km
+        write_positions(
+            driver,
+            plan_array,
+            self.anchor_min[driver],
+            self.anchor_vec[driver],
+            self.dropoff_vec,
+            start,
+            complete,
+            leg_km,
+            slack,
+            self._plan_state(),
+        )
         self._best_valid[driver] = False
 
     def _widen_positions(self, width: int) -> None:
@@ -249,20 +255,8 @@ class DaySimulator:
         self._pos_next_slack = widen(self._pos_next_slack)
         self._pos_prev_next_km = widen(self._pos_prev_next_km)
 
-    def insertion_table(
-        self, candidates: np.ndarray, drivers: np.ndarray | None = None
-    ) -> InsertionTable:
-        """Cheapest feasible insertion of each candidate booking into each driver's plan.
-
-        Computed from scratch; :meth:`best_insertions` gives the same answers from a cache.
-        Where ``feasible`` is False, ``cost`` is ``inf`` and the other entries are zero.
-        """
-        candidates = np.asarray(candidates, dtype=np.int64)
-        rows = np.arange(self.n_drivers) if drivers is None else np.asarray(drivers, np.int64)
-        feasible, cost, added_km, pickup_min, position = best_insertions_kernel(
-            rows,
-            candidates,
-            self.now_min,
+    def _plan_state(self) -> tuple[np.ndarray, ...]:
+        return (
             self._pos_valid,
             self._pos_prev_min,
             self._pos_prev_vec,
@@ -271,6 +265,10 @@ class DaySimulator:
             self._pos_next_start,
             self._pos_next_slack,
             self._pos_prev_next_km,
+        )
+
+    def _booking_state(self) -> tuple[np.ndarray, ...]:
+        return (
             self.pickup_vec,
             self.dropoff_vec,
             self.minutes_per_km,
@@ -280,58 +278,83 @@ class DaySimulator:
             self.pickup_to_free_min,
             self.ride_km,
             self.load,
+        )
+
+    def _fill(
+        self,
+        candidates: np.ndarray,
+        valid: np.ndarray,
+        cost: np.ndarray,
+        added_km: np.ndarray,
+        pickup_min: np.ndarray,
+        position: np.ndarray,
+    ) -> None:
+        fill_best_insertions(
+            candidates,
+            self.now_min,
+            self._plan_state(),
+            self._booking_state(),
             self.capacity,
             self.shift_end_min,
             self.travel.great_circle,
             self.travel.scale_km,
-            LATE_AFTER_REQUESTED_MIN,
-            LATE_COST_KM_PER_MIN,
-            DELAY_COST_KM_PER_MIN,
-            FEASIBILITY_TOLERANCE_MIN,
+            INSERTION_RULES,
+            valid,
+            cost,
+            added_km,
+            pickup_min,
+            position,
         )
-        return InsertionTable(candidates, feasible, cost, added_km, pickup_min, position)
+
+    def insertion_table(self, candidates: np.ndarray) -> InsertionTable:
+        """Cheapest feasible insertion of each candidate booking into each driver's plan,
+        computed from scratch; :meth:`best_insertions` gives the same answers from a cache.
+        Where ``feasible`` is False, ``cost`` is ``inf``."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        shape = (self.n_drivers, self.n_bookings)
+        valid = np.zeros(shape, dtype=bool)
+        cost, added_km, pickup_min = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        position = np.zeros(shape, dtype=np.int64)
+        self._fill(candidates, valid, cost, added_km, pickup_min, position)
+        cost = cost[:, candidates]
+        return InsertionTable(
+            candidates,
+            np.isfinite(cost),
+            cost,
+            added_km[:, candidates],
+            pickup_min[:, candidates],
+            position[:, candidates],
+        )
 
     def best_insertions(self, candidates: np.ndarray) -> InsertionTable:
-        """:meth:`insertion_table` for every driver, recomputing only what changed since the
-        last call: the rows of drivers whose plan, position or clock changed and the columns
-        of bookings not seen before."""
+        """:meth:`insertion_table` from a cache: only the entries of drivers whose plan,
+        position or clock changed, and of bookings not seen before, are computed."""
         candidates = np.asarray(candidates, dtype=np.int64)
-        missing = ~self._best_valid[:, candidates]
-        if missing.any():
-            stale_rows = np.flatnonzero(missing.all(axis=1))
-            if stale_rows.size:
-                self._store(self.insertion_table(candidates, stale_rows), stale_rows)
-                missing[stale_rows] = False
-            new_columns = np.flatnonzero(missing.any(axis=0))
-            if new_columns.size:
-                rows = np.flatnonzero(missing.any(axis=1))
-                self._store(self.insertion_table(candidates[new_columns], rows), rows)
+        self._fill(
+            candidates,
+            self._best_valid,
+            self._best_cost,
+            self._best_added_km,
+            self._best_pickup_min,
+            self._best_position,
+        )
+        cost = self._best_cost[:, candidates]
         return InsertionTable(
             candidates=candidates,
-            feasible=self._best_feasible[:, candidates],
-            cost=self._best_cost[:, candidates],
+            feasible=cost < np.inf,
+            cost=cost,
             added_km=self._best_added_km[:, candidates],
             pickup_min=self._best_pickup_min[:, candidates],
             position=self._best_position[:, candidates],
         )
-
-    def _store(self, table: InsertionTable, rows: np.ndarray) -> None:
-        index = (rows[:, None], table.candidates[None, :])
-        self._best_feasible[index] = table.feasible
-        self._best_cost[index] = table.cost
-        self._best_added_km[index] = table.added_km
-        self._best_pickup_min[index] = table.pickup_min
-        self._best_position[index] = table.position
-        self._best_valid[index] = True
 
     def assign(self, driver: int, booking: int) -> Assignment:
         """Give an open booking to a driver at the cheapest feasible place in its plan."""
         if self.status[booking] != OPEN:
             raise ValueError(f"booking {booking} is not open (status {int(self.status[booking])})")
         if not self._best_valid[driver, booking]:
-            table = self.insertion_table(np.array([booking]), np.array([driver]))
-            self._store(table, np.array([driver]))
-        if not self._best_feasible[driver, booking]:
+            self.best_insertions(np.array([booking]))
+        if not np.isfinite(self._best_cost[driver, booking]):
             raise ValueError(f"driver {driver} cannot serve booking {booking} in time")
         position = int(self._best_position[driver, booking])
         added_km = float(self._best_added_km[driver, booking])
@@ -401,9 +424,8 @@ class DaySimulator:
     def _lock_departures(self, until_min: float) -> tuple[int, int]:
         """Lock every planned booking whose driver sets off before ``until_min``."""
         picked = late = 0
-        for driver, plan in enumerate(self.plans):
-            if not plan:
-                continue
+        for driver in np.flatnonzero(self.next_departure_min <= until_min).tolist():
+            plan = self.plans[driver]
             starts = self.plan_start[driver]
             departs = starts - self.plan_leg_min[driver]
             count = int(np.searchsorted(departs > until_min, True))
