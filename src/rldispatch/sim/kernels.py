@@ -272,3 +272,72 @@ def write_positions(
         pos_next_start[driver, k] = start[k]
         pos_next_slack[driver, k] = slack[k]
         pos_prev_next_km[driver, k] = leg_km[k]
+
+
+@njit(cache=True)
+def visible_bookings(status, earliest_min, latest_min, open_status, until_min):  # pragma: no cover
+    """Open bookings whose window opens by ``until_min``, by closing time then index."""
+    count = 0
+    for booking in range(status.shape[0]):
+        if status[booking] == open_status and earliest_min[booking] <= until_min:
+            count += 1
+    indices = np.empty(count, dtype=np.int64)
+    count = 0
+    for booking in range(status.shape[0]):
+        if status[booking] == open_status and earliest_min[booking] <= until_min:
+            indices[count] = booking
+            count += 1
+    order = np.argsort(latest_min[indices], kind="mergesort")
+    return indices[order]
+
+
+@njit(cache=True)
+def next_event_min(
+    now_min,
+    status,
+    release_min,
+    earliest_min,
+    latest_min,
+    lookahead_min,
+    plan_end_min,
+    shift_start_min,
+    unreleased_status,
+    open_status,
+):  # pragma: no cover - compiled
+    """The next release, window opening into view, window closing, driver becoming free or
+    shift starting after ``now_min``; ``inf`` when nothing is left to happen."""
+    best = np.inf
+    any_open = False
+    for booking in range(status.shape[0]):
+        state = status[booking]
+        if state == unreleased_status:
+            best = min(best, release_min[booking])
+        elif state == open_status:
+            any_open = True
+            best = min(best, latest_min[booking])
+            appear = earliest_min[booking] - lookahead_min
+            if appear > now_min:
+                best = min(best, appear)
+    if any_open:
+        for driver in range(plan_end_min.shape[0]):
+            if plan_end_min[driver] > now_min:
+                best = min(best, plan_end_min[driver])
+            if shift_start_min[driver] > now_min:
+                best = min(best, shift_start_min[driver])
+    return best
+
+
+@njit(cache=True)
+def release_and_cancel(
+    status, release_min, latest_min, at_min, unreleased_status, open_status, cancelled_status
+):  # pragma: no cover - compiled
+    """Open the bookings released by ``at_min``, cancel open ones whose window closed before
+    it; return how many were cancelled."""
+    cancelled = 0
+    for booking in range(status.shape[0]):
+        if status[booking] == unreleased_status and release_min[booking] <= at_min:
+            status[booking] = open_status
+        if status[booking] == open_status and latest_min[booking] < at_min:
+            status[booking] = cancelled_status
+            cancelled += 1
+    return cancelled

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
-from rldispatch.sim.kernels import fill_best_insertions, schedule_plan, write_positions
+from rldispatch.sim.kernels import (
+    fill_best_insertions,
+    release_and_cancel,
+    schedule_plan,
+    write_positions,
+)
+from rldispatch.sim.kernels import next_event_min as next_event_kernel
+from rldispatch.sim.kernels import visible_bookings as visible_kernel
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.travel import TravelModel
 
@@ -168,10 +175,13 @@ class DaySimulator:
     def visible_bookings(self) -> np.ndarray:
         """Open bookings that can be dispatched now, most pressing (earliest deadline) first."""
         if self._visible_cache is None:
-            mask = (self.status == OPEN) & (self.earliest_min <= self.now_min + self.lookahead_min)
-            indices = np.flatnonzero(mask)
-            order = np.lexsort((indices, self.latest_min[indices]))
-            self._visible_cache = indices[order]
+            self._visible_cache = visible_kernel(
+                self.status,
+                self.earliest_min,
+                self.latest_min,
+                OPEN,
+                self.now_min + self.lookahead_min,
+            )
         return self._visible_cache
 
     def driver_free_min(self) -> np.ndarray:
@@ -373,25 +383,18 @@ class DaySimulator:
 
     def next_event_min(self) -> float:
         """The next moment something changes for the dispatcher (``inf`` when nothing will)."""
-        now = self.now_min
-        candidates = [np.inf]
-        unreleased = self.status == UNRELEASED
-        if unreleased.any():
-            candidates.append(self.release_min[unreleased].min())
-        open_mask = self.status == OPEN
-        if open_mask.any():
-            candidates.append(self.latest_min[open_mask].min())
-            appear = self.earliest_min[open_mask] - self.lookahead_min
-            later = appear[appear > now]
-            if later.size:
-                candidates.append(later.min())
-            later = self.plan_end_min[self.plan_end_min > now]
-            if later.size:
-                candidates.append(later.min())
-            later = self.shift_start_min[self.shift_start_min > now]
-            if later.size:
-                candidates.append(later.min())
-        return float(min(candidates))
+        return next_event_kernel(
+            self.now_min,
+            self.status,
+            self.release_min,
+            self.earliest_min,
+            self.latest_min,
+            self.lookahead_min,
+            self.plan_end_min,
+            self.shift_start_min,
+            UNRELEASED,
+            OPEN,
+        )
 
     def advance(self) -> AdvanceOutcome:
         """Move the clock to the next event (at least ``min_advance_min`` ahead)."""
@@ -449,11 +452,9 @@ class DaySimulator:
         return picked, late
 
     def _release_and_cancel(self, at_min: float) -> int:
-        released = (self.status == UNRELEASED) & (self.release_min <= at_min)
-        self.status[released] = OPEN
-        expired = (self.status == OPEN) & (self.latest_min < at_min)
-        self.status[expired] = CANCELLED
-        count = int(expired.sum())
+        count = release_and_cancel(
+            self.status, self.release_min, self.latest_min, at_min, UNRELEASED, OPEN, CANCELLED
+        )
         self._waiting -= count
         return count
 
