@@ -14,6 +14,7 @@ from rldispatch.domain import Scenario, ScenarioError
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import TRAINING_SEEDS, make_preset
 from rldispatch.sim import DaySimulator, InsertionTable
+from rldispatch.sim.kernels import fill_observation
 
 ENV_ID = "rldispatch/Dispatch-v0"
 DRIVER_FEATURES = 4
@@ -299,27 +300,22 @@ class DispatchEnv(gym.Env):
         sim = self.sim
         config = self.config
         observation = np.zeros(config.observation_size, dtype=np.float32)
-        n_driver_values = config.max_drivers * DRIVER_FEATURES
-        drivers = observation[:n_driver_values].reshape(config.max_drivers, DRIVER_FEATURES)
-        bookings = observation[n_driver_values:-GLOBAL_FEATURES].reshape(
-            config.visible_slots, BOOKING_FEATURES
+        fill_observation(
+            observation,
+            config.max_drivers,
+            self._driver_xy_frame,
+            self._dropoff_frame,
+            self._pickup_frame,
+            sim.plan_end_booking,
+            sim.plan_end_min,
+            sim.rides,
+            sim.now_min,
+            self._visible,
+            sim.latest_min,
+            sim.priority,
+            sim.horizon_min,
+            sim.visible_bookings().size / config.visible_slots,
         )
-        n = sim.n_drivers
-        free_booking = sim.plan_end_booking
-        drivers[:n, 0:2] = self._driver_xy_frame
-        moved = free_booking >= 0
-        if moved.any():
-            drivers[:n][moved, 0:2] = self._dropoff_frame[free_booking[moved]]
-        drivers[:n, 2] = np.maximum(sim.plan_end_min - sim.now_min, 0.0) * (1.0 / 60.0)
-        drivers[:n, 3] = sim.rides * 0.1
-        visible = self._visible
-        k = visible.size
-        if k:
-            bookings[:k, 0:2] = self._pickup_frame[visible]
-            bookings[:k, 2] = np.maximum(sim.latest_min[visible] - sim.now_min, 0.0) * (1 / 60.0)
-            bookings[:k, 3] = sim.priority[visible]
-        observation[-2] = sim.now_min / sim.horizon_min
-        observation[-1] = sim.visible_bookings().size / config.visible_slots
         return observation
 
     def _info(self) -> dict[str, Any]:

@@ -341,3 +341,45 @@ def release_and_cancel(
             status[booking] = cancelled_status
             cancelled += 1
     return cancelled
+
+
+@njit(cache=True)
+def fill_observation(
+    observation,
+    max_drivers,
+    driver_start_frame,
+    dropoff_frame,
+    pickup_frame,
+    plan_end_booking,
+    plan_end_min,
+    rides,
+    now_min,
+    visible,
+    latest_min,
+    priority,
+    horizon_min,
+    visible_share,
+):  # pragma: no cover - compiled
+    """Write the flat observation documented in ``DispatchEnv`` into a zeroed array."""
+    for driver in range(plan_end_booking.shape[0]):
+        base = 4 * driver
+        booking = plan_end_booking[driver]
+        if booking >= 0:
+            observation[base] = dropoff_frame[booking, 0]
+            observation[base + 1] = dropoff_frame[booking, 1]
+        else:
+            observation[base] = driver_start_frame[driver, 0]
+            observation[base + 1] = driver_start_frame[driver, 1]
+        observation[base + 2] = max(plan_end_min[driver] - now_min, 0.0) / 60.0
+        observation[base + 3] = rides[driver] * 0.1
+    offset = 4 * max_drivers
+    for slot in range(visible.shape[0]):
+        booking = visible[slot]
+        base = offset + 4 * slot
+        observation[base] = pickup_frame[booking, 0]
+        observation[base + 1] = pickup_frame[booking, 1]
+        observation[base + 2] = max(latest_min[booking] - now_min, 0.0) / 60.0
+        observation[base + 3] = priority[booking]
+    size = observation.shape[0]
+    observation[size - 2] = now_min / horizon_min
+    observation[size - 1] = visible_share
