@@ -1,0 +1,7 @@
+"""``python -m rldispatch.cli`` runs the ``rldispatch`` command."""
+
+import sys
+
+from rldispatch.cli import main
+
+sys.exit(main())

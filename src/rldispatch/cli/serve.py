@@ -1,0 +1,79 @@
+"""``rldispatch serve``: the HTTP API (suggest, status, toggle, metrics, outcome)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rldispatch.cli.common import positive_int
+from rldispatch.policies.baselines import BASELINES
+from rldispatch.service.model import RUNTIMES
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="start the HTTP API",
+        description=(
+            "Serve dispatch suggestions over HTTP. Without --model (or with a broken one) the "
+            "service still starts and the fallback heuristic answers. Tokens come from "
+            "RLDISPATCH_TOKENS / RLDISPATCH_ADMIN_TOKENS / --tokens-file; with none, an admin "
+            "token is created in the data folder. See docs/service.md."
+        ),
+    )
+    parser.add_argument("--model", help="model file (PyTorch, or .onnx); env RLDISPATCH_MODEL")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="model runtime (auto: ONNX Runtime for .onnx files, NumPy for model files)",
+    )
+    parser.add_argument(
+        "--fallback", choices=sorted(BASELINES), help="fallback heuristic (insertion)"
+    )
+    parser.add_argument(
+        "--data-dir", help="SQLite file and local admin token (env RLDISPATCH_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--database-url", help="SQLAlchemy URL of the decision log (env RLDISPATCH_DATABASE_URL)"
+    )
+    parser.add_argument(
+        "--tokens-file", help="JSON file of API tokens (env RLDISPATCH_TOKENS_FILE)"
+    )
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import uvicorn
+    from sqlalchemy.exc import ArgumentError
+
+    from rldispatch.cli import CliError
+    from rldispatch.service.api import create_app
+    from rldispatch.service.auth import AuthConfigError
+    from rldispatch.service.config import ServiceConfig
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    torch.set_num_threads(1)  # small networks answer faster on one thread
+    config = ServiceConfig.from_env(
+        model_path=args.model,
+        runtime=args.runtime,
+        fallback_policy=args.fallback,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        tokens_file=args.tokens_file,
+    )
+    try:
+        app = create_app(config)
+    except ArgumentError as error:
+        raise CliError(f"database-url: {error}") from error
+    except (AuthConfigError, ValueError) as error:
+        raise CliError(str(error)) from error
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    return 0

@@ -1,0 +1,420 @@
+"""The HTTP API (DESIGN.md, "HTTP API contract"): suggest, status, toggle, metrics, outcome.
+
+``create_app(config)`` builds the app: the manager (model loaded once), the token registry
+and the store; the store's writer starts and the saved toggle state is read when the app
+starts, and buffered records are written when it stops.
+
+``suggest`` and ``outcome`` never wait on I/O (the store queues their records), so they run
+on the event loop: a suggestion is a fraction of a millisecond of CPU, less than a hop to
+the thread pool costs (large requests, over ``INLINE_MAX_ITEMS``, do go to the pool). The
+endpoints that read or write the database run in the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
+
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.service import prometheus
+from rldispatch.service.ab import ToggleState
+from rldispatch.service.auth import Admin, Reader, build_registry
+from rldispatch.service.config import ServiceConfig
+from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.schemas import (
+    ABOut,
+    ArmOutcomes,
+    LatencyOut,
+    MetricsResponse,
+    ModelStatus,
+    OutcomeRequest,
+    OutcomeResponse,
+    StatusResponse,
+    StoreStatus,
+    SuggestRequest,
+    SuggestResponse,
+    ToggleRequest,
+    ToggleStateOut,
+)
+from rldispatch.service.store import (
+    OutcomeRecord,
+    Store,
+    StoreUnavailable,
+    SuggestionRecord,
+    redact_url,
+)
+
+logger = logging.getLogger("rldispatch.service")
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+INLINE_MAX_ITEMS = 100
+"""Suggestions with more drivers plus open bookings than this run in the thread pool."""
+STATE_RETRY_S = 5.0
+
+
+@dataclass
+class Service:
+    """What the endpoints share: one manager, one store.
+
+    ``state_settled`` turns True once the toggle state in memory is the saved one (read at
+    start, or written by a toggle): a late read of the saved state never overrides it.
+    """
+
+    manager: RLDispatchManager
+    store: Store
+    state_settled: bool = False
+    toggle_lock: threading.Lock = field(default_factory=threading.Lock)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def store_status(self) -> StoreStatus:
+        return StoreStatus(url=redact_url(self.store.url), **self.store.counts())
+
+
+# --- answers of errors -------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    message: str
+    detail: list[FieldError]
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no or unknown bearer token"},
+}
+BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    400: {"model": ErrorOut, "description": "the body is not readable (JSON, UTF-8)"},
+    413: {"model": ErrorOut, "description": f"body larger than {MAX_BODY_BYTES} bytes"},
+    422: {"model": ValidationErrorOut, "description": "a field breaks its limits"},
+}
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part != "body"]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+    """422 naming each field: its path (``loc``) and message, never echoing the input."""
+    assert isinstance(error, RequestValidationError)
+    details = []
+    for item in error.errors():
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        details.append({"loc": list(item.get("loc", ())), "msg": message, "type": item["type"]})
+    summary = "; ".join(f"{_field_path(tuple(d['loc']))}: {d['msg']}" for d in details[:5])
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"message": summary, "detail": details},
+    )
+
+
+# --- dependencies ------------------------------------------------------------------------------
+# Async on purpose: FastAPI runs a sync dependency in the thread pool, one hop per dependency.
+
+
+async def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def get_manager(request: Request) -> RLDispatchManager:
+    return request.app.state.service.manager
+
+
+async def get_store(request: Request) -> Store:
+    return request.app.state.service.store
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+ManagerDep = Annotated[RLDispatchManager, Depends(get_manager)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def local_minute_of_day() -> float:
+    """The server's local clock, minutes after midnight."""
+    now = datetime.now().astimezone()
+    return now.hour * 60.0 + now.minute + now.second / 60.0
+
+
+def _state_out(state: ToggleState) -> ToggleStateOut:
+    return ToggleStateOut(
+        enabled=state.enabled,
+        ab_ratio=state.ab_ratio,
+        shadow=state.shadow,
+        updated_at=state.updated_at,
+        updated_by=state.updated_by,
+    )
+
+
+# --- /rl ---------------------------------------------------------------------------------------
+
+rl_router = APIRouter(prefix="/rl", tags=["rl"])
+
+
+@rl_router.post("/suggest", response_model=SuggestResponse, responses=BODY_RESPONSES)
+async def suggest(
+    body: SuggestRequest, principal: Reader, manager: ManagerDep, store: StoreDep
+) -> Response:
+    """Suggest a driver for one booking, from the learned policy or the fallback."""
+    live = body.to_live(local_minute_of_day())
+    if len(body.drivers) + len(body.open_bookings) <= INLINE_MAX_ITEMS:
+        suggestion = manager.suggest(live)
+    else:  # a large request would hold the event loop for many milliseconds
+        suggestion = await run_in_threadpool(manager.suggest, live)
+    response = SuggestResponse.from_suggestion(suggestion)
+    store.record_suggestion(
+        SuggestionRecord(
+            booking_id=suggestion.booking_id,
+            arm=suggestion.arm,
+            source=suggestion.source,
+            reason=suggestion.reason,
+            driver_id=suggestion.driver_id,
+            shadow_driver_id=suggestion.shadow_driver_id,
+            shadow_reason=suggestion.shadow_reason,
+            model_version=suggestion.model_version,
+            latency_ms=suggestion.latency_ms,
+            request=body,
+            response=response,
+        )
+    )
+    # Built and validated as a SuggestResponse already: serialize once, skip re-validation.
+    return Response(response.model_dump_json(), media_type="application/json")
+
+
+@rl_router.get("/status", response_model=StatusResponse, responses=AUTH_RESPONSES)
+def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
+    """Model loaded (version, path), RL on or off, A/B ratio, shadow mode, uptime."""
+    state = service.manager.state
+    return StatusResponse(
+        model=ModelStatus(**service.manager.model_status()),
+        enabled=state.enabled,
+        ab_ratio=state.ab_ratio,
+        shadow=state.shadow,
+        state_updated_at=state.updated_at,
+        state_updated_by=state.updated_by,
+        fallback_policy=service.manager.fallback_policy,
+        started_at=service.started_at,
+        uptime_s=service.uptime_s,
+        database=service.store_status(),
+    )
+
+
+@rl_router.post(
+    "/toggle",
+    response_model=ToggleStateOut,
+    responses={
+        **BODY_RESPONSES,
+        403: {"model": ErrorOut, "description": "the token is not an admin token"},
+        503: {"model": ErrorOut, "description": "the database did not save the change"},
+    },
+)
+def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> ToggleStateOut:
+    """Switch RL on or off, set the A/B ratio or shadow mode (admin); survives a restart."""
+    with service.toggle_lock:  # one read-modify-write at a time
+        current = service.manager.state
+        new_state = ToggleState(
+            enabled=current.enabled if body.enabled is None else body.enabled,
+            ab_ratio=current.ab_ratio if body.ab_ratio is None else body.ab_ratio,
+            shadow=current.shadow if body.shadow is None else body.shadow,
+            updated_at=datetime.now(UTC),
+            updated_by=principal.name,
+        )
+        try:
+            service.store.save_state(new_state)
+        except StoreUnavailable as error:
+            raise HTTPException(
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"database: the change was not saved, nothing changed ({error})",
+            ) from error
+        service.state_settled = True
+        service.manager.set_state(new_state)
+    logger.info(
+        "toggle by %s: enabled=%s ab_ratio=%s shadow=%s",
+        principal.name,
+        new_state.enabled,
+        new_state.ab_ratio,
+        new_state.shadow,
+    )
+    return _state_out(new_state)
+
+
+@rl_router.get("/metrics", response_model=MetricsResponse, responses=AUTH_RESPONSES)
+def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
+    """Suggestions, fallbacks by reason, errors, latency, and the A/B arms' outcomes."""
+    stats = service.manager.statistics()
+    state = service.manager.state
+    try:
+        arms = {arm: ArmOutcomes(**figures) for arm, figures in service.store.ab_summary().items()}
+        ab = ABOut(ab_ratio=state.ab_ratio, arms=arms)
+    except StoreUnavailable as error:
+        ab = ABOut(ab_ratio=state.ab_ratio, arms=None, error=f"database unavailable: {error}")
+    return MetricsResponse(
+        suggestions=stats.suggestions,
+        by_source=stats.by_source,
+        fallbacks=stats.fallbacks,
+        errors=stats.errors,
+        latency_ms=LatencyOut(**stats.latency_ms, samples=stats.latency_samples),
+        database=service.store_status(),
+        ab=ab,
+    )
+
+
+@rl_router.post(
+    "/outcome",
+    response_model=OutcomeResponse,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=BODY_RESPONSES,
+)
+async def report_outcome(
+    body: OutcomeRequest, principal: Reader, store: StoreDep
+) -> OutcomeResponse:
+    """Report a booking's real pickup time and km after the ride (for the A/B comparison)."""
+    delay_min = (body.picked_up_at - body.requested_pickup_at).total_seconds() / 60.0
+    late = delay_min > LATE_AFTER_REQUESTED_MIN
+    store.record_outcome(
+        OutcomeRecord(
+            booking_id=body.booking_id,
+            driver_id=body.driver_id,
+            requested_pickup_at=body.requested_pickup_at,
+            picked_up_at=body.picked_up_at,
+            pickup_delay_min=delay_min,
+            late=late,
+            distance_km=body.distance_km,
+        )
+    )
+    return OutcomeResponse(
+        booking_id=body.booking_id, accepted=True, pickup_delay_min=delay_min, late=late
+    )
+
+
+# --- operations --------------------------------------------------------------------------------
+
+ops_router = APIRouter(tags=["operations"])
+
+
+@ops_router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {
+            "description": "no or unknown bearer token",
+            "content": {"application/json": {"schema": ErrorOut.model_json_schema()}},
+        },
+    },
+)
+def prometheus_metrics(principal: Reader, service: ServiceDep) -> PlainTextResponse:
+    """The service's figures in the Prometheus text format."""
+    text = prometheus.render(
+        service.manager.statistics(),
+        service.manager.state,
+        service.manager.model is not None,
+        service.store.counts(),
+        service.uptime_s,
+    )
+    return PlainTextResponse(text, media_type=prometheus.CONTENT_TYPE)
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+@ops_router.get("/healthz", response_model=HealthOut)
+async def health() -> HealthOut:
+    """Liveness: answers while the process serves (no token needed, no data)."""
+    return HealthOut(status="ok")
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+def _apply_saved_state(service: Service) -> bool:
+    """Read the saved toggle state into the manager; False while the database is down."""
+    try:
+        saved = service.store.load_state()
+    except StoreUnavailable:
+        return False
+    if saved is not None and not service.state_settled:
+        service.manager.set_state(saved)
+        logger.info(
+            "toggle state: enabled=%s ab_ratio=%s shadow=%s (set by %s)",
+            saved.enabled,
+            saved.ab_ratio,
+            saved.shadow,
+            saved.updated_by,
+        )
+    service.state_settled = True
+    return True
+
+
+async def _retry_saved_state(service: Service) -> None:
+    """While the database is down RL stays off; read the saved state once it answers."""
+    logger.warning("toggle state unreadable (database down): RL off until it answers")
+    while not await asyncio.to_thread(_apply_saved_state, service):
+        await asyncio.sleep(STATE_RETRY_S)
+
+
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    """The service's FastAPI app (see the module docstring)."""
+    config = config or ServiceConfig.from_env()
+    tokens = build_registry(config.environ, config.tokens_file, config.data_dir)
+    manager = RLDispatchManager(
+        config.model_path, runtime=config.runtime, fallback_policy=config.fallback_policy
+    )
+    store = Store(config.resolved_database_url)
+    service = Service(manager=manager, store=store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(store.start)
+        await asyncio.to_thread(manager.warm_up)
+        retry = None
+        if not await asyncio.to_thread(_apply_saved_state, service):
+            retry = asyncio.create_task(_retry_saved_state(service))
+        try:
+            yield
+        finally:
+            if retry is not None:
+                retry.cancel()
+            await asyncio.to_thread(store.close)
+
+    app = FastAPI(
+        title="rldispatch",
+        summary="Ride dispatch suggestions from a learned policy, with a heuristic safety net.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.service = service
+    app.state.tokens = tokens
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.include_router(rl_router)
+    app.include_router(ops_router)
+    return app

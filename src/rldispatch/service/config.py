@@ -1,0 +1,79 @@
+"""How the service is configured: command-line options over environment variables.
+
+==============================  ============================================================
+environment variable            meaning (default)
+==============================  ============================================================
+``RLDISPATCH_MODEL``            model file (none: the fallback answers everything)
+``RLDISPATCH_RUNTIME``          ``auto``, ``numpy``, ``torch`` or ``onnx`` (``auto``)
+``RLDISPATCH_FALLBACK_POLICY``  heuristic of the fallback (``insertion``)
+``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
+                                (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
+``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
+``RLDISPATCH_TOKENS``           read tokens, comma separated
+``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
+``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
+==============================  ============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_MODEL = "RLDISPATCH_MODEL"
+ENV_RUNTIME = "RLDISPATCH_RUNTIME"
+ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
+ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
+ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    if environ.get(ENV_DATA_DIR):
+        return Path(environ[ENV_DATA_DIR])
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rldispatch"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything ``create_app`` needs; :meth:`from_env` fills the gaps from the environment."""
+
+    model_path: Path | None = None
+    runtime: str = "auto"
+    fallback_policy: str = "insertion"
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    database_url: str | None = None
+    tokens_file: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        model_path: str | Path | None = None,
+        runtime: str | None = None,
+        fallback_policy: str | None = None,
+        data_dir: str | Path | None = None,
+        database_url: str | None = None,
+        tokens_file: str | Path | None = None,
+    ) -> ServiceConfig:
+        environ = dict(os.environ if environ is None else environ)
+        model = model_path or environ.get(ENV_MODEL) or None
+        return cls(
+            model_path=Path(model) if model else None,
+            runtime=runtime or environ.get(ENV_RUNTIME) or "auto",
+            fallback_policy=fallback_policy or environ.get(ENV_FALLBACK) or "insertion",
+            data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
+            database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
+            tokens_file=Path(tokens_file) if tokens_file else None,
+            environ=environ,
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        from rldispatch.service.store import default_database_url
+
+        return self.database_url or default_database_url(self.data_dir)

@@ -1,0 +1,251 @@
+"""Builders shared by the service tests: model files, live requests, a real server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+
+from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
+from rldispatch.agents.dqn.network import QNetwork
+from rldispatch.env import EnvConfig
+from rldispatch.scenarios.presets import make_preset
+from rldispatch.service.schemas import SuggestRequest
+from rldispatch.service.snapshot import LiveRequest
+
+READ_TOKEN = "read-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+SERVER_START_TIMEOUT_S = 60.0
+
+
+def make_model_file(
+    path: Path,
+    env_config: EnvConfig | None = None,
+    hidden_sizes: tuple[int, ...] = (64, 64),
+    seed: int = 0,
+    preset: str = "geneva",
+    tweak: Callable[[QNetwork], None] | None = None,
+) -> Path:
+    """A model file with random weights (changed by ``tweak``), through the model-file API."""
+    env_config = env_config or EnvConfig()
+    config = DQNConfig(hidden_sizes=hidden_sizes)
+    torch.manual_seed(seed)
+    network = QNetwork(env_config.observation_size, env_config.n_actions, hidden_sizes)
+    if tweak is not None:
+        with torch.no_grad():
+            tweak(network)
+    metadata = ModelMetadata(
+        observation_size=env_config.observation_size,
+        n_actions=env_config.n_actions,
+        env_config=asdict(env_config),
+        preset=preset,
+        hyperparameters=asdict(config),
+    )
+    return save_model(path, network, metadata)
+
+
+def suggest_body(
+    booking_id: str = "b1",
+    n_drivers: int = 5,
+    n_open: int = 3,
+    seed: int = 0,
+    minute_of_day: float | None = 600.0,
+) -> dict[str, Any]:
+    """A realistic request: Geneva drivers and bookings of a preset day, times from now."""
+    day = make_preset("geneva", seed)
+    rng = np.random.default_rng(seed)
+
+    def booking(index: int, identifier: str) -> dict[str, Any]:
+        source = day.bookings[index % len(day.bookings)]
+        opens = float(rng.uniform(0.0, 40.0))
+        return {
+            "id": identifier,
+            "pickup": {"lat": source.pickup[0], "lon": source.pickup[1]},
+            "dropoff": {"lat": source.dropoff[0], "lon": source.dropoff[1]},
+            "requested_in_min": opens + 10.0,
+            "window_opens_in_min": opens,
+            "window_closes_in_min": opens + 35.0,
+            "service_min": 3.0,
+            "priority": int(source.priority),
+            "load": 1,
+        }
+
+    drivers = []
+    for index in range(n_drivers):
+        where = day.bookings[(7 * index + 3) % len(day.bookings)].dropoff
+        drivers.append(
+            {
+                "id": f"d{index + 1}",
+                "position": {"lat": where[0], "lon": where[1]},
+                "free_in_min": float(rng.choice([0.0, rng.uniform(0.0, 20.0)])),
+                "shift_ends_in_min": 300.0,
+                "capacity": 1,
+                "rides_today": int(rng.integers(0, 8)),
+            }
+        )
+    body: dict[str, Any] = {
+        "booking": booking(0, booking_id),
+        "drivers": drivers,
+        "open_bookings": [booking(i + 1, f"{booking_id}-o{i + 1}") for i in range(n_open)],
+    }
+    if minute_of_day is not None:
+        body["minute_of_day"] = minute_of_day
+    return body
+
+
+def live_request(**kwargs: Any) -> LiveRequest:
+    """:func:`suggest_body` as the manager's input."""
+    return SuggestRequest.model_validate(suggest_body(**kwargs)).to_live(600.0)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``rldispatch serve`` in a subprocess on a free loopback port."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        model: Path | None = None,
+        database_url: str | None = None,
+        tokens: bool = True,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir / f"server-{self.port}.log"
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from rldispatch.cli import main; sys.exit(main())",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "info",
+            *extra_args,
+        ]
+        if model is not None:
+            command += ["--model", str(model)]
+        if database_url is not None:
+            command += ["--database-url", database_url]
+        environ = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("RLDISPATCH_") or key == "RLDISPATCH_TEST_POSTGRES_URL"
+        }
+        if tokens:
+            environ["RLDISPATCH_TOKENS"] = READ_TOKEN
+            environ["RLDISPATCH_ADMIN_TOKENS"] = ADMIN_TOKEN
+        environ.update(env or {})
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=environ
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start in {SERVER_START_TIMEOUT_S} s:\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM (graceful: the store writes what it holds), then wait."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ThreadedServer:
+    """The app of ``create_app`` under uvicorn in a thread of this process, on a free port:
+    the real server without a new interpreter's start-up time."""
+
+    def __init__(
+        self, data_dir: Path, model: Path | None = None, database_url: str | None = None
+    ) -> None:
+        import uvicorn
+
+        from rldispatch.service.api import create_app
+        from rldispatch.service.config import ServiceConfig
+
+        config = ServiceConfig.from_env(
+            {"RLDISPATCH_TOKENS": READ_TOKEN, "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN},
+            model_path=model,
+            data_dir=data_dir,
+            database_url=database_url,
+        )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(config)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("threaded server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Graceful: the app's shutdown writes what the store holds."""
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def __enter__(self) -> ThreadedServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def auth(token: str = READ_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,193 @@
+"""The decision log: what it writes, and what it does while the database is down."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from rldispatch.service.ab import ToggleState
+from rldispatch.service.store import (
+    OutcomeRecord,
+    Store,
+    StoreUnavailable,
+    SuggestionRecord,
+    outcomes,
+    suggestions,
+)
+
+
+def suggestion(booking_id: str, arm: str | None = "rl", source: str = "rl") -> SuggestionRecord:
+    return SuggestionRecord(
+        booking_id=booking_id,
+        arm=arm,
+        source=source,
+        reason=None if source == "rl" else "ab_heuristic_arm",
+        driver_id="d1",
+        shadow_driver_id=None,
+        shadow_reason=None,
+        model_version="dqn-test",
+        latency_ms=0.4,
+        request={"booking": {"id": booking_id}},
+        response={"driver_id": "d1"},
+    )
+
+
+def outcome(booking_id: str, delay_min: float, km: float) -> OutcomeRecord:
+    requested = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    return OutcomeRecord(
+        booking_id=booking_id,
+        driver_id="d1",
+        requested_pickup_at=requested,
+        picked_up_at=requested + timedelta(minutes=delay_min),
+        pickup_delay_min=delay_min,
+        late=delay_min > 5,
+        distance_km=km,
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'log.sqlite3'}?timeout=0.05"
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    store = Store(sqlite_url, retry_initial_s=0.05, retry_max_s=0.2)
+    store.start()
+    yield store
+    store.close()
+
+
+def booking_ids(url: str) -> list[str]:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        ids = list(connection.scalars(select(suggestions.c.booking_id).order_by(suggestions.c.id)))
+    engine.dispose()
+    return ids
+
+
+def test_suggestions_and_outcomes_are_written_with_the_arm(store: Store, sqlite_url: str) -> None:
+    store.record_suggestion(suggestion("b1", arm="rl"))
+    store.record_suggestion(suggestion("b2", arm="heuristic", source="fallback"))
+    store.record_outcome(outcome("b1", delay_min=7.0, km=4.0))
+    store.record_outcome(outcome("b2", delay_min=1.0, km=6.0))
+    store.record_outcome(outcome("unknown", delay_min=0.0, km=1.0))
+    assert store.flush(5.0)
+    assert store.counts()["written"] == 5
+    engine = create_engine(sqlite_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(outcomes.c.booking_id, outcomes.c.arm, outcomes.c.source).order_by(outcomes.c.id)
+        ).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("b1", "rl", "rl"),
+        ("b2", "heuristic", "fallback"),
+        ("unknown", None, None),
+    ]
+    arms = store.ab_summary()
+    assert arms["rl"] == {
+        "suggestions": 1,
+        "outcomes": 1,
+        "late_rate": 1.0,
+        "mean_distance_km": 4.0,
+        "mean_pickup_delay_min": 7.0,
+    }
+    assert arms["heuristic"]["late_rate"] == 0.0
+    assert arms["heuristic"]["mean_distance_km"] == 6.0
+
+
+def test_toggle_state_survives_a_new_store(sqlite_url: str) -> None:
+    first = Store(sqlite_url)
+    first.start()
+    assert first.load_state() is None
+    first.save_state(ToggleState(enabled=True, ab_ratio=0.25, shadow=True, updated_by="ops"))
+    first.close()
+    second = Store(sqlite_url)
+    second.start()
+    state = second.load_state()
+    second.close()
+    assert (state.enabled, state.ab_ratio, state.shadow, state.updated_by) == (
+        True,
+        0.25,
+        True,
+        "ops",
+    )
+    assert state.updated_at.tzinfo is not None
+
+
+@pytest.fixture
+def locked(sqlite_url: str, store: Store) -> Iterator[sqlite3.Connection]:
+    """Another process holds the database's write lock: every write of the store fails."""
+    path = sqlite_url.removeprefix("sqlite:///").split("?")[0]
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("BEGIN EXCLUSIVE")
+    yield connection
+    connection.close()
+
+
+def test_while_the_database_is_down_writes_are_buffered_then_replayed(
+    store: Store, sqlite_url: str, locked: sqlite3.Connection
+) -> None:
+    for index in range(30):
+        store.record_suggestion(suggestion(f"b{index}"))
+    assert not store.flush(0.5)
+    counts = store.counts()
+    assert (counts["available"], counts["written"], counts["pending"]) == (False, 0, 30)
+    assert counts["write_errors"] >= 1 and "locked" in counts["last_error"]
+    with pytest.raises(StoreUnavailable):
+        store.save_state(ToggleState(enabled=True))
+    locked.execute("ROLLBACK")
+    assert store.flush(10.0)
+    assert store.counts()["available"] and store.counts()["lost"] == 0
+    assert booking_ids(sqlite_url) == [f"b{index}" for index in range(30)]
+
+
+def test_a_full_buffer_drops_the_oldest_and_counts_them(
+    sqlite_url: str, locked: sqlite3.Connection
+) -> None:
+    small = Store(sqlite_url, max_pending=5, retry_initial_s=0.05, retry_max_s=0.1)
+    small.start()
+    for index in range(8):
+        small.record_suggestion(suggestion(f"b{index}"))
+    assert small.counts()["lost"] == 3
+    locked.execute("ROLLBACK")
+    assert small.flush(10.0)
+    small.close()
+    assert booking_ids(sqlite_url) == [f"b{index}" for index in range(3, 8)]
+
+
+def test_stopping_with_the_database_down_counts_the_rest_as_lost(
+    sqlite_url: str, locked: sqlite3.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(sqlite_url, retry_initial_s=0.05)
+    store.start()
+    for index in range(4):
+        store.record_suggestion(suggestion(f"b{index}"))
+    store.close(timeout_s=1.0)
+    assert store.counts()["lost"] == 4
+    assert "4 records not written" in caplog.text
+
+
+@pytest.mark.postgres
+def test_postgres_store_keeps_state_suggestions_and_outcomes(postgres_schema_url: str) -> None:
+    store = Store(postgres_schema_url)
+    store.start()
+    store.save_state(ToggleState(enabled=True, ab_ratio=0.7, updated_by="ops"))
+    for index in range(20):
+        store.record_suggestion(suggestion(f"b{index}"))
+    store.record_outcome(outcome("b3", delay_min=9.0, km=3.0))
+    assert store.flush(10.0)
+    store.close()
+    again = Store(postgres_schema_url)
+    again.start()
+    assert again.load_state().ab_ratio == 0.7
+    assert again.ab_summary()["rl"]["outcomes"] == 1
+    with again.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(suggestions)) == 20
+    again.close()
