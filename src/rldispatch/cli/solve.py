@@ -1,0 +1,89 @@
+"""``rldispatch solve``: the hindsight solution of a scenario (every booking known in advance).
+
+A Cordeau ``.txt`` instance is solved as the static dial-a-ride problem and checked by the
+independent checker; a JSON scenario is solved under the simulator's rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rldispatch.cli import CliError
+from rldispatch.files import atomic_write_json
+from rldispatch.rewards import RewardConfig
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "solve",
+        help="hindsight solution of a scenario (all bookings known)",
+        description=__doc__.splitlines()[0].split(": ", 1)[1],
+    )
+    parser.add_argument(
+        "--scenario",
+        required=True,
+        type=Path,
+        help="scenario JSON file, or a Cordeau instance (.txt)",
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds of search (default 60 for a Cordeau instance, 30 for a scenario)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="order in which the solver sees the bookings"
+    )
+    parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rldispatch.policies.hindsight import solve_cordeau, solve_scenario
+    from rldispatch.policies.hindsight_check import check_cordeau_solution
+    from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
+    from rldispatch.scenarios.files import load_scenario
+
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise CliError(f"--time-limit must be positive, got {args.time_limit}")
+    path: Path = args.scenario
+    if not path.is_file():
+        raise CliError(f"--scenario: no such file: {path}")
+    extra: dict[str, Any] = {}
+    if path.suffix == ".txt":
+        instance = read_cordeau(path)
+        time_limit_s = 60.0 if args.time_limit is None else args.time_limit
+        result = solve_cordeau(instance, time_limit_s=time_limit_s, seed=args.seed)
+        print(result)
+        problems = check_cordeau_solution(instance, result.routes, claimed_cost=result.cost)
+        print()
+        if problems:
+            print(f"checker: {len(problems)} problem(s), first: {problems[0]}")
+        else:
+            print("checker: the solution is valid")
+        extra["checker_problems"] = problems
+        best_known = BEST_KNOWN_COSTS.get(instance.name)
+        if best_known is not None:
+            gap_pct = 100.0 * (result.cost - best_known) / best_known
+            print(f"best known cost: {best_known:.2f} (gap {gap_pct:.2f} %)")
+            extra["best_known_cost"] = best_known
+            extra["gap_pct"] = gap_pct
+        feasible = result.feasible and not problems
+    else:
+        scenario = load_scenario(path)
+        time_limit_s = 30.0 if args.time_limit is None else args.time_limit
+        result = solve_scenario(
+            scenario, time_limit_s=time_limit_s, reward=RewardConfig(), seed=args.seed
+        )
+        print(result)
+        feasible = result.feasible
+    if args.json:
+        data = result.to_dict()
+        data["feasible"] = feasible
+        data["scenario"] = str(path)
+        data.update(extra)
+        atomic_write_json(args.json, data)
+        print(f"wrote {args.json}")
+    return 0 if feasible else 1

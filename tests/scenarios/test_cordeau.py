@@ -1,0 +1,151 @@
+"""Reading the Cordeau dial-a-ride instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rldispatch.domain import ScenarioError
+from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
+from rldispatch.scenarios.files import load_scenario
+
+
+def cordeau_dir() -> Path:
+    """The shared benchmark folder, a sibling of the repository root; skip when absent."""
+    folder = (
+        Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "cordeau"
+    ).resolve()
+    if not folder.is_dir():
+        pytest.skip(f"Cordeau instances not found at {folder} (expected beside the repository)")
+    return folder
+
+
+def instance_paths() -> list[Path]:
+    return sorted(cordeau_dir().glob("a*.txt"))
+
+
+def header(path: Path) -> list[float]:
+    return [float(v) for v in path.read_text().split("\n", 1)[0].split()]
+
+
+def test_every_published_instance_is_present_and_has_a_best_known_cost():
+    names = {path.stem for path in instance_paths()}
+    assert names == set(BEST_KNOWN_COSTS)
+
+
+def test_every_instance_matches_its_header():
+    for path in instance_paths():
+        instance = read_cordeau(path)
+        vehicles, nodes, duration, capacity, ride = header(path)
+        assert instance.n_vehicles == vehicles, path.name
+        assert 2 * instance.n_requests == nodes, path.name
+        assert instance.max_route_duration == duration
+        assert instance.capacity == capacity
+        assert instance.max_ride_time == ride
+        assert instance.name == path.stem
+        k, n = path.stem[1:].split("-")
+        assert (instance.n_vehicles, instance.n_requests) == (int(k), int(n))
+
+
+def test_half_the_requests_are_inbound_with_the_narrow_window_on_the_dropoff():
+    instance = read_cordeau(cordeau_dir() / "a2-16.txt")
+    assert instance.is_inbound.sum() == instance.n_requests // 2
+    widths = instance.dropoff_window[:, 1] - instance.dropoff_window[:, 0]
+    assert np.all(widths[instance.is_inbound] == 15)
+
+
+def test_file_without_end_depot_reads_like_one_with_it(tmp_path):
+    source = (cordeau_dir() / "a2-20.txt").read_text().rstrip("\n").split("\n")
+    assert source[-1].split()[4] == "0"  # a2-20 has the end depot
+    trimmed = tmp_path / "a2-20.txt"
+    trimmed.write_text("\n".join(source[:-1]) + "\n")
+    full, short = read_cordeau(cordeau_dir() / "a2-20.txt"), read_cordeau(trimmed)
+    assert short.n_requests == full.n_requests == 20
+    assert np.array_equal(short.pickup_window, full.pickup_window)
+    assert short.end_depot_window == short.depot_window
+    assert full.end_depot_window == (0.0, 600.0)
+
+
+def test_spaces_instead_of_tabs_read_the_same(tmp_path):
+    path = cordeau_dir() / "a2-16.txt"
+    spaced = tmp_path / "a2-16.txt"
+    spaced.write_text(path.read_text().replace("\t", "   "))
+    assert np.array_equal(read_cordeau(spaced).dropoff_xy, read_cordeau(path).dropoff_xy)
+
+
+def test_requests_are_counted_from_node_lines_not_the_header(tmp_path):
+    text = (cordeau_dir() / "a2-16.txt").read_text().split("\n", 1)
+    wrong = tmp_path / "wrong-header.txt"
+    wrong.write_text("2 40 480 3 30\n" + text[1])
+    assert read_cordeau(wrong).n_requests == 16
+
+
+def test_to_scenario_is_a_valid_simulator_day():
+    for path in instance_paths():
+        instance = read_cordeau(path)
+        scenario = load_scenario(path)
+        assert scenario.coords == "xy"
+        assert len(scenario.drivers) == instance.n_vehicles
+        assert len(scenario.bookings) == instance.n_requests
+        assert all(d.capacity == instance.capacity for d in scenario.drivers)
+        assert all(d.start == instance.depot_xy for d in scenario.drivers)
+        assert all(b.release_min == 0 for b in scenario.bookings)
+        assert all(b.requested_min == b.window[0] for b in scenario.bookings)
+        assert all(b.window[0] <= b.window[1] for b in scenario.bookings)
+        assert scenario.travel.speed_kmh == 60 and scenario.travel.detour == 1
+
+
+def test_to_scenario_derives_an_inbound_pickup_window_from_the_dropoff_window():
+    instance = read_cordeau(cordeau_dir() / "a2-16.txt")
+    scenario = instance.to_scenario()
+    direct = instance.direct_distance()
+    i = int(np.flatnonzero(instance.is_inbound)[0])
+    early, late = instance.dropoff_window[i]
+    service = instance.pickup_service[i]
+    expected = (max(0.0, early - instance.max_ride_time - service), late - service - direct[i])
+    assert scenario.bookings[i].window == pytest.approx(expected)
+    j = int(np.flatnonzero(~instance.is_inbound)[0])
+    assert scenario.bookings[j].window == tuple(instance.pickup_window[j])
+
+
+def broken_copy(tmp_path: Path, line_no: int, new_line: str) -> Path:
+    lines = (cordeau_dir() / "a2-16.txt").read_text().split("\n")
+    lines[line_no - 1] = new_line
+    path = tmp_path / "broken.txt"
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line_no", "new_line", "expected"),
+    [
+        (5, "  4\t-2.0\tabc\t3\t1\t0 1440", "line 5: field 'y'"),
+        (5, "  4\t-2.0\t1.0\t3\t1\t0", "line 5: expected 7 fields"),
+        (1, "2 32 480 3", "line 1: the header needs 5 fields"),
+        (1, "two 32 480 3 30", "line 1: field 'vehicles'"),
+        (7, "  9\t1.0\t1.0\t3\t1\t0 1440", "line 7: field 'id'"),
+        (20, " 18\t1.0\t1.0\t3\t1\t0 1440", "line 20: field 'load'"),
+        (5, "  4\t-2.0\t1.0\t3\t1\t90 10", "line 5: field 'latest'"),
+    ],
+)
+def test_broken_file_names_the_line_and_field(tmp_path, line_no, new_line, expected):
+    with pytest.raises(ScenarioError, match=expected):
+        read_cordeau(broken_copy(tmp_path, line_no, new_line))
+
+
+def test_broken_file_through_load_scenario_is_a_scenario_error(tmp_path):
+    with pytest.raises(ScenarioError, match="line 3"):
+        load_scenario(broken_copy(tmp_path, 3, "  2\tx\t7.114\t3\t1\t0 1440"))
+
+
+def test_missing_file_is_a_scenario_error(tmp_path):
+    with pytest.raises(ScenarioError, match="no such"):
+        read_cordeau(tmp_path / "absent.txt")
+
+
+def test_instance_arrays_are_read_only():
+    instance = read_cordeau(cordeau_dir() / "a2-16.txt")
+    with pytest.raises(ValueError):
+        instance.pickup_xy[0, 0] = 1.0
