@@ -23,6 +23,7 @@ VERB_MODULES = (
     "serve",
     "collect",
     "export_onnx",
+    "quickstart",
 )
 EXIT_BAD_INPUT = 2
 

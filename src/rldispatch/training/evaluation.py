@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -32,3 +32,16 @@ def evaluate_policy(
     env = DispatchEnv(preset=None, scenarios=list(days), config=env_config)
     iterator = tqdm(days, desc=label or policy.name, unit="day", leave=False, disable=not progress)
     return [run_day(policy, env, scenario) for scenario in iterator]
+
+
+def evaluate_policies(
+    policies: Mapping[str, Policy],
+    days: Sequence[Scenario],
+    env_config: EnvConfig | None = None,
+    progress: bool = False,
+) -> dict[str, list[DayMetrics]]:
+    """Play every day with every policy (paired: the same days, in the same order)."""
+    return {
+        name: evaluate_policy(policy, days, env_config, progress=progress, label=name)
+        for name, policy in policies.items()
+    }

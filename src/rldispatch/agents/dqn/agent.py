@@ -1,0 +1,152 @@
+"""The Double-DQN agent: masked epsilon-greedy acting and the learning update.
+
+Invalid actions are masked in three places: the greedy argmax, the random exploration draw
+(uniform over the valid actions only) and the next state's argmax/max in the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.dqn.network import build_q_network, make_q_function
+from rldispatch.agents.dqn.replay import ReplayBatch
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """Figures of one gradient step."""
+
+    td_loss: float
+    q_mean: float
+
+
+def linear_epsilon(config: DQNConfig, step: int) -> float:
+    """Epsilon at env step ``step``: linear from ``epsilon_start`` to ``epsilon_end``."""
+    if config.epsilon_decay_steps == 0:
+        return config.epsilon_end
+    fraction = min(step / config.epsilon_decay_steps, 1.0)
+    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
+
+
+def _adam(network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
+    """Adam, fused where PyTorch supports it on this device (one kernel per tensor instead of
+    a dozen: ~3x faster on CPU; PyTorch >= 2.4)."""
+    try:
+        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(network.parameters(), lr=learning_rate)
+
+
+class DQNAgent:
+    """Q-network, target network and optimizer for observations of ``observation_size``
+    floats and ``n_actions`` discrete actions.
+
+    :param seed: seeds the weight initialisation and the exploration draws.
+    :param max_drivers: driver slots of the env (needed by the pair-scorer network).
+    :param visible_slots: booking slots of the env (needed by the pair-scorer network).
+    """
+
+    def __init__(
+        self,
+        observation_size: int,
+        n_actions: int,
+        config: DQNConfig,
+        seed: int = 0,
+        max_drivers: int = 0,
+        visible_slots: int = 0,
+    ) -> None:
+        self.config = config
+        self.observation_size = int(observation_size)
+        self.n_actions = int(n_actions)
+        torch.manual_seed(seed)
+        shapes = (observation_size, n_actions, max_drivers, visible_slots)
+        self.q_network = build_q_network(config, *shapes)
+        self.target_network = build_q_network(config, *shapes)
+        self.target_network.load_state_dict(self.q_network.state_dict())
+        self.target_network.requires_grad_(False)
+        self.optimizer = _adam(self.q_network, config.learning_rate)
+        self.rng = np.random.default_rng(seed)
+        self.q_function = make_q_function(self.q_network)
+        self.updates = 0
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def greedy_action(self, observation: np.ndarray, action_mask: np.ndarray) -> int:
+        """The valid action with the highest Q-value."""
+        return int(np.argmax(self.q_function.masked(observation, action_mask)))
+
+    def act(self, observation: np.ndarray, action_mask: np.ndarray, epsilon: float) -> int:
+        """Epsilon-greedy over the valid actions only."""
+        if self.rng.random() < epsilon:
+            return int(self.rng.choice(np.flatnonzero(action_mask)))
+        return self.greedy_action(observation, action_mask)
+
+    # --- learning --------------------------------------------------------------------------
+
+    def td_target(self, batch: ReplayBatch) -> torch.Tensor:
+        """``r + gamma^k * (1 - terminated) * Q_target(s', a*)`` with ``a*`` the best valid
+        next action by the online network (Double DQN) or by the target network."""
+        gamma = self.config.gamma
+        next_observations, next_masks = batch.next_observations, batch.next_action_masks
+        with torch.inference_mode():
+            if self.config.double_dqn:
+                online_q = self.q_network.masked_q_values(next_observations, next_masks)
+                best_next = online_q.argmax(1)
+                next_q = self.target_network.q_of_actions(next_observations, best_next)
+            else:
+                target_q = self.target_network.masked_q_values(next_observations, next_masks)
+                next_q = target_q.max(1).values
+            discount = gamma**batch.bootstrap_steps * (1.0 - batch.terminated)
+            target = batch.rewards + discount * next_q
+        return target.clone()  # a normal tensor: inference-mode ones cannot enter the loss
+
+    def update(self, batch: ReplayBatch) -> UpdateStats:
+        """One gradient step on the Huber loss between ``Q(s, a)`` and the TD target."""
+        target = self.td_target(batch)
+        q_taken = self.q_network.q_of_actions(batch.observations, batch.actions)
+        loss = F.smooth_l1_loss(q_taken, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(
+            self.q_network.parameters(), self.config.max_grad_norm, foreach=True
+        )
+        self.optimizer.step()
+        self.updates += 1
+        return UpdateStats(td_loss=loss.item(), q_mean=q_taken.detach().mean().item())
+
+    def update_target(self) -> None:
+        """Move the target network towards the online one (a copy when ``tau == 1``)."""
+        tau = self.config.tau
+        with torch.no_grad():
+            for target, online in zip(
+                self.target_network.parameters(), self.q_network.parameters(), strict=True
+            ):
+                if tau >= 1.0:
+                    target.copy_(online)
+                else:
+                    target.lerp_(online, tau)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # load_state_dict copies into the existing tensors, so the NumPy views stay valid.
+        self.q_network.load_state_dict(state["q_network"])
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.updates = int(state["updates"])

@@ -1,0 +1,90 @@
+"""``rldispatch evaluate``: a model (and every baseline) on the same held-out days."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rldispatch.agents.dqn.model_file import LoadedModel, ModelFileError, load_model
+from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.cli import CliError
+from rldispatch.cli.common import Days, add_day_arguments, days_from_args
+from rldispatch.files import atomic_write_json
+from rldispatch.policies.base import Policy
+from rldispatch.policies.baselines import BASELINES, make_baseline
+from rldispatch.reports.report import build_report, format_table
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS
+from rldispatch.training.evaluation import evaluate_policies
+
+BASELINE_ORDER = ("random", "nearest", "insertion", "matching")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a model on held-out days, optionally against every baseline",
+        description="Play a trained model (and with --compare-baseline every baseline) on "
+        "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
+        "never seen in training or tuning; the preset defaults to the model's own.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="a model file (.safetensors)")
+    add_day_arguments(parser, default_episodes=30)
+    parser.add_argument(
+        "--compare-baseline",
+        action="store_true",
+        help="also run random, nearest, insertion and matching on the same days",
+    )
+    parser.add_argument("--json", type=str, help="write the report JSON here")
+    parser.set_defaults(handler=run)
+
+
+def load_model_or_fail(path: Path) -> LoadedModel:
+    try:
+        return load_model(path)
+    except ModelFileError as error:
+        raise CliError(str(error)) from error
+
+
+def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
+    """The days named on the command line; preset days are held-out days."""
+    if args.scenario is None and args.scenarios is None and args.preset is None:
+        args.preset = default_preset or "geneva"
+    return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start)
+
+
+def model_info(model: LoadedModel) -> dict[str, Any]:
+    metadata = model.metadata
+    return {
+        "path": str(model.path),
+        "version": metadata.version,
+        "preset": metadata.preset,
+        "training_summary": metadata.training_summary,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    model = load_model_or_fail(args.model)
+    days = held_out_days(args, model.metadata.preset)
+    policies: dict[str, Policy] = {"dqn": DQNPolicy(model)}
+    if args.compare_baseline:
+        policies |= {name: make_baseline(name, seed=args.seed) for name in baseline_names()}
+    try:
+        results = evaluate_policies(
+            policies, days.scenarios, model.metadata.make_env_config(), progress=True
+        )
+    except ModelFileError as error:
+        raise CliError(str(error)) from error
+    pairs = [("dqn", name) for name in policies if name != "dqn"]
+    report = build_report(
+        days.name, days.labels, results, pairs, extra={"model": model_info(model)}
+    )
+    print(format_table(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"report written to {args.json}")
+    return 0
+
+
+def baseline_names() -> list[str]:
+    return [name for name in BASELINE_ORDER if name in BASELINES]

@@ -1,0 +1,95 @@
+"""``rldispatch plot``: training curves, a report's comparison chart, a day's routes (PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rldispatch.agents.dqn.model_file import ModelFileError, load_model
+from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.cli import CliError
+from rldispatch.policies.baselines import BASELINES, make_baseline
+from rldispatch.reports.plots import (
+    load_training_curves,
+    plot_comparison,
+    plot_routes,
+    plot_training_curves,
+    record_routes,
+)
+from rldispatch.scenarios.files import load_scenario
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plot", help="PNG plots: training curves, comparison chart, a day's routes"
+    )
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    training = kinds.add_parser(
+        "training", help="training curves of a run (training_metrics.json or TensorBoard logs)"
+    )
+    training.add_argument(
+        "source", type=Path, help="run folder, training_metrics.json or TensorBoard log folder"
+    )
+    training.add_argument("--out", type=Path, required=True, help="PNG file to write")
+
+    report = kinds.add_parser("report", help="comparison chart of an evaluate/compare report")
+    report.add_argument("report", type=Path, help="report JSON")
+    report.add_argument("--out", type=Path, required=True, help="PNG file to write")
+
+    routes = kinds.add_parser("routes", help="one day's routes on a map")
+    who = routes.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", type=Path, help="a model file")
+    who.add_argument("--policy", choices=sorted(BASELINES), help="a baseline policy")
+    day = routes.add_mutually_exclusive_group()
+    day.add_argument("--preset", choices=sorted(PRESETS), help="a preset day (default geneva)")
+    day.add_argument("--scenario", type=Path, help="a scenario file")
+    routes.add_argument(
+        "--day-seed",
+        type=int,
+        default=HELD_OUT_SEEDS.start,
+        help=f"seed of the preset day (default {HELD_OUT_SEEDS.start}, the first held-out day)",
+    )
+    routes.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.kind == "training":
+        curves = load_training_curves(args.source)
+        if curves["reward"].steps.size == 0:
+            raise CliError(f"{args.source}: no episodes recorded yet")
+        path = plot_training_curves(curves, args.out, title=f"training: {args.source}")
+    elif args.kind == "report":
+        try:
+            report = json.loads(args.report.read_text(encoding="utf-8"))
+            path = plot_comparison(report, args.out)
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise CliError(f"{args.report}: not a report JSON ({error})") from error
+    else:
+        path = plot_day(args)
+    print(f"plot written to {path}")
+    return 0
+
+
+def plot_day(args: argparse.Namespace) -> Path:
+    env_config = None
+    if args.model is not None:
+        try:
+            model = load_model(args.model)
+        except ModelFileError as error:
+            raise CliError(str(error)) from error
+        policy = DQNPolicy(model)
+        env_config = model.metadata.make_env_config()
+        preset = args.preset or model.metadata.preset or "geneva"
+    else:
+        policy = make_baseline(args.policy)
+        preset = args.preset or "geneva"
+    scenario = load_scenario(args.scenario) if args.scenario else make_preset(preset, args.day_seed)
+    try:
+        day = record_routes(policy, scenario, env_config)
+    except ModelFileError as error:
+        raise CliError(str(error)) from error
+    return plot_routes(day, args.out)

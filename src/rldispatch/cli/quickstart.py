@@ -1,0 +1,193 @@
+"""``rldispatch quickstart``: train on Geneva days, compare with the heuristics on held-out days.
+
+Trains the quickstart configuration (:data:`QUICKSTART_CONFIG`) on days of the ``geneva``
+preset within ``--minutes``, evaluates its best model and the four baselines on the same 30
+held-out days, prints the table, and leaves under ``--out``::
+
+    report.json          the report (DESIGN.md's contract), with the training summary
+    model.safetensors    the best model (as train/best_model.safetensors)
+    training_curves.png  reward, loss, epsilon and Q-values during training
+    comparison.png       every policy's metrics with 95% CIs, and the paired differences
+    routes.png           the DQN policy's routes on the first held-out day
+    train/               the training run (checkpoints, TensorBoard logs, metrics)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.dqn.model_file import load_model
+from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.cli.common import positive_int
+from rldispatch.cli.evaluate import baseline_names, model_info
+from rldispatch.files import atomic_write_bytes, atomic_write_json
+from rldispatch.policies.base import Policy
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.reports.plots import (
+    load_training_curves,
+    plot_comparison,
+    plot_routes,
+    plot_training_curves,
+    record_routes,
+)
+from rldispatch.reports.report import build_report, format_table
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+from rldispatch.training.evaluation import evaluate_policies
+from rldispatch.training.threads import single_threaded_numerics
+from rldispatch.training.train import train, validation_days
+
+PRESET = "geneva"
+QUICKSTART_CONFIG = DQNConfig(
+    architecture="pair_scorer",
+    hidden_sizes=(64, 64),
+    context_size=32,
+    gamma=0.9,
+    shape_lateness=True,
+    shape_cancellations=True,
+    learning_rate=2.5e-4,
+    learning_starts=1_000,
+    train_frequency=2,
+    epsilon_decay_steps=20_000,
+)
+"""The quickstart's hyperparameters (see docs/training.md for how they were chosen)."""
+QUICKSTART_EPISODES = 3_000
+"""Training days at most; the time budget usually ends training first."""
+EVALUATION_MINUTES = 1.5
+"""Time kept aside from --minutes for the held-out evaluation and the plots."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "quickstart",
+        help="train on Geneva days and compare with the heuristics on 30 held-out days",
+        description="Train the quickstart DQN on the geneva preset within --minutes, then "
+        "evaluate it and the random, nearest, insertion and matching baselines on the same "
+        "held-out days; print the table and write report, model and plots under --out.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
+    parser.add_argument(
+        "--minutes", type=float, default=8.0, help="time budget, training and evaluation"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training run")
+    parser.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=QUICKSTART_EPISODES,
+        help=f"training days at most (default {QUICKSTART_EPISODES})",
+    )
+    parser.add_argument(
+        "--days", type=positive_int, default=30, help="held-out evaluation days (default 30)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    single_threaded_numerics()
+    out: Path = args.out
+    run_dir = out / "train"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # the quickstart always starts afresh
+    out.mkdir(parents=True, exist_ok=True)
+    training_budget_s = max(args.minutes - EVALUATION_MINUTES, 0.5) * 60.0
+    print(
+        f"training on {PRESET} days for up to {args.episodes} episodes or "
+        f"{training_budget_s / 60:.1f} minutes ..."
+    )
+    result = train(
+        QUICKSTART_CONFIG,
+        run_dir,
+        args.episodes,
+        preset=PRESET,
+        seed=args.seed,
+        eval_days=validation_days(PRESET, 10),
+        eval_every=100,
+        checkpoint_every=250,
+        progress=not args.no_progress,
+        max_wall_time_s=training_budget_s,
+    )
+    model_path = result.best_model_path or result.final_model_path
+    model = load_model(model_path)
+    shutil.copyfile(model_path, out / "model.safetensors")
+    print(
+        f"trained {result.episodes} episodes ({result.total_steps} steps, "
+        f"{result.steps_per_second:.0f} steps/s) in {result.wall_time_s / 60:.1f} min; "
+        f"best model from episode {result.best_episode}"
+    )
+
+    seeds = list(HELD_OUT_SEEDS[: args.days])
+    days = [make_preset(PRESET, seed) for seed in seeds]
+    policies: dict[str, Policy] = {"dqn": DQNPolicy(model)}
+    policies |= {name: make_baseline(name, seed=args.seed) for name in baseline_names()}
+    results = evaluate_policies(
+        policies, days, model.metadata.make_env_config(), progress=not args.no_progress
+    )
+    pairs = [("dqn", name) for name in policies if name != "dqn"]
+    report = build_report(
+        f"{PRESET} held-out days",
+        seeds,
+        results,
+        pairs,
+        extra={
+            "model": model_info(model),
+            "training": {
+                "episodes": result.episodes,
+                "total_steps": result.total_steps,
+                "wall_time_s": result.wall_time_s,
+                "steps_per_second": result.steps_per_second,
+                "best_episode": result.best_episode,
+                "best_eval_reward": result.best_eval_reward,
+                "stopped_by_time_limit": result.stopped_by_time_limit,
+                "config": QUICKSTART_CONFIG.to_dict(),
+            },
+        },
+    )
+    print()
+    print(format_table(report))
+    print()
+    print(verdict(report))
+
+    plot_training_curves(
+        load_training_curves(run_dir), out / "training_curves.png", title="quickstart training"
+    )
+    plot_comparison(report, out / "comparison.png")
+    plot_routes(
+        record_routes(policies["dqn"], days[0], model.metadata.make_env_config()),
+        out / "routes.png",
+    )
+    report["wall_time_s"] = time.perf_counter() - started
+    atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "table.txt", (format_table(report) + "\n").encode())
+    print(
+        f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
+        f"model.safetensors, training_curves.png, comparison.png, routes.png"
+    )
+    return 0
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """Plain sentences: does the DQN beat each baseline, by how much, how sure."""
+    lines = []
+    dqn = report["policies"]["dqn"]["reward"]["mean"]
+    for name, pair in report["paired"].items():
+        other = name.removeprefix("dqn_vs_")
+        low, high = pair["ci95"]
+        mean = pair["reward_diff_mean"]
+        baseline = report["policies"][other]["reward"]["mean"]
+        if low > 0:
+            outcome = "beats"
+        elif high < 0:
+            outcome = "does NOT beat"
+        else:
+            outcome = "is not distinguishable from"
+        lines.append(
+            f"dqn ({dqn:.1f}) {outcome} {other} ({baseline:.1f}): paired difference "
+            f"{mean:+.1f} per day, 95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.2g}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""Plots: curves from metrics or TensorBoard, comparison chart, a day's routes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.reports.plots import (
+    load_training_curves,
+    moving_average,
+    plot_comparison,
+    plot_routes,
+    plot_training_curves,
+    record_routes,
+)
+from rldispatch.reports.report import build_report
+from rldispatch.scenarios.presets import make_preset
+from rldispatch.training.evaluation import evaluate_policies
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def metrics_document() -> dict:
+    episodes = [
+        {
+            "total_steps": 100 * k,
+            "reward": 800.0 + k,
+            "epsilon": 1.0 - 0.1 * k,
+            "td_loss": None if k == 1 else 0.5 / k,
+            "q_mean": None if k == 1 else float(k),
+        }
+        for k in range(1, 6)
+    ]
+    evaluations = [{"total_steps": 200, "reward": 900.0}, {"total_steps": 400, "reward": 950.0}]
+    return {"episodes": episodes, "evaluations": evaluations}
+
+
+def test_moving_average_is_trailing_and_shorter_at_the_start() -> None:
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(moving_average(values, 2), [1.0, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(moving_average(values, 10), [1.0, 1.5, 2.0, 2.5])
+
+
+def test_curves_from_training_metrics_skip_episodes_without_updates(tmp_path) -> None:
+    path = tmp_path / "training_metrics.json"
+    path.write_text(json.dumps(metrics_document()))
+    curves = load_training_curves(tmp_path)
+    np.testing.assert_allclose(curves["reward"].steps, [100, 200, 300, 400, 500])
+    np.testing.assert_allclose(curves["td_loss"].steps, [200, 300, 400, 500])
+    np.testing.assert_allclose(curves["eval_reward"].values, [900.0, 950.0])
+    out = plot_training_curves(curves, tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_curves_from_tensorboard_logs(tmp_path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "tensorboard"))
+    for step, reward in ((10, 1.0), (20, 2.0), (30, 3.0)):
+        writer.add_scalar("charts/episodic_return", reward, step)
+        writer.add_scalar("charts/epsilon", 0.5, step)
+    writer.close()
+    curves = load_training_curves(tmp_path / "tensorboard")
+    np.testing.assert_allclose(curves["reward"].steps, [10, 20, 30])
+    np.testing.assert_allclose(curves["reward"].values, [1.0, 2.0, 3.0])
+    assert curves["td_loss"].steps.size == 0
+
+
+def test_missing_source_is_reported(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_training_curves(tmp_path / "nothing-here")
+
+
+def test_comparison_chart_of_a_report(tmp_path) -> None:
+    days = [make_preset("geneva", seed) for seed in (5, 6)]
+    policies = {name: make_baseline(name) for name in ("nearest", "insertion")}
+    report = build_report(
+        "geneva", [5, 6], evaluate_policies(policies, days), [("insertion", "nearest")]
+    )
+    out = plot_comparison(report, tmp_path / "comparison.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_routes_keep_every_served_booking_in_pickup_order_and_mark_late_ones(tmp_path) -> None:
+    day = record_routes(make_baseline("nearest"), make_preset("geneva", 8))
+    served = [booking for route in day.routes for booking in route]
+    assert len(served) == len(set(served)) == day.metrics.served
+    assert int(day.late.sum()) == round(day.metrics.late_pickup_rate * day.metrics.served)
+    assert int(day.cancelled.sum()) == day.metrics.cancelled
+    for route in day.routes:
+        times = day.pickup_min[route]
+        assert np.all(np.diff(times) >= 0)
+    out = plot_routes(day, tmp_path / "routes.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
