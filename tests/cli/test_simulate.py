@@ -65,3 +65,44 @@ def test_simulate_insertion_runs_on_every_cordeau_instance(path, tmp_path):
     assert code == 0
     report = json.loads(out.read_text())
     assert report["policies"]["insertion"]["completion_rate"]["mean"] > 0
+
+
+def test_hindsight_row_beats_every_online_policy_and_reports_regret(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    code = main(
+        [
+            "simulate",
+            "--episodes",
+            "2",
+            "--hindsight",
+            "--hindsight-time-limit",
+            "3",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    best = report["policies"]["hindsight"]["reward"]["mean"]
+    for name in ("random", "nearest", "insertion", "matching"):
+        assert report["policies"][name]["reward"]["mean"] < best
+        assert report["regret"][name]["mean"] > 0
+    assert "regret to hindsight" in capsys.readouterr().out
+
+
+def test_scenarios_folder_is_split_by_date_for_evaluation(tmp_path):
+    from rldispatch.cli.common import days_from_args
+    from rldispatch.scenarios.files import save_scenario
+    from rldispatch.scenarios.presets import make_preset
+
+    for day in range(1, 6):
+        save_scenario(make_preset("geneva", day), tmp_path / f"2025-10-0{day}.json")
+    parser = __import__("argparse").ArgumentParser()
+    from rldispatch.cli.common import add_day_arguments
+
+    add_day_arguments(parser)
+    args = parser.parse_args(["--scenarios", str(tmp_path)])
+    training = days_from_args(args, folder_part="training")
+    held_out = days_from_args(args, folder_part="held_out")
+    assert training.labels == ["2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04"]
+    assert held_out.labels == ["2025-10-05"]

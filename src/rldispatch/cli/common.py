@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
+from rldispatch.reports.stats import mean_ci
+from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, load_scenario_dir
 from rldispatch.scenarios.presets import PRESETS, make_preset
+from rldispatch.sim.metrics import DayMetrics
 
 
 @dataclass(frozen=True)
@@ -46,17 +50,26 @@ def preset_days(preset: str, first_seed: int, episodes: int) -> Days:
     return Days(preset, [make_preset(preset, seed) for seed in seeds], seeds)
 
 
-def days_from_args(args: argparse.Namespace, first_preset_seed: int = 0) -> Days:
+def days_from_args(
+    args: argparse.Namespace, first_preset_seed: int = 0, folder_part: str = "all"
+) -> Days:
     """The days named by ``--preset``, ``--scenario`` or ``--scenarios``.
 
     Preset days have seeds ``first_preset_seed + --seed + k``; a single scenario file is
-    played ``--episodes`` times; a folder gives its first ``--episodes`` days by file name.
+    played ``--episodes`` times; a folder gives its first ``--episodes`` days by file name,
+    from all of them (``folder_part="all"``) or, split by date, from the earlier training
+    days (``"training"``) or the later held-out days (``"held_out"``).
     """
     if args.scenario is not None:
         scenario = load_scenario(args.scenario)
         return Days(scenario.name, [scenario] * args.episodes, list(range(args.episodes)))
     if args.scenarios is not None:
-        loaded = load_scenario_dir(args.scenarios)[: args.episodes]
+        if folder_part == "all":
+            loaded = load_scenario_dir(args.scenarios)[: args.episodes]
+        else:
+            training, held_out = split_days_by_date(args.scenarios)
+            paths = training if folder_part == "training" else held_out
+            loaded = [(path, load_scenario(path)) for path in paths[: args.episodes]]
         return Days(
             str(args.scenarios),
             [scenario for _, scenario in loaded],
@@ -74,3 +87,36 @@ def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvCo
     from dataclasses import replace
 
     return replace(base, max_drivers=most)
+
+
+def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hindsight",
+        action="store_true",
+        help="add the hindsight plan of each day (OR-Tools, every booking known in advance) "
+        "and each policy's regret against it",
+    )
+    parser.add_argument(
+        "--hindsight-time-limit",
+        type=float,
+        default=20.0,
+        help="seconds of search per day for the hindsight plan (default 20)",
+    )
+
+
+def add_hindsight(
+    results: dict[str, list[DayMetrics]],
+    days: list[Scenario],
+    time_limit_s: float,
+    extra: dict[str, Any],
+) -> None:
+    """Add a ``hindsight`` row to ``results`` and each policy's regret to ``extra``."""
+    from rldispatch.training.evaluation import hindsight_metrics
+
+    online = dict(results)
+    results["hindsight"] = hindsight_metrics(days, time_limit_s, progress=True)
+    best = [day.reward for day in results["hindsight"]]
+    extra["regret"] = {
+        name: mean_ci([b - day.reward for b, day in zip(best, metrics, strict=True)])
+        for name, metrics in online.items()
+    }

@@ -9,7 +9,13 @@ from typing import Any
 from rldispatch.agents.dqn.model_file import LoadedModel, ModelFileError, load_model
 from rldispatch.agents.dqn.policy import DQNPolicy
 from rldispatch.cli import CliError
-from rldispatch.cli.common import Days, add_day_arguments, days_from_args
+from rldispatch.cli.common import (
+    Days,
+    add_day_arguments,
+    add_hindsight,
+    add_hindsight_arguments,
+    days_from_args,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -35,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also run random, nearest, insertion and matching on the same days",
     )
+    add_hindsight_arguments(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -50,7 +57,7 @@ def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
     """The days named on the command line; preset days are held-out days."""
     if args.scenario is None and args.scenarios is None and args.preset is None:
         args.preset = default_preset or "geneva"
-    return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start)
+    return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start, folder_part="held_out")
 
 
 def model_info(model: LoadedModel) -> dict[str, Any]:
@@ -76,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     except ModelFileError as error:
         raise CliError(str(error)) from error
     pairs = [("dqn", name) for name in policies if name != "dqn"]
-    report = build_report(
-        days.name, days.labels, results, pairs, extra={"model": model_info(model)}
-    )
+    extra: dict[str, Any] = {"model": model_info(model)}
+    if args.hindsight:
+        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
+    report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)

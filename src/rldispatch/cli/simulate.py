@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from rldispatch.cli.common import add_day_arguments, days_from_args, env_config_for
+from rldispatch.cli.common import (
+    add_day_arguments,
+    add_hindsight,
+    add_hindsight_arguments,
+    days_from_args,
+    env_config_for,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
@@ -22,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["all", *sorted(BASELINES)],
         help="a baseline policy, or all of them on the same days (default)",
     )
+    add_hindsight_arguments(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -36,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
         results[name] = evaluate_policy(
             policy, days.scenarios, env_config, progress=True, label=name
         )
-    report = build_report(days.name, days.labels, results)
+    extra: dict = {}
+    if args.hindsight:
+        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
+    report = build_report(days.name, days.labels, results, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)

@@ -10,7 +10,8 @@ from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.cli import CliError
 from rldispatch.cli.common import env_config_for, positive_int
 from rldispatch.files import atomic_write_json
-from rldispatch.scenarios.files import load_scenario, load_scenario_dir
+from rldispatch.scenarios.days import split_days_by_date
+from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
 from rldispatch.training.train import TrainingError, TrainResult, train, validation_days
@@ -74,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         scenarios = [load_scenario(args.scenario)]
         preset = None
     elif args.scenarios is not None:
-        scenarios = [scenario for _, scenario in load_scenario_dir(args.scenarios)]
+        # The later days of the folder are held out for evaluate; train on the earlier ones.
+        training_paths, _ = split_days_by_date(args.scenarios)
+        scenarios = [load_scenario(path) for path in training_paths]
         preset = None
     eval_days = (
         scenarios[: args.eval_days] if scenarios else validation_days(preset, args.eval_days)

@@ -81,4 +81,10 @@ def format_table(report: Mapping[str, Any]) -> str:
             f"{name}: reward difference {pair['reward_diff_mean']:+.1f} "
             f"(95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.3g})"
         )
+    for name, regret in report.get("regret", {}).items():
+        low, high = regret["ci95"]
+        lines.append(
+            f"{name}: regret to hindsight {regret['mean']:.1f} reward per day "
+            f"(95% CI {low:.1f} to {high:.1f})"
+        )
     return "\n".join(lines)

@@ -45,3 +45,18 @@ def evaluate_policies(
         name: evaluate_policy(policy, days, env_config, progress=progress, label=name)
         for name, policy in policies.items()
     }
+
+
+def hindsight_metrics(
+    days: Sequence[Scenario], time_limit_s: float = 20.0, progress: bool = False
+) -> list[DayMetrics]:
+    """The figures of each day's hindsight plan (every booking known from the start)."""
+    from rldispatch.policies.hindsight import solve_scenario
+
+    results = []
+    for scenario in tqdm(days, desc="hindsight", unit="day", leave=False, disable=not progress):
+        solved = solve_scenario(scenario, time_limit_s=time_limit_s)
+        if solved.metrics is None:
+            raise RuntimeError(f"hindsight: no plan found for day {scenario.name!r}")
+        results.append(solved.metrics)
+    return results
