@@ -1,0 +1,503 @@
+"""Features of a dispatch state for the pairwise Q-network, for any fleet size.
+
+A state is four sets of numbers, none tied to a fixed number of drivers or bookings:
+
+- one row per **driver** (:data:`DRIVER_FEATURES`),
+- one row per visible **booking** (:data:`BOOKING_FEATURES`),
+- one row per **candidate pair** (driver, booking) (:data:`PAIR_FEATURES`): the cheapest
+  feasible insertion the env already computed (``env.table``: ETA, detour, lateness, slack
+  to the window) and its knock-on effect on the driver's plan (bookings it would make late),
+- one **global** row (:data:`GLOBAL_FEATURES`).
+
+Candidates are, for each visible booking, the ``candidates_per_booking`` feasible drivers
+with the cheapest insertion (the insertion heuristic's shortlist). Every feature is computed
+per driver, per booking or per pair, or is a symmetric aggregate (count, mean, minimum), so
+reordering drivers or bookings reorders the rows and changes nothing else. Ties between
+drivers (or bookings) are broken by their ids, never by their position.
+
+Units: times in hours (``_h``) or tens of minutes (``_10min``), distances in tens of km.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.env import DispatchEnv
+from rldispatch.sim import DaySimulator
+from rldispatch.sim.simulator import OPEN
+
+FEATURE_VERSION = 1
+"""Changes whenever a feature changes meaning; model files record it."""
+
+DRIVER_FEATURES = (
+    "free_in_h",  # when it will have finished all it has been given, from now
+    "planned_bookings_div4",  # bookings given but not yet set off for
+    "rides_done_div10",
+    "rides_above_mean_div10",  # rides done minus the fleet's mean
+    "shift_left_h",
+    "on_shift",
+    "shift_starts_in_h",
+    "extra_capacity",  # seats beyond one
+    "idle",  # on shift with nothing locked or planned
+    "free_east_10km",  # where it will be free, from the day's centre
+    "free_north_10km",
+)
+BOOKING_FEATURES = (
+    "window_closes_in_h",
+    "window_opens_in_h",
+    "requested_in_h",
+    "urgent",
+    "extra_load",
+    "ride_10km",
+    "feasible_driver_share",
+    "feasible_drivers_div10",
+    "best_cost_10km",  # cheapest insertion over the drivers
+    "regret_10km",  # second cheapest minus cheapest (capped; large when one driver can)
+    "pickup_east_10km",
+    "pickup_north_10km",
+    "dropoff_east_10km",
+    "dropoff_north_10km",
+)
+PAIR_FEATURES = (
+    "cost_10km",  # the insertion cost (km plus lateness and delay weights)
+    "cost_above_booking_best_10km",
+    "cost_above_driver_best_10km",
+    "added_10km",  # detour: km the insertion adds to the plan
+    "eta_h",  # pickup start, from now
+    "pickup_after_requested_10min",
+    "late",  # the pickup itself would be late
+    "late_10min",
+    "slack_10min",  # window close minus pickup
+    "position_share",  # where in the plan it goes, 0 = first, 1 = last
+    "appended",  # goes at the end of the plan
+    "knock_on_late",  # planned bookings the insertion would make late
+    "knock_on_delay_10min",  # how much it pushes the next planned pickup back
+    "knock_on_total_delay_10min",  # summed over the rest of the plan
+    "cheapest",  # the cheapest driver for this booking
+    "cost_rank_share",  # rank of this driver's cost among the booking's candidates
+)
+GLOBAL_FEATURES = (
+    "time_of_day",  # fraction of the horizon gone
+    "drivers_div30",
+    "visible_per_driver",
+    "open_not_visible_per_driver",  # released bookings not yet dispatchable
+    "idle_share",
+    "on_shift_share",
+    "candidate_share",  # candidate pairs / (visible bookings * candidates per booking)
+    "planned_per_driver",
+    "planned_late_per_driver",  # planned pickups already late (the shaping potential)
+)
+
+KM_PER_DEGREE_LAT = 110.57
+KM_PER_DEGREE_LON_EQUATOR = 111.32
+REGRET_CAP_10KM = 5.0
+TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class PairState:
+    """The features of one decision state.
+
+    :param drivers: ``(D, len(DRIVER_FEATURES))``.
+    :param bookings: ``(M, len(BOOKING_FEATURES))``, row ``j`` = visible slot ``j``.
+    :param pairs: ``(P, len(PAIR_FEATURES))``, one row per candidate pair.
+    :param pair_driver: ``(P,)`` driver index of each candidate.
+    :param pair_slot: ``(P,)`` visible slot of each candidate.
+    :param globals: ``(len(GLOBAL_FEATURES),)``.
+    :param pair_order: ``(P,)`` a position-free tie-break key of each candidate (booking id
+        rank, then driver id rank): among equal scores the smallest key wins.
+    """
+
+    drivers: np.ndarray
+    bookings: np.ndarray
+    pairs: np.ndarray
+    pair_driver: np.ndarray
+    pair_slot: np.ndarray
+    globals: np.ndarray
+    pair_order: np.ndarray
+    visible_slots: int
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.pair_driver.size)
+
+    def action(self, candidate: int) -> int:
+        """The env action of candidate pair ``candidate`` (``-1`` means wait: action 0)."""
+        if candidate < 0:
+            return 0
+        return (
+            1
+            + int(self.pair_driver[candidate]) * self.visible_slots
+            + int(self.pair_slot[candidate])
+        )
+
+    def candidate_of_action(self, action: int) -> int:
+        """The candidate index of an env action (``-1`` for wait or a non-candidate)."""
+        if action == 0:
+            return -1
+        driver, slot = divmod(int(action) - 1, self.visible_slots)
+        hits = np.flatnonzero((self.pair_driver == driver) & (self.pair_slot == slot))
+        return int(hits[0]) if hits.size else -1
+
+
+@njit(cache=True)
+def _distance_km(a, b, great_circle, scale_km):  # pragma: no cover - compiled
+    total = 0.0
+    for k in range(a.shape[0]):
+        diff = a[k] - b[k]
+        total += diff * diff
+    chord = math.sqrt(total)
+    if great_circle:
+        return scale_km * math.asin(min(chord * 0.5, 1.0))
+    return chord
+
+
+@njit(cache=True)
+def knock_on_effects(
+    pair_driver,
+    pair_booking,
+    pair_pickup_min,
+    pair_position,
+    plan_flat,
+    plan_offset,
+    plan_start_flat,
+    pickup_vec,
+    dropoff_vec,
+    minutes_per_km,
+    earliest_min,
+    requested_min,
+    pickup_to_free_min,
+    late_after_min,
+    great_circle,
+    scale_km,
+):  # pragma: no cover - compiled
+    """For each pair: planned bookings its insertion makes late, the delay of the next
+    planned pickup and the delay summed over the rest of the plan (minutes).
+
+    The plan after the insertion point is rescheduled exactly as the simulator does (each
+    pickup at the later of arrival and window opening) until the delay is absorbed.
+    """
+    n = pair_driver.shape[0]
+    made_late = np.zeros(n)
+    next_delay = np.zeros(n)
+    total_delay = np.zeros(n)
+    for q in range(n):
+        driver = pair_driver[q]
+        booking = pair_booking[q]
+        k = plan_offset[driver] + pair_position[q]
+        end = plan_offset[driver + 1]
+        time = pair_pickup_min[q] + pickup_to_free_min[booking]
+        here = dropoff_vec[booking]
+        first = True
+        while k < end:
+            following = plan_flat[k]
+            leg = _distance_km(here, pickup_vec[following], great_circle, scale_km)
+            start = max(time + leg * minutes_per_km[following], earliest_min[following])
+            delay = start - plan_start_flat[k]
+            if first:
+                next_delay[q] = max(delay, 0.0)
+                first = False
+            if delay <= 1e-9:
+                break
+            total_delay[q] += delay
+            limit = requested_min[following] + late_after_min
+            if start > limit and plan_start_flat[k] <= limit:
+                made_late[q] += 1.0
+            time = start + pickup_to_free_min[following]
+            here = dropoff_vec[following]
+            k += 1
+    return made_late, next_delay, total_delay
+
+
+def planned_late_count(sim: DaySimulator) -> int:
+    """Bookings in the drivers' plans (given, not yet set off for) whose planned pickup is
+    late. ``-late_pickup_penalty`` times this is the shaping potential of the trainer."""
+    plans = [plan for plan in sim.plans if plan]
+    if not plans:
+        return 0
+    bookings = np.concatenate([np.asarray(plan, dtype=np.int64) for plan in plans])
+    starts = np.concatenate([sim.plan_start[d] for d, plan in enumerate(sim.plans) if plan])
+    return int((starts > sim.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN).sum())
+
+
+class _DayFrame:
+    """What stays fixed through a day: positions in km from the centre, id ranks."""
+
+    def __init__(self, sim: DaySimulator) -> None:
+        scenario = sim.scenario
+        points = np.concatenate([sim.pickup_xy, sim.dropoff_xy, sim.driver_start_xy])
+        centre = np.sort(points, axis=0).mean(axis=0)  # sorted: independent of the order
+        if scenario.coords == "latlon":
+            scale = np.array(
+                [KM_PER_DEGREE_LAT, KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0]))]
+            )
+
+            def to_frame(xy: np.ndarray) -> np.ndarray:
+                return ((xy - centre) * scale / 10.0)[..., ::-1]
+
+        else:
+
+            def to_frame(xy: np.ndarray) -> np.ndarray:
+                return (xy - centre) / 10.0
+
+        self.pickup = to_frame(sim.pickup_xy).astype(np.float32)
+        self.dropoff = to_frame(sim.dropoff_xy).astype(np.float32)
+        self.driver_start = to_frame(sim.driver_start_xy).astype(np.float32)
+        self.driver_rank = _id_ranks([driver.id for driver in scenario.drivers])
+        self.booking_rank = _id_ranks([booking.id for booking in scenario.bookings])
+
+
+def _id_ranks(ids: list[str]) -> np.ndarray:
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(len(ids))
+    return ranks
+
+
+class _PlanCache:
+    """Each driver's plan as an array and its count of late planned pickups, recomputed only
+    for drivers whose schedule changed (the simulator replaces ``plan_start[d]`` then)."""
+
+    def __init__(self, sim: DaySimulator) -> None:
+        self.sim = sim
+        n = sim.n_drivers
+        self.starts: list[np.ndarray | None] = [None] * n
+        self.bookings: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
+        self.late = np.zeros(n, dtype=np.int64)
+
+    def refresh(self) -> None:
+        sim = self.sim
+        limit = sim.requested_min + LATE_AFTER_REQUESTED_MIN
+        for driver, start in enumerate(sim.plan_start):
+            if start is self.starts[driver]:
+                continue
+            bookings = np.asarray(sim.plans[driver], dtype=np.int64)
+            self.starts[driver] = start
+            self.bookings[driver] = bookings
+            self.late[driver] = int((start > limit[bookings]).sum()) if bookings.size else 0
+
+    def late_total(self) -> int:
+        return int(self.late.sum())
+
+
+def cheapest_candidates(
+    cost: np.ndarray, feasible: np.ndarray, driver_rank: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each booking (column), its ``k`` feasible drivers of least cost, ties by driver
+    id rank: ``(driver, slot, rank among the booking's candidates)``, by slot then rank."""
+    n_drivers, m = cost.shape
+    if m == 0 or n_drivers == 0 or k == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    if n_drivers > k:
+        kth = np.partition(cost, k - 1, axis=0)[k - 1]
+        chosen = feasible & (cost <= kth[None, :])
+    else:
+        chosen = feasible
+    rows, cols = np.nonzero(chosen)
+    order = np.lexsort((driver_rank[rows], cost[rows, cols], cols))
+    rows, cols = rows[order], cols[order]
+    rank = np.arange(rows.size) - np.searchsorted(cols, cols, side="left")
+    keep = rank < k
+    return rows[keep], cols[keep], rank[keep]
+
+
+class FeatureBuilder:
+    """Builds :class:`PairState` from a :class:`DispatchEnv`, for any fleet size.
+
+    :param candidates_per_booking: drivers kept per visible booking (cheapest insertion
+        first, ties by driver id).
+    """
+
+    def __init__(self, candidates_per_booking: int = 6) -> None:
+        if candidates_per_booking < 1:
+            raise ValueError("candidates_per_booking: must be at least 1")
+        self.candidates_per_booking = int(candidates_per_booking)
+        self._frame_scenario: object | None = None
+        self._frame: _DayFrame | None = None
+        self._plan_cache: _PlanCache | None = None
+
+    def frame(self, sim: DaySimulator) -> _DayFrame:
+        """What stays fixed through the day (kept while the scenario is the same)."""
+        if self._frame_scenario is not sim.scenario:
+            self._frame = _DayFrame(sim)
+            self._frame_scenario = sim.scenario
+        return self._frame
+
+    def _plans(self, sim: DaySimulator) -> _PlanCache:
+        cache = self._plan_cache
+        if cache is None or cache.sim is not sim:
+            cache = self._plan_cache = _PlanCache(sim)
+        cache.refresh()
+        return cache
+
+    def build(self, env: DispatchEnv) -> PairState:
+        """The features of the env's current state (no candidates when nothing is feasible)."""
+        sim = env.sim
+        frame = self.frame(sim)
+        now = sim.now_min
+        n_drivers = sim.n_drivers
+        visible = env.visible
+        table = env.table
+        slots = env.config.visible_slots
+
+        # --- drivers
+        plan_sizes = np.fromiter(map(len, sim.plans), dtype=np.int64, count=n_drivers)
+        free_min = sim.driver_free_min()
+        free_booking = sim.driver_free_booking()
+        free_xy = np.where(
+            (free_booking >= 0)[:, None],
+            frame.dropoff[np.maximum(free_booking, 0)] if sim.n_bookings else 0.0,
+            frame.driver_start,
+        )
+        rides = sim.rides.astype(np.float64)
+        on_shift = (sim.shift_start_min <= now) & (sim.shift_end_min > now)
+        idle = sim.idle_drivers()
+        drivers = np.empty((n_drivers, len(DRIVER_FEATURES)), dtype=np.float32)
+        drivers[:, 0] = (free_min - now) / 60.0
+        drivers[:, 1] = plan_sizes / 4.0
+        drivers[:, 2] = rides / 10.0
+        drivers[:, 3] = (rides - rides.mean()) / 10.0 if n_drivers else 0.0
+        drivers[:, 4] = np.maximum(sim.shift_end_min - now, 0.0) / 60.0
+        drivers[:, 5] = on_shift
+        drivers[:, 6] = np.maximum(sim.shift_start_min - now, 0.0) / 60.0
+        drivers[:, 7] = sim.capacity - 1
+        drivers[:, 8] = idle
+        drivers[:, 9:11] = free_xy
+
+        # --- candidates
+        m = visible.size
+        if m and table is not None:
+            feasible = table.feasible[:n_drivers, :m]
+            cost = np.where(feasible, table.cost[:n_drivers, :m], np.inf)
+        else:
+            feasible = np.zeros((n_drivers, m), dtype=bool)
+            cost = np.full((n_drivers, m), np.inf)
+        k = min(self.candidates_per_booking, n_drivers)
+        cand_driver, cand_slot, cand_rank = cheapest_candidates(
+            cost, feasible, frame.driver_rank, k
+        )
+        n_pairs = cand_driver.size
+
+        # --- bookings
+        n_feasible = feasible.sum(axis=0)
+        if m and n_drivers > 1:
+            best, second = np.partition(cost, 1, axis=0)[:2]
+        else:
+            best = cost[0] if m and n_drivers else np.full(m, np.inf)
+            second = np.full(m, np.inf)
+        best_finite = np.where(np.isfinite(best), best, 0.0)
+        regret = np.where(
+            np.isfinite(second) & np.isfinite(best),
+            np.minimum((second - best_finite) / 10.0, REGRET_CAP_10KM),
+            REGRET_CAP_10KM,
+        )
+        bookings = np.empty((m, len(BOOKING_FEATURES)), dtype=np.float32)
+        bookings[:, 0] = (sim.latest_min[visible] - now) / 60.0
+        bookings[:, 1] = (sim.earliest_min[visible] - now) / 60.0
+        bookings[:, 2] = (sim.requested_min[visible] - now) / 60.0
+        bookings[:, 3] = sim.priority[visible]
+        bookings[:, 4] = sim.load[visible] - 1
+        bookings[:, 5] = sim.ride_km[visible] / 10.0
+        bookings[:, 6] = n_feasible / max(n_drivers, 1)
+        bookings[:, 7] = n_feasible / 10.0
+        bookings[:, 8] = best_finite / 10.0
+        bookings[:, 9] = regret
+        bookings[:, 10:12] = frame.pickup[visible]
+        bookings[:, 12:14] = frame.dropoff[visible]
+
+        # --- pairs
+        pairs = np.zeros((n_pairs, len(PAIR_FEATURES)), dtype=np.float32)
+        if n_pairs:
+            booking = visible[cand_slot]
+            pair_cost = cost[cand_driver, cand_slot]
+            pickup = table.pickup_min[cand_driver, cand_slot]
+            position = table.position[cand_driver, cand_slot].astype(np.int64)
+            requested = sim.requested_min[booking]
+            late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
+            driver_best = cost.min(axis=1)
+            plans = self._plans(sim)
+            # The kernel reads the plans of the candidates' drivers only, packed.
+            plan_drivers, local_driver = np.unique(cand_driver, return_inverse=True)
+            plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
+            np.cumsum(plan_sizes[plan_drivers], out=plan_offset[1:])
+            if plan_offset[-1]:
+                plan_flat = np.concatenate([plans.bookings[d] for d in plan_drivers])
+                plan_start = np.concatenate([plans.starts[d] for d in plan_drivers])
+            else:
+                plan_flat = np.zeros(0, dtype=np.int64)
+                plan_start = np.zeros(0)
+            made_late, next_delay, total_delay = knock_on_effects(
+                local_driver.astype(np.int64),
+                booking,
+                pickup,
+                position,
+                plan_flat,
+                plan_offset,
+                plan_start,
+                sim.pickup_vec,
+                sim.dropoff_vec,
+                sim.minutes_per_km,
+                sim.earliest_min,
+                sim.requested_min,
+                sim.pickup_to_free_min,
+                LATE_AFTER_REQUESTED_MIN,
+                sim.travel.great_circle,
+                sim.travel.scale_km,
+            )
+            sizes = plan_sizes[cand_driver]
+            pairs[:, 0] = pair_cost / 10.0
+            pairs[:, 1] = (pair_cost - best[cand_slot]) / 10.0
+            pairs[:, 2] = (pair_cost - driver_best[cand_driver]) / 10.0
+            pairs[:, 3] = table.added_km[cand_driver, cand_slot] / 10.0
+            pairs[:, 4] = (pickup - now) / 60.0
+            pairs[:, 5] = (pickup - requested) / 10.0
+            pairs[:, 6] = late_min > 0.0
+            pairs[:, 7] = late_min / 10.0
+            pairs[:, 8] = (sim.latest_min[booking] - pickup) / 10.0
+            pairs[:, 9] = position / np.maximum(sizes, 1)
+            pairs[:, 10] = position >= sizes
+            pairs[:, 11] = made_late
+            pairs[:, 12] = next_delay / 10.0
+            pairs[:, 13] = total_delay / 10.0
+            pairs[:, 14] = pair_cost <= best[cand_slot] + TIE_TOLERANCE
+            pairs[:, 15] = cand_rank / max(k, 1)
+            pair_order = (
+                frame.booking_rank[booking] * (n_drivers + 1) + frame.driver_rank[cand_driver]
+            )
+        else:
+            pair_order = np.empty(0, dtype=np.int64)
+
+        # --- global
+        open_count = int((sim.status == OPEN).sum())
+        planned_late = self._plans(sim).late_total()
+        scale = max(n_drivers, 1)
+        global_row = np.array(
+            [
+                now / sim.horizon_min,
+                n_drivers / 30.0,
+                m / scale,
+                (open_count - m) / scale,
+                idle.sum() / scale,
+                on_shift.sum() / scale,
+                n_pairs / max(m * k, 1),
+                plan_sizes.sum() / scale,
+                planned_late / scale,
+            ],
+            dtype=np.float32,
+        )
+        return PairState(
+            drivers=drivers,
+            bookings=bookings,
+            pairs=pairs,
+            pair_driver=cand_driver.astype(np.int64),
+            pair_slot=cand_slot.astype(np.int64),
+            globals=global_row,
+            pair_order=pair_order.astype(np.int64),
+            visible_slots=slots,
+        )

@@ -1,0 +1,281 @@
+"""The pairwise Q-network: one score per (driver, booking) candidate pair, plus wait.
+
+Every candidate pair is scored by the same weights from its driver's row, its booking's row,
+its own pair row and the global row, so one network serves any number of drivers and
+bookings, and reordering them reorders the scores and nothing else::
+
+    h1[p] = relu(Wd driver[d(p)] + Wb booking[b(p)] + Wp pair[p] + Wg global + b1)
+    h2[p] = relu(W2 h1[p] + Wc [mean_p h1, max_p h1] + b2)          # one round of context
+    A[p]  = w3 . h2[p] + b3
+    V, A_wait = head([mean_p h2, max_p h2, relu(Wg global + b1)])
+    Q[p] = r[p] + V + A[p] - mean(A)                 # dueling, the mean over wait and pairs
+    Q_wait = r_wait + V + A_wait - mean(A)
+
+``r`` is the reward of the action known when it is chosen (:class:`KnownReward`: the
+assignment bonus, the km it adds, the pickups it makes late), so the network learns only the
+value of what follows, the post-decision value of approximate dynamic programming for fleet
+management. With all-zero known rewards it is a plain dueling Q-network.
+The first layer is split by input so the driver and booking parts are computed once per
+driver and booking, not once per pair. A batch is packed (:class:`PairBatch`): the pairs of
+all its states one after another, pooled per state, so no work goes to padding.
+
+:class:`NumpyPairQ` runs the same forward pass on one state in NumPy on views of the torch
+weights (acting needs one decision at a time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rldispatch.agents.pairwise.features import (
+    BOOKING_FEATURES,
+    DRIVER_FEATURES,
+    GLOBAL_FEATURES,
+    PAIR_FEATURES,
+    PairState,
+)
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """A batch of states, packed: the rows of every state one after another, no padding.
+
+    ``pair_driver`` and ``pair_booking`` index the packed ``drivers`` and ``bookings`` rows,
+    ``pair_state`` the state each pair belongs to.
+    """
+
+    drivers: torch.Tensor  # (sum D, FD)
+    bookings: torch.Tensor  # (sum M, FB)
+    pairs: torch.Tensor  # (sum P, FP)
+    pair_driver: torch.Tensor  # (sum P,) long
+    pair_booking: torch.Tensor  # (sum P,) long
+    pair_state: torch.Tensor  # (sum P,) long
+    globals: torch.Tensor  # (B, FG)
+
+    @property
+    def n_states(self) -> int:
+        return int(self.globals.shape[0])
+
+    @property
+    def pair_offsets(self) -> torch.Tensor:
+        """``(B,)`` index of each state's first pair."""
+        counts = torch.bincount(self.pair_state, minlength=self.n_states)
+        return torch.cumsum(counts, 0) - counts
+
+    @classmethod
+    def from_states(cls, states: list[PairState]) -> PairBatch:
+        """Pack a list of states into one batch."""
+        driver_offset = np.cumsum([0] + [s.drivers.shape[0] for s in states])
+        booking_offset = np.cumsum([0] + [s.bookings.shape[0] for s in states])
+
+        def packed(arrays: list[np.ndarray], width: int) -> torch.Tensor:
+            rows = [a.reshape(-1, width) for a in arrays]
+            return torch.from_numpy(np.concatenate(rows).astype(np.float32, copy=False))
+
+        return cls(
+            drivers=packed([s.drivers for s in states], len(DRIVER_FEATURES)),
+            bookings=packed([s.bookings for s in states], len(BOOKING_FEATURES)),
+            pairs=packed([s.pairs for s in states], len(PAIR_FEATURES)),
+            pair_driver=torch.from_numpy(
+                np.concatenate([s.pair_driver + driver_offset[i] for i, s in enumerate(states)])
+            ).long(),
+            pair_booking=torch.from_numpy(
+                np.concatenate([s.pair_slot + booking_offset[i] for i, s in enumerate(states)])
+            ).long(),
+            pair_state=torch.from_numpy(
+                np.concatenate([np.full(s.n_pairs, i) for i, s in enumerate(states)])
+            ).long(),
+            globals=torch.from_numpy(np.stack([s.globals for s in states]).astype(np.float32)),
+        )
+
+
+PAIR_ADDED_KM = PAIR_FEATURES.index("added_10km")
+PAIR_LATE = PAIR_FEATURES.index("late")
+PAIR_KNOCK_ON_LATE = PAIR_FEATURES.index("knock_on_late")
+
+
+@dataclass(frozen=True)
+class KnownReward:
+    """The part of an action's (scaled) reward that is known when it is chosen.
+
+    An assignment pays ``assignment`` plus ``per_10km`` per 10 km it adds to the plan plus
+    ``per_late`` per pickup it makes late (its own and those it pushes back); waiting pays
+    ``wait``. The network adds this to what it learns (the value of what comes after).
+    All zeros: a plain Q-network.
+    """
+
+    assignment: float = 0.0
+    per_10km: float = 0.0
+    per_late: float = 0.0
+    wait: float = 0.0
+
+    def as_tensor(self) -> torch.Tensor:
+        values = [self.assignment, self.per_10km, self.per_late, self.wait]
+        return torch.tensor(values, dtype=torch.float32)
+
+
+class PairQNetwork(nn.Module):
+    """Scores a :class:`PairBatch`: ``(Q_wait (B,), Q of each pair (sum P,))``.
+
+    :param hidden: width of the per-pair layers.
+    :param head_hidden: width of the state head (value and wait).
+    :param known_reward: added to the learned scores; with it the output layers start at
+        zero, so the untrained network picks the action with the best known reward.
+    """
+
+    def __init__(
+        self, hidden: int = 64, head_hidden: int = 64, known_reward: KnownReward | None = None
+    ) -> None:
+        super().__init__()
+        self.hidden = int(hidden)
+        self.head_hidden = int(head_hidden)
+        self.register_buffer("known_reward", (known_reward or KnownReward()).as_tensor())
+        self.driver_in = nn.Linear(len(DRIVER_FEATURES), hidden, bias=False)
+        self.booking_in = nn.Linear(len(BOOKING_FEATURES), hidden, bias=False)
+        self.pair_in = nn.Linear(len(PAIR_FEATURES), hidden, bias=False)
+        self.global_in = nn.Linear(len(GLOBAL_FEATURES), hidden)
+        self.pair_hidden = nn.Linear(hidden, hidden)
+        self.context = nn.Linear(2 * hidden, hidden, bias=False)
+        self.pair_out = nn.Linear(hidden, 1)
+        self.head = nn.Sequential(
+            nn.Linear(3 * hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, 2)
+        )
+        if known_reward is not None and any(known_reward.as_tensor()):
+            for layer in (self.pair_out, self.head[2]):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def known_pair_reward(self, pairs: torch.Tensor) -> torch.Tensor:
+        assignment, per_10km, per_late, _ = self.known_reward
+        late = pairs[:, PAIR_LATE] + pairs[:, PAIR_KNOCK_ON_LATE]
+        return assignment + per_10km * pairs[:, PAIR_ADDED_KM] + per_late * late
+
+    def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        state = batch.pair_state
+        n_states = batch.n_states
+        global_part = self.global_in(batch.globals)  # (B, H), includes the first-layer bias
+        h1 = torch.relu(
+            self.driver_in(batch.drivers).index_select(0, batch.pair_driver)
+            + self.booking_in(batch.bookings).index_select(0, batch.pair_booking)
+            + self.pair_in(batch.pairs)
+            + global_part.index_select(0, state)
+        )
+        context = self.context(segment_pool(h1, state, n_states)).index_select(0, state)
+        h2 = torch.relu(self.pair_hidden(h1) + context)
+        advantage = self.pair_out(h2).squeeze(-1)  # (sum P,)
+        summary = torch.cat([segment_pool(h2, state, n_states), torch.relu(global_part)], -1)
+        value, wait_advantage = self.head(summary).unbind(-1)
+        count = torch.bincount(state, minlength=n_states).to(advantage.dtype) + 1.0
+        advantage_sum = torch.zeros(n_states, dtype=advantage.dtype).index_add(0, state, advantage)
+        base = value - (advantage_sum + wait_advantage) / count
+        wait_q = base + wait_advantage + self.known_reward[3]
+        pair_q = base.index_select(0, state) + advantage + self.known_pair_reward(batch.pairs)
+        return wait_q, pair_q
+
+
+def segment_pool(features: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """``[mean, max]`` of non-negative rows per segment (zeros for an empty segment)."""
+    width = features.shape[1]
+    total = torch.zeros(n_segments, width, dtype=features.dtype).index_add(0, segment, features)
+    count = torch.bincount(segment, minlength=n_segments).clamp(min=1).to(features.dtype)
+    maximum = torch.zeros(n_segments, width, dtype=features.dtype).scatter_reduce(
+        0, segment[:, None].expand(-1, width), features, "amax", include_self=True
+    )
+    return torch.cat([total / count[:, None], maximum], dim=-1)
+
+
+def segment_mean(values: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Mean of ``values`` per segment (0 for an empty segment)."""
+    total = torch.zeros(n_segments, dtype=values.dtype).index_add(0, segment, values)
+    return total / torch.bincount(segment, minlength=n_segments).clamp(min=1).to(values.dtype)
+
+
+def segment_max(values: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Maximum of ``values`` per segment (``-inf`` for an empty segment)."""
+    empty = torch.full((n_segments,), -torch.inf, dtype=values.dtype)
+    return empty.scatter_reduce(0, segment, values, "amax", include_self=True)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
+
+
+class NumpyPairQ:
+    """The forward pass of a :class:`PairQNetwork` on one state, in NumPy (shared weights)."""
+
+    def __init__(self, network: PairQNetwork) -> None:
+        def view(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().numpy()
+
+        self.driver_in = view(network.driver_in.weight).T
+        self.booking_in = view(network.booking_in.weight).T
+        self.pair_in = view(network.pair_in.weight).T
+        self.global_in = view(network.global_in.weight).T
+        self.global_bias = view(network.global_in.bias)
+        self.pair_hidden = view(network.pair_hidden.weight).T
+        self.pair_hidden_bias = view(network.pair_hidden.bias)
+        self.context = view(network.context.weight).T
+        self.pair_out = view(network.pair_out.weight).T
+        self.pair_out_bias = view(network.pair_out.bias)
+        first, _, second = network.head
+        self.head_1 = view(first.weight).T
+        self.head_1_bias = view(first.bias)
+        self.head_2 = view(second.weight).T
+        self.head_2_bias = view(second.bias)
+        self.known_reward = view(network.known_reward)
+
+    def __call__(self, state: PairState) -> tuple[float, np.ndarray]:
+        """``(Q_wait, Q of each candidate pair)``."""
+        global_part = state.globals @ self.global_in + self.global_bias
+        n = state.n_pairs
+        if n:
+            driver_part = state.drivers @ self.driver_in
+            booking_part = state.bookings @ self.booking_in
+            h1 = state.pairs @ self.pair_in
+            h1 += driver_part[state.pair_driver]
+            h1 += booking_part[state.pair_slot]
+            h1 += global_part
+            np.maximum(h1, 0.0, out=h1)
+            context = np.concatenate([h1.mean(0), h1.max(0)]) @ self.context
+            h2 = h1 @ self.pair_hidden
+            h2 += self.pair_hidden_bias + context
+            np.maximum(h2, 0.0, out=h2)
+            advantage = (h2 @ self.pair_out)[:, 0] + self.pair_out_bias[0]
+            pooled = np.concatenate([h2.mean(0), h2.max(0)])
+        else:
+            advantage = np.zeros(0, dtype=np.float32)
+            pooled = np.zeros(2 * self.pair_hidden.shape[1], dtype=np.float32)
+        summary = np.concatenate([pooled, np.maximum(global_part, 0.0)])
+        head = np.maximum(summary @ self.head_1 + self.head_1_bias, 0.0) @ self.head_2
+        value, wait_advantage = head + self.head_2_bias
+        mean_advantage = (advantage.sum() + wait_advantage) / (n + 1)
+        base = value - mean_advantage
+        assignment, per_10km, per_late, wait = self.known_reward
+        if n:
+            pairs = state.pairs
+            late = pairs[:, PAIR_LATE] + pairs[:, PAIR_KNOCK_ON_LATE]
+            advantage = advantage + (
+                assignment + per_10km * pairs[:, PAIR_ADDED_KM] + per_late * late
+            )
+        return float(base + wait_advantage + wait), base + advantage
+
+
+def choose(q_wait: float, q_pairs: np.ndarray, pair_order: np.ndarray, tolerance: float) -> int:
+    """The best action: a candidate index, or ``-1`` for wait.
+
+    Scores within ``tolerance`` of the best count as tied; ties go to the smallest
+    ``pair_order`` (booking id, then driver id), and to a pair over waiting, so the choice does
+    not depend on the order drivers and bookings are listed in.
+    """
+    if q_pairs.size == 0:
+        return -1
+    best_pair = float(q_pairs.max())
+    if q_wait > best_pair + tolerance:
+        return -1
+    tied = np.flatnonzero(q_pairs >= best_pair - tolerance)
+    return int(tied[np.argmin(pair_order[tied])])

@@ -1,0 +1,119 @@
+"""The pairwise learned policy behind the :class:`rldispatch.policies.base.Policy` interface.
+
+One model serves any fleet: build the env with ``EnvConfig(max_drivers=...)`` at least the
+day's drivers and call :meth:`PairwisePolicy.act`. :meth:`PairwisePolicy.choose` gives the
+chosen (driver, slot) and :meth:`PairwisePolicy.scores` every candidate's score, best first
+(the service's "top candidates").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rldispatch.agents.pairwise.agent import TIE_TOLERANCE
+from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
+from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, load_pairwise_model
+from rldispatch.agents.pairwise.network import NumpyPairQ, PairQNetwork, choose
+from rldispatch.env import DispatchEnv
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One candidate (driver, booking) pair and its Q-value."""
+
+    driver: int  # driver index in the day
+    slot: int  # visible slot
+    booking: int  # booking index in the day
+    q_value: float
+    insertion_cost: float
+    pickup_min: float
+    added_km: float
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """The Q-value of waiting and of every candidate pair, best first."""
+
+    wait_q: float
+    pairs: tuple[PairScore, ...]
+
+    def for_slot(self, slot: int) -> tuple[PairScore, ...]:
+        """The candidates of the booking in ``slot``, best first."""
+        return tuple(pair for pair in self.pairs if pair.slot == slot)
+
+
+class PairwisePolicy:
+    """Greedy action of a pairwise Q-network (NumPy forward, one decision at a time).
+
+    :param model: a :class:`LoadedPairwiseModel`, or a bare :class:`PairQNetwork` (the
+        training loop's live network) with ``candidates_per_booking``.
+    """
+
+    def __init__(
+        self,
+        model: LoadedPairwiseModel | PairQNetwork,
+        name: str = "pairwise",
+        candidates_per_booking: int | None = None,
+    ) -> None:
+        self.name = name
+        if isinstance(model, LoadedPairwiseModel):
+            self.metadata = model.metadata
+            network = model.network
+            k = candidates_per_booking or model.metadata.candidates_per_booking
+        else:
+            self.metadata = None
+            network = model
+            k = candidates_per_booking or 6
+        self.network = network
+        self.features = FeatureBuilder(k)
+        self.q_function = NumpyPairQ(network)
+
+    @classmethod
+    def from_file(cls, path: str | Path, name: str = "pairwise") -> PairwisePolicy:
+        return cls(load_pairwise_model(path), name=name)
+
+    def state(self, env: DispatchEnv) -> PairState:
+        """The features the network reads in the env's current state."""
+        return self.features.build(env)
+
+    def _best(self, env: DispatchEnv) -> tuple[PairState, int]:
+        state = self.features.build(env)
+        q_wait, q_pairs = self.q_function(state)
+        return state, choose(q_wait, q_pairs, state.pair_order, TIE_TOLERANCE)
+
+    def act(self, env: DispatchEnv) -> int:
+        """The env action: ``0`` wait or ``1 + driver * slots + slot``."""
+        state, best = self._best(env)
+        return state.action(best)
+
+    def choose(self, env: DispatchEnv) -> tuple[int, int] | None:
+        """``(driver index, visible slot)`` of the chosen pair, or None to wait."""
+        state, best = self._best(env)
+        if best < 0:
+            return None
+        return int(state.pair_driver[best]), int(state.pair_slot[best])
+
+    def scores(self, env: DispatchEnv) -> PairScores:
+        """Q of waiting and of every candidate pair in the env's state, best first."""
+        state = self.features.build(env)
+        q_wait, q_pairs = self.q_function(state)
+        order = np.lexsort((state.pair_order, -q_pairs))
+        table = env.table
+        pairs = []
+        for p in order:
+            driver, slot = int(state.pair_driver[p]), int(state.pair_slot[p])
+            pairs.append(
+                PairScore(
+                    driver=driver,
+                    slot=slot,
+                    booking=int(env.visible[slot]),
+                    q_value=float(q_pairs[p]),
+                    insertion_cost=float(table.cost[driver, slot]),
+                    pickup_min=float(table.pickup_min[driver, slot]),
+                    added_km=float(table.added_km[driver, slot]),
+                )
+            )
+        return PairScores(wait_q=float(q_wait), pairs=tuple(pairs))

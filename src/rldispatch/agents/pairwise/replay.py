@@ -1,0 +1,262 @@
+"""Replay for the pairwise agent: decision states in a padded ring buffer, n-step returns.
+
+A day's decisions are written together once the day is over (:meth:`PairReplayBuffer.add_day`),
+each state once, stored padded to ``(max_drivers, visible_slots, max_pairs)`` with its sizes. Each
+entry holds its action (``0`` wait, ``1 + p`` candidate pair ``p``), its n-step return, the
+discount to its bootstrap state (``gamma^k``, or 0 when the day ended first) and where that
+state is in the buffer. The bootstrap state is always written after its entry, so it is still
+there as long as the entry is. A sample comes packed (no padding, see :class:`PairBatch`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rldispatch.agents.pairwise.features import (
+    BOOKING_FEATURES,
+    DRIVER_FEATURES,
+    GLOBAL_FEATURES,
+    PAIR_FEATURES,
+    PairState,
+)
+from rldispatch.agents.pairwise.network import PairBatch
+
+
+@dataclass(frozen=True)
+class PairReplaySample:
+    """Sampled transitions: states, next (bootstrap) states, and what happened between."""
+
+    states: PairBatch
+    next_states: PairBatch
+    actions: torch.Tensor  # (B,) long: 0 wait, 1 + p pair p of the state
+    action_pairs: torch.Tensor  # (B,) long: the action's row in the packed pairs, -1 = wait
+    returns: torch.Tensor  # (B,) n-step discounted, scaled reward
+    discounts: torch.Tensor  # (B,) gamma^k, 0 when the day ended before the bootstrap
+    demonstration: torch.Tensor  # (B,) bool: the action came from the teacher
+    indices: np.ndarray
+
+
+def n_step_targets(
+    rewards: Sequence[float], gamma: float, n_step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n-step returns of one finished day.
+
+    :returns: ``(returns, discounts, offsets)``: for step ``t``, the discounted sum of rewards
+        ``t .. t+k-1``, ``gamma^k`` (0 when the day ends before ``t + n``) and ``k`` (the
+        bootstrap state is step ``t + k``).
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    steps = rewards.size
+    returns = np.zeros(steps)
+    discounts = np.zeros(steps)
+    offsets = np.zeros(steps, dtype=np.int64)
+    powers = gamma ** np.arange(n_step)
+    for t in range(steps):
+        k = min(n_step, steps - t)
+        returns[t] = float(powers[:k] @ rewards[t : t + k])
+        offsets[t] = k
+        discounts[t] = gamma**k if t + k < steps else 0.0
+    return returns, discounts, offsets
+
+
+class PairReplayBuffer:
+    """Ring buffer of ``capacity`` decision states (float32, padded).
+
+    :param max_drivers: the largest fleet a state may have.
+    :param max_bookings: visible slots.
+    :param max_pairs: candidate pairs per state.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        max_drivers: int,
+        max_bookings: int,
+        max_pairs: int,
+        seed: int = 0,
+    ) -> None:
+        self.capacity = int(capacity)
+        self.max_drivers = int(max_drivers)
+        self.max_bookings = int(max_bookings)
+        self.max_pairs = int(max_pairs)
+        c = self.capacity
+        self.drivers = np.zeros((c, max_drivers, len(DRIVER_FEATURES)), dtype=np.float32)
+        self.bookings = np.zeros((c, max_bookings, len(BOOKING_FEATURES)), dtype=np.float32)
+        self.pairs = np.zeros((c, max_pairs, len(PAIR_FEATURES)), dtype=np.float32)
+        self.pair_driver = np.zeros((c, max_pairs), dtype=np.int16)
+        self.pair_slot = np.zeros((c, max_pairs), dtype=np.int16)
+        self.globals = np.zeros((c, len(GLOBAL_FEATURES)), dtype=np.float32)
+        self.n_drivers = np.zeros(c, dtype=np.int64)
+        self.n_bookings = np.zeros(c, dtype=np.int64)
+        self.n_pairs = np.zeros(c, dtype=np.int64)
+        self.actions = np.zeros(c, dtype=np.int64)
+        self.returns = np.zeros(c, dtype=np.float32)
+        self.discounts = np.zeros(c, dtype=np.float32)
+        self.bootstrap = np.zeros(c, dtype=np.int64)
+        self.demonstration = np.zeros(c, dtype=bool)
+        self.position = 0
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add_day(
+        self,
+        states: Sequence[PairState],
+        actions: Sequence[int],
+        rewards: Sequence[float],
+        gamma: float,
+        n_step: int,
+        demonstration: bool = False,
+    ) -> None:
+        """Store one finished day: its decision states, actions (``0`` wait, ``1 + p``) and
+        (scaled) rewards, with n-step returns."""
+        steps = len(states)
+        if not (steps == len(actions) == len(rewards)):
+            raise ValueError("add_day: states, actions and rewards differ in length")
+        if steps > self.capacity:
+            raise ValueError(f"add_day: a day of {steps} steps exceeds the capacity")
+        returns, discounts, offsets = n_step_targets(rewards, gamma, n_step)
+        base = self.position
+        for t, state in enumerate(states):
+            i = (base + t) % self.capacity
+            self.write_state(i, state)
+            action = int(actions[t])
+            if not 0 <= action <= state.n_pairs:
+                raise ValueError(f"add_day: action {action} at step {t} is not 0..{state.n_pairs}")
+            self.actions[i] = action
+            self.returns[i] = returns[t]
+            self.discounts[i] = discounts[t]
+            self.bootstrap[i] = (base + t + offsets[t]) % self.capacity
+            self.demonstration[i] = demonstration
+        self.position = (base + steps) % self.capacity
+        self.size = min(self.size + steps, self.capacity)
+
+    def write_state(self, i: int, state: PairState) -> None:
+        """Store ``state`` in entry ``i`` (padded, with its sizes)."""
+        d, m, p = state.drivers.shape[0], state.bookings.shape[0], state.n_pairs
+        if d > self.max_drivers or m > self.max_bookings or p > self.max_pairs:
+            raise ValueError(
+                f"replay buffer: a state of {d} drivers, {m} bookings, {p} pairs does not fit "
+                f"({self.max_drivers}, {self.max_bookings}, {self.max_pairs})"
+            )
+        self.drivers[i, :d] = state.drivers
+        self.drivers[i, d:] = 0.0
+        self.bookings[i, :m] = state.bookings
+        self.bookings[i, m:] = 0.0
+        self.pairs[i, :p] = state.pairs
+        self.pairs[i, p:] = 0.0
+        self.pair_driver[i, :p] = state.pair_driver
+        self.pair_driver[i, p:] = 0
+        self.pair_slot[i, :p] = state.pair_slot
+        self.pair_slot[i, p:] = 0
+        self.globals[i] = state.globals
+        self.n_drivers[i], self.n_bookings[i], self.n_pairs[i] = d, m, p
+
+    def batch(self, indices: np.ndarray) -> PairBatch:
+        """The states at ``indices``, packed into one batch."""
+        n_drivers = self.n_drivers[indices]
+        n_bookings = self.n_bookings[indices]
+        n_pairs = self.n_pairs[indices]
+        driver_rows = np.arange(self.max_drivers)[None, :] < n_drivers[:, None]
+        booking_rows = np.arange(self.max_bookings)[None, :] < n_bookings[:, None]
+        pair_rows = np.arange(self.max_pairs)[None, :] < n_pairs[:, None]
+        driver_offset = np.repeat(np.cumsum(n_drivers) - n_drivers, n_pairs)
+        booking_offset = np.repeat(np.cumsum(n_bookings) - n_bookings, n_pairs)
+        pair_driver = self.pair_driver[indices][pair_rows].astype(np.int64) + driver_offset
+        pair_booking = self.pair_slot[indices][pair_rows].astype(np.int64) + booking_offset
+        return PairBatch(
+            drivers=torch.from_numpy(self.drivers[indices][driver_rows]),
+            bookings=torch.from_numpy(self.bookings[indices][booking_rows]),
+            pairs=torch.from_numpy(self.pairs[indices][pair_rows]),
+            pair_driver=torch.from_numpy(pair_driver),
+            pair_booking=torch.from_numpy(pair_booking),
+            pair_state=torch.from_numpy(np.repeat(np.arange(indices.size), n_pairs)),
+            globals=torch.from_numpy(self.globals[indices]),
+        )
+
+    def sample(self, batch_size: int) -> PairReplaySample:
+        """``batch_size`` transitions drawn uniformly with replacement."""
+        if self.size == 0:
+            raise ValueError("replay buffer: cannot sample from an empty buffer")
+        indices = self.rng.integers(0, self.size, size=batch_size)
+        actions = self.actions[indices]
+        n_pairs = self.n_pairs[indices]
+        first_pair = np.cumsum(n_pairs) - n_pairs
+        action_pairs = np.where(actions > 0, first_pair + actions - 1, -1)
+        return PairReplaySample(
+            states=self.batch(indices),
+            next_states=self.batch(self.bootstrap[indices]),
+            actions=torch.from_numpy(actions),
+            action_pairs=torch.from_numpy(action_pairs),
+            returns=torch.from_numpy(self.returns[indices]),
+            discounts=torch.from_numpy(self.discounts[indices]),
+            demonstration=torch.from_numpy(self.demonstration[indices]),
+            indices=indices,
+        )
+
+
+@dataclass(frozen=True)
+class CounterfactualSample:
+    """States, several actions of each (``0`` wait, ``1 + p`` pair ``p``) and their returns."""
+
+    states: PairBatch
+    actions: torch.Tensor  # (B, C) long
+    valid: torch.Tensor  # (B, C) bool
+    returns: torch.Tensor  # (B, C)
+
+
+class CounterfactualBuffer:
+    """States with the return of each of a few actions tried from them (rollouts from copies
+    of the same state: the same future bookings, so the returns differ by the action alone)."""
+
+    def __init__(
+        self,
+        capacity: int,
+        max_drivers: int,
+        max_bookings: int,
+        max_pairs: int,
+        actions_per_state: int,
+        seed: int = 0,
+    ) -> None:
+        self.states = PairReplayBuffer(capacity, max_drivers, max_bookings, max_pairs, seed)
+        self.actions = np.zeros((capacity, actions_per_state), dtype=np.int64)
+        self.valid = np.zeros((capacity, actions_per_state), dtype=bool)
+        self.returns = np.zeros((capacity, actions_per_state), dtype=np.float32)
+        self.rng = np.random.default_rng(seed)
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, state: PairState, actions: Sequence[int], returns: Sequence[float]) -> None:
+        if self.size >= self.states.capacity:
+            raise ValueError("counterfactual buffer: full")
+        if len(actions) != len(returns) or len(actions) > self.actions.shape[1]:
+            raise ValueError("counterfactual buffer: actions and returns do not fit")
+        i = self.size
+        self.states.write_state(i, state)
+        count = len(actions)
+        self.actions[i] = 0
+        self.actions[i, :count] = actions
+        self.valid[i] = False
+        self.valid[i, :count] = True
+        self.returns[i] = 0.0
+        self.returns[i, :count] = returns
+        self.size += 1
+
+    def sample(self, batch_size: int) -> CounterfactualSample:
+        if self.size == 0:
+            raise ValueError("counterfactual buffer: empty")
+        indices = self.rng.integers(0, self.size, size=batch_size)
+        return CounterfactualSample(
+            states=self.states.batch(indices),
+            actions=torch.from_numpy(self.actions[indices]),
+            valid=torch.from_numpy(self.valid[indices]),
+            returns=torch.from_numpy(self.returns[indices]),
+        )
