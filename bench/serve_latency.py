@@ -63,7 +63,7 @@ def write_prototype_model(path: Path) -> Path:
     return save_model(path, network, metadata)
 
 
-def _booking_body(source: Any, identifier: str, opens_in_min: float) -> dict[str, Any]:
+def booking_body(source: Any, identifier: str, opens_in_min: float) -> dict[str, Any]:
     return {
         "id": identifier,
         "pickup": {"lat": source.pickup[0], "lon": source.pickup[1]},
@@ -86,7 +86,7 @@ def request_bodies(count: int, n_drivers: int = 10, n_open: int = 20) -> list[di
         rng = np.random.default_rng(index)
         picks = rng.choice(len(day.bookings), size=n_open + 1 + n_drivers, replace=False)
         bookings = [
-            _booking_body(
+            booking_body(
                 day.bookings[int(picks[j])],
                 f"bench-{index}" if j == 0 else f"bench-{index}-o{j}",
                 float(rng.uniform(0.0, 60.0)),

@@ -21,7 +21,10 @@ import torch
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
 from rldispatch.agents.dqn.network import QNetwork
+from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
+from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.env import EnvConfig
+from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.schemas import SuggestRequest
 from rldispatch.service.snapshot import LiveRequest
@@ -55,6 +58,35 @@ def make_model_file(
         hyperparameters=asdict(config),
     )
     return save_model(path, network, metadata)
+
+
+def make_pairwise_model_file(
+    path: Path,
+    seed: int = 0,
+    tweak: Callable[[PairQNetwork], None] | None = None,
+) -> Path:
+    """A pairwise model file, untrained, through the model-file API.
+
+    The network starts as training starts it (the known reward of an action added to zeroed
+    output layers); its pair output weights are then drawn at random (``seed``), so its
+    choice is not only the known reward's, and ``tweak`` may change it further.
+    """
+    from rldispatch.training.train_pairwise import TrainingReward
+
+    known = TrainingReward(RewardConfig(), shaping=True, scale=0.2).known_reward()
+    torch.manual_seed(seed)
+    network = PairQNetwork(known_reward=known)
+    with torch.no_grad():
+        torch.nn.init.normal_(network.pair_out.weight, std=0.1)
+        if tweak is not None:
+            tweak(network)
+    metadata = PairwiseMetadata(
+        hidden=network.hidden,
+        head_hidden=network.head_hidden,
+        candidates_per_booking=6,
+        env_config=asdict(EnvConfig(max_drivers=30)),
+    )
+    return save_pairwise_model(path, network, metadata)
 
 
 def suggest_body(

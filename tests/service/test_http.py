@@ -280,6 +280,7 @@ def test_without_tokens_the_service_creates_an_admin_token(tmp_path: Path) -> No
                 "loaded": False,
                 "path": None,
                 "version": None,
+                "kind": None,
                 "runtime": None,
                 "preset": None,
                 "max_drivers": None,

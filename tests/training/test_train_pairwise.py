@@ -95,6 +95,7 @@ def test_a_tiny_training_run_writes_models_that_dispatch(tmp_path: Path) -> None
     assert stages == [("known rewards", 0), ("warm start", 0), ("dqn", 1), ("dqn", 2)]
     assert "best" not in metrics["evaluations"][0]  # the untrained network is never kept
     assert any(day["td_loss"] is not None for day in metrics["days"])
+    assert all((day["td_loss"] is None) == (day["q_mean"] is None) for day in metrics["days"])
     for path in (result.best_model_path, result.final_model_path):
         model = load_pairwise_model(path)
         assert model.metadata.candidates_per_booking == 3

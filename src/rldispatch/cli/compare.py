@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rldispatch.agents.dqn.config import load_config
-from rldispatch.agents.dqn.model_file import LoadedModel, ModelFileError, load_model
-from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.dqn.model_file import ModelFileError
+from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import CliError
-from rldispatch.cli.common import add_day_arguments, positive_int
-from rldispatch.cli.evaluate import held_out_days, model_info
+from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
+from rldispatch.cli.evaluate import held_out_days
+from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
@@ -63,7 +64,7 @@ def unique(label: str, taken: dict[str, Any]) -> str:
     return candidate
 
 
-def train_config_entry(path: Path, args: argparse.Namespace) -> LoadedModel:
+def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> LearnedModel:
     """Train config ``path`` (or resume its run) and return its best model."""
     try:
         config = load_config(path)
@@ -86,14 +87,23 @@ def train_config_entry(path: Path, args: argparse.Namespace) -> LoadedModel:
         )
     except TrainingError as error:
         raise CliError(str(error)) from error
-    return load_model(result.best_model_path or result.final_model_path)
+    return load_learned_model(result.best_model_path or result.final_model_path, name=label)
+
+
+def env_config_for_all(models: dict[str, LearnedModel], days: list[Scenario]) -> EnvConfig:
+    """One env config every model can play: a flat model's own (its slots are fixed; flat
+    models of other shapes are refused when they play), else enough slots for every day."""
+    flat = [model for model in models.values() if model.kind == "dqn"]
+    if flat:
+        return flat[0].env_config
+    if models:
+        return next(iter(models.values())).env_config_for(days)
+    return env_config_for(days)
 
 
 def run(args: argparse.Namespace) -> int:
     policies: dict[str, Policy] = {}
-    models: dict[str, Any] = {}
-    env_config: EnvConfig | None = None
-    preset: str | None = None
+    models: dict[str, LearnedModel] = {}
     for entry in args.entries:
         if entry in BASELINES:
             policies[unique(entry, policies)] = make_baseline(entry, seed=args.seed)
@@ -101,26 +111,30 @@ def run(args: argparse.Namespace) -> int:
         path = Path(entry)
         if not path.exists():
             raise CliError(f"{entry}: neither a file nor a baseline ({', '.join(BASELINES)})")
+        label = unique(entry_label(path), policies)
         try:
-            model = train_config_entry(path, args) if path.suffix == ".json" else load_model(path)
+            if path.suffix == ".json":
+                model = train_config_entry(path, args, label)
+            else:
+                model = load_learned_model(path, name=label)
         except ModelFileError as error:
             raise CliError(str(error)) from error
-        label = unique(entry_label(path), policies)
-        policies[label] = DQNPolicy(model, name=label)
-        models[label] = model_info(model)
-        if env_config is None:
-            env_config = model.metadata.make_env_config()
-            preset = model.metadata.preset
+        policies[label] = model.policy
+        models[label] = model
     if len(policies) < 2:
         raise CliError("compare needs at least two entries")
-    days = held_out_days(args, preset)
+    first = next(iter(models.values()), None)
+    days = held_out_days(args, first.preset if first else None)
     try:
-        results = evaluate_policies(policies, days.scenarios, env_config, progress=True)
+        results = evaluate_policies(
+            policies, days.scenarios, env_config_for_all(models, days.scenarios), progress=True
+        )
     except ModelFileError as error:
         raise CliError(str(error)) from error
     names = list(policies)
     pairs = [(names[0], other) for other in names[1:]]
-    report = build_report(days.name, days.labels, results, pairs, extra={"models": models})
+    extra = {"models": {label: model.info() for label, model in models.items()}}
+    report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)

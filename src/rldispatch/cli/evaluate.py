@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rldispatch.agents.dqn.model_file import LoadedModel, ModelFileError, load_model
-from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.dqn.model_file import ModelFileError
+from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import CliError
 from rldispatch.cli.common import (
     Days,
@@ -34,7 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
         "never seen in training or tuning; the preset defaults to the model's own.",
     )
-    parser.add_argument("--model", type=Path, required=True, help="a model file (.safetensors)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a model file (.safetensors): flat DQN or pairwise (any fleet size)",
+    )
     add_day_arguments(parser, default_episodes=30)
     parser.add_argument(
         "--compare-baseline",
@@ -46,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_model_or_fail(path: Path) -> LoadedModel:
+def load_model_or_fail(path: Path, name: str | None = None) -> LearnedModel:
     try:
-        return load_model(path)
+        return load_learned_model(path, name=name)
     except ModelFileError as error:
         raise CliError(str(error)) from error
 
@@ -60,30 +65,21 @@ def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
     return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start, folder_part="held_out")
 
 
-def model_info(model: LoadedModel) -> dict[str, Any]:
-    metadata = model.metadata
-    return {
-        "path": str(model.path),
-        "version": metadata.version,
-        "preset": metadata.preset,
-        "training_summary": metadata.training_summary,
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     model = load_model_or_fail(args.model)
-    days = held_out_days(args, model.metadata.preset)
-    policies: dict[str, Policy] = {"dqn": DQNPolicy(model)}
+    days = held_out_days(args, model.preset)
+    name = model.policy.name
+    policies: dict[str, Policy] = {name: model.policy}
     if args.compare_baseline:
-        policies |= {name: make_baseline(name, seed=args.seed) for name in baseline_names()}
+        policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
     try:
         results = evaluate_policies(
-            policies, days.scenarios, model.metadata.make_env_config(), progress=True
+            policies, days.scenarios, model.env_config_for(days.scenarios), progress=True
         )
     except ModelFileError as error:
         raise CliError(str(error)) from error
-    pairs = [("dqn", name) for name in policies if name != "dqn"]
-    extra: dict[str, Any] = {"model": model_info(model)}
+    pairs = [(name, other) for other in policies if other != name]
+    extra: dict[str, Any] = {"model": model.info()}
     if args.hindsight:
         add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)

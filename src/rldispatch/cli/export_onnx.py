@@ -26,11 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rldispatch.agents.dqn.model_file import ModelFileError
+    from rldispatch.agents.model_files import model_kind
     from rldispatch.cli import CliError
     from rldispatch.files import atomic_write_json
     from rldispatch.service.model import ModelLoadError
     from rldispatch.service.onnx_runtime import export_onnx
 
+    try:
+        if model_kind(args.model) == "pairwise":
+            raise CliError(
+                f"{args.model}: a pairwise model is served as it is (NumPy, any fleet size); "
+                "ONNX export covers flat DQN models"
+            )
+    except ModelFileError:
+        pass  # the export names what is wrong with the file
     try:
         result = export_onnx(args.model, args.out, check_states=args.check_states)
     except ModelLoadError as error:

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from rldispatch.agents.dqn.model_file import ModelFileError, load_model
-from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.dqn.model_file import ModelFileError
+from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import CliError
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.plots import (
@@ -75,19 +75,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plot_day(args: argparse.Namespace) -> Path:
-    env_config = None
+    model = None
     if args.model is not None:
         try:
-            model = load_model(args.model)
+            model = load_learned_model(args.model)
         except ModelFileError as error:
             raise CliError(str(error)) from error
-        policy = DQNPolicy(model)
-        env_config = model.metadata.make_env_config()
-        preset = args.preset or model.metadata.preset or "geneva"
+        policy = model.policy
+        preset = args.preset or model.preset or "geneva"
     else:
         policy = make_baseline(args.policy)
         preset = args.preset or "geneva"
     scenario = load_scenario(args.scenario) if args.scenario else make_preset(preset, args.day_seed)
+    env_config = model.env_config_for([scenario]) if model is not None else None
     try:
         day = record_routes(policy, scenario, env_config)
     except ModelFileError as error:

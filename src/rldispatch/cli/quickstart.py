@@ -1,15 +1,16 @@
 """``rldispatch quickstart``: train on Geneva days, compare with the heuristics on held-out days.
 
-Trains the quickstart configuration (:data:`QUICKSTART_CONFIG`) on days of the ``geneva``
-preset within ``--minutes``, evaluates its best model and the four baselines on the same 30
-held-out days, prints the table, and leaves under ``--out``::
+Trains the pairwise Q-network (``PairwiseTrainConfig`` defaults: geneva-style days of 5 to 30
+drivers; docs/pairwise.md) or, with ``--agent dqn``, the flat DQN (:data:`QUICKSTART_CONFIG`
+on geneva days) within ``--minutes``, evaluates its best model and the four baselines on the
+same 30 held-out geneva days, prints the table, and leaves under ``--out``::
 
     report.json          the report (DESIGN.md's contract), with the training summary
     model.safetensors    the best model (as train/best_model.safetensors)
     training_curves.png  reward, loss, epsilon and Q-values during training
     comparison.png       every policy's metrics with 95% CIs, and the paired differences
-    routes.png           the DQN policy's routes on the first held-out day
-    train/               the training run (checkpoints, TensorBoard logs, metrics)
+    routes.png           the learned policy's routes on the first held-out day
+    train/               the training run (metrics; for dqn also checkpoints, TensorBoard)
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rldispatch.agents.dqn.config import DQNConfig
-from rldispatch.agents.dqn.model_file import load_model
-from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli.common import positive_int
-from rldispatch.cli.evaluate import baseline_names, model_info
+from rldispatch.cli.evaluate import baseline_names
+from rldispatch.cli.train import run_pairwise_training
 from rldispatch.files import atomic_write_bytes, atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
@@ -40,6 +42,7 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.threads import single_threaded_numerics
 from rldispatch.training.train import train, validation_days
+from rldispatch.training.train_pairwise import PairwiseTrainConfig
 
 PRESET = "geneva"
 QUICKSTART_CONFIG = DQNConfig(
@@ -65,13 +68,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quickstart",
         help="train on Geneva days and compare with the heuristics on 30 held-out days",
-        description="Train the quickstart DQN on the geneva preset within --minutes, then "
-        "evaluate it and the random, nearest, insertion and matching baselines on the same "
-        "held-out days; print the table and write report, model and plots under --out.",
+        description="Train the pairwise DQN (or with --agent dqn the flat one) within "
+        "--minutes, then evaluate it and the random, nearest, insertion and matching "
+        "baselines on the same held-out geneva days; print the table and write report, model "
+        "and plots under --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
     parser.add_argument(
         "--minutes", type=float, default=8.0, help="time budget, training and evaluation"
+    )
+    parser.add_argument(
+        "--agent",
+        choices=("pairwise", "dqn"),
+        default="pairwise",
+        help="pairwise: the any-fleet pairwise Q-network (default); dqn: the flat network",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training run")
     parser.add_argument(
@@ -96,9 +106,80 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)  # the quickstart always starts afresh
     out.mkdir(parents=True, exist_ok=True)
     training_budget_s = max(args.minutes - EVALUATION_MINUTES, 0.5) * 60.0
+    train_model = train_pairwise_model if args.agent == "pairwise" else train_flat_model
+    model_path, training = train_model(args, run_dir, training_budget_s)
+    model = load_learned_model(model_path, name=args.agent)
+    shutil.copyfile(model_path, out / "model.safetensors")
+
+    seeds = list(HELD_OUT_SEEDS[: args.days])
+    days = [make_preset(PRESET, seed) for seed in seeds]
+    name = model.policy.name
+    policies: dict[str, Policy] = {name: model.policy}
+    policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
+    env_config = model.env_config_for(days)
+    results = evaluate_policies(policies, days, env_config, progress=not args.no_progress)
+    pairs = [(name, other) for other in policies if other != name]
+    report = build_report(
+        f"{PRESET} held-out days",
+        seeds,
+        results,
+        pairs,
+        extra={"model": model.info(), "training": training},
+    )
+    print()
+    print(format_table(report))
+    print()
+    print(verdict(report, name))
+
+    plot_training_curves(
+        load_training_curves(run_dir), out / "training_curves.png", title="quickstart training"
+    )
+    plot_comparison(report, out / "comparison.png")
+    plot_routes(record_routes(policies[name], days[0], env_config), out / "routes.png")
+    report["wall_time_s"] = time.perf_counter() - started
+    atomic_write_json(out / "report.json", report)
+    atomic_write_bytes(out / "table.txt", (format_table(report) + "\n").encode())
+    print(
+        f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
+        f"model.safetensors, training_curves.png, comparison.png, routes.png"
+    )
+    return 0
+
+
+def train_pairwise_model(
+    args: argparse.Namespace, run_dir: Path, budget_s: float
+) -> tuple[Path, dict[str, Any]]:
+    """The pairwise model (its default settings) within ``budget_s``; its best model file."""
+    config = replace(
+        PairwiseTrainConfig(), seed=args.seed, max_days=args.episodes, max_wall_time_s=budget_s
+    )
+    print(
+        f"training the pairwise model on geneva-style days of 5-30 drivers for up to "
+        f"{args.episodes} days or {budget_s / 60:.1f} minutes ..."
+    )
+    result = run_pairwise_training(config, run_dir, progress=not args.no_progress)
+    print(
+        f"trained {result.days} days ({result.steps} decisions) in "
+        f"{result.wall_time_s / 60:.1f} min"
+    )
+    training = {
+        "agent": "pairwise",
+        "days": result.days,
+        "total_steps": result.steps,
+        "wall_time_s": result.wall_time_s,
+        "best_eval_reward": result.best_eval_reward,
+        "config": config.to_dict(),
+    }
+    return result.best_model_path, training
+
+
+def train_flat_model(
+    args: argparse.Namespace, run_dir: Path, budget_s: float
+) -> tuple[Path, dict[str, Any]]:
+    """The flat DQN (:data:`QUICKSTART_CONFIG`) within ``budget_s``; its best model file."""
     print(
         f"training on {PRESET} days for up to {args.episodes} episodes or "
-        f"{training_budget_s / 60:.1f} minutes ..."
+        f"{budget_s / 60:.1f} minutes ..."
     )
     result = train(
         QUICKSTART_CONFIG,
@@ -110,73 +191,34 @@ def run(args: argparse.Namespace) -> int:
         eval_every=100,
         checkpoint_every=250,
         progress=not args.no_progress,
-        max_wall_time_s=training_budget_s,
+        max_wall_time_s=budget_s,
     )
-    model_path = result.best_model_path or result.final_model_path
-    model = load_model(model_path)
-    shutil.copyfile(model_path, out / "model.safetensors")
     print(
         f"trained {result.episodes} episodes ({result.total_steps} steps, "
         f"{result.steps_per_second:.0f} steps/s) in {result.wall_time_s / 60:.1f} min; "
         f"best model from episode {result.best_episode}"
     )
-
-    seeds = list(HELD_OUT_SEEDS[: args.days])
-    days = [make_preset(PRESET, seed) for seed in seeds]
-    policies: dict[str, Policy] = {"dqn": DQNPolicy(model)}
-    policies |= {name: make_baseline(name, seed=args.seed) for name in baseline_names()}
-    results = evaluate_policies(
-        policies, days, model.metadata.make_env_config(), progress=not args.no_progress
-    )
-    pairs = [("dqn", name) for name in policies if name != "dqn"]
-    report = build_report(
-        f"{PRESET} held-out days",
-        seeds,
-        results,
-        pairs,
-        extra={
-            "model": model_info(model),
-            "training": {
-                "episodes": result.episodes,
-                "total_steps": result.total_steps,
-                "wall_time_s": result.wall_time_s,
-                "steps_per_second": result.steps_per_second,
-                "best_episode": result.best_episode,
-                "best_eval_reward": result.best_eval_reward,
-                "stopped_by_time_limit": result.stopped_by_time_limit,
-                "config": QUICKSTART_CONFIG.to_dict(),
-            },
-        },
-    )
-    print()
-    print(format_table(report))
-    print()
-    print(verdict(report))
-
-    plot_training_curves(
-        load_training_curves(run_dir), out / "training_curves.png", title="quickstart training"
-    )
-    plot_comparison(report, out / "comparison.png")
-    plot_routes(
-        record_routes(policies["dqn"], days[0], model.metadata.make_env_config()),
-        out / "routes.png",
-    )
-    report["wall_time_s"] = time.perf_counter() - started
-    atomic_write_json(out / "report.json", report)
-    atomic_write_bytes(out / "table.txt", (format_table(report) + "\n").encode())
-    print(
-        f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
-        f"model.safetensors, training_curves.png, comparison.png, routes.png"
-    )
-    return 0
+    training = {
+        "agent": "dqn",
+        "episodes": result.episodes,
+        "total_steps": result.total_steps,
+        "wall_time_s": result.wall_time_s,
+        "steps_per_second": result.steps_per_second,
+        "best_episode": result.best_episode,
+        "best_eval_reward": result.best_eval_reward,
+        "stopped_by_time_limit": result.stopped_by_time_limit,
+        "config": QUICKSTART_CONFIG.to_dict(),
+    }
+    return result.best_model_path or result.final_model_path, training
 
 
-def verdict(report: dict[str, Any]) -> str:
-    """Plain sentences: does the DQN beat each baseline, by how much, how sure."""
+def verdict(report: dict[str, Any], name: str = "dqn") -> str:
+    """Plain sentences: does the learned policy ``name`` beat each baseline, by how much, how
+    sure."""
     lines = []
-    dqn = report["policies"]["dqn"]["reward"]["mean"]
-    for name, pair in report["paired"].items():
-        other = name.removeprefix("dqn_vs_")
+    learned = report["policies"][name]["reward"]["mean"]
+    for pair_name, pair in report["paired"].items():
+        other = pair_name.removeprefix(f"{name}_vs_")
         low, high = pair["ci95"]
         mean = pair["reward_diff_mean"]
         baseline = report["policies"][other]["reward"]["mean"]
@@ -187,7 +229,7 @@ def verdict(report: dict[str, Any]) -> str:
         else:
             outcome = "is not distinguishable from"
         lines.append(
-            f"dqn ({dqn:.1f}) {outcome} {other} ({baseline:.1f}): paired difference "
+            f"{name} ({learned:.1f}) {outcome} {other} ({baseline:.1f}): paired difference "
             f"{mean:+.1f} per day, 95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.2g}"
         )
     return "\n".join(lines)

@@ -23,13 +23,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "token is created in the data folder. See docs/service.md."
         ),
     )
-    parser.add_argument("--model", help="model file (PyTorch, or .onnx); env RLDISPATCH_MODEL")
+    parser.add_argument(
+        "--model",
+        help=(
+            "model file: flat DQN (.safetensors or .onnx) or pairwise (.safetensors, any fleet "
+            "size); env RLDISPATCH_MODEL"
+        ),
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
-        help="model runtime (auto: ONNX Runtime for .onnx files, NumPy for model files)",
+        help=(
+            "model runtime (auto: ONNX Runtime for .onnx files, NumPy for model files; a "
+            "pairwise model runs on NumPy only)"
+        ),
     )
     parser.add_argument(
         "--fallback", choices=sorted(BASELINES), help="fallback heuristic (insertion)"

@@ -72,13 +72,18 @@ def load_training_curves(source: str | Path) -> dict[str, Curve]:
 
 def _curves_from_metrics(document: Mapping[str, Any]) -> dict[str, Curve]:
     curves: dict[str, Curve] = {}
-    episodes = document.get("episodes", [])
+    # A flat DQN run lists "episodes" (x: total_steps); a pairwise run "days" (x: steps).
+    episodes = document.get("episodes") or document.get("days") or []
     for name in ("reward", "epsilon", "td_loss", "q_mean"):
-        points = [(e["total_steps"], e[name]) for e in episodes if e.get(name) is not None]
+        points = [(_steps(e), e[name]) for e in episodes if e.get(name) is not None]
         curves[name] = _curve(points)
     evaluations = document.get("evaluations", [])
-    curves["eval_reward"] = _curve([(e["total_steps"], e["reward"]) for e in evaluations])
+    curves["eval_reward"] = _curve([(_steps(e), e["reward"]) for e in evaluations])
     return curves
+
+
+def _steps(record: Mapping[str, Any]) -> float:
+    return record["total_steps"] if "total_steps" in record else record["steps"]
 
 
 def _curves_from_tensorboard(log_dir: Path) -> dict[str, Curve]:

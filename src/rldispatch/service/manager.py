@@ -11,7 +11,7 @@ reason                      when
 ``ab_heuristic_arm``        the booking's id hashes into the heuristic arm of the A/B split
 ``model_missing``           the service was started without a model
 ``model_load_failed``       the model file is missing, broken, foreign or inconsistent
-``fleet_too_large``         more drivers than the model has driver slots
+``fleet_too_large``         more drivers than the model has driver slots (flat models only)
 ``booking_not_visible``     the booking is not among the model's visible booking slots
 ``no_feasible_driver``      no driver can serve the booking in time
 ``model_error``             the model raised or answered the wrong shape (also an error)
@@ -19,8 +19,11 @@ reason                      when
 ``rl_waited``               the model's best allowed action was to wait
 ==========================  ===============================================================
 
-The RL answer is the masked greedy action restricted to the booking's slot (and wait), mapped
-back to a driver id. The heuristic (``insertion`` by default) runs on the booking alone, through
+The RL answer of a flat (DQN) model is the masked greedy action restricted to the booking's
+slot (and wait), mapped back to a driver id. A pairwise model plays any fleet: it scores the
+booking's candidate pairs on a ``DispatchEnv`` reset with the live snapshot (every open
+booking, enough driver slots for the fleet) and answers its best pair unless waiting scores
+higher. The heuristic (``insertion`` by default) runs on the booking alone, through
 the same policy object ``simulate`` and ``evaluate`` use. Everything here is safe to call from
 several threads.
 """
@@ -32,7 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -44,11 +47,16 @@ from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
     ModelLoadError,
+    driver_slots,
     finite_or_none,
-    load_q_model,
+    load_served_model,
 )
 from rldispatch.service.snapshot import LiveDay, LiveRequest, LiveSnapshot, snapshot_scenario
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
+
+if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
+    from rldispatch.agents.pairwise.policy import PairwisePolicy
+    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 
 logger = logging.getLogger("rldispatch.service")
 
@@ -113,8 +121,10 @@ class _Answer:
 class RLDispatchManager:
     """Loads a model, turns live bookings and drivers into its state, suggests, falls back.
 
-    :param model_path: model file (PyTorch, or ``.onnx``); None serves the fallback only.
-    :param runtime: ``auto``, ``torch`` or ``onnx`` (see :func:`load_q_model`).
+    :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
+        None serves the fallback only.
+    :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see :func:`load_q_model`; a
+        pairwise model runs on ``numpy`` only).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param state: the initial toggle state (RL off by default).
     :param day: travel model and clock of the service day (default: the model's preset).
@@ -137,16 +147,16 @@ class RLDispatchManager:
             )
         self.fallback_policy = fallback_policy
         self.model_path = Path(model_path) if model_path is not None else None
-        self.model: LoadedQModel | None = None
+        self.model: LoadedQModel | LoadedPairwiseQModel | None = None
         self.model_error: str | None = None
         if self.model_path is not None:
             try:
-                self.model = load_q_model(self.model_path, runtime, max_model_bytes)
+                self.model = load_served_model(self.model_path, runtime, max_model_bytes)
             except ModelLoadError as error:
                 self.model_error = str(error)
                 logger.error("model not loaded, serving the fallback: %s", error)
-        self.env_config = self.model.info.env_config if self.model else EnvConfig()
-        self.day = day or LiveDay.from_preset(self.model.info.preset if self.model else None)
+        self.env_config = self.model.env_config if self.model else EnvConfig()
+        self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
         self.stats = SuggestionStats()
         self._state = state or ToggleState()
         self._state_lock = threading.Lock()
@@ -166,19 +176,23 @@ class RLDispatchManager:
 
     @property
     def model_version(self) -> str | None:
-        return self.model.info.version if self.model else None
+        return self.model.version if self.model else None
 
     def model_status(self) -> dict[str, Any]:
-        """Whether a model is loaded, which, on what runtime, and why not."""
-        info = self.model.info if self.model else None
+        """Whether a model is loaded, which, of what kind, on what runtime, and why not.
+
+        ``max_drivers`` is None for a pairwise model: it plays any fleet.
+        """
+        model = self.model
         return {
-            "loaded": self.model is not None,
+            "loaded": model is not None,
             "path": str(self.model_path) if self.model_path else None,
-            "version": info.version if info else None,
-            "runtime": self.model.runtime if self.model else None,
-            "preset": info.preset if info else None,
-            "max_drivers": self.env_config.max_drivers if info else None,
-            "visible_slots": self.env_config.visible_slots if info else None,
+            "version": model.version if model else None,
+            "kind": model.kind if model else None,
+            "runtime": model.runtime if model else None,
+            "preset": model.preset if model else None,
+            "max_drivers": self.env_config.max_drivers if model and model.kind == "dqn" else None,
+            "visible_slots": self.env_config.visible_slots if model else None,
             "error": self.model_error,
         }
 
@@ -239,6 +253,8 @@ class RLDispatchManager:
     def _rl_answer(self, request: LiveRequest) -> _Answer:
         if self.model is None:
             return _Answer(None, "model_load_failed" if self.model_path else "model_missing")
+        if self.model.kind == "pairwise":
+            return self._pairwise_answer(request, self.model)
         if len(request.drivers) > self.env_config.max_drivers:
             return _Answer(None, "fleet_too_large")
         snapshot = LiveSnapshot(request, self.day, self.env_config)
@@ -276,6 +292,44 @@ class RLDispatchManager:
             return _Answer(None, "rl_waited", candidates)
         return _Answer(int(feasible[best - 1]), None, candidates)
 
+    def _pairwise_answer(self, request: LiveRequest, model: LoadedPairwiseQModel) -> _Answer:
+        """The pairwise model's best pair for the booking, on this thread's env of the fleet's
+        size reset with the live snapshot (every open booking, the booking first)."""
+        env = self._env(driver_slots(len(request.drivers)))
+        env.reset(options={"scenario": snapshot_scenario(request, self.day)})
+        if request.rides_today is not None:  # the snapshot's drivers start the day afresh
+            env.sim.rides[: len(request.drivers)] = request.rides_today
+        slots = np.flatnonzero(env.visible == 0)
+        if slots.size == 0:
+            return _Answer(None, "booking_not_visible")
+        slot = int(slots[0])
+        if not env.table.feasible[:, slot].any():
+            return _Answer(None, "no_feasible_driver")
+        try:
+            time_of_day = self.day.time_of_day_fraction(request.minute_of_day)
+            scores = self._pairwise_policy(model).scores(env, time_of_day)
+        except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
+            self.stats.record_error()
+            self._log_model_error(error)
+            return _Answer(None, "model_error")
+        pairs = scores.for_slot(slot)
+        values = np.array([scores.wait_q, *(pair.q_value for pair in pairs)], dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            return _Answer(None, "invalid_action")
+        candidates = tuple(
+            Candidate(
+                driver_id=request.drivers[pair.driver].id,
+                q_value=float(pair.q_value),
+                insertion_cost=finite_or_none(pair.insertion_cost),
+                pickup_in_min=finite_or_none(pair.pickup_min),
+                added_km=finite_or_none(pair.added_km),
+            )
+            for pair in pairs[:TOP_CANDIDATES]
+        )
+        if not pairs or scores.wait_q > pairs[0].q_value:
+            return _Answer(None, "rl_waited", candidates)
+        return _Answer(pairs[0].driver, None, candidates)
+
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
         """The fallback policy on an env holding the fleet and this booking alone."""
         env, policy = self._fallback_env(len(request.drivers))
@@ -306,20 +360,34 @@ class RLDispatchManager:
             return _Answer(None, None, candidates)
         return _Answer(int(driver), None, candidates)
 
+    def _pairwise_policy(self, model: LoadedPairwiseQModel) -> PairwisePolicy:
+        """This thread's policy object on ``model``'s shared weights."""
+        local = self._local
+        cached = local.__dict__.get("pairwise")
+        if cached is None or cached[0] is not model:
+            cached = local.pairwise = (model, model.policy())
+        return cached[1]
+
+    def _env(self, max_drivers: int) -> DispatchEnv:
+        """This thread's env with ``max_drivers`` driver slots (the model's env config
+        otherwise), built on first use; every caller resets it before reading it."""
+        envs: dict[int, DispatchEnv] = self._local.__dict__.setdefault("envs", {})
+        env = envs.get(max_drivers)
+        if env is None:
+            config = replace(self.env_config, max_drivers=max_drivers)
+            env = envs[max_drivers] = DispatchEnv(preset="geneva", config=config)
+        return env
+
     def _fallback_env(self, n_drivers: int) -> tuple[DispatchEnv, Any]:
         """This thread's env (with enough driver slots) and fallback policy object.
 
         Slots beyond the model's round up to a power of two: a few envs per thread at most.
         """
         local = self._local
-        envs: dict[int, DispatchEnv] = local.__dict__.setdefault("envs", {})
         max_drivers = self.env_config.max_drivers
         if n_drivers > max_drivers:
-            max_drivers = 1 << (n_drivers - 1).bit_length()
-        env = envs.get(max_drivers)
-        if env is None:
-            config = replace(self.env_config, max_drivers=max_drivers)
-            env = envs[max_drivers] = DispatchEnv(preset="geneva", config=config)
+            max_drivers = driver_slots(n_drivers)
+        env = self._env(max_drivers)
         if not hasattr(local, "policy"):
             local.policy = make_baseline(self.fallback_policy, seed=threading.get_ident() % 2**31)
         return env, local.policy

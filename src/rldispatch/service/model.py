@@ -6,6 +6,10 @@ suffix), checks its size before reading, checks that its shapes agree with its e
 that a probe forward pass answers ``(1, n_actions)`` values, and refuses it otherwise with
 :class:`ModelLoadError` (the service then answers from the fallback). Values are checked per
 request: a model answering NaN is served and each such answer falls back.
+
+:func:`load_served_model` takes either kind of model file: a pairwise one (format
+``rldispatch-pairwise``) goes to :mod:`rldispatch.service.pairwise_model`, anything else to
+:func:`load_q_model`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from rldispatch.env import EnvConfig
+
+if TYPE_CHECKING:
+    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 
 Runtime = Literal["numpy", "torch", "onnx"]
 RUNTIMES = ("auto", "numpy", "torch", "onnx")
@@ -49,10 +56,28 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class LoadedQModel:
+    """A flat DQN model ready to serve: fixed driver slots (``env_config.max_drivers``)."""
+
     q_function: QFunction
     info: ModelInfo
     path: Path
     runtime: Runtime
+
+    @property
+    def kind(self) -> Literal["dqn"]:
+        return "dqn"
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def preset(self) -> str | None:
+        return self.info.preset
+
+    @property
+    def env_config(self) -> EnvConfig:
+        return self.info.env_config
 
 
 def env_config_from_dict(data: Mapping[str, Any]) -> EnvConfig:
@@ -203,6 +228,40 @@ def load_q_model(
             chosen = "numpy"
     _probe(q_function, info)
     return LoadedQModel(q_function=q_function, info=info, path=path, runtime=chosen)
+
+
+def load_served_model(
+    path: str | Path, runtime: str = "auto", max_bytes: int = MAX_MODEL_BYTES
+) -> LoadedQModel | LoadedPairwiseQModel:
+    """Load a flat DQN model file (or its ``.onnx`` export) or a pairwise model file.
+
+    A file whose header names the pairwise format is loaded as a pairwise model (runtime
+    ``auto`` or ``numpy`` only); every other file, ``.onnx`` files included, goes to
+    :func:`load_q_model` unchanged.
+    """
+    from rldispatch.agents.dqn.model_file import ModelFileError
+    from rldispatch.agents.model_files import model_kind
+
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"runtime: must be one of {RUNTIMES}, got {runtime!r}")
+    path = Path(path)
+    check_file_size(path, max_bytes)
+    if path.suffix.lower() != ".onnx":
+        try:
+            kind = model_kind(path)
+        except ModelFileError:
+            kind = None  # load_q_model says what is wrong with it
+        if kind == "pairwise":
+            from rldispatch.service.pairwise_model import load_pairwise_q_model
+
+            return load_pairwise_q_model(path, runtime)
+    return load_q_model(path, runtime, max_bytes)
+
+
+def driver_slots(n_drivers: int) -> int:
+    """Driver slots of an env playing ``n_drivers`` beyond a model's own: the next power of two
+    (a few envs per thread at most, whatever the fleet sizes requests bring)."""
+    return 1 << (max(int(n_drivers), 1) - 1).bit_length()
 
 
 def finite_or_none(value: float) -> float | None:

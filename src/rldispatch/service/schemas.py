@@ -234,9 +234,13 @@ class ToggleStateOut(BaseModel):
 
 
 class ModelStatus(BaseModel):
+    """The loaded model; ``kind`` is ``dqn`` (flat) or ``pairwise``, ``max_drivers`` is None
+    for a pairwise model (it plays any fleet)."""
+
     loaded: bool
     path: str | None
     version: str | None
+    kind: str | None
     runtime: Literal["numpy", "torch", "onnx"] | None
     preset: str | None
     max_drivers: int | None

@@ -1,17 +1,22 @@
 """Training the pairwise Q-network over a distribution of days (any fleet size).
 
-The run, in order:
+The default run (:class:`PairwiseTrainConfig` defaults, the final model of ``docs/pairwise.md``):
 
-1. **Demonstrations** (optional): a teacher heuristic (``insertion`` by default) plays
-   ``demo_days`` training days; its decisions go to a demonstration buffer kept for the
-   whole run.
-2. **Warm start**: ``pretrain_steps`` gradient steps on the demonstrations alone: n-step
-   Double-DQN loss plus the DQfD large-margin loss that ranks the teacher's action first.
-3. **Double DQN** on the agent's own days: epsilon-greedy over wait and the candidate pairs,
-   n-step returns, a Polyak-averaged target network, and a few demonstrations in every
-   batch (with their margin loss).
-4. Every ``eval_every_days`` days the greedy policy plays the tuning days (``TUNING_SEEDS``,
+1. The network starts as the greedy policy on the known reward of each action (its output
+   layers at zero, see :class:`rldispatch.agents.pairwise.network.KnownReward`); the untrained
+   network plays the tuning days for reference, and the state value starts at that of one
+   greedy day.
+2. **Double DQN** on the agent's own days: epsilon-greedy over waiting and the candidate
+   pairs, n-step returns, a Polyak-averaged target network (the one evaluated and saved) and a
+   penalty keeping the learned part of the pairs' ranking small unless the returns support it.
+3. Every ``eval_every_days`` days the greedy policy plays the tuning days (``TUNING_SEEDS``,
    never a held-out day); the best model so far is kept.
+
+Options, for the ablations: ``known_reward=False`` (a plain dueling Q-network learns
+everything), ``shaping=False`` (the env's reward), demonstrations (``teacher``: a heuristic
+plays ``demo_days`` days, ``pretrain_steps`` on them with the DQfD large-margin loss, a few
+kept in every later batch) and a rollout warm start (``rollout_days``: the greedy policy's
+best pairs tried on copies of the day, their return differences fitted).
 
 The agent learns from a shaped reward whose day total differs from the env's by a constant
 (:class:`TrainingReward`): what a decision settles is paid when it is taken. An assignment
@@ -29,7 +34,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -245,10 +250,12 @@ class PairwiseTrainer:
         out_dir: str | Path,
         log: Log | None = None,
         eval_days: Sequence[Scenario] | None = None,
+        on_day: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.log = log or (lambda message: None)
+        self.on_day = on_day or (lambda record: None)
         agent_config = config.agent
         self.env_config = EnvConfig(max_drivers=config.days.max_drivers)
         self.reward = TrainingReward(self.env_config.reward, config.shaping, config.reward_scale)
@@ -445,6 +452,7 @@ class PairwiseTrainer:
         config = self.config
         agent = self.agent
         losses: list[float] = []
+        q_means: list[float] = []
         start_steps = self.steps
         started = time.perf_counter()
 
@@ -454,7 +462,9 @@ class PairwiseTrainer:
             self.steps += 1
             ready = len(self.buffer) >= max(config.learning_starts, config.agent.batch_size)
             if ready and self.steps % config.train_frequency == 0:
-                losses.append(self._learn()["td_loss"])
+                learned = self._learn()
+                losses.append(learned["td_loss"])
+                q_means.append(learned["q_mean"])
             return candidate
 
         states, actions, rewards, metrics = self.play_day(choose)
@@ -466,6 +476,7 @@ class PairwiseTrainer:
             "decisions": self.steps - start_steps,
             "epsilon": linear_epsilon(config, self.steps),
             "td_loss": float(np.mean(losses)) if losses else None,
+            "q_mean": float(np.mean(q_means)) if q_means else None,
             "seconds": time.perf_counter() - started,
             "wall_time_s": self.elapsed_s(),
             "reward": metrics["reward"],
@@ -586,6 +597,7 @@ class PairwiseTrainer:
             self.evaluate(stage="warm start")
         while self.agent_days < config.max_days and not self.out_of_time():
             record = self.play_agent_day()
+            self.on_day(record)
             if self.agent_days % 10 == 0:
                 self.log(
                     f"day {record['day']} ({record['drivers']} drivers): reward "
@@ -621,12 +633,52 @@ def train_pairwise(
     out_dir: str | Path = "runs/pairwise",
     log: Log | None = None,
     torch_threads: int | None = 1,
+    on_day: Callable[[dict[str, Any]], None] | None = None,
 ) -> PairwiseTrainResult:
     """Train a pairwise model (see the module docstring); returns where everything went.
 
     :param torch_threads: ``torch.set_num_threads`` for the run (small networks are fastest
         on one thread); None leaves it alone.
+    :param on_day: called with each agent day's record (day, steps, reward, wall time, ...).
     """
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
-    return PairwiseTrainer(config or PairwiseTrainConfig(), out_dir, log=log).run()
+    trainer = PairwiseTrainer(config or PairwiseTrainConfig(), out_dir, log=log, on_day=on_day)
+    return trainer.run()
+
+
+def pairwise_config_from_dict(data: dict[str, Any]) -> PairwiseTrainConfig:
+    """A :class:`PairwiseTrainConfig` from its JSON form (any subset of its fields; ``agent``
+    and ``days`` as objects of their own fields).
+
+    :raises ValueError: naming the first unknown or invalid field.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("pairwise_train: must be a JSON object")
+    values = dict(data)
+    known = {item.name for item in fields(PairwiseTrainConfig)}
+    nested = {"agent": PairDQNConfig, "days": FleetDayDistribution}
+    for key in values:
+        if key not in known:
+            raise ValueError(f"pairwise_train.{key}: unknown field")
+    for key, kind in nested.items():
+        if key not in values:
+            continue
+        part = values[key]
+        if not isinstance(part, dict):
+            raise ValueError(f"pairwise_train.{key}: must be a JSON object")
+        allowed = {item.name for item in fields(kind)}
+        for name in part:
+            if name not in allowed:
+                raise ValueError(f"pairwise_train.{key}.{name}: unknown field")
+        part = {
+            name: tuple(value) if isinstance(value, list) else value for name, value in part.items()
+        }
+        try:
+            values[key] = kind(**part)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"pairwise_train.{key}: {error}") from error
+    try:
+        return PairwiseTrainConfig(**values)
+    except TypeError as error:
+        raise ValueError(f"pairwise_train: {error}") from error

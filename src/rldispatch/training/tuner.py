@@ -421,7 +421,9 @@ def open_storage(url: str, heartbeat: HeartbeatSettings) -> optuna.storages.RDBS
     sqlite = url.startswith("sqlite")
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine_kwargs = {} if sqlite else {"pool_pre_ping": True}
+    # A worker uses a connection for the study and one for its heartbeat thread: a small pool
+    # keeps many workers on one server under its connection limit.
+    engine_kwargs = {} if sqlite else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2}
     last_error: Exception | None = None
     # Workers starting together on an empty database race to create Optuna's tables: the
     # loser sees an integrity error (or, on SQLite, a locked database) and tries again.

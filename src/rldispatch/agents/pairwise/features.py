@@ -336,8 +336,12 @@ class FeatureBuilder:
         cache.refresh()
         return cache
 
-    def build(self, env: DispatchEnv) -> PairState:
-        """The features of the env's current state (no candidates when nothing is feasible)."""
+    def build(self, env: DispatchEnv, time_of_day: float | None = None) -> PairState:
+        """The features of the env's current state (no candidates when nothing is feasible).
+
+        :param time_of_day: the share of the service day gone by, when the env's clock does
+            not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
+        """
         sim = env.sim
         frame = self.frame(sim)
         now = sim.now_min
@@ -479,7 +483,7 @@ class FeatureBuilder:
         scale = max(n_drivers, 1)
         global_row = np.array(
             [
-                now / sim.horizon_min,
+                now / sim.horizon_min if time_of_day is None else time_of_day,
                 n_drivers / 30.0,
                 m / scale,
                 (open_count - m) / scale,

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.pairwise.features import (
     BOOKING_FEATURES,
     DRIVER_FEATURES,
@@ -38,7 +39,7 @@ FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 100_000_000
 
 
-class PairwiseModelError(ValueError):
+class PairwiseModelError(ModelFileError):
     """A model file that is missing, truncated, foreign or built on other features."""
 
 

@@ -96,9 +96,12 @@ class PairwisePolicy:
             return None
         return int(state.pair_driver[best]), int(state.pair_slot[best])
 
-    def scores(self, env: DispatchEnv) -> PairScores:
-        """Q of waiting and of every candidate pair in the env's state, best first."""
-        state = self.features.build(env)
+    def scores(self, env: DispatchEnv, time_of_day: float | None = None) -> PairScores:
+        """Q of waiting and of every candidate pair in the env's state, best first.
+
+        :param time_of_day: see :meth:`FeatureBuilder.build` (for live snapshots).
+        """
+        state = self.features.build(env, time_of_day)
         q_wait, q_pairs = self.q_function(state)
         order = np.lexsort((state.pair_order, -q_pairs))
         table = env.table

@@ -1,0 +1,84 @@
+"""One loader for both kinds of model file: the kind is read from the header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.dqn.model_file import ModelFileError, ModelMetadata, save_model
+from rldispatch.agents.dqn.network import QNetwork
+from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.model_files import load_learned_model, model_kind
+from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
+from rldispatch.agents.pairwise.network import KnownReward, PairQNetwork
+from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.training.fleet_days import geneva_day
+
+
+@pytest.fixture
+def flat_path(tmp_path: Path) -> Path:
+    env = DispatchEnv(preset="geneva")
+    size, actions = env.observation_space.shape[0], int(env.action_space.n)
+    metadata = ModelMetadata(
+        observation_size=size,
+        n_actions=actions,
+        env_config={},
+        preset="geneva",
+        hyperparameters=DQNConfig(hidden_sizes=(8,)).to_dict(),
+    )
+    return save_model(tmp_path / "flat.safetensors", QNetwork(size, actions, (8,)), metadata)
+
+
+@pytest.fixture
+def pairwise_path(tmp_path: Path) -> Path:
+    network = PairQNetwork(hidden=8, head_hidden=8, known_reward=KnownReward(4.0, -0.2, -1.0, 0))
+    metadata = PairwiseMetadata(hidden=8, head_hidden=8, candidates_per_booking=3)
+    return save_pairwise_model(tmp_path / "pairwise.safetensors", network, metadata)
+
+
+def test_the_kind_comes_from_the_header(flat_path: Path, pairwise_path: Path) -> None:
+    assert model_kind(flat_path) == "dqn"
+    assert model_kind(pairwise_path) == "pairwise"
+    assert isinstance(load_learned_model(flat_path).policy, DQNPolicy)
+    assert isinstance(load_learned_model(pairwise_path).policy, PairwisePolicy)
+
+
+def test_a_flat_model_keeps_its_slots_and_a_pairwise_model_fits_the_largest_fleet(
+    flat_path: Path, pairwise_path: Path
+) -> None:
+    days = [geneva_day(1, 7), geneva_day(2, 24)]
+    flat = load_learned_model(flat_path)
+    assert flat.env_config_for(days) == EnvConfig()
+    pairwise = load_learned_model(pairwise_path, name="mine")
+    assert pairwise.env_config_for(days).max_drivers == 24
+    assert pairwise.policy.name == "mine"
+    assert pairwise.info()["kind"] == "pairwise"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "truncated"),
+        (b"\xff" * 16, "no header"),
+        (b"\x04\x00\x00\x00\x00\x00\x00\x00nope", "unreadable header"),
+        (b"\x02\x00\x00\x00\x00\x00\x00\x00{}", "format is None"),
+    ],
+)
+def test_what_is_not_a_model_file_is_refused_naming_the_file(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message) as error:
+        load_learned_model(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_missing_file_and_a_folder_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="no such model file"):
+        model_kind(tmp_path / "nothing.safetensors")
+    with pytest.raises(ModelFileError, match="is a directory"):
+        model_kind(tmp_path)

@@ -1,0 +1,28 @@
+"""``rldispatch quickstart``: trains, evaluates against every baseline, writes its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rldispatch.agents.model_files import model_kind
+from rldispatch.cli import main
+
+
+def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) -> None:
+    out = tmp_path / "quickstart"
+    code = main(
+        ["quickstart", "--out", str(out), "--episodes", "2", "--days", "2", "--no-progress"]
+    )
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["policies"]) == {"pairwise", "random", "nearest", "insertion", "matching"}
+    assert set(report["paired"]) == {
+        f"pairwise_vs_{name}" for name in ("random", "nearest", "insertion", "matching")
+    }
+    assert report["training"]["agent"] == "pairwise"
+    assert report["training"]["days"] == 2
+    assert report["episodes"] == 2
+    assert model_kind(out / "model.safetensors") == "pairwise"
+    for name in ("training_curves.png", "comparison.png", "routes.png", "table.txt"):
+        assert (out / name).stat().st_size > 100, name
