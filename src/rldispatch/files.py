@@ -27,6 +27,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def remove_unfinished_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that writes killed midway (``kill -9``, power loss) left in
+    ``folder`` and below; the files they were replacing are intact. Returns what was removed."""
+    folder = Path(folder)
+    removed = []
+    for temp in folder.rglob(".*.tmp") if folder.is_dir() else ():
+        if temp.is_file():
+            temp.unlink(missing_ok=True)
+            removed.append(temp)
+    return removed
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

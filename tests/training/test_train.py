@@ -91,7 +91,10 @@ def test_on_evaluation_gets_each_evaluation_and_its_exception_ends_training(tmp_
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path) -> None:
     straight = tiny_train(tmp_path / "straight", 6)
     tiny_train(tmp_path / "split", 3, checkpoint_every=3)
+    killed_write = tmp_path / "split" / "checkpoints" / ".resume.pt.x1y2z3.tmp"
+    killed_write.write_bytes(b"the start of a checkpoint")  # as a kill -9 mid-write leaves it
     resumed = tiny_train(tmp_path / "split", 6, resume=True)
+    assert not killed_write.exists()
     assert resumed.episodes == 6
     assert resumed.total_steps == straight.total_steps
     a = load_model(straight.final_model_path).network.state_dict()

@@ -46,7 +46,7 @@ from rldispatch.agents.dqn.policy import DQNPolicy
 from rldispatch.agents.dqn.replay import NStepAccumulator, ReplayBuffer
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.files import atomic_write_json
+from rldispatch.files import atomic_write_json, remove_unfinished_writes
 from rldispatch.scenarios.presets import TUNING_SEEDS, make_preset
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -292,6 +292,7 @@ class Trainer:
         """Load the checkpoint when resuming, else make sure no run is overwritten."""
         paths = self.paths
         if resume and paths.resume.exists():
+            remove_unfinished_writes(paths.out_dir)  # left by the kill this run resumes from
             self._restore(load_checkpoint(paths.resume))
             self.resumed = True
         elif not resume and (paths.resume.exists() or paths.metrics.exists()):

@@ -1,0 +1,25 @@
+"""Atomic writes and the clean-up of writes a kill left unfinished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rldispatch.files import atomic_write_json, remove_unfinished_writes
+
+
+def test_an_atomic_write_leaves_only_the_file(tmp_path: Path) -> None:
+    path = atomic_write_json(tmp_path / "a" / "report.json", {"x": 1})
+    assert path.read_text() == '{\n  "x": 1\n}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]
+
+
+def test_unfinished_writes_are_removed_and_finished_files_kept(tmp_path: Path) -> None:
+    done = atomic_write_json(tmp_path / "checkpoints" / "resume.json", {"episode": 3})
+    killed = tmp_path / "checkpoints" / ".resume.json.abc123.tmp"
+    killed.write_bytes(b"half a file")
+    other = tmp_path / "notes.tmp"  # not one of ours: no leading dot
+    other.write_text("keep me")
+    assert remove_unfinished_writes(tmp_path) == [killed]
+    assert not killed.exists()
+    assert done.exists() and other.exists()
+    assert remove_unfinished_writes(tmp_path / "missing") == []
