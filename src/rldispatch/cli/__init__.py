@@ -12,19 +12,20 @@ import sys
 
 from rldispatch.domain import ScenarioError
 
-VERB_MODULES = (
-    "simulate",
-    "train",
-    "evaluate",
-    "compare",
-    "tune",
-    "solve",
-    "plot",
-    "serve",
-    "collect",
-    "export_onnx",
-    "quickstart",
-)
+VERBS = {
+    "simulate": "run policies on days and print the metrics table",
+    "train": "train a DQN dispatch policy (flat, or pairwise for any fleet)",
+    "evaluate": "evaluate a model on held-out days, optionally against every baseline",
+    "compare": "compare models, configs and baselines side by side on the same days",
+    "tune": "Optuna auto-tuner; --storage for a shared study; writes the optimal config",
+    "solve": "hindsight solution of a scenario (all bookings known)",
+    "plot": "PNG plots: training curves, comparison chart, a day's routes",
+    "serve": "start the HTTP API",
+    "collect": "export historical bookings from the database into scenario files",
+    "export-onnx": "export a model for ONNX Runtime",
+    "quickstart": "train the pairwise policy and compare it with the heuristics on held-out days",
+}
+"""Each verb and its one-line help; the verb's module is ``rldispatch.cli.<verb with _>``."""
 EXIT_BAD_INPUT = 2
 
 
@@ -32,24 +33,26 @@ class CliError(Exception):
     """A problem with what the user asked for: printed as one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser. Only ``verb``'s module is imported (with what it needs, PyTorch
+    among them); the other verbs are listed by name and help, so ``--help`` stays quick."""
     parser = argparse.ArgumentParser(
         prog="rldispatch", description="Learn, evaluate and serve ride dispatch policies."
     )
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"rldispatch.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name == f"rldispatch.cli.{name}":
-                continue
-            raise
+    for name, summary in VERBS.items():
+        if name != verb:
+            subparsers.add_parser(name, help=summary)
+            continue
+        module = importlib.import_module(f"rldispatch.cli.{name.replace('-', '_')}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verb = next((item for item in argv if not item.startswith("-")), None)
+    parser = build_parser(verb)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)

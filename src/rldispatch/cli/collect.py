@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.history import (
     DEFAULT_TRAVEL,
@@ -39,7 +39,7 @@ input. Tables and CSV columns: docs/history.md."""
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "collect",
-        help="export historical bookings from the database into scenario files",
+        help=VERBS["collect"],
         description="Rebuild the company's service days from its history database or a CSV "
         "export, one scenario file per day.",
         epilog=EXAMPLES,

@@ -9,7 +9,7 @@ from typing import Any
 from rldispatch.agents.dqn.config import load_config
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.domain import Scenario
@@ -27,7 +27,7 @@ GENERIC_MODEL_NAMES = {"best_model", "final_model", "model"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
-        help="compare models, configs and baselines side by side on the same days",
+        help=VERBS["compare"],
         description="Each ENTRY is a model file (.safetensors), a DQN config JSON (trained "
         "first, for --train-episodes on the preset, into --work-dir; its best model is "
         "compared) or a baseline name. Every entry plays the same held-out days; the report "

@@ -8,7 +8,7 @@ from typing import Any
 
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     Days,
     add_day_arguments,
@@ -29,7 +29,7 @@ BASELINE_ORDER = ("random", "nearest", "insertion", "matching")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="evaluate a model on held-out days, optionally against every baseline",
+        help=VERBS["evaluate"],
         description="Play a trained model (and with --compare-baseline every baseline) on "
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
         "never seen in training or tuning; the preset defaults to the model's own.",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export-onnx",
-        help="export a model for ONNX Runtime",
+        help=VERBS["export-onnx"],
         description=(
             "Export a model file to ONNX (metadata included) and check that ONNX Runtime and "
             "PyTorch give the same Q-values (max abs difference < 1e-4) on real states."

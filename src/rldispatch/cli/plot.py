@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import load_learned_model
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.plots import (
     load_training_curves,
@@ -22,9 +22,7 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "plot", help="PNG plots: training curves, comparison chart, a day's routes"
-    )
+    parser = subparsers.add_parser("plot", help=VERBS["plot"])
     kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
 
     training = kinds.add_parser(

@@ -24,6 +24,7 @@ from typing import Any
 
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.model_files import load_learned_model
+from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 from rldispatch.cli.evaluate import baseline_names
 from rldispatch.cli.train import run_pairwise_training
@@ -67,7 +68,7 @@ EVALUATION_MINUTES = 1.5
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "quickstart",
-        help="train on Geneva days and compare with the heuristics on 30 held-out days",
+        help=VERBS["quickstart"],
         description="Train the pairwise DQN (or with --agent dqn the flat one) within "
         "--minutes, then evaluate it and the random, nearest, insertion and matching "
         "baselines on the same held-out geneva days; print the table and write report, model "

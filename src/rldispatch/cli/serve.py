@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.model import RUNTIMES
@@ -15,7 +16,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="start the HTTP API",
+        help=VERBS["serve"],
         description=(
             "Serve dispatch suggestions over HTTP. Without --model (or with a broken one) the "
             "service still starts and the fallback heuristic answers. Tokens come from "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rldispatch.cli import VERBS
 from rldispatch.cli.common import (
     add_day_arguments,
     add_hindsight,
@@ -18,9 +19,7 @@ from rldispatch.training.evaluation import evaluate_policy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "simulate", help="run policies on days and print the metrics table"
-    )
+    parser = subparsers.add_parser("simulate", help=VERBS["simulate"])
     add_day_arguments(parser)
     parser.add_argument(
         "--policy",

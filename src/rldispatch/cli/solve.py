@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.files import atomic_write_json
 from rldispatch.rewards import RewardConfig
 
@@ -18,7 +18,7 @@ from rldispatch.rewards import RewardConfig
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "solve",
-        help="hindsight solution of a scenario (all bookings known)",
+        help=VERBS["solve"],
         description=__doc__.splitlines()[0].split(": ", 1)[1],
     )
     parser.add_argument(

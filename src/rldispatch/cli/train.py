@@ -9,7 +9,7 @@ from typing import Any
 
 from rldispatch.agents.dqn.config import DQNConfig, load_config
 from rldispatch.agents.dqn.model_file import ModelFileError
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import env_config_for, positive_int
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.days import split_days_by_date
@@ -29,7 +29,7 @@ def non_negative_int(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a DQN dispatch policy",
+        help=VERBS["train"],
         description="Train a Double-DQN on days of a preset or scenario files. The run folder "
         "gets TensorBoard logs, checkpoints, best/final models and training_metrics.json; "
         "--resume continues a run that was stopped or killed from its last checkpoint. "

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rldispatch.cli import CliError
+from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import positive_int
 from rldispatch.scenarios.presets import PRESETS
 
@@ -42,7 +42,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "tune",
-        help="Optuna auto-tuner; --storage for a shared study; writes the optimal config",
+        help=VERBS["tune"],
         description=__doc__.splitlines()[0].split(": ", 1)[1],
     )
     what = parser.add_argument_group("the study (every worker of a study must agree on these)")
