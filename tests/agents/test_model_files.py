@@ -62,7 +62,7 @@ def test_a_flat_model_keeps_its_slots_and_a_pairwise_model_fits_the_largest_flee
     ("content", "message"),
     [
         (b"", "truncated"),
-        (b"\xff" * 16, "no header"),
+        (b"\xff" * 16, "no safetensors header"),
         (b"\x04\x00\x00\x00\x00\x00\x00\x00nope", "unreadable header"),
         (b"\x02\x00\x00\x00\x00\x00\x00\x00{}", "format is None"),
     ],

@@ -7,15 +7,13 @@ loads the file with its own reader, so ``evaluate``, ``compare`` and ``serve`` t
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from rldispatch.agents.dqn import model_file as dqn_file
-from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.model_container import ModelFileError, read_format
 from rldispatch.agents.pairwise import model_file as pairwise_file
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.domain import Scenario
@@ -31,24 +29,7 @@ def model_kind(path: str | Path) -> ModelKind:
 
     :raises ModelFileError: if the file is missing, cut short or not an rldispatch model.
     """
-    path = Path(path)
-    try:
-        with path.open("rb") as file:
-            prefix = file.read(8)
-            if len(prefix) < 8:
-                raise ModelFileError(f"{path}: truncated, or not a model file")
-            (size,) = struct.unpack("<Q", prefix)
-            if size > dqn_file.MAX_HEADER_BYTES:
-                raise ModelFileError(f"{path}: not an rldispatch model file (no header)")
-            header = json.loads(file.read(size))
-    except FileNotFoundError as error:
-        raise ModelFileError(f"{path}: no such model file") from error
-    except IsADirectoryError as error:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not an rldispatch model file (unreadable header)") from error
-    info = header.get("__metadata__") if isinstance(header, dict) else None
-    found = info.get("format") if isinstance(info, dict) else None
+    found = read_format(path)
     if found == pairwise_file.FORMAT_NAME:
         return "pairwise"
     if found == dqn_file.FORMAT_NAME:

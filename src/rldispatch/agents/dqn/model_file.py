@@ -10,32 +10,24 @@ then rename), so a reader never sees half a model.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import PairScorerQNetwork, QNetwork, build_q_network
+from rldispatch.agents.model_container import (
+    ModelFileError,
+    read_model_file,
+    write_model_file,
+)
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.files import atomic_write_bytes
 from rldispatch.rewards import RewardConfig
 
 FORMAT_NAME = "rldispatch-dqn"
 FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 100_000_000
-
-
-class ModelFileError(ValueError):
-    """A model file that is missing, truncated, foreign or does not fit the env."""
 
 
 @dataclass(frozen=True)
@@ -98,52 +90,14 @@ def env_config_from_dict(data: dict[str, Any]) -> EnvConfig:
         raise ModelFileError(f"model env_config: {error}") from error
 
 
-def weights_version(network: torch.nn.Module) -> str:
-    """``dqn-`` and 12 hex digits of the SHA-256 of the weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(network.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return f"dqn-{digest.hexdigest()[:12]}"
-
-
 def save_model(path: str | Path, network: torch.nn.Module, metadata: ModelMetadata) -> Path:
     """Write ``network``'s weights and ``metadata`` to ``path`` atomically.
 
     Fills in ``version``, ``created_utc`` and ``rldispatch_version`` when they are empty.
     """
-    from rldispatch import __version__
-
-    state = {
-        name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()
-    }
-    values = metadata.to_dict()
-    values["version"] = metadata.version or weights_version(network)
-    values["created_utc"] = metadata.created_utc or datetime.now(UTC).isoformat(timespec="seconds")
-    values["rldispatch_version"] = metadata.rldispatch_version or __version__
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "metadata": json.dumps(values, allow_nan=False),
-    }
-    return atomic_write_bytes(path, save_tensors(state, metadata=header))
-
-
-def _read_header(path: Path, data: bytes) -> dict[str, Any]:
-    if len(data) < 8:
-        raise ModelFileError(f"{path}: truncated, or not a model file ({len(data)} bytes)")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if header_size > MAX_HEADER_BYTES:
-        raise ModelFileError(f"{path}: not an rldispatch model file (no safetensors header)")
-    if 8 + header_size > len(data):
-        raise ModelFileError(f"{path}: truncated model file (header cut off)")
-    try:
-        header = json.loads(data[8 : 8 + header_size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not an rldispatch model file (unreadable header)") from error
-    if not isinstance(header, dict):
-        raise ModelFileError(f"{path}: not an rldispatch model file (unreadable header)")
-    return header
+    return write_model_file(
+        path, network, FORMAT_NAME, FORMAT_VERSION, metadata.to_dict(), version_prefix="dqn"
+    )
 
 
 def load_model(path: str | Path) -> LoadedModel:
@@ -153,27 +107,10 @@ def load_model(path: str | Path) -> LoadedModel:
         its weights do not match its own metadata.
     """
     path = Path(path)
+    values, state = read_model_file(path, FORMAT_NAME, FORMAT_VERSION, ModelFileError, "DQN")
     try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise ModelFileError(f"{path}: no such model file") from error
-    except IsADirectoryError as error:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from error
-    header = _read_header(path, data)
-    info = header.get("__metadata__") or {}
-    if info.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{path}: not an rldispatch model file (format is not {FORMAT_NAME})")
-    if info.get("format_version") != str(FORMAT_VERSION):
-        raise ModelFileError(
-            f"{path}: model format version {info.get('format_version')} is not supported "
-            f"(this rldispatch reads version {FORMAT_VERSION})"
-        )
-    try:
-        metadata = ModelMetadata.from_dict(json.loads(info["metadata"]))
-        state = load_tensors(data)
-    except SafetensorError as error:
-        raise ModelFileError(f"{path}: truncated or corrupt model file ({error})") from error
-    except (KeyError, TypeError, ValueError) as error:
+        metadata = ModelMetadata.from_dict(values)
+    except (TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: unreadable model metadata ({error})") from error
     try:
         config = DQNConfig.from_dict(metadata.hyperparameters)

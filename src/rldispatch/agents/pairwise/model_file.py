@@ -10,20 +10,11 @@ atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
-
-from rldispatch.agents.dqn.model_file import ModelFileError
+from rldispatch.agents.model_container import ModelFileError, read_model_file, write_model_file
 from rldispatch.agents.pairwise.features import (
     BOOKING_FEATURES,
     DRIVER_FEATURES,
@@ -32,11 +23,9 @@ from rldispatch.agents.pairwise.features import (
     PAIR_FEATURES,
 )
 from rldispatch.agents.pairwise.network import PairQNetwork
-from rldispatch.files import atomic_write_bytes
 
 FORMAT_NAME = "rldispatch-pairwise"
 FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 100_000_000
 
 
 class PairwiseModelError(ModelFileError):
@@ -97,15 +86,6 @@ class LoadedPairwiseModel:
     path: Path | None = None
 
 
-def weights_version(network: torch.nn.Module) -> str:
-    """``pairwise-`` and 12 hex digits of the SHA-256 of the weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(network.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return f"pairwise-{digest.hexdigest()[:12]}"
-
-
 def save_pairwise_model(
     path: str | Path, network: PairQNetwork, metadata: PairwiseMetadata
 ) -> Path:
@@ -113,42 +93,11 @@ def save_pairwise_model(
 
     Fills in ``version``, ``created_utc`` and ``rldispatch_version`` when they are empty.
     """
-    from rldispatch import __version__
-
     if (network.hidden, network.head_hidden) != (metadata.hidden, metadata.head_hidden):
         raise ValueError("save_pairwise_model: metadata widths differ from the network's")
-    state = {
-        name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()
-    }
-    values = metadata.to_dict()
-    values["version"] = metadata.version or weights_version(network)
-    values["created_utc"] = metadata.created_utc or datetime.now(UTC).isoformat(timespec="seconds")
-    values["rldispatch_version"] = metadata.rldispatch_version or __version__
-    header = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "metadata": json.dumps(values, allow_nan=False),
-    }
-    return atomic_write_bytes(path, save_tensors(state, metadata=header))
-
-
-def _read_header(path: Path, data: bytes) -> dict[str, Any]:
-    if len(data) < 8:
-        raise PairwiseModelError(f"{path}: truncated model file ({len(data)} bytes)")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if header_size > MAX_HEADER_BYTES:
-        raise PairwiseModelError(f"{path}: not an rldispatch model file (no safetensors header)")
-    if 8 + header_size > len(data):
-        raise PairwiseModelError(f"{path}: truncated model file (header cut off)")
-    try:
-        header = json.loads(data[8 : 8 + header_size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PairwiseModelError(
-            f"{path}: not an rldispatch model file (unreadable header)"
-        ) from error
-    if not isinstance(header, dict):
-        raise PairwiseModelError(f"{path}: not an rldispatch model file (unreadable header)")
-    return header
+    return write_model_file(
+        path, network, FORMAT_NAME, FORMAT_VERSION, metadata.to_dict(), version_prefix="pairwise"
+    )
 
 
 def load_pairwise_model(path: str | Path) -> LoadedPairwiseModel:
@@ -158,30 +107,12 @@ def load_pairwise_model(path: str | Path) -> LoadedPairwiseModel:
         built on other features, or its weights do not match its own metadata.
     """
     path = Path(path)
+    values, state = read_model_file(
+        path, FORMAT_NAME, FORMAT_VERSION, PairwiseModelError, "pairwise"
+    )
     try:
-        data = path.read_bytes()
-    except FileNotFoundError as error:
-        raise PairwiseModelError(f"{path}: no such model file") from error
-    except IsADirectoryError as error:
-        raise PairwiseModelError(f"{path}: is a directory, not a model file") from error
-    header = _read_header(path, data)
-    info = header.get("__metadata__") or {}
-    if info.get("format") != FORMAT_NAME:
-        raise PairwiseModelError(
-            f"{path}: not a pairwise model file (format is {info.get('format')!r}, "
-            f"expected {FORMAT_NAME!r})"
-        )
-    if info.get("format_version") != str(FORMAT_VERSION):
-        raise PairwiseModelError(
-            f"{path}: model format version {info.get('format_version')} is not supported "
-            f"(this rldispatch reads version {FORMAT_VERSION})"
-        )
-    try:
-        metadata = PairwiseMetadata.from_dict(json.loads(info["metadata"]))
-        state = load_tensors(data)
-    except SafetensorError as error:
-        raise PairwiseModelError(f"{path}: truncated or corrupt model file ({error})") from error
-    except (KeyError, TypeError, ValueError) as error:
+        metadata = PairwiseMetadata.from_dict(values)
+    except (TypeError, ValueError) as error:
         raise PairwiseModelError(f"{path}: unreadable model metadata ({error})") from error
     if metadata.feature_version != FEATURE_VERSION or metadata.features != feature_names():
         raise PairwiseModelError(

@@ -1,0 +1,156 @@
+"""The container both kinds of model file share: `safetensors` with rldispatch metadata.
+
+A model file is an 8-byte header length, a JSON header and the raw tensors (loading runs no
+code). The header's ``__metadata__`` names the ``format`` (``rldispatch-dqn`` or
+``rldispatch-pairwise``), its ``format_version`` and the kind's own ``metadata`` as JSON.
+Files are written atomically (temporary file, then rename). Each kind checks its own metadata
+(``agents/dqn/model_file.py``, ``agents/pairwise/model_file.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from rldispatch.files import atomic_write_bytes
+
+MAX_HEADER_BYTES = 100_000_000
+FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
+"""The formats of rldispatch model files (flat DQN, pairwise)."""
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, truncated, foreign or does not fit the env."""
+
+
+def weights_version(network: torch.nn.Module, prefix: str) -> str:
+    """``prefix-`` and 12 hex digits of the SHA-256 of the weights (names and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{prefix}-{digest.hexdigest()[:12]}"
+
+
+def write_model_file(
+    path: str | Path,
+    network: torch.nn.Module,
+    format_name: str,
+    format_version: int,
+    values: dict[str, Any],
+    version_prefix: str,
+) -> Path:
+    """Write the weights and ``values`` (the kind's metadata, as a dict) atomically.
+
+    Fills in ``version``, ``created_utc`` and ``rldispatch_version`` when they are empty.
+    """
+    from rldispatch import __version__
+
+    state = {
+        name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()
+    }
+    values = dict(values)
+    values["version"] = values.get("version") or weights_version(network, version_prefix)
+    values["created_utc"] = values.get("created_utc") or datetime.now(UTC).isoformat(
+        timespec="seconds"
+    )
+    values["rldispatch_version"] = values.get("rldispatch_version") or __version__
+    header = {
+        "format": format_name,
+        "format_version": str(format_version),
+        "metadata": json.dumps(values, allow_nan=False),
+    }
+    return atomic_write_bytes(path, save_tensors(state, metadata=header))
+
+
+def parse_header(path: Path, data: bytes, error: type[ModelFileError]) -> dict[str, Any]:
+    """The JSON header at the start of ``data`` (at least the header's bytes)."""
+    if len(data) < 8:
+        raise error(f"{path}: truncated, or not a model file ({len(data)} bytes)")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > MAX_HEADER_BYTES:
+        raise error(f"{path}: not an rldispatch model file (no safetensors header)")
+    if 8 + header_size > len(data):
+        raise error(f"{path}: truncated model file (header cut off)")
+    try:
+        header = json.loads(data[8 : 8 + header_size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as cause:
+        raise error(f"{path}: not an rldispatch model file (unreadable header)") from cause
+    if not isinstance(header, dict):
+        raise error(f"{path}: not an rldispatch model file (unreadable header)")
+    return header
+
+
+def read_format(path: str | Path) -> str | None:
+    """The ``format`` a model file's header names, reading the header alone (None if none).
+
+    :raises ModelFileError: if the file is missing, cut short or has no readable header.
+    """
+    path = Path(path)
+    with _opened(path) as file:
+        prefix = file.read(8)
+        size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else 0
+        data = prefix + (file.read(size) if size <= MAX_HEADER_BYTES else b"")
+    info = parse_header(path, data, ModelFileError).get("__metadata__")
+    return info.get("format") if isinstance(info, dict) else None
+
+
+def read_model_file(
+    path: str | Path,
+    format_name: str,
+    format_version: int,
+    error: type[ModelFileError],
+    kind: str,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The kind's metadata (parsed JSON) and the tensors of a model file of ``format_name``.
+
+    :param kind: the model kind in messages ("pairwise": "not a pairwise model file").
+
+    :raises error: if the file is missing, truncated, of another format or version, or its
+        metadata is not JSON.
+    """
+    path = Path(path)
+    with _opened(path, error) as file:
+        data = file.read()
+    header = parse_header(path, data, error)
+    info = header.get("__metadata__") or {}
+    found = info.get("format")
+    if found != format_name:
+        if found in FORMATS:
+            raise error(
+                f"{path}: not a {kind} model file (format is {found!r}, expected {format_name!r})"
+            )
+        raise error(f"{path}: not an rldispatch model file (format is {found!r})")
+    if info.get("format_version") != str(format_version):
+        raise error(
+            f"{path}: model format version {info.get('format_version')} is not supported "
+            f"(this rldispatch reads version {format_version})"
+        )
+    try:
+        metadata = json.loads(info["metadata"])
+        tensors = load_tensors(data)
+    except SafetensorError as cause:
+        raise error(f"{path}: truncated or corrupt model file ({cause})") from cause
+    except (KeyError, TypeError, ValueError) as cause:
+        raise error(f"{path}: unreadable model metadata ({cause})") from cause
+    if not isinstance(metadata, dict):
+        raise error(f"{path}: unreadable model metadata (not a JSON object)")
+    return metadata, tensors
+
+
+def _opened(path: Path, error: type[ModelFileError] = ModelFileError) -> Any:
+    try:
+        return path.open("rb")
+    except FileNotFoundError as cause:
+        raise error(f"{path}: no such model file") from cause
+    except IsADirectoryError as cause:
+        raise error(f"{path}: is a directory, not a model file") from cause
