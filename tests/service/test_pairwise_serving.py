@@ -50,8 +50,12 @@ def policy_answer(path: Path, manager: RLDispatchManager, request: LiveRequest):
     manager: an env with exactly the fleet's driver slots, reset with the live snapshot, the
     drivers' rides today and the clock's time of day."""
     loaded = load_pairwise_model(path)
-    config = replace(manager.env_config, max_drivers=len(request.drivers))
     scenario = snapshot_scenario(request, manager.day)
+    config = replace(
+        manager.env_config,
+        max_drivers=len(request.drivers),
+        visible_slots=max(manager.env_config.visible_slots, len(scenario.bookings)),
+    )
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.reset(options={"scenario": scenario})
     if request.rides_today is not None:
@@ -327,3 +331,21 @@ def test_the_clock_and_the_rides_today_reach_the_model(
         )
         values.append(wait_q)
     assert values[0] != pytest.approx(values[1])
+
+
+def test_a_booking_beyond_the_models_booking_slots_is_still_answered(
+    pairwise_path: Path, manager: RLDispatchManager
+) -> None:
+    """30 other open bookings, all closing before the booking asked about: with the model's
+    20 booking slots it would not be visible; the service gives the env a slot for each."""
+    request = live_request(n_drivers=12, n_open=30, seed=6, booking_id="late-closing")
+    closes_last = max(b.window[1] for b in request.open_bookings) + 30.0
+    booking = replace(
+        request.booking, requested_min=closes_last - 25.0, window=(closes_last - 35.0, closes_last)
+    )
+    request = replace(request, booking=booking)
+    assert len(request.all_bookings()) > manager.env_config.visible_slots
+    suggestion = manager.suggest(request)
+    assert (suggestion.source, suggestion.reason) == ("rl", None)
+    wait_q, pairs = policy_answer(pairwise_path, manager, request)
+    assert suggestion.driver_id == request.drivers[pairs[0].driver].id

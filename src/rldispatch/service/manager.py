@@ -50,6 +50,7 @@ from rldispatch.service.model import (
     driver_slots,
     finite_or_none,
     load_served_model,
+    pairwise_booking_slots,
 )
 from rldispatch.service.snapshot import LiveDay, LiveRequest, LiveSnapshot, snapshot_scenario
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
@@ -295,8 +296,12 @@ class RLDispatchManager:
     def _pairwise_answer(self, request: LiveRequest, model: LoadedPairwiseQModel) -> _Answer:
         """The pairwise model's best pair for the booking, on this thread's env of the fleet's
         size reset with the live snapshot (every open booking, the booking first)."""
-        env = self._env(driver_slots(len(request.drivers)))
-        env.reset(options={"scenario": snapshot_scenario(request, self.day)})
+        scenario = snapshot_scenario(request, self.day)
+        booking_slots = pairwise_booking_slots(
+            self.env_config.visible_slots, len(scenario.bookings)
+        )
+        env = self._env(driver_slots(len(request.drivers)), booking_slots)
+        env.reset(options={"scenario": scenario})
         if request.rides_today is not None:  # the snapshot's drivers start the day afresh
             env.sim.rides[: len(request.drivers)] = request.rides_today
         slots = np.flatnonzero(env.visible == 0)
@@ -368,14 +373,16 @@ class RLDispatchManager:
             cached = local.pairwise = (model, model.policy())
         return cached[1]
 
-    def _env(self, max_drivers: int) -> DispatchEnv:
-        """This thread's env with ``max_drivers`` driver slots (the model's env config
-        otherwise), built on first use; every caller resets it before reading it."""
-        envs: dict[int, DispatchEnv] = self._local.__dict__.setdefault("envs", {})
-        env = envs.get(max_drivers)
+    def _env(self, max_drivers: int, visible_slots: int | None = None) -> DispatchEnv:
+        """This thread's env with ``max_drivers`` driver slots and ``visible_slots`` booking
+        slots (default: the model's; its env config otherwise), built on first use; every
+        caller resets it before reading it."""
+        slots = visible_slots or self.env_config.visible_slots
+        envs: dict[tuple[int, int], DispatchEnv] = self._local.__dict__.setdefault("envs", {})
+        env = envs.get((max_drivers, slots))
         if env is None:
-            config = replace(self.env_config, max_drivers=max_drivers)
-            env = envs[max_drivers] = DispatchEnv(preset="geneva", config=config)
+            config = replace(self.env_config, max_drivers=max_drivers, visible_slots=slots)
+            env = envs[(max_drivers, slots)] = DispatchEnv(preset="geneva", config=config)
         return env
 
     def _fallback_env(self, n_drivers: int) -> tuple[DispatchEnv, Any]:

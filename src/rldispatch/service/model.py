@@ -264,6 +264,19 @@ def driver_slots(n_drivers: int) -> int:
     return 1 << (max(int(n_drivers), 1) - 1).bit_length()
 
 
+MAX_PAIRWISE_BOOKING_SLOTS = 64
+"""Booking slots a pairwise model is served with at most (its candidates grow with them)."""
+
+
+def pairwise_booking_slots(model_slots: int, n_bookings: int) -> int:
+    """Booking slots to serve a pairwise model a request of ``n_bookings`` open bookings: all
+    of them when they fit in :data:`MAX_PAIRWISE_BOOKING_SLOTS` (a power of two, at least the
+    model's own), so the booking asked about is always among the visible ones."""
+    if n_bookings <= model_slots:
+        return model_slots
+    return max(model_slots, min(driver_slots(n_bookings), MAX_PAIRWISE_BOOKING_SLOTS))
+
+
 def finite_or_none(value: float) -> float | None:
     """``value`` as a float, or None when it is not finite (JSON has no NaN)."""
     value = float(value)
