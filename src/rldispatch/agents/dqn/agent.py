@@ -7,7 +7,6 @@ Invalid actions are masked in three places: the greedy argmax, the random explor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import build_q_network, make_q_function
 from rldispatch.agents.dqn.replay import ReplayBatch
+from rldispatch.agents.target_network import TargetNetworkAgent
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def _adam(network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
         return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
-class DQNAgent:
+class DQNAgent(TargetNetworkAgent):
     """Q-network, target network and optimizer for observations of ``observation_size``
     floats and ``n_actions`` discrete actions.
 
@@ -119,34 +119,3 @@ class DQNAgent:
         self.optimizer.step()
         self.updates += 1
         return UpdateStats(td_loss=loss.item(), q_mean=q_taken.detach().mean().item())
-
-    def update_target(self) -> None:
-        """Move the target network towards the online one (a copy when ``tau == 1``)."""
-        tau = self.config.tau
-        with torch.no_grad():
-            for target, online in zip(
-                self.target_network.parameters(), self.q_network.parameters(), strict=True
-            ):
-                if tau >= 1.0:
-                    target.copy_(online)
-                else:
-                    target.lerp_(online, tau)
-
-    # --- checkpoints -----------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "q_network": self.q_network.state_dict(),
-            "target_network": self.target_network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        # load_state_dict copies into the existing tensors, so the NumPy views stay valid.
-        self.q_network.load_state_dict(state["q_network"])
-        self.target_network.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.updates = int(state["updates"])

@@ -29,6 +29,7 @@ from rldispatch.agents.pairwise.network import (
     segment_mean,
 )
 from rldispatch.agents.pairwise.replay import CounterfactualSample, PairReplaySample
+from rldispatch.agents.target_network import TargetNetworkAgent
 
 TIE_TOLERANCE = 1e-5
 """Scores this close count as tied (then the driver and booking ids decide)."""
@@ -143,7 +144,7 @@ def greedy_candidate(q_function: NumpyPairQ, state: PairState) -> int:
     return choose(q_wait, q_pairs, state.pair_order, TIE_TOLERANCE)
 
 
-class PairDQNAgent:
+class PairDQNAgent(TargetNetworkAgent):
     """Online and target :class:`PairQNetwork`, Adam, exploration generator.
 
     :param seed: seeds the weight initialisation and the exploration draws.
@@ -284,31 +285,3 @@ class PairDQNAgent:
         with torch.no_grad():
             for network in (self.q_network, self.target_network):
                 network.head[2].bias[0] = float(value)
-
-    def update_target(self) -> None:
-        """Move the target network towards the online one (a copy when ``tau == 1``)."""
-        tau = self.config.tau
-        with torch.no_grad():
-            for target, online in zip(
-                self.target_network.parameters(), self.q_network.parameters(), strict=True
-            ):
-                if tau >= 1.0:
-                    target.copy_(online)
-                else:
-                    target.lerp_(online, tau)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "q_network": self.q_network.state_dict(),
-            "target_network": self.target_network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": self.rng.bit_generator.state,
-            "updates": self.updates,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q_network.load_state_dict(state["q_network"])
-        self.target_network.load_state_dict(state["target_network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.updates = int(state["updates"])
