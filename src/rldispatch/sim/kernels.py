@@ -14,9 +14,11 @@ from numba import njit
 
 
 @njit(cache=True, inline="always")
-def _distance_km(
+def distance_km(
     a: np.ndarray, b: np.ndarray, great_circle: bool, scale_km: float
 ) -> float:  # pragma: no cover - compiled
+    """Km between two points of the travel frame: the chord for xy points; for points on the
+    unit sphere, ``scale_km`` times the half-arc (see ``rldispatch.sim.travel.TravelModel``)."""
     total = 0.0
     for k in range(a.shape[0]):
         diff = a[k] - b[k]
@@ -72,7 +74,7 @@ def _best_position(
         prev_min = pos_prev_min[driver, p]
         if p == 0 and prev_min < now_min:
             prev_min = now_min
-        to_pickup = _distance_km(
+        to_pickup = distance_km(
             pos_prev_vec[driver, p], pickup_vec[booking], great_circle, scale_km
         )
         start = max(prev_min + to_pickup * minutes_per_km[booking], earliest_min[booking])
@@ -83,7 +85,7 @@ def _best_position(
         delay = 0.0
         if pos_has_next[driver, p]:
             following = pos_next_booking[driver, p]
-            to_next = _distance_km(
+            to_next = distance_km(
                 dropoff_vec[booking], pickup_vec[following], great_circle, scale_km
             )
             next_start = max(
@@ -221,7 +223,7 @@ def schedule_plan(
     here = start_vec
     for k in range(size):
         booking = plan[k]
-        leg_km[k] = _distance_km(here, pickup_vec[booking], great_circle, scale_km)
+        leg_km[k] = distance_km(here, pickup_vec[booking], great_circle, scale_km)
         leg_min[k] = leg_km[k] * minutes_per_km[booking]
         start[k] = max(time + leg_min[k], earliest_min[booking])
         complete[k] = start[k] + pickup_to_free_min[booking]

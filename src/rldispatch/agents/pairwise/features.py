@@ -20,7 +20,6 @@ Units: times in hours (``_h``) or tens of minutes (``_10min``), distances in ten
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +28,7 @@ from numba import njit
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
+from rldispatch.sim.kernels import distance_km
 from rldispatch.sim.simulator import OPEN
 
 FEATURE_VERSION = 1
@@ -146,18 +146,6 @@ class PairState:
 
 
 @njit(cache=True)
-def _distance_km(a, b, great_circle, scale_km):  # pragma: no cover - compiled
-    total = 0.0
-    for k in range(a.shape[0]):
-        diff = a[k] - b[k]
-        total += diff * diff
-    chord = math.sqrt(total)
-    if great_circle:
-        return scale_km * math.asin(min(chord * 0.5, 1.0))
-    return chord
-
-
-@njit(cache=True)
 def knock_on_effects(
     pair_driver,
     pair_booking,
@@ -196,7 +184,7 @@ def knock_on_effects(
         first = True
         while k < end:
             following = plan_flat[k]
-            leg = _distance_km(here, pickup_vec[following], great_circle, scale_km)
+            leg = distance_km(here, pickup_vec[following], great_circle, scale_km)
             start = max(time + leg * minutes_per_km[following], earliest_min[following])
             delay = start - plan_start_flat[k]
             if first:
