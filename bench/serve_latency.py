@@ -63,7 +63,7 @@ def write_prototype_model(path: Path) -> Path:
     return save_model(path, network, metadata)
 
 
-def booking_body(source: Any, identifier: str, opens_in_min: float) -> dict[str, Any]:
+def _booking_body(source: Any, identifier: str, opens_in_min: float) -> dict[str, Any]:
     return {
         "id": identifier,
         "pickup": {"lat": source.pickup[0], "lon": source.pickup[1]},
@@ -76,17 +76,25 @@ def booking_body(source: Any, identifier: str, opens_in_min: float) -> dict[str,
     }
 
 
-def request_bodies(count: int, n_drivers: int = 10, n_open: int = 20) -> list[dict[str, Any]]:
-    """Suggest requests built from Geneva preset days: times in minutes from now."""
+def geneva_preset_day(index: int) -> Any:
     from rldispatch.scenarios.presets import make_preset
 
+    return make_preset("geneva", index % 50)
+
+
+def request_bodies(
+    count: int, n_drivers: int = 10, n_open: int = 20, make_day: Any = geneva_preset_day
+) -> list[dict[str, Any]]:
+    """Suggest requests built from days ``make_day(index)`` (Geneva preset days by default):
+    the booking, ``n_open`` other open bookings, drivers where bookings end; times in minutes
+    from now. A day needs at least ``n_open + 1 + n_drivers`` bookings."""
     bodies = []
     for index in range(count):
-        day = make_preset("geneva", index % 50)
+        day = make_day(index)
         rng = np.random.default_rng(index)
         picks = rng.choice(len(day.bookings), size=n_open + 1 + n_drivers, replace=False)
         bookings = [
-            booking_body(
+            _booking_body(
                 day.bookings[int(picks[j])],
                 f"bench-{index}" if j == 0 else f"bench-{index}-o{j}",
                 float(rng.uniform(0.0, 60.0)),
