@@ -62,7 +62,7 @@ class LearnedModel:
         if self.kind == "dqn":
             return self.env_config
         most = max((len(day.drivers) for day in days), default=1)
-        return replace(self.env_config, max_drivers=max(most, 1))
+        return replace(self.env_config, max_drivers=most)
 
     def info(self) -> dict[str, Any]:
         """The model's entry in a report."""
