@@ -49,5 +49,10 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def read_json(path: str | Path) -> Any:
+    """The JSON document in ``path``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")

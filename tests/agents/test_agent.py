@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rldispatch.agents.dqn.agent import DQNAgent, linear_epsilon
+from rldispatch.agents.double_dqn import linear_epsilon
+from rldispatch.agents.dqn.agent import DQNAgent
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.replay import ReplayBatch
 

@@ -14,11 +14,11 @@ from rldispatch.agents.dqn.model_file import (
     ModelFileError,
     ModelMetadata,
     check_compatible,
-    env_config_to_dict,
     load_model,
     save_model,
 )
 from rldispatch.agents.dqn.network import QNetwork
+from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.rewards import RewardConfig
 

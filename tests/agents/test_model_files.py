@@ -40,18 +40,20 @@ def pairwise_path(tmp_path: Path) -> Path:
 
 
 def test_the_kind_comes_from_the_header(flat_path: Path, pairwise_path: Path) -> None:
-    assert model_kind(flat_path) == "dqn"
-    assert model_kind(pairwise_path) == "pairwise"
+    assert model_kind(flat_path).name == "dqn"
+    assert model_kind(pairwise_path).name == "pairwise"
     assert isinstance(load_learned_model(flat_path).policy, DQNPolicy)
     assert isinstance(load_learned_model(pairwise_path).policy, PairwisePolicy)
 
 
-def test_a_flat_model_keeps_its_slots_and_a_pairwise_model_fits_the_largest_fleet(
+def test_a_flat_model_keeps_its_slots_and_refuses_larger_fleets_a_pairwise_one_fits_any(
     flat_path: Path, pairwise_path: Path
 ) -> None:
     days = [geneva_day(1, 7), geneva_day(2, 24)]
     flat = load_learned_model(flat_path)
-    assert flat.env_config_for(days) == EnvConfig()
+    assert flat.env_config_for(days[:1]) == EnvConfig()
+    with pytest.raises(ValueError, match="at most 10 drivers; a day here has 24"):
+        flat.env_config_for(days)
     pairwise = load_learned_model(pairwise_path, name="mine")
     assert pairwise.env_config_for(days).max_drivers == 24
     assert pairwise.policy.name == "mine"

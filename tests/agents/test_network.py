@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from rldispatch.agents.double_dqn import count_parameters
 from rldispatch.agents.dqn.network import (
     NumpyQFunction,
     PairScorerQNetwork,
     QNetwork,
-    count_parameters,
     make_q_function,
     masked_argmax,
 )

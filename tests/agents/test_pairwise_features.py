@@ -14,14 +14,13 @@ from rldispatch.agents.pairwise.features import (
     PAIR_FEATURES,
     FeatureBuilder,
     PairState,
-    planned_late_count,
 )
 from rldispatch.agents.pairwise.network import KnownReward, NumpyPairQ, PairBatch, PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import InsertionPolicy
 from rldispatch.training.fleet_days import geneva_day
-from rldispatch.training.train_pairwise import TrainingReward
 
 KNOWN = KnownReward(assignment=4.0, per_10km=-0.2, per_late=-1.0, wait=-0.2)
 
@@ -168,12 +167,12 @@ def test_knock_on_lateness_predicts_the_planned_late_pickups() -> None:
     checked = knocked = 0
     for _ in range(150):
         state = builder.build(env)
-        before = planned_late_count(env.sim)
+        before = env.sim.planned_late_count()
         for pair in range(state.n_pairs):
             sim = copy.deepcopy(env.sim)
             sim.assign(int(state.pair_driver[pair]), int(env.visible[state.pair_slot[pair]]))
             predicted = state.pairs[pair, late_columns].sum()
-            assert planned_late_count(sim) - before == predicted
+            assert sim.planned_late_count() - before == predicted
             checked += 1
             knocked += state.pairs[pair, late_columns[1]] > 0
         # random pairs make plans with more knock-on lateness later in the day
@@ -186,7 +185,7 @@ def test_knock_on_lateness_predicts_the_planned_late_pickups() -> None:
 def test_known_reward_is_the_shaped_reward_of_an_assignment() -> None:
     env = DispatchEnv(preset=None, scenario=geneva_day(4, 20), config=EnvConfig(max_drivers=20))
     env.reset()
-    reward = TrainingReward(env.config.reward, shaping=True, scale=0.2)
+    reward = TrainingReward(env.config.reward, shaping_weight=1.0, scale=0.2)
     reward.start(env)
     network = PairQNetwork(hidden=8, head_hidden=8, known_reward=reward.known_reward())
     q = NumpyPairQ(network)  # output layers start at zero: Q = the known reward

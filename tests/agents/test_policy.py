@@ -10,12 +10,12 @@ from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.model_file import (
     ModelFileError,
     ModelMetadata,
-    env_config_to_dict,
     load_model,
     save_model,
 )
 from rldispatch.agents.dqn.network import QNetwork
 from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.scenarios.presets import make_preset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rldispatch.agents.dqn.replay import NStepAccumulator, ReplayBuffer
+from rldispatch.agents.dqn.replay import ReplayBuffer
 
 
 def fill(buffer: ReplayBuffer, count: int) -> None:
@@ -60,26 +60,24 @@ def test_sampling_an_empty_buffer_is_refused() -> None:
         ReplayBuffer(4, 3, 5).sample(2)
 
 
-def test_n_step_returns_discount_and_shorten_at_the_end_of_the_day() -> None:
+def test_a_day_is_stored_with_n_step_returns_shortened_at_its_end() -> None:
     gamma = 0.5
-    accumulator = NStepAccumulator(n_step=3, gamma=gamma)
-    mask = np.ones(2, dtype=bool)
-    out = []
-    rewards = [1.0, 2.0, 4.0, 8.0]
-    for k, reward in enumerate(rewards):
-        out += accumulator.push(
-            np.array([k]), k, reward, np.array([k + 1]), mask, terminated=k == len(rewards) - 1
-        )
-    assert [item[1] for item in out] == [0, 1, 2, 3]
-    assert [item[2] for item in out] == pytest.approx(
-        [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4 + 0.25 * 8, 4 + 0.5 * 8, 8]
+    buffer = ReplayBuffer(8, observation_size=1, n_actions=2)
+    observations = np.arange(5, dtype=np.float32)[:, None]  # 4 decisions, then the last state
+    masks = np.ones((5, 2), dtype=bool)
+    buffer.add_day(observations, masks, [0, 1, 0, 1], [1.0, 2.0, 4.0, 8.0], gamma, n_step=3)
+    assert len(buffer) == 4
+    np.testing.assert_allclose(
+        buffer.rewards[:4], [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4 + 0.25 * 8, 4 + 0.5 * 8, 8]
     )
-    assert [item[6] for item in out] == [3, 3, 2, 1]  # bootstrap steps
-    assert [item[3][0] for item in out] == [3, 4, 4, 4]  # bootstrap observation
-    assert [item[5] for item in out] == [False, True, True, True]
+    np.testing.assert_array_equal(buffer.bootstrap_steps[:4], [3, 3, 2, 1])
+    np.testing.assert_array_equal(buffer.next_observations[:4, 0], [3, 4, 4, 4])
+    np.testing.assert_array_equal(buffer.terminated[:4], [0, 1, 1, 1])
 
 
-def test_one_step_comes_straight_back() -> None:
-    accumulator = NStepAccumulator(n_step=1, gamma=0.9)
-    (item,) = accumulator.push(np.zeros(1), 4, 2.5, np.ones(1), np.ones(3, bool), False)
-    assert item[1:3] == (4, 2.5) and item[6] == 1
+def test_one_step_returns_are_the_rewards() -> None:
+    buffer = ReplayBuffer(4, observation_size=1, n_actions=3)
+    observations = np.zeros((3, 1), dtype=np.float32)
+    buffer.add_day(observations, np.ones((3, 3), bool), [4 % 3, 1], [2.5, -1.0], 0.9, n_step=1)
+    np.testing.assert_allclose(buffer.rewards[:2], [2.5, -1.0])
+    np.testing.assert_array_equal(buffer.bootstrap_steps[:2], [1, 1])

@@ -11,8 +11,9 @@ from rldispatch.agents.model_files import load_learned_model, model_kind
 from rldispatch.cli import main
 
 TINY_PAIRWISE = {
-    "agent": {"hidden": 16, "head_hidden": 16, "batch_size": 16},
-    "days": {"fleet_sizes": [5, 6]},
+    "hidden": 16,
+    "head_hidden": 16,
+    "batch_size": 16,
     "learning_starts": 50,
     "buffer_size": 2_000,
 }
@@ -30,7 +31,9 @@ def pairwise_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "pairwise",
             "--config",
             str(config),
-            "--episodes",
+            "--fleets",
+            "5-6",
+            "--days",
             "3",
             "--eval-every",
             "2",
@@ -49,10 +52,10 @@ def pairwise_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_training_writes_a_pairwise_model_and_a_summary(pairwise_run: Path) -> None:
     summary = json.loads((pairwise_run / "summary.json").read_text())
-    assert summary["agent"] == "pairwise"
+    assert summary["kind"] == "pairwise"
     assert summary["days"] == 3
-    model = Path(summary["best_model"])
-    assert model_kind(model) == "pairwise"
+    model = Path(summary["best_model_path"])
+    assert model_kind(model).name == "pairwise"
     loaded = load_learned_model(model)
     assert loaded.policy.network.hidden == 16
 
@@ -103,29 +106,45 @@ def test_plot_draws_a_pairwise_models_routes(pairwise_run: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("argv", "message"),
     [
-        (["--scenarios", "."], "--scenarios: not available with --agent pairwise"),
-        (["--resume"], "--resume: not available with --agent pairwise"),
-        (["--preset", "classic"], "--preset"),
+        (["--agent", "dqn", "--fleets", "5-8"], "--fleets: not an option of train --agent dqn"),
+        (["--agent", "pairwise", "--resume"], "no checkpoint to resume from"),
     ],
 )
-def test_pairwise_training_refuses_what_it_cannot_do(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+def test_train_refuses_what_does_not_apply_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
-    code = main(["train", "--agent", "pairwise", "--out", str(tmp_path / "run"), *extra])
+    code = main(["train", *argv, "--out", str(tmp_path / "run")])
     assert code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+
+
+def test_train_refuses_a_budget_of_no_time(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--max-minutes", "-1", "--out", "unused"])
+    assert exited.value.code == 2
+    assert "--max-minutes: must be a number of minutes > 0" in capsys.readouterr().err
+
+
+def test_train_help_lists_only_the_options_of_the_chosen_kind(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for kind, has_fleets in (("pairwise", True), ("dqn", False)):
+        with pytest.raises(SystemExit):
+            main(["train", "--agent", kind, "--help"])
+        assert ("--fleets" in capsys.readouterr().out) == has_fleets
 
 
 def test_a_broken_pairwise_config_names_its_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "bad.json"
-    config.write_text(json.dumps({"agent": {"gamma": 2.0}}))
+    config.write_text(json.dumps({"gamma": 2.0}))
     code = main(["train", "--agent", "pairwise", "--config", str(config), "--out", str(tmp_path)])
     assert code == 2
-    assert "gamma" in capsys.readouterr().err
+    assert "pairwise.gamma" in capsys.readouterr().err
 
 
 def test_a_truncated_model_file_is_refused_in_one_line(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
 from rldispatch.agents.model_files import model_kind
 from rldispatch.cli import main
+from rldispatch.training.callbacks import TENSORBOARD_TAGS
 
 
 def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) -> None:
@@ -20,9 +23,13 @@ def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) ->
     assert set(report["paired"]) == {
         f"pairwise_vs_{name}" for name in ("random", "nearest", "insertion", "matching")
     }
-    assert report["training"]["agent"] == "pairwise"
+    assert report["training"]["kind"] == "pairwise"
     assert report["training"]["days"] == 2
     assert report["episodes"] == 2
-    assert model_kind(out / "model.safetensors") == "pairwise"
+    assert model_kind(out / "model.safetensors").name == "pairwise"
+    events = EventAccumulator(str(out / "train" / "tensorboard"))
+    events.Reload()
+    no_gradient_step_yet = {"losses/td_loss", "losses/q_values"}  # 2 days < learning_starts
+    assert set(TENSORBOARD_TAGS) - no_gradient_step_yet <= set(events.Tags()["scalars"])
     for name in ("training_curves.png", "comparison.png", "routes.png", "table.txt"):
         assert (out / name).stat().st_size > 100, name

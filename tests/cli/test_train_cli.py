@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from rldispatch.agents.dqn.config import DQNConfig, save_config
-from rldispatch.agents.dqn.model_file import load_model
+from rldispatch.agents.model_files import load_learned_model
+from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.cli import main
 
 TINY = DQNConfig(
@@ -35,6 +38,8 @@ def tiny_config(tmp_path) -> Path:
 def train_args(config: Path, out: Path, episodes: int, *extra: str) -> list[str]:
     return [
         "train",
+        "--agent",
+        "dqn",
         "--preset",
         "geneva",
         "--episodes",
@@ -56,41 +61,100 @@ def train_args(config: Path, out: Path, episodes: int, *extra: str) -> list[str]
     ]
 
 
-def test_kill_9_mid_run_then_resume_finishes_with_the_right_count(tmp_path, tiny_config):
-    out = tmp_path / "run"
-    checkpoint = out / "checkpoints" / "resume.pt"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rldispatch.cli", *train_args(tiny_config, out, 400)],
+def start_training(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "rldispatch.cli", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def kill_after_a_checkpoint(process: subprocess.Popen, checkpoint: Path, wait_s: float) -> None:
+    """``kill -9`` the run ``wait_s`` seconds after its next checkpoint is written."""
+    before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
     try:
-        deadline = time.monotonic() + 120
-        while not checkpoint.exists():
-            assert process.poll() is None, "training ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint after 120 s"
-            time.sleep(0.05)
-        time.sleep(1.0)  # let it go on past the checkpoint, maybe into the next write
+        deadline = time.monotonic() + 180
+        while not checkpoint.exists() or checkpoint.stat().st_mtime_ns == before:
+            assert process.poll() is None, "training ended before the next checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 180 s"
+            time.sleep(0.02)
+        time.sleep(wait_s)  # on past the checkpoint, maybe into the next write
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert process.returncode == -signal.SIGKILL
-    metrics = json.loads((out / "training_metrics.json").read_text())
-    killed_at = metrics["summary"]["episodes"]
-    assert 2 <= killed_at < 400
 
-    episodes = killed_at + 3
-    summary = tmp_path / "summary.json"
-    code = main(train_args(tiny_config, out, episodes, "--resume", "--json", str(summary)))
-    assert code == 0
-    result = json.loads(summary.read_text())
-    assert result["episodes"] == episodes
+
+KIND_ARGS = {
+    "dqn": ["--agent", "dqn", "--preset", "geneva"],
+    "pairwise": ["--agent", "pairwise", "--fleets", "5-6"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(KIND_ARGS))
+def test_killed_twice_and_resumed_a_run_ends_with_the_uninterrupted_runs_weights(
+    tmp_path: Path, kind: str
+) -> None:
+    config = tmp_path / "tiny.json"
+    tiny = (
+        TINY
+        if kind == "dqn"
+        else PairwiseConfig(
+            hidden=8, head_hidden=8, batch_size=16, learning_starts=50, buffer_size=2_000
+        )
+    )
+    tiny.save(config)
+    days = 8
+
+    def args(out: Path, *extra: str) -> list[str]:
+        return [
+            "train",
+            *KIND_ARGS[kind],
+            "--days",
+            str(days),
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+            "--eval-every",
+            "2",
+            "--eval-days",
+            "2",
+            "--checkpoint-every",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+
+    assert main(args(tmp_path / "straight")) == 0
+    out = tmp_path / "killed"
+    checkpoint = out / "checkpoints" / "resume.pt"
+    rng = random.Random(7)
+    kill_after_a_checkpoint(start_training(args(out)), checkpoint, rng.uniform(0.0, 0.5))
+    resumed = [a for a in args(out, "--resume") if a not in ("--config", str(config))]
+    kill_after_a_checkpoint(start_training(resumed), checkpoint, rng.uniform(0.0, 0.5))
+    killed_at = json.loads((out / "training_metrics.json").read_text())["summary"]["days"]
+    assert 1 <= killed_at < days
+    assert main(resumed) == 0
     metrics = json.loads((out / "training_metrics.json").read_text())
-    assert [e["episode"] for e in metrics["episodes"]] == list(range(1, episodes + 1))
-    best = load_model(result["best_model"])
-    assert best.metadata.observation_size == 122
-    assert not list(out.rglob("*.tmp"))  # no temporary file left from the killed write
+    assert [record["day"] for record in metrics["days"]] == list(range(1, days + 1))
+    for name in ("final_model.safetensors", "best_model.safetensors"):
+        first = load_learned_model(tmp_path / "straight" / name).policy.network.state_dict()
+        second = load_learned_model(out / name).policy.network.state_dict()
+        for key in first:
+            assert torch.equal(first[key], second[key]), (name, key)
+    assert not list(out.rglob("*.tmp"))  # no temporary file left from a killed write
+
+
+def test_resume_with_a_config_or_without_a_checkpoint_is_refused(tmp_path, capsys) -> None:
+    code = main(["train", "--agent", "dqn", "--out", str(tmp_path / "none"), "--resume"])
+    assert code == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_train_refuses_a_bad_config_in_one_line(tmp_path, capsys) -> None:
@@ -189,6 +253,8 @@ def test_compare_trains_a_config_entry(tmp_path, tiny_config) -> None:
             "compare",
             str(tiny_config),
             "nearest",
+            "--agent",
+            "dqn",
             "--episodes",
             "1",
             "--train-episodes",

@@ -71,9 +71,9 @@ def make_pairwise_model_file(
     output layers); its pair output weights are then drawn at random (``seed``), so its
     choice is not only the known reward's, and ``tweak`` may change it further.
     """
-    from rldispatch.training.train_pairwise import TrainingReward
+    from rldispatch.agents.pairwise.reward import TrainingReward
 
-    known = TrainingReward(RewardConfig(), shaping=True, scale=0.2).known_reward()
+    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
     torch.manual_seed(seed)
     network = PairQNetwork(known_reward=known)
     with torch.no_grad():

@@ -1,53 +1,90 @@
-"""The training loop: files of a run, evaluation callback, deterministic resume."""
+"""The one training loop, for every kind: files of a run, evaluation hook, deterministic resume."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from rldispatch.agents.dqn.config import DQNConfig
-from rldispatch.agents.dqn.model_file import load_model
-from rldispatch.scenarios.presets import make_preset
-from rldispatch.training.checkpoint import load_checkpoint
-from rldispatch.training.train import (
-    VALIDATION_SEEDS,
-    TrainingError,
-    train,
-    tuning_days,
-    validation_days,
-)
+from rldispatch.agents.kinds import agent_kind
+from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.training.callbacks import TENSORBOARD_TAGS
+from rldispatch.training.checkpoint import CheckpointError, load_checkpoint
+from rldispatch.training.days import VALIDATION_SEEDS, FleetDays, PresetDays
+from rldispatch.training.fleet_days import FleetDayDistribution
+from rldispatch.training.train import RunSettings, TrainingError, resume_training, train
 
-TINY = DQNConfig(
-    hidden_sizes=(16,),
-    buffer_size=1_000,
-    batch_size=16,
-    learning_starts=50,
-    train_frequency=2,
-    target_update_interval=100,
-    epsilon_decay_steps=500,
-)
-EVAL_DAYS = [make_preset("geneva", seed) for seed in VALIDATION_SEEDS[:2]]
-
-
-def tiny_train(out_dir, episodes: int, config: DQNConfig = TINY, **kwargs):
-    options = {
-        "seed": 3,
-        "eval_days": EVAL_DAYS,
-        "eval_every": 2,
-        "checkpoint_every": 2,
-        "progress": False,
-        "tensorboard": False,
-    }
-    options.update(kwargs)
-    return train(config, out_dir, episodes, **options)
+TINY = {
+    "dqn": DQNConfig(
+        hidden_sizes=(16,),
+        buffer_size=2_000,
+        batch_size=16,
+        learning_starts=50,
+        train_frequency=2,
+        target_update_interval=100,
+        epsilon_decay_steps=500,
+    ),
+    "pairwise": PairwiseConfig(
+        hidden=8, head_hidden=8, batch_size=16, learning_starts=50, buffer_size=2_000
+    ),
+}
+KINDS = sorted(TINY)
 
 
-def test_a_run_leaves_models_metrics_and_a_checkpoint(tmp_path) -> None:
-    result = tiny_train(tmp_path, 4, tensorboard=True)
-    assert result.episodes == 4
-    assert result.total_steps > 4 * 50
+def tiny_days(kind: str):
+    if kind == "pairwise":
+        return FleetDays(FleetDayDistribution(fleet_sizes=(5, 6)), selection=2)
+    return PresetDays("geneva", selection=2)
+
+
+def tiny_train(
+    kind: str, out_dir: Path, days: int, config=None, resume=False, tensorboard=False, **settings
+):
+    options = {"eval_every_days": 2, "checkpoint_every_days": 2, "seed": 3}
+    options.update(settings)
+    hook = options.pop("on_evaluation", None)
+    return train(
+        kind,
+        config or TINY[kind],
+        out_dir,
+        tiny_days(kind),
+        RunSettings(max_days=days, **options),
+        resume=resume,
+        progress=False,
+        tensorboard=tensorboard,
+        on_evaluation=hook,
+    )
+
+
+def scalars(folder: Path) -> dict[str, list[int]]:
+    """The steps of every scalar tag TensorBoard reads in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [e.step for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def weights(kind: str, path: Path) -> dict[str, torch.Tensor]:
+    model = agent_kind(kind).load_model(path)
+    return model.policy.network.state_dict()
+
+
+def assert_same_weights(kind: str, first: Path, second: Path) -> None:
+    a, b = weights(kind, first), weights(kind, second)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_run_leaves_models_metrics_and_a_checkpoint(kind: str, tmp_path: Path) -> None:
+    result = tiny_train(kind, tmp_path, 4)
+    assert result.days == 4 and result.kind == kind
+    assert result.decisions > 4 * 40
     for name in (
         "config.json",
         "run.json",
@@ -55,98 +92,134 @@ def test_a_run_leaves_models_metrics_and_a_checkpoint(tmp_path) -> None:
         "best_model.safetensors",
         "final_model.safetensors",
         "checkpoints/resume.pt",
-        "checkpoints/episode_000002.safetensors",
-        "checkpoints/episode_000004.safetensors",
+        "checkpoints/day_000002.safetensors",
+        "checkpoints/day_000004.safetensors",
     ):
         assert (tmp_path / name).exists(), name
-    assert any((tmp_path / "tensorboard").iterdir())
     metrics = json.loads((tmp_path / "training_metrics.json").read_text())
-    assert [e["episode"] for e in metrics["episodes"]] == [1, 2, 3, 4]
-    assert [e["episode"] for e in metrics["evaluations"]] == [2, 4]
-    assert metrics["summary"]["total_steps"] == result.total_steps
-    assert any(e["td_loss"] is not None for e in metrics["episodes"])
-    best = load_model(tmp_path / "best_model.safetensors")
-    assert best.metadata.training_summary["eval_reward"] == result.best_eval_reward
-    assert best.metadata.preset == "geneva"
-    assert best.metadata.hyperparameters == TINY.to_dict()
+    assert [record["day"] for record in metrics["days"]] == [1, 2, 3, 4]
+    assert all(record["drivers"] >= 5 for record in metrics["days"])
+    assert [record["day"] for record in metrics["evaluations"]] == [0, 2, 4]
+    assert metrics["summary"]["decisions"] == result.decisions
+    assert any(record["td_loss"] is not None for record in metrics["days"])
+    best = agent_kind(kind).load_model(tmp_path / "best_model.safetensors")
+    assert best.training_summary["best_eval_reward"] == result.best_eval_reward
+    assert json.loads((tmp_path / "config.json").read_text()) == TINY[kind].to_dict()
 
 
-def test_on_evaluation_gets_each_evaluation_and_its_exception_ends_training(tmp_path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_on_evaluation_gets_each_evaluation_and_its_exception_ends_training(
+    kind: str, tmp_path: Path
+) -> None:
     seen = []
 
     class Pruned(Exception):
         pass
 
-    def on_evaluation(episode: int, reward: float) -> None:
-        seen.append((episode, reward))
-        if episode == 4:
+    def on_evaluation(day: int, reward: float) -> None:
+        seen.append((day, reward))
+        if day == 2:
             raise Pruned
 
     with pytest.raises(Pruned):
-        tiny_train(tmp_path, 10, on_evaluation=on_evaluation)
-    assert [episode for episode, _ in seen] == [2, 4]
+        tiny_train(kind, tmp_path, 10, on_evaluation=on_evaluation)
+    assert [day for day, _ in seen] == [0, 2]
     assert all(isinstance(reward, float) for _, reward in seen)
 
 
-def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path) -> None:
-    straight = tiny_train(tmp_path / "straight", 6)
-    tiny_train(tmp_path / "split", 3, checkpoint_every=3)
+@pytest.mark.parametrize("kind", KINDS)
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(kind: str, tmp_path: Path) -> None:
+    straight = tiny_train(kind, tmp_path / "straight", 6)
+    tiny_train(kind, tmp_path / "split", 4)
     killed_write = tmp_path / "split" / "checkpoints" / ".resume.pt.x1y2z3.tmp"
     killed_write.write_bytes(b"the start of a checkpoint")  # as a kill -9 mid-write leaves it
-    resumed = tiny_train(tmp_path / "split", 6, resume=True)
+    resumed = resume_training(tmp_path / "split", max_days=6, progress=False, tensorboard=False)
     assert not killed_write.exists()
-    assert resumed.episodes == 6
-    assert resumed.total_steps == straight.total_steps
-    a = load_model(straight.final_model_path).network.state_dict()
-    b = load_model(resumed.final_model_path).network.state_dict()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=0, atol=0)
+    assert resumed.days == 6 and resumed.decisions == straight.decisions
+    assert_same_weights(kind, straight.final_model_path, resumed.final_model_path)
+    assert_same_weights(kind, straight.best_model_path, resumed.best_model_path)
     metrics = json.loads(resumed.metrics_path.read_text())
-    assert [e["episode"] for e in metrics["episodes"]] == [1, 2, 3, 4, 5, 6]
+    assert [record["day"] for record in metrics["days"]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_resume_without_the_replay_buffer_refills_it_first(tmp_path) -> None:
-    tiny_train(tmp_path, 2, save_replay_buffer=False)
-    assert load_checkpoint(tmp_path / "checkpoints/resume.pt")["replay_buffer"] is None
-    result = tiny_train(tmp_path, 3, save_replay_buffer=False, resume=True)
+@pytest.mark.parametrize("kind", KINDS)
+def test_resume_without_the_replay_buffer_refills_it_first(kind: str, tmp_path: Path) -> None:
+    tiny_train(kind, tmp_path, 2, save_replay_buffer=False)
+    assert load_checkpoint(tmp_path / "checkpoints/resume.pt")["learner"]["buffer"] is None
+    result = resume_training(tmp_path, max_days=4, progress=False, tensorboard=False)
     metrics = json.loads(result.metrics_path.read_text())
-    third = metrics["episodes"][2]
-    assert third["episode"] == 3 and result.episodes == 3
-    assert third["td_loss"] is not None  # learning went on once the buffer held 50 again
+    assert result.days == 4
+    assert metrics["days"][3]["td_loss"] is not None  # learning went on once refilled
 
 
-def test_an_existing_run_is_not_overwritten_without_resume(tmp_path) -> None:
-    tiny_train(tmp_path, 2)
+@pytest.mark.parametrize("kind", KINDS)
+def test_tensorboard_has_every_documented_tag_and_keeps_them_after_resume(
+    kind: str, tmp_path: Path
+) -> None:
+    tiny_train(kind, tmp_path, 2, tensorboard=True)
+    before = scalars(tmp_path / "tensorboard")
+    assert set(TENSORBOARD_TAGS) <= set(before)
+    resume_training(tmp_path, max_days=4, progress=False)
+    after = scalars(tmp_path / "tensorboard")
+    assert set(before["eval/reward"]) <= set(after["eval/reward"])  # the checkpoint's too
+    assert len(after["eval/reward"]) == 3  # days 0, 2 and 4, none twice
+    assert len(after["charts/episodic_return"]) == 4
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(tmp_path: Path) -> None:
+    tiny_train("pairwise", tmp_path, 1)
     with pytest.raises(TrainingError, match="--resume"):
-        tiny_train(tmp_path, 2)
+        tiny_train("pairwise", tmp_path, 2)
 
 
-def test_resume_with_another_config_is_refused_naming_the_difference(tmp_path) -> None:
-    tiny_train(tmp_path, 2)
-    other = DQNConfig(**{**TINY.to_dict(), "gamma": 0.9, "hidden_sizes": (16,)})
+def test_resume_without_a_checkpoint_is_refused_not_restarted(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        resume_training(tmp_path / "nothing-here")
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        tiny_train("dqn", tmp_path / "fresh", 2, resume=True)
+    assert not (tmp_path / "fresh" / "run.json").exists()
+
+
+def test_resume_with_another_config_is_refused_naming_the_difference(tmp_path: Path) -> None:
+    tiny_train("pairwise", tmp_path, 2)
+    other = PairwiseConfig(**{**TINY["pairwise"].to_dict(), "gamma": 0.8})
     with pytest.raises(TrainingError, match="differs in gamma"):
-        tiny_train(tmp_path, 4, resume=True, config=other)
+        tiny_train("pairwise", tmp_path, 4, config=other, resume=True)
 
 
-def test_time_limit_stops_between_episodes(tmp_path) -> None:
-    result = tiny_train(tmp_path, 50, max_wall_time_s=0.0)
-    assert result.stopped_by_time_limit
-    assert result.episodes == 0
-    assert result.final_model_path.exists()
+def test_a_damaged_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
+    tiny_train("pairwise", tmp_path, 2)
+    path = tmp_path / "checkpoints" / "resume.pt"
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(byte ^ 0xFF for byte in data[middle : middle + 64])
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch") as raised:
+        resume_training(tmp_path, max_days=4, progress=False, tensorboard=False)
+    assert "\n" not in str(raised.value)
 
 
-def test_pair_scorer_network_trains_too(tmp_path) -> None:
-    config = DQNConfig(
-        **{**TINY.to_dict(), "architecture": "pair_scorer", "hidden_sizes": (8,), "context_size": 4}
+def test_time_limit_stops_between_days(tmp_path: Path) -> None:
+    result = train(
+        "pairwise",
+        TINY["pairwise"],
+        tmp_path,
+        tiny_days("pairwise"),
+        RunSettings(max_seconds=1e-6, eval_every_days=0),
+        progress=False,
+        tensorboard=False,
     )
-    result = tiny_train(tmp_path, 2, config=config)
-    loaded = load_model(result.final_model_path)
-    assert loaded.metadata.hyperparameters["architecture"] == "pair_scorer"
+    assert result.stopped_by_time_limit and result.days == 0
+    assert result.final_model_path.exists() and result.best_model_path.exists()
 
 
-def test_evaluation_days_of_training_and_tuning_are_fixed_and_apart() -> None:
-    plain = [day.name for day in validation_days("geneva", 3)]
-    tuner = [day.name for day in tuning_days("geneva", 3)]
-    assert plain == [day.name for day in validation_days("geneva", 3)]
-    assert not set(plain) & set(tuner)
-    assert tuner[0] == "geneva-1000000"
+def test_a_config_of_another_kind_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="a pairwise run takes a PairwiseConfig"):
+        tiny_train("pairwise", tmp_path, 1, config=TINY["dqn"])
+
+
+def test_selection_days_of_preset_training_are_fixed_and_apart_from_the_tuners() -> None:
+    plain = [day.name for day in PresetDays("geneva", 3).selection_days]
+    assert plain == [f"geneva-{seed}" for seed in VALIDATION_SEEDS[:3]]
+    fleets = FleetDays(selection=3).selection_days
+    assert plain != [day.name for day in fleets]

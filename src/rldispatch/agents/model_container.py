@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_bytes
+from rldispatch.rewards import RewardConfig
 
 MAX_HEADER_BYTES = 100_000_000
 FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
@@ -30,6 +33,23 @@ FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
 
 class ModelFileError(ValueError):
     """A model file that is missing, truncated, foreign or does not fit the env."""
+
+
+def env_config_to_dict(config: EnvConfig) -> dict[str, Any]:
+    """An :class:`EnvConfig` as the JSON a model file keeps."""
+    return asdict(config)
+
+
+def env_config_from_dict(data: dict[str, Any]) -> EnvConfig:
+    """Rebuild an :class:`EnvConfig` (with its nested :class:`RewardConfig`) from a dict."""
+    if not isinstance(data, dict):
+        raise ModelFileError("model env_config: not a JSON object")
+    values = dict(data)
+    reward = values.pop("reward", None)
+    try:
+        return EnvConfig(**values, reward=RewardConfig(**(reward or {})))
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"model env_config: {error}") from error
 
 
 def weights_version(network: torch.nn.Module, prefix: str) -> str:

@@ -14,7 +14,7 @@ from rldispatch.domain import ScenarioError
 
 VERBS = {
     "simulate": "run policies on days and print the metrics table",
-    "train": "train a DQN dispatch policy (flat, or pairwise for any fleet)",
+    "train": "train a learned dispatch policy (--agent pairwise, any fleet; or dqn, flat)",
     "evaluate": "evaluate a model on held-out days, optionally against every baseline",
     "compare": "compare models, configs and baselines side by side on the same days",
     "tune": "Optuna auto-tuner; --storage for a shared study; writes the optimal config",
@@ -33,9 +33,10 @@ class CliError(Exception):
     """A problem with what the user asked for: printed as one line, exit code 2."""
 
 
-def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None, argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command's parser. Only ``verb``'s module is imported (with what it needs, PyTorch
-    among them); the other verbs are listed by name and help, so ``--help`` stays quick."""
+    among them); the other verbs are listed by name and help, so ``--help`` stays quick. A
+    verb whose options depend on another option (``train --agent``) reads ``argv``."""
     parser = argparse.ArgumentParser(
         prog="rldispatch", description="Learn, evaluate and serve ride dispatch policies."
     )
@@ -45,15 +46,24 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
             subparsers.add_parser(name, help=summary)
             continue
         module = importlib.import_module(f"rldispatch.cli.{name.replace('-', '_')}")
-        module.register(subparsers)
+        if getattr(module, "OPTIONS_DEPEND_ON_ARGV", False):
+            module.register(subparsers, argv or [])
+        else:
+            module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = next((item for item in argv if not item.startswith("-")), None)
-    parser = build_parser(verb)
-    args = parser.parse_args(argv)
+    parser = build_parser(verb, argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        module = sys.modules.get(f"rldispatch.cli.{args.verb.replace('-', '_')}")
+        explain = getattr(module, "unknown_option_message", None)
+        message = explain(args, unknown[0]) if explain else f"unrecognized arguments: {unknown[0]}"
+        print(f"rldispatch {args.verb}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return int(args.handler(args) or 0)
     except (CliError, ScenarioError, FileNotFoundError) as error:

@@ -6,20 +6,19 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rldispatch.agents.dqn.config import load_config
-from rldispatch.agents.dqn.model_file import ModelFileError
-from rldispatch.agents.model_files import LearnedModel, load_learned_model
+from rldispatch.agents.config_fields import ConfigError
+from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
+from rldispatch.agents.model_files import LearnedModel, ModelFileError, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
 from rldispatch.cli.evaluate import held_out_days
-from rldispatch.domain import Scenario
-from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
-from rldispatch.training.evaluation import evaluate_policies
-from rldispatch.training.train import TrainingError, train, validation_days
+from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
+from rldispatch.training.evaluation import evaluate_policy
+from rldispatch.training.train import RunSettings, TrainingError, train
 
 GENERIC_MODEL_NAMES = {"best_model", "final_model", "model"}
 
@@ -28,15 +27,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
         help=VERBS["compare"],
-        description="Each ENTRY is a model file (.safetensors), a DQN config JSON (trained "
-        "first, for --train-episodes on the preset, into --work-dir; its best model is "
-        "compared) or a baseline name. Every entry plays the same held-out days; the report "
-        "pairs the first entry with each of the others.",
+        description="Each ENTRY is a model file (.safetensors) of any kind, a config JSON of "
+        "the --agent kind (such as tune's optimal_config.json: trained first, for "
+        "--train-days, into --work-dir; its best model is compared) or a baseline name. "
+        "Every entry plays the same held-out days; the report pairs the first entry with "
+        "each of the others.",
     )
     parser.add_argument("entries", nargs="+", metavar="ENTRY", help="model, config or baseline")
     add_day_arguments(parser, default_episodes=30)
     parser.add_argument(
+        "--agent",
+        choices=kind_names(),
+        default=DEFAULT_KIND,
+        help=f"the kind of the config entries (default {DEFAULT_KIND})",
+    )
+    parser.add_argument(
+        "--train-days",
         "--train-episodes",
+        dest="train_days",
         type=positive_int,
         default=300,
         help="training days for each config entry (default 300)",
@@ -65,40 +73,31 @@ def unique(label: str, taken: dict[str, Any]) -> str:
 
 
 def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> LearnedModel:
-    """Train config ``path`` (or resume its run) and return its best model."""
+    """Train config ``path`` of ``--agent`` (or resume its run) and return its best model."""
+    kind = agent_kind(args.agent)
     try:
-        config = load_config(path)
-    except ValueError as error:
+        config = kind.config_type.load(path)
+    except ConfigError as error:
         raise CliError(str(error)) from error
-    preset = args.preset or "geneva"
     out_dir = args.work_dir / path.stem
-    print(f"training {path} for {args.train_episodes} episodes into {out_dir}")
+    if kind.default_days == "fleets" and args.preset is None:
+        days: TrainingDays = FleetDays()
+    else:
+        days = PresetDays(args.preset or "geneva")
+    print(f"training {path} ({kind.name}) for {args.train_days} days into {out_dir}")
+    every = max(1, args.train_days // 10)
+    settings = RunSettings(
+        max_days=args.train_days,
+        eval_every_days=every,
+        checkpoint_every_days=every,
+        seed=args.seed,
+    )
+    resume = (out_dir / "checkpoints" / "resume.pt").exists()
     try:
-        result = train(
-            config,
-            out_dir,
-            args.train_episodes,
-            preset=preset,
-            seed=args.seed,
-            resume=True,
-            eval_days=validation_days(preset),
-            eval_every=max(1, args.train_episodes // 10),
-            checkpoint_every=max(1, args.train_episodes // 10),
-        )
+        result = train(kind, config, out_dir, days, settings, resume=resume)
     except TrainingError as error:
         raise CliError(str(error)) from error
-    return load_learned_model(result.best_model_path or result.final_model_path, name=label)
-
-
-def env_config_for_all(models: dict[str, LearnedModel], days: list[Scenario]) -> EnvConfig:
-    """One env config every model can play: a flat model's own (its slots are fixed; flat
-    models of other shapes are refused when they play), else enough slots for every day."""
-    flat = [model for model in models.values() if model.kind == "dqn"]
-    if flat:
-        return flat[0].env_config
-    if models:
-        return next(iter(models.values())).env_config_for(days)
-    return env_config_for(days)
+    return load_learned_model(result.best_model_path, name=label)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,11 +124,20 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("compare needs at least two entries")
     first = next(iter(models.values()), None)
     days = held_out_days(args, first.preset if first else None)
+    scenarios = days.scenarios
+    default_config = env_config_for(scenarios)
     try:
-        results = evaluate_policies(
-            policies, days.scenarios, env_config_for_all(models, days.scenarios), progress=True
-        )
-    except ModelFileError as error:
+        results = {
+            name: evaluate_policy(
+                policy,
+                scenarios,
+                models[name].env_config_for(scenarios) if name in models else default_config,
+                progress=True,
+                label=name,
+            )
+            for name, policy in policies.items()
+        }
+    except (ModelFileError, ValueError) as error:
         raise CliError(str(error)) from error
     names = list(policies)
     pairs = [(names[0], other) for other in names[1:]]

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from rldispatch.service.onnx_runtime import export_onnx
 
     try:
-        if model_kind(args.model) == "pairwise":
+        if model_kind(args.model).name == "pairwise":
             raise CliError(
                 f"{args.model}: a pairwise model is served as it is (NumPy, any fleet size); "
                 "ONNX export covers flat DQN models"

@@ -1,6 +1,6 @@
 """``rldispatch quickstart``: train on Geneva days, compare with the heuristics on held-out days.
 
-Trains the pairwise Q-network (``PairwiseTrainConfig`` defaults: geneva-style days of 5 to 30
+Trains the pairwise Q-network (``PairwiseConfig`` defaults: geneva-style days of 5 to 30
 drivers; docs/pairwise.md) or, with ``--agent dqn``, the flat DQN (:data:`QUICKSTART_CONFIG`
 on geneva days) within ``--minutes``, evaluates its best model and the four baselines on the
 same 30 held-out geneva days, prints the table, and leaves under ``--out``::
@@ -10,7 +10,7 @@ same 30 held-out geneva days, prints the table, and leaves under ``--out``::
     training_curves.png  reward, loss, epsilon and Q-values during training
     comparison.png       every policy's metrics with 95% CIs, and the paired differences
     routes.png           the learned policy's routes on the first held-out day
-    train/               the training run (metrics; for dqn also checkpoints, TensorBoard)
+    train/               the training run (metrics, checkpoints, TensorBoard)
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 from rldispatch.cli.evaluate import baseline_names
-from rldispatch.cli.train import run_pairwise_training
 from rldispatch.files import atomic_write_bytes, atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
@@ -40,10 +39,10 @@ from rldispatch.reports.plots import (
 )
 from rldispatch.reports.report import build_report, format_table
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+from rldispatch.training.days import FleetDays, PresetDays
 from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.threads import single_threaded_numerics
-from rldispatch.training.train import train, validation_days
-from rldispatch.training.train_pairwise import PairwiseTrainConfig
+from rldispatch.training.train import RunSettings, train
 
 PRESET = "geneva"
 QUICKSTART_CONFIG = DQNConfig(
@@ -76,12 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
     parser.add_argument(
-        "--minutes", type=float, default=8.0, help="time budget, training and evaluation"
+        "--minutes",
+        type=quickstart_minutes,
+        default=8.0,
+        help=f"time budget, training and evaluation (more than {EVALUATION_MINUTES:g}; "
+        f"{EVALUATION_MINUTES:g} are kept for the evaluation)",
     )
     parser.add_argument(
         "--agent",
-        choices=("pairwise", "dqn"),
-        default="pairwise",
+        choices=kind_names(),
+        default=DEFAULT_KIND,
         help="pairwise: the any-fleet pairwise Q-network (default); dqn: the flat network",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the training run")
@@ -98,6 +101,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def quickstart_minutes(text: str) -> float:
+    value = float(text)
+    if not value > EVALUATION_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"must be more than {EVALUATION_MINUTES:g} minutes (kept for the evaluation), "
+            f"got {text}"
+        )
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     single_threaded_numerics()
@@ -106,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the quickstart always starts afresh
     out.mkdir(parents=True, exist_ok=True)
-    training_budget_s = max(args.minutes - EVALUATION_MINUTES, 0.5) * 60.0
-    train_model = train_pairwise_model if args.agent == "pairwise" else train_flat_model
+    training_budget_s = (args.minutes - EVALUATION_MINUTES) * 60.0
     model_path, training = train_model(args, run_dir, training_budget_s)
     model = load_learned_model(model_path, name=args.agent)
     shutil.copyfile(model_path, out / "model.safetensors")
@@ -147,70 +159,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_pairwise_model(
+def train_model(
     args: argparse.Namespace, run_dir: Path, budget_s: float
 ) -> tuple[Path, dict[str, Any]]:
-    """The pairwise model (its default settings) within ``budget_s``; its best model file."""
-    config = replace(
-        PairwiseTrainConfig(), seed=args.seed, max_days=args.episodes, max_wall_time_s=budget_s
-    )
-    print(
-        f"training the pairwise model on geneva-style days of 5-30 drivers for up to "
-        f"{args.episodes} days or {budget_s / 60:.1f} minutes ..."
-    )
-    result = run_pairwise_training(config, run_dir, progress=not args.no_progress)
-    print(
-        f"trained {result.days} days ({result.steps} decisions) in "
-        f"{result.wall_time_s / 60:.1f} min"
-    )
-    training = {
-        "agent": "pairwise",
-        "days": result.days,
-        "total_steps": result.steps,
-        "wall_time_s": result.wall_time_s,
-        "best_eval_reward": result.best_eval_reward,
-        "config": config.to_dict(),
-    }
-    return result.best_model_path, training
+    """The quickstart's model of ``--agent`` within ``budget_s``; its best model file.
 
-
-def train_flat_model(
-    args: argparse.Namespace, run_dir: Path, budget_s: float
-) -> tuple[Path, dict[str, Any]]:
-    """The flat DQN (:data:`QUICKSTART_CONFIG`) within ``budget_s``; its best model file."""
+    pairwise: its default config on geneva-style days of 5 to 30 drivers; dqn:
+    :data:`QUICKSTART_CONFIG` on geneva days.
+    """
+    kind = agent_kind(args.agent)
+    if kind.default_days == "fleets":
+        config, days = kind.config_type(), FleetDays()
+        source = "geneva-style days of 5 to 30 drivers"
+    else:
+        config, days = QUICKSTART_CONFIG, PresetDays(PRESET)
+        source = f"{PRESET} days"
     print(
-        f"training on {PRESET} days for up to {args.episodes} episodes or "
-        f"{budget_s / 60:.1f} minutes ..."
+        f"training the {kind.name} model on {source} for {budget_s / 60:.1f} minutes "
+        f"(of --minutes {args.minutes:g}: {EVALUATION_MINUTES:g} are kept for the held-out "
+        f"evaluation and the plots) or {args.episodes} days, whichever comes first; the model "
+        f"kept is the best of the evaluations on {len(days.selection_days)} selection days, "
+        "the untrained start included ..."
     )
-    result = train(
-        QUICKSTART_CONFIG,
-        run_dir,
-        args.episodes,
-        preset=PRESET,
+    settings = RunSettings(
+        max_days=args.episodes,
+        max_seconds=budget_s,
+        eval_every_days=20 if kind.default_days == "fleets" else 100,
+        checkpoint_every_days=100,
         seed=args.seed,
-        eval_days=validation_days(PRESET, 10),
-        eval_every=100,
-        checkpoint_every=250,
-        progress=not args.no_progress,
-        max_wall_time_s=budget_s,
     )
+    result = train(kind, config, run_dir, days, settings, progress=not args.no_progress)
     print(
-        f"trained {result.episodes} episodes ({result.total_steps} steps, "
-        f"{result.steps_per_second:.0f} steps/s) in {result.wall_time_s / 60:.1f} min; "
-        f"best model from episode {result.best_episode}"
+        f"trained {result.days} days ({result.decisions} decisions, "
+        f"{result.decisions_per_second:.0f} decisions/s) in {result.wall_time_s / 60:.1f} min; "
+        f"best model after {result.best_day} days"
     )
-    training = {
-        "agent": "dqn",
-        "episodes": result.episodes,
-        "total_steps": result.total_steps,
-        "wall_time_s": result.wall_time_s,
-        "steps_per_second": result.steps_per_second,
-        "best_episode": result.best_episode,
-        "best_eval_reward": result.best_eval_reward,
-        "stopped_by_time_limit": result.stopped_by_time_limit,
-        "config": QUICKSTART_CONFIG.to_dict(),
-    }
-    return result.best_model_path or result.final_model_path, training
+    training = {**result.summary(), "config": config.to_dict()}
+    return result.best_model_path, training
 
 
 def verdict(report: dict[str, Any], name: str = "dqn") -> str:

@@ -83,7 +83,10 @@ def _curves_from_metrics(document: Mapping[str, Any]) -> dict[str, Curve]:
 
 
 def _steps(record: Mapping[str, Any]) -> float:
-    return record["total_steps"] if "total_steps" in record else record["steps"]
+    for key in ("decision", "total_steps", "steps"):
+        if key in record:
+            return record[key]
+    raise KeyError("decision")
 
 
 def _curves_from_tensorboard(log_dir: Path) -> dict[str, Curve]:

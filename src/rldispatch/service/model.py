@@ -248,7 +248,7 @@ def load_served_model(
     check_file_size(path, max_bytes)
     if path.suffix.lower() != ".onnx":
         try:
-            kind = model_kind(path)
+            kind = model_kind(path).name
         except ModelFileError:
             kind = None  # load_q_model says what is wrong with it
         if kind == "pairwise":

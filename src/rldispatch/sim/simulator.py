@@ -467,6 +467,16 @@ class DaySimulator:
 
     # --- figures -----------------------------------------------------------------------------
 
+    def planned_late_count(self) -> int:
+        """Bookings in the drivers' plans (given, not yet set off for) whose planned pickup
+        is late: what the shaping of both agent kinds charges when a plan changes."""
+        plans = [plan for plan in self.plans if plan]
+        if not plans:
+            return 0
+        bookings = np.concatenate([np.asarray(plan, dtype=np.int64) for plan in plans])
+        starts = np.concatenate([self.plan_start[d] for d, plan in enumerate(self.plans) if plan])
+        return int((starts > self.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN).sum())
+
     def metrics(self, reward: float = 0.0, decisions: int = 0) -> DayMetrics:
         served = self.status == SERVED
         n_served = int(served.sum())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from rldispatch.domain import Scenario
@@ -60,3 +61,11 @@ def hindsight_metrics(
             raise RuntimeError(f"hindsight: no plan found for day {scenario.name!r}")
         results.append(solved.metrics)
     return results
+
+
+SUMMARY_FIGURES = ("reward", "completion_rate", "late_pickup_rate", "cancelled", "distance_km")
+
+
+def summarise_days(days: Sequence[DayMetrics]) -> dict[str, float]:
+    """Mean of each headline figure over ``days``."""
+    return {name: float(np.mean([getattr(day, name) for day in days])) for name in SUMMARY_FIGURES}

@@ -1,79 +1,83 @@
-"""The DQN training loop, with periodic evaluation, checkpoints and resume.
+"""One training loop for every agent kind: act, store, learn, end of day.
 
 A run lives in one folder::
 
     out_dir/
-      config.json              the DQNConfig of the run
-      run.json                 days, seed, evaluation and checkpoint settings
-      training_metrics.json    one record per episode and per evaluation, and a summary
-      best_model.safetensors   the model with the best mean reward on the evaluation days
+      config.json              the kind's config of the run
+      run.json                 kind, days, seed, budget, evaluation and checkpoint settings
+      training_metrics.json    one record per day and per evaluation, and a summary
+      best_model.safetensors   the model with the best mean reward on the selection days
       final_model.safetensors  the model at the end of the run
-      checkpoints/episode_000100.safetensors   a model every ``checkpoint_every`` episodes
+      checkpoints/day_000100.safetensors   a model every ``checkpoint_every_days`` days
       checkpoints/resume.pt    everything needed to go on after a kill (see checkpoint.py)
-      tensorboard/             episode reward, loss, epsilon, Q-values, evaluation, SPS
+      tensorboard/             the tags listed in callbacks.py
 
-``train(..., resume=True)`` on that folder continues from ``checkpoints/resume.pt`` up to
-``episodes`` in total. The replay buffer is part of the checkpoint (a resumed run continues
-exactly as the uninterrupted one would have); with ``save_replay_buffer=False`` it is not,
-and a resumed run refills it: gradient steps pause until it holds ``learning_starts``
-transitions again.
+Each day: the learner acts in the env, the env steps, the learner observes the reward and
+learns when a gradient step is due; at the end of the day it stores the day. Every
+``eval_every_days`` days (and before the first, and at the end) the greedy policy plays the
+selection days and the best model is kept; every ``checkpoint_every_days`` days a checkpoint
+is written. :func:`train` with ``resume=True`` goes on from the last checkpoint: with a budget
+in days, a resumed run ends with the weights an uninterrupted one would have.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from gymnasium.utils.seeding import np_random
-from tqdm import tqdm
 
-from rldispatch.agents.dqn.agent import DQNAgent, linear_epsilon
-from rldispatch.agents.dqn.config import DQNConfig
-from rldispatch.agents.dqn.model_file import (
-    ModelFileError,
-    ModelMetadata,
-    env_config_to_dict,
-    load_model,
-    save_model,
-)
-from rldispatch.agents.dqn.policy import DQNPolicy
-from rldispatch.agents.dqn.replay import NStepAccumulator, ReplayBuffer
-from rldispatch.domain import Scenario
-from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.files import atomic_write_json, remove_unfinished_writes
-from rldispatch.scenarios.presets import TUNING_SEEDS, make_preset
-from rldispatch.sim.metrics import DayMetrics
+from rldispatch.agents.kinds import AgentKind, Learner, agent_kind
+from rldispatch.agents.model_container import env_config_to_dict
+from rldispatch.env import DispatchEnv
+from rldispatch.files import atomic_write_json, read_json, remove_unfinished_writes
+from rldispatch.training.callbacks import Callback, ProgressBar, TensorBoard
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rldispatch.training.evaluation import evaluate_policy
-from rldispatch.training.shaping import shaping_potential
+from rldispatch.training.days import TrainingDays, days_from_description
+from rldispatch.training.evaluation import evaluate_policy, summarise_days
 from rldispatch.training.threads import single_threaded_numerics
 
-VALIDATION_SEEDS = range(TUNING_SEEDS.stop - 10_000, TUNING_SEEDS.stop)
-"""Day seeds of plain training's evaluation days: the end of ``TUNING_SEEDS``, apart from
-the tuner's days (its start) and never a held-out day."""
-RECENT_EPISODES = 20
-
-EvaluationCallback = Callable[[int, float], None]
+EvaluationHook = Callable[[int, float], None]
+"""Called with ``(day, mean selection reward)`` after each evaluation; an exception it
+raises (such as ``optuna.TrialPruned``) ends training and propagates."""
 
 
 class TrainingError(ValueError):
-    """A run that cannot start or resume as asked."""
+    """A run that cannot start, resume or go on as asked."""
 
 
-def validation_days(preset: str = "geneva", count: int = 10) -> list[Scenario]:
-    """Plain training's fixed evaluation days: days ``VALIDATION_SEEDS[:count]`` of ``preset``."""
-    return [make_preset(preset, seed) for seed in VALIDATION_SEEDS[:count]]
+@dataclass(frozen=True)
+class RunSettings:
+    """How long a run trains and what it does along the way (not the kind's config).
 
+    :param max_days: budget in training days (in total, counting a resumed run's)...
+    :param max_seconds: ...and/or in wall time; the first reached ends the run.
+    :param eval_every_days: days between evaluations on the selection days (0: never).
+    :param checkpoint_every_days: days between checkpoints (0: only at the end).
+    :param save_replay_buffer: keep the replay buffer in checkpoints; without it a resumed
+        run refills it before its gradient steps start again.
+    """
 
-def tuning_days(preset: str = "geneva", count: int = 10) -> list[Scenario]:
-    """The auto-tuner's evaluation days: the first ``count`` days of ``TUNING_SEEDS``."""
-    return [make_preset(preset, seed) for seed in TUNING_SEEDS[:count]]
+    max_days: int | None = None
+    max_seconds: float | None = None
+    eval_every_days: int = 20
+    checkpoint_every_days: int = 20
+    seed: int = 0
+    save_replay_buffer: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_days is None and self.max_seconds is None:
+            raise TrainingError("a run needs a budget: max_days or max_seconds")
+        if self.max_days is not None and self.max_days < 1:
+            raise TrainingError(f"max_days: must be at least 1, got {self.max_days}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise TrainingError(f"max_seconds: must be > 0, got {self.max_seconds}")
+        if self.eval_every_days < 0 or self.checkpoint_every_days < 0:
+            raise TrainingError("eval_every_days and checkpoint_every_days: must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -82,457 +86,350 @@ class RunPaths:
 
     out_dir: Path
 
-    @property
-    def config(self) -> Path:
-        return self.out_dir / "config.json"
+    config = property(lambda self: self.out_dir / "config.json")
+    run = property(lambda self: self.out_dir / "run.json")
+    metrics = property(lambda self: self.out_dir / "training_metrics.json")
+    best_model = property(lambda self: self.out_dir / "best_model.safetensors")
+    final_model = property(lambda self: self.out_dir / "final_model.safetensors")
+    checkpoints = property(lambda self: self.out_dir / "checkpoints")
+    resume = property(lambda self: self.out_dir / "checkpoints" / "resume.pt")
+    tensorboard = property(lambda self: self.out_dir / "tensorboard")
 
-    @property
-    def run(self) -> Path:
-        return self.out_dir / "run.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.out_dir / "training_metrics.json"
-
-    @property
-    def best_model(self) -> Path:
-        return self.out_dir / "best_model.safetensors"
-
-    @property
-    def final_model(self) -> Path:
-        return self.out_dir / "final_model.safetensors"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.out_dir / "checkpoints"
-
-    @property
-    def resume(self) -> Path:
-        return self.checkpoints / "resume.pt"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.out_dir / "tensorboard"
-
-    def snapshot(self, episode: int) -> Path:
-        return self.checkpoints / f"episode_{episode:06d}.safetensors"
+    def snapshot(self, day: int) -> Path:
+        return self.checkpoints / f"day_{day:06d}.safetensors"
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """What a finished run produced."""
 
+    kind: str
     out_dir: Path
-    episodes: int
-    total_steps: int
+    days: int
+    decisions: int
     wall_time_s: float
-    steps_per_second: float
+    decisions_per_second: float
     final_model_path: Path
+    best_model_path: Path
     metrics_path: Path
-    best_model_path: Path | None
     best_eval_reward: float | None
-    best_episode: int | None
+    best_day: int | None
     stopped_by_time_limit: bool
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("out_dir", "final_model_path", "best_model_path", "metrics_path"):
+            data[key] = str(data[key])
+        return data
+
 
 def train(
-    config: DQNConfig,
+    kind: str | AgentKind,
+    config: Any,
     out_dir: str | Path,
-    episodes: int,
+    days: TrainingDays,
+    settings: RunSettings,
     *,
-    preset: str | None = "geneva",
-    scenarios: Sequence[Scenario] | None = None,
-    env_config: EnvConfig | None = None,
-    seed: int = 0,
     resume: bool = False,
-    eval_days: Sequence[Scenario] | None = None,
-    eval_every: int = 50,
-    checkpoint_every: int = 50,
     progress: bool = True,
-    on_evaluation: EvaluationCallback | None = None,
-    max_wall_time_s: float | None = None,
-    save_replay_buffer: bool = True,
     tensorboard: bool = True,
+    on_evaluation: EvaluationHook | None = None,
     torch_threads: int | None = 1,
 ) -> TrainResult:
-    """Train a DQN for ``episodes`` days (in total, counting those of a resumed run).
+    """Train an agent of ``kind`` with ``config`` on ``days`` (see the module docstring).
 
-    :param preset: training days are days of this preset drawn from ``TRAINING_SEEDS``...
-    :param scenarios: ...or drawn from these scenarios (then ``preset`` only labels the model).
-    :param eval_days: the fixed evaluation days; default: 10 days of ``VALIDATION_SEEDS``
-        (the tuner passes :func:`tuning_days`). The best model is the one with the best mean
-        reward on them.
-    :param eval_every: evaluate every this many episodes, and at the end (0: never).
-    :param checkpoint_every: checkpoint and model snapshot every this many episodes (0: only
-        at the end).
-    :param on_evaluation: called with ``(episode, mean evaluation reward)`` after each
-        evaluation; an exception it raises (such as ``optuna.TrialPruned``) ends training
-        and propagates.
-    :param max_wall_time_s: stop before an episode once the run has taken this long.
-    :param save_replay_buffer: keep the replay buffer in the checkpoint (see module docs).
-    :param torch_threads: threads of PyTorch and NumPy's BLAS for the run (small networks are
-        fastest single-threaded, see :mod:`rldispatch.training.threads`); None leaves them.
+    :param resume: go on from ``out_dir``'s checkpoint (refused without one); without it an
+        ``out_dir`` that holds a run is refused.
+    :param torch_threads: threads of PyTorch and BLAS (small networks are fastest on one);
+        None leaves them.
     """
     if torch_threads is not None:
         single_threaded_numerics(torch_threads)
-    trainer = Trainer(
-        config=config,
-        paths=RunPaths(Path(out_dir)),
-        episodes=episodes,
-        preset=preset,
-        scenarios=list(scenarios) if scenarios else None,
-        env_config=env_config or EnvConfig(),
-        seed=seed,
-        eval_days=list(eval_days)
-        if eval_days is not None
-        else (validation_days(preset or "geneva") if eval_every else []),
-        eval_every=eval_every,
-        checkpoint_every=checkpoint_every,
-        progress=progress,
-        on_evaluation=on_evaluation,
-        max_wall_time_s=max_wall_time_s,
-        save_replay_buffer=save_replay_buffer,
-        tensorboard=tensorboard,
-    )
-    trainer.start(resume)
-    return trainer.run()
+    kind = agent_kind(kind) if isinstance(kind, str) else kind
+    callbacks: list[Callback] = [ProgressBar(progress)]
+    if tensorboard:
+        callbacks.append(TensorBoard(RunPaths(Path(out_dir)).tensorboard))
+    run = TrainingRun(kind, config, Path(out_dir), days, settings, callbacks, on_evaluation)
+    run.start(resume)
+    return run.run()
 
 
-class Trainer:
-    """One training run; :func:`train` is the way to use it."""
+def resume_training(out_dir: str | Path, **options: Any) -> TrainResult:
+    """Go on with the run in ``out_dir`` with its own saved kind, config, days and settings.
+
+    :param options: ``progress``, ``tensorboard``, ``on_evaluation``, ``torch_threads``, and
+        ``max_days``/``max_seconds`` to extend the budget.
+    """
+    paths = RunPaths(Path(out_dir))
+    if not paths.resume.exists():
+        raise TrainingError(
+            f"{paths.out_dir}: no checkpoint to resume from (checkpoints/resume.pt is missing)"
+        )
+    saved = read_json(paths.run)
+    kind = agent_kind(saved["agent"])
+    config = kind.config_type.from_dict(read_json(paths.config))
+    budget = {key: options.pop(key) for key in ("max_days", "max_seconds") if key in options}
+    settings = RunSettings(**{**saved["settings"], **budget})
+    days = days_from_description(saved["days"])
+    return train(kind, config, out_dir, days, settings, resume=True, **options)
+
+
+class TrainingRun:
+    """One run; :func:`train` is the way to use it."""
 
     def __init__(
         self,
-        config: DQNConfig,
-        paths: RunPaths,
-        episodes: int,
-        preset: str | None,
-        scenarios: list[Scenario] | None,
-        env_config: EnvConfig,
-        seed: int,
-        eval_days: list[Scenario],
-        eval_every: int,
-        checkpoint_every: int,
-        progress: bool,
-        on_evaluation: EvaluationCallback | None,
-        max_wall_time_s: float | None,
-        save_replay_buffer: bool,
-        tensorboard: bool,
+        kind: AgentKind,
+        config: Any,
+        out_dir: Path,
+        days: TrainingDays,
+        settings: RunSettings,
+        callbacks: Sequence[Callback],
+        on_evaluation: EvaluationHook | None,
     ) -> None:
-        if episodes < 1:
-            raise TrainingError(f"episodes: must be at least 1, got {episodes}")
-        if eval_every < 0 or checkpoint_every < 0:
-            raise TrainingError("eval_every and checkpoint_every: must be >= 0")
-        if eval_every and not eval_days:
-            raise TrainingError("eval_days: evaluation needs at least one day")
-        if preset is None and not scenarios:
-            raise TrainingError("train needs a preset or a list of scenarios")
+        if not isinstance(config, kind.config_type):
+            raise TrainingError(f"config: a {kind.name} run takes a {kind.config_type.__name__}")
+        if settings.eval_every_days and not days.selection_days:
+            raise TrainingError("selection days: evaluation needs at least one day")
+        self.kind = kind
         self.config = config
-        self.paths = paths
-        self.episodes = int(episodes)
-        self.preset = preset
-        self.scenarios = scenarios
-        self.seed = int(seed)
-        self.eval_days = eval_days
-        self.eval_every = int(eval_every)
-        self.checkpoint_every = int(checkpoint_every)
-        self.progress = progress
+        self.paths = RunPaths(out_dir)
+        self.days = days
+        self.settings = settings
+        self.callbacks = list(callbacks)
         self.on_evaluation = on_evaluation
-        self.max_wall_time_s = max_wall_time_s
-        self.save_replay_buffer = save_replay_buffer
-        self.use_tensorboard = tensorboard
-
-        self.env = DispatchEnv(
-            preset=None if scenarios else preset, scenarios=scenarios, config=env_config
-        )
-        observation_size = int(self.env.observation_space.shape[0])
-        n_actions = int(self.env.action_space.n)
-        agent_seed, buffer_seed, env_seed = (
-            int(value) for value in np.random.SeedSequence(self.seed).generate_state(3)
-        )
-        self.agent = DQNAgent(
-            observation_size,
-            n_actions,
-            config,
-            seed=agent_seed,
-            max_drivers=env_config.max_drivers,
-            visible_slots=env_config.visible_slots,
-        )
-        self.buffer = ReplayBuffer(config.buffer_size, observation_size, n_actions, buffer_seed)
-        self.env.np_random, _ = np_random(env_seed)
-        self.n_step = NStepAccumulator(config.n_step, config.gamma)
-
-        self.episode = 0
-        self.total_steps = 0
+        self.env_config = kind.train_env_config(days.max_drivers())
+        self.env = DispatchEnv(preset=None, scenarios=[days.day(0)], config=self.env_config)
+        self.env.reset(seed=settings.seed)
+        self.learner: Learner = kind.new_learner(config, self.env, settings.seed)
+        self.day = 0
         self.elapsed_before_s = 0.0
-        self.episode_records: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
         self.evaluations: list[dict[str, Any]] = []
         self.best_eval_reward: float | None = None
-        self.best_episode: int | None = None
+        self.best_day: int | None = None
         self.resumed = False
         self.stopped_by_time_limit = False
+        self.segment_start = time.perf_counter()
+        self.segment_decisions = 0
+
+    @property
+    def decisions(self) -> int:
+        return self.learner.decisions
 
     # --- setup -----------------------------------------------------------------------------
 
-    def run_settings(self) -> dict[str, Any]:
+    def run_document(self) -> dict[str, Any]:
         return {
-            "preset": self.preset,
-            "scenarios": [day.name for day in self.scenarios] if self.scenarios else None,
-            "env_config": env_config_to_dict(self.env.config),
-            "seed": self.seed,
-            "episodes": self.episodes,
-            "eval_days": [day.name for day in self.eval_days],
-            "eval_every": self.eval_every,
-            "checkpoint_every": self.checkpoint_every,
-            "save_replay_buffer": self.save_replay_buffer,
+            "agent": self.kind.name,
+            "days": self.days.describe(),
+            "settings": asdict(self.settings),
+            "env_config": env_config_to_dict(self.env_config),
         }
 
     def start(self, resume: bool) -> None:
         """Load the checkpoint when resuming, else make sure no run is overwritten."""
         paths = self.paths
-        if resume and paths.resume.exists():
+        if resume:
+            if not paths.resume.exists():
+                raise TrainingError(
+                    f"{paths.out_dir}: no checkpoint to resume from "
+                    "(checkpoints/resume.pt is missing)"
+                )
             remove_unfinished_writes(paths.out_dir)  # left by the kill this run resumes from
             self._restore(load_checkpoint(paths.resume))
             self.resumed = True
-        elif not resume and (paths.resume.exists() or paths.metrics.exists()):
+        elif paths.resume.exists() or paths.metrics.exists() or paths.run.exists():
             raise TrainingError(
                 f"{paths.out_dir} already holds a training run: pass --resume to continue it "
                 "or choose another --out"
             )
         paths.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(paths.config, self.config.to_dict())
-        atomic_write_json(paths.run, self.run_settings())
+        atomic_write_json(paths.run, self.run_document())
 
     def _restore(self, state: dict[str, Any]) -> None:
         saved_config = state["config"]
-        if saved_config != self.config.to_dict():
+        config = self.config.to_dict()
+        if saved_config != config:
             changed = sorted(
-                key
-                for key in set(saved_config) | set(self.config.to_dict())
-                if saved_config.get(key) != self.config.to_dict().get(key)
+                k for k in set(saved_config) | set(config) if saved_config.get(k) != config.get(k)
             )
             raise TrainingError(
                 f"--resume: {self.paths.out_dir} was trained with a different config "
-                f"(differs in {', '.join(changed)}); resume with the same --config or start a "
-                "new --out"
+                f"(differs in {', '.join(changed)})"
             )
         saved_run = state["run"]
-        for key in ("preset", "scenarios", "env_config"):
-            if saved_run.get(key) != self.run_settings()[key]:
+        for key in ("agent", "days", "env_config"):
+            if saved_run.get(key) != self.run_document()[key]:
                 raise TrainingError(
-                    f"--resume: {self.paths.out_dir} was trained on different days or env "
-                    f"({key} differs); resume with the same --preset/--scenario"
+                    f"--resume: {self.paths.out_dir} was trained with a different {key}"
                 )
-        if state["episode"] > self.episodes:
+        if self.settings.max_days is not None and state["day"] > self.settings.max_days:
             raise TrainingError(
-                f"--resume: the run is already at episode {state['episode']}, beyond "
-                f"--episodes {self.episodes}"
+                f"--resume: the run is already at day {state['day']}, beyond the budget of "
+                f"{self.settings.max_days} days"
             )
         try:
-            self.agent.load_state_dict(state["agent"])
-            if state.get("replay_buffer") is not None:
-                self.buffer.load_state_dict(state["replay_buffer"])
+            self.learner.load_state_dict(state["learner"])
         except (KeyError, RuntimeError, ValueError) as error:
             raise CheckpointError(
                 f"{self.paths.resume}: does not fit this run ({error})"
             ) from error
-        self.env.np_random.bit_generator.state = state["env_rng"]
         torch.set_rng_state(state["torch_rng"])
-        self.episode = int(state["episode"])
-        self.total_steps = int(state["total_steps"])
+        self.env.np_random.bit_generator.state = state["env_rng"]
+        self.day = int(state["day"])
         self.elapsed_before_s = float(state["elapsed_s"])
-        self.episode_records = list(state["episode_records"])
+        self.records = list(state["records"])
         self.evaluations = list(state["evaluations"])
         self.best_eval_reward = state["best_eval_reward"]
-        self.best_episode = state["best_episode"]
-        self._adopt_newer_best_model()
-
-    def _adopt_newer_best_model(self) -> None:
-        """A kill between writing the best model and the checkpoint leaves a best model newer
-        than the checkpoint: keep its score, so a worse model never replaces it."""
-        if not self.paths.best_model.exists():
-            return
-        try:
-            summary = load_model(self.paths.best_model).metadata.training_summary
-        except ModelFileError:
-            return
-        reward, episode = summary.get("eval_reward"), summary.get("episodes")
-        if reward is not None and (self.best_eval_reward is None or reward > self.best_eval_reward):
-            self.best_eval_reward = float(reward)
-            self.best_episode = int(episode)
+        self.best_day = state["best_day"]
 
     # --- the loop --------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
         self.segment_start = time.perf_counter()
-        self.segment_steps = 0
-        writer = self._open_tensorboard()
-        self.writer = writer
-        bar = tqdm(
-            total=self.episodes,
-            initial=self.episode,
-            desc="train",
-            unit="day",
-            disable=not self.progress,
-            dynamic_ncols=True,
-        )
-        recent_rewards: deque[float] = deque(
-            (record["reward"] for record in self.episode_records[-RECENT_EPISODES:]),
-            maxlen=RECENT_EPISODES,
-        )
+        self.segment_decisions = 0
+        for callback in self.callbacks:
+            callback.on_run_start(self)
+        settings = self.settings
         try:
-            while self.episode < self.episodes:
-                if self.max_wall_time_s is not None and self.elapsed_s() >= self.max_wall_time_s:
-                    self.stopped_by_time_limit = True
-                    break
-                record = self._play_episode()
-                self.episode += 1
-                record["episode"] = self.episode
-                self.episode_records.append(record)
-                recent_rewards.append(record["reward"])
-                self._log_episode(record)
-                bar.update(1)
-                bar.set_postfix(
-                    reward=f"{np.mean(recent_rewards):.0f}",
-                    eps=f"{record['epsilon']:.2f}",
-                    loss="-" if record["td_loss"] is None else f"{record['td_loss']:.3f}",
-                    sps=f"{self.steps_per_second():.0f}",
-                    refresh=False,
-                )
-                if self.eval_every and self.episode % self.eval_every == 0:
+            if not self.resumed:
+                self.learner.prepare(self.env, self.days.day(0))
+                if settings.eval_every_days:
                     self._evaluate()
-                if self.checkpoint_every and self.episode % self.checkpoint_every == 0:
+            while not self._budget_spent():
+                record = self._play_day()
+                for callback in self.callbacks:
+                    callback.on_day_end(self, record)
+                if settings.eval_every_days and self.day % settings.eval_every_days == 0:
+                    self._evaluate()
+                if (
+                    settings.checkpoint_every_days
+                    and self.day % settings.checkpoint_every_days == 0
+                ):
                     self._checkpoint()
-            evaluated = self.evaluations and self.evaluations[-1]["episode"] == self.episode
-            if self.eval_every and not evaluated and self.episode > 0:
+            evaluated = self.evaluations and self.evaluations[-1]["day"] == self.day
+            if settings.eval_every_days and not evaluated:
                 self._evaluate()
             self._checkpoint(final=True)
         finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
+            for callback in self.callbacks:
+                callback.on_run_end(self)
         return TrainResult(
+            kind=self.kind.name,
             out_dir=self.paths.out_dir,
-            episodes=self.episode,
-            total_steps=self.total_steps,
+            days=self.day,
+            decisions=self.decisions,
             wall_time_s=self.elapsed_s(),
-            steps_per_second=self.steps_per_second(),
+            decisions_per_second=self.decisions_per_second(),
             final_model_path=self.paths.final_model,
+            best_model_path=self.paths.best_model,
             metrics_path=self.paths.metrics,
-            best_model_path=self.paths.best_model if self.best_episode is not None else None,
             best_eval_reward=self.best_eval_reward,
-            best_episode=self.best_episode,
+            best_day=self.best_day,
             stopped_by_time_limit=self.stopped_by_time_limit,
             evaluations=list(self.evaluations),
         )
 
-    def _play_episode(self) -> dict[str, Any]:
-        """Play one training day: act, store, learn, as in CleanRL's ``dqn.py``."""
-        config, agent, buffer, env = self.config, self.agent, self.buffer, self.env
-        observation, info = env.reset()
-        action_mask = info["action_mask"]
-        self.n_step.clear()
-        lateness, cancellations = config.shape_lateness, config.shape_cancellations
-        shaping = lateness or cancellations
-        potential = shaping_potential(env, lateness, cancellations) if shaping else 0.0
-        losses: list[float] = []
-        q_means: list[float] = []
-        start = time.perf_counter()
-        steps = 0
-        terminated = False
-        while not terminated:
-            epsilon = linear_epsilon(config, self.total_steps)
-            action = agent.act(observation, action_mask, epsilon)
-            next_observation, reward, terminated, _, info = env.step(action)
-            next_mask = info["action_mask"]
-            if shaping:
-                next_potential = shaping_potential(env, lateness, cancellations, terminated)
-                reward += config.gamma * next_potential - potential
-                potential = next_potential
-            for transition in self.n_step.push(
-                observation,
-                action,
-                reward * config.reward_scale,
-                next_observation,
-                next_mask,
-                terminated,
-            ):
-                buffer.add(*transition)
-            observation, action_mask = next_observation, next_mask
-            self.total_steps += 1
-            steps += 1
+    def _budget_spent(self) -> bool:
+        settings = self.settings
+        if settings.max_days is not None and self.day >= settings.max_days:
+            return True
+        if settings.max_seconds is not None and self.elapsed_s() >= settings.max_seconds:
+            self.stopped_by_time_limit = True
+            return True
+        return False
 
-            if (
-                len(buffer) >= max(config.learning_starts, config.batch_size)
-                and self.total_steps % config.train_frequency == 0
-            ):
-                for _ in range(config.gradient_steps):
-                    stats = agent.update(buffer.sample(config.batch_size))
-                    losses.append(stats.td_loss)
-                    q_means.append(stats.q_mean)
-            if self.total_steps % config.target_update_interval == 0:
-                agent.update_target()
-        self.segment_steps += steps
-        metrics = info["metrics"]
-        return {
-            "total_steps": self.total_steps,
-            "reward": float(metrics["reward"]),
-            "length": steps,
-            "epsilon": float(epsilon),
-            "td_loss": float(np.mean(losses)) if losses else None,
-            "q_mean": float(np.mean(q_means)) if q_means else None,
-            "completion_rate": float(metrics["completion_rate"]),
-            "late_pickup_rate": float(metrics["late_pickup_rate"]),
-            "distance_km": float(metrics["distance_km"]),
-            "episode_time_s": time.perf_counter() - start,
+    def _play_day(self) -> dict[str, Any]:
+        """One training day: act, step, observe, learn; then store the day."""
+        env, learner = self.env, self.learner
+        scenario = self.days.day(self.day)
+        env.reset(options={"scenario": scenario})
+        learner.start_day(env)
+        started = time.perf_counter()
+        first_decision = learner.decisions
+        terminated = env.sim.done
+        while not terminated:
+            action = learner.act(env)
+            _, reward, terminated, _, _ = env.step(action)
+            learner.observe(env, action, reward, terminated)
+            learner.learn()
+        learned = learner.end_day(env)
+        self.day += 1
+        decisions = learner.decisions - first_decision
+        self.segment_decisions += decisions
+        if learned["td_loss"] is not None and not math.isfinite(learned["td_loss"]):
+            raise TrainingError(
+                f"training diverged: the TD loss is {learned['td_loss']} on day {self.day} "
+                f"(decision {learner.decisions}); the last good checkpoint is "
+                f"{self.paths.resume if self.paths.resume.exists() else 'none'} — lower the "
+                "learning rate or the reward scale"
+            )
+        metrics = env.metrics()
+        record = {
+            "day": self.day,
+            "decision": learner.decisions,
+            "decisions": decisions,
+            "scenario": scenario.name,
+            "drivers": len(scenario.drivers),
+            "reward": float(metrics.reward),
+            "completion_rate": float(metrics.completion_rate),
+            "late_pickup_rate": float(metrics.late_pickup_rate),
+            "distance_km": float(metrics.distance_km),
+            **learned,
+            "seconds": time.perf_counter() - started,
             "wall_time_s": self.elapsed_s(),
+            "decisions_per_second": self.decisions_per_second(),
         }
+        self.records.append(record)
+        return record
 
     # --- periodic work ---------------------------------------------------------------------
 
     def _evaluate(self) -> None:
-        policy = DQNPolicy(self.agent.q_network)
-        days = evaluate_policy(policy, self.eval_days, self.env.config)
-        summary = summarise_days(days)
-        record = {"episode": self.episode, "total_steps": self.total_steps, **summary}
+        policy = self.learner.policy(self.kind.name)
+        env_config = self.kind.play_env_config(self.env_config, self.days.selection_days)
+        figures = summarise_days(evaluate_policy(policy, self.days.selection_days, env_config))
+        record = {"day": self.day, "decision": self.decisions, **figures}
         record["wall_time_s"] = self.elapsed_s()
+        if self.best_eval_reward is None or figures["reward"] > self.best_eval_reward:
+            self.best_eval_reward = figures["reward"]
+            self.best_day = self.day
+            record["best"] = True
+            self.learner.save_model(
+                self.paths.best_model, self.env_config, self.days.preset, self.summary()
+            )
         self.evaluations.append(record)
-        if self.writer is not None:
-            for name, value in summary.items():
-                self.writer.add_scalar(f"eval/{name}", value, self.total_steps)
-        mean_reward = summary["reward"]
-        if self.best_eval_reward is None or mean_reward > self.best_eval_reward:
-            self.best_eval_reward = mean_reward
-            self.best_episode = self.episode
-            save_model(self.paths.best_model, self.agent.q_network, self._metadata())
+        for callback in self.callbacks:
+            callback.on_evaluation(self, record)
         if self.on_evaluation is not None:
-            self.on_evaluation(self.episode, mean_reward)
+            self.on_evaluation(self.day, figures["reward"])
 
     def _checkpoint(self, final: bool = False) -> None:
-        """Model snapshot, metrics file, then the resume checkpoint (last: it is the commit)."""
-        metadata = self._metadata()
-        if final:
-            save_model(self.paths.final_model, self.agent.q_network, metadata)
-        else:
-            save_model(self.paths.snapshot(self.episode), self.agent.q_network, metadata)
+        """Model, metrics file, then the resume checkpoint (last: it is the commit)."""
+        path = self.paths.final_model if final else self.paths.snapshot(self.day)
+        self.learner.save_model(path, self.env_config, self.days.preset, self.summary())
+        if not self.paths.best_model.exists():  # no evaluation: the final model is the best
+            self.learner.save_model(
+                self.paths.best_model, self.env_config, self.days.preset, self.summary()
+            )
         atomic_write_json(self.paths.metrics, self._metrics_document())
         save_checkpoint(
             self.paths.resume,
             {
                 "config": self.config.to_dict(),
-                "run": self.run_settings(),
-                "episode": self.episode,
-                "total_steps": self.total_steps,
+                "run": self.run_document(),
+                "day": self.day,
                 "elapsed_s": self.elapsed_s(),
-                "agent": self.agent.state_dict(),
-                "replay_buffer": self.buffer.state_dict() if self.save_replay_buffer else None,
-                "env_rng": self.env.np_random.bit_generator.state,
+                "learner": self.learner.state_dict(self.settings.save_replay_buffer),
                 "torch_rng": torch.get_rng_state(),
-                "episode_records": self.episode_records,
+                "env_rng": self.env.np_random.bit_generator.state,
+                "records": self.records,
                 "evaluations": self.evaluations,
                 "best_eval_reward": self.best_eval_reward,
-                "best_episode": self.best_episode,
+                "best_day": self.best_day,
             },
         )
 
@@ -541,74 +438,33 @@ class Trainer:
     def elapsed_s(self) -> float:
         return self.elapsed_before_s + time.perf_counter() - self.segment_start
 
-    def steps_per_second(self) -> float:
+    def decisions_per_second(self) -> float:
         elapsed = time.perf_counter() - self.segment_start
-        return self.segment_steps / elapsed if elapsed > 0 else 0.0
+        return self.segment_decisions / elapsed if elapsed > 0 else 0.0
 
     def summary(self) -> dict[str, Any]:
+        last = self.evaluations[-1] if self.evaluations else None
         return {
-            "episodes": self.episode,
-            "total_steps": self.total_steps,
+            "agent": self.kind.name,
+            "days": self.day,
+            "decisions": self.decisions,
             "wall_time_s": self.elapsed_s(),
-            "steps_per_second": self.steps_per_second(),
+            "decisions_per_second": self.decisions_per_second(),
             "best_eval_reward": self.best_eval_reward,
-            "best_episode": self.best_episode,
-            "last_eval": self.evaluations[-1] if self.evaluations else None,
-            "seed": self.seed,
+            "best_day": self.best_day,
+            "eval_reward": last["reward"] if last else None,
+            "selection_days": [day.name for day in self.days.selection_days],
+            "seed": self.settings.seed,
             "resumed": self.resumed,
             "stopped_by_time_limit": self.stopped_by_time_limit,
         }
 
-    def _metadata(self) -> ModelMetadata:
-        return ModelMetadata(
-            observation_size=self.agent.observation_size,
-            n_actions=self.agent.n_actions,
-            env_config=env_config_to_dict(self.env.config),
-            preset=self.preset,
-            hyperparameters=self.config.to_dict(),
-            training_summary={
-                **self.summary(),
-                "eval_days": [day.name for day in self.eval_days],
-                "eval_reward": self.evaluations[-1]["reward"] if self.evaluations else None,
-            },
-        )
-
     def _metrics_document(self) -> dict[str, Any]:
         return {
+            "agent": self.kind.name,
             "config": self.config.to_dict(),
-            "run": self.run_settings(),
+            "run": self.run_document(),
             "summary": self.summary(),
-            "episodes": self.episode_records,
+            "days": self.records,
             "evaluations": self.evaluations,
         }
-
-    def _open_tensorboard(self) -> Any:
-        if not self.use_tensorboard:
-            return None
-        from torch.utils.tensorboard import SummaryWriter
-
-        # purge_step hides what a killed run logged after its last checkpoint.
-        return SummaryWriter(
-            str(self.paths.tensorboard), purge_step=self.total_steps if self.resumed else None
-        )
-
-    def _log_episode(self, record: dict[str, Any]) -> None:
-        writer = self.writer
-        if writer is None:
-            return
-        step = self.total_steps
-        writer.add_scalar("charts/episodic_return", record["reward"], step)
-        writer.add_scalar("charts/episode_length", record["length"], step)
-        writer.add_scalar("charts/epsilon", record["epsilon"], step)
-        writer.add_scalar("charts/completion_rate", record["completion_rate"], step)
-        writer.add_scalar("charts/late_pickup_rate", record["late_pickup_rate"], step)
-        writer.add_scalar("charts/SPS", self.steps_per_second(), step)
-        if record["td_loss"] is not None:
-            writer.add_scalar("losses/td_loss", record["td_loss"], step)
-            writer.add_scalar("losses/q_values", record["q_mean"], step)
-
-
-def summarise_days(days: Sequence[DayMetrics]) -> dict[str, float]:
-    """Mean of each figure over ``days``."""
-    names = ("reward", "completion_rate", "late_pickup_rate", "cancelled", "distance_km")
-    return {name: float(np.mean([getattr(day, name) for day in days])) for name in names}

@@ -1,6 +1,7 @@
 """The DQN agent: Q-network, replay buffer, Double-DQN update, model files, policy."""
 
-from rldispatch.agents.dqn.agent import DQNAgent, linear_epsilon
+from rldispatch.agents.double_dqn import count_parameters, linear_epsilon
+from rldispatch.agents.dqn.agent import DQNAgent
 from rldispatch.agents.dqn.config import DQNConfig, load_config, save_config
 from rldispatch.agents.dqn.model_file import (
     LoadedModel,
@@ -14,7 +15,6 @@ from rldispatch.agents.dqn.network import (
     PairScorerQNetwork,
     QNetwork,
     build_q_network,
-    count_parameters,
 )
 from rldispatch.agents.dqn.policy import DQNPolicy
 from rldispatch.agents.dqn.replay import ReplayBuffer

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rldispatch.agents.double_dqn import TargetNetworkAgent
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import build_q_network, make_q_function
 from rldispatch.agents.dqn.replay import ReplayBatch
-from rldispatch.agents.target_network import TargetNetworkAgent
 
 
 @dataclass(frozen=True)
@@ -24,14 +24,6 @@ class UpdateStats:
 
     td_loss: float
     q_mean: float
-
-
-def linear_epsilon(config: DQNConfig, step: int) -> float:
-    """Epsilon at env step ``step``: linear from ``epsilon_start`` to ``epsilon_end``."""
-    if config.epsilon_decay_steps == 0:
-        return config.epsilon_end
-    fraction = min(step / config.epsilon_decay_steps, 1.0)
-    return config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start)
 
 
 def _adam(network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:

@@ -20,11 +20,11 @@ from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import PairScorerQNetwork, QNetwork, build_q_network
 from rldispatch.agents.model_container import (
     ModelFileError,
+    env_config_from_dict,
     read_model_file,
     write_model_file,
 )
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.rewards import RewardConfig
 
 FORMAT_NAME = "rldispatch-dqn"
 FORMAT_VERSION = 1
@@ -74,20 +74,6 @@ class LoadedModel:
     network: QNetwork | PairScorerQNetwork
     metadata: ModelMetadata
     path: Path | None = None
-
-
-def env_config_to_dict(config: EnvConfig) -> dict[str, Any]:
-    return asdict(config)
-
-
-def env_config_from_dict(data: dict[str, Any]) -> EnvConfig:
-    """Rebuild an :class:`EnvConfig` (with its nested :class:`RewardConfig`) from a dict."""
-    values = dict(data)
-    reward = values.pop("reward", None)
-    try:
-        return EnvConfig(**values, reward=RewardConfig(**(reward or {})))
-    except TypeError as error:
-        raise ModelFileError(f"model env_config: {error}") from error
 
 
 def save_model(path: str | Path, network: torch.nn.Module, metadata: ModelMetadata) -> Path:

@@ -241,11 +241,6 @@ def build_q_network(
     return QNetwork(observation_size, n_actions, config.hidden_sizes, config.dueling)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
-
-
 class NumpyQFunction:
     """The forward pass of a :class:`QNetwork` in NumPy, sharing the network's weights."""
 

@@ -8,10 +8,11 @@ import numpy as np
 
 from rldispatch.agents.dqn.model_file import LoadedModel, check_compatible, load_model
 from rldispatch.agents.dqn.network import QNetwork, make_q_function
+from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
 from rldispatch.env import DispatchEnv
 
 
-class DQNPolicy:
+class DQNPolicy(LearnedPolicy):
     """Masked greedy action of a trained Q-network (runs in NumPy, one decision at a time).
 
     :param model: a :class:`LoadedModel`, or a bare :class:`QNetwork` (the training loop's
@@ -63,3 +64,17 @@ class DQNPolicy:
                 f"reads {self.observation_size}"
             )
         return self.q_function(observations)
+
+    def candidate_scores(self, env: DispatchEnv, slot: int) -> list[CandidateScore]:
+        """The drivers who may take the booking in ``slot``, best Q-value first."""
+        self._check(env)
+        q_values = self.q_function.masked(env.observation(), env.action_masks())
+        slots = env.config.visible_slots
+        drivers = np.arange(len(env.scenario.drivers))
+        scores = q_values[1 + drivers * slots + slot]
+        order = np.argsort(-scores, kind="stable")
+        return [
+            CandidateScore(driver=int(drivers[i]), score=float(scores[i]))
+            for i in order
+            if np.isfinite(scores[i])
+        ]

@@ -1,4 +1,4 @@
-"""Experience replay: a preallocated ring buffer of transitions, and n-step returns.
+"""Experience replay: a preallocated ring buffer of transitions, stored a day at a time.
 
 Each transition stores the next state's action mask, so the learning target can take its
 max/argmax over the actions that were valid there.
@@ -6,12 +6,14 @@ max/argmax over the actions that were valid there.
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from rldispatch.agents.double_dqn import n_step_returns
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,33 @@ class ReplayBuffer:
         self.position = (index + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
+    def add_day(
+        self,
+        observations: np.ndarray,
+        action_masks: np.ndarray,
+        actions: Sequence[int],
+        rewards: Sequence[float],
+        gamma: float,
+        n_step: int,
+    ) -> None:
+        """Store one finished day with n-step returns.
+
+        :param observations: ``(T + 1, obs)``: the state of each decision, then the last one.
+        :param action_masks: ``(T + 1, actions)``: their action masks.
+        """
+        returns, discounts, offsets = n_step_returns(rewards, gamma, n_step)
+        for t, action in enumerate(actions):
+            bootstrap = t + int(offsets[t])
+            self.add(
+                observations[t],
+                int(action),
+                float(returns[t]),
+                observations[bootstrap],
+                action_masks[bootstrap],
+                terminated=discounts[t] == 0.0,
+                bootstrap_steps=int(offsets[t]),
+            )
+
     def sample(self, batch_size: int) -> ReplayBatch:
         """``batch_size`` transitions drawn uniformly, with replacement."""
         if self.size == 0:
@@ -134,52 +163,3 @@ class ReplayBuffer:
         self.size = size
         self.position = int(state["position"])
         self.rng.bit_generator.state = state["rng"]
-
-
-class NStepAccumulator:
-    """Turns one-step experience into ``n``-step transitions.
-
-    Feed it each step with :meth:`push`; it returns the transitions that became complete:
-    ``(observation, action, discounted return, bootstrap observation, its action mask,
-    terminated, bootstrap steps)``. With ``n = 1`` a step comes straight back out.
-    """
-
-    def __init__(self, n_step: int, gamma: float) -> None:
-        self.n_step = int(n_step)
-        self.gamma = float(gamma)
-        self.pending: deque[tuple[np.ndarray, int, float]] = deque()
-
-    def push(
-        self,
-        observation: np.ndarray,
-        action: int,
-        reward: float,
-        next_observation: np.ndarray,
-        next_action_mask: np.ndarray,
-        terminated: bool,
-    ) -> list[tuple[np.ndarray, int, float, np.ndarray, np.ndarray, bool, int]]:
-        self.pending.append((observation, action, reward))
-        ready = []
-        if len(self.pending) == self.n_step or terminated:
-            while self.pending and (len(self.pending) == self.n_step or terminated):
-                first_observation, first_action, _ = self.pending[0]
-                discounted = sum(
-                    self.gamma**k * step_reward
-                    for k, (_, _, step_reward) in enumerate(self.pending)
-                )
-                ready.append(
-                    (
-                        first_observation,
-                        first_action,
-                        discounted,
-                        next_observation,
-                        next_action_mask,
-                        terminated,
-                        len(self.pending),
-                    )
-                )
-                self.pending.popleft()
-        return ready
-
-    def clear(self) -> None:
-        self.pending.clear()

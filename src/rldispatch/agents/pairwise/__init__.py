@@ -1,11 +1,12 @@
 """The pairwise agent: one Q-network for any fleet, scoring each (driver, booking) pair.
 
 See ``docs/pairwise.md``. Load a model with :func:`load_pairwise_model` and dispatch with
-``PairwisePolicy(model).act(env)``; train one with
-:func:`rldispatch.training.train_pairwise.train_pairwise`.
+``PairwisePolicy(model).act(env)``; train one with ``rldispatch train --agent pairwise``
+(:mod:`rldispatch.training.train`).
 """
 
-from rldispatch.agents.pairwise.agent import PairDQNAgent, PairDQNConfig
+from rldispatch.agents.pairwise.agent import PairDQNAgent
+from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
 from rldispatch.agents.pairwise.model_file import (
     LoadedPairwiseModel,
@@ -23,11 +24,11 @@ __all__ = [
     "LoadedPairwiseModel",
     "PairBatch",
     "PairDQNAgent",
-    "PairDQNConfig",
     "PairQNetwork",
     "PairReplayBuffer",
     "PairScore",
     "PairScores",
+    "PairwiseConfig",
     "PairState",
     "PairwiseMetadata",
     "PairwiseModelError",

@@ -202,17 +202,6 @@ def knock_on_effects(
     return made_late, next_delay, total_delay
 
 
-def planned_late_count(sim: DaySimulator) -> int:
-    """Bookings in the drivers' plans (given, not yet set off for) whose planned pickup is
-    late. ``-late_pickup_penalty`` times this is the shaping potential of the trainer."""
-    plans = [plan for plan in sim.plans if plan]
-    if not plans:
-        return 0
-    bookings = np.concatenate([np.asarray(plan, dtype=np.int64) for plan in plans])
-    starts = np.concatenate([sim.plan_start[d] for d, plan in enumerate(sim.plans) if plan])
-    return int((starts > sim.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN).sum())
-
-
 class _DayFrame:
     """What stays fixed through a day: positions in km from the centre, id ranks."""
 

@@ -51,6 +51,7 @@ class PairwiseMetadata:
     :param feature_version: :data:`FEATURE_VERSION` of the features it was trained on.
     :param features: the feature names, by kind.
     :param env_config: the :class:`EnvConfig` of training (``max_drivers`` is not binding).
+    :param preset: the preset its training days follow (None: scenario files).
     :param hyperparameters: agent and training settings.
     :param version: ``pairwise-`` and 12 hex digits of the weights' SHA-256.
     :param training_summary: days, steps, wall time, evaluation figures, ...
@@ -62,6 +63,7 @@ class PairwiseMetadata:
     feature_version: int = FEATURE_VERSION
     features: dict[str, list[str]] = field(default_factory=feature_names)
     env_config: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = "geneva"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     version: str = ""
     training_summary: dict[str, Any] = field(default_factory=dict)

@@ -200,11 +200,6 @@ def segment_max(values: torch.Tensor, segment: torch.Tensor, n_segments: int) ->
     return empty.scatter_reduce(0, segment, values, "amax", include_self=True)
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
-
-
 class NumpyPairQ:
     """The forward pass of a :class:`PairQNetwork` on one state, in NumPy (shared weights)."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
 from rldispatch.agents.pairwise.agent import TIE_TOLERANCE
 from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
 from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, load_pairwise_model
@@ -45,7 +46,7 @@ class PairScores:
         return tuple(pair for pair in self.pairs if pair.slot == slot)
 
 
-class PairwisePolicy:
+class PairwisePolicy(LearnedPolicy):
     """Greedy action of a pairwise Q-network (NumPy forward, one decision at a time).
 
     :param model: a :class:`LoadedPairwiseModel`, or a bare :class:`PairQNetwork` (the
@@ -120,3 +121,19 @@ class PairwisePolicy:
                 )
             )
         return PairScores(wait_q=float(q_wait), pairs=tuple(pairs))
+
+    def candidate_scores(self, env: DispatchEnv, slot: int) -> list[CandidateScore]:
+        """The candidate drivers of the booking in ``slot``, best first, with the known parts
+        of their scores."""
+        return [
+            CandidateScore(
+                driver=pair.driver,
+                score=pair.q_value,
+                parts={
+                    "added_km": pair.added_km,
+                    "pickup_min": pair.pickup_min,
+                    "insertion_cost": pair.insertion_cost,
+                },
+            )
+            for pair in self.scores(env).for_slot(slot)
+        ]

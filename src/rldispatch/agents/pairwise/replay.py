@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from rldispatch.agents.double_dqn import n_step_returns
 from rldispatch.agents.pairwise.features import (
     BOOKING_FEATURES,
     DRIVER_FEATURES,
@@ -36,31 +38,7 @@ class PairReplaySample:
     action_pairs: torch.Tensor  # (B,) long: the action's row in the packed pairs, -1 = wait
     returns: torch.Tensor  # (B,) n-step discounted, scaled reward
     discounts: torch.Tensor  # (B,) gamma^k, 0 when the day ended before the bootstrap
-    demonstration: torch.Tensor  # (B,) bool: the action came from the teacher
     indices: np.ndarray
-
-
-def n_step_targets(
-    rewards: Sequence[float], gamma: float, n_step: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n-step returns of one finished day.
-
-    :returns: ``(returns, discounts, offsets)``: for step ``t``, the discounted sum of rewards
-        ``t .. t+k-1``, ``gamma^k`` (0 when the day ends before ``t + n``) and ``k`` (the
-        bootstrap state is step ``t + k``).
-    """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    steps = rewards.size
-    returns = np.zeros(steps)
-    discounts = np.zeros(steps)
-    offsets = np.zeros(steps, dtype=np.int64)
-    powers = gamma ** np.arange(n_step)
-    for t in range(steps):
-        k = min(n_step, steps - t)
-        returns[t] = float(powers[:k] @ rewards[t : t + k])
-        offsets[t] = k
-        discounts[t] = gamma**k if t + k < steps else 0.0
-    return returns, discounts, offsets
 
 
 class PairReplayBuffer:
@@ -97,7 +75,6 @@ class PairReplayBuffer:
         self.returns = np.zeros(c, dtype=np.float32)
         self.discounts = np.zeros(c, dtype=np.float32)
         self.bootstrap = np.zeros(c, dtype=np.int64)
-        self.demonstration = np.zeros(c, dtype=bool)
         self.position = 0
         self.size = 0
         self.rng = np.random.default_rng(seed)
@@ -112,7 +89,6 @@ class PairReplayBuffer:
         rewards: Sequence[float],
         gamma: float,
         n_step: int,
-        demonstration: bool = False,
     ) -> None:
         """Store one finished day: its decision states, actions (``0`` wait, ``1 + p``) and
         (scaled) rewards, with n-step returns."""
@@ -121,7 +97,7 @@ class PairReplayBuffer:
             raise ValueError("add_day: states, actions and rewards differ in length")
         if steps > self.capacity:
             raise ValueError(f"add_day: a day of {steps} steps exceeds the capacity")
-        returns, discounts, offsets = n_step_targets(rewards, gamma, n_step)
+        returns, discounts, offsets = n_step_returns(rewards, gamma, n_step)
         base = self.position
         for t, state in enumerate(states):
             i = (base + t) % self.capacity
@@ -133,9 +109,48 @@ class PairReplayBuffer:
             self.returns[i] = returns[t]
             self.discounts[i] = discounts[t]
             self.bootstrap[i] = (base + t + offsets[t]) % self.capacity
-            self.demonstration[i] = demonstration
         self.position = (base + steps) % self.capacity
         self.size = min(self.size + steps, self.capacity)
+
+    ARRAYS = (
+        "drivers",
+        "bookings",
+        "pairs",
+        "pair_driver",
+        "pair_slot",
+        "globals",
+        "n_drivers",
+        "n_bookings",
+        "n_pairs",
+        "actions",
+        "returns",
+        "discounts",
+        "bootstrap",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The filled part of the buffer and the sampler's state (for checkpoints)."""
+        filled = slice(0, self.size)
+        state: dict[str, Any] = {
+            name: torch.from_numpy(getattr(self, name)[filled].copy()) for name in self.ARRAYS
+        }
+        shape = (self.capacity, self.max_drivers, self.max_bookings, self.max_pairs)
+        state.update(shape=list(shape), position=self.position, size=self.size)
+        state["rng"] = self.rng.bit_generator.state
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        shape = [self.capacity, self.max_drivers, self.max_bookings, self.max_pairs]
+        if list(state["shape"]) != shape:
+            raise ValueError(
+                f"replay buffer: checkpoint shape {list(state['shape'])} differs from {shape}"
+            )
+        size = int(state["size"])
+        for name in self.ARRAYS:
+            getattr(self, name)[:size] = state[name].numpy()
+        self.size = size
+        self.position = int(state["position"])
+        self.rng.bit_generator.state = state["rng"]
 
     def write_state(self, i: int, state: PairState) -> None:
         """Store ``state`` in entry ``i`` (padded, with its sizes)."""
@@ -196,67 +211,5 @@ class PairReplayBuffer:
             action_pairs=torch.from_numpy(action_pairs),
             returns=torch.from_numpy(self.returns[indices]),
             discounts=torch.from_numpy(self.discounts[indices]),
-            demonstration=torch.from_numpy(self.demonstration[indices]),
             indices=indices,
-        )
-
-
-@dataclass(frozen=True)
-class CounterfactualSample:
-    """States, several actions of each (``0`` wait, ``1 + p`` pair ``p``) and their returns."""
-
-    states: PairBatch
-    actions: torch.Tensor  # (B, C) long
-    valid: torch.Tensor  # (B, C) bool
-    returns: torch.Tensor  # (B, C)
-
-
-class CounterfactualBuffer:
-    """States with the return of each of a few actions tried from them (rollouts from copies
-    of the same state: the same future bookings, so the returns differ by the action alone)."""
-
-    def __init__(
-        self,
-        capacity: int,
-        max_drivers: int,
-        max_bookings: int,
-        max_pairs: int,
-        actions_per_state: int,
-        seed: int = 0,
-    ) -> None:
-        self.states = PairReplayBuffer(capacity, max_drivers, max_bookings, max_pairs, seed)
-        self.actions = np.zeros((capacity, actions_per_state), dtype=np.int64)
-        self.valid = np.zeros((capacity, actions_per_state), dtype=bool)
-        self.returns = np.zeros((capacity, actions_per_state), dtype=np.float32)
-        self.rng = np.random.default_rng(seed)
-        self.size = 0
-
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, state: PairState, actions: Sequence[int], returns: Sequence[float]) -> None:
-        if self.size >= self.states.capacity:
-            raise ValueError("counterfactual buffer: full")
-        if len(actions) != len(returns) or len(actions) > self.actions.shape[1]:
-            raise ValueError("counterfactual buffer: actions and returns do not fit")
-        i = self.size
-        self.states.write_state(i, state)
-        count = len(actions)
-        self.actions[i] = 0
-        self.actions[i, :count] = actions
-        self.valid[i] = False
-        self.valid[i, :count] = True
-        self.returns[i] = 0.0
-        self.returns[i, :count] = returns
-        self.size += 1
-
-    def sample(self, batch_size: int) -> CounterfactualSample:
-        if self.size == 0:
-            raise ValueError("counterfactual buffer: empty")
-        indices = self.rng.integers(0, self.size, size=batch_size)
-        return CounterfactualSample(
-            states=self.states.batch(indices),
-            actions=torch.from_numpy(self.actions[indices]),
-            valid=torch.from_numpy(self.valid[indices]),
-            returns=torch.from_numpy(self.returns[indices]),
         )

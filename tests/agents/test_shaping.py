@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rldispatch.env import DispatchEnv
-from rldispatch.policies.baselines import make_baseline
-from rldispatch.training.shaping import (
-    planned_late_pickups,
+from rldispatch.agents.dqn.shaping import (
     shaping_potential,
     unservable_bookings,
 )
+from rldispatch.env import DispatchEnv
+from rldispatch.policies.baselines import make_baseline
 
 
 def play(policy_name: str, day_seed: int):
@@ -55,7 +54,7 @@ def test_planned_late_pickups_counts_only_late_planned_bookings() -> None:
         for k, booking in enumerate(plan)
         if sim.plan_start[driver][k] > sim.requested_min[booking] + 5.0
     )
-    assert planned_late_pickups(env) == by_hand
+    assert env.sim.planned_late_count() == by_hand
 
 
 def test_unservable_bookings_are_visible_ones_with_every_driver_masked() -> None:

@@ -17,19 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
-
-
-def planned_late_pickups(env: DispatchEnv) -> int:
-    """Bookings given to a driver, not yet picked up, whose planned pickup is late."""
-    sim = env.sim
-    late = 0
-    for plan, start_min in zip(sim.plans, sim.plan_start, strict=True):
-        if plan:
-            deadline_min = sim.requested_min[plan] + LATE_AFTER_REQUESTED_MIN
-            late += int(np.count_nonzero(start_min > deadline_min))
-    return late
 
 
 def unservable_bookings(env: DispatchEnv) -> int:
@@ -49,7 +37,7 @@ def shaping_potential(
     weights = env.config.reward
     potential = 0.0
     if lateness:
-        potential -= weights.late_pickup_penalty * planned_late_pickups(env)
+        potential -= weights.late_pickup_penalty * env.sim.planned_late_count()
     if cancellations:
         potential -= weights.cancellation_penalty * unservable_bookings(env)
     return potential

@@ -1,0 +1,88 @@
+"""What every Double-DQN agent here shares: the target network's update, the checkpoint state,
+the exploration schedule and the parameter count."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def linear_epsilon(config: Any, step: int) -> float:
+    """Exploration rate at ``step``: from ``config.epsilon_start`` down to ``epsilon_end``
+    linearly over ``epsilon_decay_steps``, then constant."""
+    if config.epsilon_decay_steps == 0:
+        return float(config.epsilon_end)
+    fraction = min(step / config.epsilon_decay_steps, 1.0)
+    return float(config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start))
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Trainable parameters of ``module``."""
+    return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)
+
+
+def n_step_returns(
+    rewards: Sequence[float], gamma: float, n_step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n-step returns of one finished day (every agent kind stores its days with these).
+
+    :returns: ``(returns, discounts, offsets)``: for step ``t``, the discounted sum of rewards
+        ``t .. t+k-1``, ``gamma^k`` (0 when the day ends before ``t + n``) and ``k`` (the
+        bootstrap state is step ``t + k``).
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    steps = rewards.size
+    returns = np.zeros(steps)
+    discounts = np.zeros(steps)
+    offsets = np.zeros(steps, dtype=np.int64)
+    powers = gamma ** np.arange(n_step)
+    for t in range(steps):
+        k = min(n_step, steps - t)
+        returns[t] = float(powers[:k] @ rewards[t : t + k])
+        offsets[t] = k
+        discounts[t] = gamma**k if t + k < steps else 0.0
+    return returns, discounts, offsets
+
+
+class TargetNetworkAgent:
+    """An online Q-network, its target network (a Polyak average of it), the optimizer and
+    the exploration RNG; subclasses set these attributes and ``config.tau``."""
+
+    q_network: torch.nn.Module
+    target_network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    updates: int
+    config: Any
+
+    def update_target(self) -> None:
+        """Move the target network towards the online one (a copy when ``tau == 1``)."""
+        tau = self.config.tau
+        with torch.no_grad():
+            for target, online in zip(
+                self.target_network.parameters(), self.q_network.parameters(), strict=True
+            ):
+                if tau >= 1.0:
+                    target.copy_(online)
+                else:
+                    target.lerp_(online, tau)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "q_network": self.q_network.state_dict(),
+            "target_network": self.target_network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        # load_state_dict copies into the existing tensors, so NumPy views of them stay valid.
+        self.q_network.load_state_dict(state["q_network"])
+        self.target_network.load_state_dict(state["target_network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.updates = int(state["updates"])

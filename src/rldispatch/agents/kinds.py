@@ -1,0 +1,221 @@
+"""The one interface every learned agent kind implements, and the registry of kinds by name.
+
+A kind (``pairwise``: one network for any fleet; ``dqn``: the flat network of one fleet
+shape; any added later) provides its config type, a new learner for the training loop, its
+model file (save, load, refuse a foreign or broken file in one line), its policy and the
+scores of candidate drivers for a booking, its tuner search space and its ONNX export. The
+CLI, evaluation, ``compare``, the tuner, ONNX export and the service talk to this interface
+only: a new kind is one module that calls :func:`register_kind`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rldispatch.agents.config_fields import HyperparameterConfig
+from rldispatch.domain import Scenario
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.policies.base import Policy
+
+if TYPE_CHECKING:
+    from rldispatch.training.search_space import Hyperparameter
+
+BUILTIN_KIND_MODULES = ("rldispatch.agents.pairwise.kind", "rldispatch.agents.dqn.kind")
+DEFAULT_KIND = "pairwise"
+"""The kind that ships: what ``train``, ``tune`` and ``quickstart`` use by default."""
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """A driver's score for a booking, as a learned policy rates it, with its parts.
+
+    :param driver: driver index in the env.
+    :param score: the policy's score (its Q-value).
+    :param parts: what the score is made of where the kind can tell (e.g. km added,
+        lateness caused, the learned value); empty otherwise.
+    """
+
+    driver: int
+    score: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class LearnedPolicy(Policy, ABC):
+    """A learned kind's greedy policy: an env action, and its scores of the drivers."""
+
+    name: str
+
+    @abstractmethod
+    def act(self, env: DispatchEnv) -> int: ...
+
+    @abstractmethod
+    def candidate_scores(self, env: DispatchEnv, slot: int) -> list[CandidateScore]:
+        """The drivers the policy would consider for the booking in visible ``slot``, best
+        first."""
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """A model file ready to play: its kind, policy and what it was trained on.
+
+    :param env_config: the env it was trained with (see :meth:`env_config_for`).
+    """
+
+    kind: str
+    policy: LearnedPolicy
+    env_config: EnvConfig
+    preset: str | None
+    version: str
+    path: Path
+    training_summary: dict[str, Any]
+
+    def env_config_for(self, days: Sequence[Scenario]) -> EnvConfig:
+        """The env config to play ``days`` with (a kind may fix its driver slots)."""
+        return agent_kind(self.kind).play_env_config(self.env_config, days)
+
+    def info(self) -> dict[str, Any]:
+        """The model's entry in a report."""
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "version": self.version,
+            "preset": self.preset,
+            "training_summary": self.training_summary,
+        }
+
+
+class Learner(ABC):
+    """A kind's agent while it trains; the training loop calls, per day::
+
+        start_day(env); while the day goes on: act(env) -> env.step -> observe(...) -> learn()
+        end_day(env)
+
+    and :meth:`state_dict` / :meth:`load_state_dict` for checkpoints.
+    """
+
+    config: HyperparameterConfig
+    decisions: int
+    """Decisions taken so far (the x axis of the logs)."""
+
+    def prepare(self, env: DispatchEnv, day: Scenario) -> None:  # noqa: B027
+        """Once, before the first training day of a new run (not when resuming)."""
+
+    @abstractmethod
+    def start_day(self, env: DispatchEnv) -> None:
+        """The env was just reset to a training day."""
+
+    @abstractmethod
+    def act(self, env: DispatchEnv) -> int:
+        """The (exploring) action to take now."""
+
+    @abstractmethod
+    def observe(self, env: DispatchEnv, action: int, reward: float, terminated: bool) -> None:
+        """The env took ``action`` and paid ``reward``."""
+
+    @abstractmethod
+    def learn(self) -> None:
+        """Gradient steps when they are due."""
+
+    @abstractmethod
+    def end_day(self, env: DispatchEnv) -> dict[str, float | None]:
+        """The day is over: store it; returns the day's ``epsilon``, ``td_loss``, ``q_mean``."""
+
+    @abstractmethod
+    def policy(self, name: str) -> LearnedPolicy:
+        """The greedy policy of the network that is evaluated and saved."""
+
+    @abstractmethod
+    def save_model(
+        self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
+    ) -> Path:
+        """Write that network as a model file of the kind (atomically)."""
+
+    @abstractmethod
+    def state_dict(self, include_buffer: bool = True) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class AgentKind(ABC):
+    """What the pipeline knows of a learned kind."""
+
+    name: str
+    summary: str
+    """One line for ``--help``."""
+    config_type: type[HyperparameterConfig]
+    model_format: str
+    """The ``format`` its model files name in their header."""
+    default_days: str
+    """``fleets`` (days of every fleet size) or ``preset`` (days of one preset)."""
+
+    @abstractmethod
+    def train_env_config(self, max_drivers: int) -> EnvConfig:
+        """The env config to train on days of at most ``max_drivers`` drivers."""
+
+    @abstractmethod
+    def play_env_config(self, trained: EnvConfig, days: Sequence[Scenario]) -> EnvConfig:
+        """The env config to play ``days`` with a model trained on ``trained``."""
+
+    @abstractmethod
+    def new_learner(self, config: Any, env: DispatchEnv, seed: int) -> Learner: ...
+
+    @abstractmethod
+    def load_model(self, path: str | Path, name: str | None = None) -> LearnedModel:
+        """Load a model file of this kind.
+
+        :raises ModelFileError: one line naming the file and why it cannot be used.
+        """
+
+    @abstractmethod
+    def search_space(self) -> Sequence[Hyperparameter]:
+        """The tuner's hyperparameters of this kind."""
+
+    @abstractmethod
+    def export_onnx(self, model: LearnedModel, path: str | Path) -> Path:
+        """Write the model's network for ONNX Runtime."""
+
+
+_KINDS: dict[str, AgentKind] = {}
+
+
+def register_kind(kind: AgentKind) -> AgentKind:
+    """Make ``kind`` known by its name (and its model files by their format)."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def _builtin_kinds() -> dict[str, AgentKind]:
+    for module in BUILTIN_KIND_MODULES:
+        importlib.import_module(module)
+    return _KINDS
+
+
+def kind_names() -> list[str]:
+    """The registered kinds, the default first."""
+    names = sorted(_builtin_kinds())
+    return sorted(names, key=lambda name: name != DEFAULT_KIND)
+
+
+def agent_kind(name: str) -> AgentKind:
+    """The kind called ``name``.
+
+    :raises ValueError: naming the known kinds.
+    """
+    kinds = _builtin_kinds()
+    if name not in kinds:
+        raise ValueError(f"agent: unknown kind {name!r}; known kinds are {kind_names()}")
+    return kinds[name]
+
+
+def kind_of_format(format_name: str | None) -> AgentKind | None:
+    """The kind whose model files name ``format_name``, or None."""
+    for kind in _builtin_kinds().values():
+        if kind.model_format == format_name:
+            return kind
+    return None

@@ -1,0 +1,94 @@
+"""Every hyperparameter of the pairwise agent in one validated, frozen object (steps are
+decisions). ``docs/pairwise.md`` explains the known reward and the shaping weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
+
+
+@dataclass(frozen=True)
+class PairwiseConfig(HyperparameterConfig):
+    """Hyperparameters of the pairwise Double-DQN agent and its learning schedule."""
+
+    prefix: ClassVar[str] = "pairwise"
+
+    hidden: int = hyperparameter("width of the per-pair layers", 64, kind="int", low=1)
+    head_hidden: int = hyperparameter(
+        "width of the state head (state value and waiting)", 64, kind="int", low=1
+    )
+    candidates_per_booking: int = hyperparameter(
+        "drivers scored per visible booking (its cheapest insertions)", 6, kind="int", low=1
+    )
+    learning_rate: float = hyperparameter(
+        "Adam step size", 1e-4, kind="float", low=0.0, high=1.0, low_open=True
+    )
+    gamma: float = hyperparameter("discount factor per decision", 0.9, low=0.0, high=1.0)
+    n_step: int = hyperparameter(
+        "n-step returns: bootstrap after this many decisions", 3, kind="int", low=1
+    )
+    batch_size: int = hyperparameter("decisions per gradient step", 64, kind="int", low=1)
+    buffer_size: int = hyperparameter(
+        "replay buffer capacity, in decisions", 50_000, kind="int", low=1
+    )
+    learning_starts: int = hyperparameter(
+        "decisions in the replay buffer before gradient steps begin", 1_000, kind="int", low=0
+    )
+    train_frequency: int = hyperparameter(
+        "decisions between two gradient steps", 2, kind="int", low=1
+    )
+    tau: float = hyperparameter(
+        "target update: target <- tau * online + (1 - tau) * target, after every gradient "
+        "step; the target network is the one evaluated and saved",
+        0.005,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    )
+    double_dqn: bool = hyperparameter(
+        "Double DQN: the online network picks the next action, the target network scores it",
+        True,
+        kind="bool",
+    )
+    max_grad_norm: float = hyperparameter(
+        "clip the gradient's global L2 norm to this", 10.0, low=0.0, low_open=True
+    )
+    epsilon_start: float = hyperparameter(
+        "exploration rate at the first decision", 0.05, low=0.0, high=1.0
+    )
+    epsilon_end: float = hyperparameter(
+        "exploration rate once the decay is over", 0.02, low=0.0, high=1.0
+    )
+    epsilon_decay_steps: int = hyperparameter(
+        "decisions over which epsilon falls linearly from start to end", 20_000, kind="int", low=0
+    )
+    reward_scale: float = hyperparameter(
+        "rewards are multiplied by this before learning; reported rewards never are",
+        0.2,
+        low=0.0,
+        low_open=True,
+    )
+    shaping_weight: float = hyperparameter(
+        "weight of the shaping that charges a late pickup (its own or one pushed back in the "
+        "plan) and a cancellation to the decision that causes it (0: the env's reward as it "
+        "comes)",
+        1.0,
+        low=0.0,
+        high=10.0,
+    )
+    known_reward_weight: float = hyperparameter(
+        "weight of the part of each action's reward known when it is chosen, added to the "
+        "network's scores (0: the network learns everything)",
+        1.0,
+        low=0.0,
+        high=10.0,
+    )
+
+    def check(self) -> None:
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"pairwise.batch_size: {self.batch_size} is larger than pairwise.buffer_size "
+                f"{self.buffer_size}"
+            )

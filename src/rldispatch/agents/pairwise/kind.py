@@ -1,0 +1,196 @@
+"""The pairwise kind: one Q-network for any fleet, behind the agent-kind interface."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rldispatch.agents.double_dqn import linear_epsilon
+from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner, register_kind
+from rldispatch.agents.model_container import env_config_from_dict, env_config_to_dict
+from rldispatch.agents.pairwise.agent import PairDQNAgent, greedy_candidate
+from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
+from rldispatch.agents.pairwise.model_file import (
+    FORMAT_NAME,
+    PairwiseMetadata,
+    load_pairwise_model,
+    save_pairwise_model,
+)
+from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.replay import PairReplayBuffer
+from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.agents.pairwise.search_space import PAIRWISE_SEARCH_SPACE
+from rldispatch.agents.search_space import Hyperparameter
+from rldispatch.domain import Scenario
+from rldispatch.env import DispatchEnv, EnvConfig
+
+
+class PairwiseLearner(Learner):
+    """The pairwise agent in training: epsilon-greedy over waiting and the candidate pairs,
+    a day stored with n-step returns once it is over, a gradient step every
+    ``train_frequency`` decisions. The target network (a Polyak average of the online one)
+    is the one evaluated and saved."""
+
+    def __init__(self, config: PairwiseConfig, env: DispatchEnv, seed: int) -> None:
+        self.config = config
+        env_config = env.config
+        agent_seed, buffer_seed = (int(v) for v in np.random.SeedSequence(seed).generate_state(2))
+        self.reward = TrainingReward(env_config.reward, config.shaping_weight, config.reward_scale)
+        known = self.reward.known_reward(config.known_reward_weight)
+        self.agent = PairDQNAgent(config, seed=agent_seed, known_reward=known)
+        self.features = FeatureBuilder(config.candidates_per_booking)
+        max_pairs = env_config.visible_slots * config.candidates_per_booking
+        self.buffer = PairReplayBuffer(
+            config.buffer_size,
+            env_config.max_drivers,
+            env_config.visible_slots,
+            max_pairs,
+            seed=buffer_seed,
+        )
+        self.greedy = PairwisePolicy(
+            self.agent.target_network, candidates_per_booking=config.candidates_per_booking
+        )
+        self.decisions = 0
+        self._start_day()
+
+    def _start_day(self) -> None:
+        self.states: list[PairState] = []
+        self.actions: list[int] = []
+        self.rewards: list[float] = []
+        self.losses: list[float] = []
+        self.q_means: list[float] = []
+        self.state: PairState | None = None
+        self.candidate = -1
+
+    def prepare(self, env: DispatchEnv, day: Scenario) -> None:
+        """Start the state value at the discounted value of the average step of a greedy
+        day (played on ``day``, not stored), so the first updates refine it rather than
+        spend thousands of steps climbing to its scale."""
+        env.reset(options={"scenario": day})
+        self.reward.start(env)
+        rewards = []
+        terminated = env.sim.done
+        while not terminated:
+            state = self.features.build(env)
+            action = state.action(greedy_candidate(self.agent.q_function, state))
+            _, reward, terminated, _, _ = env.step(action)
+            rewards.append(self.reward(env, action != 0, reward))
+        if rewards:
+            gamma = self.config.gamma
+            self.agent.set_state_value(gamma * float(np.mean(rewards)) / (1.0 - gamma))
+
+    def start_day(self, env: DispatchEnv) -> None:
+        self._start_day()
+        self.reward.start(env)
+
+    def act(self, env: DispatchEnv) -> int:
+        self.state = self.features.build(env)
+        epsilon = linear_epsilon(self.config, self.decisions)
+        self.candidate = self.agent.act(self.state, epsilon)
+        self.decisions += 1
+        return self.state.action(self.candidate)
+
+    def observe(self, env: DispatchEnv, action: int, reward: float, terminated: bool) -> None:
+        self.states.append(self.state)
+        self.actions.append(self.candidate + 1)
+        self.rewards.append(self.reward(env, action != 0, reward))
+
+    def learn(self) -> None:
+        config = self.config
+        ready = len(self.buffer) >= max(config.learning_starts, config.batch_size)
+        if ready and self.decisions % config.train_frequency == 0:
+            stats = self.agent.update(self.buffer.sample(config.batch_size))
+            self.losses.append(stats.td_loss)
+            self.q_means.append(stats.q_mean)
+
+    def end_day(self, env: DispatchEnv) -> dict[str, float | None]:
+        config = self.config
+        if self.states:
+            self.buffer.add_day(
+                self.states, self.actions, self.rewards, config.gamma, config.n_step
+            )
+        return {
+            "epsilon": linear_epsilon(config, self.decisions),
+            "td_loss": float(np.mean(self.losses)) if self.losses else None,
+            "q_mean": float(np.mean(self.q_means)) if self.q_means else None,
+        }
+
+    def policy(self, name: str) -> PairwisePolicy:
+        self.greedy.name = name
+        return self.greedy
+
+    def save_model(
+        self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
+    ) -> Path:
+        config = self.config
+        metadata = PairwiseMetadata(
+            hidden=config.hidden,
+            head_hidden=config.head_hidden,
+            candidates_per_booking=config.candidates_per_booking,
+            env_config=env_config_to_dict(env_config),
+            preset=preset,
+            hyperparameters=config.to_dict(),
+            training_summary=summary,
+        )
+        return save_pairwise_model(path, self.agent.target_network, metadata)
+
+    def state_dict(self, include_buffer: bool = True) -> dict[str, Any]:
+        return {
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict() if include_buffer else None,
+            "decisions": self.decisions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        if state.get("buffer") is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self.decisions = int(state["decisions"])
+
+
+class PairwiseKind(AgentKind):
+    name = "pairwise"
+    summary = "one network for any fleet, scoring each (driver, booking) pair"
+    config_type = PairwiseConfig
+    model_format = FORMAT_NAME
+    default_days = "fleets"
+
+    def train_env_config(self, max_drivers: int) -> EnvConfig:
+        return EnvConfig(max_drivers=max_drivers)
+
+    def play_env_config(self, trained: EnvConfig, days: Sequence[Scenario]) -> EnvConfig:
+        most = max((len(day.drivers) for day in days), default=1)
+        return replace(trained, max_drivers=most)
+
+    def new_learner(self, config: PairwiseConfig, env: DispatchEnv, seed: int) -> Learner:
+        return PairwiseLearner(config, env, seed)
+
+    def load_model(self, path: str | Path, name: str | None = None) -> LearnedModel:
+        loaded = load_pairwise_model(path)
+        metadata = loaded.metadata
+        return LearnedModel(
+            kind=self.name,
+            policy=PairwisePolicy(loaded, name=name or self.name),
+            env_config=env_config_from_dict(metadata.env_config or {}),
+            preset=metadata.preset,
+            version=metadata.version,
+            path=Path(path),
+            training_summary=metadata.training_summary,
+        )
+
+    def search_space(self) -> Sequence[Hyperparameter]:
+        return PAIRWISE_SEARCH_SPACE
+
+    def export_onnx(self, model: LearnedModel, path: str | Path) -> Path:
+        raise NotImplementedError(
+            f"{model.path}: ONNX export of a pairwise model is not available yet; serve the "
+            ".safetensors file (it runs on NumPy)"
+        )
+
+
+KIND = register_kind(PairwiseKind())
