@@ -25,6 +25,7 @@ from rldispatch.agents.pairwise.features import PAIR_FEATURES, FeatureBuilder, P
 from rldispatch.agents.pairwise.model_file import load_pairwise_model
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
@@ -32,7 +33,6 @@ from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
 from rldispatch.training.evaluation import evaluate_policy
 from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
-from rldispatch.training.train_pairwise import TrainingReward
 
 KNOCK_ON = [PAIR_FEATURES.index(name) for name in PAIR_FEATURES if name.startswith("knock_on")]
 
@@ -47,7 +47,7 @@ class NoKnockOnFeatures(FeatureBuilder):
 
 
 def known_reward_network() -> PairQNetwork:
-    reward = TrainingReward(RewardConfig(), shaping=True, scale=0.2)
+    reward = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2)
     return PairQNetwork(known_reward=reward.known_reward())
 
 

@@ -6,8 +6,8 @@ Both agents train on ``DispatchEnv(preset="geneva")`` with the same settings: th
 network (122 -> 512 -> 256 -> 128 -> 201, ReLU), batch 64, one gradient step every 4 env
 steps, learning from step 1,000, a 100,000-transition buffer, a hard target update every
 1,000 steps, the same learning rate, gamma and exploration schedule, one PyTorch thread and
-one BLAS thread. Ours is ``rldispatch.training.train.train`` without evaluation, checkpoints
-or TensorBoard, so the timed loop is acting, stepping, storing and learning, as in SB3's
+one BLAS thread. Ours is ``rldispatch.training.train.train`` (dqn kind) without evaluation,
+checkpoints or TensorBoard, so the timed loop is acting, stepping, storing and learning, as in SB3's
 ``learn``. SB3 is vanilla DQN (no masks: its invalid actions cost a penalty and are taken as
 a wait); ours masks and computes Double-DQN targets (one forward pass more per update).
 The two alternate (ours, SB3, ours, SB3, ...) so a busy machine slows both alike; each
@@ -28,8 +28,9 @@ import torch
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.env import DispatchEnv
 from rldispatch.files import atomic_write_json
+from rldispatch.training.days import PresetDays
 from rldispatch.training.threads import single_threaded_numerics
-from rldispatch.training.train import train
+from rldispatch.training.train import RunSettings, train
 
 HIDDEN_SIZES = (512, 256, 128)
 SETTINGS = DQNConfig(
@@ -53,20 +54,24 @@ def ours_steps_per_second(steps: int, seed: int) -> tuple[float, int]:
     """Train about ``steps`` env steps (whole days, ~150 decisions each); steps per second of
     the loop, up to the end of the last day (writing the final files is not counted)."""
     with tempfile.TemporaryDirectory() as out_dir:
-        result = train(
-            SETTINGS,
-            Path(out_dir) / "run",
-            max(1, steps // 150),
-            preset="geneva",
+        settings = RunSettings(
+            max_days=max(1, steps // 150),
+            eval_every_days=0,
+            checkpoint_every_days=0,
             seed=seed,
-            eval_every=0,
-            checkpoint_every=0,
-            progress=False,
-            tensorboard=False,
             save_replay_buffer=False,
         )
-        episodes = json.loads(result.metrics_path.read_text())["episodes"]
-    return result.total_steps / episodes[-1]["wall_time_s"], result.total_steps
+        result = train(
+            "dqn",
+            SETTINGS,
+            Path(out_dir) / "run",
+            PresetDays("geneva", selection=1),
+            settings,
+            progress=False,
+            tensorboard=False,
+        )
+        days = json.loads(result.metrics_path.read_text())["days"]
+    return result.decisions / days[-1]["wall_time_s"], result.decisions
 
 
 def sb3_steps_per_second(steps: int, seed: int) -> float:

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rldispatch.agents.kinds import Learner
+
 
 def linear_epsilon(config: Any, step: int) -> float:
     """Exploration rate at ``step``: from ``config.epsilon_start`` down to ``epsilon_end``
@@ -86,3 +88,29 @@ class TargetNetworkAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.updates = int(state["updates"])
+
+
+class ReplayLearner(Learner):
+    """A learner made of a :class:`TargetNetworkAgent` (``agent``), a replay buffer with
+    ``state_dict``/``load_state_dict`` (``buffer``) and its greedy policy (``greedy``)."""
+
+    agent: TargetNetworkAgent
+    buffer: Any
+    greedy: Any
+
+    def policy(self, name: str) -> Any:
+        self.greedy.name = name
+        return self.greedy
+
+    def state_dict(self, include_buffer: bool = True) -> dict[str, Any]:
+        return {
+            "agent": self.agent.state_dict(),
+            "buffer": self.buffer.state_dict() if include_buffer else None,
+            "decisions": self.decisions,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        if state.get("buffer") is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self.decisions = int(state["decisions"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,18 @@ FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
 
 class ModelFileError(ValueError):
     """A model file that is missing, truncated, foreign or does not fit the env."""
+
+
+class MetadataFields:
+    """JSON form of a kind's metadata dataclass; unknown keys (from newer files) are left out."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 def env_config_to_dict(config: EnvConfig) -> dict[str, Any]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from rldispatch.agents.double_dqn import linear_epsilon
+from rldispatch.agents.double_dqn import ReplayLearner, linear_epsilon
 from rldispatch.agents.dqn.agent import DQNAgent
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.model_file import FORMAT_NAME, ModelMetadata, load_model, save_model
@@ -24,7 +23,7 @@ from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 
 
-class DQNLearner(Learner):
+class DQNLearner(ReplayLearner):
     """The flat agent in training: masked epsilon-greedy, optional potential-based shaping,
     a day stored with n-step returns once it is over, ``gradient_steps`` every
     ``train_frequency`` decisions, the target updated every ``target_update_interval``."""
@@ -106,10 +105,6 @@ class DQNLearner(Learner):
             "q_mean": float(np.mean(self.q_means)) if self.q_means else None,
         }
 
-    def policy(self, name: str) -> DQNPolicy:
-        self.greedy.name = name
-        return self.greedy
-
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
     ) -> Path:
@@ -123,19 +118,6 @@ class DQNLearner(Learner):
             training_summary=summary,
         )
         return save_model(path, agent.q_network, metadata)
-
-    def state_dict(self, include_buffer: bool = True) -> dict[str, Any]:
-        return {
-            "agent": self.agent.state_dict(),
-            "buffer": self.buffer.state_dict() if include_buffer else None,
-            "decisions": self.decisions,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        if state.get("buffer") is not None:
-            self.buffer.load_state_dict(state["buffer"])
-        self.decisions = int(state["decisions"])
 
 
 class DQNKind(AgentKind):

@@ -10,7 +10,7 @@ then rename), so a reader never sees half a model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import PairScorerQNetwork, QNetwork, build_q_network
 from rldispatch.agents.model_container import (
+    MetadataFields,
     ModelFileError,
     env_config_from_dict,
     read_model_file,
@@ -31,7 +32,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class ModelMetadata:
+class ModelMetadata(MetadataFields):
     """What a model file says about its network.
 
     :param observation_size: floats per observation the network reads.
@@ -53,14 +54,6 @@ class ModelMetadata:
     training_summary: dict[str, Any] = field(default_factory=dict)
     created_utc: str = ""
     rldispatch_version: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelMetadata:
-        known = {item.name for item in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
     def make_env_config(self) -> EnvConfig:
         """The :class:`EnvConfig` the model was trained with."""

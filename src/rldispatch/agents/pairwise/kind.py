@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from rldispatch.agents.double_dqn import linear_epsilon
+from rldispatch.agents.double_dqn import ReplayLearner, linear_epsilon
 from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner, register_kind
 from rldispatch.agents.model_container import env_config_from_dict, env_config_to_dict
 from rldispatch.agents.pairwise.agent import PairDQNAgent, greedy_candidate
@@ -30,7 +29,7 @@ from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 
 
-class PairwiseLearner(Learner):
+class PairwiseLearner(ReplayLearner):
     """The pairwise agent in training: epsilon-greedy over waiting and the candidate pairs,
     a day stored with n-step returns once it is over, a gradient step every
     ``train_frequency`` decisions. The target network (a Polyak average of the online one)
@@ -120,10 +119,6 @@ class PairwiseLearner(Learner):
             "q_mean": float(np.mean(self.q_means)) if self.q_means else None,
         }
 
-    def policy(self, name: str) -> PairwisePolicy:
-        self.greedy.name = name
-        return self.greedy
-
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
     ) -> Path:
@@ -138,19 +133,6 @@ class PairwiseLearner(Learner):
             training_summary=summary,
         )
         return save_pairwise_model(path, self.agent.target_network, metadata)
-
-    def state_dict(self, include_buffer: bool = True) -> dict[str, Any]:
-        return {
-            "agent": self.agent.state_dict(),
-            "buffer": self.buffer.state_dict() if include_buffer else None,
-            "decisions": self.decisions,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        if state.get("buffer") is not None:
-            self.buffer.load_state_dict(state["buffer"])
-        self.decisions = int(state["decisions"])
 
 
 class PairwiseKind(AgentKind):

@@ -10,11 +10,16 @@ atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rldispatch.agents.model_container import ModelFileError, read_model_file, write_model_file
+from rldispatch.agents.model_container import (
+    MetadataFields,
+    ModelFileError,
+    read_model_file,
+    write_model_file,
+)
 from rldispatch.agents.pairwise.features import (
     BOOKING_FEATURES,
     DRIVER_FEATURES,
@@ -42,7 +47,7 @@ def feature_names() -> dict[str, list[str]]:
 
 
 @dataclass(frozen=True)
-class PairwiseMetadata:
+class PairwiseMetadata(MetadataFields):
     """What a pairwise model file says about its network.
 
     :param hidden: width of the per-pair layers.
@@ -69,14 +74,6 @@ class PairwiseMetadata:
     training_summary: dict[str, Any] = field(default_factory=dict)
     created_utc: str = ""
     rldispatch_version: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PairwiseMetadata:
-        known = {item.name for item in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 @dataclass(frozen=True)
