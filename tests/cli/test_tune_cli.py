@@ -17,18 +17,14 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 
-from rldispatch.agents.dqn.config import load_config
+from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.cli import main
-from rldispatch.training.tuner import (
-    HeartbeatSettings,
-    TuneSettings,
-    delete_study,
-    open_storage,
-    open_study,
-)
+from rldispatch.training.tuning_settings import HeartbeatSettings, TuneSettings
+from rldispatch.training.tuning_storage import delete_study, open_storage, open_study
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FAST = ["--preset", "geneva", "--episodes", "1", "--eval-days", "1"]
+FAST = ["--agent", "dqn", "--preset", "geneva", "--episodes", "1", "--eval-days", "1"]
 CLI = [sys.executable, "-c", "import sys; from rldispatch.cli import main; sys.exit(main())"]
 
 
@@ -36,35 +32,33 @@ def _trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=url).get_trials()
 
 
-def test_tune_writes_every_output_and_counts_the_trials(tmp_path, capsys):
+def test_tune_pairwise_by_default_writes_every_output(tmp_path, capsys):
+    tiny = PairwiseConfig(hidden=8, head_hidden=8, learning_starts=50, buffer_size=2_000)
+    tiny.save(tmp_path / "tiny.json")
     out = tmp_path / "out"
+    args = ["tune", "--days", "1", "--eval-days", "1", "--trials", "2", "--startup-trials", "1"]
     code = main(
-        ["tune", *FAST, "--trials", "3", "--out", str(out), "--json", str(tmp_path / "s.json")]
-    )
+        [*args, "--config", str(tmp_path / "tiny.json"), "--out", str(out),
+         "--json", str(tmp_path / "s.json")]
+    )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "3 trials, 3 complete, 0 pruned, 0 failed" in printed
-    assert "| rank | trial | reward | lr |" in printed
+    assert "2 trials, 2 complete, 0 pruned, 0 failed" in printed
+    assert "| rank | trial | reward | shaping | known | hidden |" in printed
     summary = json.loads((out / "tuning_summary.json").read_text())
     assert json.loads((tmp_path / "s.json").read_text()) == summary
-    assert summary["trials"]["total"] == 3 and summary["this_worker"]["trials"]["total"] == 3
-    assert len(summary["top_trials"]) == 3
+    assert summary["agent"] == "pairwise" and summary["settings"]["days"]["source"] == "fleets"
+    assert summary["trials"]["total"] == 2 and summary["this_worker"]["trials"]["total"] == 2
     values = [trial["value"] for trial in summary["top_trials"]]
     assert values == sorted(values, reverse=True)
     assert (out / "study.db").exists()  # SQLite by default
-    config = load_config(out / "optimal_config.json")
+    config = PairwiseConfig.load(out / "optimal_config.json")
     assert config.to_dict() == summary["best_trial"]["config"]
-    assert "importances" in summary
+    assert config.learning_starts == 50  # untuned: from --config
     table = (out / "top_trials.md").read_text()
-    assert len(re.findall(r"^\| \d+ \| \d+ \| ", table, flags=re.MULTILINE)) == 3
+    assert len(re.findall(r"^\| \d+ \| \d+ \| ", table, flags=re.MULTILINE)) == 2
     for name in ("optimization_history", "intermediate_values"):
         assert (out / f"{name}.png").read_bytes().startswith(PNG_SIGNATURE)
-    # train --config reads optimal_config.json as it is
-    run = tmp_path / "run"
-    train = ["train", "--config", str(out / "optimal_config.json"), "--preset", "geneva"]
-    assert main([*train, "--episodes", "1", "--eval-every", "0", "--no-progress",
-                 "--out", str(run)]) == 0  # fmt: skip
-    assert (run / "final_model.safetensors").exists()
 
 
 def test_budget_trials_is_a_global_budget_across_runs(tmp_path):
@@ -76,28 +70,64 @@ def test_budget_trials_is_a_global_budget_across_runs(tmp_path):
     # The budget is used up: a worker with no per-worker limit runs nothing more.
     assert main(["tune", *FAST, "--budget-trials", "3", "--out", str(out), "--no-plots"]) == 0
     assert len(_trials(url, "rldispatch")) == 3
-    # --trials 0 only writes the results of the study, whatever its settings.
+    # --trials 0 only writes the results of the study, whatever its settings and kind.
     report = tmp_path / "report"
     assert main(["tune", "--storage", url, "--trials", "0", "--out", str(report)]) == 0
-    assert load_config(report / "optimal_config.json") == load_config(out / "optimal_config.json")
+    assert DQNConfig.load(report / "optimal_config.json") == DQNConfig.load(
+        out / "optimal_config.json"
+    )
+    assert json.loads((report / "tuning_summary.json").read_text())["agent"] == "dqn"
     assert len(_trials(url, "rldispatch")) == 3
     assert main(["tune", "--storage", url, "--study", "nope", "--trials", "0"]) == 2
 
 
 def test_a_worker_with_other_settings_than_the_study_exits_2(tmp_path, capsys):
-    out = tmp_path / "out"
-    assert main(["tune", *FAST, "--trials", "1", "--out", str(out), "--no-plots"]) == 0
-    other = ["--preset", "geneva", "--episodes", "2", "--eval-days", "1"]
-    code = main(["tune", *other, "--trials", "1", "--out", str(out)])
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    settings = TuneSettings(agent="dqn", max_days=1, eval_days=1)
+    open_study(open_storage(url, HeartbeatSettings()), "rldispatch", settings)
+    other = ["--agent", "dqn", "--days", "2", "--eval-days", "1", "--storage", url]
+    code = main(["tune", *other, "--trials", "1", "--out", str(tmp_path)])
     assert code == 2
-    assert "episodes: study has 1, this worker 2" in capsys.readouterr().err
+    assert "max_days: study has 1, this worker 2" in capsys.readouterr().err
+    assert _trials(url, "rldispatch") == []
 
 
-def test_an_unreachable_database_exits_2(tmp_path, capsys):
-    url = "postgresql+psycopg://nobody@127.0.0.1:9/none"
+def test_a_worker_with_another_agent_than_the_study_exits_2_in_one_line(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    settings = TuneSettings(agent="dqn", max_days=1, eval_days=1)
+    open_study(open_storage(url, HeartbeatSettings()), "flat", settings)
+    code = main(
+        ["tune", "--storage", url, "--study", "flat", "--days", "1", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rldispatch tune: error: --agent pairwise: study flat tunes the dqn agent; start this "
+        "worker with --agent dqn or choose another --study"
+    )
+    assert _trials(url, "flat") == []
+
+
+def test_a_config_of_another_kind_exits_2_naming_the_field(tmp_path, capsys):
+    DQNConfig().save(tmp_path / "dqn.json")
+    code = main(["tune", "--config", str(tmp_path / "dqn.json"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--config {tmp_path / 'dqn.json'}: pairwise." in err and "unknown hyperparameter" in err
+
+
+def test_minutes_alone_exits_2_for_a_space_scaled_by_the_days_of_a_trial(tmp_path, capsys):
+    code = main(["tune", "--agent", "dqn", "--minutes", "2", "--out", str(tmp_path)])
+    assert code == 2
+    assert "--minutes alone: the dqn search space sets" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_exits_2_without_its_password(tmp_path, capsys):
+    url = "postgresql+psycopg://nobody:s3cret@127.0.0.1:9/none"
     code = main(["tune", *FAST, "--storage", url, "--out", str(tmp_path)])
     assert code == 2
-    assert "the database does not answer" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the database does not answer" in err and "s3cret" not in err
 
 
 def _storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -113,12 +143,13 @@ def test_a_killed_workers_trial_fails_after_the_grace_period_and_the_study_goes_
     url = _storage_url(kind, tmp_path, request)
     study = f"kill-{uuid.uuid4().hex[:10]}"
     args = [
-        "tune", "--preset", "geneva", "--episodes", "3", "--eval-every", "1", "--eval-days", "1",
+        "tune", "--agent", "dqn", "--preset", "geneva", "--days", "3", "--eval-every", "1",
+        "--eval-days", "1",
         "--storage", url, "--study", study, "--heartbeat-s", "1", "--grace-s", "2",
         "--pruner", "none", "--trials", "1", "--no-plots",
     ]  # fmt: skip
     # A small network that learns, so the trial lasts several seconds.
-    settings = TuneSettings(preset="geneva", episodes=3, eval_days=1, eval_every=1)
+    settings = TuneSettings(agent="dqn", max_days=3, eval_days=1, eval_every=1)
     storage = open_storage(url, HeartbeatSettings(1, 2))
     opened = open_study(storage, study, settings)
     params = {

@@ -23,7 +23,7 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
 
 if TYPE_CHECKING:
-    from rldispatch.training.search_space import Hyperparameter
+    from rldispatch.agents.search_space import Hyperparameter
 
 BUILTIN_KIND_MODULES = ("rldispatch.agents.pairwise.kind", "rldispatch.agents.dqn.kind")
 DEFAULT_KIND = "pairwise"

@@ -44,10 +44,10 @@ class Hyperparameter:
 
     def range_text(self) -> str:
         if self.choices is not None:
-            return ", ".join(_format_value(choice) for choice in self.choices)
+            return ", ".join(format_value(choice) for choice in self.choices)
         scale = "log-uniform" if self.log else "uniform"
         kind = "integer " if self.integer else ""
-        return f"{_format_value(self.low)} to {_format_value(self.high)}, {kind}{scale}"
+        return f"{format_value(self.low)} to {format_value(self.high)}, {kind}{scale}"
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description (stored in the study, so workers can check they agree)."""
@@ -62,7 +62,7 @@ class Hyperparameter:
         }
 
 
-def _format_value(value: Any) -> str:
+def format_value(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float) and (abs(value) < 1e-3 or abs(value) >= 1e5) and value != 0:

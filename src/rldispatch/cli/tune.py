@@ -1,5 +1,7 @@
 """``rldispatch tune``: the Optuna auto-tuner, on one machine or as one of many workers.
 
+``--agent`` picks the kind tuned (``pairwise`` by default, or ``dqn``), each with its own search
+space; ``optimal_config.json`` is that kind's config, for ``train --agent KIND --config``.
 Every worker started with the same ``--storage`` and ``--study`` joins the same study; the
 results (``optimal_config.json``, the top-10 table, importances, plots) describe the whole
 study and are written to ``--out`` when the worker is done. ``--trials 0`` only writes them.
@@ -14,9 +16,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from rldispatch.agents.kinds import DEFAULT_KIND, kind_names
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import positive_int
 from rldispatch.scenarios.presets import PRESETS
+from rldispatch.training.tuning_settings import DEFAULT_TRIAL_DAYS
 
 DEFAULT_TRIALS = 20
 
@@ -47,27 +51,52 @@ def register(subparsers: Any) -> None:
     )
     what = parser.add_argument_group("the study (every worker of a study must agree on these)")
     what.add_argument(
-        "--preset", choices=sorted(PRESETS), default="geneva", help="days to train and evaluate on"
+        "--agent",
+        choices=kind_names(),
+        default=DEFAULT_KIND,
+        help=f"the agent kind to tune, each with its own search space (default {DEFAULT_KIND})",
+    )
+    source = what.add_mutually_exclusive_group()
+    source.add_argument(
+        "--fleets",
+        action="store_true",
+        help="train on geneva-style days of 5 to 30 drivers (the pairwise default)",
+    )
+    source.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="train on days of this preset (the dqn default: geneva)",
     )
     what.add_argument(
-        "--episodes", type=positive_int, default=30, help="training episodes per trial"
+        "--days",
+        "--episodes",
+        dest="days",
+        type=positive_int,
+        help=f"training days per trial (default {DEFAULT_TRIAL_DAYS} unless --minutes is given)",
+    )
+    what.add_argument(
+        "--minutes",
+        type=positive_float,
+        help="wall time per trial; with --days too, the first reached ends the trial",
     )
     what.add_argument(
         "--eval-days",
         type=positive_int,
-        default=5,
-        help="evaluation days per evaluation (the first days of the tuning seeds; default 5)",
+        help="evaluation days per evaluation, the first days of the tuning seeds "
+        "(default 16 with --fleets, 5 with --preset)",
     )
     what.add_argument(
         "--eval-every",
         type=positive_int,
-        help="evaluate and report to the pruner every this many episodes (default episodes/5)",
+        help="evaluate and report to the pruner every this many training days "
+        "(default a fifth of --days; 10 with --minutes alone)",
     )
     what.add_argument("--seed", type=int, default=0, help="training seed of every trial")
     what.add_argument(
         "--config",
         type=Path,
-        help="DQN config JSON: the hyperparameters that are not tuned come from it",
+        help="the kind's config JSON (as train --config reads): the hyperparameters that "
+        "are not tuned come from it",
     )
     where = parser.add_argument_group("where the study lives")
     where.add_argument(
@@ -150,40 +179,66 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def training_days(args: argparse.Namespace, kind: Any) -> Any:
+    """The day source ``--fleets`` / ``--preset`` names, else the kind's own."""
+    from rldispatch.training.days import FleetDays, PresetDays
+    from rldispatch.training.tuning_settings import default_days
+
+    if args.fleets:
+        return FleetDays(selection=0)
+    if args.preset is not None:
+        return PresetDays(args.preset, selection=0)
+    return default_days(kind)
+
+
 def run(args: argparse.Namespace) -> int:
     import optuna
     from tqdm import tqdm
 
-    from rldispatch.agents.dqn.config import DQNConfig, load_config
+    from rldispatch.agents.config_fields import ConfigError
+    from rldispatch.agents.kinds import agent_kind
     from rldispatch.files import atomic_write_json
-    from rldispatch.training import tuner
+    from rldispatch.training import tuner, tuning_report, tuning_storage
+    from rldispatch.training.tuning_settings import (
+        HeartbeatSettings,
+        PrunerSettings,
+        TuneError,
+        TuneSettings,
+    )
 
-    base_config = DQNConfig()
+    kind = agent_kind(args.agent)
+    base_config = None
     if args.config is not None:
         try:
-            base_config = load_config(args.config)
-        except ValueError as error:
+            base_config = kind.config_type.load(args.config)
+        except ConfigError as error:
             raise CliError(f"--config {error}") from error
     n_trials = args.trials
     if n_trials is None and args.budget_trials is None and args.timeout is None:
         n_trials = DEFAULT_TRIALS
-    url = tuner.storage_url(args.storage) if args.storage else tuner.default_storage_url(args.out)
+    if args.storage:
+        url = tuning_storage.storage_url(args.storage)
+    else:
+        url = tuning_storage.default_storage_url(args.out)
+    shown_url = tuning_storage.masked_url(url)
     try:
-        settings = tuner.TuneSettings(
-            preset=args.preset,
-            episodes=args.episodes,
+        settings = TuneSettings(
+            agent=kind.name,
+            days=training_days(args, kind),
+            max_days=args.days,
+            max_minutes=args.minutes,
             eval_days=args.eval_days,
             eval_every=args.eval_every,
             seed=args.seed,
             base_config=base_config,
         )
-        heartbeat = tuner.HeartbeatSettings(args.heartbeat_s, args.grace_s, args.max_retry)
-        pruner = tuner.PrunerSettings(args.pruner, args.pruner_startup_trials, args.warmup_evals)
+        heartbeat = HeartbeatSettings(args.heartbeat_s, args.grace_s, args.max_retry)
+        pruner = PrunerSettings(args.pruner, args.pruner_startup_trials, args.warmup_evals)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = tuner.open_storage(url, heartbeat)
+        storage = tuning_storage.open_storage(url, heartbeat)
         if n_trials == 0 and args.study not in optuna.get_all_study_names(storage):
-            raise CliError(f"--study {args.study}: no such study in {tuner.masked_url(url)}")
-        opened = tuner.open_study(
+            raise CliError(f"--study {args.study}: no such study in {shown_url}")
+        opened = tuning_storage.open_study(
             storage,
             args.study,
             settings,
@@ -191,13 +246,13 @@ def run(args: argparse.Namespace) -> int:
             sampler_startup_trials=args.startup_trials,
             adopt_settings=n_trials == 0,
         )
-    except tuner.TuneError as error:
+    except TuneError as error:
         raise CliError(str(error)) from error
 
     study, settings = opened.study, opened.settings
     role = "created" if opened.created else "joined"
     print(
-        f"{role} study {args.study} in {tuner.masked_url(url)} "
+        f"{role} study {args.study} ({settings.agent}) in {shown_url} "
         f"({len(study.trials)} trials so far; sampler seed {opened.sampler_seed})",
         file=sys.stderr,
     )
@@ -248,10 +303,10 @@ def run(args: argparse.Namespace) -> int:
             f"the study has reached its budget of {args.budget_trials} complete + pruned trials",
             file=sys.stderr,
         )
-    summary = tuner.write_outputs(
+    summary = tuning_report.write_outputs(
         study, settings, args.out, url, worker=worker, plots=not args.no_plots
     )
-    print(tuner.format_summary(summary))
+    print(tuning_report.format_summary(summary))
     if summary["top_trials"]:
         print()
         print(Path(summary["files"]["top_trials"]).read_text(encoding="utf-8").split("\n\n", 2)[2])
