@@ -15,6 +15,7 @@ from rldispatch.scenarios.history.day_building import (
     BookingRow,
     ShiftRow,
     assemble_days,
+    check_date_range,
     check_day_shape,
     travel_for,
 )
@@ -80,18 +81,39 @@ class _CsvRow:
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[str, str | None]]]:
+    """Every record of a UTF-8 CSV file with its line number; a file that cannot be read as
+    one (another encoding, a field over the csv module's limit, a NUL byte) is one
+    :class:`HistoryError` naming the file and line."""
     if not path.is_file():
         raise HistoryError(f"{path}: no such CSV file")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = [name.strip() for name in reader.fieldnames or []]
-        missing = [name for name in required if name not in columns]
-        if missing:
-            raise HistoryError(f"{path}: missing column(s) {', '.join(missing)}")
-        reader.fieldnames = columns
-        rows = []
-        for values in reader:
-            rows.append((reader.line_num, values))
+    with path.open("rb") as raw:
+        start = raw.read(4)
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise HistoryError(f"{path}: the file is UTF-16; export the CSV as UTF-8")
+    rows = []
+    reader: csv.DictReader | None = None
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [name.strip() for name in reader.fieldnames or []]
+            missing = [name for name in required if name not in columns]
+            if missing:
+                raise HistoryError(f"{path}: missing column(s) {', '.join(missing)}")
+            reader.fieldnames = columns
+            for values in reader:
+                rows.append((reader.line_num, values))
+    except UnicodeDecodeError as error:
+        raise HistoryError(
+            f"{path}: not UTF-8 text (undecodable byte at offset {error.start}); "
+            "export the CSV as UTF-8"
+        ) from None
+    except csv.Error as error:
+        line = reader.line_num + 1 if reader is not None else 1
+        if "field larger than field limit" in str(error):
+            reason = f"a field is longer than {csv.field_size_limit():,} characters"
+        else:
+            reason = str(error)
+        raise HistoryError(f"{path} line {line}: {reason}") from None
     return rows
 
 
@@ -167,8 +189,7 @@ def collect_csv(
     ``until`` every day in the files is collected.
     """
     check_day_shape(day_start_hour, horizon_min)
-    if since is not None and until is not None and until < since:
-        raise HistoryError(f"until ({until}) is before since ({since})")
+    check_date_range(since, until)
     return assemble_days(
         _bookings_from_csv(Path(bookings_csv)),
         _shifts_from_csv(Path(shifts_csv)),

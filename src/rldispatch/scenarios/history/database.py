@@ -19,6 +19,7 @@ from rldispatch.scenarios.history.day_building import (
     BookingRow,
     ShiftRow,
     assemble_days,
+    check_date_range,
     check_day_shape,
     service_day_start,
     travel_for,
@@ -27,7 +28,6 @@ from rldispatch.scenarios.history.results import CollectResult, RowProblem
 from rldispatch.scenarios.history.schema import (
     HistoryBooking,
     HistoryDriver,
-    HistoryError,
     HistoryShift,
     create_schema,
     engine_for,
@@ -52,8 +52,7 @@ def collect_days(
     to ``day_start_hour``. A plain ``postgresql://`` URL uses psycopg 3.
     """
     check_day_shape(day_start_hour, horizon_min)
-    if until < since:
-        raise HistoryError(f"until ({until}) is before since ({since})")
+    check_date_range(since, until)
     engine = engine_or_url if isinstance(engine_or_url, Engine) else engine_for(engine_or_url)
     try:
         first = service_day_start(since, day_start_hour)

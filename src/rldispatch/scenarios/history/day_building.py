@@ -57,11 +57,13 @@ class BookingRow:
     status: str
     parse_problems: tuple[RowProblem, ...] = ()
 
-    def placing_time(self) -> datetime | None:
-        """The time that tells the row's service day (the same order as the database query)."""
-        for value in (self.requested_pickup_at, self.window_start, self.window_end):
+    def placing_time(self) -> tuple[str, datetime] | None:
+        """The field and time that tell the row's service day (the same order as the database
+        query)."""
+        for name in ("requested_pickup_at", "window_start", "window_end"):
+            value = getattr(self, name)
             if isinstance(value, datetime):
-                return value
+                return name, value
         return None
 
 
@@ -85,6 +87,28 @@ class _Shift:
     shift_min: tuple[float, float]
     capacity: int
     record: str
+
+
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+"""History dates and times outside these years are refused (a year 0001 or 9999 is an
+export's placeholder, and date arithmetic near those ends overflows)."""
+
+
+def year_problem(moment: date) -> str | None:
+    """Why ``moment`` (a date or a date and time) is outside the history's years, or None."""
+    if FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return None
+    return f"{moment} is outside the years {FIRST_YEAR} to {LAST_YEAR}"
+
+
+def check_date_range(since: date | None, until: date | None) -> None:
+    """Refuse a range of service days outside the history's years, or one that ends first."""
+    for option, value in (("since", since), ("until", until)):
+        problem = year_problem(value) if value is not None else None
+        if problem:
+            raise HistoryError(f"{option}: {problem}")
+    if since is not None and until is not None and until < since:
+        raise HistoryError(f"until ({until}) is before since ({since})")
 
 
 def service_day_start(day: date, day_start_hour: float) -> datetime:
@@ -125,6 +149,8 @@ def _check_moments(
             problem(name, "missing")
         elif value.tzinfo is not None:
             problem(name, f"{value} has a time zone; history times are local wall-clock times")
+        elif year_problem(value):
+            problem(name, str(year_problem(value)))
         else:
             minutes[name] = (value - day_start) / MINUTE
     return minutes
@@ -317,8 +343,8 @@ def assemble_days(
     unplaced: list[RowProblem] = []
     bookings_by_day: dict[date, list[BookingRow]] = defaultdict(list)
     for row in bookings:
-        moment = row.placing_time()
-        if moment is None:
+        placing = row.placing_time()
+        if placing is None:
             unplaced.append(
                 RowProblem(
                     row.record,
@@ -326,13 +352,19 @@ def assemble_days(
                     "no requested pickup time nor window: its service day is unknown",
                 )
             )
-        elif in_range(_service_day(moment, day_start_hour)):
-            bookings_by_day[_service_day(moment, day_start_hour)].append(row)
+        elif year_problem(placing[1]):
+            unplaced.append(RowProblem(row.record, placing[0], str(year_problem(placing[1]))))
+        elif in_range(_service_day(placing[1], day_start_hour)):
+            bookings_by_day[_service_day(placing[1], day_start_hour)].append(row)
     shifts_by_day: dict[date, list[ShiftRow]] = defaultdict(list)
     for row in shifts:
         if row.service_date is None:
             unplaced.append(
                 RowProblem(row.record, "service_date", "missing: the shift's day is unknown")
+            )
+        elif year_problem(row.service_date):
+            unplaced.append(
+                RowProblem(row.record, "service_date", str(year_problem(row.service_date)))
             )
         elif in_range(row.service_date):
             shifts_by_day[row.service_date].append(row)
