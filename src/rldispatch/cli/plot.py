@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import VERBS, CliError
+from rldispatch.domain import ScenarioError
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.plots import (
     load_training_curves,
@@ -17,8 +17,10 @@ from rldispatch.reports.plots import (
     plot_training_curves,
     record_routes,
 )
-from rldispatch.scenarios.files import load_scenario
+from rldispatch.scenarios.files import load_scenario, parse_json_text, read_limited_bytes
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
+
+REPORT_JSON_DEPTH = 16
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,15 +63,28 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{args.source}: no episodes recorded yet")
         path = plot_training_curves(curves, args.out, title=f"training: {args.source}")
     elif args.kind == "report":
+        report = read_report(args.report)
         try:
-            report = json.loads(args.report.read_text(encoding="utf-8"))
             path = plot_comparison(report, args.out)
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CliError(f"{args.report}: not a report JSON ({error})") from error
     else:
         path = plot_day(args)
     print(f"plot written to {path}")
     return 0
+
+
+def read_report(path: Path) -> dict:
+    """A report JSON file as a dict; anything else is one :class:`CliError` line."""
+    try:
+        report = parse_json_text(
+            read_limited_bytes(path, what="report file"), str(path), REPORT_JSON_DEPTH
+        )
+    except ScenarioError as error:
+        raise CliError(str(error)) from None
+    if not isinstance(report, dict) or not isinstance(report.get("policies"), dict):
+        raise CliError(f"{path}: not a report JSON (no 'policies' object)")
+    return report
 
 
 def plot_day(args: argparse.Namespace) -> Path:
