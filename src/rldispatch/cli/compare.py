@@ -10,7 +10,12 @@ from rldispatch.agents.dqn.config import load_config
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
+from rldispatch.cli.common import (
+    add_day_arguments,
+    env_config_for,
+    positive_int,
+    repeat_stochastic,
+)
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
@@ -125,15 +130,18 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("compare needs at least two entries")
     first = next(iter(models.values()), None)
     days = held_out_days(args, first.preset if first else None)
+    env_config = env_config_for_all(models, days.scenarios)
     try:
-        results = evaluate_policies(
-            policies, days.scenarios, env_config_for_all(models, days.scenarios), progress=True
-        )
+        results = evaluate_policies(policies, days.scenarios, env_config, progress=True)
     except ModelFileError as error:
         raise CliError(str(error)) from error
     names = list(policies)
     pairs = [(names[0], other) for other in names[1:]]
-    extra = {"models": {label: model.info() for label, model in models.items()}}
+    extra = {
+        "models": {label: model.info() for label, model in models.items()},
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        **days.report_fields(),
+    }
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:

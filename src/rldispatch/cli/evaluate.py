@@ -15,6 +15,7 @@ from rldispatch.cli.common import (
     add_hindsight,
     add_hindsight_arguments,
     days_from_args,
+    repeat_stochastic,
 )
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
@@ -72,14 +73,17 @@ def run(args: argparse.Namespace) -> int:
     policies: dict[str, Policy] = {name: model.policy}
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
+    env_config = model.env_config_for(days.scenarios)
     try:
-        results = evaluate_policies(
-            policies, days.scenarios, model.env_config_for(days.scenarios), progress=True
-        )
+        results = evaluate_policies(policies, days.scenarios, env_config, progress=True)
     except ModelFileError as error:
         raise CliError(str(error)) from error
     pairs = [(name, other) for other in policies if other != name]
-    extra: dict[str, Any] = {"model": model.info()}
+    extra: dict[str, Any] = {
+        "model": model.info(),
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        **days.report_fields(),
+    }
     if args.hindsight:
         add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)

@@ -32,6 +32,30 @@ COMPARISON_METRICS = (
     ("distance_km", "km driven", 1.0),
     ("load_gap", "load gap (rides)", 1.0),
 )
+METRIC_RANGES = {
+    "completion_rate": (0.0, 1.0),
+    "late_pickup_rate": (0.0, 1.0),
+    "distance_km": (0.0, np.inf),
+    "load_gap": (0.0, np.inf),
+}
+"""The values a metric can take: its confidence interval is drawn within them."""
+QUALITATIVE_COLORS = (
+    "#4477AA",
+    "#EE6677",
+    "#228833",
+    "#CCBB44",
+    "#66CCEE",
+    "#AA3377",
+    "#BBBBBB",
+    "#000000",
+)
+"""Paul Tol's 'bright' qualitative scheme (colour-blind safe), then black."""
+PAIRED_COLORS = {
+    "better": ("#228833", "first better (CI above 0)"),
+    "worse": ("#EE6677", "first worse (CI below 0)"),
+    "unsure": ("#BBBBBB", "CI includes 0"),
+    "no_ci": ("#BBBBBB", "no CI (fewer than 5 days)"),
+}
 TENSORBOARD_TAGS = {
     "reward": "charts/episodic_return",
     "epsilon": "charts/epsilon",
@@ -160,47 +184,106 @@ def plot_training_curves(
 # --- comparison chart ------------------------------------------------------------------------
 
 
+def _interval_errors(
+    means: np.ndarray, bounds: np.ndarray, value_range: tuple[float, float]
+) -> np.ndarray | None:
+    """Error bar lengths below and above each mean, the interval clipped to ``value_range``
+    (a rate's CI never reaches below 0% or above 100%); None when there is no interval."""
+    if np.isnan(bounds).all():
+        return None
+    clipped = np.clip(bounds, *value_range)
+    return np.nan_to_num(np.abs(np.stack([means - clipped[:, 0], clipped[:, 1] - means])))
+
+
 def plot_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
-    """One panel per metric: each policy's mean with its 95% CI; and the paired reward
-    differences with their CIs."""
+    """One panel per metric: each policy's mean (bars from 0) with its 95% CI clipped to the
+    metric's range, one colour per policy with a legend; and the paired reward differences,
+    coloured by what their CI says. Below five distinct days only the means are drawn."""
+    from matplotlib.patches import Patch
+
+    from rldispatch.reports.report import MIN_DAYS_FOR_CI, plural
+
     policies = list(report["policies"])
-    figure = Figure(figsize=(14, 7))
+    figure = Figure(figsize=(14, 7.5))
     axes = figure.subplots(2, 3).ravel()
-    colors = [f"C{k % 10}" for k in range(len(policies))]
+    colors = [QUALITATIVE_COLORS[k % len(QUALITATIVE_COLORS)] for k in range(len(policies))]
     positions = np.arange(len(policies))
     for axis, (metric, label, scale) in zip(axes, COMPARISON_METRICS, strict=False):
         means = np.array([report["policies"][p][metric]["mean"] for p in policies]) * scale
-        bounds = np.array([report["policies"][p][metric]["ci95"] for p in policies]) * scale
-        errors = np.abs(np.stack([means - bounds[:, 0], bounds[:, 1] - means]))
-        axis.bar(positions, means, yerr=errors, color=colors, capsize=4)
+        bounds = np.array(
+            [report["policies"][p][metric]["ci95"] or [np.nan, np.nan] for p in policies],
+            dtype=float,
+        )
+        value_range = METRIC_RANGES.get(metric, (-np.inf, np.inf))
+        errors = _interval_errors(means, bounds * scale, tuple(v * scale for v in value_range))
+        axis.bar(positions, means, yerr=errors, color=colors, capsize=4, edgecolor="0.2")
+        axis.axhline(0.0, color="k", linewidth=0.8)
         axis.set_xticks(positions, policies, rotation=20)
         axis.set_title(label)
         axis.grid(axis="y", alpha=0.3)
-        if metric == "reward":
-            low = float(np.min(bounds[:, 0]))
-            axis.set_ylim(bottom=min(0.0, low) if low < 0 else low * 0.8)
+        top = float(np.nanmax(np.append(means + (errors[1] if errors is not None else 0), 0)))
+        bottom = float(np.nanmin(np.append(means - (errors[0] if errors is not None else 0), 0)))
+        if metric in ("completion_rate", "late_pickup_rate"):
+            top = max(top, 0.0) if metric == "late_pickup_rate" else 100.0
+        axis.set_ylim(bottom * 1.08, top * 1.08 if top > 0 else 1.0)
     paired = report.get("paired", {})
     axis = axes[len(COMPARISON_METRICS)]
+    paired_legend = []
     if paired:
         names = list(paired)
         means = np.array([paired[n]["reward_diff_mean"] for n in names])
-        bounds = np.array([paired[n]["ci95"] for n in names])
-        errors = np.abs(np.stack([means - bounds[:, 0], bounds[:, 1] - means]))
+        bounds = np.array([paired[n]["ci95"] or [np.nan, np.nan] for n in names], dtype=float)
+        errors = _interval_errors(means, bounds, (-np.inf, np.inf))
+        verdicts = [_paired_verdict(low, high) for low, high in bounds]
         rows = np.arange(len(names))
         axis.barh(
-            rows, means, xerr=errors, color=["C2" if b[0] > 0 else "C3" for b in bounds], capsize=4
+            rows,
+            means,
+            xerr=errors,
+            color=[PAIRED_COLORS[v][0] for v in verdicts],
+            capsize=4,
+            edgecolor="0.2",
         )
         axis.axvline(0.0, color="k", linewidth=0.8)
         axis.set_yticks(rows, [n.replace("_vs_", " − ") for n in names])
-        axis.set_title("paired reward difference (95% CI)")
+        axis.set_title("paired reward difference" + (" (95% CI)" if errors is not None else ""))
         axis.grid(axis="x", alpha=0.3)
+        paired_legend = [
+            Patch(facecolor=PAIRED_COLORS[v][0], edgecolor="0.2", label=PAIRED_COLORS[v][1])
+            for v in dict.fromkeys(verdicts)
+        ]
+        axis.legend(handles=paired_legend, loc="best", fontsize=8)
     else:
         axis.set_axis_off()
-    figure.suptitle(
-        f"{report['scenario']}: {report['episodes']} days, mean and 95% confidence interval"
+    figure.legend(
+        handles=[
+            Patch(facecolor=color, edgecolor="0.2", label=name)
+            for name, color in zip(policies, colors, strict=True)
+        ],
+        loc="lower center",
+        ncol=min(len(policies), 8),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
     )
-    figure.tight_layout()
+    days = int(report.get("days", report["episodes"]))
+    shown = (
+        "mean and 95% confidence interval"
+        if days >= MIN_DAYS_FOR_CI
+        else f"means only (confidence intervals need at least {MIN_DAYS_FOR_CI} days)"
+    )
+    figure.suptitle(f"{report['scenario']}: {plural(days, 'distinct day')}, {shown}")
+    figure.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
     return save_figure(figure, path)
+
+
+def _paired_verdict(low: float, high: float) -> str:
+    if np.isnan(low):
+        return "no_ci"
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "unsure"
 
 
 # --- a day's routes --------------------------------------------------------------------------

@@ -98,12 +98,17 @@ def save_scenario(scenario: Scenario, path: str | Path) -> Path:
     return atomic_write_json(path, scenario_to_dict(scenario))
 
 
-def load_scenario_dir(folder: str | Path) -> list[tuple[Path, Scenario]]:
-    """Every ``*.json`` scenario in a folder, sorted by file name (dates sort in order)."""
+def scenario_paths(folder: str | Path) -> list[Path]:
+    """The ``*.json`` scenario files of a folder, sorted by file name (dates sort in order)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ScenarioError(f"{folder}: no such folder of scenarios")
     paths = sorted(folder.glob("*.json"))
     if not paths:
         raise ScenarioError(f"{folder}: holds no *.json scenario files")
-    return [(path, load_scenario(path)) for path in paths]
+    return paths
+
+
+def load_scenario_dir(folder: str | Path) -> list[tuple[Path, Scenario]]:
+    """Every ``*.json`` scenario in a folder, sorted by file name (dates sort in order)."""
+    return [(path, load_scenario(path)) for path in scenario_paths(folder)]
