@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -179,6 +182,42 @@ def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvCo
     from dataclasses import replace
 
     return replace(base, max_drivers=most)
+
+
+ELAPSED_TICKER = """
+import sys, time
+total, label = float(sys.argv[1]), sys.argv[2]
+start = time.monotonic()
+while True:
+    done = time.monotonic() - start
+    filled = int(24 * min(done / total, 1.0))
+    bar = "#" * filled + "." * (24 - filled)
+    sys.stderr.write(f"\\r{label}: [{bar}] {done:.0f} of ~{total:.0f} s ")
+    sys.stderr.flush()
+    time.sleep(0.5)
+"""
+
+
+@contextmanager
+def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Iterator[None]:
+    """A bar of elapsed against expected seconds on stderr, for a call that reports no
+    progress of its own and holds the interpreter while it runs (OR-Tools' search): the bar is
+    drawn by a small child process, stopped when the call returns."""
+    if not enabled:
+        yield
+        return
+    ticker = subprocess.Popen(
+        [sys.executable, "-c", ELAPSED_TICKER, str(max(1.0, seconds)), description],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        ticker.terminate()
+        ticker.wait()
+        sys.stderr.write("\r" + " " * (len(description) + 48) + "\r")
+        sys.stderr.flush()
 
 
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:

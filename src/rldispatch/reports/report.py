@@ -14,7 +14,9 @@ from typing import Any
 
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.sim.metrics import METRIC_NAMES, DayMetrics
+from rldispatch.text import plural
 
+__all__ = ["MIN_DAYS_FOR_CI", "build_report", "day_summary", "format_table", "plural"]
 MIN_DAYS_FOR_CI = 5
 TABLE_COLUMNS = (
     ("reward", "reward", "{:.1f}"),
@@ -26,11 +28,6 @@ TABLE_COLUMNS = (
     ("pickup_delay_p95_min", "delay p95", "{:.1f}"),
     ("load_gap", "load gap", "{:.1f}"),
 )
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``1 day``, ``2 days``; ``many`` for irregular plurals."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 def too_few_days_reason(days: int) -> str | None:

@@ -19,6 +19,7 @@ from rldispatch.scenarios.history.results import (
 )
 from rldispatch.scenarios.history.schema import HistoryError
 from rldispatch.scenarios.presets import GENEVA_SPEED_FACTOR, GenevaConfig
+from rldispatch.text import plural
 
 MINUTE = timedelta(minutes=1)
 WITHDRAWN_STATUSES = frozenset({"cancelled"})
@@ -323,7 +324,7 @@ def _day_drivers(
 def _malformed_reason(problems: Sequence[RowProblem], shown: int = 3) -> str:
     listed = "; ".join(str(problem) for problem in problems[:shown])
     more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
-    return f"{len(problems)} malformed row(s): {listed}{more}"
+    return f"{plural(len(problems), 'malformed row')}: {listed}{more}"
 
 
 def assemble_days(
@@ -385,7 +386,7 @@ def assemble_days(
             if booking is not None:
                 day_bookings.append(booking)
         notes.extend(
-            f"{count} booking(s) with status {status!r} left out (withdrawn)"
+            f"{plural(count, 'booking')} with status {status!r} left out (withdrawn)"
             for status, count in sorted(withdrawn.items())
         )
         day_shifts = []
