@@ -26,6 +26,11 @@ from rldispatch.sim.metrics import DayMetrics
 DAY_FIELDS = tuple(field.name for field in fields(DayMetrics))
 
 
+DAYS_HELP = (
+    "A scenario file is one day, played once; a folder is played whole unless --episodes caps "
+    "it. Every report says how many distinct days it rests on, and gives no confidence "
+    "interval or p-value below 5 of them."
+)
 STOCHASTIC_POLICIES = frozenset({"random"})
 """Policies whose decisions depend on a random draw: the only ones ``--repeats`` replays."""
 

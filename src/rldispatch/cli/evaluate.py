@@ -10,6 +10,7 @@ from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
+    DAYS_HELP,
     Days,
     add_day_arguments,
     add_hindsight,
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=VERBS["evaluate"],
         description="Play a trained model (and with --compare-baseline every baseline) on "
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
-        "never seen in training or tuning; the preset defaults to the model's own.",
+        "never seen in training or tuning; the preset defaults to the model's own. A --scenarios "
+        f"folder is split by date and its latest dates are held out (and listed). {DAYS_HELP}",
     )
     parser.add_argument(
         "--model",

@@ -6,6 +6,7 @@ import argparse
 
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import (
+    DAYS_HELP,
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
@@ -20,7 +21,11 @@ from rldispatch.training.evaluation import evaluate_policy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("simulate", help=VERBS["simulate"])
+    parser = subparsers.add_parser(
+        "simulate",
+        help=VERBS["simulate"],
+        description=f"Run baseline policies on the same days. {DAYS_HELP}",
+    )
     add_day_arguments(parser)
     parser.add_argument(
         "--policy",
