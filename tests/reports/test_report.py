@@ -89,3 +89,11 @@ def test_held_out_dates_and_the_cap_are_printed():
 def test_plural():
     assert [plural(n, "day") for n in (0, 1, 2)] == ["0 days", "1 day", "2 days"]
     assert plural(1, "trial") == "1 trial"
+
+
+def test_repeats_are_reported_as_repeats_of_one_day():
+    report = report_of(5)
+    report["repeats"] = {"count": 4, "policies": ["random"]}
+    assert "random: mean of 4 runs of each day" in format_table(report)
+    report["repeats"] = {"count": 4, "policies": []}
+    assert "no stochastic policy here; each day is played once" in format_table(report)

@@ -133,6 +133,10 @@ def _days_lines(report: Mapping[str, Any]) -> list[str]:
             f"{', '.join(repeats['policies'])}: mean of {repeats['count']} runs of each day "
             "(stochastic); the other policies play each day once"
         )
+    elif repeats.get("count", 1) > 1:
+        lines.append(
+            f"--repeats {repeats['count']}: no stochastic policy here; each day is played once"
+        )
     return lines
 
 
