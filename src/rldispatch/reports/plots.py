@@ -228,6 +228,10 @@ def plot_training_curves(
         if not curve.values.size:
             axis.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=axis.transAxes)
     for axis in axes:
+        if not axis.has_data():
+            axis.set_xticks([])
+            axis.set_yticks([])
+            continue
         axis.set_xlabel("env steps")
         axis.xaxis.set_major_formatter(FuncFormatter(_thousands))
         axis.grid(alpha=0.3)
