@@ -107,8 +107,3 @@ def scenario_paths(folder: str | Path) -> list[Path]:
     if not paths:
         raise ScenarioError(f"{folder}: holds no *.json scenario files")
     return paths
-
-
-def load_scenario_dir(folder: str | Path) -> list[tuple[Path, Scenario]]:
-    """Every ``*.json`` scenario in a folder, sorted by file name (dates sort in order)."""
-    return [(path, load_scenario(path)) for path in scenario_paths(folder)]
