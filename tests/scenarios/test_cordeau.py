@@ -184,9 +184,9 @@ def test_header_claiming_more_vehicles_than_requests_is_refused_without_building
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ("2 4 480 1e20 30", "field 'capacity' '1e20' is outside"),
+        ("2 4 480 1e20 30", "field 'capacity' '1e20' is out of range"),
         ("2 4 480 3 1e400", "field 'max_ride_time' must be finite"),
-        ("2 4 1e300 3 30", "field 'max_route_duration' '1e300' is outside"),
+        ("2 4 1e300 3 30", "field 'max_route_duration' '1e300' is out of range"),
         ("2 4 480 " + "9" * 400 + " 30", "field 'capacity'"),
     ],
     ids=["capacity-1e20", "ride-time-inf", "route-duration-1e300", "capacity-400-digits"],

@@ -183,7 +183,7 @@ def _number(text: str, where: str, field: str) -> float:
     bound = FIELD_BOUNDS.get(field)
     if bound is not None and abs(value) > bound:
         raise ScenarioError(
-            f"{where}: field '{field}' {_shown(text)} is outside [-{bound:g}, {bound:g}]"
+            f"{where}: field '{field}' {_shown(text)} is out of range (at most {bound:g} in size)"
         )
     return value
 
