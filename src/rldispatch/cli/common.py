@@ -24,8 +24,6 @@ from rldispatch.scenarios.presets import PRESETS, make_preset
 from rldispatch.sim.metrics import DayMetrics
 
 DAY_FIELDS = tuple(field.name for field in fields(DayMetrics))
-
-
 DAYS_HELP = (
     "A scenario file is one day, played once; a folder is played whole unless --episodes caps "
     "it. Every report says how many distinct days it rests on, and gives no confidence "
@@ -52,14 +50,14 @@ class Days:
 
     def report_fields(self) -> dict[str, Any]:
         """What the report says about where its days came from (added to its JSON)."""
-        fields: dict[str, Any] = {}
+        added: dict[str, Any] = {}
         if self.held_out is not None:
-            fields["held_out_days"] = list(self.held_out)
-            fields["folder_days"] = self.folder_days
+            added["held_out_days"] = list(self.held_out)
+            added["folder_days"] = self.folder_days
         if self.available is not None:
-            fields["days_available"] = self.available
-            fields["episodes_cap"] = len(self.scenarios)
-        return fields
+            added["days_available"] = self.available
+            added["episodes_cap"] = len(self.scenarios)
+        return added
 
 
 def add_day_arguments(parser: argparse.ArgumentParser, default_episodes: int = 20) -> None:
