@@ -6,6 +6,7 @@ scenario's ``coords`` is ``"latlon"`` and ``(x, y)`` pairs when it is ``"xy"``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,17 @@ from typing import Any, Literal
 Coords = Literal["latlon", "xy"]
 LATE_AFTER_REQUESTED_MIN = 5.0
 """A pickup more than this many minutes after the requested time counts as late."""
+MAX_MINUTES = 100_000.0
+"""Bound on every time in minutes (horizon, shifts, windows, releases): about 69 days."""
+MAX_SERVICE_MIN = 1440.0
+MAX_SEATS = 1000
+"""Bound on a vehicle's capacity and a booking's load."""
+MAX_XY = 1e6
+"""Bound on the absolute value of an ``xy`` coordinate."""
+MAX_SPEED_KMH = 1000.0
+MAX_DETOUR = 10.0
+MAX_SPEED_FACTOR = 10.0
+MAX_ID_LENGTH = 200
 
 
 class ScenarioError(ValueError):
@@ -78,15 +90,44 @@ class Scenario:
 
 
 def _require_finite(value: float, where: str) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ScenarioError(f"{where}: must be a finite number, got {_shown(value)}")
+    if isinstance(value, int) and abs(value) > 2**53:
+        raise ScenarioError(f"{where}: {_shown(value)} is far too large")
+    if not math.isfinite(value):
         raise ScenarioError(f"{where}: must be a finite number, got {value!r}")
+
+
+def _require_range(value: float, low: float, high: float, where: str) -> None:
+    """``value`` finite and within ``[low, high]``."""
+    _require_finite(value, where)
+    if not low <= value <= high:
+        raise ScenarioError(f"{where}: {_shown(value)} is outside [{low:g}, {high:g}]")
+
+
+def _require_count(value: int, high: int, where: str, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+        raise ScenarioError(
+            f"{where}: {name} must be an integer from 1 to {high}, got {_shown(value)}"
+        )
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr`` of a value, cut short (a 400-digit number or a long string stays one line)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**limit:
+        return f"a {len(str(abs(value)))}-digit integer"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_location(point: tuple[float, float], coords: Coords, where: str) -> None:
     if len(point) != 2:
-        raise ScenarioError(f"{where}: must be a pair of numbers, got {point!r}")
+        raise ScenarioError(f"{where}: must be a pair of numbers, got {_shown(point)}")
     _require_finite(point[0], f"{where}[0]")
     _require_finite(point[1], f"{where}[1]")
+    if coords == "xy":
+        _require_range(point[0], -MAX_XY, MAX_XY, f"{where}[0]")
+        _require_range(point[1], -MAX_XY, MAX_XY, f"{where}[1]")
     if coords == "latlon":
         if not -90.0 <= point[0] <= 90.0:
             raise ScenarioError(f"{where}: latitude {point[0]} is outside [-90, 90]")
@@ -97,77 +138,138 @@ def _check_location(point: tuple[float, float], coords: Coords, where: str) -> N
 def validate_scenario(scenario: Scenario) -> None:
     """Raise :class:`ScenarioError` naming the first field that breaks the format."""
     if scenario.coords not in ("latlon", "xy"):
-        raise ScenarioError(f"coords: must be 'latlon' or 'xy', got {scenario.coords!r}")
+        raise ScenarioError(f"coords: must be 'latlon' or 'xy', got {_shown(scenario.coords)}")
     _require_finite(scenario.horizon_min, "horizon_min")
     if scenario.horizon_min <= 0:
         raise ScenarioError(f"horizon_min: must be positive, got {scenario.horizon_min}")
-    travel = scenario.travel
-    _require_finite(travel.speed_kmh, "travel.speed_kmh")
-    if travel.speed_kmh <= 0:
-        raise ScenarioError(f"travel.speed_kmh: must be positive, got {travel.speed_kmh}")
-    _require_finite(travel.detour, "travel.detour")
-    if travel.detour < 1.0:
-        raise ScenarioError(f"travel.detour: must be at least 1, got {travel.detour}")
-    _require_finite(travel.start_hour, "travel.start_hour")
-    if len(travel.hourly_speed_factor) != 24:
-        raise ScenarioError("travel.hourly_speed_factor: needs 24 values, one per hour")
-    for hour, factor in enumerate(travel.hourly_speed_factor):
-        _require_finite(factor, f"travel.hourly_speed_factor[{hour}]")
-        if factor <= 0:
-            raise ScenarioError(f"travel.hourly_speed_factor[{hour}]: must be positive")
+    _require_range(scenario.horizon_min, 0.0, MAX_MINUTES, "horizon_min")
+    _validate_travel(scenario.travel)
     if not scenario.drivers:
         raise ScenarioError("drivers: the fleet is empty; a scenario needs at least one driver")
     seen: set[str] = set()
     for driver in scenario.drivers:
-        where = f"driver {driver.id!r}"
-        if not driver.id:
-            raise ScenarioError("drivers[].id: must be a non-empty string")
+        where = f"driver {_shown(driver.id)}"
+        _check_id(driver.id, "drivers[].id")
         if driver.id in seen:
             raise ScenarioError(f"{where}: id is used twice")
         seen.add(driver.id)
         _check_location(driver.start, scenario.coords, f"{where}: start")
-        _require_finite(driver.shift[0], f"{where}: shift[0]")
-        _require_finite(driver.shift[1], f"{where}: shift[1]")
+        _require_range(driver.shift[0], -MAX_MINUTES, MAX_MINUTES, f"{where}: shift[0]")
+        _require_range(driver.shift[1], -MAX_MINUTES, MAX_MINUTES, f"{where}: shift[1]")
         if driver.shift[1] <= driver.shift[0]:
             raise ScenarioError(f"{where}: shift ends ({driver.shift[1]}) before it starts")
-        if not isinstance(driver.capacity, int) or driver.capacity < 1:
-            raise ScenarioError(f"{where}: capacity must be a positive integer")
+        _require_count(driver.capacity, MAX_SEATS, where, "capacity")
     seen = set()
     for booking in scenario.bookings:
-        where = f"booking {booking.id!r}"
-        if not booking.id:
-            raise ScenarioError("bookings[].id: must be a non-empty string")
+        where = f"booking {_shown(booking.id)}"
+        _check_id(booking.id, "bookings[].id")
         if booking.id in seen:
             raise ScenarioError(f"{where}: id is used twice")
         seen.add(booking.id)
-        _check_location(booking.pickup, scenario.coords, f"{where}: pickup")
-        _check_location(booking.dropoff, scenario.coords, f"{where}: dropoff")
-        for name in ("release_min", "requested_min", "service_min"):
-            _require_finite(getattr(booking, name), f"{where}: {name}")
-        _require_finite(booking.window[0], f"{where}: window[0]")
-        _require_finite(booking.window[1], f"{where}: window[1]")
-        if booking.window[1] < booking.window[0]:
-            raise ScenarioError(
-                f"{where}: window ends ({booking.window[1]}) before it starts ({booking.window[0]})"
-            )
-        if booking.release_min < 0:
-            raise ScenarioError(f"{where}: release_min must not be negative")
-        if booking.release_min > booking.window[1]:
-            raise ScenarioError(f"{where}: release_min is after the window closes")
-        if booking.service_min < 0:
-            raise ScenarioError(f"{where}: service_min must not be negative")
-        if booking.priority not in (0, 1):
-            raise ScenarioError(f"{where}: priority must be 0 (normal) or 1 (urgent)")
-        if not isinstance(booking.load, int) or booking.load < 1:
-            raise ScenarioError(f"{where}: load must be a positive integer")
+        _validate_booking(booking, scenario.coords, where)
+
+
+def _check_id(identifier: str, where: str) -> None:
+    if not isinstance(identifier, str) or not identifier:
+        raise ScenarioError(f"{where}: must be a non-empty string")
+    if len(identifier) > MAX_ID_LENGTH:
+        raise ScenarioError(
+            f"{where}: {_shown(identifier)} is longer than {MAX_ID_LENGTH} characters"
+        )
+
+
+def _validate_travel(travel: TravelConfig) -> None:
+    _require_finite(travel.speed_kmh, "travel.speed_kmh")
+    if travel.speed_kmh <= 0:
+        raise ScenarioError(f"travel.speed_kmh: must be positive, got {travel.speed_kmh}")
+    _require_range(travel.speed_kmh, 0.0, MAX_SPEED_KMH, "travel.speed_kmh")
+    _require_finite(travel.detour, "travel.detour")
+    if travel.detour < 1.0:
+        raise ScenarioError(f"travel.detour: must be at least 1, got {travel.detour}")
+    _require_range(travel.detour, 1.0, MAX_DETOUR, "travel.detour")
+    _require_finite(travel.start_hour, "travel.start_hour")
+    if not 0.0 <= travel.start_hour < 24.0:
+        raise ScenarioError(
+            f"travel.start_hour: must be a clock hour from 0 to 23, got {_shown(travel.start_hour)}"
+        )
+    if len(travel.hourly_speed_factor) != 24:
+        raise ScenarioError("travel.hourly_speed_factor: needs 24 values, one per hour")
+    for hour, factor in enumerate(travel.hourly_speed_factor):
+        where = f"travel.hourly_speed_factor[{hour}]"
+        _require_finite(factor, where)
+        if factor <= 0:
+            raise ScenarioError(f"{where}: must be positive")
+        _require_range(factor, 0.0, MAX_SPEED_FACTOR, where)
+
+
+def _validate_booking(booking: Booking, coords: Coords, where: str) -> None:
+    _check_location(booking.pickup, coords, f"{where}: pickup")
+    _check_location(booking.dropoff, coords, f"{where}: dropoff")
+    for name in ("release_min", "requested_min"):
+        _require_range(getattr(booking, name), -MAX_MINUTES, MAX_MINUTES, f"{where}: {name}")
+    _require_range(booking.window[0], -MAX_MINUTES, MAX_MINUTES, f"{where}: window[0]")
+    _require_range(booking.window[1], -MAX_MINUTES, MAX_MINUTES, f"{where}: window[1]")
+    _require_finite(booking.service_min, f"{where}: service_min")
+    if booking.window[1] < booking.window[0]:
+        raise ScenarioError(
+            f"{where}: window ends ({booking.window[1]}) before it starts ({booking.window[0]})"
+        )
+    if booking.release_min < 0:
+        raise ScenarioError(f"{where}: release_min must not be negative")
+    if booking.release_min > booking.window[1]:
+        raise ScenarioError(f"{where}: release_min is after the window closes")
+    if booking.service_min < 0:
+        raise ScenarioError(f"{where}: service_min must not be negative")
+    _require_range(booking.service_min, 0.0, MAX_SERVICE_MIN, f"{where}: service_min")
+    if booking.priority not in (0, 1) or isinstance(booking.priority, bool):
+        raise ScenarioError(f"{where}: priority must be 0 (normal) or 1 (urgent)")
+    _require_count(booking.load, MAX_SEATS, where, "load")
 
 
 # --- JSON form -------------------------------------------------------------------------------
 
 
-def _field(record: dict[str, Any], name: str, where: str) -> Any:
+SCENARIO_KEYS = ("name", "coords", "horizon_min", "travel", "drivers", "bookings")
+TRAVEL_KEYS = ("speed_kmh", "detour", "start_hour", "hourly_speed_factor")
+DRIVER_KEYS = ("id", "lat", "lon", "x", "y", "start", "shift", "capacity")
+BOOKING_KEYS = (
+    "id",
+    "release_min",
+    "pickup",
+    "dropoff",
+    "requested_min",
+    "window",
+    "service_min",
+    "priority",
+    "load",
+)
+"""The fields of each record of the JSON form; any other key is refused."""
+
+
+def _object(record: Any, known: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``record`` as an object holding only ``known`` keys; an unknown key is named, with the
+    closest known one as a suggestion."""
     if not isinstance(record, dict):
-        raise ScenarioError(f"{where}: must be an object")
+        raise ScenarioError(f"{where}: must be an object, got {_shown(record)}")
+    for key in record:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ScenarioError(
+                f"{where}: unknown field {_shown(key)}{hint}; known fields: {', '.join(known)}"
+            )
+    return record
+
+
+def _record_name(record: Any, kind: str, index: int) -> str:
+    """``driver 'd1'`` when the record has a usable id, else ``drivers[0]``."""
+    identifier = record.get("id") if isinstance(record, dict) else None
+    if isinstance(identifier, str) and 0 < len(identifier) <= MAX_ID_LENGTH:
+        return f"{kind} {identifier!r}"
+    return f"{kind}s[{index}]"
+
+
+def _field(record: dict[str, Any], name: str, where: str) -> Any:
     if name not in record:
         raise ScenarioError(f"{where}: missing field '{name}'")
     return record[name]
@@ -175,39 +277,41 @@ def _field(record: dict[str, Any], name: str, where: str) -> Any:
 
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{where}: must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ScenarioError(f"{where}: must be a finite number, got {value!r}")
+        raise ScenarioError(f"{where}: must be a number, got {_shown(value)}")
+    _require_finite(value, where)
     return float(value)
 
 
 def _integer(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ScenarioError(f"{where}: must be an integer, got {value!r}")
-    return int(value)
+    number = _number(value, where)
+    if not number.is_integer():
+        raise ScenarioError(f"{where}: must be an integer, got {_shown(value)}")
+    return int(number)
+
+
+def _identifier(value: Any, where: str) -> str:
+    """A record's id: a string, or an integer written as one."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise ScenarioError(f"{where}: id must be a non-empty string, got {_shown(value)}")
+    _check_id(value, where)
+    return value
 
 
 def _pair(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ScenarioError(f"{where}: must be a list of two numbers, got {value!r}")
+        raise ScenarioError(f"{where}: must be a list of two numbers, got {_shown(value)}")
     return (_number(value[0], f"{where}[0]"), _number(value[1], f"{where}[1]"))
 
 
-def scenario_from_dict(data: dict[str, Any]) -> Scenario:
-    """Build a scenario from its JSON form (see DESIGN.md), validating every field."""
-    if not isinstance(data, dict):
-        raise ScenarioError("scenario: the file must hold a JSON object")
-    coords = _field(data, "coords", "scenario")
-    if coords not in ("latlon", "xy"):
-        raise ScenarioError(f"coords: must be 'latlon' or 'xy', got {coords!r}")
-    travel_data = data.get("travel", {})
-    if not isinstance(travel_data, dict):
-        raise ScenarioError("travel: must be an object")
+def _travel_from_dict(value: Any) -> TravelConfig:
+    travel_data = _object(value, TRAVEL_KEYS, "travel")
     defaults = TravelConfig()
     factors = travel_data.get("hourly_speed_factor", defaults.hourly_speed_factor)
-    if not isinstance(factors, (list, tuple)):
+    if not isinstance(factors, (list, tuple)) or len(factors) != 24:
         raise ScenarioError("travel.hourly_speed_factor: must be a list of 24 numbers")
-    travel = TravelConfig(
+    return TravelConfig(
         speed_kmh=_number(travel_data.get("speed_kmh", defaults.speed_kmh), "travel.speed_kmh"),
         detour=_number(travel_data.get("detour", defaults.detour), "travel.detour"),
         start_hour=_number(travel_data.get("start_hour", defaults.start_hour), "travel.start_hour"),
@@ -215,59 +319,88 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
             _number(v, f"travel.hourly_speed_factor[{i}]") for i, v in enumerate(factors)
         ),
     )
+
+
+def _driver_from_dict(record: Any, index: int, coords: Coords) -> Driver:
+    record = _object(record, DRIVER_KEYS, _record_name(record, "driver", index))
+    driver_id = _identifier(_field(record, "id", f"drivers[{index}]"), f"drivers[{index}]")
+    where = f"driver {driver_id!r}"
+    lat_name, lon_name = ("lat", "lon") if coords == "latlon" else ("x", "y")
+    other = {"lat", "lon", "x", "y"} - {lat_name, lon_name}
+    misplaced = sorted(other & set(record))
+    if misplaced:
+        raise ScenarioError(
+            f"{where}: field '{misplaced[0]}' does not fit coords '{coords}' "
+            f"(use {lat_name}, {lon_name})"
+        )
+    if "start" in record:
+        if lat_name in record or lon_name in record:
+            raise ScenarioError(f"{where}: give either start or {lat_name}/{lon_name}, not both")
+        start = _pair(record["start"], f"{where}: start")
+    else:
+        start = (
+            _number(_field(record, lat_name, where), f"{where}: {lat_name}"),
+            _number(_field(record, lon_name, where), f"{where}: {lon_name}"),
+        )
+    return Driver(
+        id=driver_id,
+        start=start,
+        shift=_pair(_field(record, "shift", where), f"{where}: shift"),
+        capacity=_integer(record.get("capacity", 1), f"{where}: capacity"),
+    )
+
+
+def _booking_from_dict(record: Any, index: int) -> Booking:
+    record = _object(record, BOOKING_KEYS, _record_name(record, "booking", index))
+    booking_id = _identifier(_field(record, "id", f"bookings[{index}]"), f"bookings[{index}]")
+    where = f"booking {booking_id!r}"
+    return Booking(
+        id=booking_id,
+        release_min=_number(_field(record, "release_min", where), f"{where}: release_min"),
+        pickup=_pair(_field(record, "pickup", where), f"{where}: pickup"),
+        dropoff=_pair(_field(record, "dropoff", where), f"{where}: dropoff"),
+        requested_min=_number(_field(record, "requested_min", where), f"{where}: requested_min"),
+        window=_pair(_field(record, "window", where), f"{where}: window"),
+        service_min=_number(record.get("service_min", 2.0), f"{where}: service_min"),
+        priority=_integer(record.get("priority", 0), f"{where}: priority"),
+        load=_integer(record.get("load", 1), f"{where}: load"),
+    )
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """Build a scenario from its JSON form (see DESIGN.md), validating every field.
+
+    Unknown keys are refused at every level (with the closest known key as a suggestion), and
+    every number must be finite and within the bounds of :func:`validate_scenario`.
+    """
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario: the file must hold a JSON object")
+    data = _object(data, SCENARIO_KEYS, "scenario")
+    coords = _field(data, "coords", "scenario")
+    if coords not in ("latlon", "xy"):
+        raise ScenarioError(f"coords: must be 'latlon' or 'xy', got {_shown(coords)}")
+    name = data.get("name", "scenario")
+    if not isinstance(name, str) or len(name) > MAX_ID_LENGTH:
+        raise ScenarioError(
+            f"name: must be a string of at most {MAX_ID_LENGTH} characters, got {_shown(name)}"
+        )
+    travel = _travel_from_dict(data.get("travel", {}))
     drivers_data = _field(data, "drivers", "scenario")
     if not isinstance(drivers_data, list):
         raise ScenarioError("drivers: must be a list")
-    drivers = []
-    for index, record in enumerate(drivers_data):
-        where = f"drivers[{index}]"
-        driver_id = str(_field(record, "id", where))
-        where = f"driver {driver_id!r}"
-        if "start" in record:
-            start = _pair(record["start"], f"{where}: start")
-        else:
-            lat_name, lon_name = ("lat", "lon") if coords == "latlon" else ("x", "y")
-            start = (
-                _number(_field(record, lat_name, where), f"{where}: {lat_name}"),
-                _number(_field(record, lon_name, where), f"{where}: {lon_name}"),
-            )
-        drivers.append(
-            Driver(
-                id=driver_id,
-                start=start,
-                shift=_pair(_field(record, "shift", where), f"{where}: shift"),
-                capacity=_integer(record.get("capacity", 1), f"{where}: capacity"),
-            )
-        )
     bookings_data = _field(data, "bookings", "scenario")
     if not isinstance(bookings_data, list):
         raise ScenarioError("bookings: must be a list")
-    bookings = []
-    for index, record in enumerate(bookings_data):
-        where = f"bookings[{index}]"
-        booking_id = str(_field(record, "id", where))
-        where = f"booking {booking_id!r}"
-        bookings.append(
-            Booking(
-                id=booking_id,
-                release_min=_number(_field(record, "release_min", where), f"{where}: release_min"),
-                pickup=_pair(_field(record, "pickup", where), f"{where}: pickup"),
-                dropoff=_pair(_field(record, "dropoff", where), f"{where}: dropoff"),
-                requested_min=_number(
-                    _field(record, "requested_min", where), f"{where}: requested_min"
-                ),
-                window=_pair(_field(record, "window", where), f"{where}: window"),
-                service_min=_number(record.get("service_min", 2.0), f"{where}: service_min"),
-                priority=_integer(record.get("priority", 0), f"{where}: priority"),
-                load=_integer(record.get("load", 1), f"{where}: load"),
-            )
-        )
     return Scenario(
-        name=str(data.get("name", "scenario")),
+        name=name,
         coords=coords,
         horizon_min=_number(_field(data, "horizon_min", "scenario"), "horizon_min"),
-        drivers=tuple(drivers),
-        bookings=tuple(bookings),
+        drivers=tuple(
+            _driver_from_dict(record, index, coords) for index, record in enumerate(drivers_data)
+        ),
+        bookings=tuple(
+            _booking_from_dict(record, index) for index, record in enumerate(bookings_data)
+        ),
         travel=travel,
     )
 

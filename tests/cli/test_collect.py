@@ -65,7 +65,7 @@ def test_a_skipped_day_is_printed_with_its_reason(history_url, tmp_path, capsys)
     assert code == 0
     assert not (tmp_path / "days" / "2025-10-21.json").exists()
     printed = capsys.readouterr().out
-    assert "skipped 2025-10-21: 1 malformed row(s): booking '2025-10-21-b4': pickup_lat" in printed
+    assert "skipped 2025-10-21: 1 malformed row: booking '2025-10-21-b4': pickup_lat" in printed
 
 
 def test_a_bad_since_date_exits_with_code_2(history_url, tmp_path, capsys):

@@ -167,3 +167,47 @@ def test_export_onnx_says_a_pairwise_model_is_served_as_it_is(
     assert code == 2
     assert "pairwise model is served as it is" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_evaluate_on_one_scenario_file_reports_one_day_and_no_interval(
+    pairwise_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rldispatch.scenarios.files import save_scenario
+    from rldispatch.scenarios.presets import make_preset
+
+    day = save_scenario(make_preset("classic", 1), tmp_path / "2025-10-01.json")
+    report_path = tmp_path / "report.json"
+    model = pairwise_run / "run" / "best_model.safetensors"
+    code = main(
+        ["evaluate", "--model", str(model), "--scenario", str(day)]
+        + ["--compare-baseline", "--json", str(report_path)]
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["days"] == report["episodes"] == 1
+    assert report["paired"]["pairwise_vs_nearest"]["p_value"] is None
+    out = capsys.readouterr().out
+    assert "1 distinct day, mean only" in out and "p =" not in out
+
+
+def test_evaluate_on_a_folder_of_six_days_names_the_held_out_date(
+    pairwise_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rldispatch.scenarios.files import save_scenario
+    from rldispatch.scenarios.presets import make_preset
+
+    for k in range(1, 7):
+        save_scenario(make_preset("classic", k), tmp_path / "days" / f"2025-10-0{k}.json")
+    report_path = tmp_path / "report.json"
+    model = pairwise_run / "run" / "best_model.safetensors"
+    code = main(
+        ["evaluate", "--model", str(model), "--scenarios", str(tmp_path / "days")]
+        + ["--compare-baseline", "--json", str(report_path)]
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["held_out_days"] == ["2025-10-06"] and report["folder_days"] == 6
+    assert report["statistics"]["intervals"] is False
+    out = capsys.readouterr().out
+    assert "held out (the latest dates of the folder's 6, never trained on): 2025-10-06" in out
+    assert "CI" not in out and "p =" not in out

@@ -11,15 +11,16 @@ CORDEAU_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmark
 
 def test_simulate_writes_the_report_contract(tmp_path, capsys):
     out = tmp_path / "report.json"
-    code = main(["simulate", "--preset", "geneva", "--episodes", "3", "--json", str(out)])
+    code = main(["simulate", "--preset", "classic", "--episodes", "5", "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
     for name in ("random", "nearest", "insertion", "matching"):
         assert name in table
     report = json.loads(out.read_text())
-    assert report["scenario"] == "geneva"
-    assert report["episodes"] == 3
-    assert report["seeds"] == [0, 1, 2]
+    assert report["scenario"] == "classic"
+    assert report["episodes"] == report["days"] == 5
+    assert report["seeds"] == [0, 1, 2, 3, 4]
+    assert report["statistics"]["intervals"] is True
     for policy in report["policies"].values():
         for metric in METRIC_NAMES:
             low, high = policy[metric]["ci95"]
@@ -106,3 +107,78 @@ def test_scenarios_folder_is_split_by_date_for_evaluation(tmp_path):
     held_out = days_from_args(args, folder_part="held_out")
     assert training.labels == ["2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04"]
     assert held_out.labels == ["2025-10-05"]
+
+
+def write_days(folder, count: int, preset: str = "classic") -> list[str]:
+    from rldispatch.scenarios.files import save_scenario
+    from rldispatch.scenarios.presets import make_preset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = [f"2025-10-{k + 1:02d}" for k in range(count)]
+    for k, label in enumerate(labels):
+        save_scenario(make_preset(preset, k), folder / f"{label}.json")
+    return labels
+
+
+def test_one_scenario_file_is_one_day_played_once(tmp_path, capsys):
+    write_days(tmp_path / "days", 1)
+    out = tmp_path / "r.json"
+    path = tmp_path / "days" / "2025-10-01.json"
+    code = main(["simulate", "--scenario", str(path), "--policy", "nearest", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["episodes"] == report["days"] == 1 and report["seeds"] == ["2025-10-01"]
+    assert report["policies"]["nearest"]["reward"]["ci95"] is None
+    assert "only 1 distinct day" in report["statistics"]["reason"]
+    assert "1 distinct day, mean only" in capsys.readouterr().out
+
+
+def test_more_episodes_of_one_scenario_file_are_refused(tmp_path, capsys):
+    write_days(tmp_path, 1)
+    path = tmp_path / "2025-10-01.json"
+    code = main(["simulate", "--scenario", str(path), "--episodes", "30"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--repeats" in err[0]
+
+
+def test_a_folder_is_played_whole(tmp_path):
+    labels = write_days(tmp_path / "days", 25)
+    out = tmp_path / "r.json"
+    code = main(
+        ["simulate", "--scenarios", str(tmp_path / "days"), "--policy", "nearest"]
+        + ["--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["days"] == 25 and report["seeds"] == labels
+    assert "days_available" not in report
+
+
+def test_episodes_caps_a_folder_and_the_cap_is_printed(tmp_path, capsys):
+    write_days(tmp_path / "days", 7)
+    out = tmp_path / "r.json"
+    code = main(
+        ["simulate", "--scenarios", str(tmp_path / "days"), "--policy", "nearest"]
+        + ["--episodes", "6", "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["days"] == 6 and report["days_available"] == 7 and report["episodes_cap"] == 6
+    assert "--episodes 6 played the first 6 days of 7" in capsys.readouterr().out
+
+
+def test_repeats_replay_only_the_stochastic_policy_and_keep_one_figure_per_day(tmp_path):
+    write_days(tmp_path / "days", 2)
+    reports = []
+    for repeats in ("1", "3"):
+        out = tmp_path / f"r{repeats}.json"
+        code = main(
+            ["simulate", "--scenarios", str(tmp_path / "days"), "--repeats", repeats]
+            + ["--json", str(out)]
+        )
+        assert code == 0
+        reports.append(json.loads(out.read_text()))
+    once, thrice = reports
+    assert thrice["days"] == 2 and thrice["repeats"] == {"count": 3, "policies": ["random"]}
+    assert thrice["policies"]["nearest"] == once["policies"]["nearest"]
+    assert thrice["policies"]["random"]["reward"] != once["policies"]["random"]["reward"]

@@ -95,3 +95,79 @@ def test_routes_keep_every_served_booking_in_pickup_order_and_mark_late_ones(tmp
         assert np.all(np.diff(times) >= 0)
     out = plot_routes(day, tmp_path / "routes.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def fleet_document() -> dict:
+    """A pairwise run's metrics: day records with their fleet size."""
+    rng = np.random.default_rng(0)
+    days = []
+    for k in range(1, 121):
+        drivers = int(rng.choice([5, 12, 20, 30]))
+        days.append(
+            {
+                "steps": 100 * k,
+                "reward": 100.0 * drivers + rng.normal(0, 20),
+                "late_pickup_rate": 0.1,
+                "epsilon": 0.05,
+                "td_loss": 0.5,
+                "q_mean": 3.0,
+                "drivers": drivers,
+            }
+        )
+    return {"days": days, "evaluations": [{"steps": 6000, "reward": 1800.0}]}
+
+
+def test_pairwise_curves_keep_each_days_fleet_size(tmp_path) -> None:
+    path = tmp_path / "training_metrics.json"
+    path.write_text(json.dumps(fleet_document()))
+    curves = load_training_curves(path)
+    assert sorted(set(curves["reward"].drivers.tolist())) == [5, 12, 20, 30]
+    assert curves["reward"].drivers.size == curves["reward"].values.size
+    out = plot_training_curves(curves, tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_a_flat_runs_curves_have_no_fleet_sizes(tmp_path) -> None:
+    path = tmp_path / "training_metrics.json"
+    path.write_text(json.dumps(metrics_document()))
+    assert load_training_curves(path)["reward"].drivers is None
+
+
+def test_fleet_bands_cover_every_size_once() -> None:
+    from rldispatch.reports.plots import fleet_bands
+
+    assert fleet_bands(np.array([5, 5, 7])) == [(5, 5), (7, 7)]
+    bands = fleet_bands(np.arange(5, 31))
+    assert len(bands) == 4 and bands[0][0] == 5 and bands[-1][1] == 30
+    assert all(bands[k][1] < bands[k + 1][0] for k in range(3))
+
+
+def test_interval_errors_are_clipped_to_the_metrics_range() -> None:
+    from rldispatch.reports.plots import _interval_errors
+
+    means = np.array([0.02, 0.5])
+    bounds = np.array([[-0.03, 0.07], [0.4, 0.6]])
+    errors = _interval_errors(means, bounds, (0.0, 1.0))
+    np.testing.assert_allclose(errors, [[0.02, 0.1], [0.05, 0.1]])
+    assert _interval_errors(means, np.full((2, 2), np.nan), (0.0, 1.0)) is None
+
+
+def test_comparison_chart_of_a_report_with_too_few_days_for_intervals(tmp_path) -> None:
+    policies = {"nearest": make_baseline("nearest"), "insertion": make_baseline("insertion")}
+    days = [make_preset("classic", 5)]
+    report = build_report(
+        "classic", [5], evaluate_policies(policies, days), [("insertion", "nearest")]
+    )
+    assert report["policies"]["nearest"]["reward"]["ci95"] is None
+    out = plot_comparison(report, tmp_path / "comparison.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_route_panels_and_driver_colours(tmp_path) -> None:
+    from rldispatch.reports.plots import plot_route_panels
+    from rldispatch.reports.route_map import driver_colors
+
+    assert len(set(driver_colors(10))) == 10 and len(set(driver_colors(30))) == 30
+    day = record_routes(make_baseline("nearest"), make_preset("classic", 3))
+    out = plot_route_panels(day, tmp_path / "panels.png")
+    assert out.read_bytes()[:8] == PNG_SIGNATURE

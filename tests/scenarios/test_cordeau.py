@@ -149,3 +149,62 @@ def test_instance_arrays_are_read_only():
     instance = read_cordeau(cordeau_dir() / "a2-16.txt")
     with pytest.raises(ValueError):
         instance.pickup_xy[0, 0] = 1.0
+
+
+def small_instance_text(header: str = "2 4 480 3 30") -> str:
+    """A two-request instance written in the published format (no shared files needed)."""
+    nodes = [
+        "0 0.0 0.0 0 0 0 1440",
+        "1 1.0 2.0 3 1 0 1440",
+        "2 -2.0 1.0 3 1 60 75",
+        "3 4.0 4.0 3 -1 100 115",
+        "4 -3.0 -1.0 3 -1 0 1440",
+        "5 0.0 0.0 0 0 0 1440",
+    ]
+    return header + "\n" + "\n".join(nodes) + "\n"
+
+
+def write_instance(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "small.txt"
+    path.write_text(text)
+    return path
+
+
+def test_small_instance_reads(tmp_path):
+    instance = read_cordeau(write_instance(tmp_path, small_instance_text()))
+    assert instance.n_requests == 2 and instance.n_vehicles == 2 and instance.capacity == 3
+
+
+def test_header_claiming_more_vehicles_than_requests_is_refused_without_building_them(tmp_path):
+    path = write_instance(tmp_path, small_instance_text("100000000 4 480 3 30"))
+    with pytest.raises(ScenarioError, match="'vehicles' is 100000000, more than the 2 requests"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("2 4 480 1e20 30", "field 'capacity' '1e20' is out of range"),
+        ("2 4 480 3 1e400", "field 'max_ride_time' must be finite"),
+        ("2 4 1e300 3 30", "field 'max_route_duration' '1e300' is out of range"),
+        ("2 4 480 " + "9" * 400 + " 30", "field 'capacity'"),
+    ],
+    ids=["capacity-1e20", "ride-time-inf", "route-duration-1e300", "capacity-400-digits"],
+)
+def test_header_numbers_are_bounded(tmp_path, header, expected):
+    with pytest.raises(ScenarioError, match=expected) as caught:
+        read_cordeau(write_instance(tmp_path, small_instance_text(header)))
+    assert "line 1" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_node_coordinates_are_bounded(tmp_path):
+    text = small_instance_text().replace("1 1.0 2.0 3 1", "1 1e300 2.0 3 1")
+    with pytest.raises(ScenarioError, match="line 3: field 'x'"):
+        read_cordeau(write_instance(tmp_path, text))
+
+
+def test_binary_instance_file_is_one_line(tmp_path):
+    path = tmp_path / "binary.txt"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ScenarioError, match="not a text file"):
+        read_cordeau(path)

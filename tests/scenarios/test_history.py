@@ -244,7 +244,7 @@ def test_withdrawn_bookings_are_left_out_and_noted(engine):
 
     assert len(collected.scenario.bookings) == len(expected[0].bookings) - 1
     assert booking_id not in {b.id for b in collected.scenario.bookings}
-    assert collected.notes == ("1 booking(s) with status 'cancelled' left out (withdrawn)",)
+    assert collected.notes == ("1 booking with status 'cancelled' left out (withdrawn)",)
 
 
 def test_booking_without_any_time_is_reported_on_no_day(engine):

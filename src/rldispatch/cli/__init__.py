@@ -40,6 +40,7 @@ def build_parser(verb: str | None = None, argv: list[str] | None = None) -> argp
     parser = argparse.ArgumentParser(
         prog="rldispatch", description="Learn, evaluate and serve ride dispatch policies."
     )
+    parser.add_argument("--version", action="version", version=f"rldispatch {package_version()}")
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for name, summary in VERBS.items():
         if name != verb:
@@ -51,6 +52,18 @@ def build_parser(verb: str | None = None, argv: list[str] | None = None) -> argp
         else:
             module.register(subparsers)
     return parser
+
+
+def package_version() -> str:
+    """The installed package's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rldispatch")
+    except PackageNotFoundError:
+        from rldispatch import __version__
+
+        return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from rldispatch.scenarios.history import (
     masked_url,
     write_scenarios,
 )
+from rldispatch.text import plural
 
 DB_URL_ENV = "RLDISPATCH_HISTORY_DB"
 EXAMPLES = f"""examples:
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {skipped.day}: {skipped.reason}{kept}")
     for problem in result.unplaced:
         print(f"not on any day: {problem}")
-    print(f"{len(paths)} day(s) written to {args.out}, {len(result.skipped)} skipped")
+    print(f"{plural(len(paths), 'day')} written to {args.out}, {len(result.skipped)} skipped")
     if args.json is not None:
         summary = {
             "source": source,

@@ -3,26 +3,61 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from rldispatch.cli import CliError
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
-from rldispatch.reports.stats import mean_ci
+from rldispatch.policies.base import Policy
+from rldispatch.reports.report import day_summary
 from rldispatch.scenarios.days import split_days_by_date
-from rldispatch.scenarios.files import load_scenario, load_scenario_dir
+from rldispatch.scenarios.files import load_scenario, scenario_paths
 from rldispatch.scenarios.presets import PRESETS, make_preset
 from rldispatch.sim.metrics import DayMetrics
+
+DAY_FIELDS = tuple(field.name for field in fields(DayMetrics))
+DAYS_HELP = (
+    "A scenario file is one day, played once; a folder is played whole unless --episodes caps "
+    "it. Every report says how many distinct days it rests on, and gives no confidence "
+    "interval or p-value below 5 of them."
+)
+STOCHASTIC_POLICIES = frozenset({"random"})
+"""Policies whose decisions depend on a random draw: the only ones ``--repeats`` replays."""
 
 
 @dataclass(frozen=True)
 class Days:
-    """The days a command runs on, with a label per day for the report."""
+    """The days a command runs on, with a label per day for the report.
+
+    ``held_out`` lists the dates held out of a folder (the days played), ``available`` the
+    number of days the source had when ``--episodes`` capped it (None when not capped).
+    """
 
     name: str
     scenarios: list[Scenario]
     labels: list[int | str]
+    held_out: list[str] | None = None
+    available: int | None = None
+    folder_days: int | None = None
+
+    def report_fields(self) -> dict[str, Any]:
+        """What the report says about where its days came from (added to its JSON)."""
+        added: dict[str, Any] = {}
+        if self.held_out is not None:
+            added["held_out_days"] = list(self.held_out)
+            added["folder_days"] = self.folder_days
+        if self.available is not None:
+            added["days_available"] = self.available
+            added["episodes_cap"] = len(self.scenarios)
+        return added
 
 
 def add_day_arguments(parser: argparse.ArgumentParser, default_episodes: int = 20) -> None:
@@ -30,16 +65,35 @@ def add_day_arguments(parser: argparse.ArgumentParser, default_episodes: int = 2
     source.add_argument(
         "--preset", choices=sorted(PRESETS), help="synthetic days of a preset (default: geneva)"
     )
-    source.add_argument("--scenario", type=Path, help="one day: a scenario JSON or Cordeau .txt")
-    source.add_argument("--scenarios", type=Path, help="a folder of scenario JSON files")
+    source.add_argument(
+        "--scenario", type=Path, help="one day: a scenario JSON or Cordeau .txt, played once"
+    )
+    source.add_argument(
+        "--scenarios", type=Path, help="a folder of scenario JSON files, one day each"
+    )
     parser.add_argument(
-        "--episodes", type=positive_int, default=default_episodes, help="number of days"
+        "--episodes",
+        type=positive_int,
+        default=None,
+        help=f"preset days to play (default {default_episodes}); with --scenarios, a cap on "
+        "the folder's days (default: all of them)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=1,
+        help="play each day this many times with a stochastic policy (random) and report its "
+        "mean per day; deterministic policies play each day once (default 1)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the first day")
+    parser.set_defaults(default_episodes=default_episodes)
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
@@ -55,27 +109,71 @@ def days_from_args(
 ) -> Days:
     """The days named by ``--preset``, ``--scenario`` or ``--scenarios``.
 
-    Preset days have seeds ``first_preset_seed + --seed + k``; a single scenario file is
-    played ``--episodes`` times; a folder gives its first ``--episodes`` days by file name,
-    from all of them (``folder_part="all"``) or, split by date, from the earlier training
-    days (``"training"``) or the later held-out days (``"held_out"``).
+    Preset days have seeds ``first_preset_seed + --seed + k``, ``--episodes`` of them; a
+    scenario file is one day, played once; a folder gives every day by file name, from all of
+    them (``folder_part="all"``) or, split by date, from the earlier training days
+    (``"training"``) or the later held-out days (``"held_out"``), the first ``--episodes``
+    only when it is given.
     """
+    episodes = getattr(args, "episodes", None)
     if args.scenario is not None:
+        if episodes is not None and episodes > 1:
+            raise CliError(
+                f"--episodes {episodes}: a scenario file is one day and is played once; give a "
+                "folder (--scenarios) for more days, or --repeats N to replay a stochastic policy"
+            )
         scenario = load_scenario(args.scenario)
-        return Days(scenario.name, [scenario] * args.episodes, list(range(args.episodes)))
+        return Days(scenario.name, [scenario], [args.scenario.stem])
     if args.scenarios is not None:
         if folder_part == "all":
-            loaded = load_scenario_dir(args.scenarios)[: args.episodes]
+            paths = scenario_paths(args.scenarios)
+            folder_days = len(paths)
         else:
             training, held_out = split_days_by_date(args.scenarios)
             paths = training if folder_part == "training" else held_out
-            loaded = [(path, load_scenario(path)) for path in paths[: args.episodes]]
+            folder_days = len(training) + len(held_out)
+        capped = episodes is not None and episodes < len(paths)
+        chosen = paths[:episodes] if capped else paths
         return Days(
             str(args.scenarios),
-            [scenario for _, scenario in loaded],
-            [path.stem for path, _ in loaded],
+            [load_scenario(path) for path in chosen],
+            [path.stem for path in chosen],
+            held_out=[path.stem for path in chosen] if folder_part == "held_out" else None,
+            available=len(paths) if capped else None,
+            folder_days=folder_days,
         )
-    return preset_days(args.preset or "geneva", first_preset_seed + args.seed, args.episodes)
+    count = episodes if episodes is not None else getattr(args, "default_episodes", 20)
+    return preset_days(args.preset or "geneva", first_preset_seed + args.seed, count)
+
+
+def repeat_stochastic(
+    results: dict[str, list[DayMetrics]],
+    policies: Mapping[str, Policy],
+    days: Days,
+    env_config: EnvConfig | None,
+    repeats: int,
+) -> dict[str, Any]:
+    """Replay each stochastic policy ``repeats - 1`` more times on the same days and keep its
+    mean per day, so every policy still has one figure per distinct day. Returns the report's
+    ``repeats`` field."""
+    from rldispatch.training.evaluation import evaluate_policy
+
+    stochastic = [name for name, policy in policies.items() if policy.name in STOCHASTIC_POLICIES]
+    if repeats > 1:
+        for name in stochastic:
+            runs = [results[name]] + [
+                evaluate_policy(policies[name], days.scenarios, env_config, progress=True)
+                for _ in range(repeats - 1)
+            ]
+            results[name] = [mean_day(day_runs) for day_runs in zip(*runs, strict=True)]
+    return {"count": repeats, "policies": stochastic if repeats > 1 else []}
+
+
+def mean_day(runs: Sequence[DayMetrics]) -> DayMetrics:
+    """The mean figures of several runs of one day."""
+    return DayMetrics(
+        **{name: float(np.mean([getattr(run, name) for run in runs])) for name in DAY_FIELDS}
+    )
 
 
 def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvConfig:
@@ -87,6 +185,42 @@ def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvCo
     from dataclasses import replace
 
     return replace(base, max_drivers=most)
+
+
+ELAPSED_TICKER = """
+import sys, time
+total, label = float(sys.argv[1]), sys.argv[2]
+start = time.monotonic()
+while True:
+    done = time.monotonic() - start
+    filled = int(24 * min(done / total, 1.0))
+    bar = "#" * filled + "." * (24 - filled)
+    sys.stderr.write(f"\\r{label}: [{bar}] {done:.0f} of ~{total:.0f} s ")
+    sys.stderr.flush()
+    time.sleep(0.5)
+"""
+
+
+@contextmanager
+def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Iterator[None]:
+    """A bar of elapsed against expected seconds on stderr, for a call that reports no
+    progress of its own and holds the interpreter while it runs (OR-Tools' search): the bar is
+    drawn by a small child process, stopped when the call returns."""
+    if not enabled:
+        yield
+        return
+    ticker = subprocess.Popen(
+        [sys.executable, "-c", ELAPSED_TICKER, str(max(1.0, seconds)), description],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        ticker.terminate()
+        ticker.wait()
+        sys.stderr.write("\r" + " " * (len(description) + 48) + "\r")
+        sys.stderr.flush()
 
 
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +251,6 @@ def add_hindsight(
     results["hindsight"] = hindsight_metrics(days, time_limit_s, progress=True)
     best = [day.reward for day in results["hindsight"]]
     extra["regret"] = {
-        name: mean_ci([b - day.reward for b, day in zip(best, metrics, strict=True)])
+        name: day_summary([b - day.reward for b, day in zip(best, metrics, strict=True)])
         for name, metrics in online.items()
     }

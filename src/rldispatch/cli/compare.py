@@ -10,7 +10,12 @@ from rldispatch.agents.config_fields import ConfigError
 from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_files import LearnedModel, ModelFileError, load_learned_model
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
+from rldispatch.cli.common import (
+    add_day_arguments,
+    env_config_for,
+    positive_int,
+    repeat_stochastic,
+)
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
@@ -141,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(error)) from error
     names = list(policies)
     pairs = [(names[0], other) for other in names[1:]]
-    extra = {"models": {label: model.info() for label, model in models.items()}}
+    extra = {
+        "models": {label: model.info() for label, model in models.items()},
+        "repeats": repeat_stochastic(results, policies, days, default_config, args.repeats),
+        **days.report_fields(),
+    }
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:

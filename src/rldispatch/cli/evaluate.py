@@ -10,11 +10,13 @@ from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
+    DAYS_HELP,
     Days,
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
     days_from_args,
+    repeat_stochastic,
 )
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
@@ -32,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=VERBS["evaluate"],
         description="Play a trained model (and with --compare-baseline every baseline) on "
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
-        "never seen in training or tuning; the preset defaults to the model's own.",
+        "never seen in training or tuning; the preset defaults to the model's own. A --scenarios "
+        f"folder is split by date and its latest dates are held out (and listed). {DAYS_HELP}",
     )
     parser.add_argument(
         "--model",
@@ -72,14 +75,17 @@ def run(args: argparse.Namespace) -> int:
     policies: dict[str, Policy] = {name: model.policy}
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
+    env_config = model.env_config_for(days.scenarios)
     try:
-        results = evaluate_policies(
-            policies, days.scenarios, model.env_config_for(days.scenarios), progress=True
-        )
+        results = evaluate_policies(policies, days.scenarios, env_config, progress=True)
     except ModelFileError as error:
         raise CliError(str(error)) from error
     pairs = [(name, other) for other in policies if other != name]
-    extra: dict[str, Any] = {"model": model.info()}
+    extra: dict[str, Any] = {
+        "model": model.info(),
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        **days.report_fields(),
+    }
     if args.hindsight:
         add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)

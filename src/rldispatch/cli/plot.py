@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import VERBS, CliError
+from rldispatch.cli.common import env_config_for, positive_int
+from rldispatch.domain import ScenarioError
+from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.plots import (
+    DayRoutes,
     load_training_curves,
     plot_comparison,
+    plot_route_panels,
     plot_routes,
     plot_training_curves,
     record_routes,
 )
-from rldispatch.scenarios.files import load_scenario
+from rldispatch.scenarios.files import load_scenario, parse_json_text, read_limited_bytes
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
+
+REPORT_JSON_DEPTH = 16
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "source", type=Path, help="run folder, training_metrics.json or TensorBoard log folder"
     )
     training.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    training.add_argument(
+        "--window", type=positive_int, default=50, help="days in the moving mean (default 50)"
+    )
 
     report = kinds.add_parser("report", help="comparison chart of an evaluate/compare report")
     report.add_argument("report", type=Path, help="report JSON")
@@ -51,28 +61,80 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"seed of the preset day (default {HELD_OUT_SEEDS.start}, the first held-out day)",
     )
     routes.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    routes.add_argument(
+        "--per-driver",
+        action="store_true",
+        help="also a panel per driver, written beside --out as NAME-drivers.png",
+    )
+    for kind in (training, report, routes):
+        kind.add_argument("--json", type=Path, help="write what was plotted as JSON here")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    summary: dict[str, Any] = {"kind": args.kind}
     if args.kind == "training":
-        curves = load_training_curves(args.source)
-        if curves["reward"].steps.size == 0:
-            raise CliError(f"{args.source}: no episodes recorded yet")
-        path = plot_training_curves(curves, args.out, title=f"training: {args.source}")
-    elif args.kind == "report":
         try:
-            report = json.loads(args.report.read_text(encoding="utf-8"))
-            path = plot_comparison(report, args.out)
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            curves = load_training_curves(args.source)
+        except (ValueError, KeyError, TypeError) as error:
+            raise CliError(f"{args.source}: not readable training metrics ({error})") from None
+        reward = curves["reward"]
+        if reward.steps.size == 0:
+            raise CliError(f"{args.source}: no episodes recorded yet")
+        paths = [
+            plot_training_curves(
+                curves, args.out, title=f"training: {args.source}", window=args.window
+            )
+        ]
+        summary |= {
+            "source": str(args.source),
+            "days": int(reward.steps.size),
+            "evaluations": int(curves["eval_reward"].steps.size),
+            "fleet_sizes": sorted({int(n) for n in reward.drivers})
+            if reward.drivers is not None
+            else None,
+        }
+    elif args.kind == "report":
+        report = read_report(args.report)
+        try:
+            paths = [plot_comparison(report, args.out)]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CliError(f"{args.report}: not a report JSON ({error})") from error
+        summary |= {
+            "report": str(args.report),
+            "policies": list(report["policies"]),
+            "days": report.get("days", report.get("episodes")),
+        }
     else:
-        path = plot_day(args)
-    print(f"plot written to {path}")
+        paths, day = plot_day(args)
+        summary |= {
+            "scenario": day.scenario.name,
+            "policy": day.policy,
+            "drivers": len(day.scenario.drivers),
+            "metrics": day.metrics.as_dict(),
+        }
+    for path in paths:
+        print(f"plot written to {path}")
+    if args.json is not None:
+        atomic_write_json(args.json, {**summary, "png": [str(path) for path in paths]})
+        print(f"summary written to {args.json}")
     return 0
 
 
-def plot_day(args: argparse.Namespace) -> Path:
+def read_report(path: Path) -> dict:
+    """A report JSON file as a dict; anything else is one :class:`CliError` line."""
+    try:
+        report = parse_json_text(
+            read_limited_bytes(path, what="report file"), str(path), REPORT_JSON_DEPTH
+        )
+    except ScenarioError as error:
+        raise CliError(str(error)) from None
+    if not isinstance(report, dict) or not isinstance(report.get("policies"), dict):
+        raise CliError(f"{path}: not a report JSON (no 'policies' object)")
+    return report
+
+
+def plot_day(args: argparse.Namespace) -> tuple[list[Path], DayRoutes]:
     model = None
     if args.model is not None:
         try:
@@ -85,9 +147,15 @@ def plot_day(args: argparse.Namespace) -> Path:
         policy = make_baseline(args.policy)
         preset = args.preset or "geneva"
     scenario = load_scenario(args.scenario) if args.scenario else make_preset(preset, args.day_seed)
-    env_config = model.env_config_for([scenario]) if model is not None else None
+    env_config = (
+        model.env_config_for([scenario]) if model is not None else env_config_for([scenario])
+    )
     try:
         day = record_routes(policy, scenario, env_config)
     except ModelFileError as error:
         raise CliError(str(error)) from error
-    return plot_routes(day, args.out)
+    paths = [plot_routes(day, args.out)]
+    if args.per_driver:
+        panels = args.out.with_name(f"{args.out.stem}-drivers{args.out.suffix or '.png'}")
+        paths.append(plot_route_panels(day, panels))
+    return paths, day

@@ -205,9 +205,15 @@ def verdict(report: dict[str, Any], name: str = "dqn") -> str:
     learned = report["policies"][name]["reward"]["mean"]
     for pair_name, pair in report["paired"].items():
         other = pair_name.removeprefix(f"{name}_vs_")
-        low, high = pair["ci95"]
         mean = pair["reward_diff_mean"]
         baseline = report["policies"][other]["reward"]["mean"]
+        if pair["ci95"] is None:
+            lines.append(
+                f"{name} ({learned:.1f}) against {other} ({baseline:.1f}): paired difference "
+                f"{mean:+.1f} per day, not judged ({pair['reason']})"
+            )
+            continue
+        low, high = pair["ci95"]
         if low > 0:
             outcome = "beats"
         elif high < 0:

@@ -6,11 +6,13 @@ import argparse
 
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import (
+    DAYS_HELP,
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
     days_from_args,
     env_config_for,
+    repeat_stochastic,
 )
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -19,7 +21,11 @@ from rldispatch.training.evaluation import evaluate_policy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("simulate", help=VERBS["simulate"])
+    parser = subparsers.add_parser(
+        "simulate",
+        help=VERBS["simulate"],
+        description=f"Run baseline policies on the same days. {DAYS_HELP}",
+    )
     add_day_arguments(parser)
     parser.add_argument(
         "--policy",
@@ -37,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
     env_config = env_config_for(days.scenarios)
     names = sorted(BASELINES) if args.policy == "all" else [args.policy]
     results = {}
-    for name in names:
-        policy = make_baseline(name, seed=args.seed)
+    policies = {name: make_baseline(name, seed=args.seed) for name in names}
+    for name, policy in policies.items():
         results[name] = evaluate_policy(
             policy, days.scenarios, env_config, progress=True, label=name
         )
-    extra: dict = {}
+    extra: dict = {
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        **days.report_fields(),
+    }
     if args.hindsight:
         add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
     report = build_report(days.name, days.labels, results, extra=extra)

@@ -7,12 +7,15 @@ independent checker; a JSON scenario is solved under the simulator's rules.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from rldispatch.cli import VERBS, CliError
+from rldispatch.cli.common import elapsed_bar
 from rldispatch.files import atomic_write_json
 from rldispatch.rewards import RewardConfig
+from rldispatch.text import plural
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +40,29 @@ def register(subparsers: Any) -> None:
         "--seed", type=int, default=0, help="order in which the solver sees the bookings"
     )
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def gap_to_best_known(cost: float, best_known: float) -> float:
+    """Gap in % of a cost to the published best, both to the published two decimals; a gap
+    that rounds to zero is 0 (never -0.00)."""
+    gap = 100.0 * (round(cost, 2) - best_known) / best_known
+    return 0.0 if abs(gap) < 0.005 else gap
+
+
+def in_units(text: str, coords: str) -> str:
+    """The printed solution with distances in the scenario's units: km for latitude and
+    longitude, plain units for ``xy`` (Euclidean) days."""
+    if coords == "latlon":
+        return text
+    return text.replace("distance km:", "   distance:").replace(
+        "\n   pickup delay", " (Euclidean units)\n   pickup delay"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,29 +80,31 @@ def run(args: argparse.Namespace) -> int:
     if path.suffix == ".txt":
         instance = read_cordeau(path)
         time_limit_s = 60.0 if args.time_limit is None else args.time_limit
-        result = solve_cordeau(instance, time_limit_s=time_limit_s, seed=args.seed)
-        print(result)
+        with elapsed_bar(time_limit_s, "solving", show_progress(args)):
+            result = solve_cordeau(instance, time_limit_s=time_limit_s, seed=args.seed)
+        print(in_units(str(result), "xy"))
         problems = check_cordeau_solution(instance, result.routes, claimed_cost=result.cost)
         print()
         if problems:
-            print(f"checker: {len(problems)} problem(s), first: {problems[0]}")
+            print(f"checker: {plural(len(problems), 'problem')}, first: {problems[0]}")
         else:
             print("checker: the solution is valid")
         extra["checker_problems"] = problems
         best_known = BEST_KNOWN_COSTS.get(instance.name)
         if best_known is not None:
-            gap_pct = 100.0 * (result.cost - best_known) / best_known
-            print(f"best known cost: {best_known:.2f} (gap {gap_pct:.2f} %)")
+            gap_pct = gap_to_best_known(result.cost, best_known)
+            print(f"best known cost: {best_known:.2f} (gap {gap_pct:.2f} %, Euclidean units)")
             extra["best_known_cost"] = best_known
             extra["gap_pct"] = gap_pct
         feasible = result.feasible and not problems
     else:
         scenario = load_scenario(path)
         time_limit_s = 30.0 if args.time_limit is None else args.time_limit
-        result = solve_scenario(
-            scenario, time_limit_s=time_limit_s, reward=RewardConfig(), seed=args.seed
-        )
-        print(result)
+        with elapsed_bar(time_limit_s, "solving", show_progress(args)):
+            result = solve_scenario(
+                scenario, time_limit_s=time_limit_s, reward=RewardConfig(), seed=args.seed
+            )
+        print(in_units(str(result), scenario.coords))
         feasible = result.feasible
     if args.json:
         data = result.to_dict()

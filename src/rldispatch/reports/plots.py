@@ -1,4 +1,5 @@
-"""PNG plots: training curves, the comparison chart of a report, one day's routes.
+"""PNG plots: training curves and the comparison chart of a report (a day's routes are in
+:mod:`rldispatch.reports.route_map`, imported here too).
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (no pyplot, no display needed) and
 written atomically.
@@ -6,7 +7,6 @@ written atomically.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,13 +17,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
-from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.files import atomic_write_bytes
-from rldispatch.policies.base import Policy
-from rldispatch.sim.metrics import DayMetrics
-from rldispatch.sim.simulator import CANCELLED, SERVED
-from rldispatch.training.evaluation import run_day
+from rldispatch.reports.figures import QUALITATIVE_COLORS, save_figure
+from rldispatch.reports.route_map import (
+    DayRoutes,
+    plot_route_panels,
+    plot_routes,
+    record_routes,
+)
 
 COMPARISON_METRICS = (
     ("reward", "reward per day", 1.0),
@@ -32,6 +32,20 @@ COMPARISON_METRICS = (
     ("distance_km", "km driven", 1.0),
     ("load_gap", "load gap (rides)", 1.0),
 )
+METRIC_RANGES = {
+    "completion_rate": (0.0, 1.0),
+    "late_pickup_rate": (0.0, 1.0),
+    "distance_km": (0.0, np.inf),
+    "load_gap": (0.0, np.inf),
+}
+"""The values a metric can take: its confidence interval is drawn within them."""
+PAIRED_COLORS = {
+    "better": ("#009988", "first better (CI above 0)"),
+    "worse": ("#CC3311", "first worse (CI below 0)"),
+    "unsure": ("#DDDDDD", "CI includes 0"),
+    "no_ci": ("#DDDDDD", "no CI (fewer than 5 days)"),
+}
+"""Paired bars: hatched, in colours apart from the policies' so no colour means two things."""
 TENSORBOARD_TAGS = {
     "reward": "charts/episodic_return",
     "epsilon": "charts/epsilon",
@@ -41,19 +55,17 @@ TENSORBOARD_TAGS = {
 }
 
 
-def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 # --- training curves -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Curve:
+    """Values against env steps; ``drivers`` is each point's fleet size when the run recorded
+    it (a pairwise run trains on fleets of many sizes), else None."""
+
     steps: np.ndarray
     values: np.ndarray
+    drivers: np.ndarray | None = None
 
 
 def load_training_curves(source: str | Path) -> dict[str, Curve]:
@@ -74,9 +86,18 @@ def _curves_from_metrics(document: Mapping[str, Any]) -> dict[str, Curve]:
     curves: dict[str, Curve] = {}
     # A flat DQN run lists "episodes" (x: total_steps); a pairwise run "days" (x: steps).
     episodes = document.get("episodes") or document.get("days") or []
-    for name in ("reward", "epsilon", "td_loss", "q_mean"):
+    for name in ("reward", "epsilon", "td_loss", "q_mean", "late_pickup_rate"):
         points = [(_steps(e), e[name]) for e in episodes if e.get(name) is not None]
         curves[name] = _curve(points)
+    for name in ("reward", "late_pickup_rate"):
+        sized = [e for e in episodes if e.get(name) is not None and e.get("drivers") is not None]
+        if sized and len(sized) == len(curves[name].steps):
+            order = np.argsort([_steps(e) for e in sized], kind="stable")
+            curves[name] = Curve(
+                curves[name].steps,
+                curves[name].values,
+                np.asarray([sized[k]["drivers"] for k in order], dtype=int),
+            )
     evaluations = document.get("evaluations", [])
     curves["eval_reward"] = _curve([(_steps(e), e["reward"]) for e in evaluations])
     return curves
@@ -124,38 +145,104 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(values.size) + 1 - counts]) / counts
 
 
-def plot_training_curves(
-    curves: Mapping[str, Curve], path: str | Path, title: str = "training"
-) -> Path:
-    """Episode reward (and its moving average, and the evaluation reward), TD loss, epsilon
-    and mean Q-value against env steps."""
-    figure = Figure(figsize=(11, 7))
-    axes = figure.subplots(2, 2).ravel()
-    reward = curves["reward"]
-    axes[0].plot(reward.steps, reward.values, color="0.75", linewidth=0.6, label="episode")
-    axes[0].plot(
-        reward.steps, moving_average(reward.values, 50), color="C0", label="moving mean (50)"
+def moving_spread(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing 25th and 75th percentiles over up to ``window`` values."""
+    if values.size == 0:
+        return values, values
+    padded = np.concatenate([np.full(window - 1, np.nan), values])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    low, high = np.nanpercentile(windows, [25, 75], axis=1)
+    return low, high
+
+
+def fleet_bands(drivers: np.ndarray, most: int = 4) -> list[tuple[int, int]]:
+    """Fleet-size bands for the reward curves: each size on its own when there are at most
+    ``most`` sizes, else ``most`` bands holding about as many sizes each."""
+    sizes = np.unique(drivers)
+    if sizes.size <= most:
+        return [(int(size), int(size)) for size in sizes]
+    return [(int(part[0]), int(part[-1])) for part in np.array_split(sizes, most)]
+
+
+def _by_fleet_panel(axis: Any, reward: Curve, window: int, scale: float = 1.0) -> None:
+    """A figure per training day: one smoothed curve with its spread per fleet-size band, or
+    one for a run on one fleet shape."""
+    if reward.drivers is None or np.unique(reward.drivers).size < 2:
+        groups = [("moving mean", np.ones(reward.values.size, dtype=bool))]
+    else:
+        groups = [
+            (
+                f"{low}–{high} drivers" if low != high else f"{low} drivers",
+                (reward.drivers >= low) & (reward.drivers <= high),
+            )
+            for low, high in fleet_bands(reward.drivers)
+        ]
+    for k, (label, mask) in enumerate(groups):
+        color = QUALITATIVE_COLORS[k % len(QUALITATIVE_COLORS)]
+        steps, values = reward.steps[mask], reward.values[mask] * scale
+        axis.scatter(steps, values, s=6, color=color, alpha=0.35, linewidths=0)
+        low, high = moving_spread(values, window)
+        axis.fill_between(steps, low, high, color=color, alpha=0.2, linewidth=0)
+        axis.plot(steps, moving_average(values, window), color=color, linewidth=1.8, label=label)
+    axis.legend(
+        loc="best",
+        fontsize=8,
+        title=f"line: mean of {window} days\nband: 25–75%",
+        title_fontsize=8,
     )
+
+
+def plot_training_curves(
+    curves: Mapping[str, Curve], path: str | Path, title: str = "training", window: int = 50
+) -> Path:
+    """Training reward per day (per fleet-size band when the run trained on several fleet
+    sizes: a bigger fleet earns more, so one line would mix them), the evaluation reward on the
+    fixed evaluation days, TD loss, epsilon and mean Q-value, against env steps."""
+    figure = Figure(figsize=(13, 8))
+    axes = figure.subplots(2, 3).ravel()
+    reward = curves["reward"]
+    window = max(1, min(window, max(1, reward.values.size // 4)))
+    _by_fleet_panel(axes[0], reward, window)
+    axes[0].set_title("reward per training day")
     evaluation = curves.get("eval_reward")
     if evaluation is not None and evaluation.steps.size:
-        axes[0].plot(evaluation.steps, evaluation.values, "o-", color="C3", label="evaluation")
-    axes[0].set_title("reward per day")
-    axes[0].legend(loc="lower right", fontsize=8)
+        axes[1].plot(evaluation.steps, evaluation.values, "o-", color=QUALITATIVE_COLORS[5])
+    axes[1].set_title("evaluation reward (fixed days)")
+    late = curves.get("late_pickup_rate")
+    if late is not None and late.values.size:
+        _by_fleet_panel(axes[2], late, window, scale=100.0)
+    else:
+        axes[2].text(
+            0.5, 0.5, "not recorded", ha="center", va="center", transform=axes[2].transAxes
+        )
+    axes[2].set_title("late pickups per training day (%)")
     for axis, name, label in (
-        (axes[1], "td_loss", "TD loss (Huber)"),
-        (axes[2], "epsilon", "epsilon"),
-        (axes[3], "q_mean", "mean Q(s, a) of the batch"),
+        (axes[3], "td_loss", "TD loss (Huber)"),
+        (axes[4], "epsilon", "epsilon"),
+        (axes[5], "q_mean", "mean Q(s, a) of the batch"),
     ):
         curve = curves[name]
-        axis.plot(curve.steps, curve.values, color="0.6", linewidth=0.6)
+        axis.plot(curve.steps, curve.values, color="0.7", linewidth=0.6)
         if name != "epsilon" and curve.values.size:
-            axis.plot(curve.steps, moving_average(curve.values, 50), color="C0")
+            axis.plot(
+                curve.steps, moving_average(curve.values, window), color=QUALITATIVE_COLORS[0]
+            )
         axis.set_title(label)
+        if not curve.values.size:
+            axis.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=axis.transAxes)
     for axis in axes:
+        if not axis.has_data():
+            axis.set_xticks([])
+            axis.set_yticks([])
+            continue
         axis.set_xlabel("env steps")
         axis.xaxis.set_major_formatter(FuncFormatter(_thousands))
         axis.grid(alpha=0.3)
-    figure.suptitle(title)
+    days = f"{reward.values.size:,} training days"
+    if reward.drivers is not None and reward.values.size:
+        sizes = np.unique(reward.drivers)
+        days += f", fleets of {sizes.min()} to {sizes.max()} drivers"
+    figure.suptitle(f"{title} ({days})")
     figure.tight_layout()
     return save_figure(figure, path)
 
@@ -163,148 +250,123 @@ def plot_training_curves(
 # --- comparison chart ------------------------------------------------------------------------
 
 
+def _interval_errors(
+    means: np.ndarray, bounds: np.ndarray, value_range: tuple[float, float]
+) -> np.ndarray | None:
+    """Error bar lengths below and above each mean, the interval clipped to ``value_range``
+    (a rate's CI never reaches below 0% or above 100%); None when there is no interval."""
+    if np.isnan(bounds).all():
+        return None
+    clipped = np.clip(bounds, *value_range)
+    return np.nan_to_num(np.abs(np.stack([means - clipped[:, 0], clipped[:, 1] - means])))
+
+
 def plot_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
-    """One panel per metric: each policy's mean with its 95% CI; and the paired reward
-    differences with their CIs."""
+    """One panel per metric: each policy's mean (bars from 0) with its 95% CI clipped to the
+    metric's range, one colour per policy with a legend; and the paired reward differences,
+    coloured by what their CI says. Below five distinct days only the means are drawn."""
+    from matplotlib.patches import Patch
+
+    from rldispatch.reports.report import MIN_DAYS_FOR_CI, plural
+
     policies = list(report["policies"])
-    figure = Figure(figsize=(14, 7))
+    figure = Figure(figsize=(14, 7.5))
     axes = figure.subplots(2, 3).ravel()
-    colors = [f"C{k % 10}" for k in range(len(policies))]
+    colors = [QUALITATIVE_COLORS[k % len(QUALITATIVE_COLORS)] for k in range(len(policies))]
     positions = np.arange(len(policies))
     for axis, (metric, label, scale) in zip(axes, COMPARISON_METRICS, strict=False):
         means = np.array([report["policies"][p][metric]["mean"] for p in policies]) * scale
-        bounds = np.array([report["policies"][p][metric]["ci95"] for p in policies]) * scale
-        errors = np.abs(np.stack([means - bounds[:, 0], bounds[:, 1] - means]))
-        axis.bar(positions, means, yerr=errors, color=colors, capsize=4)
+        bounds = np.array(
+            [report["policies"][p][metric]["ci95"] or [np.nan, np.nan] for p in policies],
+            dtype=float,
+        )
+        value_range = METRIC_RANGES.get(metric, (-np.inf, np.inf))
+        errors = _interval_errors(means, bounds * scale, tuple(v * scale for v in value_range))
+        axis.bar(positions, means, yerr=errors, color=colors, capsize=4, edgecolor="0.2")
+        axis.axhline(0.0, color="k", linewidth=0.8)
         axis.set_xticks(positions, policies, rotation=20)
         axis.set_title(label)
         axis.grid(axis="y", alpha=0.3)
-        if metric == "reward":
-            low = float(np.min(bounds[:, 0]))
-            axis.set_ylim(bottom=min(0.0, low) if low < 0 else low * 0.8)
+        top = float(np.nanmax(np.append(means + (errors[1] if errors is not None else 0), 0)))
+        bottom = float(np.nanmin(np.append(means - (errors[0] if errors is not None else 0), 0)))
+        if metric in ("completion_rate", "late_pickup_rate"):
+            top = max(top, 0.0) if metric == "late_pickup_rate" else 100.0
+        axis.set_ylim(bottom * 1.08, top * 1.08 if top > 0 else 1.0)
     paired = report.get("paired", {})
     axis = axes[len(COMPARISON_METRICS)]
+    paired_legend = []
     if paired:
         names = list(paired)
         means = np.array([paired[n]["reward_diff_mean"] for n in names])
-        bounds = np.array([paired[n]["ci95"] for n in names])
-        errors = np.abs(np.stack([means - bounds[:, 0], bounds[:, 1] - means]))
+        bounds = np.array([paired[n]["ci95"] or [np.nan, np.nan] for n in names], dtype=float)
+        errors = _interval_errors(means, bounds, (-np.inf, np.inf))
+        verdicts = [_paired_verdict(low, high) for low, high in bounds]
         rows = np.arange(len(names))
         axis.barh(
-            rows, means, xerr=errors, color=["C2" if b[0] > 0 else "C3" for b in bounds], capsize=4
+            rows,
+            means,
+            xerr=errors,
+            color=[PAIRED_COLORS[v][0] for v in verdicts],
+            capsize=4,
+            edgecolor="0.2",
+            hatch="//",
         )
         axis.axvline(0.0, color="k", linewidth=0.8)
         axis.set_yticks(rows, [n.replace("_vs_", " − ") for n in names])
-        axis.set_title("paired reward difference (95% CI)")
+        axis.set_title("paired reward difference" + (" (95% CI)" if errors is not None else ""))
         axis.grid(axis="x", alpha=0.3)
+        paired_legend = [
+            Patch(
+                facecolor=PAIRED_COLORS[v][0],
+                edgecolor="0.2",
+                hatch="//",
+                label=PAIRED_COLORS[v][1],
+            )
+            for v in dict.fromkeys(verdicts)
+        ]
+        axis.legend(handles=paired_legend, loc="best", fontsize=8)
     else:
         axis.set_axis_off()
-    figure.suptitle(
-        f"{report['scenario']}: {report['episodes']} days, mean and 95% confidence interval"
+    figure.legend(
+        handles=[
+            Patch(facecolor=color, edgecolor="0.2", label=name)
+            for name, color in zip(policies, colors, strict=True)
+        ],
+        loc="lower center",
+        ncol=min(len(policies), 8),
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
     )
-    figure.tight_layout()
+    days = int(report.get("days", report["episodes"]))
+    shown = (
+        "mean and 95% confidence interval"
+        if days >= MIN_DAYS_FOR_CI
+        else f"means only (confidence intervals need at least {MIN_DAYS_FOR_CI} days)"
+    )
+    figure.suptitle(f"{report['scenario']}: {plural(days, 'distinct day')}, {shown}")
+    figure.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
     return save_figure(figure, path)
 
 
-# --- a day's routes --------------------------------------------------------------------------
+def _paired_verdict(low: float, high: float) -> str:
+    if np.isnan(low):
+        return "no_ci"
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "unsure"
 
 
-@dataclass(frozen=True)
-class DayRoutes:
-    """What each driver did on one day, in pickup order."""
-
-    scenario: Scenario
-    policy: str
-    routes: list[list[int]]
-    pickup_min: np.ndarray
-    late: np.ndarray
-    cancelled: np.ndarray
-    metrics: DayMetrics
-
-
-def record_routes(
-    policy: Policy, scenario: Scenario, env_config: EnvConfig | None = None
-) -> DayRoutes:
-    """Play ``scenario`` with ``policy`` and keep each driver's served bookings in order."""
-    env = DispatchEnv(preset=None, scenario=scenario, config=env_config)
-    metrics = run_day(policy, env, scenario)
-    sim = env.sim
-    served = sim.status == SERVED
-    routes = []
-    for driver in range(sim.n_drivers):
-        mine = np.flatnonzero(served & (sim.assigned_driver == driver))
-        routes.append(mine[np.argsort(sim.pickup_min[mine])].tolist())
-    late = served & (sim.pickup_min > sim.requested_min + LATE_AFTER_REQUESTED_MIN)
-    return DayRoutes(
-        scenario, policy.name, routes, sim.pickup_min.copy(), late, sim.status == CANCELLED, metrics
-    )
-
-
-def _xy(point: Sequence[float], coords: str) -> tuple[float, float]:
-    """Plot coordinates: (lon, lat) for latitude/longitude, else (x, y)."""
-    return (point[1], point[0]) if coords == "latlon" else (point[0], point[1])
-
-
-def plot_routes(day: DayRoutes, path: str | Path) -> Path:
-    """Each driver's route in its own colour (start, then pickup → drop-off legs), late
-    pickups marked with a red cross, cancelled bookings as grey triangles."""
-    scenario = day.scenario
-    coords = scenario.coords
-    figure = Figure(figsize=(10, 9))
-    axis = figure.subplots()
-    colors = [f"C{k % 10}" for k in range(len(scenario.drivers))]
-    for driver, (route, color) in enumerate(zip(day.routes, colors, strict=True)):
-        points = [_xy(scenario.drivers[driver].start, coords)]
-        for booking in route:
-            points += [
-                _xy(scenario.bookings[booking].pickup, coords),
-                _xy(scenario.bookings[booking].dropoff, coords),
-            ]
-        xs, ys = zip(*points, strict=True)
-        axis.plot(
-            xs,
-            ys,
-            "-",
-            color=color,
-            linewidth=0.9,
-            alpha=0.75,
-            label=f"{scenario.drivers[driver].id} ({len(route)} rides)",
-        )
-        axis.plot(xs[0], ys[0], "s", color=color, markersize=8, markeredgecolor="k")
-        axis.plot(xs[1::2], ys[1::2], "o", color=color, markersize=3)
-    axis.plot([], [], "s", color="w", markeredgecolor="k", label="driver start")
-    late = [_xy(scenario.bookings[b].pickup, coords) for b in np.flatnonzero(day.late)]
-    if late:
-        axis.scatter(
-            *zip(*late, strict=True),
-            marker="x",
-            color="red",
-            s=40,
-            zorder=5,
-            label=f"late pickup ({len(late)})",
-        )
-    cancelled = [_xy(scenario.bookings[b].pickup, coords) for b in np.flatnonzero(day.cancelled)]
-    if cancelled:
-        axis.scatter(
-            *zip(*cancelled, strict=True),
-            marker="^",
-            color="0.5",
-            s=30,
-            zorder=4,
-            label=f"cancelled ({len(cancelled)})",
-        )
-    axis.set_xlabel("longitude" if coords == "latlon" else "x")
-    axis.set_ylabel("latitude" if coords == "latlon" else "y")
-    if coords == "latlon":
-        mean_lat = np.mean([b.pickup[0] for b in scenario.bookings])
-        axis.set_aspect(1.0 / np.cos(np.radians(mean_lat)))
-    axis.grid(alpha=0.3)
-    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    m = day.metrics
-    axis.set_title(
-        f"{scenario.name}, policy {day.policy}: reward {m.reward:.0f}, "
-        f"completion {m.completion_rate:.0%}, late {m.late_pickup_rate:.0%}, "
-        f"{m.distance_km:.0f} km"
-    )
-    figure.tight_layout()
-    return save_figure(figure, path)
+__all__ = [
+    "Curve",
+    "DayRoutes",
+    "load_training_curves",
+    "moving_average",
+    "plot_comparison",
+    "plot_route_panels",
+    "plot_routes",
+    "plot_training_curves",
+    "record_routes",
+    "save_figure",
+]

@@ -1,4 +1,11 @@
-"""The report JSON of DESIGN.md and its printed table."""
+"""The report JSON of DESIGN.md and its printed table.
+
+A report rests on distinct days: a scenario file is one day, a preset seed is one day, and the
+repeats of a stochastic policy on one day are averaged into that day. Below
+:data:`MIN_DAYS_FOR_CI` distinct days no confidence interval or p-value is given (the JSON holds
+``null`` and ``statistics.reason`` says why): a handful of days says too little about the
+next one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,10 @@ from typing import Any
 
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.sim.metrics import METRIC_NAMES, DayMetrics
+from rldispatch.text import plural
 
+__all__ = ["MIN_DAYS_FOR_CI", "build_report", "day_summary", "format_table", "plural"]
+MIN_DAYS_FOR_CI = 5
 TABLE_COLUMNS = (
     ("reward", "reward", "{:.1f}"),
     ("completion_rate", "completion", "{:.1%}"),
@@ -20,6 +30,33 @@ TABLE_COLUMNS = (
 )
 
 
+def too_few_days_reason(days: int) -> str | None:
+    """Why no confidence interval or p-value is given for ``days`` distinct days, or None."""
+    if days >= MIN_DAYS_FOR_CI:
+        return None
+    return f"only {plural(days, 'distinct day')}; at least {MIN_DAYS_FOR_CI} are needed"
+
+
+def day_summary(values: Sequence[float], days: int | None = None) -> dict[str, Any]:
+    """Mean of one figure per day, with its 95% CI from :data:`MIN_DAYS_FOR_CI` distinct days
+    on (``ci95`` is None below that); ``days`` is the distinct count when not one per value."""
+    summary = mean_ci(values)
+    if too_few_days_reason(len(values) if days is None else days):
+        summary["ci95"] = None
+    return summary
+
+
+def paired_summary(
+    a: Sequence[float], b: Sequence[float], days: int | None = None
+) -> dict[str, Any]:
+    """``a - b`` on the same days; ``ci95`` and ``p_value`` are None below the day minimum."""
+    pair = paired_difference(a, b)
+    reason = too_few_days_reason(len(a) if days is None else days)
+    if reason:
+        pair.update(ci95=None, p_value=None, reason=reason)
+    return pair
+
+
 def build_report(
     scenario: str,
     seeds: Sequence[int | str],
@@ -27,45 +64,90 @@ def build_report(
     pairs: Sequence[tuple[str, str]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Summarise each policy's days; ``pairs`` ``(a, b)`` add the paired reward difference."""
+    """Summarise each policy's days (one :class:`DayMetrics` per distinct day, labelled by
+    ``seeds``); ``pairs`` ``(a, b)`` add the paired reward difference."""
     episodes = {len(days) for days in results.values()}
     if len(episodes) > 1:
         raise ValueError("build_report: every policy must be run on the same days")
+    n_played = episodes.pop() if episodes else 0
+    n_days = len(set(seeds)) if seeds else n_played
+    reason = too_few_days_reason(n_days)
     report: dict[str, Any] = {
         "scenario": scenario,
-        "episodes": episodes.pop() if episodes else 0,
+        "episodes": n_played,
+        "days": n_days,
         "seeds": list(seeds),
+        "statistics": {
+            "confidence": 0.95,
+            "min_days": MIN_DAYS_FOR_CI,
+            "intervals": reason is None,
+            "reason": reason,
+        },
         "policies": {
             name: {
-                metric: mean_ci([getattr(day, metric) for day in days]) for metric in METRIC_NAMES
+                metric: day_summary([getattr(day, metric) for day in days], n_days)
+                for metric in METRIC_NAMES
             }
             for name, days in results.items()
         },
         "paired": {},
     }
     for a, b in pairs:
-        report["paired"][f"{a}_vs_{b}"] = paired_difference(
-            [day.reward for day in results[a]], [day.reward for day in results[b]]
+        report["paired"][f"{a}_vs_{b}"] = paired_summary(
+            [day.reward for day in results[a]], [day.reward for day in results[b]], n_days
         )
     if extra:
         report.update(extra)
     return report
 
 
+def _cell(summary: Mapping[str, Any], fmt: str) -> str:
+    mean = fmt.format(summary["mean"])
+    if summary.get("ci95") is None:
+        return mean
+    low, high = summary["ci95"]
+    return f"{mean} ±{fmt.format((high - low) / 2.0).lstrip('-')}"
+
+
+def _days_lines(report: Mapping[str, Any]) -> list[str]:
+    days = int(report.get("days", report["episodes"]))
+    intervals = report.get("statistics", {}).get("intervals", days >= MIN_DAYS_FOR_CI)
+    shown = "mean ± half-width of the 95% CI" if intervals else "mean only"
+    lines = [f"{report['scenario']}: {plural(days, 'distinct day')}, {shown}"]
+    if not intervals:
+        lines.append(f"no confidence interval or p-value: {too_few_days_reason(days)}")
+    if report.get("held_out_days") is not None:
+        held_out = report["held_out_days"]
+        of = f" of the folder's {report['folder_days']}" if report.get("folder_days") else ""
+        lines.append(
+            f"held out (the latest dates{of}, never trained on): {', '.join(map(str, held_out))}"
+        )
+    if report.get("days_available") is not None:
+        lines.append(
+            f"--episodes {report['episodes_cap']} played the first "
+            f"{plural(report['episodes_cap'], 'day')} of {report['days_available']}"
+        )
+    repeats = report.get("repeats") or {}
+    if repeats.get("count", 1) > 1 and repeats.get("policies"):
+        lines.append(
+            f"{', '.join(repeats['policies'])}: mean of {repeats['count']} runs of each day "
+            "(stochastic); the other policies play each day once"
+        )
+    elif repeats.get("count", 1) > 1:
+        lines.append(
+            f"--repeats {repeats['count']}: no stochastic policy here; each day is played once"
+        )
+    return lines
+
+
 def format_table(report: Mapping[str, Any]) -> str:
-    """The report as a plain-text table: mean and 95% CI per metric and policy."""
+    """The report as a plain-text table: mean (and 95% CI) per metric and policy."""
     header = ["policy"] + [label for _, label, _ in TABLE_COLUMNS]
     rows = [header]
     for name, metrics in report["policies"].items():
-        row = [name]
-        for metric, _, fmt in TABLE_COLUMNS:
-            summary = metrics[metric]
-            low, high = summary["ci95"]
-            half = (high - low) / 2.0
-            row.append(f"{fmt.format(summary['mean'])} ±{fmt.format(half).lstrip('-')}")
-        rows.append(row)
+        rows.append([name] + [_cell(metrics[metric], fmt) for metric, _, fmt in TABLE_COLUMNS])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [f"{report['scenario']}: {report['episodes']} days, mean ± half-width of the 95% CI"]
+    lines = _days_lines(report)
     for index, row in enumerate(rows):
         lines.append(
             "  ".join(
@@ -76,15 +158,15 @@ def format_table(report: Mapping[str, Any]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     for name, pair in report.get("paired", {}).items():
-        low, high = pair["ci95"]
-        lines.append(
-            f"{name}: reward difference {pair['reward_diff_mean']:+.1f} "
-            f"(95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.3g})"
-        )
+        text = f"{name}: reward difference {pair['reward_diff_mean']:+.1f}"
+        if pair.get("ci95") is not None:
+            low, high = pair["ci95"]
+            text += f" (95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.3g})"
+        lines.append(text)
     for name, regret in report.get("regret", {}).items():
-        low, high = regret["ci95"]
-        lines.append(
-            f"{name}: regret to hindsight {regret['mean']:.1f} reward per day "
-            f"(95% CI {low:.1f} to {high:.1f})"
-        )
+        text = f"{name}: regret to hindsight {regret['mean']:.1f} reward per day"
+        if regret.get("ci95") is not None:
+            low, high = regret["ci95"]
+            text += f" (95% CI {low:.1f} to {high:.1f})"
+        lines.append(text)
     return "\n".join(lines)

@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
+from rldispatch.domain import (
+    MAX_MINUTES,
+    MAX_SEATS,
+    MAX_SERVICE_MIN,
+    MAX_XY,
+    Booking,
+    Driver,
+    Scenario,
+    ScenarioError,
+    TravelConfig,
+)
+from rldispatch.scenarios.files import read_limited_bytes
 
 BEST_KNOWN_COSTS: dict[str, float] = {
     "a2-16": 294.25,
@@ -46,6 +57,18 @@ BEST_KNOWN_COSTS: dict[str, float] = {
 DAY_MIN = 1440.0
 HEADER_FIELDS = ("vehicles", "nodes", "max_route_duration", "capacity", "max_ride_time")
 NODE_FIELDS = ("id", "x", "y", "service_time", "load", "earliest", "latest")
+FIELD_BOUNDS = {
+    "x": MAX_XY,
+    "y": MAX_XY,
+    "service_time": MAX_SERVICE_MIN,
+    "earliest": MAX_MINUTES,
+    "latest": MAX_MINUTES,
+    "max_route_duration": MAX_MINUTES,
+    "max_ride_time": MAX_MINUTES,
+    "capacity": MAX_SEATS,
+    "load": MAX_SEATS,
+}
+"""Largest absolute value of each field; ``id`` and ``vehicles`` are bounded by the node lines."""
 
 
 def _frozen(values: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -154,16 +177,25 @@ def _number(text: str, where: str, field: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ScenarioError(f"{where}: field '{field}' is not a number: {text!r}") from None
+        raise ScenarioError(f"{where}: field '{field}' is not a number: {_shown(text)}") from None
     if not math.isfinite(value):
-        raise ScenarioError(f"{where}: field '{field}' must be finite, got {text!r}")
+        raise ScenarioError(f"{where}: field '{field}' must be finite, got {_shown(text)}")
+    bound = FIELD_BOUNDS.get(field)
+    if bound is not None and abs(value) > bound:
+        raise ScenarioError(
+            f"{where}: field '{field}' {_shown(text)} is out of range (at most {bound:g} in size)"
+        )
     return value
+
+
+def _shown(text: str, limit: int = 30) -> str:
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def _integer(text: str, where: str, field: str) -> int:
     value = _number(text, where, field)
-    if value != int(value):
-        raise ScenarioError(f"{where}: field '{field}' must be an integer, got {text!r}")
+    if not value.is_integer() or abs(value) > 2**53:
+        raise ScenarioError(f"{where}: field '{field}' must be an integer, got {_shown(text)}")
     return int(value)
 
 
@@ -190,15 +222,18 @@ def _parse_node(line_no: int, fields: list[str], where_file: str) -> tuple[float
 def read_cordeau(path: str | Path) -> CordeauInstance:
     """Read a Cordeau ``.txt`` instance; a broken file raises :class:`ScenarioError`.
 
-    Requests are counted from the node lines; the node count in the header is not trusted.
+    Requests are counted from the node lines; the node count in the header is not trusted,
+    and the vehicle count may not exceed the requests (checked before anything is built).
     """
     path = Path(path)
+    data = read_limited_bytes(path, what="Cordeau instance file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such Cordeau instance file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read the file ({error})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(
+            f"{path}: not a text file (undecodable byte at {error.start}); "
+            "a Cordeau instance is plain text"
+        ) from None
     lines = [(no, line.split()) for no, line in enumerate(text.splitlines(), start=1)]
     lines = [(no, fields) for no, fields in lines if fields]
     if not lines:
@@ -244,6 +279,10 @@ def read_cordeau(path: str | Path) -> CordeauInstance:
     n = len(rest) // 2
     if n == 0:
         raise ScenarioError(f"{path}: no requests (no pickup and drop-off nodes)")
+    if n_vehicles > n:
+        raise ScenarioError(
+            f"{where}: field 'vehicles' is {n_vehicles}, more than the {n} requests the file holds"
+        )
     table = np.asarray(rest, dtype=np.float64)
     pickups, dropoffs = table[:n], table[n:]
     for i in range(n):

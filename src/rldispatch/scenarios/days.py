@@ -44,9 +44,11 @@ def split_days_by_date(
         paths = [Path(path) for path in days]
     dated = sorted(((day_of(path), path) for path in paths), key=lambda item: (item[0], item[1]))
     dates = sorted({day for day, _ in dated})
+    where = f"{days}: " if isinstance(days, (str, Path)) else ""
     if len(dates) < 2:
         raise ScenarioError(
-            f"need scenario files of at least 2 different days to hold some out, got {len(dates)}"
+            f"{where}need scenario files of at least 2 different days to hold some out, "
+            f"got {len(dates)}"
         )
     if cutoff is None:
         if not 0.0 < held_out_share < 1.0:
