@@ -15,10 +15,22 @@ from rldispatch.training.callbacks import TENSORBOARD_TAGS
 def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) -> None:
     out = tmp_path / "quickstart"
     code = main(
-        ["quickstart", "--out", str(out), "--episodes", "2", "--days", "2", "--no-progress"]
+        [
+            "quickstart",
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--days",
+            "2",
+            "--no-progress",
+            "--json",
+            str(tmp_path / "summary.json"),
+        ]
     )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
+    assert json.loads((tmp_path / "summary.json").read_text()) == report
     assert set(report["policies"]) == {"pairwise", "random", "nearest", "insertion", "matching"}
     assert set(report["paired"]) == {
         f"pairwise_vs_{name}" for name in ("random", "nearest", "insertion", "matching")

@@ -98,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--days", type=positive_int, default=30, help="held-out evaluation days (default 30)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", type=str, help="also write the report JSON here")
     parser.set_defaults(handler=run)
 
 
@@ -151,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     plot_routes(record_routes(policies[name], days[0], env_config), out / "routes.png")
     report["wall_time_s"] = time.perf_counter() - started
     atomic_write_json(out / "report.json", report)
+    if args.json:
+        atomic_write_json(args.json, report)
     atomic_write_bytes(out / "table.txt", (format_table(report) + "\n").encode())
     print(
         f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "

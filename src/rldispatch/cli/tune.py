@@ -20,6 +20,7 @@ from rldispatch.agents.kinds import DEFAULT_KIND, kind_names
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import positive_int
 from rldispatch.scenarios.presets import PRESETS
+from rldispatch.text import plural
 from rldispatch.training.tuning_settings import DEFAULT_TRIAL_DAYS
 
 DEFAULT_TRIALS = 20
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     role = "created" if opened.created else "joined"
     print(
         f"{role} study {args.study} ({settings.agent}) in {shown_url} "
-        f"({len(study.trials)} trials so far; sampler seed {opened.sampler_seed})",
+        f"({plural(len(study.trials), 'trial')} so far; sampler seed {opened.sampler_seed})",
         file=sys.stderr,
     )
     total = n_trials

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig
 from rldispatch.agents.search_space import Hyperparameter, format_value
 from rldispatch.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from rldispatch.text import plural
 from rldispatch.training.tuning_settings import TuneSettings
 from rldispatch.training.tuning_storage import masked_url
 
@@ -206,14 +207,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     counts = summary["trials"]
     lines = [
         f"study {summary['study']} ({summary['agent']}, {summary['storage']}): "
-        f"{counts['total']} trials, {counts['complete']} complete, {counts['pruned']} pruned, "
+        f"{plural(counts['total'], 'trial')}, {counts['complete']} complete, "
+        f"{counts['pruned']} pruned, "
         f"{counts['fail']} failed, {counts['running']} running, {counts['waiting']} waiting",
     ]
     worker = summary.get("this_worker")
     if worker:
         mine = worker["trials"]
         lines.append(
-            f"this worker: {mine['total']} trials ({mine['complete']} complete, "
+            f"this worker: {plural(mine['total'], 'trial')} ({mine['complete']} complete, "
             f"{mine['pruned']} pruned, {mine['fail']} failed) in {worker['wall_time_s']:.0f} s"
         )
     best = summary.get("best_trial")

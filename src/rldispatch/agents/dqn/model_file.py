@@ -122,9 +122,10 @@ def check_compatible(metadata: ModelMetadata, env: DispatchEnv) -> None:
     observation_size = int(env.observation_space.shape[0])
     n_actions = int(env.action_space.n)
     if (observation_size, n_actions) != (metadata.observation_size, metadata.n_actions):
+        trained = metadata.make_env_config()
         raise ModelFileError(
-            f"model does not fit the env: it reads {metadata.observation_size} observation "
-            f"floats and scores {metadata.n_actions} actions, the env has {observation_size} "
-            f"and {n_actions} (max_drivers={env.config.max_drivers}, "
-            f"visible_slots={env.config.visible_slots}); train a model for these shapes"
+            f"this flat DQN model was trained for {trained.max_drivers} drivers and "
+            f"{trained.visible_slots} booking slots; these days need {env.config.max_drivers} "
+            f"drivers and {env.config.visible_slots} slots (train a pairwise model, "
+            "--agent pairwise, for any fleet size)"
         )
