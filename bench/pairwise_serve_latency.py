@@ -21,8 +21,8 @@ from serve_latency import request_bodies, timed
 
 from rldispatch.files import atomic_write_json
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.fleet_schemas import SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.schemas import SuggestRequest
 from rldispatch.training.fleet_days import geneva_day
 
 
@@ -46,9 +46,9 @@ def main() -> None:
             n_drivers=n_drivers,
             make_day=lambda index, n=n_drivers: geneva_day(index % 20, max(n, 10)),
         )
-        requests = [SuggestRequest.model_validate(b).to_live(600.0) for b in bodies]
+        requests = [SuggestRequest.model_validate(b).to_live(600.0, model.day) for b in bodies]
         for manager in (model, fallback):
-            for request in requests:  # warm the thread's env of this size and its caches
+            for request in requests:  # warm the caches
                 manager.suggest(request)
         rl = timed(model.suggest, requests, args.repeats)
         reference = timed(fallback.suggest, requests, args.repeats)

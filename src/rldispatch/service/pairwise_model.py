@@ -2,8 +2,8 @@
 
 A pairwise model (format ``rldispatch-pairwise``, see ``docs/pairwise.md``) scores each
 (driver, booking) pair with shared weights, so it has no driver slots to outgrow: the service
-plays it on a :class:`~rldispatch.env.DispatchEnv` with as many driver slots as the request
-needs (:func:`driver_slots`) and the model's env config otherwise. It runs on NumPy
+plays it on a :class:`~rldispatch.env.DispatchEnv` with a driver slot per driver of the
+request and the model's env config otherwise. It runs on NumPy
 (:class:`~rldispatch.agents.pairwise.policy.PairwisePolicy`); there is no ONNX or PyTorch
 runtime for it. :func:`load_pairwise_q_model` refuses a file that cannot serve with
 :class:`~rldispatch.service.model.ModelLoadError`, among them a model whose probe decision on a
@@ -25,10 +25,10 @@ from rldispatch.agents.pairwise.model_file import (
     load_pairwise_model,
 )
 from rldispatch.agents.pairwise.policy import PairwisePolicy
-from rldispatch.domain import Booking, Driver
-from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.domain import Booking
+from rldispatch.env import EnvConfig
 from rldispatch.service.model import ModelLoadError, Runtime, driver_slots, env_config_from_dict
-from rldispatch.service.snapshot import LiveDay, LiveRequest, snapshot_scenario
+from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, live_env
 
 PAIRWISE_RUNTIMES = ("auto", "numpy")
 """Runtimes a pairwise model accepts (``auto`` means NumPy)."""
@@ -59,26 +59,23 @@ class LoadedPairwiseQModel:
         return PairwisePolicy(self.model)
 
 
-def _probe_request(day: LiveDay) -> LiveRequest:
+def _probe_state(day: LiveDay) -> LiveState:
     """A tiny live day in Geneva: one booking, two drivers near it, at the service day's start."""
     booking = Booking("probe", 0.0, (46.2044, 6.1432), (46.1935, 6.149), 10.0, (0.0, 40.0))
     drivers = (
-        Driver("probe-1", (46.21, 6.112), (0.0, 300.0)),
-        Driver("probe-2", (46.189, 6.165), (5.0, 300.0)),
+        LiveDriver("probe-1", (46.21, 6.112), 0.0, (0.0, 300.0)),
+        LiveDriver("probe-2", (46.189, 6.165), 5.0, (0.0, 300.0)),
     )
-    return LiveRequest(booking, drivers, minute_of_day=day.travel.start_hour * 60.0)
+    return LiveState(drivers, (booking,), minute_of_day=day.start_min)
 
 
 def _probe(served: LoadedPairwiseQModel) -> None:
     """One decision on a tiny live day must answer finite Q-values."""
     day = LiveDay.from_preset(served.preset)
-    request = _probe_request(day)
+    state = _probe_state(day)
     try:
-        env = DispatchEnv(
-            preset=PAIRWISE_PRESET, config=served.env_config_for(len(request.drivers))
-        )
-        env.reset(options={"scenario": snapshot_scenario(request, day)})
-        scores = served.policy().scores(env)
+        live = live_env(state, day, served.env_config_for(len(state.drivers)))
+        scores = served.policy().scores(live.env)
     except Exception as error:  # noqa: BLE001 - any failure means the model cannot serve
         raise ModelLoadError(f"model: a probe decision failed: {error}") from error
     values = np.array([scores.wait_q, *(pair.q_value for pair in scores.pairs)])

@@ -28,6 +28,7 @@ from numba import njit
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
+from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.kernels import distance_km
 from rldispatch.sim.simulator import OPEN
 
@@ -93,8 +94,6 @@ GLOBAL_FEATURES = (
     "planned_late_per_driver",  # planned pickups already late (the shaping potential)
 )
 
-KM_PER_DEGREE_LAT = 110.57
-KM_PER_DEGREE_LON_EQUATOR = 111.32
 REGRET_CAP_10KM = 5.0
 TIE_TOLERANCE = 1e-9
 
@@ -165,7 +164,8 @@ def knock_on_effects(
     scale_km,
 ):  # pragma: no cover - compiled
     """For each pair: planned bookings its insertion makes late, the delay of the next
-    planned pickup and the delay summed over the rest of the plan (minutes).
+    planned pickup, the delay summed over the rest of the plan and the minutes of lateness
+    it adds to the planned pickups (minutes).
 
     The plan after the insertion point is rescheduled exactly as the simulator does (each
     pickup at the later of arrival and window opening) until the delay is absorbed.
@@ -174,6 +174,7 @@ def knock_on_effects(
     made_late = np.zeros(n)
     next_delay = np.zeros(n)
     total_delay = np.zeros(n)
+    late_added = np.zeros(n)
     for q in range(n):
         driver = pair_driver[q]
         booking = pair_booking[q]
@@ -196,10 +197,59 @@ def knock_on_effects(
             limit = requested_min[following] + late_after_min
             if start > limit and plan_start_flat[k] <= limit:
                 made_late[q] += 1.0
+            late_added[q] += max(start - limit, 0.0) - max(plan_start_flat[k] - limit, 0.0)
             time = start + pickup_to_free_min[following]
             here = dropoff_vec[following]
             k += 1
-    return made_late, next_delay, total_delay
+    return made_late, next_delay, total_delay, late_added
+
+
+def plan_knock_on(
+    sim: DaySimulator,
+    pair_driver: np.ndarray,
+    pair_booking: np.ndarray,
+    pair_pickup_min: np.ndarray,
+    pair_position: np.ndarray,
+    plan_bookings: list[np.ndarray] | None = None,
+    plan_starts: list[np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`knock_on_effects` of insertions into the simulator's plans: per pair, planned
+    bookings made late, delay of the next planned pickup, total delay and lateness added
+    (minutes). ``plan_bookings``/``plan_starts``: the plans as arrays, if already at hand."""
+    pair_driver = np.asarray(pair_driver, dtype=np.int64)
+    # The kernel reads the plans of the pairs' drivers only, packed.
+    plan_drivers, local_driver = np.unique(pair_driver, return_inverse=True)
+    if plan_bookings is None:
+        plan_bookings = [np.asarray(plan, dtype=np.int64) for plan in sim.plans]
+    if plan_starts is None:
+        plan_starts = sim.plan_start
+    sizes = np.array([plan_bookings[d].size for d in plan_drivers], dtype=np.int64)
+    plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=plan_offset[1:])
+    if plan_offset[-1]:
+        plan_flat = np.concatenate([plan_bookings[d] for d in plan_drivers])
+        plan_start = np.concatenate([plan_starts[d] for d in plan_drivers])
+    else:
+        plan_flat = np.zeros(0, dtype=np.int64)
+        plan_start = np.zeros(0)
+    return knock_on_effects(
+        local_driver.astype(np.int64).reshape(-1),
+        np.asarray(pair_booking, dtype=np.int64),
+        np.asarray(pair_pickup_min, dtype=np.float64),
+        np.asarray(pair_position, dtype=np.int64),
+        plan_flat,
+        plan_offset,
+        plan_start,
+        sim.pickup_vec,
+        sim.dropoff_vec,
+        sim.minutes_per_km,
+        sim.earliest_min,
+        sim.requested_min,
+        sim.pickup_to_free_min,
+        LATE_AFTER_REQUESTED_MIN,
+        sim.travel.great_circle,
+        sim.travel.scale_km,
+    )
 
 
 def planned_late_count(sim: DaySimulator) -> int:
@@ -218,21 +268,7 @@ class _DayFrame:
 
     def __init__(self, sim: DaySimulator) -> None:
         scenario = sim.scenario
-        points = np.concatenate([sim.pickup_xy, sim.dropoff_xy, sim.driver_start_xy])
-        centre = np.sort(points, axis=0).mean(axis=0)  # sorted: independent of the order
-        if scenario.coords == "latlon":
-            scale = np.array(
-                [KM_PER_DEGREE_LAT, KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0]))]
-            )
-
-            def to_frame(xy: np.ndarray) -> np.ndarray:
-                return ((xy - centre) * scale / 10.0)[..., ::-1]
-
-        else:
-
-            def to_frame(xy: np.ndarray) -> np.ndarray:
-                return (xy - centre) / 10.0
-
+        to_frame = LocalFrame(sim.frame_centre, scenario.coords).scaled
         self.pickup = to_frame(sim.pickup_xy).astype(np.float32)
         self.dropoff = to_frame(sim.dropoff_xy).astype(np.float32)
         self.driver_start = to_frame(sim.driver_start_xy).astype(np.float32)
@@ -414,33 +450,8 @@ class FeatureBuilder:
             late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
             driver_best = cost.min(axis=1)
             plans = self._plans(sim)
-            # The kernel reads the plans of the candidates' drivers only, packed.
-            plan_drivers, local_driver = np.unique(cand_driver, return_inverse=True)
-            plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
-            np.cumsum(plan_sizes[plan_drivers], out=plan_offset[1:])
-            if plan_offset[-1]:
-                plan_flat = np.concatenate([plans.bookings[d] for d in plan_drivers])
-                plan_start = np.concatenate([plans.starts[d] for d in plan_drivers])
-            else:
-                plan_flat = np.zeros(0, dtype=np.int64)
-                plan_start = np.zeros(0)
-            made_late, next_delay, total_delay = knock_on_effects(
-                local_driver.astype(np.int64),
-                booking,
-                pickup,
-                position,
-                plan_flat,
-                plan_offset,
-                plan_start,
-                sim.pickup_vec,
-                sim.dropoff_vec,
-                sim.minutes_per_km,
-                sim.earliest_min,
-                sim.requested_min,
-                sim.pickup_to_free_min,
-                LATE_AFTER_REQUESTED_MIN,
-                sim.travel.great_circle,
-                sim.travel.scale_km,
+            made_late, next_delay, total_delay, _ = plan_knock_on(
+                sim, cand_driver, booking, pickup, position, plans.bookings, plans.starts
             )
             sizes = plan_sizes[cand_driver]
             pairs[:, 0] = pair_cost / 10.0
