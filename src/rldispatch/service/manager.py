@@ -48,11 +48,11 @@ from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates, round_assignment
+from rldispatch.service.loading import load_served_model
 from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
     ModelLoadError,
-    load_served_model,
     pairwise_booking_slots,
 )
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
@@ -155,8 +155,9 @@ class RLDispatchManager:
 
     :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
         None serves the fallback only.
-    :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see :func:`load_q_model`; a
-        pairwise model runs on ``numpy`` only).
+    :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see
+        :func:`~rldispatch.service.loading.load_q_model`; a pairwise model: ``numpy`` or
+        ``onnx``).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
@@ -317,7 +318,7 @@ class RLDispatchManager:
         config = self.rl_config(len(live_state.drivers), len(live_state.open_bookings))
         if config is None:
             return _Answer(None, "fleet_too_large")
-        live = live_env(live_state, self.day, config)
+        live = live_env(live_state, self.day, config, one_decision=True)
         env = live.env
         slots = np.flatnonzero(env.visible == live.booking_ids.index(request.booking.id))
         if slots.size == 0:
@@ -372,7 +373,7 @@ class RLDispatchManager:
         config = self.fallback_config(len(live_state.drivers))
         if request.booking.window[0] > config.lookahead_min:
             config = replace(config, lookahead_min=request.booking.window[0])
-        live = live_env(live_state, self.day, config)
+        live = live_env(live_state, self.day, config, one_decision=True)
         env = live.env
         if env.visible.size == 0:  # not visible: nobody is offered it now
             return _Answer(None, None)

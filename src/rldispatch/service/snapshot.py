@@ -150,13 +150,18 @@ class LiveEnv:
         return self.committed_stops[driver] + 2 * int(position)
 
 
-def live_env(state: LiveState, day: LiveDay, config: EnvConfig) -> LiveEnv:
+def live_env(
+    state: LiveState, day: LiveDay, config: EnvConfig, one_decision: bool = False
+) -> LiveEnv:
     """The env of ``state``: a :class:`DaySimulator` restored at now, resumed by a
     :class:`DispatchEnv` with ``config`` (its driver slots must fit the fleet).
 
     Booking index order: the open bookings whose window opens within the lookahead (they can
     be offered now), the other open bookings, then the planned ones; among the open ones the
     order of the request (it breaks ties of equal deadlines, as the index does in a day).
+    With ``one_decision`` only the bookings in the visible slots can be offered (the most
+    pressing ones, listed first): the insertion cache, drivers × offered bookings, stays small
+    whatever the number of open bookings.
     """
     origin_min = min(day.start_min, state.minute_of_day)
     now = state.minute_of_day - origin_min
@@ -169,6 +174,12 @@ def live_env(state: LiveState, day: LiveDay, config: EnvConfig) -> LiveEnv:
     opens = [now + b.window[0] for b in state.open_bookings]
     visible = [b for b, at in zip(state.open_bookings, opens, strict=True) if at <= until]
     hidden = [b for b, at in zip(state.open_bookings, opens, strict=True) if at > until]
+    if one_decision and len(visible) > config.visible_slots:
+        closes = [now + b.window[1] for b in visible]
+        pressing = sorted(range(len(visible)), key=closes.__getitem__)[: config.visible_slots]
+        first = set(pressing)
+        hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
+        visible = [b for k, b in enumerate(visible) if k in first]
     planned = [b for d in state.drivers for b in d.plan]
     bookings = tuple(
         Booking(
