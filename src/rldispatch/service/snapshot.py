@@ -85,7 +85,8 @@ class LiveDriver:
 
 @dataclass(frozen=True)
 class LiveState:
-    """The fleet and the open bookings at ``minute_of_day`` (times from now)."""
+    """The fleet and the open bookings at ``minute_of_day`` (times from now), as the request
+    schemas validated them (see :mod:`rldispatch.service.fleet_schemas`)."""
 
     drivers: tuple[LiveDriver, ...]
     open_bookings: tuple[Booking, ...]
@@ -132,6 +133,17 @@ class _TravelSource:
 
     coords: Coords
     travel: TravelConfig
+
+
+def _validated_scenario(**fields: object) -> Scenario:
+    """The scenario of a live state, which the request schemas validated by the scenario
+    format's rules (finite numbers, coordinates, windows and shifts in order, unique ids,
+    positive loads and capacities): not checked a second time, which would cost a third of a
+    small request's time."""
+    scenario = object.__new__(Scenario)
+    for name, value in fields.items():
+        object.__setattr__(scenario, name, value)
+    return scenario
 
 
 @dataclass(frozen=True)
@@ -199,7 +211,7 @@ def live_env(
         Driver(d.id, d.start, (now + d.shift[0], now + d.shift[1]), d.capacity)
         for d in state.drivers
     )
-    scenario = Scenario(
+    scenario = _validated_scenario(
         name="live",
         coords=day.coords,
         horizon_min=day.horizon_min,
