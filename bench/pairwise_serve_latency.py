@@ -6,12 +6,13 @@ plans.
 
 Requests are real states: for each fleet size, Geneva-style days whose demand scales with
 the fleet (``geneva_day``) are played with cheapest insertion up to a decision between 09:00
-and 13:00; the simulator's state there (every driver with its plan, the open bookings) is a
-request (:func:`rldispatch.service.replay.state_body`), and ``suggest`` asks about its most
-pressing open booking. Timed on one thread: ``suggest`` and ``dispatch_round`` (the parsed
-request to the answer) with the model's forward pass on NumPy and on ONNX Runtime, and
-against the reference on the same requests in the same run, a manager without a model
-(every answer the insertion heuristic's). Wall-clock and thread-CPU p50/p99.
+and 13:00; the simulator's state there (every driver with its plan, the open bookings, at most
+the 1,000 most pressing) is a request (:func:`rldispatch.service.replay.state_body`), and
+``suggest`` asks about its most pressing open booking. Timed on one thread: ``suggest`` and
+``dispatch_round`` (the parsed request to the answer) with the model's forward pass on NumPy
+and on ONNX Runtime, and against the reference on the same requests in the same run, a
+manager without a model (every answer the insertion heuristic's). Wall-clock and thread-CPU
+p50/p99.
 
 Without ``--model`` an untrained pairwise network is used (the known reward of an action on
 zeroed output layers; its latency is a trained one's: same shapes).
@@ -37,6 +38,7 @@ from rldispatch.service.ab import ToggleState
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
+from rldispatch.service.schemas import MAX_OPEN_BOOKINGS
 from rldispatch.service.snapshot import LiveDay
 from rldispatch.training.fleet_days import geneva_day
 
@@ -59,6 +61,11 @@ def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list
         if terminated:
             continue
         body = state_body(env.sim, day.start_min)
+        # A request holds at most 1,000 open bookings: the most pressing (a 300-driver day
+        # has more open, advance bookings included).
+        body["open_bookings"] = sorted(
+            body["open_bookings"], key=lambda b: b["window_closes_in_min"]
+        )[:MAX_OPEN_BOOKINGS]
         rounds.append(RoundRequest.model_validate(body).to_state(0.0, day))
         booking = scenario.bookings[int(env.visible[0])].id
         open_bookings = body["open_bookings"]
