@@ -341,11 +341,14 @@ class RLDispatchManager:
         env = live.env
         try:
             if self.model.kind == "pairwise":
-                scores = self._pairwise_policy().scores(env)
-                pairs = scores.for_slot(slot)
-                drivers = np.array([pair.driver for pair in pairs], dtype=np.int64)
-                values = np.array([pair.q_value for pair in pairs], dtype=np.float64)
-                wait_q = scores.wait_q
+                # PairwisePolicy.scores, for the booking's slot alone (best first, ties by id).
+                policy = self._pairwise_policy()
+                state = policy.state(env)
+                wait_q, q_pairs = policy.q_function(state)
+                mine = np.flatnonzero(state.pair_slot == slot)
+                order = mine[np.lexsort((state.pair_order[mine], -q_pairs[mine]))]
+                drivers = state.pair_driver[order].astype(np.int64)
+                values = np.asarray(q_pairs[order], dtype=np.float64)
             else:
                 q = self._q_values(live)
                 feasible = np.flatnonzero(env.table.feasible[:, slot])
