@@ -153,7 +153,7 @@ class DriverIn(StrictModel):
     def booking_ids(self) -> list[str]:
         return [stop.booking_id for stop in self.plan]
 
-    def to_live(self, day: LiveDay) -> LiveDriver:
+    def to_live(self, day: LiveDay, minute_of_day: float) -> LiveDriver:
         committed = []
         index = 0
         while index < len(self.plan) and self.plan[index].kind == "dropoff":
@@ -186,6 +186,7 @@ class DriverIn(StrictModel):
             tuple(planned),
             tuple(committed),
             day,
+            minute_of_day,
         )
 
 
@@ -269,12 +270,11 @@ class FleetState(StrictModel):
         return self
 
     def to_state(self, default_minute_of_day: float, day: LiveDay) -> LiveState:
+        now = default_minute_of_day if self.minute_of_day is None else self.minute_of_day
         return LiveState(
-            drivers=tuple(d.to_live(day) for d in self.drivers),
+            drivers=tuple(d.to_live(day, now) for d in self.drivers),
             open_bookings=tuple(b.to_domain() for b in self.open_bookings),
-            minute_of_day=(
-                default_minute_of_day if self.minute_of_day is None else self.minute_of_day
-            ),
+            minute_of_day=now,
             area_centre=None if self.area_centre is None else self.area_centre.pair(),
         )
 

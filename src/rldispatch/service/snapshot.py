@@ -109,17 +109,19 @@ def driver_from_request(
     plan: tuple[Booking, ...],
     committed: tuple[tuple[tuple[float, float], float, float | None], ...],
     day: LiveDay,
+    minute_of_day: float,
 ) -> LiveDriver:
     """A driver whose plan begins with committed drop-offs ``(where, service_min, done_in)``
     (passengers on board, or rides set off for): it is free once the last is done, at
-    ``done_in`` when given, else after driving there from ``start`` at the day's speed."""
+    ``done_in`` when given, else after driving there from ``start`` at the day's speed at
+    that hour (``minute_of_day`` is now)."""
     free = free_in_min
     for where, service_min, done_in_min in committed:
         if done_in_min is None:
             travel = TravelModel(_TravelSource(day.coords, day.travel))
             a, b = travel.embed(np.array([start, where]))
             km = float(travel.distance_km(a, b))
-            at = day.start_min + max(free, 0.0)
+            at = minute_of_day - day.start_min + max(free, 0.0)  # minutes into the service day
             free = max(free, 0.0) + km * float(travel.minutes_per_km(np.array(at))) + service_min
         else:
             free = done_in_min
