@@ -1,73 +1,135 @@
-"""Suggestion latency of the service with a pairwise model, by fleet size, in process.
+"""Latency of the service with a pairwise model, by fleet size, in process, on requests with
+plans.
 
-    .venv/bin/python bench/pairwise_serve_latency.py --model runs/pairwise/best_model.safetensors \
-        [--fleets 10 24 100 300] [--repeats 400] [--json runs/pairwise/serve_latency.json]
+    .venv/bin/python bench/pairwise_serve_latency.py [--model M] [--fleets 10 50 300] \
+        [--repeats 400] [--json runs/pairwise/serve_latency.json]
 
-For each fleet size, ``RLDispatchManager.suggest`` on requests built from Geneva days (20 other
-open bookings, drivers where bookings end; geneva-style days whose demand scales with the
-fleet), RL enabled for every booking, against the
-reference measured in the same run on the same requests: a manager without a model, whose
-every answer is the insertion heuristic's. Wall-clock and thread-CPU p50/p99 on one thread.
+Requests are real states: for each fleet size, Geneva-style days whose demand scales with
+the fleet (``geneva_day``) are played with cheapest insertion up to a decision between 09:00
+and 13:00; the simulator's state there (every driver with its plan, the open bookings, at most
+the 1,000 most pressing) is a request (:func:`rldispatch.service.replay.state_body`), and
+``suggest`` asks about its most pressing open booking. Timed on one thread: ``suggest`` and
+``dispatch_round`` (the parsed request to the answer) with the model's forward pass on NumPy
+and on ONNX Runtime, and against the reference on the same requests in the same run, a
+manager without a model (every answer the insertion heuristic's). Wall-clock and thread-CPU
+p50/p99.
+
+Without ``--model`` an untrained pairwise network is used (the known reward of an action on
+zeroed output layers; its latency is a trained one's: same shapes).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from serve_latency import request_bodies, timed
+from serve_latency import timed
+from service_parity import untrained_pairwise_model
 
+from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
+from rldispatch.policies.baselines import make_baseline
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.schemas import SuggestRequest
+from rldispatch.service.replay import state_body
+from rldispatch.service.schemas import MAX_OPEN_BOOKINGS
+from rldispatch.service.snapshot import LiveDay
 from rldispatch.training.fleet_days import geneva_day
+
+
+def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list]:
+    """``count`` suggest and round requests of fleets of ``n_drivers`` (parsed)."""
+    suggests, rounds = [], []
+    rng = np.random.default_rng(n_drivers)
+    index = 0
+    while len(rounds) < count:
+        scenario = geneva_day(index, max(n_drivers, 10))
+        index += 1
+        env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=n_drivers))
+        env.reset(options={"scenario": scenario})
+        policy = make_baseline("insertion")
+        stop_at = float(rng.uniform(180.0, 420.0))  # 09:00 to 13:00
+        terminated = False
+        while not terminated and env.sim.now_min < stop_at:
+            _, _, terminated, _, _ = env.step(policy.act(env))
+        if terminated:
+            continue
+        body = state_body(env.sim, day.start_min)
+        # A request holds at most 1,000 open bookings: the most pressing (a 300-driver day
+        # has more open, advance bookings included).
+        body["open_bookings"] = sorted(
+            body["open_bookings"], key=lambda b: b["window_closes_in_min"]
+        )[:MAX_OPEN_BOOKINGS]
+        rounds.append(RoundRequest.model_validate(body).to_state(0.0, day))
+        booking = scenario.bookings[int(env.visible[0])].id
+        open_bookings = body["open_bookings"]
+        asked = next(b for b in open_bookings if b["id"] == booking)
+        others = [b for b in open_bookings if b["id"] != booking]
+        suggest = {**body, "booking": asked, "open_bookings": others}
+        suggests.append(SuggestRequest.model_validate(suggest).to_live(0.0, day))
+    return suggests, rounds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
-    parser.add_argument("--fleets", type=int, nargs="+", default=[10, 24, 100, 300])
-    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--fleets", type=int, nargs="+", default=[10, 50, 300])
+    parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=400)
     parser.add_argument("--json", default="runs/pairwise/serve_latency.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = RLDispatchManager(args.model, state=ToggleState(enabled=True, ab_ratio=1.0))
-    if model.model is None:
-        raise SystemExit(f"model not loaded: {model.model_error}")
-    fallback = RLDispatchManager(None)
-    report: dict[str, Any] = {"model": args.model, "fleets": {}}
+    rl_on = ToggleState(enabled=True, ab_ratio=1.0)
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or untrained_pairwise_model(Path(folder) / "pairwise.safetensors")
+        managers = {
+            "numpy": RLDispatchManager(model, runtime="numpy", state=rl_on),
+            "onnx": RLDispatchManager(model, runtime="onnx", state=rl_on),
+            "heuristic": RLDispatchManager(None, state=rl_on),
+        }
+    for name, manager in managers.items():
+        if name != "heuristic" and manager.model is None:
+            raise SystemExit(f"model not loaded: {manager.model_error}")
+    report: dict[str, Any] = {"model": str(args.model or "untrained"), "fleets": {}}
+    day = managers["numpy"].day
     for n_drivers in args.fleets:
-        bodies = request_bodies(
-            args.requests,
-            n_drivers=n_drivers,
-            make_day=lambda index, n=n_drivers: geneva_day(index % 20, max(n, 10)),
-        )
-        requests = [SuggestRequest.model_validate(b).to_live(600.0) for b in bodies]
-        for manager in (model, fallback):
-            for request in requests:  # warm the thread's env of this size and its caches
+        suggests, rounds = state_requests(n_drivers, args.requests, day)
+        figures: dict[str, Any] = {
+            "open_bookings_mean": float(np.mean([len(r.open_bookings) for r in rounds])),
+            "plan_stops_mean": float(
+                np.mean([sum(2 * len(d.plan) for d in r.drivers) for r in rounds])
+            ),
+        }
+        for name, manager in managers.items():
+            for request in suggests:  # compiled kernels, caches
                 manager.suggest(request)
-        rl = timed(model.suggest, requests, args.repeats)
-        reference = timed(fallback.suggest, requests, args.repeats)
-        report["fleets"][str(n_drivers)] = {"pairwise": rl, "fallback_only": reference}
-        print(
-            f"{n_drivers:4d} drivers: pairwise p50 {rl['p50_us'] / 1e3:.2f} ms p99 "
-            f"{rl['p99_us'] / 1e3:.2f} ms (CPU p99 {rl['cpu_p99_us'] / 1e3:.2f} ms) | "
-            f"insertion alone p50 {reference['p50_us'] / 1e3:.2f} ms p99 "
-            f"{reference['p99_us'] / 1e3:.2f} ms | p99 ratio "
-            f"{rl['p99_us'] / reference['p99_us']:.1f}x"
-        )
-    statistics = model.statistics()
-    report["sources"] = statistics.by_source
-    report["fallbacks"] = statistics.fallbacks
+            figures[name] = {
+                "suggest": timed(manager.suggest, suggests, args.repeats),
+                "round": timed(manager.dispatch_round, rounds, args.repeats),
+            }
+        report["fleets"][str(n_drivers)] = figures
+        line = [
+            f"{n_drivers:4d} drivers ({figures['open_bookings_mean']:.0f} open bookings, "
+            f"{figures['plan_stops_mean']:.0f} plan stops):"
+        ]
+        for name in managers:
+            for kind in ("suggest", "round"):
+                f = figures[name][kind]
+                line.append(
+                    f"  {name:9s} {kind:7s} p50 {f['p50_us'] / 1e3:6.2f} ms  p99 "
+                    f"{f['p99_us'] / 1e3:6.2f} ms  (CPU p50 {f['cpu_p50_us'] / 1e3:6.2f}, "
+                    f"p99 {f['cpu_p99_us'] / 1e3:6.2f} ms)"
+                )
+        print("\n".join(line), flush=True)
+    report["sources"] = {name: m.statistics().by_source for name, m in managers.items()}
     report["load_average"] = os.getloadavg()
-    print(
-        f"answers by source: {statistics.by_source}, fallbacks by reason: "
-        f"{statistics.fallbacks}; load average {report['load_average'][0]:.1f}"
-    )
+    print(f"load average {report['load_average'][0]:.1f}")
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report: {args.json}")

@@ -156,14 +156,16 @@ def in_process(model: Path, repeats: int) -> dict[str, Any]:
     import torch
 
     from rldispatch.service.ab import ToggleState
+    from rldispatch.service.fleet_schemas import SuggestRequest
     from rldispatch.service.manager import RLDispatchManager
-    from rldispatch.service.schemas import SuggestRequest
-    from rldispatch.service.snapshot import LiveSnapshot
+    from rldispatch.service.snapshot import live_env
 
     torch.set_num_threads(1)
-    requests = [SuggestRequest.model_validate(b).to_live(600.0) for b in request_bodies(200)]
-    results: dict[str, Any] = {}
     rl_on = ToggleState(enabled=True, ab_ratio=1.0)
+    day = RLDispatchManager(None).day
+    bodies = request_bodies(200)
+    requests = [SuggestRequest.model_validate(b).to_live(600.0, day) for b in bodies]
+    results: dict[str, Any] = {}
     for runtime in ("numpy", "torch", "onnx"):
         manager = RLDispatchManager(model, runtime=runtime, state=rl_on)
         manager.warm_up()
@@ -171,7 +173,8 @@ def in_process(model: Path, repeats: int) -> dict[str, Any]:
             manager.suggest(request)
         suggest = timed(manager.suggest, requests, repeats)
         stats = manager.statistics()
-        batch = LiveSnapshot(requests[0], manager.day, manager.env_config).observation()[None, :]
+        state = requests[0].state.with_booking_first(requests[0].booking)
+        batch = live_env(state, manager.day, manager.env_config).env.observation()[None, :]
         forward = timed(manager.model.q_function.q_values, [batch], repeats)
         results[runtime] = {
             "suggest": suggest,
@@ -184,7 +187,8 @@ def in_process(model: Path, repeats: int) -> dict[str, Any]:
     results["fallback_only"] = {"suggest": timed(fallback.suggest, requests, repeats)}
 
     def snapshot(request: Any) -> None:
-        LiveSnapshot(request, fallback.day, fallback.env_config).observation()
+        state = request.state.with_booking_first(request.booking)
+        live_env(state, fallback.day, fallback.env_config).env.observation()
 
     results["snapshot_only"] = {"suggest": timed(snapshot, requests, repeats)}
     return results

@@ -14,15 +14,14 @@ from rldispatch.domain import Scenario, ScenarioError
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import TRAINING_SEEDS, make_preset
 from rldispatch.sim import DaySimulator, InsertionTable
+from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.kernels import fill_observation
+from rldispatch.sim.simulator import Assignment
 
 ENV_ID = "rldispatch/Dispatch-v0"
 DRIVER_FEATURES = 4
 BOOKING_FEATURES = 4
 GLOBAL_FEATURES = 2
-KM_PER_DEGREE_LAT = 110.57
-KM_PER_DEGREE_LON_EQUATOR = 111.32
-POSITION_SCALE_KM = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,8 @@ class DispatchEnv(gym.Env):
     assignment is possible the env moves the clock on by itself, so every step is a decision.
 
     **Observation** (``Box(D * 4 + M * 4 + 2)``, float32). Positions are km east and north of
-    the day's centre divided by 10 (``xy`` days: units from the centre divided by 10).
+    the day's centre divided by 10 (``xy`` days: units from the centre divided by 10;
+    see :mod:`rldispatch.sim.frame`).
 
     | index              | observation                                    | min  | max  |
     |--------------------|------------------------------------------------|------|------|
@@ -199,6 +199,44 @@ class DispatchEnv(gym.Env):
             info["invalid_action"] = True
         return self._observation(), float(reward), self._terminated, False, info
 
+    def resume(self, sim: DaySimulator) -> tuple[np.ndarray, dict[str, Any]]:
+        """Play on from a simulator already at a moment of its day (a live state, see
+        :func:`rldispatch.sim.state.restore_day`) instead of a new day. The clock does not
+        move, even when no assignment is possible; rewards count from here."""
+        self._check_fits(sim.scenario)
+        self.scenario = sim.scenario
+        self.sim = sim
+        self._set_frame(sim.scenario)
+        self.episode_reward = 0.0
+        self.decisions = 0
+        self.idle_waits = 0
+        self.invalid_actions = 0
+        self._update_mask()
+        return self._observation(), self._info()
+
+    def assign(self, action: int) -> Assignment:
+        """Take an assignment action without moving the clock afterwards (one step of a
+        dispatch round of a live state): the mask then shows what can still be assigned now.
+
+        :raises ValueError: for wait or a masked-out action.
+        """
+        if self.sim is None:
+            raise RuntimeError("call reset() or resume() before assign()")
+        action = int(action)
+        if action == 0 or not (0 < action < self.config.n_actions and self._mask[action]):
+            raise ValueError(f"assign: action {action} is not a valid assignment")
+        driver, slot = divmod(action - 1, self.config.visible_slots)
+        assignment = self.sim.assign(driver, int(self._visible[slot]))
+        self.decisions += 1
+        if self.sim.done:
+            self._mask[:] = False
+            self._mask[0] = True
+            self._visible = np.empty(0, dtype=np.int64)
+            self._table = None
+        else:
+            self._update_mask()
+        return assignment
+
     @property
     def visible(self) -> np.ndarray:
         """Booking indices in the visible slots, slot order."""
@@ -235,19 +273,7 @@ class DispatchEnv(gym.Env):
 
     def _set_frame(self, scenario: Scenario) -> None:
         sim = self.sim
-        points = np.concatenate([sim.pickup_xy, sim.dropoff_xy, sim.driver_start_xy])
-        centre = points.mean(axis=0)
-        if scenario.coords == "latlon":
-            scale = np.array(
-                [
-                    KM_PER_DEGREE_LAT,
-                    KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0])),
-                ]
-            )
-            # (lat, lon) -> (east, north)
-            self._to_frame = lambda xy: ((xy - centre) * scale / POSITION_SCALE_KM)[..., ::-1]
-        else:
-            self._to_frame = lambda xy: (xy - centre) / POSITION_SCALE_KM
+        self._to_frame = LocalFrame(sim.frame_centre, scenario.coords).scaled
         self._driver_xy_frame = self._to_frame(sim.driver_start_xy)
         self._pickup_frame = self._to_frame(sim.pickup_xy)
         self._dropoff_frame = self._to_frame(sim.dropoff_xy)

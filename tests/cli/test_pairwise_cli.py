@@ -159,14 +159,18 @@ def test_a_truncated_model_file_is_refused_in_one_line(
     assert str(broken) in err and len(err.splitlines()) == 1
 
 
-def test_export_onnx_says_a_pairwise_model_is_served_as_it_is(
+def test_export_onnx_writes_a_pairwise_model_that_serves(
     pairwise_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = pairwise_run / "run" / "best_model.safetensors"
-    code = main(["export-onnx", "--model", str(model), "--out", str(tmp_path / "m.onnx")])
-    assert code == 2
-    assert "pairwise model is served as it is" in capsys.readouterr().err
-    assert not (tmp_path / "m.onnx").exists()
+    out = tmp_path / "m.onnx"
+    code = main(["export-onnx", "--model", str(model), "--out", str(out), "--check-states", "50"])
+    assert code == 0, capsys.readouterr().err
+    assert "ONNX Runtime vs the reference on 50 states" in capsys.readouterr().out
+    from rldispatch.service.loading import load_served_model
+
+    served = load_served_model(out)
+    assert (served.kind, served.runtime) == ("pairwise", "onnx")
 
 
 def test_evaluate_on_one_scenario_file_reports_one_day_and_no_interval(

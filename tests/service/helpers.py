@@ -26,8 +26,9 @@ from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.env import EnvConfig
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.schemas import SuggestRequest
-from rldispatch.service.snapshot import LiveRequest
+from rldispatch.service.fleet_schemas import SuggestRequest
+from rldispatch.service.manager import LiveRequest
+from rldispatch.service.snapshot import LiveDay
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -140,7 +141,8 @@ def suggest_body(
 
 def live_request(**kwargs: Any) -> LiveRequest:
     """:func:`suggest_body` as the manager's input."""
-    return SuggestRequest.model_validate(suggest_body(**kwargs)).to_live(600.0)
+    day = LiveDay.from_preset("geneva")
+    return SuggestRequest.model_validate(suggest_body(**kwargs)).to_live(600.0, day)
 
 
 def free_port() -> int:

@@ -12,12 +12,12 @@ import pytest
 from rldispatch.agents.dqn.model_file import ModelMetadata, load_model, save_model
 from rldispatch.agents.dqn.network import QNetwork
 from rldispatch.agents.dqn.policy import DQNPolicy
-from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.service.ab import ToggleState, assign_arm
 from rldispatch.service.manager import FALLBACK_REASONS, RLDispatchManager
 from rldispatch.service.model import LoadedQModel
-from rldispatch.service.snapshot import LiveSnapshot, snapshot_scenario
+from rldispatch.service.snapshot import live_env
 from tests.service.helpers import live_request, make_model_file
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)
@@ -34,16 +34,17 @@ def test_rl_answers_the_masked_greedy_driver_for_the_booking(model_path: Path) -
     assert (suggestion.source, suggestion.reason, suggestion.arm) == ("rl", None, "rl")
     assert suggestion.model_version == load_model(model_path).metadata.version
 
-    snapshot = LiveSnapshot(request, manager.day, manager.env_config)
-    q = DQNPolicy(load_model(model_path)).q_values(snapshot.observation()[None])[0]
-    mask = snapshot.action_mask()
-    slot = snapshot.booking_slot
+    state = request.state.with_booking_first(request.booking)
+    live = live_env(state, manager.day, manager.env_config)
+    q = DQNPolicy(load_model(model_path)).q_values(live.env.observation()[None])[0]
+    mask = live.env.action_masks()
+    slot = int(np.flatnonzero(live.env.visible == 0)[0])
     slots = manager.env_config.visible_slots
-    allowed = [1 + i * slots + slot for i in range(len(request.drivers))]
+    allowed = [1 + i * slots + slot for i in range(len(state.drivers))]
     allowed = [a for a in allowed if mask[a]]
     best = max(allowed, key=lambda a: q[a])
     assert q[best] > q[0]
-    assert suggestion.driver_id == request.drivers[(best - 1) // slots].id
+    assert suggestion.driver_id == state.drivers[(best - 1) // slots].id
     values = [c.q_value for c in suggestion.candidates]
     assert values == sorted(values, reverse=True)
     assert suggestion.candidates[0].driver_id == suggestion.driver_id
@@ -55,11 +56,10 @@ def test_fallback_is_the_insertion_policy_on_the_booking_alone() -> None:
     suggestion = manager.suggest(request)
     assert (suggestion.source, suggestion.reason) == ("fallback", "model_missing")
 
-    scenario = snapshot_scenario(request, manager.day, bookings=(request.booking,))
-    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig())
-    env.reset(options={"scenario": scenario})
+    alone = replace(request.state, open_bookings=(request.booking,))
+    env = live_env(alone, manager.day, EnvConfig(max_drivers=7)).env
     action = make_baseline("insertion").act(env)
-    assert suggestion.driver_id == request.drivers[(action - 1) // 20].id
+    assert suggestion.driver_id == alone.drivers[(action - 1) // 20].id
     costs = [c.insertion_cost for c in suggestion.candidates]
     assert costs == sorted(costs)
     assert suggestion.candidates[0].driver_id == suggestion.driver_id
@@ -68,11 +68,10 @@ def test_fallback_is_the_insertion_policy_on_the_booking_alone() -> None:
 def test_fallback_policy_is_configurable() -> None:
     request = live_request(n_drivers=7, seed=2)
     nearest = RLDispatchManager(None, fallback_policy="nearest").suggest(request)
-    scenario = snapshot_scenario(request, RLDispatchManager(None).day, (request.booking,))
-    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig())
-    env.reset(options={"scenario": scenario})
+    alone = replace(request.state, open_bookings=(request.booking,))
+    env = live_env(alone, RLDispatchManager(None).day, EnvConfig(max_drivers=7)).env
     action = make_baseline("nearest").act(env)
-    assert nearest.driver_id == request.drivers[(action - 1) // 20].id
+    assert nearest.driver_id == alone.drivers[(action - 1) // 20].id
     with pytest.raises(ValueError, match="fallback_policy"):
         RLDispatchManager(None, fallback_policy="psychic")
 

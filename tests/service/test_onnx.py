@@ -13,8 +13,9 @@ from rldispatch.agents.dqn.model_file import load_model
 from rldispatch.cli import main
 from rldispatch.env import EnvConfig
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.loading import load_q_model
 from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.model import ModelLoadError, TorchQFunction, load_q_model
+from rldispatch.service.model import ModelLoadError, TorchQFunction
 from rldispatch.service.onnx_runtime import (
     OnnxQFunction,
     export_onnx_bytes,

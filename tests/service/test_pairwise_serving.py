@@ -15,12 +15,12 @@ import torch
 from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, load_pairwise_model
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
-from rldispatch.env import DispatchEnv
 from rldispatch.service.ab import ToggleState
-from rldispatch.service.manager import TOP_CANDIDATES, RLDispatchManager
-from rldispatch.service.model import ModelLoadError, load_served_model
+from rldispatch.service.loading import load_served_model
+from rldispatch.service.manager import TOP_CANDIDATES, LiveRequest, RLDispatchManager
+from rldispatch.service.model import ModelLoadError, pairwise_booking_slots
 from rldispatch.service.pairwise_model import LoadedPairwiseQModel, driver_slots
-from rldispatch.service.snapshot import LiveRequest, snapshot_scenario
+from rldispatch.service.snapshot import live_env
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,
@@ -50,20 +50,18 @@ def policy_answer(path: Path, manager: RLDispatchManager, request: LiveRequest):
     manager: an env with exactly the fleet's driver slots, reset with the live snapshot, the
     drivers' rides today and the clock's time of day."""
     loaded = load_pairwise_model(path)
-    scenario = snapshot_scenario(request, manager.day)
+    state = request.state.with_booking_first(request.booking)
     config = replace(
         manager.env_config,
-        max_drivers=len(request.drivers),
-        visible_slots=max(manager.env_config.visible_slots, len(scenario.bookings)),
+        max_drivers=len(state.drivers),
+        visible_slots=pairwise_booking_slots(
+            manager.env_config.visible_slots, len(state.open_bookings)
+        ),
     )
-    env = DispatchEnv(preset=None, scenario=scenario, config=config)
-    env.reset(options={"scenario": scenario})
-    if request.rides_today is not None:
-        env.sim.rides[:] = request.rides_today
+    env = live_env(state, manager.day, config).env
     slot = int(np.flatnonzero(env.visible == 0)[0])
-    time_of_day = manager.day.time_of_day_fraction(request.minute_of_day)
-    scores = PairwisePolicy(loaded).scores(env, time_of_day)
-    return scores.wait_q, scores.for_slot(slot)
+    scores = PairwisePolicy(loaded).scores(env)
+    return scores.wait_q, scores.for_slot(slot), env.sim.now_min
 
 
 # --- any fleet size ----------------------------------------------------------------------------
@@ -78,16 +76,17 @@ def test_any_fleet_size_gets_the_pairwise_policys_driver(
     assert (suggestion.source, suggestion.reason, suggestion.arm) == ("rl", None, "rl")
     assert suggestion.model_version == load_pairwise_model(pairwise_path).metadata.version
 
-    wait_q, pairs = policy_answer(pairwise_path, manager, request)
+    wait_q, pairs, now = policy_answer(pairwise_path, manager, request)
+    drivers = request.state.drivers
     assert pairs and pairs[0].q_value >= wait_q
-    assert suggestion.driver_id == request.drivers[pairs[0].driver].id
-    expected = [(request.drivers[p.driver].id, p.q_value) for p in pairs[:TOP_CANDIDATES]]
+    assert suggestion.driver_id == drivers[pairs[0].driver].id
+    expected = [(drivers[p.driver].id, p.q_value) for p in pairs[:TOP_CANDIDATES]]
     got = [(c.driver_id, c.q_value) for c in suggestion.candidates]
     assert [d for d, _ in got] == [d for d, _ in expected]
     assert [q for _, q in got] == pytest.approx([q for _, q in expected], abs=1e-5)
     first = suggestion.candidates[0]
     assert first.added_km == pytest.approx(pairs[0].added_km)
-    assert first.pickup_in_min == pytest.approx(pairs[0].pickup_min)
+    assert first.pickup_in_min == pytest.approx(pairs[0].pickup_min - now)
 
 
 def test_the_choice_is_the_networks_not_the_cheapest_insertion(
@@ -110,7 +109,7 @@ def test_reversed_driver_order_gets_the_same_driver(
 ) -> None:
     request = live_request(n_drivers=n_drivers, n_open=10, seed=seed)
     reversed_request = replace(
-        request, drivers=request.drivers[::-1], rides_today=request.rides_today[::-1]
+        request, state=replace(request.state, drivers=request.state.drivers[::-1])
     )
     forward, backward = manager.suggest(request), manager.suggest(reversed_request)
     assert forward.source == backward.source == "rl"
@@ -234,9 +233,9 @@ def test_model_raising_falls_back_and_counts_an_error(pairwise_path: Path) -> No
 # --- loading -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime", ["onnx", "torch"])
-def test_pairwise_model_runs_on_numpy_only(pairwise_path: Path, runtime: str) -> None:
-    with pytest.raises(ModelLoadError, match=r"^runtime: a pairwise model runs on numpy"):
+def test_pairwise_model_does_not_run_on_torch(pairwise_path: Path) -> None:
+    runtime = "torch"
+    with pytest.raises(ModelLoadError, match=r"^runtime: a pairwise model runs on numpy or onnx"):
         load_served_model(pairwise_path, runtime)
     manager = RLDispatchManager(pairwise_path, runtime=runtime, state=RL_ON)
     assert manager.model is None and manager.model_error.startswith("runtime:")
@@ -319,13 +318,19 @@ def test_the_clock_and_the_rides_today_reach_the_model(
     pairwise_path: Path, manager: RLDispatchManager
 ) -> None:
     request = live_request(n_drivers=24, n_open=12, seed=5, booking_id="clock")
-    morning = replace(request, minute_of_day=8 * 60.0, rides_today=(0,) * 24)
-    evening = replace(request, minute_of_day=19 * 60.0, rides_today=tuple(range(24)))
+    drivers = request.state.drivers
+
+    def at(minute_of_day: float, rides: list[int]) -> LiveRequest:
+        fleet = tuple(replace(d, rides_today=r) for d, r in zip(drivers, rides, strict=True))
+        state = replace(request.state, minute_of_day=minute_of_day, drivers=fleet)
+        return replace(request, state=state)
+
+    morning, evening = at(8 * 60.0, [0] * 24), at(19 * 60.0, list(range(24)))
     values = []
     for one in (morning, evening):
         suggestion = manager.suggest(one)
         assert suggestion.source == "rl"
-        wait_q, pairs = policy_answer(pairwise_path, manager, one)
+        wait_q, pairs, _ = policy_answer(pairwise_path, manager, one)
         assert [c.q_value for c in suggestion.candidates] == pytest.approx(
             [p.q_value for p in pairs[:5]]
         )
@@ -339,13 +344,13 @@ def test_a_booking_beyond_the_models_booking_slots_is_still_answered(
     """30 other open bookings, all closing before the booking asked about: with the model's
     20 booking slots it would not be visible; the service gives the env a slot for each."""
     request = live_request(n_drivers=12, n_open=30, seed=6, booking_id="late-closing")
-    closes_last = max(b.window[1] for b in request.open_bookings) + 30.0
+    closes_last = max(b.window[1] for b in request.state.open_bookings) + 30.0
     booking = replace(
         request.booking, requested_min=closes_last - 25.0, window=(closes_last - 35.0, closes_last)
     )
     request = replace(request, booking=booking)
-    assert len(request.all_bookings()) > manager.env_config.visible_slots
+    assert len(request.state.open_bookings) + 1 > manager.env_config.visible_slots
     suggestion = manager.suggest(request)
     assert (suggestion.source, suggestion.reason) == ("rl", None)
-    wait_q, pairs = policy_answer(pairwise_path, manager, request)
-    assert suggestion.driver_id == request.drivers[pairs[0].driver].id
+    wait_q, pairs, _ = policy_answer(pairwise_path, manager, request)
+    assert suggestion.driver_id == request.state.drivers[pairs[0].driver].id

@@ -37,6 +37,7 @@ OPERATIONS = {
     "GET /rl/metrics",
     "GET /rl/status",
     "POST /rl/outcome",
+    "POST /rl/round",
     "POST /rl/suggest",
     "POST /rl/toggle",
 }

@@ -27,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model",
         help=(
-            "model file: flat DQN (.safetensors or .onnx) or pairwise (.safetensors, any fleet "
-            "size); env RLDISPATCH_MODEL"
+            "model file: flat DQN or pairwise (any fleet size), .safetensors or its .onnx "
+            "export; env RLDISPATCH_MODEL"
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=RUNTIMES,
         help=(
             "model runtime (auto: ONNX Runtime for .onnx files, NumPy for model files; a "
-            "pairwise model runs on NumPy only)"
+            "pairwise model runs on NumPy or ONNX Runtime)"
         ),
     )
     parser.add_argument(

@@ -4,10 +4,10 @@
 and the store; the store's writer starts and the saved toggle state is read when the app
 starts, and buffered records are written when it stops.
 
-``suggest`` and ``outcome`` never wait on I/O (the store queues their records), so they run
-on the event loop: a suggestion is a fraction of a millisecond of CPU, less than a hop to
-the thread pool costs (large requests, over ``INLINE_MAX_ITEMS``, do go to the pool). The
-endpoints that read or write the database run in the pool.
+``suggest``, the dispatch round and ``outcome`` never wait on I/O (the store queues their
+records), so small ones run on the event loop; large ones go to the pool, a few at a time
+(:mod:`rldispatch.service.workload`). The endpoints that read or write the database run in
+the pool.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
-from rldispatch.service import prometheus
+from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.auth import Admin, Reader, build_registry
 from rldispatch.service.config import ServiceConfig
+from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.schemas import (
     ABOut,
@@ -44,8 +44,6 @@ from rldispatch.service.schemas import (
     OutcomeResponse,
     StatusResponse,
     StoreStatus,
-    SuggestRequest,
-    SuggestResponse,
     ToggleRequest,
     ToggleStateOut,
 )
@@ -60,8 +58,6 @@ from rldispatch.service.store import (
 logger = logging.getLogger("rldispatch.service")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-INLINE_MAX_ITEMS = 100
-"""Suggestions with more drivers plus open bookings than this run in the thread pool."""
 STATE_RETRY_S = 5.0
 
 
@@ -157,6 +153,11 @@ ManagerDep = Annotated[RLDispatchManager, Depends(get_manager)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
+def request_items(body: FleetState) -> int:
+    """Drivers, open bookings and plan stops of a request: what its cost grows with."""
+    return len(body.drivers) + len(body.open_bookings) + sum(len(d.plan) for d in body.drivers)
+
+
 def local_minute_of_day() -> float:
     """The server's local clock, minutes after midnight."""
     now = datetime.now().astimezone()
@@ -180,14 +181,16 @@ rl_router = APIRouter(prefix="/rl", tags=["rl"])
 
 @rl_router.post("/suggest", response_model=SuggestResponse, responses=BODY_RESPONSES)
 async def suggest(
-    body: SuggestRequest, principal: Reader, manager: ManagerDep, store: StoreDep
+    body: SuggestRequest,
+    principal: Reader,
+    manager: ManagerDep,
+    store: StoreDep,
+    request: Request,
 ) -> Response:
-    """Suggest a driver for one booking, from the learned policy or the fallback."""
-    live = body.to_live(local_minute_of_day())
-    if len(body.drivers) + len(body.open_bookings) <= INLINE_MAX_ITEMS:
-        suggestion = manager.suggest(live)
-    else:  # a large request would hold the event loop for many milliseconds
-        suggestion = await run_in_threadpool(manager.suggest, live)
+    """Suggest a driver for one booking, and where in its plan, from the learned policy or
+    the fallback."""
+    live = body.to_live(local_minute_of_day(), manager.day)
+    suggestion = await workload.answer(request, request_items(body), manager.suggest, live)
     response = SuggestResponse.from_suggestion(suggestion)
     store.record_suggestion(
         SuggestionRecord(
@@ -415,6 +418,10 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.state.service = service
     app.state.tokens = tokens
     app.add_exception_handler(RequestValidationError, _validation_error)
+    from rldispatch.service.round_api import round_router  # it builds on this module
+
+    app.state.large_requests = workload.large_request_gate()
     app.include_router(rl_router)
+    app.include_router(round_router)
     app.include_router(ops_router)
     return app

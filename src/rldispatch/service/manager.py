@@ -1,14 +1,23 @@
 """``RLDispatchManager``: the learned policy behind a heuristic safety net.
 
-For each booking the manager decides who answers, in this order (the first that applies is
-the fallback reason; see ``docs/service.md``):
+Every request is turned into the simulator state a policy sees in ``evaluate`` (see
+:mod:`rldispatch.service.snapshot`), on an env built for that request alone, and played by
+the same policy objects ``evaluate`` plays: a pairwise model's ``PairwisePolicy``, a flat
+model's ``DQNPolicy`` (or its Q-function on PyTorch or ONNX Runtime), the fallback's baseline.
+
+Two questions: :meth:`RLDispatchManager.suggest` (which driver for this booking, and where in
+its plan) and :meth:`RLDispatchManager.dispatch_round` (what the policy does now with the
+whole state: the assignments it makes, in order, before it waits, as ``evaluate`` plays it).
+
+Who answers, in this order (the first that applies is the fallback reason; see
+``docs/service.md``):
 
 ==========================  ===============================================================
 reason                      when
 ==========================  ===============================================================
 ``shadow_mode``             shadow mode: the RL answer is computed and logged, not served
 ``rl_disabled``             an admin has switched RL off
-``ab_heuristic_arm``        the booking's id hashes into the heuristic arm of the A/B split
+``ab_heuristic_arm``        the booking's id hashes into the heuristic arm (suggest only)
 ``model_missing``           the service was started without a model
 ``model_load_failed``       the model file is missing, broken, foreign or inconsistent
 ``fleet_too_large``         more drivers than the model has driver slots (flat models only)
@@ -16,16 +25,11 @@ reason                      when
 ``no_feasible_driver``      no driver can serve the booking in time
 ``model_error``             the model raised or answered the wrong shape (also an error)
 ``invalid_action``          the model's Q-values for the allowed actions are not finite
-``rl_waited``               the model's best allowed action was to wait
+``rl_waited``               the model's best allowed action was to wait (suggest only)
 ==========================  ===============================================================
 
-The RL answer of a flat (DQN) model is the masked greedy action restricted to the booking's
-slot (and wait), mapped back to a driver id. A pairwise model plays any fleet: it scores the
-booking's candidate pairs on a ``DispatchEnv`` reset with the live snapshot (every open
-booking, enough driver slots for the fleet) and answers its best pair unless waiting scores
-higher. The heuristic (``insertion`` by default) runs on the booking alone, through
-the same policy object ``simulate`` and ``evaluate`` use. Everything here is safe to call from
-several threads.
+Everything here is safe to call from several threads; nothing kept between requests grows
+with their size (envs are built per request; per thread only a policy object).
 """
 
 from __future__ import annotations
@@ -39,21 +43,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rldispatch.domain import Booking, Driver
-from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.domain import Booking
+from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
+from rldispatch.service.answers import Candidate, RoundAssignment, candidates, round_assignment
+from rldispatch.service.loading import load_served_model
 from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
     ModelLoadError,
-    driver_slots,
-    finite_or_none,
-    load_served_model,
     pairwise_booking_slots,
 )
-from rldispatch.service.snapshot import LiveDay, LiveRequest, LiveSnapshot, snapshot_scenario
+from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
+from rldispatch.sim.simulator import OPEN
 
 if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
     from rldispatch.agents.pairwise.policy import PairwisePolicy
@@ -62,6 +66,7 @@ if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
 logger = logging.getLogger("rldispatch.service")
 
 Source = Literal["rl", "fallback"]
+RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned"]
 FALLBACK_REASONS = (
     "shadow_mode",
     "rl_disabled",
@@ -80,19 +85,11 @@ ERROR_LOG_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A driver that can serve the booking, with the scores behind the choice.
+class LiveRequest:
+    """One booking to place (times from now) in a live state."""
 
-    ``q_value`` is the model's value of giving the booking to this driver (RL answers);
-    ``insertion_cost`` is the heuristic's cost (km plus 2 km per minute late);
-    ``pickup_in_min`` the estimated pickup time, in minutes from now.
-    """
-
-    driver_id: str
-    q_value: float | None
-    insertion_cost: float | None
-    pickup_in_min: float | None
-    added_km: float | None
+    booking: Booking
+    state: LiveState
 
 
 @dataclass(frozen=True)
@@ -105,30 +102,65 @@ class Suggestion:
     arm: Arm | None
     candidates: tuple[Candidate, ...]
     latency_ms: float
+    chosen: Candidate | None = None
     shadow_driver_id: str | None = None
     shadow_reason: str | None = None
 
 
 @dataclass(frozen=True)
+class DispatchRound:
+    """What a policy does now: its assignments in order, then why it stopped."""
+
+    source: Source
+    reason: str | None
+    model_version: str | None
+    assignments: tuple[RoundAssignment, ...]
+    waiting: tuple[str, ...]
+    ended: RoundEnd
+    latency_ms: float
+    shadow_assignments: tuple[RoundAssignment, ...] | None = None
+    shadow_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class _Answer:
-    """One answerer's choice: a driver index (or None), with its candidates; for the learned
-    policy, the fallback reason when it has no answer."""
+    """One answerer's choice for a booking: a driver index (or None) and its candidates; for
+    the learned policy, the fallback reason when it has no answer."""
 
     driver: int | None
     reason: str | None
     candidates: tuple[Candidate, ...] = ()
+    chosen: Candidate | None = None
+
+
+@dataclass(frozen=True)
+class _Round:
+    reason: str | None
+    assignments: tuple[RoundAssignment, ...] = ()
+    waiting: tuple[str, ...] = ()
+    ended: RoundEnd = "wait"
+
+
+class _ModelFailed(Exception):
+    """The model raised or answered values that cannot be used; ``reason`` says which."""
+
+    def __init__(self, reason: str, error: Exception | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
 
 
 class RLDispatchManager:
-    """Loads a model, turns live bookings and drivers into its state, suggests, falls back.
+    """Loads a model, turns live states into its env, suggests and dispatches, falls back.
 
     :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
         None serves the fallback only.
-    :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see :func:`load_q_model`; a
-        pairwise model runs on ``numpy`` only).
+    :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see
+        :func:`~rldispatch.service.loading.load_q_model`; a pairwise model: ``numpy`` or
+        ``onnx``).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param state: the initial toggle state (RL off by default).
-    :param day: travel model and clock of the service day (default: the model's preset).
+    :param day: travel model, clock and area of the service day (default: the model's preset).
     """
 
     def __init__(
@@ -200,10 +232,34 @@ class RLDispatchManager:
     def statistics(self) -> StatsSnapshot:
         return self.stats.snapshot()
 
+    # --- the env of a request ----------------------------------------------------------------
+
+    def rl_config(self, n_drivers: int, n_bookings: int | None = None) -> EnvConfig | None:
+        """The env config the model plays a fleet of ``n_drivers`` on (None: it cannot).
+
+        A flat model has its own; a pairwise model its training config with a slot per
+        driver (as ``evaluate`` plays it) and, for a one-booking question of ``n_bookings``
+        open bookings, a booking slot for each (see :func:`pairwise_booking_slots`).
+        """
+        if self.model is None:
+            return None
+        if self.model.kind == "dqn":
+            return self.env_config if n_drivers <= self.env_config.max_drivers else None
+        config = replace(self.env_config, max_drivers=max(n_drivers, 1))
+        if n_bookings is not None:
+            slots = pairwise_booking_slots(self.env_config.visible_slots, n_bookings)
+            config = replace(config, visible_slots=slots)
+        return config
+
+    def fallback_config(self, n_drivers: int) -> EnvConfig:
+        """The fallback's env config: the service's, with a driver slot per driver."""
+        return replace(self.env_config, max_drivers=max(n_drivers, 1))
+
     # --- suggestions -------------------------------------------------------------------------
 
     def suggest(self, request: LiveRequest) -> Suggestion:
-        """The driver for ``request.booking``: the learned policy's, or the heuristic's."""
+        """The driver for ``request.booking`` (and where in its plan): the learned policy's,
+        or the heuristic's."""
         started = time.perf_counter()
         state = self.state
         experiment = state.enabled and not state.shadow
@@ -220,7 +276,6 @@ class RLDispatchManager:
         else:
             rl = self._rl_answer(request)
             reason = rl.reason
-        drivers = request.drivers
         if reason is None and rl is not None:
             answer, source = rl, "rl"
         else:
@@ -228,6 +283,7 @@ class RLDispatchManager:
         latency_s = time.perf_counter() - started
         self.stats.record(source, reason, arm, latency_s)
         shadow = rl if state.shadow else None
+        drivers = request.state.drivers
         return Suggestion(
             booking_id=request.booking.id,
             driver_id=None if answer.driver is None else drivers[answer.driver].id,
@@ -237,6 +293,7 @@ class RLDispatchManager:
             arm=arm,
             candidates=answer.candidates,
             latency_ms=latency_s * 1e3,
+            chosen=answer.chosen,
             shadow_driver_id=(
                 drivers[shadow.driver].id if shadow and shadow.driver is not None else None
             ),
@@ -244,163 +301,208 @@ class RLDispatchManager:
         )
 
     def warm_up(self) -> None:
-        """Run both answerers once on a tiny request (compiled kernels load, caches fill)."""
-        booking = Booking("warm-up", 0.0, (0.0, 0.0), (0.01, 0.01), 10.0, (0.0, 30.0))
-        drivers = (Driver("warm-up", (0.001, 0.001), (0.0, 120.0)),)
-        request = LiveRequest(booking, drivers, minute_of_day=self.day.travel.start_hour * 60.0)
+        """Answer a tiny request both ways once (compiled kernels load, caches fill)."""
+        booking = Booking("warm-up", 0.0, (46.2044, 6.1432), (46.1935, 6.149), 10.0, (0.0, 30.0))
+        driver = LiveDriver("warm-up", (46.21, 6.112), 0.0, (0.0, 120.0))
+        live = LiveState((driver,), (), minute_of_day=self.day.start_min)
+        request = LiveRequest(booking, live)
         self._rl_answer(request)
         self._heuristic_answer(request)
+        self._fallback_round(live)
 
     def _rl_answer(self, request: LiveRequest) -> _Answer:
-        if self.model is None:
+        model = self.model
+        if model is None:
             return _Answer(None, "model_load_failed" if self.model_path else "model_missing")
-        if self.model.kind == "pairwise":
-            return self._pairwise_answer(request, self.model)
-        if len(request.drivers) > self.env_config.max_drivers:
+        live_state = request.state.with_booking_first(request.booking)
+        config = self.rl_config(len(live_state.drivers), len(live_state.open_bookings))
+        if config is None:
             return _Answer(None, "fleet_too_large")
-        snapshot = LiveSnapshot(request, self.day, self.env_config)
-        if snapshot.booking_slot < 0:
-            return _Answer(None, "booking_not_visible")
-        feasible = np.flatnonzero(snapshot.booking_feasible())
-        if feasible.size == 0:
-            return _Answer(None, "no_feasible_driver")
-        try:
-            q = np.asarray(self.model.q_function.q_values(snapshot.observation()[None, :]))
-            if q.shape != (1, self.env_config.n_actions):
-                raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
-        except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
-            self.stats.record_error()
-            self._log_model_error(error)
-            return _Answer(None, "model_error")
-        actions = snapshot.booking_actions()[feasible]
-        values = q[0, np.concatenate([[0], actions])]
-        if not np.all(np.isfinite(values)):
-            return _Answer(None, "invalid_action")
-        slot = snapshot.booking_slot
-        order = feasible[np.argsort(-values[1:], kind="stable")][:TOP_CANDIDATES]
-        candidates = tuple(
-            Candidate(
-                driver_id=request.drivers[i].id,
-                q_value=float(q[0, 1 + i * self.env_config.visible_slots + slot]),
-                insertion_cost=finite_or_none(snapshot.cost[i, slot]),
-                pickup_in_min=finite_or_none(snapshot.pickup_min[i, slot]),
-                added_km=finite_or_none(snapshot.added_km[i, slot]),
-            )
-            for i in order
-        )
-        best = int(np.argmax(values))
-        if best == 0:
-            return _Answer(None, "rl_waited", candidates)
-        return _Answer(int(feasible[best - 1]), None, candidates)
-
-    def _pairwise_answer(self, request: LiveRequest, model: LoadedPairwiseQModel) -> _Answer:
-        """The pairwise model's best pair for the booking, on this thread's env of the fleet's
-        size reset with the live snapshot (every open booking, the booking first)."""
-        scenario = snapshot_scenario(request, self.day)
-        booking_slots = pairwise_booking_slots(
-            self.env_config.visible_slots, len(scenario.bookings)
-        )
-        env = self._env(driver_slots(len(request.drivers)), booking_slots)
-        env.reset(options={"scenario": scenario})
-        if request.rides_today is not None:  # the snapshot's drivers start the day afresh
-            env.sim.rides[: len(request.drivers)] = request.rides_today
-        slots = np.flatnonzero(env.visible == 0)
+        live = live_env(live_state, self.day, config, one_decision=True)
+        env = live.env
+        slots = np.flatnonzero(env.visible == live.booking_ids.index(request.booking.id))
         if slots.size == 0:
             return _Answer(None, "booking_not_visible")
         slot = int(slots[0])
         if not env.table.feasible[:, slot].any():
             return _Answer(None, "no_feasible_driver")
         try:
-            time_of_day = self.day.time_of_day_fraction(request.minute_of_day)
-            scores = self._pairwise_policy(model).scores(env, time_of_day)
+            drivers, values, wait_q = self._slot_values(live, slot)
+        except _ModelFailed as failure:
+            return _Answer(None, failure.reason)
+        top = candidates(live, drivers[:TOP_CANDIDATES], slot, values[:TOP_CANDIDATES])
+        if drivers.size == 0 or wait_q > values[0]:
+            return _Answer(None, "rl_waited", top)
+        return _Answer(int(drivers[0]), None, top, top[0])
+
+    def _slot_values(self, live: LiveEnv, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The model's candidate drivers for the booking in ``slot``, best first, their
+        values and the value of waiting."""
+        env = live.env
+        try:
+            if self.model.kind == "pairwise":
+                # PairwisePolicy.scores, for the booking's slot alone (best first, ties by id).
+                policy = self._pairwise_policy()
+                state = policy.state(env)
+                wait_q, q_pairs = policy.q_function(state)
+                mine = np.flatnonzero(state.pair_slot == slot)
+                order = mine[np.lexsort((state.pair_order[mine], -q_pairs[mine]))]
+                drivers = state.pair_driver[order].astype(np.int64)
+                values = np.asarray(q_pairs[order], dtype=np.float64)
+            else:
+                q = self._q_values(live)
+                feasible = np.flatnonzero(env.table.feasible[:, slot])
+                actions = 1 + feasible * env.config.visible_slots + slot
+                order = np.argsort(-q[actions], kind="stable")
+                drivers, values, wait_q = feasible[order], q[actions][order], float(q[0])
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
-            self.stats.record_error()
-            self._log_model_error(error)
-            return _Answer(None, "model_error")
-        pairs = scores.for_slot(slot)
-        values = np.array([scores.wait_q, *(pair.q_value for pair in pairs)], dtype=np.float64)
-        if not np.all(np.isfinite(values)):
-            return _Answer(None, "invalid_action")
-        candidates = tuple(
-            Candidate(
-                driver_id=request.drivers[pair.driver].id,
-                q_value=float(pair.q_value),
-                insertion_cost=finite_or_none(pair.insertion_cost),
-                pickup_in_min=finite_or_none(pair.pickup_min),
-                added_km=finite_or_none(pair.added_km),
-            )
-            for pair in pairs[:TOP_CANDIDATES]
-        )
-        if not pairs or scores.wait_q > pairs[0].q_value:
-            return _Answer(None, "rl_waited", candidates)
-        return _Answer(pairs[0].driver, None, candidates)
+            self._model_failed(error)
+            raise _ModelFailed("model_error", error) from error
+        if not (np.all(np.isfinite(values)) and np.isfinite(wait_q)):
+            raise _ModelFailed("invalid_action")
+        return drivers, values, float(wait_q)
+
+    def _q_values(self, live: LiveEnv) -> np.ndarray:
+        """A flat model's Q-values of the env's state, one per action."""
+        q = np.asarray(self.model.q_function.q_values(live.env.observation()[None, :]))
+        if q.shape != (1, self.env_config.n_actions):
+            raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
+        return q[0]
 
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
-        """The fallback policy on an env holding the fleet and this booking alone."""
-        env, policy = self._fallback_env(len(request.drivers))
-        scenario = snapshot_scenario(request, self.day, bookings=(request.booking,))
-        env.reset(options={"scenario": scenario})
-        slots = np.flatnonzero(env.visible == 0)
-        if slots.size == 0:  # nobody can serve it: the env ran the day out
+        """The fallback policy on the live state with this booking as the only open one,
+        looking ahead far enough to see it (a booking for later gets its driver now)."""
+        live_state = replace(request.state, open_bookings=(request.booking,))
+        config = self.fallback_config(len(live_state.drivers))
+        if request.booking.window[0] > config.lookahead_min:
+            config = replace(config, lookahead_min=request.booking.window[0])
+        live = live_env(live_state, self.day, config, one_decision=True)
+        env = live.env
+        if env.visible.size == 0:  # not visible: nobody is offered it now
             return _Answer(None, None)
-        slot = int(slots[0])
         table = env.table
-        feasible = np.flatnonzero(table.feasible[:, slot])
-        order = feasible[np.argsort(table.cost[feasible, slot], kind="stable")][:TOP_CANDIDATES]
-        candidates = tuple(
-            Candidate(
-                driver_id=request.drivers[i].id,
-                q_value=None,
-                insertion_cost=finite_or_none(table.cost[i, slot]),
-                pickup_in_min=finite_or_none(table.pickup_min[i, slot]),
-                added_km=finite_or_none(table.added_km[i, slot]),
-            )
-            for i in order
-        )
-        action = int(policy.act(env))
+        feasible = np.flatnonzero(table.feasible[:, 0])
+        order = feasible[np.argsort(table.cost[feasible, 0], kind="stable")]
+        top = candidates(live, order[:TOP_CANDIDATES], 0)
+        action = int(self._fallback().act(env))
         if action == 0:
-            return _Answer(None, None, candidates)
-        driver, chosen_slot = divmod(action - 1, env.config.visible_slots)
-        if chosen_slot != slot:
-            return _Answer(None, None, candidates)
-        return _Answer(int(driver), None, candidates)
+            return _Answer(None, None, top)
+        driver, slot = divmod(action - 1, env.config.visible_slots)
+        chosen = next((c for c in top if c.driver_id == live.driver_ids[driver]), None)
+        if chosen is None:
+            chosen = candidates(live, np.array([driver]), slot)[0]
+        return _Answer(int(driver), None, top, chosen)
 
-    def _pairwise_policy(self, model: LoadedPairwiseQModel) -> PairwisePolicy:
-        """This thread's policy object on ``model``'s shared weights."""
+    # --- dispatch rounds ---------------------------------------------------------------------
+
+    def dispatch_round(self, state: LiveState) -> DispatchRound:
+        """What the policy does now with the whole state: the learned policy's round, or the
+        fallback's (shadow mode: the fallback's, with the learned one's beside it)."""
+        started = time.perf_counter()
+        toggle = self.state
+        rl: _Round | None = None
+        if toggle.shadow:
+            reason: str | None = "shadow_mode"
+            rl = self._rl_round(state)
+        elif not toggle.enabled:
+            reason = "rl_disabled"
+        else:
+            rl = self._rl_round(state)
+            reason = rl.reason
+        if reason is None and rl is not None:
+            answer, source = rl, "rl"
+        else:
+            answer, source = self._fallback_round(state), "fallback"
+        latency_s = time.perf_counter() - started
+        self.stats.record(source, reason, None, latency_s)
+        shadow = rl if toggle.shadow else None
+        return DispatchRound(
+            source=source,
+            reason=reason,
+            model_version=self.model_version,
+            assignments=answer.assignments,
+            waiting=answer.waiting,
+            ended=answer.ended,
+            latency_ms=latency_s * 1e3,
+            shadow_assignments=shadow.assignments if shadow else None,
+            shadow_reason=shadow.reason if shadow else None,
+        )
+
+    def _rl_round(self, state: LiveState) -> _Round:
+        if self.model is None:
+            return _Round("model_load_failed" if self.model_path else "model_missing")
+        config = self.rl_config(len(state.drivers))
+        if config is None:
+            return _Round("fleet_too_large")
+        live = live_env(state, self.day, config)
+        if self.model.kind == "pairwise":
+            policy = self._pairwise_policy()
+            act = policy.act
+        elif hasattr(self.model.q_function, "policy"):  # NumPy: DQNPolicy, as evaluate runs
+            act = self.model.q_function.policy.act
+        else:
+
+            def act(env: Any) -> int:
+                q = self._q_values(live)
+                if not np.all(np.isfinite(q[env.action_masks()])):
+                    raise _ModelFailed("invalid_action")
+                return int(np.argmax(np.where(env.action_masks(), q, -np.inf)))
+
+        try:
+            return _play_round(live, act)
+        except _ModelFailed as failure:
+            return _Round(failure.reason)
+        except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
+            self._model_failed(error)
+            return _Round("model_error")
+
+    def _fallback_round(self, state: LiveState) -> _Round:
+        live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
+        return _play_round(live, self._fallback().act)
+
+    # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
+
+    def _pairwise_policy(self) -> PairwisePolicy:
+        """This thread's policy object on the model's shared weights."""
         local = self._local
         cached = local.__dict__.get("pairwise")
-        if cached is None or cached[0] is not model:
-            cached = local.pairwise = (model, model.policy())
+        if cached is None or cached[0] is not self.model:
+            cached = local.pairwise = (self.model, self.model.policy())
         return cached[1]
 
-    def _env(self, max_drivers: int, visible_slots: int | None = None) -> DispatchEnv:
-        """This thread's env with ``max_drivers`` driver slots and ``visible_slots`` booking
-        slots (default: the model's; its env config otherwise), built on first use; every
-        caller resets it before reading it."""
-        slots = visible_slots or self.env_config.visible_slots
-        envs: dict[tuple[int, int], DispatchEnv] = self._local.__dict__.setdefault("envs", {})
-        env = envs.get((max_drivers, slots))
-        if env is None:
-            config = replace(self.env_config, max_drivers=max_drivers, visible_slots=slots)
-            env = envs[(max_drivers, slots)] = DispatchEnv(preset="geneva", config=config)
-        return env
-
-    def _fallback_env(self, n_drivers: int) -> tuple[DispatchEnv, Any]:
-        """This thread's env (with enough driver slots) and fallback policy object.
-
-        Slots beyond the model's round up to a power of two: a few envs per thread at most.
-        """
+    def _fallback(self) -> Any:
         local = self._local
-        max_drivers = self.env_config.max_drivers
-        if n_drivers > max_drivers:
-            max_drivers = driver_slots(n_drivers)
-        env = self._env(max_drivers)
-        if not hasattr(local, "policy"):
-            local.policy = make_baseline(self.fallback_policy, seed=threading.get_ident() % 2**31)
-        return env, local.policy
+        if not hasattr(local, "fallback"):
+            local.fallback = make_baseline(self.fallback_policy, seed=threading.get_ident() % 2**31)
+        return local.fallback
 
-    def _log_model_error(self, error: Exception) -> None:
+    def _model_failed(self, error: Exception) -> None:
+        self.stats.record_error()
         now = time.monotonic()
         if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
             logger.error("model failed, answering from the fallback: %r", error)
+
+
+def _play_round(live: LiveEnv, act: Any) -> _Round:
+    """Let ``act`` assign until it waits, nothing more can be assigned or nothing is open,
+    without moving the clock: ``evaluate``'s steps between two clock moves."""
+    env = live.env
+    made: list[RoundAssignment] = []
+    ended: RoundEnd = "no_feasible_assignment"
+    while True:
+        if env.sim.done:
+            ended = "all_assigned"
+            break
+        mask = env.action_masks()
+        if not mask[1:].any():
+            break
+        action = int(act(env))
+        if action == 0:
+            ended = "wait"
+            break
+        if not (0 < action < mask.size and mask[action]):
+            raise _ModelFailed("invalid_action")
+        made.append(round_assignment(live, env.assign(action)))
+    waiting = tuple(live.booking_ids[b] for b in np.flatnonzero(env.sim.status == OPEN))
+    return _Round(None, tuple(made), waiting, ended)

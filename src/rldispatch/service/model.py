@@ -1,15 +1,9 @@
-"""A model file loaded for serving: a Q-function on NumPy, PyTorch or ONNX Runtime.
+"""What every served model shares: the refusal error, runtimes, size check, and the flat
+model's Q-functions (NumPy, PyTorch) and checked shapes.
 
-:func:`load_q_model` reads a model file written by
-:func:`rldispatch.agents.dqn.model_file.save_model` (or its ONNX export, by the ``.onnx``
-suffix), checks its size before reading, checks that its shapes agree with its env config and
-that a probe forward pass answers ``(1, n_actions)`` values, and refuses it otherwise with
-:class:`ModelLoadError` (the service then answers from the fallback). Values are checked per
-request: a model answering NaN is served and each such answer falls back.
-
-:func:`load_served_model` takes either kind of model file: a pairwise one (format
-``rldispatch-pairwise``) goes to :mod:`rldispatch.service.pairwise_model`, anything else to
-:func:`load_q_model`.
+Loading is in :mod:`rldispatch.service.loading`, which builds on this module,
+:mod:`rldispatch.service.onnx_runtime` (flat ONNX) and
+:mod:`rldispatch.service.pairwise_model`; none of them imports it back.
 """
 
 from __future__ import annotations
@@ -18,14 +12,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from rldispatch.env import EnvConfig
-
-if TYPE_CHECKING:
-    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 
 Runtime = Literal["numpy", "torch", "onnx"]
 RUNTIMES = ("auto", "numpy", "torch", "onnx")
@@ -163,18 +154,6 @@ class TorchQFunction:
             return self.network(batch).numpy()
 
 
-def _probe(q_function: QFunction, info: ModelInfo) -> None:
-    """One forward pass on a zero observation must answer one row of ``n_actions`` values."""
-    try:
-        q = np.asarray(q_function.q_values(np.zeros((1, info.observation_size), np.float32)))
-    except Exception as error:  # noqa: BLE001 - any failure means the model cannot serve
-        raise ModelLoadError(f"model: a probe forward pass failed: {error}") from error
-    if q.shape != (1, info.n_actions):
-        raise ModelLoadError(
-            f"model: a probe forward pass answered shape {q.shape}, expected (1, {info.n_actions})"
-        )
-
-
 def load_torch_model(path: Path) -> tuple[Any, ModelInfo]:
     """A PyTorch model file (``LoadedModel``) and its checked info."""
     from rldispatch.agents.dqn.model_file import ModelFileError, load_model
@@ -192,70 +171,6 @@ def load_torch_model(path: Path) -> tuple[Any, ModelInfo]:
         metadata.n_actions,
     )
     return loaded, info
-
-
-def load_q_model(
-    path: str | Path, runtime: str = "auto", max_bytes: int = MAX_MODEL_BYTES
-) -> LoadedQModel:
-    """Load a model file for serving.
-
-    :param runtime: ``numpy`` (``DQNPolicy``'s NumPy forward pass), ``torch`` (eager PyTorch),
-        ``onnx`` (ONNX Runtime) or ``auto``: ONNX Runtime for ``.onnx`` files, NumPy for model
-        files. ``onnx`` with a model file exports it to ONNX in memory first.
-    """
-    from rldispatch.service import onnx_runtime
-
-    if runtime not in RUNTIMES:
-        raise ModelLoadError(f"runtime: must be one of {RUNTIMES}, got {runtime!r}")
-    path = Path(path)
-    check_file_size(path, max_bytes)
-    is_onnx = path.suffix.lower() == ".onnx"
-    if is_onnx:
-        if runtime not in ("auto", "onnx"):
-            raise ModelLoadError(f"runtime: an .onnx file runs on ONNX Runtime, not {runtime}")
-        q_function, info = onnx_runtime.load_onnx_file(path)
-        chosen: Runtime = "onnx"
-    else:
-        loaded, info = load_torch_model(path)
-        if runtime == "onnx":
-            q_function = onnx_runtime.OnnxQFunction(onnx_runtime.export_onnx_bytes(loaded))
-            chosen = "onnx"
-        elif runtime == "torch":
-            q_function = TorchQFunction(loaded)
-            chosen = "torch"
-        else:
-            q_function = NumpyQFunction(loaded)
-            chosen = "numpy"
-    _probe(q_function, info)
-    return LoadedQModel(q_function=q_function, info=info, path=path, runtime=chosen)
-
-
-def load_served_model(
-    path: str | Path, runtime: str = "auto", max_bytes: int = MAX_MODEL_BYTES
-) -> LoadedQModel | LoadedPairwiseQModel:
-    """Load a flat DQN model file (or its ``.onnx`` export) or a pairwise model file.
-
-    A file whose header names the pairwise format is loaded as a pairwise model (runtime
-    ``auto`` or ``numpy`` only); every other file, ``.onnx`` files included, goes to
-    :func:`load_q_model` unchanged.
-    """
-    from rldispatch.agents.dqn.model_file import ModelFileError
-    from rldispatch.agents.model_files import model_kind
-
-    if runtime not in RUNTIMES:
-        raise ModelLoadError(f"runtime: must be one of {RUNTIMES}, got {runtime!r}")
-    path = Path(path)
-    check_file_size(path, max_bytes)
-    if path.suffix.lower() != ".onnx":
-        try:
-            kind = model_kind(path).name
-        except ModelFileError:
-            kind = None  # load_q_model says what is wrong with it
-        if kind == "pairwise":
-            from rldispatch.service.pairwise_model import load_pairwise_q_model
-
-            return load_pairwise_q_model(path, runtime)
-    return load_q_model(path, runtime, max_bytes)
 
 
 def driver_slots(n_drivers: int) -> int:

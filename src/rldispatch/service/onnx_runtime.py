@@ -1,4 +1,7 @@
-"""ONNX export of a model file and a Q-function that runs on ONNX Runtime.
+"""ONNX export of a model file (either kind) and a flat model's Q-function on ONNX Runtime.
+
+A pairwise model's graph and scorer are in :mod:`rldispatch.agents.pairwise.onnx_export`;
+:func:`export_onnx` writes either.
 
 The exported graph takes ``observations`` (``(batch, observation_size)`` float32) and answers
 ``q_values`` (``(batch, n_actions)``). The model's metadata (version, preset, env config,
@@ -146,6 +149,21 @@ def read_onnx_metadata(model_bytes: bytes) -> ModelInfo:
         raise ModelLoadError(f"model: bad {METADATA_KEY!r} metadata: {error}") from error
 
 
+def graph_format(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> str | None:
+    """The ``format`` in an ONNX file's rldispatch metadata (None when it has none or is not
+    readable: loading it then says why)."""
+    import onnx
+
+    try:
+        check_file_size(path, max_bytes)
+        graph = onnx.load(str(path), load_external_data=False)
+        props = {entry.key: entry.value for entry in graph.metadata_props}
+        data = json.loads(props.get(METADATA_KEY, "{}"))
+    except Exception:  # noqa: BLE001 - any unreadable file is refused later, with the reason
+        return None
+    return data.get("format") if isinstance(data, dict) else None
+
+
 def load_onnx_file(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> tuple[OnnxQFunction, ModelInfo]:
     """An exported model and its info, sizes checked before reading."""
     check_file_size(path, max_bytes)
@@ -190,20 +208,50 @@ class ExportResult:
 def export_onnx(
     model_path: str | Path, out_path: str | Path, check_states: int = 1000, seed: int = 0
 ) -> ExportResult:
-    """Export a model file to ONNX, check it against PyTorch on real states, write atomically.
+    """Export a model file (either kind) to ONNX, check it against the reference forward pass
+    on real states (PyTorch for a flat model, NumPy for a pairwise one), write atomically.
 
     Raises :class:`ModelLoadError` when the model cannot be read or the two runtimes disagree
     by more than :data:`MAX_ABS_DIFF` on any Q-value.
     """
+    from rldispatch.agents.dqn.model_file import ModelFileError
+    from rldispatch.agents.model_files import model_kind
+
     model_path = Path(model_path)
     check_file_size(model_path)
-    loaded, info = load_torch_model(model_path)
-    model_bytes = export_onnx_bytes(loaded)
-    states = reference_states(info.env_config, info.preset, check_states, seed)
-    difference = max_q_difference(TorchQFunction(loaded), OnnxQFunction(model_bytes), states)
+    try:
+        kind = model_kind(model_path).name
+    except ModelFileError:
+        kind = "dqn"  # the flat loader says what is wrong with it
+    if kind == "pairwise":
+        model_bytes, checked, difference = _pairwise_export(model_path, check_states, seed)
+    else:
+        loaded, info = load_torch_model(model_path)
+        model_bytes = export_onnx_bytes(loaded)
+        states = reference_states(info.env_config, info.preset, check_states, seed)
+        reference = TorchQFunction(loaded)
+        difference = max_q_difference(reference, OnnxQFunction(model_bytes), states)
+        checked = len(states)
     if not difference <= MAX_ABS_DIFF:
         raise ModelLoadError(
-            f"onnx: Q-values differ from PyTorch by {difference:.3g} (limit {MAX_ABS_DIFF})"
+            f"onnx: Q-values differ from the reference by {difference:.3g} (limit {MAX_ABS_DIFF})"
         )
     path = atomic_write_bytes(out_path, model_bytes)
-    return ExportResult(path, len(states), difference, len(model_bytes))
+    return ExportResult(path, checked, difference, len(model_bytes))
+
+
+def _pairwise_export(path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+    from rldispatch.agents.pairwise.model_file import PairwiseModelError, load_pairwise_model
+    from rldispatch.agents.pairwise.onnx_export import (
+        OnnxPairQ,
+        export_pairwise_onnx_bytes,
+        max_difference_on_days,
+    )
+
+    try:
+        loaded = load_pairwise_model(path)
+    except PairwiseModelError as error:
+        raise ModelLoadError(f"model: {error}") from error
+    model_bytes = export_pairwise_onnx_bytes(loaded.network, loaded.metadata)
+    checked, difference = max_difference_on_days(loaded, OnnxPairQ(model_bytes), check_states, seed)
+    return model_bytes, checked, difference

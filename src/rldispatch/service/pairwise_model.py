@@ -2,12 +2,13 @@
 
 A pairwise model (format ``rldispatch-pairwise``, see ``docs/pairwise.md``) scores each
 (driver, booking) pair with shared weights, so it has no driver slots to outgrow: the service
-plays it on a :class:`~rldispatch.env.DispatchEnv` with as many driver slots as the request
-needs (:func:`driver_slots`) and the model's env config otherwise. It runs on NumPy
-(:class:`~rldispatch.agents.pairwise.policy.PairwisePolicy`); there is no ONNX or PyTorch
-runtime for it. :func:`load_pairwise_q_model` refuses a file that cannot serve with
-:class:`~rldispatch.service.model.ModelLoadError`, among them a model whose probe decision on a
-tiny live day does not answer finite Q-values.
+plays it on a :class:`~rldispatch.env.DispatchEnv` with a driver slot per driver of the
+request and the model's env config otherwise. It runs as
+:class:`~rldispatch.agents.pairwise.policy.PairwisePolicy` with the network's forward pass on
+NumPy, or on ONNX Runtime (an ``.onnx`` export, or ``--runtime onnx``: exported in memory at
+start and checked against NumPy). :func:`load_pairwise_q_model` refuses a file that cannot
+serve with :class:`~rldispatch.service.model.ModelLoadError`, among them a model whose probe
+decision on a tiny live day does not answer finite Q-values.
 """
 
 from __future__ import annotations
@@ -21,17 +22,24 @@ import numpy as np
 from rldispatch.agents.model_files import PAIRWISE_PRESET
 from rldispatch.agents.pairwise.model_file import (
     LoadedPairwiseModel,
+    PairwiseMetadata,
     PairwiseModelError,
     load_pairwise_model,
 )
+from rldispatch.agents.pairwise.onnx_export import (
+    OnnxPairQ,
+    export_pairwise_onnx_bytes,
+    read_pairwise_onnx_metadata,
+)
 from rldispatch.agents.pairwise.policy import PairwisePolicy
-from rldispatch.domain import Booking, Driver
-from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.domain import Booking
+from rldispatch.env import EnvConfig
 from rldispatch.service.model import ModelLoadError, Runtime, driver_slots, env_config_from_dict
-from rldispatch.service.snapshot import LiveDay, LiveRequest, snapshot_scenario
+from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, live_env
 
-PAIRWISE_RUNTIMES = ("auto", "numpy")
-"""Runtimes a pairwise model accepts (``auto`` means NumPy)."""
+PAIRWISE_RUNTIMES = ("auto", "numpy", "onnx")
+"""Runtimes a pairwise model accepts (``auto``: NumPy for a model file, ONNX Runtime for an
+``.onnx`` export)."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,18 @@ class LoadedPairwiseQModel:
 
     :param env_config: the env config of training; its ``max_drivers`` is not binding (see
         :meth:`env_config_for`).
+    :param model: the network (NumPy runtime); None for an ``.onnx`` export.
+    :param scorer: the forward pass on ONNX Runtime (``onnx`` runtime), shared by threads.
     """
 
-    model: LoadedPairwiseModel
+    metadata: PairwiseMetadata
     version: str
     preset: str
     env_config: EnvConfig
     path: Path
     runtime: Runtime = "numpy"
+    model: LoadedPairwiseModel | None = None
+    scorer: OnnxPairQ | None = None
     kind: Literal["pairwise"] = "pairwise"
 
     def env_config_for(self, n_drivers: int) -> EnvConfig:
@@ -56,29 +68,28 @@ class LoadedPairwiseQModel:
 
     def policy(self) -> PairwisePolicy:
         """A new policy object on the shared weights (one per thread: it keeps buffers)."""
+        if self.scorer is not None:
+            return PairwisePolicy.from_scorer(self.scorer, self.metadata)
         return PairwisePolicy(self.model)
 
 
-def _probe_request(day: LiveDay) -> LiveRequest:
+def _probe_state(day: LiveDay) -> LiveState:
     """A tiny live day in Geneva: one booking, two drivers near it, at the service day's start."""
     booking = Booking("probe", 0.0, (46.2044, 6.1432), (46.1935, 6.149), 10.0, (0.0, 40.0))
     drivers = (
-        Driver("probe-1", (46.21, 6.112), (0.0, 300.0)),
-        Driver("probe-2", (46.189, 6.165), (5.0, 300.0)),
+        LiveDriver("probe-1", (46.21, 6.112), 0.0, (0.0, 300.0)),
+        LiveDriver("probe-2", (46.189, 6.165), 5.0, (0.0, 300.0)),
     )
-    return LiveRequest(booking, drivers, minute_of_day=day.travel.start_hour * 60.0)
+    return LiveState(drivers, (booking,), minute_of_day=day.start_min)
 
 
 def _probe(served: LoadedPairwiseQModel) -> None:
     """One decision on a tiny live day must answer finite Q-values."""
     day = LiveDay.from_preset(served.preset)
-    request = _probe_request(day)
+    state = _probe_state(day)
     try:
-        env = DispatchEnv(
-            preset=PAIRWISE_PRESET, config=served.env_config_for(len(request.drivers))
-        )
-        env.reset(options={"scenario": snapshot_scenario(request, day)})
-        scores = served.policy().scores(env)
+        live = live_env(state, day, served.env_config_for(len(state.drivers)))
+        scores = served.policy().scores(live.env)
     except Exception as error:  # noqa: BLE001 - any failure means the model cannot serve
         raise ModelLoadError(f"model: a probe decision failed: {error}") from error
     values = np.array([scores.wait_q, *(pair.q_value for pair in scores.pairs)])
@@ -86,25 +97,70 @@ def _probe(served: LoadedPairwiseQModel) -> None:
         raise ModelLoadError("model: a probe decision answered Q-values that are not finite")
 
 
-def load_pairwise_q_model(path: str | Path, runtime: str = "auto") -> LoadedPairwiseQModel:
-    """Load a pairwise model file for serving (the caller checked its size).
+MAX_ONNX_DIFF = 1e-4
+"""An in-memory export whose values differ from NumPy's by more than this is refused."""
 
-    :param runtime: ``auto`` or ``numpy``; anything else is refused.
+
+def load_pairwise_q_model(path: str | Path, runtime: str = "auto") -> LoadedPairwiseQModel:
+    """Load a pairwise model file, or its ``.onnx`` export, for serving (the caller checked
+    its size).
+
+    :param runtime: ``auto``, ``numpy`` (model files) or ``onnx``; ``torch`` is refused.
     """
     if runtime not in PAIRWISE_RUNTIMES:
-        raise ModelLoadError(f"runtime: a pairwise model runs on numpy, not {runtime}")
+        raise ModelLoadError(f"runtime: a pairwise model runs on numpy or onnx, not {runtime}")
     path = Path(path)
-    try:
-        loaded = load_pairwise_model(path)
-    except PairwiseModelError as error:
-        raise ModelLoadError(f"model: {error}") from error
-    metadata = loaded.metadata
-    served = LoadedPairwiseQModel(
-        model=loaded,
+    if path.suffix.lower() == ".onnx":
+        if runtime == "numpy":
+            raise ModelLoadError("runtime: an .onnx file runs on ONNX Runtime, not numpy")
+        served = _onnx_export(path)
+    else:
+        try:
+            loaded = load_pairwise_model(path)
+        except PairwiseModelError as error:
+            raise ModelLoadError(f"model: {error}") from error
+        served = _served(loaded.metadata, path, model=loaded)
+        if runtime == "onnx":
+            scorer = OnnxPairQ(export_pairwise_onnx_bytes(loaded.network, loaded.metadata))
+            served = replace(served, runtime="onnx", scorer=scorer)
+            _check_against_numpy(served, loaded)
+    _probe(served)
+    return served
+
+
+def _served(
+    metadata: PairwiseMetadata, path: Path, model: LoadedPairwiseModel | None = None
+) -> LoadedPairwiseQModel:
+    return LoadedPairwiseQModel(
+        metadata=metadata,
         version=str(metadata.version),
         preset=PAIRWISE_PRESET,
         env_config=env_config_from_dict(metadata.env_config or {}),
         path=path,
+        model=model,
     )
-    _probe(served)
-    return served
+
+
+def _onnx_export(path: Path) -> LoadedPairwiseQModel:
+    model_bytes = path.read_bytes()
+    try:
+        metadata = read_pairwise_onnx_metadata(model_bytes)
+        scorer = OnnxPairQ(model_bytes)
+    except Exception as error:  # noqa: BLE001 - ORT and protobuf raise their own types
+        raise ModelLoadError(f"model: ONNX Runtime cannot load {path}: {error}") from error
+    if metadata is None:
+        raise ModelLoadError(f"model: {path} is not a pairwise model's ONNX export")
+    return replace(_served(metadata, path), runtime="onnx", scorer=scorer)
+
+
+def _check_against_numpy(served: LoadedPairwiseQModel, loaded: LoadedPairwiseModel) -> None:
+    """The ONNX scorer must give the NumPy forward pass's values on the probe state."""
+    day = LiveDay.from_preset(served.preset)
+    state = _probe_state(day)
+    env = live_env(state, day, served.env_config_for(len(state.drivers))).env
+    features = PairwisePolicy(loaded).state(env)
+    wait_np, pairs_np = PairwisePolicy(loaded).q_function(features)
+    wait_ort, pairs_ort = served.scorer(features)
+    difference = max(abs(wait_np - wait_ort), float(np.max(np.abs(pairs_np - pairs_ort))))
+    if not difference <= MAX_ONNX_DIFF:
+        raise ModelLoadError(f"onnx: values differ from NumPy by {difference:.3g}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from rldispatch.domain import Booking, Driver
-from rldispatch.service.manager import FALLBACK_REASONS, Candidate, Suggestion
-from rldispatch.service.snapshot import MINUTES_PER_DAY, LiveRequest
+from rldispatch.domain import Booking
+from rldispatch.service.manager import FALLBACK_REASONS
+from rldispatch.service.snapshot import MINUTES_PER_DAY
 
 MAX_DRIVERS_PER_REQUEST = 10_000
 MAX_OPEN_BOOKINGS = 1_000
@@ -60,7 +60,10 @@ class BookingIn(StrictModel):
     window_opens_in_min: MinutesFromNow = Field(description="earliest pickup")
     window_closes_in_min: Annotated[
         float, Field(ge=0.0, le=MAX_MINUTES_AHEAD, allow_inf_nan=False)
-    ] = Field(description="latest pickup; a booking still open has not closed yet")
+    ] = Field(
+        description="latest pickup, not before window_opens_in_min; a booking still open "
+        "has not closed yet"
+    )
     service_min: Annotated[float, Field(ge=0.0, le=120.0, allow_inf_nan=False)] = 2.0
     priority: Literal[0, 1] = Field(0, description="1 for urgent")
     load: Annotated[int, Field(ge=1, le=16)] = 1
@@ -85,135 +88,6 @@ class BookingIn(StrictModel):
             service_min=self.service_min,
             priority=self.priority,
             load=self.load,
-        )
-
-
-class DriverIn(StrictModel):
-    """A candidate driver: where and when it will be free, and until when it works."""
-
-    id: Identifier
-    position: Location = Field(description="where it is, or will be once its current work ends")
-    free_in_min: Annotated[float, Field(ge=0.0, le=MAX_MINUTES_AHEAD, allow_inf_nan=False)] = 0.0
-    shift_ends_in_min: Annotated[float, Field(gt=0.0, le=MAX_MINUTES_AHEAD, allow_inf_nan=False)]
-    capacity: Annotated[int, Field(ge=1, le=16)] = 1
-    rides_today: Annotated[int, Field(ge=0, le=1000)] = 0
-
-    @model_validator(mode="after")
-    def _free_before_shift_ends(self) -> DriverIn:
-        if self.shift_ends_in_min <= self.free_in_min:
-            raise ValueError(
-                "shift_ends_in_min: the shift ends before the driver is free "
-                f"({self.shift_ends_in_min} <= free_in_min {self.free_in_min})"
-            )
-        return self
-
-    def to_domain(self) -> Driver:
-        return Driver(
-            id=self.id,
-            start=self.position.pair(),
-            shift=(self.free_in_min, self.shift_ends_in_min),
-            capacity=self.capacity,
-        )
-
-
-def _first_duplicate(ids: list[str]) -> tuple[str, int, int] | None:
-    seen: dict[str, int] = {}
-    for index, identifier in enumerate(ids):
-        if identifier in seen:
-            return identifier, seen[identifier], index
-        seen[identifier] = index
-    return None
-
-
-class SuggestRequest(StrictModel):
-    """One booking to place, the candidate drivers and (optionally) the other open bookings."""
-
-    booking: BookingIn
-    drivers: list[DriverIn] = Field(min_length=1, max_length=MAX_DRIVERS_PER_REQUEST)
-    open_bookings: list[BookingIn] = Field(default_factory=list, max_length=MAX_OPEN_BOOKINGS)
-    minute_of_day: MinuteOfDay | None = Field(
-        None, description="the clock now, minutes after midnight (default: server clock)"
-    )
-
-    @field_validator("drivers")
-    @classmethod
-    def _unique_driver_ids(cls, drivers: list[DriverIn]) -> list[DriverIn]:
-        duplicate = _first_duplicate([d.id for d in drivers])
-        if duplicate:
-            identifier, first, second = duplicate
-            raise ValueError(
-                f"drivers[{second}].id: driver id {identifier!r} is used twice "
-                f"(drivers[{first}] and drivers[{second}])"
-            )
-        return drivers
-
-    @field_validator("open_bookings")
-    @classmethod
-    def _unique_booking_ids(cls, bookings: list[BookingIn]) -> list[BookingIn]:
-        duplicate = _first_duplicate([b.id for b in bookings])
-        if duplicate:
-            identifier, first, second = duplicate
-            raise ValueError(
-                f"open_bookings[{second}].id: booking id {identifier!r} is used twice "
-                f"(open_bookings[{first}] and open_bookings[{second}])"
-            )
-        return bookings
-
-    def to_live(self, default_minute_of_day: float) -> LiveRequest:
-        return LiveRequest(
-            booking=self.booking.to_domain(),
-            drivers=tuple(d.to_domain() for d in self.drivers),
-            minute_of_day=(
-                default_minute_of_day if self.minute_of_day is None else self.minute_of_day
-            ),
-            open_bookings=tuple(b.to_domain() for b in self.open_bookings),
-            rides_today=tuple(d.rides_today for d in self.drivers),
-        )
-
-
-class CandidateOut(BaseModel):
-    driver_id: str
-    q_value: float | None = Field(description="the model's value of this assignment (RL)")
-    insertion_cost: float | None = Field(description="km added plus 2 km per minute late")
-    pickup_in_min: float | None = Field(description="estimated pickup, minutes from now")
-    added_km: float | None
-
-    @classmethod
-    def from_candidate(cls, candidate: Candidate) -> CandidateOut:
-        return cls(
-            driver_id=candidate.driver_id,
-            q_value=candidate.q_value,
-            insertion_cost=candidate.insertion_cost,
-            pickup_in_min=candidate.pickup_in_min,
-            added_km=candidate.added_km,
-        )
-
-
-class SuggestResponse(BaseModel):
-    booking_id: str
-    driver_id: str | None = Field(description="the driver suggested; null when none can serve")
-    source: Literal["rl", "fallback"]
-    reason: Reason | None = Field(description="why the fallback answered (null for rl)")
-    model_version: str | None
-    arm: Literal["rl", "heuristic"] | None = Field(description="A/B arm, null outside a test")
-    shadow_driver_id: str | None = Field(None, description="shadow mode: the RL answer")
-    shadow_reason: Reason | None = Field(None, description="shadow mode: why RL had no answer")
-    candidates: list[CandidateOut] = Field(description="best drivers with their scores")
-    latency_ms: float
-
-    @classmethod
-    def from_suggestion(cls, suggestion: Suggestion) -> SuggestResponse:
-        return cls(
-            booking_id=suggestion.booking_id,
-            driver_id=suggestion.driver_id,
-            source=suggestion.source,
-            reason=suggestion.reason,
-            model_version=suggestion.model_version,
-            arm=suggestion.arm,
-            shadow_driver_id=suggestion.shadow_driver_id,
-            shadow_reason=suggestion.shadow_reason,
-            candidates=[CandidateOut.from_candidate(c) for c in suggestion.candidates],
-            latency_ms=suggestion.latency_ms,
         )
 
 

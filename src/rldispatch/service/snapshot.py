@@ -1,17 +1,13 @@
-"""Live bookings and drivers as the state a :class:`~rldispatch.env.DispatchEnv` would see.
+"""A live request as the simulator state a policy sees in ``evaluate``.
 
-A live request is a snapshot of the day at *now*: every time is in minutes from now (now is
-minute 0), the fleet's drivers have empty plans (a busy driver is described by where and when
-it will be free: ``Driver.start`` and ``Driver.shift[0]``), every open booking is released.
-:func:`snapshot_scenario` writes that snapshot as a :class:`~rldispatch.domain.Scenario`;
-:class:`LiveSnapshot` computes from it, directly with NumPy, what ``DispatchEnv.reset`` on that
-scenario would compute (visible slots, feasibility and insertion costs, action mask,
-observation) at a fraction of the cost. ``tests/service/test_snapshot.py`` checks the two
-agree.
-
-Two features the snapshot scenario cannot carry come from the request: rides done today
-(``4i + 3``) and the time of day (``4D + 4M``), the minute of the clock day against the
-service day of :class:`LiveDay`.
+A live request is the dispatcher's state at *now*: the fleet (each driver free of the work it
+has set off for at a time and place, and its plan: the bookings it has been given but not set
+off for, in order) and the open bookings, every time in minutes from now. :func:`live_env`
+turns it, with :func:`rldispatch.sim.state.restore_day`, into a :class:`DispatchEnv` at that
+moment of the service day (:class:`LiveDay`): the clock is the service day's, so the
+time-of-day features are the simulator's, and positions are read around the request's area
+centre (the day's centre in the simulator). ``tests/service/test_live_state.py`` checks that a
+simulated day's state sent as a request gives the same env state at its real decisions.
 """
 
 from __future__ import annotations
@@ -20,24 +16,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rldispatch.domain import (
-    LATE_AFTER_REQUESTED_MIN,
-    Booking,
-    Coords,
-    Driver,
-    Scenario,
-    TravelConfig,
-)
-from rldispatch.env import (
-    BOOKING_FEATURES,
-    DRIVER_FEATURES,
-    KM_PER_DEGREE_LAT,
-    KM_PER_DEGREE_LON_EQUATOR,
-    POSITION_SCALE_KM,
-    EnvConfig,
-)
+from rldispatch.domain import Booking, Coords, Driver, Scenario, TravelConfig
+from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.sim.simulator import FEASIBILITY_TOLERANCE_MIN, LATE_COST_KM_PER_MIN
+from rldispatch.sim.frame import frame_centre
+from rldispatch.sim.state import restore_day
 from rldispatch.sim.travel import TravelModel
 
 MINUTES_PER_DAY = 1440.0
@@ -45,75 +28,105 @@ MINUTES_PER_DAY = 1440.0
 
 @dataclass(frozen=True)
 class LiveDay:
-    """The service day live requests fall in: its travel model and its clock.
+    """The service day live requests fall in: its travel model, clock and area.
 
     ``travel.start_hour`` is the clock hour the service day starts at and ``horizon_min`` its
-    length; the time-of-day feature is the share of that day gone by.
+    length; ``centre`` is the default reference point of positions (a preset's centre).
     """
 
     travel: TravelConfig
     horizon_min: float
     coords: Coords = "latlon"
+    centre: tuple[float, float] = (46.2044, 6.1432)
 
     @classmethod
     def from_preset(cls, preset: str | None) -> LiveDay:
-        """The travel model and day length of a preset (``geneva`` when unknown)."""
+        """The travel model, day length and centre of a preset (``geneva`` when unknown)."""
         try:
             day = make_preset(preset or "geneva", 0)
         except ValueError:
             day = make_preset("geneva", 0)
-        return cls(travel=day.travel, horizon_min=float(day.horizon_min), coords=day.coords)
+        points = [b.pickup for b in day.bookings] + [b.dropoff for b in day.bookings]
+        points += [d.start for d in day.drivers]
+        centre = frame_centre(np.array(points))
+        return cls(
+            travel=day.travel,
+            horizon_min=float(day.horizon_min),
+            coords=day.coords,
+            centre=(float(centre[0]), float(centre[1])),
+        )
 
-    def time_of_day_fraction(self, minute_of_day: float) -> float:
-        """Share of the service day gone by at ``minute_of_day`` (0 before the day starts)."""
-        return max(minute_of_day - self.travel.start_hour * 60.0, 0.0) / self.horizon_min
-
-    def travel_at(self, minute_of_day: float) -> TravelConfig:
-        """The travel model of a snapshot taken at ``minute_of_day`` (minute 0 = now)."""
-        return replace(self.travel, start_hour=minute_of_day / 60.0)
+    @property
+    def start_min(self) -> float:
+        """The clock minute the service day starts at."""
+        return self.travel.start_hour * 60.0
 
 
 @dataclass(frozen=True)
-class LiveRequest:
-    """One booking to place, the candidate drivers and the other open bookings, at now.
+class LiveDriver:
+    """A driver at now.
 
-    :param booking: the booking to place; times in minutes from now, ``release_min`` 0.
-    :param drivers: candidates; ``start`` is where the driver will be free, ``shift`` is
-        ``(minutes until it is free, minutes until its shift ends)``.
-    :param minute_of_day: the clock now, minutes after midnight.
-    :param open_bookings: the other bookings not yet given to anyone (the booking itself, if
-        listed, is skipped).
-    :param rides_today: rides each driver has done today, in driver order (default zeros).
+    :param start: where it is free of the work it has set off for.
+    :param free_in_min: when it is (negative: since when).
+    :param shift: ``(starts, ends)`` in minutes from now.
+    :param plan: the bookings given to it, not set off for, in order.
+    :param committed_stops: stops of the request's plan before them (committed drop-offs).
     """
 
-    booking: Booking
-    drivers: tuple[Driver, ...]
+    id: str
+    start: tuple[float, float]
+    free_in_min: float
+    shift: tuple[float, float]
+    capacity: int = 1
+    rides_today: int = 0
+    plan: tuple[Booking, ...] = ()
+    committed_stops: int = 0
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The fleet and the open bookings at ``minute_of_day`` (times from now), as the request
+    schemas validated them (see :mod:`rldispatch.service.fleet_schemas`)."""
+
+    drivers: tuple[LiveDriver, ...]
+    open_bookings: tuple[Booking, ...]
     minute_of_day: float
-    open_bookings: tuple[Booking, ...] = ()
-    rides_today: tuple[int, ...] | None = None
+    area_centre: tuple[float, float] | None = None
 
-    def all_bookings(self) -> tuple[Booking, ...]:
-        """The booking to place first, then the other open bookings."""
-        others = tuple(b for b in self.open_bookings if b.id != self.booking.id)
-        return (self.booking, *others)
+    def with_booking_first(self, booking: Booking) -> LiveState:
+        """The state with ``booking`` first among the open ones (listed once)."""
+        others = tuple(b for b in self.open_bookings if b.id != booking.id)
+        return replace(self, open_bookings=(booking, *others))
 
 
-def snapshot_scenario(
-    request: LiveRequest, day: LiveDay, bookings: tuple[Booking, ...] | None = None
-) -> Scenario:
-    """The request as a scenario starting now (validated like every scenario)."""
-    bookings = request.all_bookings() if bookings is None else bookings
-    latest_end = max(
-        max(d.shift[1] for d in request.drivers), max(b.window[1] for b in bookings), 0.0
-    )
-    return Scenario(
-        name="live",
-        coords=day.coords,
-        horizon_min=latest_end + 1.0,
-        drivers=request.drivers,
-        bookings=bookings,
-        travel=day.travel_at(request.minute_of_day),
-    )
+def driver_from_request(
+    identifier: str,
+    start: tuple[float, float],
+    free_in_min: float,
+    shift: tuple[float, float],
+    capacity: int,
+    rides_today: int,
+    plan: tuple[Booking, ...],
+    committed: tuple[tuple[tuple[float, float], float, float | None], ...],
+    day: LiveDay,
+    minute_of_day: float,
+) -> LiveDriver:
+    """A driver whose plan begins with committed drop-offs ``(where, service_min, done_in)``
+    (passengers on board, or rides set off for): it is free once the last is done, at
+    ``done_in`` when given, else after driving there from ``start`` at the day's speed at
+    that hour (``minute_of_day`` is now)."""
+    free = free_in_min
+    for where, service_min, done_in_min in committed:
+        if done_in_min is None:
+            travel = TravelModel(_TravelSource(day.coords, day.travel))
+            a, b = travel.embed(np.array([start, where]))
+            km = float(travel.distance_km(a, b))
+            at = minute_of_day - day.start_min + max(free, 0.0)  # minutes into the service day
+            free = max(free, 0.0) + km * float(travel.minutes_per_km(np.array(at))) + service_min
+        else:
+            free = done_in_min
+        start = where
+    return LiveDriver(identifier, start, free, shift, capacity, rides_today, plan, len(committed))
 
 
 @dataclass(frozen=True)
@@ -124,120 +137,110 @@ class _TravelSource:
     travel: TravelConfig
 
 
-class LiveSnapshot:
-    """The env state of a live request: visible slots, feasibility, costs, mask, observation.
+def _validated_scenario(**fields: object) -> Scenario:
+    """The scenario of a live state, which the request schemas validated by the scenario
+    format's rules (finite numbers, coordinates, windows and shifts in order, unique ids,
+    positive loads and capacities): not checked a second time, which would cost a third of a
+    small request's time."""
+    scenario = object.__new__(Scenario)
+    for name, value in fields.items():
+        object.__setattr__(scenario, name, value)
+    return scenario
 
-    Booking 0 is the booking to place. Feasibility and costs cover the whole fleet; the mask
-    and the observation need the fleet to fit the env's driver slots.
+
+@dataclass(frozen=True)
+class LiveEnv:
+    """A live state as an env, and the request's drivers and bookings by env index."""
+
+    env: DispatchEnv
+    driver_ids: tuple[str, ...]
+    booking_ids: tuple[str, ...]
+    committed_stops: tuple[int, ...]
+    """Per driver, stops of its plan before its first planned booking."""
+
+    def plan_index(self, driver: int, position: int) -> int:
+        """The stop index in the driver's plan of a booking inserted at ``position`` among
+        its planned bookings (its pickup goes there, its drop-off right after)."""
+        return self.committed_stops[driver] + 2 * int(position)
+
+
+def live_env(
+    state: LiveState, day: LiveDay, config: EnvConfig, one_decision: bool = False
+) -> LiveEnv:
+    """The env of ``state``: a :class:`DaySimulator` restored at now, resumed by a
+    :class:`DispatchEnv` with ``config`` (its driver slots must fit the fleet).
+
+    Booking index order: the open bookings whose window opens within the lookahead (they can
+    be offered now), the other open bookings, then the planned ones; among the open ones the
+    order of the request (it breaks ties of equal deadlines, as the index does in a day).
+    With ``one_decision`` only the bookings in the visible slots can be offered (the most
+    pressing ones, listed first): the insertion cache, drivers × offered bookings, stays small
+    whatever the number of open bookings.
     """
-
-    def __init__(self, request: LiveRequest, day: LiveDay, config: EnvConfig) -> None:
-        self.request = request
-        self.config = config
-        self.day = day
-        bookings = request.all_bookings()
-        drivers = request.drivers
-        self.n_drivers = len(drivers)
-        travel = TravelModel(_TravelSource(day.coords, day.travel_at(request.minute_of_day)))
-        pickup_xy = np.array([b.pickup for b in bookings], dtype=np.float64)
-        dropoff_xy = np.array([b.dropoff for b in bookings], dtype=np.float64)
-        times = np.array(
-            [
-                (b.window[0], b.window[1], b.requested_min, b.service_min, b.priority, b.load)
-                for b in bookings
-            ],
-            dtype=np.float64,
+    origin_min = min(day.start_min, state.minute_of_day)
+    now = state.minute_of_day - origin_min
+    travel = (
+        day.travel
+        if origin_min == day.start_min
+        else replace(day.travel, start_hour=origin_min / 60.0)
+    )
+    until = now + config.lookahead_min  # the simulator's visibility test, on its clock
+    opens = [now + b.window[0] for b in state.open_bookings]
+    visible = [b for b, at in zip(state.open_bookings, opens, strict=True) if at <= until]
+    hidden = [b for b, at in zip(state.open_bookings, opens, strict=True) if at > until]
+    if one_decision and len(visible) > config.visible_slots:
+        closes = [now + b.window[1] for b in visible]
+        pressing = sorted(range(len(visible)), key=closes.__getitem__)[: config.visible_slots]
+        first = set(pressing)
+        hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
+        visible = [b for k, b in enumerate(visible) if k in first]
+    planned = [b for d in state.drivers for b in d.plan]
+    bookings = tuple(
+        Booking(
+            id=b.id,
+            release_min=0.0,
+            pickup=b.pickup,
+            dropoff=b.dropoff,
+            requested_min=now + b.requested_min,
+            window=(now + b.window[0], now + b.window[1]),
+            service_min=b.service_min,
+            priority=b.priority,
+            load=b.load,
         )
-        earliest, latest, requested, service = times[:, 0], times[:, 1], times[:, 2], times[:, 3]
-        start_xy = np.array([d.start for d in drivers], dtype=np.float64)
-        shifts = np.array([(d.shift[0], d.shift[1], d.capacity) for d in drivers], dtype=np.float64)
-
-        # Open (window not closed) and visible (window opens within the lookahead), by deadline.
-        candidates = np.flatnonzero((latest >= 0.0) & (earliest <= config.lookahead_min))
-        self.all_visible = candidates[np.lexsort((candidates, latest[candidates]))]
-        self.visible = self.all_visible[: config.visible_slots]
-        slots = np.flatnonzero(self.visible == 0)
-        self.booking_slot = int(slots[0]) if slots.size else -1
-
-        # Cheapest insertion into an empty plan: drive from where the driver is free.
-        visible = self.visible
-        minutes_per_km = travel.minutes_per_km(requested[visible])
-        k = visible.size
-        vectors = travel.embed(np.concatenate([pickup_xy[visible], dropoff_xy[visible], start_xy]))
-        pickup_vec, dropoff_vec, start_vec = vectors[:k], vectors[k : 2 * k], vectors[2 * k :]
-        ride_km = travel.distance_km(pickup_vec, dropoff_vec)
-        to_pickup_km = travel.distance_km(start_vec[:, None, :], pickup_vec[None, :, :])
-        free_min = np.maximum(shifts[:, 0], 0.0)
-        start = np.maximum(
-            free_min[:, None] + to_pickup_km * minutes_per_km, earliest[visible][None, :]
-        )
-        complete = start + 2.0 * service[visible] + ride_km * minutes_per_km
-        tolerance = FEASIBILITY_TOLERANCE_MIN
-        self.feasible = (
-            (start <= latest[visible] + tolerance)
-            & (times[visible, 5][None, :] <= shifts[:, 2][:, None])
-            & (complete <= shifts[:, 1][:, None] + tolerance)
-        )
-        self.added_km = to_pickup_km + ride_km
-        late_min = np.maximum(start - requested[visible] - LATE_AFTER_REQUESTED_MIN, 0.0)
-        self.cost = np.where(self.feasible, self.added_km + LATE_COST_KM_PER_MIN * late_min, np.inf)
-        self.pickup_min = start
-
-        self._free_min = free_min
-        self._latest = latest
-        self._priority = times[:, 4]
-        points = np.concatenate([pickup_xy, dropoff_xy, start_xy])
-        self._centre = points.mean(axis=0)
-        self._pickup_xy = pickup_xy
-        self._start_xy = start_xy
-
-    def booking_feasible(self) -> np.ndarray:
-        """Which drivers can serve the booking to place (all False when it is not visible)."""
-        if self.booking_slot < 0:
-            return np.zeros(self.n_drivers, dtype=bool)
-        return self.feasible[:, self.booking_slot]
-
-    def booking_actions(self) -> np.ndarray:
-        """Action ``1 + i * M + slot`` of each driver ``i`` for the booking to place."""
-        return 1 + np.arange(self.n_drivers) * self.config.visible_slots + self.booking_slot
-
-    def action_mask(self) -> np.ndarray:
-        """The env's action mask."""
-        config = self.config
-        mask = np.zeros(config.n_actions, dtype=bool)
-        mask[0] = True
-        grid = np.zeros((config.max_drivers, config.visible_slots), dtype=bool)
-        grid[: self.n_drivers, : self.visible.size] = self.feasible
-        mask[1:] = grid.reshape(-1)
-        return mask
-
-    def _to_frame(self, xy: np.ndarray) -> np.ndarray:
-        centre = self._centre
-        if self.day.coords == "latlon":
-            scale = np.array(
-                [KM_PER_DEGREE_LAT, KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0]))]
-            )
-            return ((xy - centre) * scale / POSITION_SCALE_KM)[..., ::-1]
-        return (xy - centre) / POSITION_SCALE_KM
-
-    def observation(self) -> np.ndarray:
-        """The env's observation (float32, as in the ``DispatchEnv`` docstring)."""
-        config = self.config
-        n = self.n_drivers
-        drivers = np.zeros((config.max_drivers, DRIVER_FEATURES), dtype=np.float32)
-        drivers[:n, 0:2] = self._to_frame(self._start_xy)
-        drivers[:n, 2] = self._free_min / 60.0
-        if self.request.rides_today is not None:
-            drivers[:n, 3] = np.asarray(self.request.rides_today, dtype=np.float64) / 10.0
-        bookings = np.zeros((config.visible_slots, BOOKING_FEATURES), dtype=np.float32)
-        visible = self.visible
-        k = visible.size
-        if k:
-            bookings[:k, 0:2] = self._to_frame(self._pickup_xy[visible])
-            bookings[:k, 2] = np.maximum(self._latest[visible], 0.0) / 60.0
-            bookings[:k, 3] = self._priority[visible]
-        time_fraction = self.day.time_of_day_fraction(self.request.minute_of_day)
-        global_features = np.array(
-            [time_fraction, self.all_visible.size / config.visible_slots], dtype=np.float32
-        )
-        return np.concatenate([drivers.reshape(-1), bookings.reshape(-1), global_features])
+        for b in visible + hidden + planned
+    )
+    drivers = tuple(
+        Driver(d.id, d.start, (now + d.shift[0], now + d.shift[1]), d.capacity)
+        for d in state.drivers
+    )
+    scenario = _validated_scenario(
+        name="live",
+        coords=day.coords,
+        horizon_min=day.horizon_min,
+        drivers=drivers,
+        bookings=bookings,
+        travel=travel,
+    )
+    plans: list[list[int]] = []
+    index = len(visible) + len(hidden)
+    for driver in state.drivers:
+        plans.append(list(range(index, index + len(driver.plan))))
+        index += len(driver.plan)
+    sim = restore_day(
+        scenario,
+        now,
+        free_min=np.array([now + d.free_in_min for d in state.drivers]),
+        plans=plans,
+        rides=np.array([d.rides_today for d in state.drivers], dtype=np.int64),
+        frame_centre=np.array(state.area_centre or day.centre),
+        lookahead_min=config.lookahead_min,
+        offered_bookings=len(visible),
+    )
+    env = DispatchEnv(preset=None, scenario=scenario, config=config)
+    env.resume(sim)
+    return LiveEnv(
+        env=env,
+        driver_ids=tuple(d.id for d in drivers),
+        booking_ids=tuple(b.id for b in bookings),
+        committed_stops=tuple(d.committed_stops for d in state.drivers),
+    )

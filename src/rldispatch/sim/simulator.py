@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
+from rldispatch.sim.frame import frame_centre
 from rldispatch.sim.kernels import (
     fill_best_insertions,
     release_and_cancel,
@@ -121,6 +122,10 @@ class DaySimulator:
         self.shift_start_min = column([d.shift[0] for d in drivers])
         self.shift_end_min = column([d.shift[1] for d in drivers])
         self.capacity = np.asarray([d.capacity for d in drivers], dtype=np.int64)
+        # The reference point of the positions models read (see rldispatch.sim.frame).
+        self.frame_centre = frame_centre(
+            np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
+        )
         self.reset()
 
     # --- state -------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
-from rldispatch.sim.kernels import distance_km
+from rldispatch.sim.frame import LocalFrame
+from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.sim.simulator import OPEN
 
 FEATURE_VERSION = 1
@@ -93,8 +93,6 @@ GLOBAL_FEATURES = (
     "planned_late_per_driver",  # planned pickups already late (the shaping potential)
 )
 
-KM_PER_DEGREE_LAT = 110.57
-KM_PER_DEGREE_LON_EQUATOR = 111.32
 REGRET_CAP_10KM = 5.0
 TIE_TOLERANCE = 1e-9
 
@@ -145,83 +143,12 @@ class PairState:
         return int(hits[0]) if hits.size else -1
 
 
-@njit(cache=True)
-def knock_on_effects(
-    pair_driver,
-    pair_booking,
-    pair_pickup_min,
-    pair_position,
-    plan_flat,
-    plan_offset,
-    plan_start_flat,
-    pickup_vec,
-    dropoff_vec,
-    minutes_per_km,
-    earliest_min,
-    requested_min,
-    pickup_to_free_min,
-    late_after_min,
-    great_circle,
-    scale_km,
-):  # pragma: no cover - compiled
-    """For each pair: planned bookings its insertion makes late, the delay of the next
-    planned pickup and the delay summed over the rest of the plan (minutes).
-
-    The plan after the insertion point is rescheduled exactly as the simulator does (each
-    pickup at the later of arrival and window opening) until the delay is absorbed.
-    """
-    n = pair_driver.shape[0]
-    made_late = np.zeros(n)
-    next_delay = np.zeros(n)
-    total_delay = np.zeros(n)
-    for q in range(n):
-        driver = pair_driver[q]
-        booking = pair_booking[q]
-        k = plan_offset[driver] + pair_position[q]
-        end = plan_offset[driver + 1]
-        time = pair_pickup_min[q] + pickup_to_free_min[booking]
-        here = dropoff_vec[booking]
-        first = True
-        while k < end:
-            following = plan_flat[k]
-            leg = distance_km(here, pickup_vec[following], great_circle, scale_km)
-            start = max(time + leg * minutes_per_km[following], earliest_min[following])
-            delay = start - plan_start_flat[k]
-            if first:
-                next_delay[q] = max(delay, 0.0)
-                first = False
-            if delay <= 1e-9:
-                break
-            total_delay[q] += delay
-            limit = requested_min[following] + late_after_min
-            if start > limit and plan_start_flat[k] <= limit:
-                made_late[q] += 1.0
-            time = start + pickup_to_free_min[following]
-            here = dropoff_vec[following]
-            k += 1
-    return made_late, next_delay, total_delay
-
-
 class _DayFrame:
     """What stays fixed through a day: positions in km from the centre, id ranks."""
 
     def __init__(self, sim: DaySimulator) -> None:
         scenario = sim.scenario
-        points = np.concatenate([sim.pickup_xy, sim.dropoff_xy, sim.driver_start_xy])
-        centre = np.sort(points, axis=0).mean(axis=0)  # sorted: independent of the order
-        if scenario.coords == "latlon":
-            scale = np.array(
-                [KM_PER_DEGREE_LAT, KM_PER_DEGREE_LON_EQUATOR * np.cos(np.radians(centre[0]))]
-            )
-
-            def to_frame(xy: np.ndarray) -> np.ndarray:
-                return ((xy - centre) * scale / 10.0)[..., ::-1]
-
-        else:
-
-            def to_frame(xy: np.ndarray) -> np.ndarray:
-                return (xy - centre) / 10.0
-
+        to_frame = LocalFrame(sim.frame_centre, scenario.coords).scaled
         self.pickup = to_frame(sim.pickup_xy).astype(np.float32)
         self.dropoff = to_frame(sim.dropoff_xy).astype(np.float32)
         self.driver_start = to_frame(sim.driver_start_xy).astype(np.float32)
@@ -403,33 +330,8 @@ class FeatureBuilder:
             late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
             driver_best = cost.min(axis=1)
             plans = self._plans(sim)
-            # The kernel reads the plans of the candidates' drivers only, packed.
-            plan_drivers, local_driver = np.unique(cand_driver, return_inverse=True)
-            plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
-            np.cumsum(plan_sizes[plan_drivers], out=plan_offset[1:])
-            if plan_offset[-1]:
-                plan_flat = np.concatenate([plans.bookings[d] for d in plan_drivers])
-                plan_start = np.concatenate([plans.starts[d] for d in plan_drivers])
-            else:
-                plan_flat = np.zeros(0, dtype=np.int64)
-                plan_start = np.zeros(0)
-            made_late, next_delay, total_delay = knock_on_effects(
-                local_driver.astype(np.int64),
-                booking,
-                pickup,
-                position,
-                plan_flat,
-                plan_offset,
-                plan_start,
-                sim.pickup_vec,
-                sim.dropoff_vec,
-                sim.minutes_per_km,
-                sim.earliest_min,
-                sim.requested_min,
-                sim.pickup_to_free_min,
-                LATE_AFTER_REQUESTED_MIN,
-                sim.travel.great_circle,
-                sim.travel.scale_km,
+            made_late, next_delay, total_delay, _ = plan_knock_on(
+                sim, cand_driver, booking, pickup, position, plans.bookings, plans.starts
             )
             sizes = plan_sizes[cand_driver]
             pairs[:, 0] = pair_cost / 10.0

@@ -8,6 +8,7 @@ chosen (driver, slot) and :meth:`PairwisePolicy.scores` every candidate's score,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import numpy as np
 from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
 from rldispatch.agents.pairwise.agent import TIE_TOLERANCE
 from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
-from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, load_pairwise_model
+from rldispatch.agents.pairwise.model_file import (
+    LoadedPairwiseModel,
+    PairwiseMetadata,
+    load_pairwise_model,
+)
 from rldispatch.agents.pairwise.network import NumpyPairQ, PairQNetwork, choose
 from rldispatch.env import DispatchEnv
 
@@ -71,6 +76,23 @@ class PairwisePolicy(LearnedPolicy):
         self.network = network
         self.features = FeatureBuilder(k)
         self.q_function = NumpyPairQ(network)
+
+    @classmethod
+    def from_scorer(
+        cls,
+        q_function: Callable[[PairState], tuple[float, np.ndarray]],
+        metadata: PairwiseMetadata,
+        name: str = "pairwise",
+    ) -> PairwisePolicy:
+        """A policy whose forward pass runs elsewhere (e.g. :class:`OnnxPairQ` on ONNX
+        Runtime): the same features and choice, ``q_function(state) -> (Q_wait, Q_pairs)``."""
+        policy = cls.__new__(cls)
+        policy.name = name
+        policy.metadata = metadata
+        policy.network = None
+        policy.features = FeatureBuilder(metadata.candidates_per_booking)
+        policy.q_function = q_function
+        return policy
 
     @classmethod
     def from_file(cls, path: str | Path, name: str = "pairwise") -> PairwisePolicy:

@@ -1,0 +1,111 @@
+"""What an answer says about a (driver, booking) pair of a live state: where the booking goes
+in the driver's plan, when it is picked up, and the parts of its score."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.service.snapshot import LiveEnv
+from rldispatch.sim.knock_on import plan_knock_on
+from rldispatch.sim.simulator import Assignment
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A driver that can serve the booking, with the parts of its score.
+
+    :param q_value: the model's value of giving the booking to this driver (RL answers).
+    :param insertion_cost: the heuristic's cost: km added, plus 2 km per minute late, plus
+        0.1 km per minute the next planned pickup is pushed back.
+    :param plan_index: where the booking's pickup goes in the driver's plan of stops (its
+        drop-off right after).
+    :param pickup_in_min: the estimated pickup, in minutes from now.
+    :param own_late_min: minutes the pickup is late (beyond 5 after the requested time).
+    :param knock_on_late_min: minutes of lateness the insertion adds to the planned pickups.
+    :param knock_on_made_late: planned pickups it makes late.
+    :param cancellation_avoided: waiting now would cancel the booking (its window closes
+        before the clock's next step).
+    """
+
+    driver_id: str
+    q_value: float | None
+    insertion_cost: float | None
+    pickup_in_min: float | None
+    added_km: float | None
+    plan_index: int
+    late: bool
+    own_late_min: float
+    knock_on_late_min: float
+    knock_on_made_late: int
+    cancellation_avoided: bool
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or None when it is not finite (JSON has no NaN)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def candidates(
+    live: LiveEnv, drivers: np.ndarray, slot: int, q_values: np.ndarray | None = None
+) -> tuple[Candidate, ...]:
+    """The candidates ``drivers`` (feasible) for the booking in visible ``slot``, in order."""
+    env = live.env
+    sim = env.sim
+    table = env.table
+    drivers = np.asarray(drivers, dtype=np.int64)
+    if drivers.size == 0:
+        return ()
+    booking = int(env.visible[slot])
+    pickup = table.pickup_min[drivers, slot]
+    position = table.position[drivers, slot]
+    made_late, _, _, late_added = plan_knock_on(
+        sim, drivers, np.full(drivers.size, booking), pickup, position
+    )
+    own_late = np.maximum(pickup - sim.requested_min[booking] - LATE_AFTER_REQUESTED_MIN, 0.0)
+    clock_step = max(sim.next_event_min(), sim.now_min + sim.min_advance_min)
+    waiting_cancels = bool(sim.latest_min[booking] < clock_step)
+    return tuple(
+        Candidate(
+            driver_id=live.driver_ids[driver],
+            q_value=None if q_values is None else float(q_values[k]),
+            insertion_cost=finite_or_none(table.cost[driver, slot]),
+            pickup_in_min=finite_or_none(pickup[k] - sim.now_min),
+            added_km=finite_or_none(table.added_km[driver, slot]),
+            plan_index=live.plan_index(int(driver), int(position[k])),
+            late=bool(own_late[k] > 0.0),
+            own_late_min=float(own_late[k]),
+            knock_on_late_min=float(late_added[k]),
+            knock_on_made_late=int(made_late[k]),
+            cancellation_avoided=waiting_cancels,
+        )
+        for k, driver in enumerate(drivers.tolist())
+    )
+
+
+@dataclass(frozen=True)
+class RoundAssignment:
+    """One assignment of a dispatch round, in the order the policy made them: the plan index
+    is in the driver's plan as the round's earlier assignments left it."""
+
+    booking_id: str
+    driver_id: str
+    plan_index: int
+    pickup_in_min: float
+    late: bool
+    added_km: float
+
+
+def round_assignment(live: LiveEnv, assignment: Assignment) -> RoundAssignment:
+    sim = live.env.sim
+    return RoundAssignment(
+        booking_id=live.booking_ids[assignment.booking],
+        driver_id=live.driver_ids[assignment.driver],
+        plan_index=live.plan_index(assignment.driver, assignment.position),
+        pickup_in_min=assignment.pickup_min - sim.now_min,
+        late=assignment.late,
+        added_km=assignment.added_km,
+    )

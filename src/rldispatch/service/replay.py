@@ -1,0 +1,151 @@
+"""A simulated day's state as the request an integrator sends, and a served round applied
+back to the day: what the parity harness (``tests/service/test_parity.py``,
+``bench/service_parity.py``) replays days with."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rldispatch.domain import Scenario
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.policies.base import Policy
+from rldispatch.sim.metrics import DayMetrics
+from rldispatch.sim.simulator import OPEN, DaySimulator
+
+
+def _location(point: np.ndarray) -> dict[str, float]:
+    return {"lat": float(point[0]), "lon": float(point[1])}
+
+
+def _booking_times(sim: DaySimulator, booking: int) -> dict[str, Any]:
+    now = sim.now_min
+    return {
+        "requested_in_min": float(sim.requested_min[booking] - now),
+        "window_opens_in_min": float(sim.earliest_min[booking] - now),
+        "window_closes_in_min": float(sim.latest_min[booking] - now),
+        "service_min": float(sim.service_min[booking]),
+        "priority": int(sim.priority[booking]),
+        "load": int(sim.load[booking]),
+    }
+
+
+def state_body(sim: DaySimulator, day_start_min: float) -> dict[str, Any]:
+    """The body of ``POST /rl/round`` for the simulator's state now (drivers and open
+    bookings in the day's order; the area centre is the day's)."""
+    scenario = sim.scenario
+    now = sim.now_min
+    drivers = []
+    for index, driver in enumerate(scenario.drivers):
+        anchor = int(sim.anchor_booking[index])
+        position = sim.dropoff_xy[anchor] if anchor >= 0 else sim.driver_start_xy[index]
+        plan = []
+        for booking in sim.plans[index]:
+            booking_id = scenario.bookings[booking].id
+            plan.append(
+                {
+                    "kind": "pickup",
+                    "booking_id": booking_id,
+                    "location": _location(sim.pickup_xy[booking]),
+                    **_booking_times(sim, booking),
+                }
+            )
+            plan.append(
+                {
+                    "kind": "dropoff",
+                    "booking_id": booking_id,
+                    "location": _location(sim.dropoff_xy[booking]),
+                    "service_min": float(sim.service_min[booking]),
+                    "load": int(sim.load[booking]),
+                }
+            )
+        drivers.append(
+            {
+                "id": driver.id,
+                "position": _location(position),
+                "free_in_min": float(sim.anchor_min[index] - now),
+                "shift_starts_in_min": float(sim.shift_start_min[index] - now),
+                "shift_ends_in_min": float(sim.shift_end_min[index] - now),
+                "capacity": int(sim.capacity[index]),
+                "rides_today": int(sim.rides[index]),
+                "plan": plan,
+            }
+        )
+    open_bookings = [
+        {
+            "id": scenario.bookings[booking].id,
+            "pickup": _location(sim.pickup_xy[booking]),
+            "dropoff": _location(sim.dropoff_xy[booking]),
+            **_booking_times(sim, booking),
+        }
+        for booking in np.flatnonzero(sim.status == OPEN).tolist()
+    ]
+    return {
+        "drivers": drivers,
+        "open_bookings": open_bookings,
+        "minute_of_day": float(day_start_min + now),
+        "area_centre": _location(sim.frame_centre),
+    }
+
+
+def action_of(env: DispatchEnv, booking_id: str, driver_id: str) -> int | None:
+    """The env action giving ``booking_id`` to ``driver_id`` (None: not visible or unknown)."""
+    scenario = env.sim.scenario
+    drivers = [d.id for d in scenario.drivers]
+    if driver_id not in drivers:
+        return None
+    visible_ids = [scenario.bookings[b].id for b in env.visible.tolist()]
+    if booking_id not in visible_ids:
+        return None
+    driver = drivers.index(driver_id)
+    return 1 + driver * env.config.visible_slots + visible_ids.index(booking_id)
+
+
+@dataclass(frozen=True)
+class ReplayedDay:
+    """A day played through a served policy: its figures and how its decisions compared with
+    the in-process policy's at the same states."""
+
+    metrics: DayMetrics
+    decisions: int
+    differing: int
+    rounds: int
+
+
+def replay_day(
+    post_round: Callable[[dict[str, Any]], dict[str, Any]],
+    policy: Policy,
+    scenario: Scenario,
+    config: EnvConfig,
+    day_start_min: float,
+) -> ReplayedDay:
+    """Play ``scenario`` as an integrator runs the service: whenever the day reaches a
+    decision, the state goes to ``post_round`` (``POST /rl/round``) and its assignments are
+    applied in order, then a wait when the round ended with one. At each applied decision
+    ``policy`` (the in-process policy) is asked what it would do there."""
+    env = DispatchEnv(preset=None, scenario=scenario, config=config)
+    env.reset(options={"scenario": scenario})
+    decisions = differing = rounds = 0
+    terminated = False
+    while not terminated:
+        answer = post_round(state_body(env.sim, day_start_min))
+        rounds += 1
+        steps: list[tuple[str, str] | None] = [
+            (a["booking_id"], a["driver_id"]) for a in answer["assignments"]
+        ]
+        if answer["ended"] == "wait" or not steps:
+            steps.append(None)  # the round ends with a wait (or served nothing: move on)
+        clock = env.sim.now_min
+        for step in steps:
+            expected = int(policy.act(env))
+            served = 0 if step is None else action_of(env, *step)
+            served = 0 if served is None else served
+            decisions += 1
+            differing += served != expected
+            _, _, terminated, _, _ = env.step(served)
+            if terminated or env.sim.now_min != clock:
+                break  # the clock moved: the next decision is a new round's
+    return ReplayedDay(env.metrics(), decisions, differing, rounds)

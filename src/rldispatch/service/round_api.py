@@ -1,0 +1,59 @@
+"""``POST /rl/round``: what the policy does now with the whole state.
+
+The body is the fleet with its plans and the open bookings; the answer is the assignments
+the policy makes, in order, before it chooses to wait (or nothing more can be assigned), and
+the bookings it holds back: the steps ``evaluate`` plays between two moves of the clock.
+Each assignment is logged as a suggestion of its booking.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from rldispatch.service import workload
+from rldispatch.service.api import (
+    BODY_RESPONSES,
+    ManagerDep,
+    StoreDep,
+    local_minute_of_day,
+    request_items,
+)
+from rldispatch.service.auth import Reader
+from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
+from rldispatch.service.store import SuggestionRecord
+
+round_router = APIRouter(prefix="/rl", tags=["rl"])
+
+
+@round_router.post("/round", response_model=RoundResponse, responses=BODY_RESPONSES)
+async def dispatch_round(
+    body: RoundRequest,
+    principal: Reader,
+    manager: ManagerDep,
+    store: StoreDep,
+    request: Request,
+) -> Response:
+    """The policy's dispatch round: which bookings go to which drivers and where, in order,
+    and which wait."""
+    state = body.to_state(local_minute_of_day(), manager.day)
+    answer = await workload.answer(request, request_items(body), manager.dispatch_round, state)
+    response = RoundResponse.from_round(answer)
+    summary = {"round": {"minute_of_day": state.minute_of_day, "drivers": len(body.drivers)}}
+    for assignment in response.assignments:
+        store.record_suggestion(
+            SuggestionRecord(
+                booking_id=assignment.booking_id,
+                arm=None,
+                source=answer.source,
+                reason=answer.reason,
+                driver_id=assignment.driver_id,
+                shadow_driver_id=None,
+                shadow_reason=answer.shadow_reason,
+                model_version=answer.model_version,
+                latency_ms=answer.latency_ms,
+                request=summary,
+                response=assignment,
+            )
+        )
+    return Response(response.model_dump_json(), media_type="application/json")

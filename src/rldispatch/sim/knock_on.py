@@ -1,0 +1,125 @@
+"""What inserting a booking into a driver's plan does to the bookings planned after it.
+
+The plan after the insertion point is rescheduled exactly as the simulator does (each pickup
+at the later of arrival and window opening) until the delay is absorbed: the planned
+bookings it makes late, the delay of the next planned pickup, the delay summed over the rest
+of the plan and the lateness it adds. The pairwise features and the service's score parts
+read it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.sim.kernels import distance_km
+from rldispatch.sim.simulator import DaySimulator
+
+
+@njit(cache=True)
+def knock_on_effects(
+    pair_driver,
+    pair_booking,
+    pair_pickup_min,
+    pair_position,
+    plan_flat,
+    plan_offset,
+    plan_start_flat,
+    pickup_vec,
+    dropoff_vec,
+    minutes_per_km,
+    earliest_min,
+    requested_min,
+    pickup_to_free_min,
+    late_after_min,
+    great_circle,
+    scale_km,
+):  # pragma: no cover - compiled
+    """For each pair: planned bookings its insertion makes late, the delay of the next
+    planned pickup, the delay summed over the rest of the plan and the minutes of lateness
+    it adds to the planned pickups (minutes).
+
+    The plan after the insertion point is rescheduled exactly as the simulator does (each
+    pickup at the later of arrival and window opening) until the delay is absorbed.
+    """
+    n = pair_driver.shape[0]
+    made_late = np.zeros(n)
+    next_delay = np.zeros(n)
+    total_delay = np.zeros(n)
+    late_added = np.zeros(n)
+    for q in range(n):
+        driver = pair_driver[q]
+        booking = pair_booking[q]
+        k = plan_offset[driver] + pair_position[q]
+        end = plan_offset[driver + 1]
+        time = pair_pickup_min[q] + pickup_to_free_min[booking]
+        here = dropoff_vec[booking]
+        first = True
+        while k < end:
+            following = plan_flat[k]
+            leg = distance_km(here, pickup_vec[following], great_circle, scale_km)
+            start = max(time + leg * minutes_per_km[following], earliest_min[following])
+            delay = start - plan_start_flat[k]
+            if first:
+                next_delay[q] = max(delay, 0.0)
+                first = False
+            if delay <= 1e-9:
+                break
+            total_delay[q] += delay
+            limit = requested_min[following] + late_after_min
+            if start > limit and plan_start_flat[k] <= limit:
+                made_late[q] += 1.0
+            late_added[q] += max(start - limit, 0.0) - max(plan_start_flat[k] - limit, 0.0)
+            time = start + pickup_to_free_min[following]
+            here = dropoff_vec[following]
+            k += 1
+    return made_late, next_delay, total_delay, late_added
+
+
+def plan_knock_on(
+    sim: DaySimulator,
+    pair_driver: np.ndarray,
+    pair_booking: np.ndarray,
+    pair_pickup_min: np.ndarray,
+    pair_position: np.ndarray,
+    plan_bookings: list[np.ndarray] | None = None,
+    plan_starts: list[np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`knock_on_effects` of insertions into the simulator's plans: per pair, planned
+    bookings made late, delay of the next planned pickup, total delay and lateness added
+    (minutes). ``plan_bookings``/``plan_starts``: the plans as arrays, if already at hand."""
+    pair_driver = np.asarray(pair_driver, dtype=np.int64)
+    # The kernel reads the plans of the pairs' drivers only, packed.
+    plan_drivers, local_driver = np.unique(pair_driver, return_inverse=True)
+    if plan_bookings is None:
+        plan_bookings = [np.asarray(plan, dtype=np.int64) for plan in sim.plans]
+    if plan_starts is None:
+        plan_starts = sim.plan_start
+    sizes = np.array([plan_bookings[d].size for d in plan_drivers], dtype=np.int64)
+    plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=plan_offset[1:])
+    if plan_offset[-1]:
+        plan_flat = np.concatenate([plan_bookings[d] for d in plan_drivers])
+        plan_start = np.concatenate([plan_starts[d] for d in plan_drivers])
+    else:
+        plan_flat = np.zeros(0, dtype=np.int64)
+        plan_start = np.zeros(0)
+    return knock_on_effects(
+        local_driver.astype(np.int64).reshape(-1),
+        np.asarray(pair_booking, dtype=np.int64),
+        np.asarray(pair_pickup_min, dtype=np.float64),
+        np.asarray(pair_position, dtype=np.int64),
+        plan_flat,
+        plan_offset,
+        plan_start,
+        sim.pickup_vec,
+        sim.dropoff_vec,
+        sim.minutes_per_km,
+        sim.earliest_min,
+        sim.requested_min,
+        sim.pickup_to_free_min,
+        LATE_AFTER_REQUESTED_MIN,
+        sim.travel.great_circle,
+        sim.travel.scale_km,
+    )

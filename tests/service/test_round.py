@@ -1,0 +1,165 @@
+"""The dispatch round: who answers it, what it answers, and bad plans refused by name."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from rldispatch.env import EnvConfig
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+from rldispatch.service.ab import ToggleState
+from rldispatch.service.fleet_schemas import RoundRequest
+from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.replay import state_body
+from rldispatch.service.snapshot import LiveDay, LiveState, live_env
+from tests.service.helpers import ThreadedServer, auth, make_model_file, make_pairwise_model_file
+
+RL_ON = ToggleState(enabled=True, ab_ratio=1.0)
+
+
+def day_state(fleet: int = 10, decisions: int = 40) -> tuple[LiveState, LiveDay]:
+    """A held-out day's state after ``decisions`` insertion decisions, as a request."""
+    day = LiveDay.from_preset("geneva")
+    scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 7)
+    from rldispatch.env import DispatchEnv
+
+    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=fleet))
+    env.reset(options={"scenario": scenario})
+    policy = make_baseline("insertion")
+    for _ in range(decisions):
+        env.step(policy.act(env))
+    body = state_body(env.sim, day.start_min)
+    return RoundRequest.model_validate(body).to_state(0.0, day), day
+
+
+def test_fallback_round_is_the_heuristic_playing_the_state_until_nothing_is_left() -> None:
+    state, day = day_state()
+    answer = RLDispatchManager(None).dispatch_round(state)
+    assert (answer.source, answer.reason) == ("fallback", "rl_disabled")
+    live = live_env(state, day, EnvConfig(max_drivers=len(state.drivers)))
+    env, policy, expected = live.env, make_baseline("insertion"), []
+    while env.action_masks()[1:].any() and not env.sim.done:
+        action = policy.act(env)
+        if action == 0:
+            break
+        made = env.assign(action)
+        expected.append((live.booking_ids[made.booking], live.driver_ids[made.driver]))
+    assert [(a.booking_id, a.driver_id) for a in answer.assignments] == expected
+    assert expected  # the state had work to give
+    given = {booking for booking, _ in expected}
+    assert set(answer.waiting) == {b.id for b in state.open_bookings} - given
+    for assignment in answer.assignments:
+        assert assignment.pickup_in_min >= 0.0 and assignment.plan_index % 2 == 0
+
+
+def test_plan_index_counts_the_stops_before_the_booking() -> None:
+    state, day = day_state()
+    answer = RLDispatchManager(None).dispatch_round(state)
+    plans = {d.id: len(d.plan) for d in state.drivers}
+    for assignment in answer.assignments:
+        assert 0 <= assignment.plan_index <= 2 * plans[assignment.driver_id]
+        plans[assignment.driver_id] += 1
+
+
+def test_flat_model_too_small_for_the_fleet_falls_back(tmp_path: Path) -> None:
+    path = make_model_file(tmp_path / "flat.safetensors", env_config=EnvConfig(max_drivers=4))
+    state, _ = day_state()
+    answer = RLDispatchManager(path, state=RL_ON).dispatch_round(state)
+    assert (answer.source, answer.reason) == ("fallback", "fleet_too_large")
+    assert answer.assignments
+
+
+def test_shadow_round_serves_the_fallback_and_shows_the_models(tmp_path: Path) -> None:
+    path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    state, _ = day_state()
+    manager = RLDispatchManager(path, state=ToggleState(shadow=True))
+    answer = manager.dispatch_round(state)
+    assert (answer.source, answer.reason, answer.shadow_reason) == ("fallback", "shadow_mode", None)
+    rl = RLDispatchManager(path, state=RL_ON).dispatch_round(state)
+    assert rl.source == "rl"
+    assert answer.shadow_assignments == rl.assignments
+
+
+def test_model_raising_mid_round_falls_back(tmp_path: Path) -> None:
+    path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    manager = RLDispatchManager(path, state=RL_ON)
+    policy = manager._pairwise_policy()
+    policy.q_function = lambda state: (_ for _ in ()).throw(RuntimeError("broken"))
+    state, _ = day_state()
+    answer = manager.dispatch_round(state)
+    assert (answer.source, answer.reason) == ("fallback", "model_error")
+    assert manager.statistics().errors == 1
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    with ThreadedServer(tmp_path_factory.mktemp("round")) as running:
+        yield running
+
+
+def test_round_over_http_answers_and_logs(server: ThreadedServer) -> None:
+    state_body_ = state_body_of_day()
+    response = httpx.post(f"{server.url}/rl/round", json=state_body_, headers=auth())
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["source"] == "fallback" and answer["assignments"]
+    assert answer["ended"] in ("wait", "no_feasible_assignment", "all_assigned")
+
+
+def state_body_of_day() -> dict:
+    scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 3)
+    from rldispatch.env import DispatchEnv
+
+    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=10))
+    env.reset(options={"scenario": scenario})
+    policy = make_baseline("insertion")
+    for _ in range(30):
+        env.step(policy.act(env))
+    return state_body(env.sim, LiveDay.from_preset("geneva").start_min)
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "message"),
+    [
+        (lambda plan: plan[::-1], "plan[", "drop-off"),
+        (lambda plan: [{**plan[0], "window_closes_in_min": -1.0}, *plan[1:]], "plan", "0"),
+        (lambda plan: [{**plan[0], "kind": "stop"}, *plan[1:]], "kind", ""),
+        (
+            lambda plan: [{k: v for k, v in plan[0].items() if k != "requested_in_min"}, *plan[1:]],
+            "requested_in_min",
+            "required for a pickup",
+        ),
+    ],
+)
+def test_a_bad_plan_is_refused_naming_the_field(
+    server: ThreadedServer, change, where: str, message: str
+) -> None:
+    body = state_body_of_day()
+    driver = next(i for i, d in enumerate(body["drivers"]) if d["plan"])
+    body["drivers"][driver]["plan"] = change(body["drivers"][driver]["plan"])
+    response = httpx.post(f"{server.url}/rl/round", json=body, headers=auth())
+    assert response.status_code == 422
+    answer = response.json()
+    assert f"drivers.{driver}" in answer["message"] and where in answer["message"]
+    assert message in answer["message"]
+
+
+def test_a_booking_both_open_and_planned_is_refused(server: ThreadedServer) -> None:
+    body = state_body_of_day()
+    planned = next(d for d in body["drivers"] if d["plan"])["plan"][0]
+    body["open_bookings"].append({**body["open_bookings"][0], "id": planned["booking_id"]})
+    response = httpx.post(f"{server.url}/rl/round", json=body, headers=auth())
+    assert response.status_code == 422
+    assert "is also in open_bookings" in response.json()["message"]
+
+
+def test_the_round_leaves_the_live_state_as_it_was() -> None:
+    state, _ = day_state()
+    before = replace(state)
+    RLDispatchManager(None).dispatch_round(state)
+    assert state == before and np.isfinite(state.minute_of_day)
