@@ -71,5 +71,8 @@ def test_policy_refuses_an_env_of_other_sizes(model_path) -> None:
     policy = DQNPolicy(load_model(model_path))
     env = DispatchEnv(preset="geneva", config=EnvConfig(visible_slots=10))
     env.reset(options={"day_seed": 1})
-    with pytest.raises(ModelFileError, match="does not fit the env"):
+    with pytest.raises(
+        ModelFileError,
+        match="trained for 10 drivers and 20 booking slots; these days need 10 drivers and 10 slots",
+    ):
         policy.act(env)

@@ -98,6 +98,17 @@ class ReplayLearner(Learner):
     buffer: Any
     greedy: Any
 
+    losses: list[float]
+    q_means: list[float]
+
+    def day_statistics(self) -> dict[str, float | None]:
+        """The end-of-day record: exploration rate, mean TD loss and Q of the day's updates."""
+        return {
+            "epsilon": linear_epsilon(self.config, self.decisions),
+            "td_loss": float(np.mean(self.losses)) if self.losses else None,
+            "q_mean": float(np.mean(self.q_means)) if self.q_means else None,
+        }
+
     def policy(self, name: str) -> Any:
         self.greedy.name = name
         return self.greedy

@@ -99,6 +99,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def preset_days(preset: str, first_seed: int, episodes: int) -> Days:
     seeds = list(range(first_seed, first_seed + episodes))
     return Days(preset, [make_preset(preset, seed) for seed in seeds], seeds)

@@ -13,7 +13,7 @@ from rldispatch.agents.config_fields import ConfigError
 from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_container import ModelFileError
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import positive_int
+from rldispatch.cli.common import non_negative_int, positive_int
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
@@ -31,13 +31,6 @@ OPTIONS_DEPEND_ON_ARGV = True
 DEFAULT_MINUTES = 20.0
 FLEET_OPTIONS = ("--fleets",)
 """Options of the kinds that train on days of every fleet size."""
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
 
 
 def positive_minutes(text: str) -> float:

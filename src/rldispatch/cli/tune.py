@@ -18,19 +18,12 @@ from typing import Any
 
 from rldispatch.agents.kinds import DEFAULT_KIND, kind_names
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import positive_int
+from rldispatch.cli.common import non_negative_int, positive_int
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.text import plural
 from rldispatch.training.tuning_settings import DEFAULT_TRIAL_DAYS
 
 DEFAULT_TRIALS = 20
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
 
 
 def positive_float(text: str) -> float:

@@ -113,11 +113,7 @@ class PairwiseLearner(ReplayLearner):
             self.buffer.add_day(
                 self.states, self.actions, self.rewards, config.gamma, config.n_step
             )
-        return {
-            "epsilon": linear_epsilon(config, self.decisions),
-            "td_loss": float(np.mean(self.losses)) if self.losses else None,
-            "q_mean": float(np.mean(self.q_means)) if self.q_means else None,
-        }
+        return self.day_statistics()
 
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
