@@ -84,3 +84,29 @@ def test_a_missing_file_and_a_folder_are_refused(tmp_path: Path) -> None:
         model_kind(tmp_path / "nothing.safetensors")
     with pytest.raises(ModelFileError, match="is a directory"):
         model_kind(tmp_path)
+
+
+def test_weights_with_nan_are_neither_saved_nor_loaded(tmp_path: Path, pairwise_path: Path) -> None:
+    import struct
+
+    import torch
+
+    network = PairQNetwork(hidden=8, head_hidden=8)
+    with torch.no_grad():
+        network.pair_out.weight[0, 0] = float("nan")
+    metadata = PairwiseMetadata(hidden=8, head_hidden=8, candidates_per_booking=3)
+    with pytest.raises(ModelFileError, match="not saved, the weights hold NaN"):
+        save_pairwise_model(tmp_path / "nan.safetensors", network, metadata)
+    assert not (tmp_path / "nan.safetensors").exists()
+
+    # A file whose weights became NaN on disk: every float32 of the payload set to NaN.
+    data = bytearray(pairwise_path.read_bytes())
+    (header_size,) = struct.unpack("<Q", data[:8])
+    payload = 8 + header_size
+    nan = struct.pack("<f", float("nan"))
+    data[payload:] = nan * ((len(data) - payload) // 4)
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="NaN or infinite values") as raised:
+        load_learned_model(broken)
+    assert "\n" not in str(raised.value)

@@ -90,6 +90,11 @@ def write_model_file(
     state = {
         name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()
     }
+    broken = non_finite_tensor(state)
+    if broken is not None:
+        raise ModelFileError(
+            f"{path}: not saved, the weights hold NaN or infinite values ({broken})"
+        )
     values = dict(values)
     values["version"] = values.get("version") or weights_version(network, version_prefix)
     values["created_utc"] = values.get("created_utc") or datetime.now(UTC).isoformat(
@@ -176,7 +181,20 @@ def read_model_file(
         raise error(f"{path}: unreadable model metadata ({cause})") from cause
     if not isinstance(metadata, dict):
         raise error(f"{path}: unreadable model metadata (not a JSON object)")
+    broken = non_finite_tensor(tensors)
+    if broken is not None:
+        raise error(
+            f"{path}: the weights hold NaN or infinite values ({broken}); retrain the model"
+        )
     return metadata, tensors
+
+
+def non_finite_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first tensor with a NaN or infinite value, or None."""
+    for name, tensor in sorted(tensors.items()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
 
 
 def _opened(path: Path, error: type[ModelFileError] = ModelFileError) -> Any:
