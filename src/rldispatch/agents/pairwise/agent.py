@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rldispatch.agents.double_dqn import TargetNetworkAgent
+from rldispatch.agents.double_dqn import TargetNetworkAgent, adam
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import PairState
 from rldispatch.agents.pairwise.network import (
@@ -77,7 +77,7 @@ class PairDQNAgent(TargetNetworkAgent):
         self.target_network = PairQNetwork(config.hidden, config.head_hidden, known_reward)
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.target_network.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=config.learning_rate)
+        self.optimizer = adam(self.q_network, config.learning_rate)
         self.rng = np.random.default_rng(seed)
         self.q_function = NumpyPairQ(self.q_network)
         self.updates = 0
