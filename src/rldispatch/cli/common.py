@@ -89,6 +89,16 @@ def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvCo
     return replace(base, max_drivers=most)
 
 
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="spread the days (and hindsight solves) over this many processes; the report "
+        "is the same as with one (default 1)",
+    )
+
+
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hindsight",
@@ -109,14 +119,27 @@ def add_hindsight(
     days: list[Scenario],
     time_limit_s: float,
     extra: dict[str, Any],
+    jobs: int = 1,
 ) -> None:
-    """Add a ``hindsight`` row to ``results`` and each policy's regret to ``extra``."""
-    from rldispatch.training.evaluation import hindsight_metrics
+    """Add a ``hindsight`` row to ``results``, and to ``extra`` each policy's regret and how
+    often an online policy beat the hindsight plan (``hindsight_beaten``). Each day's search
+    starts from the plan of the policy that scored best that day."""
+    from rldispatch.reports.report import hindsight_beaten
+    from rldispatch.training.evaluation import hindsight_results
 
     online = dict(results)
-    results["hindsight"] = hindsight_metrics(days, time_limit_s, progress=True)
+    starts = []
+    for k in range(len(days)):
+        best_name = max(online, key=lambda name: online[name][k].reward)
+        starts.append(getattr(online[best_name][k], "routes", None))
+    solved = hindsight_results(days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs)
+    results["hindsight"] = [result.metrics for result in solved]
     best = [day.reward for day in results["hindsight"]]
     extra["regret"] = {
         name: mean_ci([b - day.reward for b, day in zip(best, metrics, strict=True)])
         for name, metrics in online.items()
     }
+    extra["hindsight_beaten"] = hindsight_beaten(online, results["hindsight"])
+    extra["hindsight_kept_online_plan"] = sum(
+        result.status.endswith("from the given plan") for result in solved
+    )

@@ -10,7 +10,12 @@ from rldispatch.agents.dqn.config import load_config
 from rldispatch.agents.dqn.model_file import ModelFileError
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import add_day_arguments, env_config_for, positive_int
+from rldispatch.cli.common import (
+    add_day_arguments,
+    add_jobs_argument,
+    env_config_for,
+    positive_int,
+)
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
@@ -47,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("runs/compare"),
         help="where config entries are trained (default runs/compare)",
     )
+    add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -127,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
     days = held_out_days(args, first.preset if first else None)
     try:
         results = evaluate_policies(
-            policies, days.scenarios, env_config_for_all(models, days.scenarios), progress=True
+            policies,
+            days.scenarios,
+            env_config_for_all(models, days.scenarios),
+            progress=True,
+            jobs=args.jobs,
         )
     except ModelFileError as error:
         raise CliError(str(error)) from error

@@ -9,6 +9,7 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
+    add_jobs_argument,
     days_from_args,
     env_config_for,
 )
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a baseline policy, or all of them on the same days (default)",
     )
     add_hindsight_arguments(parser)
+    add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -40,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         policy = make_baseline(name, seed=args.seed)
         results[name] = evaluate_policy(
-            policy, days.scenarios, env_config, progress=True, label=name
+            policy, days.scenarios, env_config, progress=True, label=name, jobs=args.jobs
         )
     extra: dict = {}
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
+        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
     report = build_report(days.name, days.labels, results, extra=extra)
     print(format_table(report))
     if args.json:
