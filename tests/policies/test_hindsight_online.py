@@ -99,3 +99,13 @@ def test_hindsight_beaten_counts_days_and_margins(played):
     assert summary["by_policy"]["a"] == {"days": 1, "max_margin": pytest.approx(3.0)}
     high = dataclasses.replace(low, reward=1e9)
     assert hindsight_beaten(online, [high])["days"] == 0
+
+
+def test_light_pair_relocation_replaces_the_full_operator():
+    from ortools.util import optional_boolean_pb2
+
+    light = search_parameters(1.0, "PARALLEL_CHEAPEST_INSERTION", light_pair_relocate=True)
+    full = search_parameters(1.0, "PARALLEL_CHEAPEST_INSERTION")
+    assert light.local_search_operators.use_light_relocate_pair == optional_boolean_pb2.BOOL_TRUE
+    assert light.local_search_operators.use_relocate_pair == optional_boolean_pb2.BOOL_FALSE
+    assert full.local_search_operators.use_relocate_pair != optional_boolean_pb2.BOOL_FALSE
