@@ -112,3 +112,12 @@ def test_reopt_is_a_baseline_and_refuses_bad_parameters():
     assert make_baseline("reopt", seed=2).name == "reopt"
     with pytest.raises(ValueError, match="reopt"):
         ReoptPolicy(horizon_min=0.0)
+
+
+def test_reopt_replanning_every_quarter_hour_plays_valid_days_with_fewer_replans():
+    every = ReoptPolicy()
+    play(every, SMALL_DAYS[1])
+    sparse = ReoptPolicy(replan_every_min=15.0, solution_limit=5)
+    env = play(sparse, SMALL_DAYS[1])
+    assert env.metrics().served > 0
+    assert 0 < sparse.replans < every.replans
