@@ -135,3 +135,18 @@ def test_scenarios_folder_is_split_by_date_for_evaluation(tmp_path):
     held_out = days_from_args(args, folder_part="held_out")
     assert training.labels == ["2025-10-01", "2025-10-02", "2025-10-03", "2025-10-04"]
     assert held_out.labels == ["2025-10-05"]
+
+
+def test_simulate_hindsight_reports_that_no_policy_beat_it(tmp_path):
+    out = tmp_path / "report.json"
+    code = main(
+        ["simulate", "--policy", "matching", "--episodes", "2", "--hindsight"]
+        + ["--hindsight-time-limit", "1", "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    beaten = report["hindsight_beaten"]
+    assert beaten["of_days"] == 2 and beaten["days"] == 0
+    assert beaten["by_policy"]["matching"]["days"] == 0
+    assert 0 <= report["hindsight_kept_online_plan"] <= 2
+    assert report["regret"]["matching"]["mean"] >= 0
