@@ -211,3 +211,18 @@ def test_repeats_replay_only_the_stochastic_policy_and_keep_one_figure_per_day(t
     assert thrice["days"] == 2 and thrice["repeats"] == {"count": 3, "policies": ["random"]}
     assert thrice["policies"]["nearest"] == once["policies"]["nearest"]
     assert thrice["policies"]["random"]["reward"] != once["policies"]["random"]["reward"]
+
+
+def test_simulate_hindsight_reports_that_no_policy_beat_it(tmp_path):
+    out = tmp_path / "report.json"
+    code = main(
+        ["simulate", "--policy", "matching", "--episodes", "2", "--hindsight"]
+        + ["--hindsight-time-limit", "1", "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    beaten = report["hindsight_beaten"]
+    assert beaten["of_days"] == 2 and beaten["days"] == 0
+    assert beaten["by_policy"]["matching"]["days"] == 0
+    assert 0 <= report["hindsight_kept_online_plan"] <= 2
+    assert report["regret"]["matching"]["mean"] >= 0
