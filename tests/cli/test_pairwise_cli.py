@@ -81,7 +81,14 @@ def test_evaluate_plays_a_pairwise_model_on_a_fleet_it_never_saw(
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["model"]["kind"] == "pairwise"
-    assert set(report["policies"]) == {"pairwise", "random", "nearest", "insertion", "matching"}
+    assert set(report["policies"]) == {
+        "pairwise",
+        "random",
+        "nearest",
+        "insertion",
+        "matching",
+        "reopt",
+    }
     assert "pairwise_vs_insertion" in report["paired"]
     assert report["policies"]["pairwise"]["completion_rate"]["mean"] > 0.5
 

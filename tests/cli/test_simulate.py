@@ -43,7 +43,36 @@ def test_simulate_is_reproducible(tmp_path):
                 str(path),
             ]
         )
-    assert json.loads(paths[0].read_text()) == json.loads(paths[1].read_text())
+    first, second = (without_timing(json.loads(path.read_text())) for path in paths)
+    assert first == second
+
+
+def without_timing(report: dict) -> dict:
+    """A report without its decision times (wall-clock measurements)."""
+    assert set(report["decision_time_ms"]) == set(report["policies"])
+    return {key: value for key, value in report.items() if key != "decision_time_ms"}
+
+
+def test_simulate_over_two_processes_writes_the_same_report(tmp_path):
+    reports = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        code = main(
+            ["simulate", "--preset", "geneva", "--episodes", "3", "--seed", "7"]
+            + ["--jobs", jobs, "--json", str(out)]
+        )
+        assert code == 0
+        reports.append(json.loads(out.read_text()))
+    assert without_timing(reports[0]) == without_timing(reports[1])
+    report = reports[0]
+    assert set(report["policies"]) == {"random", "nearest", "insertion", "matching", "reopt"}
+    assert report["decision_time_ms"]["reopt"]["p99"] >= report["decision_time_ms"]["reopt"]["mean"]
+
+
+def test_simulate_refuses_zero_jobs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--jobs", "0"])
+    assert exit_info.value.code == 2
 
 
 @pytest.mark.skipif(not CORDEAU_DIR.is_dir(), reason=f"no Cordeau instances at {CORDEAU_DIR}")
@@ -182,3 +211,18 @@ def test_repeats_replay_only_the_stochastic_policy_and_keep_one_figure_per_day(t
     assert thrice["days"] == 2 and thrice["repeats"] == {"count": 3, "policies": ["random"]}
     assert thrice["policies"]["nearest"] == once["policies"]["nearest"]
     assert thrice["policies"]["random"]["reward"] != once["policies"]["random"]["reward"]
+
+
+def test_simulate_hindsight_reports_that_no_policy_beat_it(tmp_path):
+    out = tmp_path / "report.json"
+    code = main(
+        ["simulate", "--policy", "matching", "--episodes", "2", "--hindsight"]
+        + ["--hindsight-time-limit", "1", "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    beaten = report["hindsight_beaten"]
+    assert beaten["of_days"] == 2 and beaten["days"] == 0
+    assert beaten["by_policy"]["matching"]["days"] == 0
+    assert 0 <= report["hindsight_kept_online_plan"] <= 2
+    assert report["regret"]["matching"]["mean"] >= 0

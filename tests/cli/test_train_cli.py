@@ -197,13 +197,21 @@ def test_evaluate_compares_with_every_baseline_on_the_same_days(tmp_path, traine
     )
     assert code == 0
     report = json.loads(report_path.read_text())
-    assert set(report["policies"]) == {"dqn", "random", "nearest", "insertion", "matching"}
+    assert set(report["policies"]) == {
+        "dqn",
+        "random",
+        "nearest",
+        "insertion",
+        "matching",
+        "reopt",
+    }
     assert report["seeds"] == [2_000_000, 2_000_001, 2_000_002]  # held-out days
     assert set(report["paired"]) == {
         "dqn_vs_random",
         "dqn_vs_nearest",
         "dqn_vs_insertion",
         "dqn_vs_matching",
+        "dqn_vs_reopt",
     }
     for pair in report["paired"].values():
         assert {"reward_diff_mean", "ci95", "p_value"} <= set(pair)

@@ -159,17 +159,20 @@ def repeat_stochastic(
     days: Days,
     env_config: EnvConfig | None,
     repeats: int,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Replay each stochastic policy ``repeats - 1`` more times on the same days and keep its
-    mean per day, so every policy still has one figure per distinct day. Returns the report's
-    ``repeats`` field."""
+    """Replay each stochastic policy ``repeats - 1`` more times on the same days (over
+    ``jobs`` processes) and keep its mean per day, so every policy still has one figure per
+    distinct day. Returns the report's ``repeats`` field."""
     from rldispatch.training.evaluation import evaluate_policy
 
     stochastic = [name for name, policy in policies.items() if policy.name in STOCHASTIC_POLICIES]
     if repeats > 1:
         for name in stochastic:
             runs = [results[name]] + [
-                evaluate_policy(policies[name], days.scenarios, env_config, progress=True)
+                evaluate_policy(
+                    policies[name], days.scenarios, env_config, progress=True, jobs=jobs
+                )
                 for _ in range(repeats - 1)
             ]
             results[name] = [mean_day(day_runs) for day_runs in zip(*runs, strict=True)]
@@ -177,10 +180,15 @@ def repeat_stochastic(
 
 
 def mean_day(runs: Sequence[DayMetrics]) -> DayMetrics:
-    """The mean figures of several runs of one day."""
-    return DayMetrics(
-        **{name: float(np.mean([getattr(run, name) for run in runs])) for name in DAY_FIELDS}
-    )
+    """The mean figures of several runs of one day, with the decision times of all of them
+    when the runs carry them (a mean has no routes of its own)."""
+    figures = {name: float(np.mean([getattr(run, name) for run in runs])) for name in DAY_FIELDS}
+    decision_ms = tuple(t for run in runs for t in getattr(run, "decision_ms", ()))
+    if not decision_ms:
+        return DayMetrics(**figures)
+    from rldispatch.training.evaluation import PlayedDay
+
+    return PlayedDay(**figures, decision_ms=decision_ms)
 
 
 def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvConfig:
@@ -230,6 +238,16 @@ def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Itera
         sys.stderr.flush()
 
 
+def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="spread the days (and hindsight solves) over this many processes; the report "
+        "is the same as with one (default 1)",
+    )
+
+
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hindsight",
@@ -250,14 +268,29 @@ def add_hindsight(
     days: list[Scenario],
     time_limit_s: float,
     extra: dict[str, Any],
+    jobs: int = 1,
 ) -> None:
-    """Add a ``hindsight`` row to ``results`` and each policy's regret to ``extra``."""
-    from rldispatch.training.evaluation import hindsight_metrics
+    """Add a ``hindsight`` row to ``results``, and to ``extra`` each policy's regret and how
+    often an online policy beat the hindsight plan (``hindsight_beaten``). Each day's search
+    starts from the plan of the policy that scored best that day."""
+    from rldispatch.reports.report import hindsight_beaten
+    from rldispatch.training.evaluation import hindsight_results
 
     online = dict(results)
-    results["hindsight"] = hindsight_metrics(days, time_limit_s, progress=True)
+    starts = []
+    for k in range(len(days)):
+        # A day averaged over --repeats runs has no routes: the best played plan is the start.
+        planned = [name for name in online if getattr(online[name][k], "routes", ())]
+        best_name = max(planned, key=lambda name: online[name][k].reward, default=None)
+        starts.append(online[best_name][k].routes if best_name is not None else None)
+    solved = hindsight_results(days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs)
+    results["hindsight"] = [result.metrics for result in solved]
     best = [day.reward for day in results["hindsight"]]
     extra["regret"] = {
         name: day_summary([b - day.reward for b, day in zip(best, metrics, strict=True)])
         for name, metrics in online.items()
     }
+    extra["hindsight_beaten"] = hindsight_beaten(online, results["hindsight"])
+    extra["hindsight_kept_online_plan"] = sum(
+        result.status.endswith("from the given plan") for result in solved
+    )

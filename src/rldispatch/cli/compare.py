@@ -12,6 +12,7 @@ from rldispatch.agents.model_files import LearnedModel, ModelFileError, load_lea
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     add_day_arguments,
+    add_jobs_argument,
     env_config_for,
     positive_int,
     repeat_stochastic,
@@ -22,7 +23,7 @@ from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
 from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
-from rldispatch.training.evaluation import evaluate_policy
+from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.train import RunSettings, TrainingError, train
 
 GENERIC_MODEL_NAMES = {"best_model", "final_model", "model"}
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("runs/compare"),
         help="where config entries are trained (default runs/compare)",
     )
+    add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -132,23 +134,25 @@ def run(args: argparse.Namespace) -> int:
     scenarios = days.scenarios
     default_config = env_config_for(scenarios)
     try:
-        results = {
-            name: evaluate_policy(
-                policy,
-                scenarios,
-                models[name].env_config_for(scenarios) if name in models else default_config,
-                progress=True,
-                label=name,
-            )
-            for name, policy in policies.items()
-        }
+        results = evaluate_policies(
+            policies,
+            scenarios,
+            {
+                name: models[name].env_config_for(scenarios) if name in models else default_config
+                for name in policies
+            },
+            progress=True,
+            jobs=args.jobs,
+        )
     except (ModelFileError, ValueError) as error:
         raise CliError(str(error)) from error
     names = list(policies)
     pairs = [(names[0], other) for other in names[1:]]
     extra = {
         "models": {label: model.info() for label, model in models.items()},
-        "repeats": repeat_stochastic(results, policies, days, default_config, args.repeats),
+        "repeats": repeat_stochastic(
+            results, policies, days, default_config, args.repeats, args.jobs
+        ),
         **days.report_fields(),
     }
     report = build_report(days.name, days.labels, results, pairs, extra=extra)

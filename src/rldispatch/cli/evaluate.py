@@ -15,6 +15,7 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
+    add_jobs_argument,
     days_from_args,
     repeat_stochastic,
 )
@@ -26,6 +27,8 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS
 from rldispatch.training.evaluation import evaluate_policies
 
 BASELINE_ORDER = ("random", "nearest", "insertion", "matching")
+COMPARED_BASELINES = (*BASELINE_ORDER, "reopt")
+"""``--compare-baseline``: the quick baselines and re-optimisation."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,9 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--compare-baseline",
         action="store_true",
-        help="also run random, nearest, insertion and matching on the same days",
+        help="also run random, nearest, insertion, matching and reopt on the same days",
     )
     add_hindsight_arguments(parser)
+    add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -74,20 +78,22 @@ def run(args: argparse.Namespace) -> int:
     name = model.policy.name
     policies: dict[str, Policy] = {name: model.policy}
     if args.compare_baseline:
-        policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
+        policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
     env_config = model.env_config_for(days.scenarios)
     try:
-        results = evaluate_policies(policies, days.scenarios, env_config, progress=True)
+        results = evaluate_policies(
+            policies, days.scenarios, env_config, progress=True, jobs=args.jobs
+        )
     except ModelFileError as error:
         raise CliError(str(error)) from error
     pairs = [(name, other) for other in policies if other != name]
     extra: dict[str, Any] = {
         "model": model.info(),
-        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
     }
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
+        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:

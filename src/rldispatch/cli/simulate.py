@@ -10,6 +10,7 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
+    add_jobs_argument,
     days_from_args,
     env_config_for,
     repeat_stochastic,
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a baseline policy, or all of them on the same days (default)",
     )
     add_hindsight_arguments(parser)
+    add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
 
@@ -46,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
     policies = {name: make_baseline(name, seed=args.seed) for name in names}
     for name, policy in policies.items():
         results[name] = evaluate_policy(
-            policy, days.scenarios, env_config, progress=True, label=name
+            policy, days.scenarios, env_config, progress=True, label=name, jobs=args.jobs
         )
     extra: dict = {
-        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats),
+        "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
     }
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra)
+        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
     report = build_report(days.name, days.labels, results, extra=extra)
     print(format_table(report))
     if args.json:

@@ -1,4 +1,5 @@
-"""Heuristic dispatchers: random, nearest free driver, cheapest insertion, batch matching."""
+"""Baseline dispatchers: random, nearest free driver, cheapest insertion, batch matching, and
+rolling-horizon re-optimisation (:mod:`rldispatch.policies.reopt`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
+from rldispatch.policies.reopt import ReoptPolicy
 
 INFEASIBLE_COST = 1e9
 
@@ -29,6 +31,8 @@ class RandomPolicy:
     """Uniform over the valid actions (wait included)."""
 
     name = "random"
+    carries_state_across_days = True
+    """Its generator runs on from one day to the next (see ``training.evaluation``)."""
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
@@ -107,6 +111,7 @@ BASELINES = {
     "nearest": NearestDriverPolicy,
     "insertion": InsertionPolicy,
     "matching": MatchingPolicy,
+    "reopt": ReoptPolicy,
 }
 
 
@@ -114,6 +119,6 @@ def make_baseline(name: str, seed: int = 0):
     """A baseline policy by name."""
     if name not in BASELINES:
         raise ValueError(f"policy: unknown policy {name!r}; choose one of {sorted(BASELINES)}")
-    if name == "random":
-        return RandomPolicy(seed)
+    if name in ("random", "reopt"):
+        return BASELINES[name](seed=seed)
     return BASELINES[name]()

@@ -1,4 +1,5 @@
-"""An independent check of a Cordeau dial-a-ride solution, in exact floating-point arithmetic.
+"""Independent checks of hindsight plans, in exact floating-point arithmetic: a Cordeau
+dial-a-ride solution, and a scenario plan under the simulator's rules (at the end).
 
 It recomputes everything from the instance and the routes alone (it shares no code with the
 solver): each route is a vehicle's ordered stops, each stop names its request (``"1"`` to
@@ -9,11 +10,13 @@ one allows; waiting before a stop is allowed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
+from rldispatch.domain import Scenario
 from rldispatch.scenarios.cordeau import CordeauInstance
 
 TOLERANCE_MIN = 1e-6
@@ -156,4 +159,83 @@ def check_cordeau_solution(
         cost = cordeau_cost(instance, routes)
         if abs(cost - claimed_cost) > 1e-6 * max(1.0, abs(cost)):
             problems.append(f"claimed cost {claimed_cost:.6f}, recomputed {cost:.6f}")
+    return problems
+
+
+# --- scenario plans (the simulator's rules) ----------------------------------------------------
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+def _road_km(scenario: Scenario, a: Sequence[float], b: Sequence[float]) -> float:
+    """Haversine distance times the detour (``latlon``), or Euclidean distance (``xy``)."""
+    if scenario.coords == "xy":
+        return math.hypot(a[0] - b[0], a[1] - b[1])
+    lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h))) * scenario.travel.detour
+
+
+def _minutes_per_km(scenario: Scenario, requested_min: float) -> float:
+    travel = scenario.travel
+    hour = int(math.floor(travel.start_hour + requested_min / 60.0)) % 24
+    return 60.0 / (travel.speed_kmh * travel.hourly_speed_factor[hour])
+
+
+def check_scenario_plan(scenario: Scenario, routes: Sequence[Sequence[StopLike]]) -> list[str]:
+    """Every simulator rule the routes (one per driver, in scenario order) break; empty when
+    valid.
+
+    Checks: each booking served at most once; a driver carries one booking at a time (each
+    pickup directly followed by its drop-off); each driver starts at its start point no
+    earlier than its shift; every pickup inside its window and reachable from where the
+    driver was (a leg and a ride at the speed of the booking's requested hour); each
+    drop-off after the ride; the last drop-off done by the end of the shift; the load
+    within the capacity.
+    """
+    problems: list[str] = []
+    bookings = {booking.id: booking for booking in scenario.bookings}
+    if len(routes) != len(scenario.drivers):
+        return [f"{len(routes)} routes for {len(scenario.drivers)} drivers"]
+    seen: set[str] = set()
+    tol = TOLERANCE_MIN
+    for driver, route in zip(scenario.drivers, routes, strict=True):
+        here, ready_min = driver.start, driver.shift[0]
+        if len(route) % 2:
+            problems.append(f"driver {driver.id}: a pickup without its drop-off")
+            continue
+        for pickup, dropoff in zip(route[::2], route[1::2], strict=True):
+            where = f"driver {driver.id}, booking {pickup.booking}"
+            booking = bookings.get(pickup.booking)
+            if booking is None or pickup.kind != "pickup" or dropoff.kind != "dropoff":
+                problems.append(f"{where}: not a pickup followed by its drop-off")
+                break
+            if dropoff.booking != pickup.booking:
+                problems.append(f"{where}: picked up, then another booking dropped off")
+                break
+            if booking.id in seen:
+                problems.append(f"{where}: served twice")
+            seen.add(booking.id)
+            pace = _minutes_per_km(scenario, booking.requested_min)
+            arrival = ready_min + _road_km(scenario, here, booking.pickup) * pace
+            if pickup.time_min < arrival - tol:
+                problems.append(
+                    f"{where}: picked up at {pickup.time_min:.4f}, arrives {arrival:.4f}"
+                )
+            low, high = booking.window
+            if not low - tol <= pickup.time_min <= high + tol:
+                problems.append(
+                    f"{where}: pickup {pickup.time_min:.4f} outside [{low:g}, {high:g}]"
+                )
+            ride = _road_km(scenario, booking.pickup, booking.dropoff) * pace
+            if dropoff.time_min < pickup.time_min + booking.service_min + ride - tol:
+                problems.append(f"{where}: dropped off before the ride is over")
+            if booking.load > driver.capacity:
+                problems.append(f"{where}: load {booking.load} above capacity {driver.capacity}")
+            here, ready_min = booking.dropoff, dropoff.time_min + booking.service_min
+        if route and ready_min > driver.shift[1] + tol:
+            problems.append(f"driver {driver.id}: works until {ready_min:.4f}, after its shift")
     return problems

@@ -12,11 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.sim.metrics import METRIC_NAMES, DayMetrics
 from rldispatch.text import plural
 
-__all__ = ["MIN_DAYS_FOR_CI", "build_report", "day_summary", "format_table", "plural"]
+__all__ = [
+    "MIN_DAYS_FOR_CI",
+    "build_report",
+    "day_summary",
+    "decision_time_summary",
+    "format_table",
+    "hindsight_beaten",
+    "plural",
+]
 MIN_DAYS_FOR_CI = 5
 TABLE_COLUMNS = (
     ("reward", "reward", "{:.1f}"),
@@ -96,6 +106,9 @@ def build_report(
         report["paired"][f"{a}_vs_{b}"] = paired_summary(
             [day.reward for day in results[a]], [day.reward for day in results[b]], n_days
         )
+    timing = decision_time_summary(results)
+    if timing:
+        report["decision_time_ms"] = timing
     if extra:
         report.update(extra)
     return report
@@ -140,6 +153,49 @@ def _days_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def decision_time_summary(results: Mapping[str, Sequence[DayMetrics]]) -> dict[str, Any]:
+    """Mean and 99th percentile of each policy's decision time in ms, over all its decisions
+    (a wall-clock measurement, the one part of a report that differs between two runs).
+    Policies whose days carry no timing (``decision_ms``) are left out."""
+    summary = {}
+    for name, days in results.items():
+        times = [t for day in days for t in getattr(day, "decision_ms", ())]
+        if times:
+            values = np.asarray(times)
+            summary[name] = {
+                "mean": float(values.mean()),
+                "p99": float(np.percentile(values, 99)),
+                "decisions": int(values.size),
+            }
+    return summary
+
+
+def hindsight_beaten(
+    online: Mapping[str, Sequence[DayMetrics]], hindsight: Sequence[DayMetrics]
+) -> dict[str, Any]:
+    """How often an online policy's reward was above the hindsight plan's, and by how much:
+    the days on which any policy did, the largest margin, and the same per policy."""
+    best = np.asarray([day.reward for day in hindsight])
+    per_policy = {}
+    any_day = np.zeros(best.size, dtype=bool)
+    largest = 0.0
+    for name, days in online.items():
+        margin = np.asarray([day.reward for day in days]) - best
+        beaten = margin > 0
+        any_day |= beaten
+        largest = max(largest, float(margin.max(initial=0.0)))
+        per_policy[name] = {
+            "days": int(beaten.sum()),
+            "max_margin": float(margin.max(initial=0.0)) if beaten.any() else 0.0,
+        }
+    return {
+        "days": int(any_day.sum()),
+        "of_days": int(best.size),
+        "max_margin": largest,
+        "by_policy": per_policy,
+    }
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """The report as a plain-text table: mean (and 95% CI) per metric and policy."""
     header = ["policy"] + [label for _, label, _ in TABLE_COLUMNS]
@@ -163,6 +219,16 @@ def format_table(report: Mapping[str, Any]) -> str:
             low, high = pair["ci95"]
             text += f" (95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.3g})"
         lines.append(text)
+    for name, timing in report.get("decision_time_ms", {}).items():
+        lines.append(
+            f"{name}: decision time mean {timing['mean']:.2f} ms, p99 {timing['p99']:.2f} ms"
+        )
+    beaten = report.get("hindsight_beaten")
+    if beaten is not None:
+        lines.append(
+            f"hindsight beaten by an online policy on {beaten['days']} of "
+            f"{beaten['of_days']} days (largest margin {beaten['max_margin']:.1f})"
+        )
     for name, regret in report.get("regret", {}).items():
         text = f"{name}: regret to hindsight {regret['mean']:.1f} reward per day"
         if regret.get("ci95") is not None:

@@ -41,10 +41,7 @@ def record_routes(
     metrics = run_day(policy, env, scenario)
     sim = env.sim
     served = sim.status == SERVED
-    routes = []
-    for driver in range(sim.n_drivers):
-        mine = np.flatnonzero(served & (sim.assigned_driver == driver))
-        routes.append(mine[np.argsort(sim.pickup_min[mine])].tolist())
+    routes = sim.served_routes()
     late = served & (sim.pickup_min > sim.requested_min + LATE_AFTER_REQUESTED_MIN)
     return DayRoutes(
         scenario, policy.name, routes, sim.pickup_min.copy(), late, sim.status == CANCELLED, metrics

@@ -482,6 +482,15 @@ class DaySimulator:
         starts = np.concatenate([self.plan_start[d] for d, plan in enumerate(self.plans) if plan])
         return int((starts > self.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN).sum())
 
+    def served_routes(self) -> list[list[int]]:
+        """Each driver's served (locked) bookings, in the order it picked them up."""
+        served = self.status == SERVED
+        routes = []
+        for driver in range(self.n_drivers):
+            mine = np.flatnonzero(served & (self.assigned_driver == driver))
+            routes.append(mine[np.argsort(self.pickup_min[mine], kind="stable")].tolist())
+        return routes
+
     def metrics(self, reward: float = 0.0, decisions: int = 0) -> DayMetrics:
         served = self.status == SERVED
         n_served = int(served.sum())

@@ -1,0 +1,221 @@
+"""``reopt``: rolling-horizon re-optimisation with OR-Tools, the strongest non-learning rival.
+
+At a decision the policy re-plans every booking it knows of and nobody has been given yet
+(released, open, window opening within ``horizon_min``) together with every driver's
+committed plan, with the routing model the hindsight solver uses
+(:mod:`rldispatch.policies.ride_model`, which optimises the day's reward):
+
+- each driver starts where and when it is free: the end of the ride it is on (a driver
+  already on its way stays on its way), else its start point and shift start;
+- the bookings a driver has been given stay with it, in their order, and a booking that is
+  on time in its plan stays on time (the env cannot take a booking back);
+- the search starts from the previous plan (the committed plans merged with the open
+  bookings the previous plan gave each driver, in planned time order);
+- the search is OR-Tools' greedy descent from that start to a local optimum (its default
+  budget, ``solution_limit=0``: a few tens of ms on a geneva day), or guided local search
+  stopped after ``solution_limit`` solutions. Either way the budget counts moves, not
+  seconds, so a day plays the same for a given seed and budget on any machine.
+  ``time_limit_s`` adds a wall-clock cap per re-plan; it is off by default because a cap
+  that is ever reached makes the plan depend on the machine's speed.
+
+It then acts through the env's own actions: of the visible bookings the plan gives to a
+driver (and the action mask allows), the one with the earliest planned pickup goes to that
+driver (the env inserts it at its cheapest place in the driver's plan); when the plan gives
+none of them, it waits. It re-plans when the clock has moved on by ``replan_every_min`` (0:
+at every new moment) or new bookings became known, and when the env refuses what the plan
+says after the plans changed. A visible booking the plan never saw (new since the last
+re-plan) and a state the model cannot solve fall back to cheapest insertion
+(``fallbacks`` counts those decisions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.env import DispatchEnv
+from rldispatch.policies.base import assignment_action
+from rldispatch.policies.ride_model import RideModel, RideProblem
+from rldispatch.policies.routing import search_parameters
+from rldispatch.sim.simulator import OPEN, UNRELEASED, DaySimulator
+
+DEFAULT_SOLUTION_LIMIT = 0
+"""The budget of a re-plan: 0 is greedy descent to a local optimum; ``n > 0`` is guided local
+search stopped after ``n`` solutions (on geneva days 60 took 15 times as long for no more
+reward)."""
+DEFAULT_HORIZON_MIN = 120.0
+"""Bookings whose window opens later than this are left to a later re-plan."""
+
+
+class ReoptPolicy:
+    """Rolling-horizon re-optimisation (see the module docstring).
+
+    :param horizon_min: plan the open bookings whose window opens within this many minutes.
+    :param replan_every_min: re-plan at most this often (0: whenever the clock moved).
+    :param solution_limit: the search budget of a re-plan: 0 for greedy descent to a local
+        optimum, else guided local search for that many solutions (deterministic either way).
+    :param time_limit_s: optional wall-clock cap per re-plan (None: none, deterministic).
+    :param seed: 0 keeps the bookings in day order in the model; another value shuffles
+        them (the solver's tie-breaking).
+    """
+
+    name = "reopt"
+
+    def __init__(
+        self,
+        horizon_min: float = DEFAULT_HORIZON_MIN,
+        replan_every_min: float = 0.0,
+        solution_limit: int = DEFAULT_SOLUTION_LIMIT,
+        time_limit_s: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        if horizon_min <= 0 or replan_every_min < 0 or solution_limit < 0:
+            raise ValueError(
+                "reopt: horizon_min must be > 0, replan_every_min >= 0, solution_limit >= 1"
+            )
+        self.horizon_min = float(horizon_min)
+        self.replan_every_min = float(replan_every_min)
+        self.solution_limit = int(solution_limit)
+        self.time_limit_s = time_limit_s
+        self.seed = int(seed)
+        self.fallbacks = 0
+        self.replans = 0
+        self._sim: DaySimulator | None = None
+
+    # --- acting ----------------------------------------------------------------------------
+
+    def act(self, env: DispatchEnv) -> int:
+        sim = env.sim
+        if sim is not self._sim:
+            self._new_day(sim)
+        if self._plan_is_stale(sim):
+            self._replan(env)
+        action = self._planned_action(env)
+        if action is None and self._assigned_at_plan != self._assigned(sim):
+            self._replan(env)
+            action = self._planned_action(env)
+        if action is None:
+            action = self._fallback(env)
+        return action
+
+    def _new_day(self, sim: DaySimulator) -> None:
+        self._sim = sim
+        self._driver_of: dict[int, int] = {}
+        self._pickup_of: dict[int, float] = {}
+        self._known: set[int] = set()
+        self._routes: list[list[int]] = [[] for _ in range(sim.n_drivers)]
+        self._planned_min = -np.inf
+        self._released_at_plan = -1
+        self._assigned_at_plan = -1
+        self._solved = False
+
+    def _assigned(self, sim: DaySimulator) -> int:
+        return sum(len(plan) for plan in sim.plans) + int(sim.rides.sum())
+
+    def _plan_is_stale(self, sim: DaySimulator) -> bool:
+        if self._released_at_plan < 0:
+            return True
+        if sim.now_min - self._planned_min < self.replan_every_min:
+            return False
+        released = int(np.sum(sim.status != UNRELEASED))
+        return sim.now_min != self._planned_min or released != self._released_at_plan
+
+    def _planned_action(self, env: DispatchEnv) -> int | None:
+        if not self._solved:
+            return None
+        grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
+        best, best_min = None, np.inf
+        for slot, booking in enumerate(env.visible.tolist()):
+            driver = self._driver_of.get(booking)
+            if driver is None or not grid[driver, slot]:
+                continue
+            if self._pickup_of[booking] < best_min:
+                best, best_min = assignment_action(env, driver, slot), self._pickup_of[booking]
+        return best
+
+    def _fallback(self, env: DispatchEnv) -> int:
+        """Cheapest insertion of a visible booking the plan has not seen (all of them when
+        the last re-plan found no solution); else wait."""
+        table = env.table
+        if table is None:
+            return 0
+        grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
+        for slot, booking in enumerate(env.visible.tolist()):
+            if self._solved and booking in self._known:
+                continue
+            column = np.where(grid[: env.sim.n_drivers, slot], table.cost[:, slot], np.inf)
+            driver = int(np.argmin(column))
+            if np.isfinite(column[driver]):
+                self.fallbacks += 1
+                return assignment_action(env, driver, slot)
+        return 0
+
+    # --- planning --------------------------------------------------------------------------
+
+    def problem(self, sim: DaySimulator) -> RideProblem:
+        """The re-planning problem of the simulator's current state."""
+        now = sim.now_min
+        open_now = (sim.status == OPEN) & (sim.earliest_min <= now + self.horizon_min)
+        fixed = tuple(tuple(plan) for plan in sim.plans)
+        committed = [b for plan in fixed for b in plan]
+        keep_on_time = frozenset(
+            booking
+            for driver, plan in enumerate(sim.plans)
+            for booking, start in zip(plan, sim.plan_start[driver].tolist(), strict=True)
+            if start <= sim.requested_min[booking] + LATE_AFTER_REQUESTED_MIN
+        )
+        bookings = np.concatenate([np.asarray(committed, dtype=np.int64), np.flatnonzero(open_now)])
+        return RideProblem(
+            sim,
+            np.sort(bookings),
+            np.maximum(sim.anchor_min, now),
+            sim.anchor_vec.copy(),
+            fixed,
+            keep_on_time,
+        )
+
+    def _warm_routes(self, sim: DaySimulator, problem: RideProblem) -> list[list[int]]:
+        """Each driver's committed plan merged, by planned time, with the open bookings the
+        previous plan gave it."""
+        in_problem = set(problem.bookings.tolist())
+        routes = []
+        for driver, plan in enumerate(sim.plans):
+            timed = list(zip(sim.plan_start[driver].tolist(), plan, strict=True))
+            timed += [
+                (self._pickup_of[b], b)
+                for b in self._routes[driver]
+                if sim.status[b] == OPEN and b in in_problem
+            ]
+            routes.append([booking for _, booking in sorted(timed)])
+        return routes
+
+    def _replan(self, env: DispatchEnv) -> None:
+        sim = env.sim
+        self.replans += 1
+        problem = self.problem(sim)
+        model = RideModel(problem, env.config.reward, seed=self.seed)
+        params = search_parameters(
+            self.time_limit_s,
+            "PARALLEL_CHEAPEST_INSERTION",
+            "GUIDED_LOCAL_SEARCH" if self.solution_limit else "GREEDY_DESCENT",
+            solution_limit=self.solution_limit or None,
+        )
+        initial = model.initial_assignment(self._warm_routes(sim, problem))
+        if initial is not None:
+            solution = model.routing.SolveFromAssignmentWithParameters(initial, params)
+        else:
+            solution = model.routing.SolveWithParameters(params)
+        self._planned_min = sim.now_min
+        self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
+        self._assigned_at_plan = self._assigned(sim)
+        self._known = set(problem.bookings.tolist())
+        self._solved = solution is not None
+        self._driver_of, self._pickup_of = {}, {}
+        if solution is None:
+            self._routes = [[] for _ in range(sim.n_drivers)]
+            return
+        self._routes = model.booking_routes(solution)
+        for driver, route in enumerate(self._routes):
+            for booking in route:
+                self._driver_of[booking] = driver
+        self._pickup_of = model.planned_pickup_min(solution)
