@@ -46,12 +46,11 @@ from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
-    ModelLoadError,
     driver_slots,
     finite_or_none,
-    load_served_model,
     pairwise_booking_slots,
 )
+from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
 from rldispatch.service.snapshot import LiveDay, LiveRequest, LiveSnapshot, snapshot_scenario
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
 
@@ -140,6 +139,7 @@ class RLDispatchManager:
         state: ToggleState | None = None,
         day: LiveDay | None = None,
         max_model_bytes: int = MAX_MODEL_BYTES,
+        models_dir: Path | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -147,15 +147,8 @@ class RLDispatchManager:
                 f"choose one of {sorted(BASELINES)}"
             )
         self.fallback_policy = fallback_policy
-        self.model_path = Path(model_path) if model_path is not None else None
-        self.model: LoadedQModel | LoadedPairwiseQModel | None = None
-        self.model_error: str | None = None
-        if self.model_path is not None:
-            try:
-                self.model = load_served_model(self.model_path, runtime, max_model_bytes)
-            except ModelLoadError as error:
-                self.model_error = str(error)
-                logger.error("model not loaded, serving the fallback: %s", error)
+        self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
+        self.models.start_with(Path(model_path) if model_path is not None else None)
         self.env_config = self.model.env_config if self.model else EnvConfig()
         self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
         self.stats = SuggestionStats()
@@ -176,6 +169,23 @@ class RLDispatchManager:
             self._state = state
 
     @property
+    def model(self) -> LoadedQModel | LoadedPairwiseQModel | None:
+        """The champion model (None: none loaded)."""
+        return self.models.served.champion.model
+
+    @model.setter
+    def model(self, model: LoadedQModel | LoadedPairwiseQModel) -> None:
+        self.models.install("champion", self.model_path, model)
+
+    @property
+    def model_path(self) -> Path | None:
+        return self.models.served.champion.path
+
+    @property
+    def model_error(self) -> str | None:
+        return self.models.served.champion.error
+
+    @property
     def model_version(self) -> str | None:
         return self.model.version if self.model else None
 
@@ -184,18 +194,7 @@ class RLDispatchManager:
 
         ``max_drivers`` is None for a pairwise model: it plays any fleet.
         """
-        model = self.model
-        return {
-            "loaded": model is not None,
-            "path": str(self.model_path) if self.model_path else None,
-            "version": model.version if model else None,
-            "kind": model.kind if model else None,
-            "runtime": model.runtime if model else None,
-            "preset": model.preset if model else None,
-            "max_drivers": self.env_config.max_drivers if model and model.kind == "dqn" else None,
-            "visible_slots": self.env_config.visible_slots if model else None,
-            "error": self.model_error,
-        }
+        return slot_status(self.models.served.champion)
 
     def statistics(self) -> StatsSnapshot:
         return self.stats.snapshot()
@@ -210,15 +209,16 @@ class RLDispatchManager:
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
         rl: _Answer | None = None
         reason: str | None
+        served = self.models.for_booking(request.booking.id)
         if state.shadow:
             reason = "shadow_mode"
-            rl = self._rl_answer(request)
+            rl = self._rl_answer(request, served)
         elif not state.enabled:
             reason = "rl_disabled"
         elif arm == "heuristic":
             reason = "ab_heuristic_arm"
         else:
-            rl = self._rl_answer(request)
+            rl = self._rl_answer(request, served)
             reason = rl.reason
         drivers = request.drivers
         if reason is None and rl is not None:
@@ -233,7 +233,7 @@ class RLDispatchManager:
             driver_id=None if answer.driver is None else drivers[answer.driver].id,
             source=source,
             reason=reason,
-            model_version=self.model_version,
+            model_version=served.version if arm != "heuristic" else self.model_version,
             arm=arm,
             candidates=answer.candidates,
             latency_ms=latency_s * 1e3,
@@ -251,22 +251,26 @@ class RLDispatchManager:
         self._rl_answer(request)
         self._heuristic_answer(request)
 
-    def _rl_answer(self, request: LiveRequest) -> _Answer:
-        if self.model is None:
-            return _Answer(None, "model_load_failed" if self.model_path else "model_missing")
-        if self.model.kind == "pairwise":
-            return self._pairwise_answer(request, self.model)
-        if len(request.drivers) > self.env_config.max_drivers:
+    def _rl_answer(self, request: LiveRequest, served: ModelSlot | None = None) -> _Answer:
+        """The learned answer of ``served`` (default: the champion)."""
+        served = served or self.models.served.champion
+        model = served.model
+        if model is None:
+            return _Answer(None, "model_load_failed" if served.path else "model_missing")
+        if model.kind == "pairwise":
+            return self._pairwise_answer(request, model)
+        config = model.env_config
+        if len(request.drivers) > config.max_drivers:
             return _Answer(None, "fleet_too_large")
-        snapshot = LiveSnapshot(request, self.day, self.env_config)
+        snapshot = LiveSnapshot(request, self.day, config)
         if snapshot.booking_slot < 0:
             return _Answer(None, "booking_not_visible")
         feasible = np.flatnonzero(snapshot.booking_feasible())
         if feasible.size == 0:
             return _Answer(None, "no_feasible_driver")
         try:
-            q = np.asarray(self.model.q_function.q_values(snapshot.observation()[None, :]))
-            if q.shape != (1, self.env_config.n_actions):
+            q = np.asarray(model.q_function.q_values(snapshot.observation()[None, :]))
+            if q.shape != (1, config.n_actions):
                 raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self.stats.record_error()
@@ -281,7 +285,7 @@ class RLDispatchManager:
         candidates = tuple(
             Candidate(
                 driver_id=request.drivers[i].id,
-                q_value=float(q[0, 1 + i * self.env_config.visible_slots + slot]),
+                q_value=float(q[0, 1 + i * config.visible_slots + slot]),
                 insertion_cost=finite_or_none(snapshot.cost[i, slot]),
                 pickup_in_min=finite_or_none(snapshot.pickup_min[i, slot]),
                 added_km=finite_or_none(snapshot.added_km[i, slot]),
@@ -298,9 +302,9 @@ class RLDispatchManager:
         size reset with the live snapshot (every open booking, the booking first)."""
         scenario = snapshot_scenario(request, self.day)
         booking_slots = pairwise_booking_slots(
-            self.env_config.visible_slots, len(scenario.bookings)
+            model.env_config.visible_slots, len(scenario.bookings)
         )
-        env = self._env(driver_slots(len(request.drivers)), booking_slots)
+        env = self._env(driver_slots(len(request.drivers)), booking_slots, model.env_config)
         env.reset(options={"scenario": scenario})
         if request.rides_today is not None:  # the snapshot's drivers start the day afresh
             env.sim.rides[: len(request.drivers)] = request.rides_today
@@ -373,16 +377,19 @@ class RLDispatchManager:
             cached = local.pairwise = (model, model.policy())
         return cached[1]
 
-    def _env(self, max_drivers: int, visible_slots: int | None = None) -> DispatchEnv:
+    def _env(
+        self, max_drivers: int, visible_slots: int | None = None, base: EnvConfig | None = None
+    ) -> DispatchEnv:
         """This thread's env with ``max_drivers`` driver slots and ``visible_slots`` booking
-        slots (default: the model's; its env config otherwise), built on first use; every
-        caller resets it before reading it."""
-        slots = visible_slots or self.env_config.visible_slots
-        envs: dict[tuple[int, int], DispatchEnv] = self._local.__dict__.setdefault("envs", {})
-        env = envs.get((max_drivers, slots))
+        slots (default: the model's), on the env config ``base`` (default: the service's),
+        built on first use; every caller resets it before reading it."""
+        base = base or self.env_config
+        slots = visible_slots or base.visible_slots
+        config = replace(base, max_drivers=max_drivers, visible_slots=slots)
+        envs: dict[EnvConfig, DispatchEnv] = self._local.__dict__.setdefault("envs", {})
+        env = envs.get(config)
         if env is None:
-            config = replace(self.env_config, max_drivers=max_drivers, visible_slots=slots)
-            env = envs[(max_drivers, slots)] = DispatchEnv(preset="geneva", config=config)
+            env = envs[config] = DispatchEnv(preset="geneva", config=config)
         return env
 
     def _fallback_env(self, n_drivers: int) -> tuple[DispatchEnv, Any]:

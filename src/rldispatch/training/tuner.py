@@ -403,12 +403,9 @@ def default_storage_url(out_dir: str | Path) -> str:
 
 def masked_url(url: str) -> str:
     """The URL without its password, for printing and reports."""
-    from sqlalchemy.engine import make_url
+    from rldispatch.database_url import mask_database_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is reported as given; it holds no parsed password
-        return url
+    return mask_database_url(url)
 
 
 def open_storage(url: str, heartbeat: HeartbeatSettings) -> optuna.storages.RDBStorage:
