@@ -86,7 +86,19 @@ def metadata_of_wrong_types(model: Path) -> bytes:
     return safetensors_bytes(json.dumps(header), data[8 + size :])
 
 
+def metadata_of_a_huge_network(model: Path) -> bytes:
+    """The file's small weights under a header describing 100,000-wide layers (40 GB)."""
+    data = model.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    inner = json.loads(header["__metadata__"]["metadata"])
+    inner["hyperparameters"]["hidden_sizes"] = [100_000, 100_000]
+    header["__metadata__"]["metadata"] = json.dumps(inner)
+    return safetensors_bytes(json.dumps(header), data[8 + size :])
+
+
 BROKEN_FILES: dict[str, Callable[[Path], bytes]] = {
+    "metadata of a huge network": metadata_of_a_huge_network,
     "nested header": nested_header,
     "nested __metadata__": nested_metadata,
     "__metadata__ a list": metadata_list,
@@ -186,6 +198,28 @@ def test_the_writer_backoff_holds_under_50_records_a_second() -> None:
     assert len(connects) <= 2 + duration_s / interval_s, len(connects)
     gaps = [b - a for a, b in zip(connects[1:], connects[2:], strict=False)]
     assert all(gap >= interval_s * 0.9 for gap in gaps), gaps
+
+
+def test_a_stopped_database_sees_few_connection_attempts_under_50_requests_a_second(
+    tmp_path: Path,
+) -> None:
+    """The whole server (writer and switch watcher) against a dead database, under load:
+    attempts back off (0.2 s doubling to 5 s each), whatever the traffic."""
+    duration_s = 4.0
+    with ThreadedServer(tmp_path, database_url=UNREACHABLE) as server:
+        store = server.app.state.service.store
+        connects: list[float] = []
+        event.listen(store.engine, "do_connect", lambda *args: connects.append(time.monotonic()))
+        started = time.monotonic()
+        sent = 0
+        with httpx.Client(base_url=server.url, headers=auth(), timeout=30) as client:
+            while time.monotonic() - started < duration_s:
+                assert client.post("/rl/suggest", json=suggest_body(f"x{sent}")).status_code == 200
+                sent += 1
+                time.sleep(max(0.0, started + sent / 50 - time.monotonic()))
+    assert sent >= 150
+    # Writer: 0.2 + 0.4 + 0.8 + 1.6 s; watcher: 0.5 + 1 + 2 s: at most 5 + 3 attempts in 4 s.
+    assert len(connects) <= 8, len(connects)
 
 
 # --- outcomes ----------------------------------------------------------------------------------

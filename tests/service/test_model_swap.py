@@ -184,3 +184,18 @@ def test_a_swap_on_one_instance_reaches_the_other(tmp_path: Path, models: Path) 
             time.sleep(0.05)
         assert status["model"]["version"] == wanted
         assert "champion now serving" in b.log()
+
+
+def test_a_swap_the_database_does_not_save_changes_nothing(tmp_path: Path, models: Path) -> None:
+    down = "postgresql+psycopg://postgres@127.0.0.1:1/nothing"
+    champion = models / "champion.safetensors"
+    with ThreadedServer(tmp_path, model=champion, database_url=down) as server:
+        response = httpx.put(
+            f"{server.url}/rl/models/champion",
+            json={"path": "challenger.safetensors"},
+            headers=ADMIN,
+            timeout=30,
+        )
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+    assert response.status_code == 503 and "not saved" in response.json()["detail"]
+    assert status["model"]["version"] == version_of(champion)

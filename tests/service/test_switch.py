@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -152,4 +153,13 @@ def test_serve_with_two_workers_shares_tokens_and_the_switch(tmp_path: Path) -> 
             assert status["enabled"] is True
             pids.add(status["worker_pid"])
         assert len(pids) == 2
-    assert "Application shutdown complete" in server.log()
+        # Keep-alive connections opened at once spread over both workers (SO_REUSEPORT).
+        clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(
+                pool.map(lambda c: c.get("/rl/status", headers=auth(token)).json(), clients)
+            )
+        for client in clients:
+            client.close()
+        assert {answer["worker_pid"] for answer in answers} == pids
+    assert server.log().count("Application shutdown complete") == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,29 @@ def read_model_file(
     if not isinstance(metadata, dict):
         raise error(f"{path}: unreadable model metadata (not a JSON object)")
     return metadata, tensors
+
+
+def build_matching(
+    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor]
+) -> torch.nn.Module:
+    """The network ``build`` makes, with the file's weights ``state`` loaded (strict).
+
+    The network is first built on PyTorch's meta device, where it allocates nothing: only if
+    its parameter names and shapes are those of the file's tensors is it built for real. A
+    header describing a network far larger than the file never allocates it.
+
+    :raises ValueError: naming the first names or shapes that differ.
+    """
+    with torch.device("meta"):
+        skeleton = build()
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    found = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    if expected != found:
+        differing = sorted(set(expected.items()) ^ set(found.items()))[:3]
+        raise ValueError(f"parameter shapes differ: {differing}")
+    network = build()
+    network.load_state_dict(state, strict=True)
+    return network
 
 
 def _opened(path: Path, error: type[ModelFileError] = ModelFileError) -> Any:

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
     from rldispatch.service.store import prepare_private_folder
+    from rldispatch.service.workers import run_workers
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -125,13 +126,26 @@ def run(args: argparse.Namespace) -> int:
         "level": args.log_level.upper(),
         "propagate": False,
     }
-    uvicorn.run(
-        "rldispatch.service.api:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        workers=args.workers,
-        log_config=log_config,
-    )
+    try:
+        run_workers(
+            "rldispatch.cli.serve:worker_app",
+            args.host,
+            args.port,
+            args.workers,
+            {"log_level": args.log_level, "log_config": log_config},
+        )
+    except OSError as error:  # the port is taken or the address is not ours
+        message = f"port: cannot listen on {args.host}:{args.port} ({error.strerror})"
+        raise CliError(message) from error
     return 0
+
+
+def worker_app() -> object:
+    """The app of one worker process of ``serve --workers N`` (its options come from the
+    environment ``run`` set before starting the workers)."""
+    import torch
+
+    from rldispatch.service.api import create_app
+
+    torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
+    return create_app()

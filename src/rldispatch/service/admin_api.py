@@ -108,7 +108,13 @@ def _refused(reason: str) -> JSONResponse:
     )
 
 
-def _save(request: Request, change: Callable[[ToggleState], ToggleState]) -> ToggleState:
+def _save(
+    request: Request,
+    change: Callable[[ToggleState], ToggleState],
+    before_serving: Callable[[], None] | None = None,
+) -> ToggleState:
+    """Compare-and-set ``change`` on the switch row, then serve it in this worker (after
+    ``before_serving``: a model loaded already is installed, not loaded again)."""
     service = request.app.state.service
     try:
         state = service.store.update_state(change)
@@ -117,6 +123,8 @@ def _save(request: Request, change: Callable[[ToggleState], ToggleState]) -> Tog
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail=f"database: the change was not saved, nothing changed ({error})",
         ) from error
+    if before_serving is not None:
+        before_serving()
     service.watcher.apply(state)
     return state
 
@@ -127,7 +135,6 @@ async def _swap(request: Request, role: str, path: str, ratio: float, who: str) 
         resolved, model = await run_in_threadpool(holder.load, path)
     except ModelLoadError as error:
         return _refused(str(error))
-    holder.install(role, resolved, model, ratio)
 
     def change(current: ToggleState) -> ToggleState:
         stamp = {"updated_at": datetime.now(UTC), "updated_by": who}
@@ -143,7 +150,9 @@ async def _swap(request: Request, role: str, path: str, ratio: float, who: str) 
             **stamp,
         )
 
-    await run_in_threadpool(_save, request, change)
+    await run_in_threadpool(
+        _save, request, change, lambda: holder.install(role, resolved, model, ratio)
+    )
     return _models_out(request)
 
 

@@ -233,7 +233,7 @@ class RLDispatchManager:
             driver_id=None if answer.driver is None else drivers[answer.driver].id,
             source=source,
             reason=reason,
-            model_version=served.version if arm != "heuristic" else self.model_version,
+            model_version=served.version if arm == "rl" or state.shadow else self.model_version,
             arm=arm,
             candidates=answer.candidates,
             latency_ms=latency_s * 1e3,

@@ -6,7 +6,8 @@ and, when it changed, reads the row and applies it: the toggle state to the mana
 champion and challenger files to its :class:`~rldispatch.service.model_holder.ModelHolder`
 (loaded in this thread, never in a request). A change made anywhere is thus served everywhere
 within about ``interval_s`` plus a model's load time. While the database is down the process
-keeps the last state it read (RL off if it never read one) and the watcher keeps trying.
+keeps the last state it read (RL off if it never read one) and the watcher keeps trying, its
+interval doubling up to ``MAX_INTERVAL_S`` (a dead database is not polled twice a second).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rldispatch.service.store import Store, StoreUnavailable
 logger = logging.getLogger("rldispatch.service")
 
 POLL_INTERVAL_S = 0.5
+MAX_INTERVAL_S = 5.0
 
 
 class SwitchWatcher:
@@ -89,5 +91,7 @@ class SwitchWatcher:
             self._thread.join(5.0)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sync()
+        wait_s = self.interval_s
+        while not self._stop.wait(wait_s):
+            answered = self.sync()
+            wait_s = self.interval_s if answered else min(wait_s * 2, MAX_INTERVAL_S)
