@@ -30,6 +30,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
+from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus
 from rldispatch.service.ab import ToggleState
@@ -62,7 +63,6 @@ from rldispatch.service.store import (
     StoreUnavailable,
     SuggestionRecord,
     prepare_private_folder,
-    redact_url,
 )
 from rldispatch.service.switch_watcher import SwitchWatcher
 
@@ -88,7 +88,7 @@ class Service:
         return time.monotonic() - self.started_monotonic
 
     def store_status(self) -> StoreStatus:
-        return StoreStatus(url=redact_url(self.store.url), **self.store.counts())
+        return StoreStatus(url=mask_database_url(self.store.url), **self.store.counts())
 
 
 # --- answers of errors -------------------------------------------------------------------------

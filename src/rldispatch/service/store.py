@@ -119,11 +119,6 @@ def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'service.sqlite3'}"
 
 
-def redact_url(url: str) -> str:
-    """The URL with its passwords hidden, for logs and status (:func:`mask_database_url`)."""
-    return mask_database_url(url)
-
-
 def prepare_private_folder(path: Path) -> None:
     """Create ``path`` (and its parents) for the service's own files: mode 0700."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -383,7 +378,7 @@ class Store:
             self._outage_logged = True
             logger.warning(
                 "database %s unavailable (%s): buffering writes, retrying",
-                redact_url(self.url),
+                mask_database_url(self.url),
                 self.last_error,
             )
         self.available = False
