@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -163,3 +165,20 @@ def test_serve_with_two_workers_shares_tokens_and_the_switch(tmp_path: Path) -> 
             client.close()
         assert {answer["worker_pid"] for answer in answers} == pids
     assert server.log().count("Application shutdown complete") == 2
+
+
+def test_a_worker_that_dies_is_started_again(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path, extra_args=("--workers", "2")) as server:
+        victim = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+        os.kill(victim["worker_pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        pids: set[int] = set()
+        while time.monotonic() < deadline and len(pids - {victim["worker_pid"]}) < 2:
+            try:
+                with httpx.Client(base_url=server.url, timeout=30) as client:
+                    pids.add(client.get("/rl/status", headers=auth()).json()["worker_pid"])
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        assert len(pids - {victim["worker_pid"]}) == 2
+    assert "exited (code -9): starting another" in server.log()
