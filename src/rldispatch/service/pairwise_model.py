@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 
-from rldispatch.agents.model_files import PAIRWISE_PRESET
 from rldispatch.agents.pairwise.model_file import (
     LoadedPairwiseModel,
     PairwiseMetadata,
@@ -134,7 +133,7 @@ def _served(
     return LoadedPairwiseQModel(
         metadata=metadata,
         version=str(metadata.version),
-        preset=PAIRWISE_PRESET,
+        preset=metadata.preset,
         env_config=env_config_from_dict(metadata.env_config or {}),
         path=path,
         model=model,
