@@ -155,6 +155,12 @@ def test_a_challenger_answers_its_share_and_gets_its_own_outcomes(
         for version, count in expected.items():
             assert by_version[version]["suggestions"] == by_version[version]["outcomes"] == count
         assert 0 < expected[challenger] < 40
+        body = suggest_body("r-0")
+        round_body = {key: value for key, value in body.items() if key != "booking"}
+        round_body["open_bookings"] = [body["booking"], *body["open_bookings"]]
+        played = client.post("/rl/round", json=round_body, headers=auth())
+        assert played.status_code == 200, played.text
+        assert played.json()["model_version"] == champion  # a round is the champion's
         stopped = client.delete("/rl/models/challenger", headers=ADMIN)
         assert stopped.json()["challenger"] is None
         answer = client.post("/rl/suggest", json=suggest_body("c-0"), headers=auth()).json()

@@ -52,16 +52,16 @@ from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
-from rldispatch.service.answers import Candidate, RoundAssignment, candidates, round_assignment
+from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
     pairwise_booking_slots,
 )
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
+from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
-from rldispatch.sim.simulator import OPEN
 
 if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
     from rldispatch.agents.pairwise.policy import PairwisePolicy
@@ -72,7 +72,6 @@ if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
 logger = logging.getLogger("rldispatch.service")
 
 Source = Literal["rl", "fallback"]
-RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned"]
 FALLBACK_REASONS = (
     "shadow_mode",
     "rl_disabled",
@@ -137,23 +136,6 @@ class _Answer:
     reason: str | None
     candidates: tuple[Candidate, ...] = ()
     chosen: Candidate | None = None
-
-
-@dataclass(frozen=True)
-class _Round:
-    reason: str | None
-    assignments: tuple[RoundAssignment, ...] = ()
-    waiting: tuple[str, ...] = ()
-    ended: RoundEnd = "wait"
-
-
-class _ModelFailed(Exception):
-    """The model raised or answered values that cannot be used; ``reason`` says which."""
-
-    def __init__(self, reason: str, error: Exception | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error = error
 
 
 class RLDispatchManager:
@@ -343,7 +325,7 @@ class RLDispatchManager:
             return _Answer(None, "no_feasible_driver")
         try:
             drivers, values, wait_q = self._slot_values(live, slot, model)
-        except _ModelFailed as failure:
+        except ModelFailed as failure:
             return _Answer(None, failure.reason)
         top = candidates(live, drivers[:TOP_CANDIDATES], slot, values[:TOP_CANDIDATES])
         if drivers.size == 0 or wait_q > values[0]:
@@ -374,9 +356,9 @@ class RLDispatchManager:
                 drivers, values, wait_q = feasible[order], q[actions][order], float(q[0])
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
-            raise _ModelFailed("model_error", error) from error
+            raise ModelFailed("model_error", error) from error
         if not (np.all(np.isfinite(values)) and np.isfinite(wait_q)):
-            raise _ModelFailed("invalid_action")
+            raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
 
     def _q_values(self, live: LiveEnv, model: LoadedQModel) -> np.ndarray:
@@ -418,7 +400,7 @@ class RLDispatchManager:
         started = time.perf_counter()
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
-        rl: _Round | None = None
+        rl: Round | None = None
         if toggle.shadow:
             reason: str | None = "shadow_mode"
             rl = self._rl_round(state, served)
@@ -446,15 +428,15 @@ class RLDispatchManager:
             shadow_reason=shadow.reason if shadow else None,
         )
 
-    def _rl_round(self, state: LiveState, served: ModelSlot) -> _Round:
+    def _rl_round(self, state: LiveState, served: ModelSlot) -> Round:
         """``served``'s round (the champion's: a round places many bookings at once, so the
         challenger, which answers a share of bookings, plays no rounds)."""
         model = served.model
         if model is None:
-            return _Round("model_load_failed" if served.path else "model_missing")
+            return Round("model_load_failed" if served.path else "model_missing")
         config = self.rl_config(len(state.drivers), model=model)
         if config is None:
-            return _Round("fleet_too_large")
+            return Round("fleet_too_large")
         live = live_env(state, self.day, config)
         if model.kind == "pairwise":
             policy = self._pairwise_policy(model)
@@ -466,20 +448,20 @@ class RLDispatchManager:
             def act(env: Any) -> int:
                 q = self._q_values(live, model)
                 if not np.all(np.isfinite(q[env.action_masks()])):
-                    raise _ModelFailed("invalid_action")
+                    raise ModelFailed("invalid_action")
                 return int(np.argmax(np.where(env.action_masks(), q, -np.inf)))
 
         try:
-            return _play_round(live, act)
-        except _ModelFailed as failure:
-            return _Round(failure.reason)
+            return play_round(live, act)
+        except ModelFailed as failure:
+            return Round(failure.reason)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
-            return _Round("model_error")
+            return Round("model_error")
 
-    def _fallback_round(self, state: LiveState) -> _Round:
+    def _fallback_round(self, state: LiveState) -> Round:
         live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
-        return _play_round(live, self._fallback().act)
+        return play_round(live, self._fallback().act)
 
     # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
 
@@ -507,27 +489,3 @@ class RLDispatchManager:
         if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
             logger.error("model failed, answering from the fallback: %r", error)
-
-
-def _play_round(live: LiveEnv, act: Any) -> _Round:
-    """Let ``act`` assign until it waits, nothing more can be assigned or nothing is open,
-    without moving the clock: ``evaluate``'s steps between two clock moves."""
-    env = live.env
-    made: list[RoundAssignment] = []
-    ended: RoundEnd = "no_feasible_assignment"
-    while True:
-        if env.sim.done:
-            ended = "all_assigned"
-            break
-        mask = env.action_masks()
-        if not mask[1:].any():
-            break
-        action = int(act(env))
-        if action == 0:
-            ended = "wait"
-            break
-        if not (0 < action < mask.size and mask[action]):
-            raise _ModelFailed("invalid_action")
-        made.append(round_assignment(live, env.assign(action)))
-    waiting = tuple(live.booking_ids[b] for b in np.flatnonzero(env.sim.status == OPEN))
-    return _Round(None, tuple(made), waiting, ended)
