@@ -203,7 +203,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: Path, data_dir: Path, runtime: str, port: int) -> subprocess.Popen:
+def start_server(
+    model: Path, data_dir: Path, runtime: str, port: int, workers: int = 1
+) -> subprocess.Popen:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
     environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
     command = [
@@ -221,6 +223,8 @@ def start_server(model: Path, data_dir: Path, runtime: str, port: int) -> subpro
         str(data_dir),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     log = (data_dir / "server.log").open("wb")
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
@@ -271,9 +275,20 @@ async def wait_ready(port: int, timeout_s: float = 120.0) -> None:
 
 
 def process_cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of a process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User plus system CPU seconds of a process and its live child processes (the worker
+    processes of ``serve --workers N``), from Linux ``/proc``."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        pending += [int(child) for child in children]
+    return total
 
 
 async def load(
@@ -331,10 +346,12 @@ async def load(
     }
 
 
-async def over_http(model: Path, runtime: str, connections: int, duration_s: float) -> dict:
+async def over_http(
+    model: Path, runtime: str, connections: int, duration_s: float, workers: int = 1
+) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        server = start_server(model, Path(folder), runtime, port)
+        server = start_server(model, Path(folder), runtime, port, workers)
         try:
             await wait_ready(port)
             toggle = http_request(
@@ -352,6 +369,7 @@ async def over_http(model: Path, runtime: str, connections: int, duration_s: flo
             result["server_latency_ms"] = metrics["latency_ms"]
             result["server_store"] = metrics["database"]
             result["runtime"] = runtime
+            result["workers"] = workers
             return result
         finally:
             server.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ import json
 import stat
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,11 +32,12 @@ ENDPOINTS = [
     ("POST", "/rl/outcome"),
     ("GET", "/metrics"),
 ]
+REQUESTED_AT = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 OUTCOME = {
     "booking_id": "b1",
     "driver_id": "d1",
-    "requested_pickup_at": "2026-03-02T09:00:00+01:00",
-    "picked_up_at": "2026-03-02T09:02:30+01:00",
+    "requested_pickup_at": REQUESTED_AT.isoformat(),
+    "picked_up_at": (REQUESTED_AT + timedelta(minutes=2.5)).isoformat(),
     "distance_km": 6.5,
 }
 
@@ -223,7 +225,9 @@ def test_ab_split_and_outcomes_reach_the_metrics(model_server: ServerProcess) ->
             outcome = {
                 **OUTCOME,
                 "booking_id": booking_id,
-                "picked_up_at": "2026-03-02T09:10:00+01:00" if late else OUTCOME["picked_up_at"],
+                "picked_up_at": (REQUESTED_AT + timedelta(minutes=10)).isoformat()
+                if late
+                else OUTCOME["picked_up_at"],
             }
             reported = client.post("/rl/outcome", json=outcome, headers=auth())
             assert reported.status_code == 202
@@ -315,14 +319,15 @@ def test_with_the_database_down_suggestions_still_answer(tmp_path: Path) -> None
         for _ in range(5):
             answer = post_suggest_with(client, READ_TOKEN)
             assert answer["source"] == "fallback"
-        assert client.post("/rl/outcome", json=OUTCOME, headers=auth()).status_code == 202
+        refused = client.post("/rl/outcome", json=OUTCOME, headers=auth())
+        assert refused.status_code == 503 and "not saved" in refused.json()["detail"]
         metrics = client.get("/rl/metrics", headers=auth()).json()
         assert metrics["database"]["available"] is False
-        assert metrics["database"]["pending"] + metrics["database"]["written"] == 6
+        assert metrics["database"]["pending"] + metrics["database"]["written"] == 5
         assert metrics["database"]["written"] == 0
         assert metrics["ab"]["arms"] is None and "unavailable" in metrics["ab"]["error"]
         toggled = client.post("/rl/toggle", json={"enabled": True}, headers=auth(ADMIN_TOKEN))
         assert toggled.status_code == 503
         assert client.get("/rl/status", headers=auth()).json()["enabled"] is False
     log = server.log()
-    assert "unavailable" in log and "6 records not written (lost)" in log
+    assert "unavailable" in log and "5 records not written (lost)" in log

@@ -167,11 +167,23 @@ def test_no_feasible_driver_falls_back_without_a_driver(model_path: Path) -> Non
     assert suggestion.candidates == ()
 
 
-def test_model_answering_nan_falls_back_as_invalid_action(tmp_path: Path) -> None:
+def test_model_with_nan_weights_is_refused_at_load(tmp_path: Path) -> None:
     path = make_model_file(
         tmp_path / "nan.safetensors", tweak=lambda net: net.head.bias.fill_(float("nan"))
     )
     manager = rl_manager(path)
+    assert manager.model is None and "not finite" in manager.model_error
+    assert manager.suggest(live_request()).reason == "model_load_failed"
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_model_answering_nan_falls_back_as_invalid_action(tmp_path: Path) -> None:
+    # Finite on the zero probe state, overflowing to NaN on any live state.
+    path = make_model_file(
+        tmp_path / "overflows.safetensors", tweak=lambda net: net.body[0].weight.fill_(3e38)
+    )
+    manager = rl_manager(path)
+    assert manager.model is not None, manager.model_error
     suggestion = manager.suggest(live_request())
     assert (suggestion.source, suggestion.reason) == ("fallback", "invalid_action")
     assert suggestion.driver_id is not None

@@ -1,15 +1,22 @@
 """Schemathesis against the live app's own OpenAPI schema: no 5xx, no answer off-schema.
 
 Every operation of ``/openapi.json`` gets up to ``MAX_EXAMPLES`` generated requests, valid
-(positive) and invalid (negative), sent with an admin token to the real server. (The
+(positive) and invalid (negative), sent with an admin token to the real server. Valid requests
+must be accepted and invalid ones refused, so the schema must state every rule the server
+enforces. The rules JSON Schema cannot state (one field against another, a time against now, a
+file on the server's disk) are in the schema's descriptions; :func:`keep_documented_rules`
+applies them to positive cases, as a client reading the descriptions would. (The
 ``schemathesis.pytest.from_fixture`` loader does not run under pytest 9, so the test drives
 each operation's Hypothesis strategy itself.)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -18,30 +25,118 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
 
+from rldispatch.service.fleet_schemas import MAX_STOPS_PER_DRIVER
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
 
-MAX_EXAMPLES = 50
+MAX_EXAMPLES = int(os.environ.get("RLDISPATCH_SCHEMATHESIS_EXAMPLES", "50"))
+"""Examples per operation and mode: 50 in CI; set the variable higher for a deeper run."""
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,
+    positive_data_acceptance,
+    negative_data_rejection,
 ]
 OPERATIONS = {
     "GET /healthz",
     "GET /metrics",
     "GET /rl/metrics",
     "GET /rl/status",
+    "GET /rl/models",
+    "PUT /rl/models/champion",
+    "PUT /rl/models/challenger",
+    "DELETE /rl/models/challenger",
     "POST /rl/outcome",
     "POST /rl/round",
     "POST /rl/suggest",
     "POST /rl/toggle",
 }
 NOTHING_TO_NEGATE = {"GET /healthz"}  # no parameters, no body, no token: no invalid request
+
+
+def _keep_window_in_order(booking: Any) -> None:
+    if isinstance(booking, dict) and {"window_opens_in_min", "window_closes_in_min"} <= set(
+        booking
+    ):
+        opens, closes = booking["window_opens_in_min"], booking["window_closes_in_min"]
+        booking["window_opens_in_min"], booking["window_closes_in_min"] = (
+            min(opens, max(closes, 0.0)),
+            max(closes, opens, 0.0),
+        )
+
+
+def _keep_shift_in_order(driver: dict[str, Any]) -> None:
+    if "shift_ends_in_min" not in driver:
+        return
+    starts = driver.get("shift_starts_in_min")
+    starts = 0.0 if starts is None else starts
+    if driver["shift_ends_in_min"] <= starts:
+        driver["shift_starts_in_min"] = 0.0
+        driver["shift_ends_in_min"] = max(driver["shift_ends_in_min"], 1.0)
+
+
+def _keep_plan_in_order(driver: dict[str, Any], name: str) -> None:
+    """The plan's drop-offs without a pickup first, then each pickup (with its times, the
+    window in order) followed by its own drop-off; every booking id unique in the request."""
+    stops = [stop for stop in driver.get("plan") or [] if isinstance(stop, dict)]
+    if not stops:
+        return
+    on_board = [stop for stop in stops if stop.get("kind") == "dropoff"]
+    pickups = [stop for stop in stops if stop.get("kind") == "pickup"]
+    plan = []
+    for index, stop in enumerate(on_board):
+        stop["booking_id"] = f"{stop['booking_id'][:40]}-{name}-d{index}"
+        plan.append(stop)
+    for index, pickup in enumerate(pickups[: (MAX_STOPS_PER_DRIVER - len(plan)) // 2]):
+        pickup["booking_id"] = f"{pickup['booking_id'][:40]}-{name}-p{index}"
+        for key in ("requested_in_min", "window_opens_in_min", "window_closes_in_min"):
+            if pickup.get(key) is None:
+                pickup[key] = 10.0
+        pickup.pop("done_in_min", None)
+        _keep_window_in_order(pickup)
+        dropoff = {"kind": "dropoff", "booking_id": pickup["booking_id"]}
+        plan += [pickup, {**dropoff, "location": pickup["location"]}]
+    driver["plan"] = plan
+
+
+def _keep_fleet_rules(body: dict[str, Any]) -> None:
+    """The rules of a fleet request (``/rl/suggest``, ``/rl/round``) stated in words."""
+    for booking in [body.get("booking"), *(body.get("open_bookings") or [])]:
+        _keep_window_in_order(booking)
+    if isinstance(body.get("booking"), dict) and "id" in body["booking"]:
+        body["booking"]["id"] = f"{body['booking']['id'][:50]}-b"
+    for items, tag in ((body.get("drivers"), "d"), (body.get("open_bookings"), "o")):
+        for index, item in enumerate(items or []):
+            if isinstance(item, dict) and "id" in item:
+                item["id"] = f"{item['id'][:50]}-{tag}{index}"  # ids unique
+    for index, driver in enumerate(body.get("drivers") or []):
+        if isinstance(driver, dict):
+            _keep_shift_in_order(driver)
+            _keep_plan_in_order(driver, f"v{index}")
+
+
+def keep_documented_rules(case: schemathesis.Case, model_path: Path) -> schemathesis.Case:
+    """A positive case made to follow the rules the schema states in words."""
+    body = case.body
+    if not isinstance(body, dict):
+        return case
+    name = f"{case.method.upper()} {case.path}"
+    if name in ("POST /rl/suggest", "POST /rl/round"):
+        _keep_fleet_rules(body)
+    elif name == "POST /rl/outcome":
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        body["requested_pickup_at"] = an_hour_ago.isoformat()
+        body["picked_up_at"] = (an_hour_ago + timedelta(minutes=4)).isoformat()
+    elif name in ("PUT /rl/models/champion", "PUT /rl/models/challenger"):
+        body["path"] = str(model_path)
+    return case
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +148,9 @@ def api_server(
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_api_answers_within_its_schema(api_server: ThreadedServer, mode: GenerationMode) -> None:
+def test_api_answers_within_its_schema(
+    api_server: ThreadedServer, model_path: Path, mode: GenerationMode
+) -> None:
     schema = schemathesis.openapi.from_url(f"{api_server.url}/openapi.json", timeout=30)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {f"{op.method.upper()} {op.path}" for op in operations} == OPERATIONS
@@ -62,7 +159,11 @@ def test_api_answers_within_its_schema(api_server: ThreadedServer, mode: Generat
         if mode is GenerationMode.NEGATIVE and name in NOTHING_TO_NEGATE:
             continue
 
-        @given(case=operation.as_strategy(generation_mode=mode))
+        strategy = operation.as_strategy(generation_mode=mode)
+        if mode is GenerationMode.POSITIVE:
+            strategy = strategy.map(lambda case: keep_documented_rules(case, model_path))
+
+        @given(case=strategy)
         @settings(
             max_examples=MAX_EXAMPLES,
             deadline=None,

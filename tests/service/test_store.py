@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import IntegrityError
 
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.store import (
     OutcomeRecord,
+    OutcomeRefused,
     Store,
     StoreUnavailable,
     SuggestionRecord,
@@ -74,23 +76,23 @@ def booking_ids(url: str) -> list[str]:
 def test_suggestions_and_outcomes_are_written_with_the_arm(store: Store, sqlite_url: str) -> None:
     store.record_suggestion(suggestion("b1", arm="rl"))
     store.record_suggestion(suggestion("b2", arm="heuristic", source="fallback"))
-    store.record_outcome(outcome("b1", delay_min=7.0, km=4.0))
-    store.record_outcome(outcome("b2", delay_min=1.0, km=6.0))
-    store.record_outcome(outcome("unknown", delay_min=0.0, km=1.0))
-    assert store.flush(5.0)
-    assert store.counts()["written"] == 5
+    store.save_outcome(outcome("b1", delay_min=7.0, km=4.0))
+    store.save_outcome(outcome("b2", delay_min=1.0, km=6.0))
+    assert store.counts()["written"] == 2
     engine = create_engine(sqlite_url)
     with engine.connect() as connection:
         rows = connection.execute(
-            select(outcomes.c.booking_id, outcomes.c.arm, outcomes.c.source).order_by(outcomes.c.id)
+            select(
+                outcomes.c.booking_id, outcomes.c.arm, outcomes.c.source, outcomes.c.model_version
+            ).order_by(outcomes.c.id)
         ).all()
     engine.dispose()
     assert [tuple(r) for r in rows] == [
-        ("b1", "rl", "rl"),
-        ("b2", "heuristic", "fallback"),
-        ("unknown", None, None),
+        ("b1", "rl", "rl", "dqn-test"),
+        ("b2", "heuristic", "fallback", "dqn-test"),
     ]
-    arms = store.ab_summary()
+    summary = store.ab_summary()
+    arms = summary["arms"]
     assert arms["rl"] == {
         "suggestions": 1,
         "outcomes": 1,
@@ -100,6 +102,40 @@ def test_suggestions_and_outcomes_are_written_with_the_arm(store: Store, sqlite_
     }
     assert arms["heuristic"]["late_rate"] == 0.0
     assert arms["heuristic"]["mean_distance_km"] == 6.0
+    assert summary["rl_by_model_version"] == {"dqn-test": arms["rl"]}
+
+
+def test_an_outcome_needs_a_suggested_booking_and_comes_once(store: Store) -> None:
+    with pytest.raises(OutcomeRefused, match="never suggested") as refused:
+        store.save_outcome(outcome("unknown", delay_min=0.0, km=1.0))
+    assert refused.value.kind == "unknown"
+    store.record_suggestion(suggestion("b1"))  # still buffered: the outcome waits for it
+    store.save_outcome(outcome("b1", delay_min=2.0, km=3.0))
+    with pytest.raises(OutcomeRefused, match="has its outcome already") as repeated:
+        store.save_outcome(outcome("b1", delay_min=90.0, km=30.0))
+    assert repeated.value.kind == "repeat"
+    rl = store.ab_summary()["arms"]["rl"]
+    assert (rl["outcomes"], rl["mean_pickup_delay_min"]) == (1, 2.0)
+
+
+def test_outcomes_are_unique_per_booking_in_the_database(store: Store, sqlite_url: str) -> None:
+    """The unique index refuses a repeat that a concurrent writer slips past the check."""
+    store.record_suggestion(suggestion("b1"))
+    store.save_outcome(outcome("b1", delay_min=2.0, km=3.0))
+    row = {f: getattr(outcome("b1", 1.0, 1.0), f) for f in ("booking_id", "pickup_delay_min")}
+    engine = create_engine(sqlite_url)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            outcomes.insert().values(
+                **row,
+                created_at=datetime.now(UTC),
+                requested_pickup_at=datetime.now(UTC),
+                picked_up_at=datetime.now(UTC),
+                late=False,
+                distance_km=1.0,
+            )
+        )
+    engine.dispose()
 
 
 def test_toggle_state_survives_a_new_store(sqlite_url: str) -> None:
@@ -112,11 +148,12 @@ def test_toggle_state_survives_a_new_store(sqlite_url: str) -> None:
     second.start()
     state = second.load_state()
     second.close()
-    assert (state.enabled, state.ab_ratio, state.shadow, state.updated_by) == (
+    assert (state.enabled, state.ab_ratio, state.shadow, state.updated_by, state.version) == (
         True,
         0.25,
         True,
         "ops",
+        1,
     )
     assert state.updated_at.tzinfo is not None
 
@@ -181,13 +218,13 @@ def test_postgres_store_keeps_state_suggestions_and_outcomes(postgres_schema_url
     store.save_state(ToggleState(enabled=True, ab_ratio=0.7, updated_by="ops"))
     for index in range(20):
         store.record_suggestion(suggestion(f"b{index}"))
-    store.record_outcome(outcome("b3", delay_min=9.0, km=3.0))
+    store.save_outcome(outcome("b3", delay_min=9.0, km=3.0))
     assert store.flush(10.0)
     store.close()
     again = Store(postgres_schema_url)
     again.start()
     assert again.load_state().ab_ratio == 0.7
-    assert again.ab_summary()["rl"]["outcomes"] == 1
+    assert again.ab_summary()["arms"]["rl"]["outcomes"] == 1
     with again.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(suggestions)) == 20
     again.close()

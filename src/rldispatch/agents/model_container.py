@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,11 +121,26 @@ def parse_header(path: Path, data: bytes, error: type[ModelFileError]) -> dict[s
         raise error(f"{path}: truncated model file (header cut off)")
     try:
         header = json.loads(data[8 : 8 + header_size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as cause:
+    except RecursionError as cause:  # a header nested thousands of levels deep
+        raise error(f"{path}: not an rldispatch model file (header nested too deep)") from cause
+    except ValueError as cause:  # not UTF-8, not JSON, or a number too long to read
         raise error(f"{path}: not an rldispatch model file (unreadable header)") from cause
     if not isinstance(header, dict):
         raise error(f"{path}: not an rldispatch model file (unreadable header)")
     return header
+
+
+def header_metadata(path: Path, header: dict[str, Any], error: type[ModelFileError]) -> dict:
+    """The header's ``__metadata__`` (an empty dict when absent); ``error`` when it is not an
+    object of strings, as the format requires."""
+    info = header.get("__metadata__")
+    if info is None:
+        return {}
+    if not isinstance(info, dict) or not all(isinstance(v, str) for v in info.values()):
+        raise error(
+            f"{path}: not an rldispatch model file (__metadata__ is not an object of strings)"
+        )
+    return info
 
 
 def read_format(path: str | Path) -> str | None:
@@ -137,8 +153,8 @@ def read_format(path: str | Path) -> str | None:
         prefix = file.read(8)
         size = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else 0
         data = prefix + (file.read(size) if size <= MAX_HEADER_BYTES else b"")
-    info = parse_header(path, data, ModelFileError).get("__metadata__")
-    return info.get("format") if isinstance(info, dict) else None
+    info = header_metadata(path, parse_header(path, data, ModelFileError), ModelFileError)
+    return info.get("format")
 
 
 def read_model_file(
@@ -158,8 +174,7 @@ def read_model_file(
     path = Path(path)
     with _opened(path, error) as file:
         data = file.read()
-    header = parse_header(path, data, error)
-    info = header.get("__metadata__") or {}
+    info = header_metadata(path, parse_header(path, data, error), error)
     found = info.get("format")
     if found != format_name:
         if found in FORMATS:
@@ -195,6 +210,29 @@ def non_finite_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             return name
     return None
+
+
+def build_matching(
+    build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor]
+) -> torch.nn.Module:
+    """The network ``build`` makes, with the file's weights ``state`` loaded (strict).
+
+    The network is first built on PyTorch's meta device, where it allocates nothing: only if
+    its parameter names and shapes are those of the file's tensors is it built for real. A
+    header describing a network far larger than the file never allocates it.
+
+    :raises ValueError: naming the first names or shapes that differ.
+    """
+    with torch.device("meta"):
+        skeleton = build()
+    expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}
+    found = {name: tuple(tensor.shape) for name, tensor in state.items()}
+    if expected != found:
+        differing = sorted(set(expected.items()) ^ set(found.items()))[:3]
+        raise ValueError(f"parameter shapes differ: {differing}")
+    network = build()
+    network.load_state_dict(state, strict=True)
+    return network
 
 
 def _opened(path: Path, error: type[ModelFileError] = ModelFileError) -> Any:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
+import os
 
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
@@ -53,6 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tokens-file", help="JSON file of API tokens (env RLDISPATCH_TOKENS_FILE)"
     )
+    parser.add_argument(
+        "--models-dir",
+        help=(
+            "folder the models an admin swaps in must lie in (env RLDISPATCH_MODELS_DIR; "
+            "default: the --model file's folder, else <data dir>/models)"
+        ),
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes (1); they share the switch and models through the database",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.set_defaults(handler=run)
 
@@ -60,12 +75,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
     import uvicorn
+    from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
 
     from rldispatch.cli import CliError
+    from rldispatch.database_url import mask_database_url, mask_secrets_in
     from rldispatch.service.api import create_app
-    from rldispatch.service.auth import AuthConfigError
-    from rldispatch.service.config import ServiceConfig
+    from rldispatch.service.auth import AuthConfigError, build_registry
+    from rldispatch.service.config import ServiceConfig, config_environ
+    from rldispatch.service.store import prepare_private_folder
+    from rldispatch.service.workers import run_workers
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -78,12 +97,55 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         database_url=args.database_url,
         tokens_file=args.tokens_file,
+        models_dir=args.models_dir,
     )
+    url = config.resolved_database_url
     try:
-        app = create_app(config)
-    except ArgumentError as error:
-        raise CliError(f"database-url: {error}") from error
+        create_engine(url).dispose()  # parses the URL and finds its driver; connects later
+    except (ArgumentError, ValueError, ImportError) as error:
+        raise CliError(
+            f"database-url: {mask_database_url(url)} is not a usable database URL "
+            f"({mask_secrets_in(str(error), url)})"
+        ) from error
+    try:
+        if args.workers == 1:
+            app = create_app(config)
+        else:  # checked once here; the admin token, if any, is created before the workers
+            prepare_private_folder(config.data_dir)
+            build_registry(config.environ, config.tokens_file, config.data_dir)
     except (AuthConfigError, ValueError) as error:
         raise CliError(str(error)) from error
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    if args.workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        return 0
+    # Each worker process builds its own app from the same configuration, in its environment.
+    os.environ.update(config_environ(config))
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)  # workers log rldispatch too
+    log_config["loggers"]["rldispatch"] = {
+        "handlers": ["default"],
+        "level": args.log_level.upper(),
+        "propagate": False,
+    }
+    try:
+        run_workers(
+            "rldispatch.cli.serve:worker_app",
+            args.host,
+            args.port,
+            args.workers,
+            {"log_level": args.log_level, "log_config": log_config},
+        )
+    except OSError as error:  # the port is taken or the address is not ours
+        message = f"port: cannot listen on {args.host}:{args.port} ({error.strerror})"
+        raise CliError(message) from error
     return 0
+
+
+def worker_app() -> object:
+    """The app of one worker process of ``serve --workers N`` (its options come from the
+    environment ``run`` set before starting the workers)."""
+    import torch
+
+    from rldispatch.service.api import create_app
+
+    torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
+    return create_app()

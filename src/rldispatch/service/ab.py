@@ -36,6 +36,13 @@ class ToggleState:
     :param enabled: the learned policy may answer (in its A/B arm).
     :param ab_ratio: share of bookings (by id hash) in the ``rl`` arm, in ``[0, 1]``.
     :param shadow: compute the learned answer for every booking, log it, serve the heuristic's.
+    :param champion_path: the model file every worker serves (None: the one it started with),
+        and ``champion_version`` the version of its weights when it was checked.
+    :param challenger_path: a second model answering a share of the ``rl`` arm (None: none),
+        and ``challenger_version`` its weights' version.
+    :param challenger_ratio: share of the ``rl`` arm's bookings (by id hash) the challenger
+        answers, in ``[0, 1]``.
+    :param version: the row's version number, raised by one at every change (compare-and-set).
     """
 
     enabled: bool = False
@@ -43,7 +50,21 @@ class ToggleState:
     shadow: bool = False
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_by: str = "default"
+    champion_path: str | None = None
+    champion_version: str | None = None
+    challenger_path: str | None = None
+    challenger_version: str | None = None
+    challenger_ratio: float = 0.0
+    version: int = 0
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.ab_ratio) or not 0.0 <= self.ab_ratio <= 1.0:
-            raise ValueError(f"ab_ratio: must be in [0, 1], got {self.ab_ratio!r}")
+        for name in ("ab_ratio", "challenger_ratio"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: must be in [0, 1], got {value!r}")
+
+
+def serves_challenger(booking_id: str, challenger_ratio: float) -> bool:
+    """Whether the challenger model answers a booking of the ``rl`` arm: a hash of the id
+    independent of the arm's (salted), below ``challenger_ratio``."""
+    return booking_hash_fraction(f"challenger:{booking_id}") < challenger_ratio

@@ -1,13 +1,14 @@
 """The HTTP API (DESIGN.md, "HTTP API contract"): suggest, status, toggle, metrics, outcome.
 
 ``create_app(config)`` builds the app: the manager (model loaded once), the token registry
-and the store; the store's writer starts and the saved toggle state is read when the app
-starts, and buffered records are written when it stops.
+and the store; when the app starts the store's writer starts and the switch row is read and
+then watched (:mod:`rldispatch.service.switch_watcher`), and buffered records are written when
+it stops. The admin routes of the models are in :mod:`rldispatch.service.admin_api`.
 
-``suggest``, the dispatch round and ``outcome`` never wait on I/O (the store queues their
-records), so small ones run on the event loop; large ones go to the pool, a few at a time
-(:mod:`rldispatch.service.workload`). The endpoints that read or write the database run in
-the pool.
+``suggest`` and the dispatch round never wait on I/O (the store queues their records), so
+small ones run on the event loop; large ones go to the pool, a few at a time
+(:mod:`rldispatch.service.workload`). The endpoints that read or write the database
+(``outcome`` among them: it is checked and written before the answer) run in the pool.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
+import os
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,19 +28,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 
+from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
 from rldispatch.service.auth import Admin, Reader, build_registry
 from rldispatch.service.config import ServiceConfig
+from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.model_holder import slot_status
 from rldispatch.service.schemas import (
     ABOut,
     ArmOutcomes,
     LatencyOut,
     MetricsResponse,
     ModelStatus,
+    ModelVersionOutcomes,
     OutcomeRequest,
     OutcomeResponse,
     StatusResponse,
@@ -49,30 +55,26 @@ from rldispatch.service.schemas import (
 )
 from rldispatch.service.store import (
     OutcomeRecord,
+    OutcomeRefused,
     Store,
     StoreUnavailable,
     SuggestionRecord,
-    redact_url,
+    prepare_private_folder,
 )
+from rldispatch.service.switch_watcher import SwitchWatcher
 
 logger = logging.getLogger("rldispatch.service")
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
-STATE_RETRY_S = 5.0
 
 
 @dataclass
 class Service:
-    """What the endpoints share: one manager, one store.
-
-    ``state_settled`` turns True once the toggle state in memory is the saved one (read at
-    start, or written by a toggle): a late read of the saved state never overrides it.
-    """
+    """What the endpoints share: one manager, one store, the watcher of the switch row."""
 
     manager: RLDispatchManager
     store: Store
-    state_settled: bool = False
-    toggle_lock: threading.Lock = field(default_factory=threading.Lock)
+    watcher: SwitchWatcher
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -81,25 +83,10 @@ class Service:
         return time.monotonic() - self.started_monotonic
 
     def store_status(self) -> StoreStatus:
-        return StoreStatus(url=redact_url(self.store.url), **self.store.counts())
+        return StoreStatus(url=mask_database_url(self.store.url), **self.store.counts())
 
 
 # --- answers of errors -------------------------------------------------------------------------
-
-
-class ErrorOut(BaseModel):
-    detail: str
-
-
-class FieldError(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
-
-
-class ValidationErrorOut(BaseModel):
-    message: str
-    detail: list[FieldError]
 
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -119,8 +106,15 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
-    """422 naming each field: its path (``loc``) and message, never echoing the input."""
+    """422 naming each field: its path (``loc``) and message, never echoing the input; 400
+    for a body that is not JSON at all."""
     assert isinstance(error, RequestValidationError)
+    unreadable = [item for item in error.errors() if item.get("type") == "json_invalid"]
+    if unreadable:
+        return JSONResponse(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            content={"detail": "body: not readable JSON (UTF-8 JSON is expected)"},
+        )
     details = []
     for item in error.errors():
         message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
@@ -171,6 +165,7 @@ def _state_out(state: ToggleState) -> ToggleStateOut:
         shadow=state.shadow,
         updated_at=state.updated_at,
         updated_by=state.updated_by,
+        version=state.version,
     )
 
 
@@ -215,14 +210,19 @@ async def suggest(
 def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
     """Model loaded (version, path), RL on or off, A/B ratio, shadow mode, uptime."""
     state = service.manager.state
+    served = service.manager.models.served
     return StatusResponse(
         model=ModelStatus(**service.manager.model_status()),
+        state_version=state.version,
+        challenger=ModelStatus(**slot_status(served.challenger)) if served.challenger else None,
+        challenger_ratio=served.challenger_ratio,
         enabled=state.enabled,
         ab_ratio=state.ab_ratio,
         shadow=state.shadow,
         state_updated_at=state.updated_at,
         state_updated_by=state.updated_by,
         fallback_policy=service.manager.fallback_policy,
+        worker_pid=os.getpid(),
         started_at=service.started_at,
         uptime_s=service.uptime_s,
         database=service.store_status(),
@@ -239,25 +239,27 @@ def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
     },
 )
 def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> ToggleStateOut:
-    """Switch RL on or off, set the A/B ratio or shadow mode (admin); survives a restart."""
-    with service.toggle_lock:  # one read-modify-write at a time
-        current = service.manager.state
-        new_state = ToggleState(
+    """Switch RL on or off, set the A/B ratio or shadow mode (admin); survives a restart and
+    reaches every worker and instance on the database (compare-and-set on the switch row)."""
+
+    def change(current: ToggleState) -> ToggleState:
+        return replace(
+            current,
             enabled=current.enabled if body.enabled is None else body.enabled,
             ab_ratio=current.ab_ratio if body.ab_ratio is None else body.ab_ratio,
             shadow=current.shadow if body.shadow is None else body.shadow,
             updated_at=datetime.now(UTC),
             updated_by=principal.name,
         )
-        try:
-            service.store.save_state(new_state)
-        except StoreUnavailable as error:
-            raise HTTPException(
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                detail=f"database: the change was not saved, nothing changed ({error})",
-            ) from error
-        service.state_settled = True
-        service.manager.set_state(new_state)
+
+    try:
+        new_state = service.store.update_state(change)
+    except StoreUnavailable as error:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"database: the change was not saved, nothing changed ({error})",
+        ) from error
+    service.watcher.apply(new_state)
     logger.info(
         "toggle by %s: enabled=%s ab_ratio=%s shadow=%s",
         principal.name,
@@ -274,8 +276,15 @@ def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
     stats = service.manager.statistics()
     state = service.manager.state
     try:
-        arms = {arm: ArmOutcomes(**figures) for arm, figures in service.store.ab_summary().items()}
-        ab = ABOut(ab_ratio=state.ab_ratio, arms=arms)
+        summary = service.store.ab_summary()
+        ab = ABOut(
+            ab_ratio=state.ab_ratio,
+            arms={arm: ArmOutcomes(**figures) for arm, figures in summary["arms"].items()},
+            rl_by_model_version=[
+                ModelVersionOutcomes(model_version=version, **figures)
+                for version, figures in sorted(summary["rl_by_model_version"].items())
+            ],
+        )
     except StoreUnavailable as error:
         ab = ABOut(ab_ratio=state.ab_ratio, arms=None, error=f"database unavailable: {error}")
     return MetricsResponse(
@@ -293,25 +302,37 @@ def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
     "/outcome",
     response_model=OutcomeResponse,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=BODY_RESPONSES,
+    responses={
+        **BODY_RESPONSES,
+        404: {"model": ErrorOut, "description": "the booking was never suggested"},
+        409: {"model": ErrorOut, "description": "the booking has its outcome already"},
+        503: {"model": ErrorOut, "description": "the database did not save the outcome"},
+    },
 )
-async def report_outcome(
-    body: OutcomeRequest, principal: Reader, store: StoreDep
-) -> OutcomeResponse:
-    """Report a booking's real pickup time and km after the ride (for the A/B comparison)."""
+def report_outcome(body: OutcomeRequest, principal: Reader, store: StoreDep) -> OutcomeResponse:
+    """Report a booking's real pickup time and km after the ride (for the A/B comparison):
+    one outcome per suggested booking; a repeat is refused (409), never replaces the first."""
     delay_min = (body.picked_up_at - body.requested_pickup_at).total_seconds() / 60.0
     late = delay_min > LATE_AFTER_REQUESTED_MIN
-    store.record_outcome(
-        OutcomeRecord(
-            booking_id=body.booking_id,
-            driver_id=body.driver_id,
-            requested_pickup_at=body.requested_pickup_at,
-            picked_up_at=body.picked_up_at,
-            pickup_delay_min=delay_min,
-            late=late,
-            distance_km=body.distance_km,
-        )
+    record = OutcomeRecord(
+        booking_id=body.booking_id,
+        driver_id=body.driver_id,
+        requested_pickup_at=body.requested_pickup_at,
+        picked_up_at=body.picked_up_at,
+        pickup_delay_min=delay_min,
+        late=late,
+        distance_km=body.distance_km,
     )
+    try:
+        store.save_outcome(record)
+    except OutcomeRefused as error:
+        code = status.HTTP_404_NOT_FOUND if error.kind == "unknown" else status.HTTP_409_CONFLICT
+        raise HTTPException(status_code=code, detail=str(error)) from error
+    except StoreUnavailable as error:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"database: the outcome was not saved, report it again later ({error})",
+        ) from error
     return OutcomeResponse(
         booking_id=body.booking_id, accepted=True, pickup_delay_min=delay_min, late=late
     )
@@ -358,54 +379,31 @@ async def health() -> HealthOut:
 # --- the app -----------------------------------------------------------------------------------
 
 
-def _apply_saved_state(service: Service) -> bool:
-    """Read the saved toggle state into the manager; False while the database is down."""
-    try:
-        saved = service.store.load_state()
-    except StoreUnavailable:
-        return False
-    if saved is not None and not service.state_settled:
-        service.manager.set_state(saved)
-        logger.info(
-            "toggle state: enabled=%s ab_ratio=%s shadow=%s (set by %s)",
-            saved.enabled,
-            saved.ab_ratio,
-            saved.shadow,
-            saved.updated_by,
-        )
-    service.state_settled = True
-    return True
-
-
-async def _retry_saved_state(service: Service) -> None:
-    """While the database is down RL stays off; read the saved state once it answers."""
-    logger.warning("toggle state unreadable (database down): RL off until it answers")
-    while not await asyncio.to_thread(_apply_saved_state, service):
-        await asyncio.sleep(STATE_RETRY_S)
-
-
 def create_app(config: ServiceConfig | None = None) -> FastAPI:
     """The service's FastAPI app (see the module docstring)."""
     config = config or ServiceConfig.from_env()
+    prepare_private_folder(config.data_dir)
     tokens = build_registry(config.environ, config.tokens_file, config.data_dir)
     manager = RLDispatchManager(
-        config.model_path, runtime=config.runtime, fallback_policy=config.fallback_policy
+        config.model_path,
+        runtime=config.runtime,
+        fallback_policy=config.fallback_policy,
+        models_dir=config.resolved_models_dir,
     )
     store = Store(config.resolved_database_url)
-    service = Service(manager=manager, store=store)
+    watcher = SwitchWatcher(store, manager)
+    service = Service(manager=manager, store=store, watcher=watcher)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(store.start)
+        await asyncio.to_thread(watcher.sync)
         await asyncio.to_thread(manager.warm_up)
-        retry = None
-        if not await asyncio.to_thread(_apply_saved_state, service):
-            retry = asyncio.create_task(_retry_saved_state(service))
+        watcher.start()
         try:
             yield
         finally:
-            if retry is not None:
-                retry.cancel()
+            await asyncio.to_thread(watcher.stop)
             await asyncio.to_thread(store.close)
 
     app = FastAPI(
@@ -423,5 +421,6 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.state.large_requests = workload.large_request_gate()
     app.include_router(rl_router)
     app.include_router(round_router)
+    app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
     return app

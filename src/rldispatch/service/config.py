@@ -9,6 +9,8 @@ environment variable            meaning (default)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
+``RLDISPATCH_MODELS_DIR``       the folder models swapped in by an admin must lie in
+                                (the model's folder, else ``<data folder>/models``)
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
 ``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
@@ -27,6 +29,7 @@ ENV_RUNTIME = "RLDISPATCH_RUNTIME"
 ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
+ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -46,6 +49,7 @@ class ServiceConfig:
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
+    models_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -59,6 +63,7 @@ class ServiceConfig:
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
+        models_dir: str | Path | None = None,
     ) -> ServiceConfig:
         environ = dict(os.environ if environ is None else environ)
         model = model_path or environ.get(ENV_MODEL) or None
@@ -69,6 +74,9 @@ class ServiceConfig:
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
+            models_dir=Path(models)
+            if (models := models_dir or environ.get(ENV_MODELS_DIR))
+            else None,
             environ=environ,
         )
 
@@ -77,3 +85,30 @@ class ServiceConfig:
         from rldispatch.service.store import default_database_url
 
         return self.database_url or default_database_url(self.data_dir)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """Where swapped-in model files must lie: ``models_dir``, else the folder of the
+        model the service starts with, else ``<data folder>/models``."""
+        if self.models_dir is not None:
+            return self.models_dir
+        if self.model_path is not None:
+            return self.model_path.parent
+        return self.data_dir / "models"
+
+
+def config_environ(config: ServiceConfig) -> dict[str, str]:
+    """The environment variables that make :meth:`ServiceConfig.from_env` give ``config``
+    again (how ``serve --workers N`` hands its options to each worker process)."""
+    values = {
+        ENV_RUNTIME: config.runtime,
+        ENV_FALLBACK: config.fallback_policy,
+        ENV_DATA_DIR: str(config.data_dir),
+        ENV_DATABASE_URL: config.resolved_database_url,
+        ENV_MODELS_DIR: str(config.resolved_models_dir),
+    }
+    if config.model_path is not None:
+        values[ENV_MODEL] = str(config.model_path)
+    if config.tokens_file is not None:
+        values["RLDISPATCH_TOKENS_FILE"] = str(config.tokens_file)
+    return values

@@ -40,6 +40,10 @@ class StopIn(StrictModel):
     simulator serves one booking at a time); the pickup carries the booking's window,
     requested time, service time, priority and load. Passengers on board, and rides the
     driver has set off for, are drop-offs without a pickup, first in the plan.
+
+    Rules: a pickup has ``requested_in_min``, ``window_opens_in_min`` and
+    ``window_closes_in_min`` (not before ``window_opens_in_min``); only a drop-off without a
+    pickup has ``done_in_min``.
     """
 
     kind: Literal["pickup", "dropoff"]
@@ -89,7 +93,9 @@ class StopIn(StrictModel):
 class DriverIn(StrictModel):
     """A driver: where and when it is free of the work it has set off for, its shift and
     its plan. Without a plan (the older request shape) it is just where and when it will be
-    free."""
+    free. Rules: ``shift_ends_in_min`` is after ``shift_starts_in_min`` (default: now); the
+    plan holds its drop-offs without a pickup first, then each pickup followed right after by
+    the drop-off of the same booking."""
 
     id: Identifier
     position: Location = Field(
@@ -200,7 +206,9 @@ def _first_duplicate(ids: list[str]) -> tuple[str, int, int] | None:
 
 
 class FleetState(StrictModel):
-    """The fleet with its plans and the open bookings, now."""
+    """The fleet with its plans and the open bookings, now. Rules: driver ids are unique, and
+    so are the ids of the open bookings; a booking is in one place only (the booking asked
+    about, the open bookings, or one driver's plan)."""
 
     drivers: list[DriverIn] = Field(
         min_length=1,

@@ -3,10 +3,10 @@
 :func:`load_q_model` reads a flat model file written by
 :func:`rldispatch.agents.dqn.model_file.save_model` (or its ONNX export, by the ``.onnx``
 suffix), checks its size before reading, checks that its shapes agree with its env config and
-that a probe forward pass answers ``(1, n_actions)`` values, and refuses it otherwise with
-:class:`~rldispatch.service.model.ModelLoadError` (the service then answers from the
-fallback). Values are checked per request: a model answering NaN is served and each such
-answer falls back.
+that a probe forward pass answers ``(1, n_actions)`` finite values, and refuses it otherwise
+with :class:`~rldispatch.service.model.ModelLoadError` (the service then answers from the
+fallback). Values are also checked per request: a model answering NaN on some state falls
+back for that answer.
 
 :func:`load_served_model` takes either kind: a pairwise model file (format
 ``rldispatch-pairwise``) or its ONNX export goes to :mod:`rldispatch.service.pairwise_model`,
@@ -49,6 +49,8 @@ def _probe(q_function: QFunction, info: ModelInfo) -> None:
         raise ModelLoadError(
             f"model: a probe forward pass answered shape {q.shape}, expected (1, {info.n_actions})"
         )
+    if not np.all(np.isfinite(q)):
+        raise ModelLoadError("model: a probe forward pass answered Q-values that are not finite")
 
 
 def load_q_model(

@@ -9,6 +9,11 @@ Two questions: :meth:`RLDispatchManager.suggest` (which driver for this booking,
 its plan) and :meth:`RLDispatchManager.dispatch_round` (what the policy does now with the
 whole state: the assignments it makes, in order, before it waits, as ``evaluate`` plays it).
 
+The models come from a :class:`~rldispatch.service.model_holder.ModelHolder`: the champion,
+and optionally a challenger answering a share of the ``rl`` arm's bookings (suggestions only;
+rounds are the champion's); either is swapped without a restart, and each answer reads the
+models once, so a swap never mixes two models in one answer.
+
 Who answers, in this order (the first that applies is the fallback reason; see
 ``docs/service.md``):
 
@@ -47,26 +52,26 @@ from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
-from rldispatch.service.answers import Candidate, RoundAssignment, candidates, round_assignment
-from rldispatch.service.loading import load_served_model
+from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.model import (
     MAX_MODEL_BYTES,
     LoadedQModel,
-    ModelLoadError,
     pairwise_booking_slots,
 )
+from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
+from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
-from rldispatch.sim.simulator import OPEN
 
 if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
     from rldispatch.agents.pairwise.policy import PairwisePolicy
     from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 
+    ServedModel = LoadedQModel | LoadedPairwiseQModel
+
 logger = logging.getLogger("rldispatch.service")
 
 Source = Literal["rl", "fallback"]
-RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned"]
 FALLBACK_REASONS = (
     "shadow_mode",
     "rl_disabled",
@@ -133,23 +138,6 @@ class _Answer:
     chosen: Candidate | None = None
 
 
-@dataclass(frozen=True)
-class _Round:
-    reason: str | None
-    assignments: tuple[RoundAssignment, ...] = ()
-    waiting: tuple[str, ...] = ()
-    ended: RoundEnd = "wait"
-
-
-class _ModelFailed(Exception):
-    """The model raised or answered values that cannot be used; ``reason`` says which."""
-
-    def __init__(self, reason: str, error: Exception | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.error = error
-
-
 class RLDispatchManager:
     """Loads a model, turns live states into its env, suggests and dispatches, falls back.
 
@@ -161,6 +149,7 @@ class RLDispatchManager:
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
+    :param models_dir: the folder model files named by the switch row must lie in.
     """
 
     def __init__(
@@ -172,6 +161,7 @@ class RLDispatchManager:
         state: ToggleState | None = None,
         day: LiveDay | None = None,
         max_model_bytes: int = MAX_MODEL_BYTES,
+        models_dir: Path | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -179,15 +169,8 @@ class RLDispatchManager:
                 f"choose one of {sorted(BASELINES)}"
             )
         self.fallback_policy = fallback_policy
-        self.model_path = Path(model_path) if model_path is not None else None
-        self.model: LoadedQModel | LoadedPairwiseQModel | None = None
-        self.model_error: str | None = None
-        if self.model_path is not None:
-            try:
-                self.model = load_served_model(self.model_path, runtime, max_model_bytes)
-            except ModelLoadError as error:
-                self.model_error = str(error)
-                logger.error("model not loaded, serving the fallback: %s", error)
+        self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
+        self.models.start_with(Path(model_path) if model_path is not None else None)
         self.env_config = self.model.env_config if self.model else EnvConfig()
         self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
         self.stats = SuggestionStats()
@@ -208,6 +191,23 @@ class RLDispatchManager:
             self._state = state
 
     @property
+    def model(self) -> LoadedQModel | LoadedPairwiseQModel | None:
+        """The champion model (None: none loaded)."""
+        return self.models.served.champion.model
+
+    @model.setter
+    def model(self, model: LoadedQModel | LoadedPairwiseQModel) -> None:
+        self.models.install("champion", self.model_path, model)
+
+    @property
+    def model_path(self) -> Path | None:
+        return self.models.served.champion.path
+
+    @property
+    def model_error(self) -> str | None:
+        return self.models.served.champion.error
+
+    @property
     def model_version(self) -> str | None:
         return self.model.version if self.model else None
 
@@ -216,38 +216,32 @@ class RLDispatchManager:
 
         ``max_drivers`` is None for a pairwise model: it plays any fleet.
         """
-        model = self.model
-        return {
-            "loaded": model is not None,
-            "path": str(self.model_path) if self.model_path else None,
-            "version": model.version if model else None,
-            "kind": model.kind if model else None,
-            "runtime": model.runtime if model else None,
-            "preset": model.preset if model else None,
-            "max_drivers": self.env_config.max_drivers if model and model.kind == "dqn" else None,
-            "visible_slots": self.env_config.visible_slots if model else None,
-            "error": self.model_error,
-        }
+        return slot_status(self.models.served.champion)
 
     def statistics(self) -> StatsSnapshot:
         return self.stats.snapshot()
 
     # --- the env of a request ----------------------------------------------------------------
 
-    def rl_config(self, n_drivers: int, n_bookings: int | None = None) -> EnvConfig | None:
-        """The env config the model plays a fleet of ``n_drivers`` on (None: it cannot).
+    def rl_config(
+        self, n_drivers: int, n_bookings: int | None = None, model: ServedModel | None = None
+    ) -> EnvConfig | None:
+        """The env config ``model`` (default: the champion) plays a fleet of ``n_drivers`` on
+        (None: it cannot).
 
         A flat model has its own; a pairwise model its training config with a slot per
         driver (as ``evaluate`` plays it) and, for a one-booking question of ``n_bookings``
         open bookings, a booking slot for each (see :func:`pairwise_booking_slots`).
         """
-        if self.model is None:
+        model = self.model if model is None else model
+        if model is None:
             return None
-        if self.model.kind == "dqn":
-            return self.env_config if n_drivers <= self.env_config.max_drivers else None
-        config = replace(self.env_config, max_drivers=max(n_drivers, 1))
+        own = model.env_config
+        if model.kind == "dqn":
+            return own if n_drivers <= own.max_drivers else None
+        config = replace(own, max_drivers=max(n_drivers, 1))
         if n_bookings is not None:
-            slots = pairwise_booking_slots(self.env_config.visible_slots, n_bookings)
+            slots = pairwise_booking_slots(own.visible_slots, n_bookings)
             config = replace(config, visible_slots=slots)
         return config
 
@@ -266,15 +260,16 @@ class RLDispatchManager:
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
         rl: _Answer | None = None
         reason: str | None
+        served = self.models.for_booking(request.booking.id)
         if state.shadow:
             reason = "shadow_mode"
-            rl = self._rl_answer(request)
+            rl = self._rl_answer(request, served)
         elif not state.enabled:
             reason = "rl_disabled"
         elif arm == "heuristic":
             reason = "ab_heuristic_arm"
         else:
-            rl = self._rl_answer(request)
+            rl = self._rl_answer(request, served)
             reason = rl.reason
         if reason is None and rl is not None:
             answer, source = rl, "rl"
@@ -289,7 +284,7 @@ class RLDispatchManager:
             driver_id=None if answer.driver is None else drivers[answer.driver].id,
             source=source,
             reason=reason,
-            model_version=self.model_version,
+            model_version=served.version if arm == "rl" or state.shadow else self.model_version,
             arm=arm,
             candidates=answer.candidates,
             latency_ms=latency_s * 1e3,
@@ -310,12 +305,14 @@ class RLDispatchManager:
         self._heuristic_answer(request)
         self._fallback_round(live)
 
-    def _rl_answer(self, request: LiveRequest) -> _Answer:
-        model = self.model
+    def _rl_answer(self, request: LiveRequest, served: ModelSlot | None = None) -> _Answer:
+        """The learned answer of ``served`` (default: the champion)."""
+        served = served or self.models.served.champion
+        model = served.model
         if model is None:
-            return _Answer(None, "model_load_failed" if self.model_path else "model_missing")
+            return _Answer(None, "model_load_failed" if served.path else "model_missing")
         live_state = request.state.with_booking_first(request.booking)
-        config = self.rl_config(len(live_state.drivers), len(live_state.open_bookings))
+        config = self.rl_config(len(live_state.drivers), len(live_state.open_bookings), model)
         if config is None:
             return _Answer(None, "fleet_too_large")
         live = live_env(live_state, self.day, config, one_decision=True)
@@ -327,22 +324,24 @@ class RLDispatchManager:
         if not env.table.feasible[:, slot].any():
             return _Answer(None, "no_feasible_driver")
         try:
-            drivers, values, wait_q = self._slot_values(live, slot)
-        except _ModelFailed as failure:
+            drivers, values, wait_q = self._slot_values(live, slot, model)
+        except ModelFailed as failure:
             return _Answer(None, failure.reason)
         top = candidates(live, drivers[:TOP_CANDIDATES], slot, values[:TOP_CANDIDATES])
         if drivers.size == 0 or wait_q > values[0]:
             return _Answer(None, "rl_waited", top)
         return _Answer(int(drivers[0]), None, top, top[0])
 
-    def _slot_values(self, live: LiveEnv, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """The model's candidate drivers for the booking in ``slot``, best first, their
+    def _slot_values(
+        self, live: LiveEnv, slot: int, model: ServedModel
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """``model``'s candidate drivers for the booking in ``slot``, best first, their
         values and the value of waiting."""
         env = live.env
         try:
-            if self.model.kind == "pairwise":
+            if model.kind == "pairwise":
                 # PairwisePolicy.scores, for the booking's slot alone (best first, ties by id).
-                policy = self._pairwise_policy()
+                policy = self._pairwise_policy(model)
                 state = policy.state(env)
                 wait_q, q_pairs = policy.q_function(state)
                 mine = np.flatnonzero(state.pair_slot == slot)
@@ -350,22 +349,22 @@ class RLDispatchManager:
                 drivers = state.pair_driver[order].astype(np.int64)
                 values = np.asarray(q_pairs[order], dtype=np.float64)
             else:
-                q = self._q_values(live)
+                q = self._q_values(live, model)
                 feasible = np.flatnonzero(env.table.feasible[:, slot])
                 actions = 1 + feasible * env.config.visible_slots + slot
                 order = np.argsort(-q[actions], kind="stable")
                 drivers, values, wait_q = feasible[order], q[actions][order], float(q[0])
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
-            raise _ModelFailed("model_error", error) from error
+            raise ModelFailed("model_error", error) from error
         if not (np.all(np.isfinite(values)) and np.isfinite(wait_q)):
-            raise _ModelFailed("invalid_action")
+            raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
 
-    def _q_values(self, live: LiveEnv) -> np.ndarray:
+    def _q_values(self, live: LiveEnv, model: LoadedQModel) -> np.ndarray:
         """A flat model's Q-values of the env's state, one per action."""
-        q = np.asarray(self.model.q_function.q_values(live.env.observation()[None, :]))
-        if q.shape != (1, self.env_config.n_actions):
+        q = np.asarray(model.q_function.q_values(live.env.observation()[None, :]))
+        if q.shape != (1, model.env_config.n_actions):
             raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
         return q[0]
 
@@ -400,14 +399,15 @@ class RLDispatchManager:
         fallback's (shadow mode: the fallback's, with the learned one's beside it)."""
         started = time.perf_counter()
         toggle = self.state
-        rl: _Round | None = None
+        served = self.models.served.champion  # read once: a swap never mixes two models
+        rl: Round | None = None
         if toggle.shadow:
             reason: str | None = "shadow_mode"
-            rl = self._rl_round(state)
+            rl = self._rl_round(state, served)
         elif not toggle.enabled:
             reason = "rl_disabled"
         else:
-            rl = self._rl_round(state)
+            rl = self._rl_round(state, served)
             reason = rl.reason
         if reason is None and rl is not None:
             answer, source = rl, "rl"
@@ -419,7 +419,7 @@ class RLDispatchManager:
         return DispatchRound(
             source=source,
             reason=reason,
-            model_version=self.model_version,
+            model_version=served.version,
             assignments=answer.assignments,
             waiting=answer.waiting,
             ended=answer.ended,
@@ -428,47 +428,54 @@ class RLDispatchManager:
             shadow_reason=shadow.reason if shadow else None,
         )
 
-    def _rl_round(self, state: LiveState) -> _Round:
-        if self.model is None:
-            return _Round("model_load_failed" if self.model_path else "model_missing")
-        config = self.rl_config(len(state.drivers))
+    def _rl_round(self, state: LiveState, served: ModelSlot) -> Round:
+        """``served``'s round (the champion's: a round places many bookings at once, so the
+        challenger, which answers a share of bookings, plays no rounds)."""
+        model = served.model
+        if model is None:
+            return Round("model_load_failed" if served.path else "model_missing")
+        config = self.rl_config(len(state.drivers), model=model)
         if config is None:
-            return _Round("fleet_too_large")
+            return Round("fleet_too_large")
         live = live_env(state, self.day, config)
-        if self.model.kind == "pairwise":
-            policy = self._pairwise_policy()
+        if model.kind == "pairwise":
+            policy = self._pairwise_policy(model)
             act = policy.act
-        elif hasattr(self.model.q_function, "policy"):  # NumPy: DQNPolicy, as evaluate runs
-            act = self.model.q_function.policy.act
+        elif hasattr(model.q_function, "policy"):  # NumPy: DQNPolicy, as evaluate runs
+            act = model.q_function.policy.act
         else:
 
             def act(env: Any) -> int:
-                q = self._q_values(live)
+                q = self._q_values(live, model)
                 if not np.all(np.isfinite(q[env.action_masks()])):
-                    raise _ModelFailed("invalid_action")
+                    raise ModelFailed("invalid_action")
                 return int(np.argmax(np.where(env.action_masks(), q, -np.inf)))
 
         try:
-            return _play_round(live, act)
-        except _ModelFailed as failure:
-            return _Round(failure.reason)
+            return play_round(live, act)
+        except ModelFailed as failure:
+            return Round(failure.reason)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
-            return _Round("model_error")
+            return Round("model_error")
 
-    def _fallback_round(self, state: LiveState) -> _Round:
+    def _fallback_round(self, state: LiveState) -> Round:
         live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
-        return _play_round(live, self._fallback().act)
+        return play_round(live, self._fallback().act)
 
     # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
 
-    def _pairwise_policy(self) -> PairwisePolicy:
-        """This thread's policy object on the model's shared weights."""
-        local = self._local
-        cached = local.__dict__.get("pairwise")
-        if cached is None or cached[0] is not self.model:
-            cached = local.pairwise = (self.model, self.model.policy())
-        return cached[1]
+    def _pairwise_policy(self, model: LoadedPairwiseQModel | None = None) -> PairwisePolicy:
+        """This thread's policy object on ``model``'s shared weights (default: the
+        champion's); kept for the last two models asked (a champion and a challenger)."""
+        model = self.model if model is None else model
+        cache: list[tuple[Any, PairwisePolicy]] = self._local.__dict__.setdefault("pairwise", [])
+        for cached_model, policy in cache:
+            if cached_model is model:
+                return policy
+        policy = model.policy()
+        cache[:] = [*cache[-1:], (model, policy)]
+        return policy
 
     def _fallback(self) -> Any:
         local = self._local
@@ -482,27 +489,3 @@ class RLDispatchManager:
         if now - self._last_error_log >= ERROR_LOG_INTERVAL_S:
             self._last_error_log = now
             logger.error("model failed, answering from the fallback: %r", error)
-
-
-def _play_round(live: LiveEnv, act: Any) -> _Round:
-    """Let ``act`` assign until it waits, nothing more can be assigned or nothing is open,
-    without moving the clock: ``evaluate``'s steps between two clock moves."""
-    env = live.env
-    made: list[RoundAssignment] = []
-    ended: RoundEnd = "no_feasible_assignment"
-    while True:
-        if env.sim.done:
-            ended = "all_assigned"
-            break
-        mask = env.action_masks()
-        if not mask[1:].any():
-            break
-        action = int(act(env))
-        if action == 0:
-            ended = "wait"
-            break
-        if not (0 < action < mask.size and mask[action]):
-            raise _ModelFailed("invalid_action")
-        made.append(round_assignment(live, env.assign(action)))
-    waiting = tuple(live.booking_ids[b] for b in np.flatnonzero(env.sim.status == OPEN))
-    return _Round(None, tuple(made), waiting, ended)

@@ -82,6 +82,11 @@ def render(
         ("rldispatch_model_loaded", "1 when a model is loaded.", float(model_loaded)),
         ("rldispatch_store_available", "1 when the database answers.", float(store["available"])),
         ("rldispatch_store_pending", "Records waiting to be written.", float(store["pending"])),
+        (
+            "rldispatch_store_pending_bytes",
+            "Bytes of JSON waiting to be written.",
+            float(store["pending_bytes"]),
+        ),
         ("rldispatch_uptime_seconds", "Seconds since the service started.", float(uptime_s)),
     )
     for name, help_text, value in gauges:
@@ -89,6 +94,7 @@ def render(
     counters = (
         ("rldispatch_store_written_total", "Records written to the database.", "written"),
         ("rldispatch_store_lost_total", "Records dropped: buffer full or stopped.", "lost"),
+        ("rldispatch_store_overflow_total", "Records dropped: buffer full.", "overflow"),
         ("rldispatch_store_write_errors_total", "Failed database writes.", "write_errors"),
     )
     for name, help_text, key in counters:

@@ -7,7 +7,7 @@ message naming it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -51,7 +51,8 @@ class Location(StrictModel):
 
 
 class BookingIn(StrictModel):
-    """A booking, its times in minutes from now."""
+    """A booking, its times in minutes from now. Rule: ``window_closes_in_min`` is not
+    before ``window_opens_in_min``."""
 
     id: Identifier
     pickup: Location
@@ -94,9 +95,11 @@ class BookingIn(StrictModel):
 class ToggleRequest(StrictModel):
     """Fields left out keep their value."""
 
-    enabled: bool | None = None
-    ab_ratio: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
-    shadow: bool | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+    ab_ratio: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)] | None = (
+        None
+    )
+    shadow: Annotated[bool, Field(strict=True)] | None = None
 
 
 class ToggleStateOut(BaseModel):
@@ -105,6 +108,7 @@ class ToggleStateOut(BaseModel):
     shadow: bool
     updated_at: datetime
     updated_by: str
+    version: int = Field(0, description="the switch row's version after this change")
 
 
 class ModelStatus(BaseModel):
@@ -123,11 +127,13 @@ class ModelStatus(BaseModel):
 
 
 class StoreStatus(BaseModel):
-    url: str
+    url: str = Field(description="the database URL, passwords masked")
     available: bool
-    pending: int
+    pending: int = Field(description="suggestions waiting in memory for the database")
+    pending_bytes: int = Field(0, description="their size as JSON (capped)")
     written: int
-    lost: int
+    lost: int = Field(description="records dropped: buffer full, or stopped with it full")
+    overflow: int = Field(0, description="of those lost, dropped because the buffer was full")
     write_errors: int
     last_error: str | None
 
@@ -139,22 +145,53 @@ class StatusResponse(BaseModel):
     shadow: bool
     state_updated_at: datetime
     state_updated_by: str
+    state_version: int = Field(0, description="the version of the switch row served")
+    challenger: ModelStatus | None = Field(None, description="the challenger model, if any")
+    challenger_ratio: float = Field(0.0, description="share of the rl arm it answers")
     fallback_policy: str
+    worker_pid: int = Field(0, description="the process id of the worker that answered")
     started_at: datetime
     uptime_s: float
     database: StoreStatus
 
 
+OUTCOME_MAX_AGE = timedelta(days=31)
+OUTCOME_CLOCK_SKEW = timedelta(minutes=15)
+OUTCOME_MAX_DELAY = timedelta(days=1)
+
+
 class OutcomeRequest(StrictModel):
-    """What really happened to a booking, reported after the ride."""
+    """What really happened to a booking, reported after the ride: once per suggested
+    booking, within 31 days, pickup no more than a day from the requested time."""
 
     booking_id: Identifier
     driver_id: Identifier | None = None
-    requested_pickup_at: AwareDatetime
-    picked_up_at: AwareDatetime
+    requested_pickup_at: AwareDatetime = Field(
+        description="within 31 days before now (and at most 15 minutes after)"
+    )
+    picked_up_at: AwareDatetime = Field(
+        description=(
+            "within 31 days before now, not in the future (15 minutes of clock skew), at "
+            "most a day before or after requested_pickup_at"
+        )
+    )
     distance_km: Annotated[float, Field(ge=0.0, le=2000.0, allow_inf_nan=False)] = Field(
         description="km driven for this booking (to the pickup and to the drop-off)"
     )
+
+    @model_validator(mode="after")
+    def _times_near_now(self) -> OutcomeRequest:
+        now = datetime.now(UTC)
+        for name in ("requested_pickup_at", "picked_up_at"):
+            when = getattr(self, name)
+            if not now - OUTCOME_MAX_AGE <= when <= now + OUTCOME_CLOCK_SKEW:
+                raise ValueError(
+                    f"{name}: must lie within the last 31 days and not in the future "
+                    f"(got {when.isoformat()})"
+                )
+        if abs(self.picked_up_at - self.requested_pickup_at) > OUTCOME_MAX_DELAY:
+            raise ValueError("picked_up_at: more than a day away from requested_pickup_at")
+        return self
 
 
 class OutcomeResponse(BaseModel):
@@ -179,9 +216,18 @@ class ArmOutcomes(BaseModel):
     mean_pickup_delay_min: float | None
 
 
+class ModelVersionOutcomes(ArmOutcomes):
+    """The ``rl`` arm's figures for one model version (champion or challenger)."""
+
+    model_version: str
+
+
 class ABOut(BaseModel):
     ab_ratio: float
     arms: dict[Literal["rl", "heuristic"], ArmOutcomes] | None
+    rl_by_model_version: list[ModelVersionOutcomes] | None = Field(
+        None, description="the rl arm by the model version that answered"
+    )
     error: str | None = None
 
 

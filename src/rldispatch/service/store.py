@@ -1,15 +1,21 @@
-"""The decision log: every suggestion, every outcome, the toggle state (SQLAlchemy 2).
+"""The decision log: every suggestion, every outcome, the switch (SQLAlchemy 2).
 
 SQLite file by default, PostgreSQL (or any SQLAlchemy URL) with ``RLDISPATCH_DATABASE_URL``.
-Tables are created on first contact; there are no migrations yet.
+Tables are created, and older ones brought up to date, on first contact
+(:mod:`rldispatch.service.tables`).
 
-Suggestions and outcomes are written by one background thread, so a slow or dead database
-never slows or fails a suggestion. **Buffer and replay:** records wait in memory, in order,
-until the database takes them; while it is down the writer retries with backoff and, once it
-answers, replays the backlog. The buffer holds at most ``max_pending`` records; beyond that the
-oldest are dropped, counted as ``lost`` and logged, and so is whatever is still buffered when
-the service stops with the database down. The toggle state is written synchronously: a toggle
-the database did not take is refused (:class:`StoreUnavailable`), never half-applied.
+Suggestions are written by one background thread, so a slow or dead database never slows or
+fails a suggestion. **Buffer and replay:** records wait in memory, in order, as JSON text,
+until the database takes them; while it is down the writer retries with backoff (new records
+do not cut a wait short) and, once it answers, replays the backlog. The buffer holds at most
+``max_pending`` records and ``max_pending_bytes`` bytes of JSON; beyond either the oldest are
+dropped, counted as ``lost`` (and ``overflow``) and logged, and so is whatever is still
+buffered when the service stops with the database down.
+
+Outcomes and the switch are written synchronously: an outcome is accepted only for a booking
+that was suggested and has no outcome yet (:class:`OutcomeRefused`), and an outcome or a
+switch change the database did not take is refused (:class:`StoreUnavailable`), never
+half-applied.
 """
 
 from __future__ import annotations
@@ -17,92 +23,37 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    case,
-    create_engine,
-    event,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from rldispatch.database_url import mask_database_url, mask_secrets_in
+from rldispatch.service import switch_row
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.ab_figures import ab_summary
+from rldispatch.service.tables import ID_LENGTH, ensure_schema, outcomes, suggestions
 
 logger = logging.getLogger("rldispatch.service.store")
 
-ID_LENGTH = 128
+__all__ = ["ID_LENGTH", "outcomes", "suggestions"]
+
 MAX_PENDING = 10_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+RECORD_OVERHEAD_BYTES = 512
+"""Bytes a buffered record costs beyond its JSON text (object, ids, timestamps)."""
 BATCH_SIZE = 200
-
-metadata = MetaData()
-_id_type = BigInteger().with_variant(Integer, "sqlite")
-
-suggestions = Table(
-    "rl_suggestions",
-    metadata,
-    Column("id", _id_type, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("booking_id", String(ID_LENGTH), nullable=False, index=True),
-    Column("arm", String(16)),
-    Column("source", String(16), nullable=False),
-    Column("reason", String(32)),
-    Column("driver_id", String(ID_LENGTH)),
-    Column("shadow_driver_id", String(ID_LENGTH)),
-    Column("shadow_reason", String(32)),
-    Column("model_version", String(ID_LENGTH)),
-    Column("latency_ms", Float, nullable=False),
-    Column("request", JSON, nullable=False),
-    Column("response", JSON, nullable=False),
-)
-outcomes = Table(
-    "rl_outcomes",
-    metadata,
-    Column("id", _id_type, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("booking_id", String(ID_LENGTH), nullable=False, index=True),
-    Column("driver_id", String(ID_LENGTH)),
-    Column("requested_pickup_at", DateTime(timezone=True), nullable=False),
-    Column("picked_up_at", DateTime(timezone=True), nullable=False),
-    Column("pickup_delay_min", Float, nullable=False),
-    Column("late", Boolean, nullable=False),
-    Column("distance_km", Float, nullable=False),
-    Column("arm", String(16)),
-    Column("source", String(16)),
-    Column("suggested_driver_id", String(ID_LENGTH)),
-)
-service_state = Table(
-    "rl_service_state",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("enabled", Boolean, nullable=False),
-    Column("ab_ratio", Float, nullable=False),
-    Column("shadow", Boolean, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("updated_by", String(ID_LENGTH), nullable=False),
-)
-STATE_ROW_ID = 1
+OUTCOME_WAIT_S = 2.0
+"""How long an outcome waits for its booking's suggestion to leave this worker's buffer."""
 
 
 class StoreUnavailable(RuntimeError):
@@ -147,38 +98,50 @@ def json_serializer(value: Any) -> str:
     return value if isinstance(value, RawJSON) else json.dumps(value)
 
 
-def _as_json(value: Any) -> Any:
-    """A request or answer (Pydantic model, dataclass or plain data) for a JSON column."""
+def _as_json_text(value: Any) -> RawJSON:
+    """A request or answer (Pydantic model, dataclass or plain data) as JSON text."""
     if hasattr(value, "model_dump_json"):
         return RawJSON(value.model_dump_json())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return value
+        value = dataclasses.asdict(value)
+    return RawJSON(json.dumps(value))
 
 
-def _short(error: BaseException) -> str:
-    """The first line of a database error, without the SQL and its parameters."""
+def _short(error: BaseException, url: str = "") -> str:
+    """The first line of a database error, without the SQL, its parameters or a password."""
     original = getattr(error, "orig", None) or error
     lines = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {lines[0] if lines else ''}"
+    message = f"{type(original).__name__}: {lines[0] if lines else ''}"
+    return mask_secrets_in(message, url) if url else message
 
 
 def default_database_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'service.sqlite3'}"
 
 
-def redact_url(url: str) -> str:
-    """The URL with its password hidden, for logs and status."""
-    return make_url(url).render_as_string(hide_password=True)
+def prepare_private_folder(path: Path) -> None:
+    """Create ``path`` (and its parents) for the service's own files: mode 0700."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """The SQLite file exists with mode 0600 (its ``-wal`` and ``-shm`` files take the
+    same mode), in a folder created 0700 when it is new."""
+    if not path.parent.exists():
+        prepare_private_folder(path.parent)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(descriptor)
+    os.chmod(path, 0o600)
 
 
 def create_store_engine(url: str) -> Engine:
-    """An engine for the URL; SQLite files get their folder, WAL mode and a busy timeout
+    """An engine for the URL; SQLite files get mode 0600, WAL mode and a busy timeout
     (5 s unless the URL sets ``?timeout=``)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_file(Path(parsed.database))
         connect_args = {} if "timeout" in parsed.query else {"timeout": 5}
         engine = create_engine(url, connect_args=connect_args, json_serializer=json_serializer)
 
@@ -196,14 +159,33 @@ def create_store_engine(url: str) -> Engine:
     )
 
 
+class OutcomeRefused(ValueError):
+    """An outcome the log does not take: ``unknown`` booking (never suggested) or a
+    ``repeat`` (the booking has its outcome already)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class _Buffered:
+    """A suggestion waiting for the writer: its row, JSON already, and what it costs."""
+
+    booking_id: str
+    row: dict[str, Any]
+    size_bytes: int
+
+
 class Store:
-    """Decision log and toggle state, written in the background (see the module docstring)."""
+    """Decision log and switch (see the module docstring)."""
 
     def __init__(
         self,
         url: str,
         *,
         max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         batch_size: int = BATCH_SIZE,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
@@ -211,21 +193,25 @@ class Store:
         self.url = url
         self.engine = create_store_engine(url)
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.batch_size = batch_size
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self._pending: deque[SuggestionRecord | OutcomeRecord] = deque()
+        self._pending: deque[_Buffered] = deque()
+        self._pending_bytes = 0
+        self._in_flight: list[_Buffered] = []
         self._condition = threading.Condition()
         self._closing = False
         self._schema_ready = False
         self._writer: threading.Thread | None = None
-        self._in_flight = 0
         self._outage_logged = False
         self._lost_logged_at: int | None = None
         self.available = False
         self.written = 0
         self.lost = 0
+        self.overflow = 0
         self.write_errors = 0
+        self.write_attempts = 0
         self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -252,6 +238,7 @@ class Store:
             if remaining:
                 self.lost += remaining
                 self._pending.clear()
+                self._pending_bytes = 0
                 logger.error(
                     "stopping with the database unavailable: %d records not written (lost)",
                     remaining,
@@ -260,55 +247,74 @@ class Store:
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every buffered record is written; False on timeout."""
+        return self._wait_written(lambda: bool(self._pending or self._in_flight), timeout_s)
+
+    def _wait_written(self, still_waiting: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._condition:
-            while self._pending or self._in_flight:
+            while still_waiting():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._condition.wait(min(remaining, 0.05))
         return True
 
-    # --- records -----------------------------------------------------------------------------
+    # --- suggestions -------------------------------------------------------------------------
 
     def record_suggestion(self, record: SuggestionRecord) -> None:
-        self._enqueue(record)
-
-    def record_outcome(self, record: OutcomeRecord) -> None:
-        self._enqueue(record)
+        """Buffer a suggestion for the writer, as JSON text (its size counts in the cap)."""
+        row = self._suggestion_row(record)
+        size = len(row["request"]) + len(row["response"]) + RECORD_OVERHEAD_BYTES
+        with self._condition:
+            self._pending.append(_Buffered(record.booking_id, row, size))
+            self._pending_bytes += size
+            self._drop_overflow()
+            self._condition.notify()
 
     def counts(self) -> dict[str, Any]:
         with self._condition:
-            pending = len(self._pending) + self._in_flight
+            pending = len(self._pending) + len(self._in_flight)
+            pending_bytes = self._pending_bytes
         return {
             "available": self.available,
             "pending": pending,
+            "pending_bytes": pending_bytes,  # in flight included
             "written": self.written,
             "lost": self.lost,
+            "overflow": self.overflow,
             "write_errors": self.write_errors,
             "last_error": self.last_error,
         }
 
-    def _enqueue(self, record: SuggestionRecord | OutcomeRecord) -> None:
-        with self._condition:
-            self._pending.append(record)
-            self._drop_overflow()
-            self._condition.notify()
-
     def _drop_overflow(self) -> None:
-        excess = len(self._pending) + self._in_flight - self.max_pending
-        if excess <= 0:
+        """Drop the oldest buffered records while the buffer is over either cap."""
+        dropped = 0
+        while self._pending and (
+            len(self._pending) + len(self._in_flight) > self.max_pending
+            or self._pending_bytes > self.max_pending_bytes
+        ):
+            self._pending_bytes -= self._pending.popleft().size_bytes
+            dropped += 1
+        if not dropped:
             return
-        for _ in range(min(excess, len(self._pending))):
-            self._pending.popleft()
-        self.lost += excess
-        if self._lost_logged_at is None or self.lost - self._lost_logged_at >= 1000:
-            self._lost_logged_at = self.lost
+        self.lost += dropped
+        self.overflow += dropped
+        if self._lost_logged_at is None or self.overflow - self._lost_logged_at >= 1000:
+            self._lost_logged_at = self.overflow
             logger.error(
-                "write buffer full (%d records): dropped the oldest; %d records lost so far",
+                "write buffer full (%d records, %d bytes at most): dropped the oldest; "
+                "%d records lost to overflow so far",
                 self.max_pending,
-                self.lost,
+                self.max_pending_bytes,
+                self.overflow,
             )
+
+    @staticmethod
+    def _suggestion_row(record: SuggestionRecord) -> dict[str, Any]:
+        row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+        row["request"] = _as_json_text(record.request)
+        row["response"] = _as_json_text(record.response)
+        return row
 
     # --- writer ------------------------------------------------------------------------------
 
@@ -320,25 +326,29 @@ class Store:
                     self._condition.wait()
                 if not self._pending:
                     return
-                size = min(self.batch_size, len(self._pending))
-                batch = [self._pending.popleft() for _ in range(size)]
-                self._in_flight = len(batch)
+                self._in_flight = batch = self._next_batch()
             try:
+                self.write_attempts += 1
                 self._write(batch)
             except SQLAlchemyError as error:
                 with self._condition:
-                    self._in_flight = 0
+                    self._in_flight = []
                     self._pending.extendleft(reversed(batch))
                     self._drop_overflow()
                     self.write_errors += 1
                     self._note_failure(error)
+                    self._condition.notify_all()
+                    # Sleep the whole backoff: a new record does not wake the writer early.
+                    retry_at = time.monotonic() + backoff
+                    while not self._closing and (wait := retry_at - time.monotonic()) > 0:
+                        self._condition.wait(wait)
                     if self._closing:
                         return
-                    self._condition.wait(backoff)
                 backoff = min(backoff * 2, self.retry_max_s)
                 continue
             with self._condition:
-                self._in_flight = 0
+                self._in_flight = []
+                self._pending_bytes -= sum(item.size_bytes for item in batch)
                 self.written += len(batch)
                 if self._outage_logged:
                     logger.warning(
@@ -350,149 +360,139 @@ class Store:
                 self._condition.notify_all()
             backoff = self.retry_initial_s
 
+    def _next_batch(self) -> list[_Buffered]:
+        """The oldest records, up to ``batch_size`` of them and a quarter of the byte cap (at
+        least one); they stay counted in ``_pending_bytes`` until written."""
+        batch = [self._pending.popleft()]
+        size = batch[0].size_bytes
+        while self._pending and len(batch) < self.batch_size:
+            size += self._pending[0].size_bytes
+            if size > self.max_pending_bytes // 4:
+                break
+            batch.append(self._pending.popleft())
+        return batch
+
     def _note_failure(self, error: SQLAlchemyError) -> None:
-        self.last_error = _short(error)
+        self.last_error = _short(error, self.url)
         if not self._outage_logged:
             self._outage_logged = True
             logger.warning(
                 "database %s unavailable (%s): buffering writes, retrying",
-                redact_url(self.url),
+                mask_database_url(self.url),
                 self.last_error,
             )
         self.available = False
 
     def _ensure_schema(self) -> None:
         if not self._schema_ready:
-            metadata.create_all(self.engine, checkfirst=True)
+            ensure_schema(self.engine)
             self._schema_ready = True
 
-    def _write(self, batch: list[SuggestionRecord | OutcomeRecord]) -> None:
+    def _write(self, batch: list[_Buffered]) -> None:
         self._ensure_schema()
         with self.engine.begin() as connection:
-            rows: list[dict[str, Any]] = []
-            for record in batch:
-                if isinstance(record, SuggestionRecord):
-                    rows.append(self._suggestion_row(record))
-                    continue
-                if rows:
-                    connection.execute(insert(suggestions), rows)
-                    rows = []
-                connection.execute(insert(outcomes), self._outcome_row(connection, record))
-            if rows:
-                connection.execute(insert(suggestions), rows)
+            connection.execute(insert(suggestions), [item.row for item in batch])
 
-    @staticmethod
-    def _suggestion_row(record: SuggestionRecord) -> dict[str, Any]:
-        row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-        row["request"] = _as_json(record.request)
-        row["response"] = _as_json(record.response)
-        return row
+    # --- outcomes ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _outcome_row(connection: Any, record: OutcomeRecord) -> dict[str, Any]:
-        """The outcome with the arm, source and driver of the booking's last suggestion."""
-        latest = connection.execute(
-            select(suggestions.c.arm, suggestions.c.source, suggestions.c.driver_id)
-            .where(suggestions.c.booking_id == record.booking_id)
-            .order_by(suggestions.c.id.desc())
-            .limit(1)
-        ).first()
-        row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-        row["arm"] = latest.arm if latest else None
-        row["source"] = latest.source if latest else None
-        row["suggested_driver_id"] = latest.driver_id if latest else None
-        return row
+    def save_outcome(self, record: OutcomeRecord) -> dict[str, Any]:
+        """Write a booking's outcome with the arm, source, driver and model version of its
+        last suggestion; returns the row written.
 
-    # --- toggle state ------------------------------------------------------------------------
-
-    def load_state(self) -> ToggleState | None:
-        """The saved toggle state; None when none was saved yet."""
-        try:
-            self._ensure_schema()
-            with self.engine.connect() as connection:
-                row = connection.execute(
-                    select(service_state).where(service_state.c.id == STATE_ROW_ID)
-                ).first()
-        except SQLAlchemyError as error:
-            self._note_failure(error)
-            raise StoreUnavailable(self.last_error) from error
-        if row is None:
-            return None
-        updated_at = row.updated_at
-        if updated_at.tzinfo is None:  # SQLite keeps no time zone
-            updated_at = updated_at.replace(tzinfo=UTC)
-        return ToggleState(
-            enabled=bool(row.enabled),
-            ab_ratio=float(row.ab_ratio),
-            shadow=bool(row.shadow),
-            updated_at=updated_at,
-            updated_by=row.updated_by,
-        )
-
-    def save_state(self, state: ToggleState) -> None:
-        """Write the toggle state, durably, or raise :class:`StoreUnavailable`."""
-        values = {
-            "enabled": state.enabled,
-            "ab_ratio": state.ab_ratio,
-            "shadow": state.shadow,
-            "updated_at": state.updated_at,
-            "updated_by": state.updated_by,
-        }
+        :raises OutcomeRefused: ``unknown`` (the booking was never suggested) or ``repeat``
+            (it has an outcome already).
+        :raises StoreUnavailable: the database did not take it.
+        """
+        # The booking's suggestion may still wait in this worker's buffer: let it out first.
+        self._wait_written(lambda: self._holds(record.booking_id), OUTCOME_WAIT_S)
         try:
             self._ensure_schema()
             with self.engine.begin() as connection:
-                result = connection.execute(
-                    update(service_state).where(service_state.c.id == STATE_ROW_ID).values(values)
+                latest = connection.execute(
+                    select(
+                        suggestions.c.arm,
+                        suggestions.c.source,
+                        suggestions.c.driver_id,
+                        suggestions.c.model_version,
+                    )
+                    .where(suggestions.c.booking_id == record.booking_id)
+                    .order_by(suggestions.c.id.desc())
+                    .limit(1)
+                ).first()
+                if latest is None:
+                    raise OutcomeRefused(
+                        "unknown", f"booking_id: booking {record.booking_id!r} was never suggested"
+                    )
+                repeated = connection.execute(
+                    select(outcomes.c.id).where(outcomes.c.booking_id == record.booking_id)
+                ).first()
+                if repeated is not None:
+                    raise _repeat(record.booking_id)
+                row = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+                row.update(
+                    arm=latest.arm,
+                    source=latest.source,
+                    suggested_driver_id=latest.driver_id,
+                    model_version=latest.model_version,
                 )
-                if result.rowcount == 0:
-                    connection.execute(insert(service_state).values(id=STATE_ROW_ID, **values))
+                connection.execute(insert(outcomes).values(row))
+        except IntegrityError as error:  # another worker wrote it between our read and insert
+            raise _repeat(record.booking_id) from error
         except SQLAlchemyError as error:
             self._note_failure(error)
             raise StoreUnavailable(self.last_error) from error
+        return row
+
+    def _holds(self, booking_id: str) -> bool:
+        return any(item.booking_id == booking_id for item in self._pending) or any(
+            item.booking_id == booking_id for item in self._in_flight
+        )
+
+    # --- the switch --------------------------------------------------------------------------
+
+    def load_state(self) -> ToggleState | None:
+        """The saved switch; None when none was saved yet."""
+        return self._switch(lambda: self._read(switch_row.read_state))
+
+    def state_version(self) -> int | None:
+        """The switch row's version alone (cheap: polled by every worker)."""
+        return self._switch(lambda: self._read(switch_row.read_version))
+
+    def update_state(self, change: Callable[[ToggleState], ToggleState]) -> ToggleState:
+        """Compare-and-set ``change`` on the switch row (see :mod:`switch_row`), durably, or
+        raise :class:`StoreUnavailable`."""
+        return self._switch(lambda: switch_row.compare_and_set(self.engine, change))
+
+    def save_state(self, state: ToggleState) -> ToggleState:
+        """Write every field of ``state`` (whatever the row holds now); the saved state."""
+        return self.update_state(lambda _current: state)
+
+    def _read(self, reader: Callable[[Any], Any]) -> Any:
+        self._ensure_schema()
+        with self.engine.connect() as connection:
+            return reader(connection)
+
+    def _switch(self, action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except (SQLAlchemyError, switch_row.SwitchConflict) as error:
+            if isinstance(error, SQLAlchemyError):
+                self._note_failure(error)
+                raise StoreUnavailable(self.last_error) from error
+            raise StoreUnavailable(str(error)) from error
 
     # --- A/B figures -------------------------------------------------------------------------
 
-    def ab_summary(self) -> dict[str, dict[str, Any]]:
-        """Per arm: suggestions logged, outcomes reported, late rate, mean km and delay."""
-        arms: dict[str, dict[str, Any]] = {
-            arm: {
-                "suggestions": 0,
-                "outcomes": 0,
-                "late_rate": None,
-                "mean_distance_km": None,
-                "mean_pickup_delay_min": None,
-            }
-            for arm in ("rl", "heuristic")
-        }
+    def ab_summary(self) -> dict[str, Any]:
+        """The A/B figures (:func:`rldispatch.service.ab_figures.ab_summary`)."""
         try:
             self._ensure_schema()
             with self.engine.connect() as connection:
-                for arm, count in connection.execute(
-                    select(suggestions.c.arm, func.count())
-                    .where(suggestions.c.arm.is_not(None))
-                    .group_by(suggestions.c.arm)
-                ):
-                    if arm in arms:
-                        arms[arm]["suggestions"] = int(count)
-                for arm, count, late, km, delay in connection.execute(
-                    select(
-                        outcomes.c.arm,
-                        func.count(),
-                        func.sum(case((outcomes.c.late, 1), else_=0)),
-                        func.avg(outcomes.c.distance_km),
-                        func.avg(outcomes.c.pickup_delay_min),
-                    )
-                    .where(outcomes.c.arm.is_not(None))
-                    .group_by(outcomes.c.arm)
-                ):
-                    if arm in arms and count:
-                        arms[arm].update(
-                            outcomes=int(count),
-                            late_rate=float(late) / float(count),
-                            mean_distance_km=float(km),
-                            mean_pickup_delay_min=float(delay),
-                        )
+                return ab_summary(connection)
         except SQLAlchemyError as error:
             self._note_failure(error)
             raise StoreUnavailable(self.last_error) from error
-        return arms
+
+
+def _repeat(booking_id: str) -> OutcomeRefused:
+    return OutcomeRefused("repeat", f"booking_id: booking {booking_id!r} has its outcome already")

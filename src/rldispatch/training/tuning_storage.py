@@ -9,7 +9,6 @@ passed, and put back in the queue with the same parameters (``max_retry`` times)
 from __future__ import annotations
 
 import random
-import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 
 import optuna
 
+from rldispatch.database_url import mask_database_url
 from rldispatch.training.tuning_settings import (
     HeartbeatSettings,
     PrunerSettings,
@@ -27,9 +27,6 @@ from rldispatch.training.tuning_settings import (
 
 SETTINGS_ATTR = "rldispatch_settings"
 """Study user attribute holding the settings every worker of the study must share."""
-HIDDEN = "***"
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@?#]*:)[^@/?#]*@")
-_QUERY_PASSWORD = re.compile(r"([?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
 
 
 def storage_url(text: str) -> str:
@@ -47,14 +44,7 @@ def default_storage_url(out_dir: str | Path) -> str:
 def masked_url(url: str) -> str:
     """The URL without its passwords (``user:password@`` and a ``password`` query
     parameter such as ``?password=`` or ``?sslpassword=``), for printing and reports."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):  # not parsable: hide what sits where a password would
-        shown = _USERINFO_PASSWORD.sub(rf"\1{HIDDEN}@", url)
-    return _QUERY_PASSWORD.sub(rf"\1{HIDDEN}", shown)
+    return mask_database_url(url)
 
 
 def open_storage(url: str, heartbeat: HeartbeatSettings) -> optuna.storages.RDBStorage:

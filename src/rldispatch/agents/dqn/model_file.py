@@ -21,6 +21,7 @@ from rldispatch.agents.dqn.network import PairScorerQNetwork, QNetwork, build_q_
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
+    build_matching,
     env_config_from_dict,
     read_model_file,
     write_model_file,
@@ -97,14 +98,16 @@ def load_model(path: str | Path) -> LoadedModel:
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: unreadable model metadata ({error})") from error
     try:
-        network = build_q_network(
-            config,
-            metadata.observation_size,
-            metadata.n_actions,
-            env_config.max_drivers,
-            env_config.visible_slots,
+        network = build_matching(
+            lambda: build_q_network(
+                config,
+                metadata.observation_size,
+                metadata.n_actions,
+                env_config.max_drivers,
+                env_config.visible_slots,
+            ),
+            state,
         )
-        network.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, ValueError) as error:
         raise ModelFileError(
             f"{path}: the weights do not match the model's own metadata ({error})"

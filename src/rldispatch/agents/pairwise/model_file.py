@@ -17,6 +17,7 @@ from typing import Any
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
+    build_matching,
     read_model_file,
     write_model_file,
 )
@@ -119,8 +120,8 @@ def load_pairwise_model(path: str | Path) -> LoadedPairwiseModel:
             f"this rldispatch computes version {FEATURE_VERSION} (retrain the model)"
         )
     try:
-        network = PairQNetwork(int(metadata.hidden), int(metadata.head_hidden))
-        network.load_state_dict(state, strict=True)
+        hidden, head_hidden = int(metadata.hidden), int(metadata.head_hidden)
+        network = build_matching(lambda: PairQNetwork(hidden, head_hidden), state)
     except (RuntimeError, TypeError, ValueError) as error:
         raise PairwiseModelError(
             f"{path}: the weights do not match the model's own metadata ({error})"

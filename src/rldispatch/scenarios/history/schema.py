@@ -20,6 +20,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from rldispatch.database_url import mask_database_url
+
 
 class HistoryError(ValueError):
     """A history source that cannot be read at all (bad URL, missing CSV column, bad range)."""
@@ -87,11 +89,9 @@ def create_schema(engine: Engine) -> None:
 
 
 def masked_url(url: str | URL) -> str:
-    """The database URL with its password hidden, safe to print."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<not a database URL>"
+    """The database URL with its passwords hidden, safe to print."""
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    return mask_database_url(text)
 
 
 def engine_for(url: str | URL) -> Engine:

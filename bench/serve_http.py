@@ -1,0 +1,88 @@
+"""HTTP throughput of ``rldispatch serve`` with 1 and 2 worker processes, on loopback.
+
+For each worker count: ``rldispatch serve --workers N`` in its own process tree (ONNX Runtime,
+the prototype's shapes unless ``--model``), RL switched on for every booking, then a
+keep-alive HTTP/1.1 load generator (asyncio, ``--connections`` connections, in this process)
+posts realistic suggestions (10 Geneva drivers, 20 open bookings) for ``--duration`` seconds
+after a 5 s warm-up. Reports requests per second, p50/p99 latency, errors (any answer but 200,
+any connection failure), server CPU per request (all worker processes), and the throughput of
+N workers against one measured in the same run. Usage::
+
+    nice -n 10 .venv/bin/python bench/serve_http.py --duration 60 --json bench/serve_http.json
+
+On a machine with fewer free cores than workers plus the load generator, the ratio measures
+the machine, not the service: the report keeps the load average and core count beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from serve_latency import over_http, write_prototype_model
+
+from rldispatch.files import atomic_write_json
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="model file (default: prototype shapes)")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per run")
+    parser.add_argument("--connections", type=int, default=8, help="HTTP connections")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts")
+    parser.add_argument("--runtime", default="onnx", help="server's model runtime")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or write_prototype_model(Path(folder) / "prototype.safetensors")
+        for workers in args.workers:
+            result = asyncio.run(
+                over_http(model, args.runtime, args.connections, args.duration, workers)
+            )
+            result["load_average_after"] = os.getloadavg()
+            report["runs"][str(workers)] = result
+            print(
+                f"{workers} worker(s), {args.connections} connections, "
+                f"{result['duration_s']:.0f} s: {result['requests_per_s']:.0f} req/s  "
+                f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+                f"errors {result['errors']} of {result['requests']}  server CPU "
+                f"{result['server_cpu_ms_per_request']:.2f} ms/request  client CPU "
+                f"{result['client_cpu_ms_per_request']:.2f} ms/request",
+                flush=True,
+            )
+    base = report["runs"].get(str(args.workers[0]))
+    for result in report["runs"].values():
+        result["throughput_vs_first"] = result["requests_per_s"] / base["requests_per_s"]
+    if len(args.workers) > 1:
+        last = report["runs"][str(args.workers[-1])]
+        print(
+            f"{args.workers[-1]} workers / {args.workers[0]}: "
+            f"{last['throughput_vs_first']:.2f}x the throughput"
+        )
+    report["machine"]["load_average_at_end"] = os.getloadavg()
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

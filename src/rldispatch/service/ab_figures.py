@@ -1,0 +1,76 @@
+"""The A/B comparison read from the decision log: per arm, and per model version of the
+``rl`` arm (champion and challenger), suggestions logged and outcomes reported.
+
+Arms are compared as assigned (intention to treat): a booking of the ``rl`` arm the fallback
+answered still counts in ``rl``, under the model version it was assigned to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select
+
+from rldispatch.service.tables import outcomes, suggestions
+
+
+def ab_summary(connection: Connection) -> dict[str, Any]:
+    """``{"arms": {arm: figures}, "rl_by_model_version": {version: figures}}``; figures are
+    suggestions, outcomes, late rate, mean km and mean pickup delay (None without outcomes)."""
+    arms = {arm: _empty_figures() for arm in ("rl", "heuristic")}
+    versions: dict[str, dict[str, Any]] = {}
+    for arm, version, count in connection.execute(
+        select(suggestions.c.arm, suggestions.c.model_version, func.count())
+        .where(suggestions.c.arm.is_not(None))
+        .group_by(suggestions.c.arm, suggestions.c.model_version)
+    ):
+        if arm in arms:
+            arms[arm]["suggestions"] += int(count)
+        if arm == "rl" and version is not None:
+            versions.setdefault(version, _empty_figures())["suggestions"] = int(count)
+    for arm, version, count, late, km, delay in connection.execute(
+        select(
+            outcomes.c.arm,
+            outcomes.c.model_version,
+            func.count(),
+            func.sum(case((outcomes.c.late, 1), else_=0)),
+            func.sum(outcomes.c.distance_km),
+            func.sum(outcomes.c.pickup_delay_min),
+        )
+        .where(outcomes.c.arm.is_not(None))
+        .group_by(outcomes.c.arm, outcomes.c.model_version)
+    ):
+        sums = (int(count), float(late), float(km), float(delay))
+        if arm in arms:
+            _add_outcomes(arms[arm], *sums)
+        if arm == "rl" and version is not None:
+            _add_outcomes(versions.setdefault(version, _empty_figures()), *sums)
+    return {"arms": arms, "rl_by_model_version": versions}
+
+
+def _empty_figures() -> dict[str, Any]:
+    return {
+        "suggestions": 0,
+        "outcomes": 0,
+        "late_rate": None,
+        "mean_distance_km": None,
+        "mean_pickup_delay_min": None,
+    }
+
+
+def _add_outcomes(figures: dict[str, Any], count: int, late: float, km: float, delay: float):
+    """Add a group's outcome sums to ``figures`` (rates and means over all its outcomes)."""
+    if not count:
+        return
+    before = figures["outcomes"]
+    total = before + count
+
+    def mean(name: str, group_sum: float) -> float:
+        return ((figures[name] or 0.0) * before + group_sum) / total
+
+    figures.update(
+        outcomes=total,
+        late_rate=mean("late_rate", late),
+        mean_distance_km=mean("mean_distance_km", km),
+        mean_pickup_delay_min=mean("mean_pickup_delay_min", delay),
+    )

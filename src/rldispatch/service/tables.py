@@ -1,0 +1,135 @@
+"""The service's tables (SQLAlchemy Core) and how they are created or brought up to date.
+
+There are no migrations: :func:`ensure_schema` creates missing tables, adds the columns a
+newer service reads to tables an older one created (nullable or with a default), and the
+unique index that keeps one outcome per booking.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    inspect,
+    text,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+logger = logging.getLogger("rldispatch.service.store")
+
+ID_LENGTH = 128
+PATH_LENGTH = 1024
+
+metadata = MetaData()
+_id_type = BigInteger().with_variant(Integer, "sqlite")
+
+suggestions = Table(
+    "rl_suggestions",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("booking_id", String(ID_LENGTH), nullable=False, index=True),
+    Column("arm", String(16)),
+    Column("source", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("driver_id", String(ID_LENGTH)),
+    Column("shadow_driver_id", String(ID_LENGTH)),
+    Column("shadow_reason", String(32)),
+    Column("model_version", String(ID_LENGTH)),
+    Column("latency_ms", Float, nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("response", JSON, nullable=False),
+)
+outcomes = Table(
+    "rl_outcomes",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("booking_id", String(ID_LENGTH), nullable=False, index=True),
+    Column("driver_id", String(ID_LENGTH)),
+    Column("requested_pickup_at", DateTime(timezone=True), nullable=False),
+    Column("picked_up_at", DateTime(timezone=True), nullable=False),
+    Column("pickup_delay_min", Float, nullable=False),
+    Column("late", Boolean, nullable=False),
+    Column("distance_km", Float, nullable=False),
+    Column("arm", String(16)),
+    Column("source", String(16)),
+    Column("suggested_driver_id", String(ID_LENGTH)),
+    Column("model_version", String(ID_LENGTH)),
+)
+one_outcome_per_booking = Index("uq_rl_outcomes_booking", outcomes.c.booking_id, unique=True)
+
+service_state = Table(
+    "rl_service_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("ab_ratio", Float, nullable=False),
+    Column("shadow", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(ID_LENGTH), nullable=False),
+    Column("version", Integer, nullable=False, server_default=text("0")),
+    Column("champion_path", String(PATH_LENGTH)),
+    Column("champion_version", String(ID_LENGTH)),
+    Column("challenger_path", String(PATH_LENGTH)),
+    Column("challenger_version", String(ID_LENGTH)),
+    Column("challenger_ratio", Float, nullable=False, server_default=text("0")),
+)
+STATE_ROW_ID = 1
+
+_ADDED_COLUMNS = {
+    "rl_outcomes": ("model_version",),
+    "rl_service_state": (
+        "version",
+        "champion_path",
+        "champion_version",
+        "challenger_path",
+        "challenger_version",
+        "challenger_ratio",
+    ),
+}
+"""Columns added after the first release: added to older tables by :func:`ensure_schema`."""
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create missing tables, add missing columns, create the one-outcome index.
+
+    :raises SQLAlchemyError: when the database does not answer.
+    """
+    metadata.create_all(engine, checkfirst=True)
+    inspector = inspect(engine)
+    with engine.begin() as connection:
+        for table_name, names in _ADDED_COLUMNS.items():
+            present = {column["name"] for column in inspector.get_columns(table_name)}
+            table = metadata.tables[table_name]
+            for name in names:
+                if name not in present:
+                    column = table.c[name]
+                    kind = column.type.compile(dialect=engine.dialect)
+                    default = column.server_default
+                    clause = f" NOT NULL DEFAULT {default.arg.text}" if default is not None else ""
+                    connection.execute(
+                        text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}{clause}")
+                    )
+                    logger.info("database: added column %s.%s", table_name, name)
+    indexes = {index["name"] for index in inspect(engine).get_indexes("rl_outcomes")}
+    if one_outcome_per_booking.name not in indexes:
+        try:
+            one_outcome_per_booking.create(engine)
+        except SQLAlchemyError as error:  # older rows repeat a booking: checked per request
+            logger.warning(
+                "database: rl_outcomes holds repeated bookings, no unique index (%s)",
+                type(error).__name__,
+            )
