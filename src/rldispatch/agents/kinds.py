@@ -3,9 +3,11 @@
 A kind (``pairwise``: one network for any fleet; ``dqn``: the flat network of one fleet
 shape; any added later) provides its config type, a new learner for the training loop, its
 model file (save, load, refuse a foreign or broken file in one line), its policy and the
-scores of candidate drivers for a booking, its tuner search space and its ONNX export. The
-CLI, evaluation, ``compare``, the tuner, ONNX export and the service talk to this interface
-only: a new kind is one module that calls :func:`register_kind`.
+scores of candidate drivers for a booking, and its tuner search space. The CLI, evaluation,
+``compare`` and the tuner talk to this interface only: a new kind is one module that calls
+:func:`register_kind`. The service keeps its own table of how each kind is served and
+exported to ONNX (``service/loading.py``, ``service/onnx_runtime.py``), since its runtimes
+(NumPy, PyTorch, ONNX Runtime) are a serving concern.
 """
 
 from __future__ import annotations
@@ -175,10 +177,6 @@ class AgentKind(ABC):
     @abstractmethod
     def search_space(self) -> Sequence[Hyperparameter]:
         """The tuner's hyperparameters of this kind."""
-
-    @abstractmethod
-    def export_onnx(self, model: LearnedModel, path: str | Path) -> Path:
-        """Write the model's network for ONNX Runtime."""
 
 
 _KINDS: dict[str, AgentKind] = {}

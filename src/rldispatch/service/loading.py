@@ -15,8 +15,9 @@ anything else to :func:`load_q_model`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -95,25 +96,39 @@ def load_served_model(
     A file whose header names the pairwise format, or an ONNX file exported from one, is
     loaded as a pairwise model; every other file goes to :func:`load_q_model` unchanged.
     """
-    from rldispatch.agents.dqn.model_file import ModelFileError
-    from rldispatch.agents.model_files import model_kind
-    from rldispatch.service.onnx_runtime import graph_format
+    from rldispatch.agents.model_files import ModelFileError, model_kind
 
     if runtime not in RUNTIMES:
         raise ModelLoadError(f"runtime: must be one of {RUNTIMES}, got {runtime!r}")
     path = Path(path)
     check_file_size(path, max_bytes)
     if path.suffix.lower() == ".onnx":
-        from rldispatch.agents.pairwise.onnx_export import FORMAT as PAIRWISE_ONNX
-
-        kind = "pairwise" if graph_format(path, max_bytes) == PAIRWISE_ONNX else None
+        kind = onnx_kind(path, max_bytes)
     else:
         try:
             kind = model_kind(path).name
         except ModelFileError:
-            kind = None  # load_q_model says what is wrong with it
-    if kind == "pairwise":
-        from rldispatch.service.pairwise_model import load_pairwise_q_model
+            kind = None  # the flat loader says what is wrong with it
+    return SERVED_LOADERS.get(kind, load_q_model)(path, runtime, max_bytes)
 
-        return load_pairwise_q_model(path, runtime)
-    return load_q_model(path, runtime, max_bytes)
+
+def onnx_kind(path: Path, max_bytes: int) -> str | None:
+    """The agent kind an ``.onnx`` export was made from (None: not one of ours)."""
+    from rldispatch.agents.pairwise.onnx_export import FORMAT as PAIRWISE_ONNX
+    from rldispatch.service.onnx_runtime import FORMAT as FLAT_ONNX
+    from rldispatch.service.onnx_runtime import graph_format
+
+    return {PAIRWISE_ONNX: "pairwise", FLAT_ONNX: "dqn"}.get(graph_format(path, max_bytes))
+
+
+def _load_pairwise(path: Path, runtime: str, max_bytes: int) -> LoadedPairwiseQModel:
+    from rldispatch.service.pairwise_model import load_pairwise_q_model
+
+    return load_pairwise_q_model(path, runtime)
+
+
+SERVED_LOADERS: dict[str | None, Callable[[Path, str, int], Any]] = {
+    "pairwise": _load_pairwise,
+    "dqn": load_q_model,
+}
+"""How the service loads each registered agent kind (the runtimes are the service's own)."""

@@ -33,8 +33,10 @@ reason                      when
 ``rl_waited``               the model's best allowed action was to wait (suggest only)
 ==========================  ===============================================================
 
-Everything here is safe to call from several threads; nothing kept between requests grows
-with their size (envs are built per request; per thread only a policy object).
+Every served model, whatever its kind and runtime, answers the same three questions
+(``serving_config``, and its player's ``slot_values`` and ``act``), so nothing here depends on
+the kind. Everything here is safe to call from several threads; nothing kept between requests
+grows with their size (envs are built per request; per thread only a player object).
 """
 
 from __future__ import annotations
@@ -53,18 +55,13 @@ from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
-from rldispatch.service.model import (
-    MAX_MODEL_BYTES,
-    LoadedQModel,
-    pairwise_booking_slots,
-)
+from rldispatch.service.model import MAX_MODEL_BYTES, InvalidValues, LoadedQModel
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
 
-if TYPE_CHECKING:  # both import PyTorch: loaded only with a pairwise model
-    from rldispatch.agents.pairwise.policy import PairwisePolicy
+if TYPE_CHECKING:  # imports PyTorch: loaded only with a pairwise model
     from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 
     ServedModel = LoadedQModel | LoadedPairwiseQModel
@@ -229,21 +226,14 @@ class RLDispatchManager:
         """The env config ``model`` (default: the champion) plays a fleet of ``n_drivers`` on
         (None: it cannot).
 
-        A flat model has its own; a pairwise model its training config with a slot per
-        driver (as ``evaluate`` plays it) and, for a one-booking question of ``n_bookings``
-        open bookings, a booking slot for each (see :func:`pairwise_booking_slots`).
+        Each served model says (``serving_config``): a flat model has its own, a pairwise
+        model a slot per driver and, for a one-booking question of ``n_bookings`` open
+        bookings, a booking slot for each.
         """
         model = self.model if model is None else model
         if model is None:
             return None
-        own = model.env_config
-        if model.kind == "dqn":
-            return own if n_drivers <= own.max_drivers else None
-        config = replace(own, max_drivers=max(n_drivers, 1))
-        if n_bookings is not None:
-            slots = pairwise_booking_slots(own.visible_slots, n_bookings)
-            config = replace(config, visible_slots=slots)
-        return config
+        return model.serving_config(n_drivers, n_bookings)
 
     def fallback_config(self, n_drivers: int) -> EnvConfig:
         """The fallback's env config: the service's, with a driver slot per driver."""
@@ -337,36 +327,14 @@ class RLDispatchManager:
     ) -> tuple[np.ndarray, np.ndarray, float]:
         """``model``'s candidate drivers for the booking in ``slot``, best first, their
         values and the value of waiting."""
-        env = live.env
         try:
-            if model.kind == "pairwise":
-                # PairwisePolicy.scores, for the booking's slot alone (best first, ties by id).
-                policy = self._pairwise_policy(model)
-                state = policy.state(env)
-                wait_q, q_pairs = policy.q_function(state)
-                mine = np.flatnonzero(state.pair_slot == slot)
-                order = mine[np.lexsort((state.pair_order[mine], -q_pairs[mine]))]
-                drivers = state.pair_driver[order].astype(np.int64)
-                values = np.asarray(q_pairs[order], dtype=np.float64)
-            else:
-                q = self._q_values(live, model)
-                feasible = np.flatnonzero(env.table.feasible[:, slot])
-                actions = 1 + feasible * env.config.visible_slots + slot
-                order = np.argsort(-q[actions], kind="stable")
-                drivers, values, wait_q = feasible[order], q[actions][order], float(q[0])
+            drivers, values, wait_q = self._player(model).slot_values(live.env, slot)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             raise ModelFailed("model_error", error) from error
         if not (np.all(np.isfinite(values)) and np.isfinite(wait_q)):
             raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
-
-    def _q_values(self, live: LiveEnv, model: LoadedQModel) -> np.ndarray:
-        """A flat model's Q-values of the env's state, one per action."""
-        q = np.asarray(model.q_function.q_values(live.env.observation()[None, :]))
-        if q.shape != (1, model.env_config.n_actions):
-            raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
-        return q[0]
 
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
         """The fallback policy on the live state with this booking as the only open one,
@@ -438,23 +406,12 @@ class RLDispatchManager:
         if config is None:
             return Round("fleet_too_large")
         live = live_env(state, self.day, config)
-        if model.kind == "pairwise":
-            policy = self._pairwise_policy(model)
-            act = policy.act
-        elif hasattr(model.q_function, "policy"):  # NumPy: DQNPolicy, as evaluate runs
-            act = model.q_function.policy.act
-        else:
-
-            def act(env: Any) -> int:
-                q = self._q_values(live, model)
-                if not np.all(np.isfinite(q[env.action_masks()])):
-                    raise ModelFailed("invalid_action")
-                return int(np.argmax(np.where(env.action_masks(), q, -np.inf)))
-
         try:
-            return play_round(live, act)
+            return play_round(live, self._player(model).act)
         except ModelFailed as failure:
             return Round(failure.reason)
+        except InvalidValues:
+            return Round("invalid_action")
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
@@ -465,17 +422,17 @@ class RLDispatchManager:
 
     # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
 
-    def _pairwise_policy(self, model: LoadedPairwiseQModel | None = None) -> PairwisePolicy:
-        """This thread's policy object on ``model``'s shared weights (default: the
-        champion's); kept for the last two models asked (a champion and a challenger)."""
+    def _player(self, model: ServedModel | None = None) -> Any:
+        """This thread's player of ``model`` (default: the champion), on its shared weights;
+        kept for the last two models asked (a champion and a challenger)."""
         model = self.model if model is None else model
-        cache: list[tuple[Any, PairwisePolicy]] = self._local.__dict__.setdefault("pairwise", [])
-        for cached_model, policy in cache:
+        cache: list[tuple[Any, Any]] = self._local.__dict__.setdefault("players", [])
+        for cached_model, player in cache:
             if cached_model is model:
-                return policy
-        policy = model.policy()
-        cache[:] = [*cache[-1:], (model, policy)]
-        return policy
+                return player
+        player = model.new_player()
+        cache[:] = [*cache[-1:], (model, player)]
+        return player
 
     def _fallback(self) -> Any:
         local = self._local

@@ -70,6 +70,56 @@ class LoadedQModel:
     def env_config(self) -> EnvConfig:
         return self.info.env_config
 
+    @property
+    def max_drivers(self) -> int | None:
+        """The largest fleet it plays: its driver slots."""
+        return self.env_config.max_drivers
+
+    def serving_config(self, n_drivers: int, n_bookings: int | None = None) -> EnvConfig | None:
+        """The env config to play a fleet of ``n_drivers`` on: its own (None: too large)."""
+        return self.env_config if n_drivers <= self.env_config.max_drivers else None
+
+    def new_player(self) -> FlatPlayer:
+        return FlatPlayer(self)
+
+
+class InvalidValues(ValueError):
+    """A model answered values that cannot be used (not finite)."""
+
+
+class FlatPlayer:
+    """A flat model deciding on a live env: its values for one booking, or its action."""
+
+    def __init__(self, model: LoadedQModel) -> None:
+        self.model = model
+
+    def q_values(self, env: Any) -> np.ndarray:
+        """Q-values of the env's state, one per action."""
+        q = np.asarray(self.model.q_function.q_values(env.observation()[None, :]))
+        if q.shape != (1, self.model.env_config.n_actions):
+            raise ValueError(f"Q-values of shape {q.shape}, expected one row per action")
+        return q[0]
+
+    def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The drivers who may take the booking in ``slot``, best first, their values and
+        the value of waiting."""
+        q = self.q_values(env)
+        feasible = np.flatnonzero(env.table.feasible[:, slot])
+        actions = 1 + feasible * env.config.visible_slots + slot
+        order = np.argsort(-q[actions], kind="stable")
+        return feasible[order], q[actions][order], float(q[0])
+
+    def act(self, env: Any) -> int:
+        """The action ``evaluate`` would take (the NumPy runtime plays ``DQNPolicy`` itself)."""
+        policy = getattr(self.model.q_function, "policy", None)
+        if policy is not None:
+            return int(policy.act(env))
+        q = self.q_values(env)
+        mask = env.action_masks()
+        if not np.all(np.isfinite(q[mask])):
+            raise InvalidValues("invalid_action")
+        return int(np.argmax(np.where(mask, q, -np.inf)))
+
 
 def env_config_from_dict(data: Mapping[str, Any]) -> EnvConfig:
     """An :class:`EnvConfig` from its dict form in model metadata."""

@@ -221,7 +221,7 @@ def slot_status(slot: ModelSlot) -> dict[str, Any]:
         "kind": model.kind if model else None,
         "runtime": model.runtime if model else None,
         "preset": model.preset if model else None,
-        "max_drivers": config.max_drivers if config and model.kind == "dqn" else None,
+        "max_drivers": model.max_drivers if model else None,
         "visible_slots": config.visible_slots if config else None,
         "error": slot.error,
     }

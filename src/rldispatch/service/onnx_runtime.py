@@ -214,8 +214,7 @@ def export_onnx(
     Raises :class:`ModelLoadError` when the model cannot be read or the two runtimes disagree
     by more than :data:`MAX_ABS_DIFF` on any Q-value.
     """
-    from rldispatch.agents.dqn.model_file import ModelFileError
-    from rldispatch.agents.model_files import model_kind
+    from rldispatch.agents.model_files import ModelFileError, model_kind
 
     model_path = Path(model_path)
     check_file_size(model_path)
@@ -223,15 +222,7 @@ def export_onnx(
         kind = model_kind(model_path).name
     except ModelFileError:
         kind = "dqn"  # the flat loader says what is wrong with it
-    if kind == "pairwise":
-        model_bytes, checked, difference = _pairwise_export(model_path, check_states, seed)
-    else:
-        loaded, info = load_torch_model(model_path)
-        model_bytes = export_onnx_bytes(loaded)
-        states = reference_states(info.env_config, info.preset, check_states, seed)
-        reference = TorchQFunction(loaded)
-        difference = max_q_difference(reference, OnnxQFunction(model_bytes), states)
-        checked = len(states)
+    model_bytes, checked, difference = ONNX_EXPORTS[kind](model_path, check_states, seed)
     if not difference <= MAX_ABS_DIFF:
         raise ModelLoadError(
             f"onnx: Q-values differ from the reference by {difference:.3g} (limit {MAX_ABS_DIFF})"
@@ -255,3 +246,16 @@ def _pairwise_export(path: Path, check_states: int, seed: int) -> tuple[bytes, i
     model_bytes = export_pairwise_onnx_bytes(loaded.network, loaded.metadata)
     checked, difference = max_difference_on_days(loaded, OnnxPairQ(model_bytes), check_states, seed)
     return model_bytes, checked, difference
+
+
+def _flat_export(path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+    loaded, info = load_torch_model(path)
+    model_bytes = export_onnx_bytes(loaded)
+    states = reference_states(info.env_config, info.preset, check_states, seed)
+    difference = max_q_difference(TorchQFunction(loaded), OnnxQFunction(model_bytes), states)
+    return model_bytes, len(states), difference
+
+
+ONNX_EXPORTS = {"pairwise": _pairwise_export, "dqn": _flat_export}
+"""How each registered agent kind is exported and checked: ``(ONNX bytes, states checked,
+largest Q-value difference)``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,7 +33,13 @@ from rldispatch.agents.pairwise.onnx_export import (
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
-from rldispatch.service.model import ModelLoadError, Runtime, driver_slots, env_config_from_dict
+from rldispatch.service.model import (
+    ModelLoadError,
+    Runtime,
+    driver_slots,
+    env_config_from_dict,
+    pairwise_booking_slots,
+)
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, live_env
 
 PAIRWISE_RUNTIMES = ("auto", "numpy", "onnx")
@@ -70,6 +76,44 @@ class LoadedPairwiseQModel:
         if self.scorer is not None:
             return PairwisePolicy.from_scorer(self.scorer, self.metadata)
         return PairwisePolicy(self.model)
+
+    @property
+    def max_drivers(self) -> int | None:
+        """None: it plays any fleet."""
+        return None
+
+    def serving_config(self, n_drivers: int, n_bookings: int | None = None) -> EnvConfig:
+        """Its training config with a driver slot per driver (as ``evaluate`` plays it) and,
+        for a one-booking question of ``n_bookings`` open bookings, a booking slot for each
+        (see :func:`pairwise_booking_slots`)."""
+        config = replace(self.env_config, max_drivers=max(n_drivers, 1))
+        if n_bookings is not None:
+            slots = pairwise_booking_slots(self.env_config.visible_slots, n_bookings)
+            config = replace(config, visible_slots=slots)
+        return config
+
+    def new_player(self) -> PairwisePlayer:
+        return PairwisePlayer(self.policy())
+
+
+class PairwisePlayer:
+    """A pairwise model deciding on a live env: its values for one booking, or its action."""
+
+    def __init__(self, policy: PairwisePolicy) -> None:
+        self.policy = policy
+
+    def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """The candidate drivers of the booking in ``slot``, best first (ties by id), their
+        values and the value of waiting."""
+        state = self.policy.state(env)
+        wait_q, q_pairs = self.policy.q_function(state)
+        mine = np.flatnonzero(state.pair_slot == slot)
+        order = mine[np.lexsort((state.pair_order[mine], -q_pairs[mine]))]
+        drivers = state.pair_driver[order].astype(np.int64)
+        return drivers, np.asarray(q_pairs[order], dtype=np.float64), float(wait_q)
+
+    def act(self, env: Any) -> int:
+        return self.policy.act(env)
 
 
 def _probe_state(day: LiveDay) -> LiveState:

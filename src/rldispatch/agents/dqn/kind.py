@@ -154,10 +154,5 @@ class DQNKind(AgentKind):
     def search_space(self) -> Sequence[Hyperparameter]:
         return DQN_SEARCH_SPACE
 
-    def export_onnx(self, model: LearnedModel, path: str | Path) -> Path:
-        from rldispatch.service.onnx_runtime import export_onnx
-
-        return export_onnx(model.path, path)
-
 
 KIND = register_kind(DQNKind())

@@ -164,11 +164,5 @@ class PairwiseKind(AgentKind):
     def search_space(self) -> Sequence[Hyperparameter]:
         return PAIRWISE_SEARCH_SPACE
 
-    def export_onnx(self, model: LearnedModel, path: str | Path) -> Path:
-        raise NotImplementedError(
-            f"{model.path}: ONNX export of a pairwise model is not available yet; serve the "
-            ".safetensors file (it runs on NumPy)"
-        )
-
 
 KIND = register_kind(PairwiseKind())
