@@ -145,7 +145,9 @@ def parity(name: str, server: Server, policy: Any, config: EnvConfig, days: list
     replayed = [replay_day(post_round, policy, day, config, start) for day in days]
     elapsed = time.perf_counter() - started
     evaluated = evaluate_policy(policy, days, config)
-    same_days = sum(r.metrics == e for r, e in zip(replayed, evaluated, strict=True))
+    same_days = sum(
+        r.metrics.as_dict() == e.as_dict() for r, e in zip(replayed, evaluated, strict=True)
+    )
     result = {
         "days": len(days),
         "decisions": sum(r.decisions for r in replayed),

@@ -126,11 +126,15 @@ def test_a_broken_model_file_is_a_fallback_with_a_reason(
 
 
 def test_a_model_with_nan_weights_is_a_fallback_with_a_reason(tmp_path: Path) -> None:
-    path = make_model_file(
-        tmp_path / "nan.safetensors", tweak=lambda net: net.body[0].weight.fill_(float("nan"))
-    )
+    import struct
+
+    path = make_model_file(tmp_path / "nan.safetensors")
+    data = bytearray(path.read_bytes())  # weights turned NaN on disk (save refuses NaN)
+    payload = 8 + struct.unpack("<Q", data[:8])[0]
+    data[payload:] = struct.pack("<f", float("nan")) * ((len(data) - payload) // 4)
+    path.write_bytes(bytes(data))
     manager = RLDispatchManager(path, state=RL_ON)
-    assert manager.model is None and "not finite" in manager.model_error
+    assert manager.model is None and "NaN or infinite values" in manager.model_error
     assert manager.suggest(live_request()).reason == "model_load_failed"
 
 

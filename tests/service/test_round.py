@@ -88,7 +88,7 @@ def test_shadow_round_serves_the_fallback_and_shows_the_models(tmp_path: Path) -
 def test_model_raising_mid_round_falls_back(tmp_path: Path) -> None:
     path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
     manager = RLDispatchManager(path, state=RL_ON)
-    policy = manager._pairwise_policy()
+    policy = manager._player().policy
     policy.q_function = lambda state: (_ for _ in ()).throw(RuntimeError("broken"))
     state, _ = day_state()
     answer = manager.dispatch_round(state)
