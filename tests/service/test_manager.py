@@ -167,10 +167,16 @@ def test_no_feasible_driver_falls_back_without_a_driver(model_path: Path) -> Non
     assert suggestion.candidates == ()
 
 
-def test_model_with_nan_weights_is_refused_at_load(tmp_path: Path) -> None:
-    path = make_model_file(
-        tmp_path / "nan.safetensors", tweak=lambda net: net.head.bias.fill_(float("nan"))
-    )
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_model_whose_probe_answers_non_finite_values_is_refused_at_load(tmp_path: Path) -> None:
+    # Finite weights (a file with NaN weights is not even read) that overflow on any state.
+
+    def overflowing(net) -> None:
+        net.body[-2].weight.zero_()
+        net.body[-2].bias.fill_(1.0)  # every last hidden unit is 1 on any state
+        net.head.weight.fill_(3e38)  # so every Q-value sums past float32's largest
+
+    path = make_model_file(tmp_path / "huge.safetensors", tweak=overflowing)
     manager = rl_manager(path)
     assert manager.model is None and "not finite" in manager.model_error
     assert manager.suggest(live_request()).reason == "model_load_failed"
