@@ -60,7 +60,7 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over the days, or over the seconds of a time budget."""
+    """A tqdm bar over the seconds of a time budget, or over the days of a budget in days."""
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -68,7 +68,7 @@ class ProgressBar(Callback):
 
     def on_run_start(self, run: Any) -> None:
         budget_s = run.settings.max_seconds
-        self.by_time = budget_s is not None and run.settings.max_days is None
+        self.by_time = budget_s is not None  # with both budgets, the clock is what users watch
         total = round(budget_s) if self.by_time else run.settings.max_days
         initial = min(round(run.elapsed_s()), total) if self.by_time else run.day
         self.bar = tqdm(
