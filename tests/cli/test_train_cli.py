@@ -35,15 +35,19 @@ def tiny_config(tmp_path) -> Path:
     return save_config(tmp_path / "tiny.json", TINY)
 
 
-def train_args(config: Path, out: Path, episodes: int, *extra: str) -> list[str]:
+def train_args(
+    config: Path,
+    out: Path,
+    days: int,
+    *extra: str,
+    kind_args: tuple[str, ...] = ("--agent", "dqn", "--preset", "geneva"),
+    checkpoint_every: int = 2,
+) -> list[str]:
     return [
         "train",
-        "--agent",
-        "dqn",
-        "--preset",
-        "geneva",
-        "--episodes",
-        str(episodes),
+        *kind_args,
+        "--episodes",  # the alias of --days
+        str(days),
         "--config",
         str(config),
         "--out",
@@ -55,7 +59,7 @@ def train_args(config: Path, out: Path, episodes: int, *extra: str) -> list[str]
         "--eval-days",
         "2",
         "--checkpoint-every",
-        "2",
+        str(checkpoint_every),
         "--no-progress",
         *extra,
     ]
@@ -109,26 +113,9 @@ def test_killed_twice_and_resumed_a_run_ends_with_the_uninterrupted_runs_weights
     days = 8
 
     def args(out: Path, *extra: str) -> list[str]:
-        return [
-            "train",
-            *KIND_ARGS[kind],
-            "--days",
-            str(days),
-            "--config",
-            str(config),
-            "--out",
-            str(out),
-            "--seed",
-            "1",
-            "--eval-every",
-            "2",
-            "--eval-days",
-            "2",
-            "--checkpoint-every",
-            "1",
-            "--no-progress",
-            *extra,
-        ]
+        return train_args(
+            config, out, days, *extra, kind_args=tuple(KIND_ARGS[kind]), checkpoint_every=1
+        )
 
     assert main(args(tmp_path / "straight")) == 0
     out = tmp_path / "killed"
