@@ -9,8 +9,8 @@ geneva preset's demand per driver and urgent share. Both policies play each day 
 this one process (one core); after ``--minutes`` no new day is started, and the report says
 how many were played. It prints the paired reward difference (reopt minus matching) with its
 95% CI, overall and per fleet size, and reopt's decision time (mean and p99 over all its
-decisions; matching's for reference). The JSON report keeps each day's figures and every
-decision time, so a later run (``bench/pairwise_eval.py --reopt-report``) can pair with them.
+decisions; matching's for reference). The JSON report keeps each day's figures and routes and
+every decision time, so a later run (``bench/pairwise_eval.py --reopt-report``) can pair with them.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ def main() -> None:
         "by_fleet_size": {},
         "reopt": {"replans": policies["reopt"].replans, "fallbacks": policies["reopt"].fallbacks},
         "per_day": {
-            name: [{"day": day.name, **results[name][k].as_dict()} for k, day in enumerate(played)]
+            name: [
+                {"day": day.name, **results[name][k].as_dict(), "routes": results[name][k].routes}
+                for k, day in enumerate(played)
+            ]
             for name in POLICIES
         },
         "decision_ms": {
