@@ -10,8 +10,12 @@ driver and urgent share. Every policy plays the same days, so the reward differe
 the table shows each policy's mean and 95% CI, then the pairwise model's paired reward
 difference to each heuristic (and to each ``--extra`` model), the paired completion and
 late-pickup differences to the best heuristic, and the regret to the hindsight solver
-(its reward minus the policy's, on the days it solved). Hindsight solutions are cached
-next to the JSON report (``hindsight_cache.json``), keyed by day and time limit. Last, the
+(its reward minus the policy's, on the days it solved). Each day's hindsight search
+starts from the plan of the policy that scored best that day, so no policy played can beat
+it (the report counts the days one did, ``hindsight_beaten``); solutions are cached next to
+the JSON report (``hindsight_cache.json``), keyed by day, time limit and start plan.
+``--reopt-report`` adds ``reopt``'s figures, routes and decision times from a
+``bench/reopt_eval.py`` report of the same days (reopt costs about a minute per day). Last, the
 permutation check plays ``--permutation-days`` days twice, the second time with drivers and
 bookings listed in a shuffled order, and counts the decisions whose chosen (driver id,
 booking id) differ.
@@ -20,6 +24,7 @@ booking id) differ.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from dataclasses import replace
@@ -35,43 +40,88 @@ from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
-from rldispatch.reports.report import build_report, format_table
+from rldispatch.reports.report import (
+    build_report,
+    decision_time_summary,
+    format_table,
+    hindsight_beaten,
+)
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.sim.metrics import DayMetrics
-from rldispatch.training.evaluation import evaluate_policy
+from rldispatch.training.evaluation import PlayedDay, evaluate_policy, hindsight_results
 from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 HEURISTICS = ("nearest", "insertion", "matching")
 
 
-def hindsight_rewards(
-    days: list, count: int, time_limit_s: float, cache_path: Path | None
-) -> dict[str, float]:
-    """Hindsight reward of the first ``count`` days, by day name (cached)."""
-    from rldispatch.policies.hindsight import solve_scenario
+def best_online_routes(days: list, results: dict[str, list[PlayedDay]]) -> list:
+    """Per day, the routes of the policy that scored best on it (the hindsight search's
+    start, so the hindsight plan is never below any policy played)."""
+    starts = []
+    for k in range(len(days)):
+        played = [name for name in results if results[name][k].routes]
+        best = max(played, key=lambda name: results[name][k].reward, default=None)
+        starts.append(results[best][k].routes if best is not None else None)
+    return starts
 
-    cache: dict[str, float] = {}
+
+def hindsight_days(
+    days: list, starts: list, count: int, time_limit_s: float, jobs: int, cache_path: Path | None
+) -> dict[str, DayMetrics]:
+    """Figures of the hindsight plan of the first ``count`` days, by day name, each search
+    started from ``starts[k]``; cached by day, time limit and start."""
+    cache: dict[str, dict] = {}
     if cache_path is not None and cache_path.exists():
         cache = json.loads(cache_path.read_text())
-    results = {}
-    for day in days[:count]:
-        key = f"{day.name}@{time_limit_s:g}s"
-        if key not in cache:
-            solution = solve_scenario(day, time_limit_s=time_limit_s)
-            if solution.metrics is None or not solution.feasible:
-                continue
-            cache[key] = solution.metrics.reward
-            if cache_path is not None:
-                atomic_write_json(cache_path, cache)
-        results[day.name] = cache[key]
-    return results
+
+    def key(day: Scenario, start: Any) -> str:
+        digest = hashlib.sha256(json.dumps(start).encode()).hexdigest()[:16]
+        return f"{day.name}@{time_limit_s:g}s@{digest}"
+
+    todo = [k for k in range(min(count, len(days))) if key(days[k], starts[k]) not in cache]
+    if todo:
+        solved = hindsight_results(
+            [days[k] for k in todo],
+            time_limit_s,
+            progress=True,
+            initial_routes=[starts[k] for k in todo],
+            jobs=jobs,
+        )
+        for k, result in zip(todo, solved, strict=True):
+            cache[key(days[k], starts[k])] = result.metrics.as_dict()
+        if cache_path is not None:
+            atomic_write_json(cache_path, cache)
+    return {
+        days[k].name: DayMetrics(**cache[key(days[k], starts[k])])
+        for k in range(min(count, len(days)))
+    }
+
+
+def reopt_days(path: Path, days: list) -> tuple[list[PlayedDay], list[float]]:
+    """``reopt``'s figures on ``days`` and its decision times, read from the report of
+    ``bench/reopt_eval.py`` (which played the same held-out days, in the same order)."""
+    report = json.loads(path.read_text())
+    by_day = {item["day"]: item for item in report["per_day"]["reopt"]}
+    missing = [day.name for day in days if day.name not in by_day]
+    if missing:
+        raise SystemExit(
+            f"--reopt-report: {path} has no reopt figures for {len(missing)} of the days "
+            f"(first: {missing[0]}); run bench/reopt_eval.py with at least --days {len(days)}"
+        )
+    played = []
+    for day in days:
+        item = dict(by_day[day.name])
+        item.pop("day")
+        routes = tuple(tuple(route) for route in item.pop("routes"))
+        played.append(PlayedDay(**item, routes=routes))
+    return played, report["decision_ms"]["reopt"]
 
 
 def regret(
-    days: list, metrics: list[DayMetrics], hindsight: dict[str, float]
+    days: list, metrics: list[DayMetrics], hindsight: dict[str, DayMetrics]
 ) -> dict[str, Any] | None:
     gaps = [
-        hindsight[d.name] - m.reward
+        hindsight[d.name].reward - m.reward
         for d, m in zip(days, metrics, strict=True)
         if d.name in hindsight
     ]
@@ -136,6 +186,13 @@ def main() -> None:
     parser.add_argument("--hindsight-days", type=int, default=50)
     parser.add_argument("--hindsight-time-limit", type=float, default=10.0)
     parser.add_argument("--permutation-days", type=int, default=10)
+    parser.add_argument(
+        "--reopt-report",
+        type=Path,
+        metavar="JSON",
+        help="add reopt's figures from a bench/reopt_eval.py report of the same days",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="processes for hindsight solves")
     parser.add_argument("--json", default="runs/pairwise/heldout_report.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -149,23 +206,33 @@ def main() -> None:
     for name in HEURISTICS:
         policies[name] = make_baseline(name)
 
-    results: dict[str, list[DayMetrics]] = {}
+    results: dict[str, list[PlayedDay]] = {}
     seconds: dict[str, float] = {}
     for name, policy in policies.items():
         started = time.perf_counter()
         results[name] = evaluate_policy(policy, days, env_config, progress=True, label=name)
         seconds[name] = time.perf_counter() - started
+    reopt_decision_ms: list[float] = []
+    if args.reopt_report:
+        results["reopt"], reopt_decision_ms = reopt_days(args.reopt_report, days)
 
     json_path = Path(args.json)
     cache = json_path.with_name("hindsight_cache.json") if args.json else None
     hindsight = (
-        hindsight_rewards(days, args.hindsight_days, args.hindsight_time_limit, cache)
+        hindsight_days(
+            days,
+            best_online_routes(days, results),
+            args.hindsight_days,
+            args.hindsight_time_limit,
+            args.jobs,
+            cache,
+        )
         if args.hindsight_days
         else {}
     )
 
     main_name = args.name
-    pairs = [(main_name, other) for other in policies if other != main_name]
+    pairs = [(main_name, other) for other in results if other != main_name]
     report = build_report(
         "held-out geneva days, fleets of 7, 13 and 24 drivers",
         [day.name for day in days],
@@ -183,8 +250,23 @@ def main() -> None:
             for metric in ("completion_rate", "late_pickup_rate")
         },
     }
-    report["hindsight_regret"] = {name: regret(days, results[name], hindsight) for name in policies}
+    report["hindsight_regret"] = {name: regret(days, results[name], hindsight) for name in results}
     report["hindsight_time_limit_s"] = args.hindsight_time_limit
+    if hindsight:
+        solved = [k for k, day in enumerate(days) if day.name in hindsight]
+        report["hindsight_beaten"] = hindsight_beaten(
+            {name: [ms[k] for k in solved] for name, ms in results.items()},
+            [hindsight[days[k].name] for k in solved],
+        )
+    timing = decision_time_summary(results)
+    if reopt_decision_ms:
+        values = np.asarray(reopt_decision_ms)
+        timing["reopt"] = {
+            "mean": float(values.mean()),
+            "p99": float(np.percentile(values, 99)),
+            "decisions": int(values.size),
+        }
+    report["decision_time_ms"] = timing
     report["by_fleet_size"] = {
         str(size): {
             name: {
@@ -202,6 +284,7 @@ def main() -> None:
             for name, ms in results.items()
         }
         for size in HELD_OUT_FLEET_SIZES
+        if any(len(day.drivers) == size for day in days)
     }
     report["seconds"] = seconds
     if args.permutation_days:
@@ -225,6 +308,18 @@ def main() -> None:
         low, high = item["ci95"]
         interval = f"95% CI {low:.1f} to {high:.1f}, {item['days']} days"
         print(f"  {name:12s} {item['mean']:7.1f}  ({interval})")
+    if "hindsight_beaten" in report:
+        beaten = report["hindsight_beaten"]
+        print(
+            f"  an online policy beat the hindsight plan on {beaten['days']} of "
+            f"{beaten['of_days']} days (largest margin {beaten['max_margin']:.1f})"
+        )
+    print("\ndecision time (ms, mean / p99):")
+    for name, item in report["decision_time_ms"].items():
+        print(
+            f"  {name:12s} {item['mean']:8.2f} / {item['p99']:8.2f}  "
+            f"({item['decisions']} decisions)"
+        )
     print("\nmean reward / completion / late by fleet size:")
     for size, by_policy in report["by_fleet_size"].items():
         cells = "  ".join(
