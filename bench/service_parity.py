@@ -43,13 +43,13 @@ ADMIN_TOKEN = "bench-admin-token-0123456789"
 
 def untrained_pairwise_model(path: Path) -> Path:
     import torch
-    from rldispatch.training.train_pairwise import TrainingReward
 
     from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
     from rldispatch.agents.pairwise.network import PairQNetwork
+    from rldispatch.agents.pairwise.reward import TrainingReward
     from rldispatch.rewards import RewardConfig
 
-    known = TrainingReward(RewardConfig(), shaping=True, scale=0.2).known_reward()
+    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
     torch.manual_seed(0)
     network = PairQNetwork(known_reward=known)
     metadata = PairwiseMetadata(
