@@ -225,6 +225,7 @@ def _refuse_service_options(args: argparse.Namespace) -> None:
 
 def _counts_text(counts: dict[str, int] | None) -> str:
     """``; suggestions 12 read, 11 used, 1 skipped; outcomes ...`` (empty without counts)."""
+
     if counts is None:
         return ""
     return (
@@ -252,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     for row in result.skipped_rows:
         print(f"skipped row: {row}")
     if result.totals is not None:
-        print(f"in all:{_counts_text(result.totals)}")
+        print(f"in all{_counts_text(result.totals)}")
     print(f"{plural(len(paths), 'day')} written to {args.out}, {len(result.skipped)} skipped")
     if args.json is not None:
         summary = {
