@@ -171,7 +171,12 @@ def add_malformed_rows(url: str) -> dict[str, int]:
             booking_id=f"{DAY_A}-round",
             request={"round": {"minute_of_day": 500.0, "drivers": 3}},
         )
-        add("not_json", booking_id=f"{DAY_B}-text", request="{not json")
+        add("not_json", booking_id=f"{DAY_B}-text", request="placeholder")
+        if connection.dialect.name == "sqlite":  # PostgreSQL's json type refuses such text
+            connection.execute(
+                text("UPDATE rl_suggestions SET request = '{not json' WHERE id = :id"),
+                {"id": ids["not_json"]},
+            )
         ids["unmatched_outcome"] = connection.execute(
             insert(outcomes).values(
                 created_at=clock(DAY_B, 900),
@@ -392,8 +397,8 @@ def test_collect_never_writes_to_the_service_database(sqlite_log) -> None:
     def snapshot() -> tuple:
         with engine.connect() as connection:
             return (
-                connection.execute(select(suggestions).order_by(suggestions.c.id)).all(),
-                connection.execute(select(outcomes).order_by(outcomes.c.id)).all(),
+                connection.execute(text("select * from rl_suggestions order by id")).all(),
+                connection.execute(text("select * from rl_outcomes order by id")).all(),
                 connection.execute(text("select name from sqlite_master")).all(),
             )
 

@@ -39,7 +39,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, create_engine, inspect, select
+from sqlalchemy import Engine, Text, cast, create_engine, inspect, select
 
 from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
 from rldispatch.scenarios.history.day_building import (
@@ -237,6 +237,13 @@ def _check_tables(engine: Engine) -> None:
             )
 
 
+_SUGGESTION_COLUMNS = [
+    column for column in suggestions.c if column.name not in ("request", "response")
+]
+"""Read as they are; ``request`` is read as text and parsed here, so a row holding text that
+is not JSON is reported, never fails the query."""
+
+
 def _bounds(since: date, until: date, zone: tzinfo) -> tuple[datetime, datetime]:
     """UTC times around the range, a day wider each side (the service day's start hour and a
     request's own clock may move a row to the day before or after its local date)."""
@@ -274,7 +281,7 @@ def collect_service_days(
         low, high = _bounds(since, until, zone)
         with engine.connect() as connection:
             suggestion_rows = connection.execute(
-                select(suggestions)
+                select(*_SUGGESTION_COLUMNS, cast(suggestions.c.request, Text).label("request"))
                 .where(suggestions.c.created_at >= low, suggestions.c.created_at < high)
                 .order_by(suggestions.c.id)
             ).all()
