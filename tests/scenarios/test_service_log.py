@@ -27,6 +27,8 @@ from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.history import write_scenarios
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.scenarios.service_log import (
+    OUTCOMES,
+    SUGGESTIONS,
     ServiceLogError,
     collect_service_days,
 )
@@ -415,6 +417,10 @@ def test_a_range_outside_the_log_collects_nothing(sqlite_log) -> None:
 
     assert result.days == () and result.skipped == () and result.skipped_rows == ()
     assert result.totals["suggestions_read"] == 0
+
+
+def test_the_table_names_are_the_service_s() -> None:
+    assert (suggestions.name, outcomes.name) == (SUGGESTIONS, OUTCOMES)
 
 
 def test_a_database_without_the_service_tables_is_refused(tmp_path) -> None:

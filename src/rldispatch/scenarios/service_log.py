@@ -35,7 +35,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
@@ -57,9 +57,10 @@ from rldispatch.scenarios.history.results import (
     SkippedRow,
 )
 from rldispatch.scenarios.history.schema import HistoryError
-from rldispatch.service.fleet_schemas import SuggestRequest
-from rldispatch.service.tables import outcomes, suggestions
 from rldispatch.text import plural
+
+if TYPE_CHECKING:
+    from rldispatch.service.fleet_schemas import SuggestRequest
 
 SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 DEFAULT_MIN_BOOKINGS = 5
@@ -67,8 +68,10 @@ DEFAULT_MIN_BOOKINGS = 5
 DEFAULT_TIMEZONE = "UTC"
 MINUTE_DECIMALS = 6
 """Minutes in a day file are rounded to this many decimals (a microsecond is 1.7e-8 min)."""
-SUGGESTIONS = suggestions.name
-OUTCOMES = outcomes.name
+SUGGESTIONS = "rl_suggestions"
+OUTCOMES = "rl_outcomes"
+"""The service's tables (:mod:`rldispatch.service.tables`, imported when collecting, so this
+module stays light for the other sources of ``collect``)."""
 COUNT_NAMES = (
     "suggestions_read",
     "suggestions_used",
@@ -237,13 +240,6 @@ def _check_tables(engine: Engine) -> None:
             )
 
 
-_SUGGESTION_COLUMNS = [
-    column for column in suggestions.c if column.name not in ("request", "response")
-]
-"""Read as they are; ``request`` is read as text and parsed here, so a row holding text that
-is not JSON is reported, never fails the query."""
-
-
 def _bounds(since: date, until: date, zone: tzinfo) -> tuple[datetime, datetime]:
     """UTC times around the range, a day wider each side (the service day's start hour and a
     request's own clock may move a row to the day before or after its local date)."""
@@ -274,6 +270,11 @@ def collect_service_days(
     if min_bookings < 1:
         raise ServiceLogError(f"min_bookings: must be at least 1, got {min_bookings}")
     zone = zone_named(timezone)
+    from rldispatch.service.tables import outcomes, suggestions
+
+    # ``request`` is read as text and parsed here: a row holding text that is not JSON is
+    # reported, never fails the query.
+    plain_columns = [c for c in suggestions.c if c.name not in ("request", "response")]
     own_engine = isinstance(url_or_engine, str)
     engine = create_engine(url_or_engine) if own_engine else url_or_engine
     try:
@@ -281,7 +282,7 @@ def collect_service_days(
         low, high = _bounds(since, until, zone)
         with engine.connect() as connection:
             suggestion_rows = connection.execute(
-                select(*_SUGGESTION_COLUMNS, cast(suggestions.c.request, Text).label("request"))
+                select(*plain_columns, cast(suggestions.c.request, Text).label("request"))
                 .where(suggestions.c.created_at >= low, suggestions.c.created_at < high)
                 .order_by(suggestions.c.id)
             ).all()
@@ -359,6 +360,8 @@ class _DayBuilder:
                 )
                 self._skip(SUGGESTIONS, row_id, reason, day)
             return
+        from rldispatch.service.fleet_schemas import SuggestRequest
+
         try:
             body = SuggestRequest.model_validate(request)
         except ValidationError as error:
