@@ -26,12 +26,12 @@ from rldispatch.scenarios.history import (
 from rldispatch.scenarios.service_log import (
     DEFAULT_MIN_BOOKINGS,
     DEFAULT_TIMEZONE,
+    SERVICE_DB_ENV,
     collect_service_days,
 )
 from rldispatch.text import plural
 
 DB_URL_ENV = "RLDISPATCH_HISTORY_DB"
-SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 EXAMPLES = f"""examples:
   rldispatch collect --db postgresql+psycopg://dispatch@db:5432/company \\
       --since 2025-09-01 --until 2025-10-31 --out days/

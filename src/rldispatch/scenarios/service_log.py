@@ -30,8 +30,6 @@ in the range ends in exactly one written day's ``provenance`` or in the skipped 
 
 from __future__ import annotations
 
-import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -57,10 +55,18 @@ from rldispatch.scenarios.history.results import (
     SkippedRow,
 )
 from rldispatch.scenarios.history.schema import HistoryError
+from rldispatch.scenarios.service_requests import (
+    BookingSeen,
+    DriverSeen,
+    first_validation_error,
+    observations,
+    request_data,
+    round_minute,
+)
 from rldispatch.text import plural
 
 if TYPE_CHECKING:
-    from rldispatch.service.fleet_schemas import SuggestRequest
+    pass
 
 SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 DEFAULT_MIN_BOOKINGS = 5
@@ -110,124 +116,15 @@ def _minutes(value: float) -> float:
     return round(float(value), MINUTE_DECIMALS) + 0.0
 
 
-@dataclass(frozen=True)
-class _BookingSeen:
-    """A booking as one request showed it, its times as local wall-clock times."""
-
-    booking_id: str
-    clock: datetime
-    row_id: int
-    pickup: tuple[float, float]
-    dropoff: tuple[float, float]
-    requested: datetime
-    window_opens: datetime
-    window_closes: datetime
-    service_min: float
-    priority: int
-    load: int
-
-
-@dataclass(frozen=True)
-class _DriverSeen:
-    driver_id: str
-    clock: datetime
-    row_id: int
-    position: tuple[float, float]
-    shift_starts: datetime
-    shift_ends: datetime
-    capacity: int
-
-
 @dataclass
 class _Day:
     """What the rows of one service day gave."""
 
     suggestion_ids: list[int] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
-    drivers: list[_DriverSeen] = field(default_factory=list)
+    drivers: list[DriverSeen] = field(default_factory=list)
     outcome_rows: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
-
-
-def _first_validation_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "request"
-    return f"{where}: {first.get('msg', 'invalid')}"
-
-
-def _request_data(value: Any) -> Any:
-    if isinstance(value, (str, bytes)):
-        return json.loads(value)
-    return value
-
-
-def _round_minute(request: Any) -> float | None:
-    """The clock of a ``/rl/round`` row's summary, or None when the row is not one."""
-    if not isinstance(request, dict) or "round" not in request or "booking" in request:
-        return None
-    summary = request["round"]
-    minute = summary.get("minute_of_day") if isinstance(summary, dict) else None
-    if isinstance(minute, (int, float)) and math.isfinite(minute) and 0 <= minute < 1440:
-        return float(minute)
-    return -1.0
-
-
-def _observations(
-    body: SuggestRequest, clock: datetime, row_id: int
-) -> tuple[list[_BookingSeen], list[_DriverSeen]]:
-    def at(minutes: float) -> datetime:
-        return clock + minutes * MINUTE
-
-    bookings = [
-        _BookingSeen(
-            booking_id=b.id,
-            clock=clock,
-            row_id=row_id,
-            pickup=b.pickup.pair(),
-            dropoff=b.dropoff.pair(),
-            requested=at(b.requested_in_min),
-            window_opens=at(b.window_opens_in_min),
-            window_closes=at(b.window_closes_in_min),
-            service_min=b.service_min,
-            priority=b.priority,
-            load=b.load,
-        )
-        for b in (body.booking, *body.open_bookings)
-    ]
-    drivers = []
-    for driver in body.drivers:
-        for index, stop in enumerate(driver.plan):
-            if stop.kind != "pickup":
-                continue
-            dropoff = driver.plan[index + 1]
-            bookings.append(
-                _BookingSeen(
-                    booking_id=stop.booking_id,
-                    clock=clock,
-                    row_id=row_id,
-                    pickup=stop.location.pair(),
-                    dropoff=dropoff.location.pair(),
-                    requested=at(stop.requested_in_min or 0.0),
-                    window_opens=at(stop.window_opens_in_min or 0.0),
-                    window_closes=at(stop.window_closes_in_min or 0.0),
-                    service_min=stop.service_min,
-                    priority=stop.priority,
-                    load=stop.load,
-                )
-            )
-        starts = 0.0 if driver.shift_starts_in_min is None else driver.shift_starts_in_min
-        drivers.append(
-            _DriverSeen(
-                driver_id=driver.id,
-                clock=clock,
-                row_id=row_id,
-                position=driver.position.pair(),
-                shift_starts=at(starts),
-                shift_ends=at(driver.shift_ends_in_min),
-                capacity=driver.capacity,
-            )
-        )
-    return bookings, drivers
 
 
 def _check_tables(engine: Engine) -> None:
@@ -322,7 +219,7 @@ class _DayBuilder:
         self.min_bookings = min_bookings
         self.travel = travel_for(travel, day_start_hour)
         self.days: dict[date, _Day] = defaultdict(_Day)
-        self.first_seen: dict[str, _BookingSeen] = {}
+        self.first_seen: dict[str, BookingSeen] = {}
         self.skipped_rows: list[SkippedRow] = []
         self.booking_days: dict[str, date] | None = None
         self.outcome_rows: list[Any] = []
@@ -341,17 +238,17 @@ class _DayBuilder:
         row_id = int(row["id"])
         created = _local(row["created_at"], self.zone)
         try:
-            request = _request_data(row["request"])
+            request = request_data(row["request"])
         except (ValueError, TypeError) as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
                 self._skip(SUGGESTIONS, row_id, f"request: not JSON ({error})", day)
             return
-        round_minute = _round_minute(request)
-        if round_minute is not None:
+        round_clock = round_minute(request)
+        if round_clock is not None:
             clock = created
-            if round_minute >= 0:
-                clock = datetime.combine(created.date(), time()) + round_minute * MINUTE
+            if round_clock >= 0:
+                clock = datetime.combine(created.date(), time()) + round_clock * MINUTE
             day = _service_day(clock, self.day_start_hour)
             if self.in_range(day):
                 reason = (
@@ -367,7 +264,7 @@ class _DayBuilder:
         except ValidationError as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
-                reason = f"request does not validate: {_first_validation_error(error)}"
+                reason = f"request does not validate: {first_validation_error(error)}"
                 self._skip(SUGGESTIONS, row_id, reason, day)
             return
         clock = created
@@ -383,7 +280,7 @@ class _DayBuilder:
             )
             self._skip(SUGGESTIONS, row_id, reason, day)
             return
-        bookings, drivers = _observations(body, clock, row_id)
+        bookings, drivers = observations(body, clock, row_id)
         for seen in bookings:
             known = self.first_seen.get(seen.booking_id)
             if known is None or (seen.clock, seen.row_id) < (known.clock, known.row_id):
@@ -493,9 +390,9 @@ class _DayBuilder:
                 }
             )
 
-    def _drivers(self, day: date, seen: list[_DriverSeen]) -> tuple[list[Driver], list[str]]:
+    def _drivers(self, day: date, seen: list[DriverSeen]) -> tuple[list[Driver], list[str]]:
         start = service_day_start(day, self.day_start_hour)
-        by_driver: dict[str, list[_DriverSeen]] = defaultdict(list)
+        by_driver: dict[str, list[DriverSeen]] = defaultdict(list)
         for item in seen:
             by_driver[item.driver_id].append(item)
         drivers, notes = [], []
