@@ -118,18 +118,29 @@ def play_day(client: TestClient, day: date, scenario: Scenario) -> ServedDay:
     return ServedDay(scenario, asked, pickup_min)
 
 
-def serve_days(url: str, data_dir: Path, days: dict[date, Scenario]) -> dict[date, ServedDay]:
-    """Run the service in process over ``days``, then date each logged suggestion at its
-    request's clock on its day (the service stamps the moment it answered: today)."""
+def service_app(url: str, data_dir: Path) -> TestClient:
     config = ServiceConfig.from_env(
         {"RLDISPATCH_TOKENS": READ_TOKEN, "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN},
         data_dir=data_dir,
         database_url=url,
     )
+    return TestClient(create_app(config))
+
+
+def serve_days(url: str, data_dir: Path, days: dict[date, Scenario]) -> dict[date, ServedDay]:
+    """Run the service in process over ``days``, then date each logged suggestion at its
+    request's clock on its day (the service stamps the moment it answered: today)."""
     served = {}
-    with TestClient(create_app(config)) as client:
+    with service_app(url, data_dir) as client:
         for day, scenario in days.items():
             served[day] = play_day(client, day, scenario)
+    date_rows_at_their_clock(url)
+    return served
+
+
+def date_rows_at_their_clock(url: str) -> None:
+    """Each suggestion's ``created_at`` set to its request's clock on the date its booking id
+    starts with."""
     engine = create_engine(url)
     with engine.begin() as connection:
         rows = connection.execute(
@@ -143,7 +154,6 @@ def serve_days(url: str, data_dir: Path, days: dict[date, Scenario]) -> dict[dat
                 .values(created_at=clock(day, request["minute_of_day"]))
             )
     engine.dispose()
-    return served
 
 
 def add_malformed_rows(url: str) -> dict[str, int]:
@@ -488,3 +498,55 @@ def test_postgres_log_collects_the_same_days_and_accounts_for_every_row(
     first = write_scenarios(result, tmp_path / "first")
     second = write_scenarios(collect(postgres_log_url), tmp_path / "second")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_a_booking_shown_twice_keeps_its_first_request_and_a_shift_without_start_begins_when_seen(
+    tmp_path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+
+    def booking(number: int, requested_in_min: float) -> dict[str, Any]:
+        return {
+            "id": f"{DAY_A}-b{number}",
+            "pickup": {"lat": 46.20, "lon": 6.14 + number / 1000},
+            "dropoff": {"lat": 46.21, "lon": 6.15},
+            "requested_in_min": requested_in_min,
+            "window_opens_in_min": requested_in_min - 10,
+            "window_closes_in_min": requested_in_min + 30,
+        }
+
+    def body(minute: float, asked: dict, others: list, shift_ends_in_min: float) -> dict:
+        return {
+            "booking": asked,
+            "open_bookings": others,
+            "minute_of_day": minute,
+            "drivers": [
+                {
+                    "id": "d1",
+                    "position": {"lat": 46.2 + minute / 10_000, "lon": 6.14},
+                    "shift_ends_in_min": shift_ends_in_min,
+                }
+            ],
+        }
+
+    first = body(420.0, booking(1, 60.0), [booking(2, 120.0)], shift_ends_in_min=300.0)
+    later = body(450.0, booking(2, 95.0), [booking(3, 40.0)], shift_ends_in_min=400.0)
+    with service_app(url, tmp_path / "data") as client:
+        for request in (first, later):
+            answer = client.post("/rl/suggest", json=request, headers=auth())
+            assert answer.status_code == 200, answer.text
+    date_rows_at_their_clock(url)
+
+    result = collect_service_days(url, DAY_A, DAY_A, day_start_hour=6.0, min_bookings=1)
+
+    scenario = result.days[0].scenario
+    bookings = {b.id: b for b in scenario.bookings}
+    assert sorted(bookings) == [f"{DAY_A}-b1", f"{DAY_A}-b2", f"{DAY_A}-b3"]
+    assert bookings[f"{DAY_A}-b2"].release_min == 60.0  # 07:00, the first request
+    assert bookings[f"{DAY_A}-b2"].requested_min == 60.0 + 120.0  # not the later 95
+    assert bookings[f"{DAY_A}-b3"].release_min == 90.0
+    assert bookings[f"{DAY_A}-b3"].window == (90.0 + 30.0, 90.0 + 70.0)
+    (driver,) = scenario.drivers
+    assert driver.shift == (60.0, 90.0 + 400.0)  # first seen at 07:00, the latest end given
+    assert driver.start == (46.2 + 420.0 / 10_000, 6.14)
+    assert result.days[0].source["provenance"]["suggestion_ids"] == [1, 2]
