@@ -536,6 +536,20 @@ def test_a_booking_shown_twice_keeps_its_first_request_and_a_shift_without_start
             answer = client.post("/rl/suggest", json=request, headers=auth())
             assert answer.status_code == 200, answer.text
     date_rows_at_their_clock(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:  # reported with a requested time far from the day
+        connection.execute(
+            insert(outcomes).values(
+                created_at=clock(DAY_A, 1000),
+                booking_id=f"{DAY_A}-b1",
+                requested_pickup_at=clock(DAY_A + timedelta(days=5), 480),
+                picked_up_at=clock(DAY_A + timedelta(days=5), 490),
+                pickup_delay_min=10.0,
+                late=True,
+                distance_km=4.0,
+            )
+        )
+    engine.dispose()
 
     result = collect_service_days(url, DAY_A, DAY_A, day_start_hour=6.0, min_bookings=1)
 
@@ -549,4 +563,5 @@ def test_a_booking_shown_twice_keeps_its_first_request_and_a_shift_without_start
     (driver,) = scenario.drivers
     assert driver.shift == (60.0, 90.0 + 400.0)  # first seen at 07:00, the latest end given
     assert driver.start == (46.2 + 420.0 / 10_000, 6.14)
-    assert result.days[0].source["provenance"]["suggestion_ids"] == [1, 2]
+    assert result.days[0].source["provenance"] == {"suggestion_ids": [1, 2], "outcome_ids": [1]}
+    assert result.days[0].source["outcomes"][0]["booking_id"] == f"{DAY_A}-b1"

@@ -19,7 +19,10 @@ reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
   the request) to the latest ``shift_ends_in_min`` any request gave, clipped to the service
   hours; capacity from the first request.
 - **Outcomes** belong to the day of their booking; the day file keeps them, with the
-  suggestions it was built from, in its ``source`` object (see ``docs/history.md``).
+  suggestions it was built from, in its ``source`` object (see ``docs/history.md``). The
+  outcomes read are those of the bookings placed on the days, and those whose requested
+  pickup falls within the range (give or take a day), so an outcome with no matching booking
+  is reported too.
 
 A row whose request no longer validates, a ``/rl/round`` row (the service logs only a summary
 of a round's request: no fleet, no bookings), and an outcome for a booking no used suggestion
@@ -78,6 +81,8 @@ SUGGESTIONS = "rl_suggestions"
 OUTCOMES = "rl_outcomes"
 """The service's tables (:mod:`rldispatch.service.tables`, imported when collecting, so this
 module stays light for the other sources of ``collect``)."""
+OUTCOME_QUERY_CHUNK = 500
+"""Booking ids per query when reading the outcomes of the bookings placed on the days."""
 COUNT_NAMES = (
     "suggestions_read",
     "suggestions_used",
@@ -172,6 +177,9 @@ def collect_service_days(
     # ``request`` is read as text and parsed here: a row holding text that is not JSON is
     # reported, never fails the query.
     plain_columns = [c for c in suggestions.c if c.name not in ("request", "response")]
+    builder = _DayBuilder(
+        since, until, zone, timezone, day_start_hour, horizon_min, min_bookings, travel
+    )
     own_engine = isinstance(url_or_engine, str)
     engine = create_engine(url_or_engine) if own_engine else url_or_engine
     try:
@@ -183,21 +191,29 @@ def collect_service_days(
                 .where(suggestions.c.created_at >= low, suggestions.c.created_at < high)
                 .order_by(suggestions.c.id)
             ).all()
-            outcome_rows = connection.execute(
-                select(outcomes)
-                .where(outcomes.c.requested_pickup_at >= low, outcomes.c.requested_pickup_at < high)
-                .order_by(outcomes.c.id)
-            ).all()
+            for row in suggestion_rows:
+                builder.add_suggestion(row._mapping)
+            placed = builder.place_bookings()
+            outcome_rows = {
+                row.id: row
+                for row in connection.execute(
+                    select(outcomes).where(
+                        outcomes.c.requested_pickup_at >= low,
+                        outcomes.c.requested_pickup_at < high,
+                    )
+                )
+            }
+            for start in range(0, len(placed), OUTCOME_QUERY_CHUNK):
+                chunk = placed[start : start + OUTCOME_QUERY_CHUNK]
+                for row in connection.execute(
+                    select(outcomes).where(outcomes.c.booking_id.in_(chunk))
+                ):
+                    outcome_rows[row.id] = row
     finally:
         if own_engine:
             engine.dispose()
-    builder = _DayBuilder(
-        since, until, zone, timezone, day_start_hour, horizon_min, min_bookings, travel
-    )
-    for row in suggestion_rows:
-        builder.add_suggestion(row._mapping)
-    for row in outcome_rows:
-        builder.add_outcome(row._mapping)
+    for row_id in sorted(outcome_rows):
+        builder.add_outcome(outcome_rows[row_id]._mapping)
     return builder.result()
 
 
@@ -223,6 +239,7 @@ class _DayBuilder:
         self.skipped_rows: list[SkippedRow] = []
         self.booking_days: dict[str, date] | None = None
         self.outcome_rows: list[Any] = []
+        self.placed: tuple[dict[date, list[Booking]], list[RowProblem], int] | None = None
 
     def in_range(self, day: date) -> bool:
         return self.since <= day <= self.until
@@ -303,6 +320,12 @@ class _DayBuilder:
                 "model_version": row["model_version"],
             }
         )
+
+    def place_bookings(self) -> list[str]:
+        """Put each booking on its day (once every suggestion is added); the ids placed."""
+        self.placed = self._place_bookings()
+        assert self.booking_days is not None
+        return sorted(self.booking_days)
 
     def _place_bookings(self) -> tuple[dict[date, list[Booking]], list[RowProblem], int]:
         by_day: dict[date, list[Booking]] = defaultdict(list)
@@ -411,7 +434,10 @@ class _DayBuilder:
         return drivers, notes
 
     def result(self) -> CollectResult:
-        bookings_by_day, unplaced, outside = self._place_bookings()
+        if self.placed is None:
+            self.place_bookings()
+        assert self.placed is not None
+        bookings_by_day, unplaced, outside = self.placed
         self._attach_outcomes()
         collected, skipped = [], []
         for day in sorted(self.days):
