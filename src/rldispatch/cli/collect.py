@@ -41,9 +41,10 @@ EXAMPLES = f"""examples:
   rldispatch collect --service-db sqlite:///data/service.sqlite3 \\
       --since 2025-11-01 --until 2025-11-07 --min-bookings 20 --out served/
 
-The database URLs may also come from ${DB_URL_ENV} and ${SERVICE_DB_ENV} (keeps a password
-off the command line). One file per service day, named YYYY-MM-DD.json. From the history, a
-day with any malformed row is skipped whole and reported. From the service's own log, a log
+The database URLs may also come from ${DB_URL_ENV} and
+${SERVICE_DB_ENV} (keeps a password off the command line). One file per service
+day, named YYYY-MM-DD.json. From the history, a day with any malformed row is skipped whole
+and reported. From the service's own log, a log
 row that does not parse is skipped and reported by id, a day with no driver or fewer than
 --min-bookings bookings is skipped whole, and each day file records the suggestion and
 outcome rows it came from. Exit code 0 when at least one day was written, 1 when none was,
@@ -54,8 +55,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "collect",
         help=VERBS["collect"],
-        description="Rebuild the company's service days from its history database or a CSV "
-        "export, one scenario file per day.",
+        description="Rebuild the company's service days from its history database, a CSV "
+        "export, or the service's own decision log, one scenario file per day.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
