@@ -13,6 +13,7 @@ from rldispatch.cli import main
 from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.history import HistoryBooking, write_synthetic_history
 from tests.scenarios.test_history import export_csv
+from tests.scenarios.test_service_log import DAY_A, DAY_B, SMALL_DAY, build_log
 
 DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
 
@@ -124,3 +125,137 @@ def test_no_day_in_range_exits_with_code_1(history_url, tmp_path):
     )
 
     assert code == 1
+
+
+@pytest.fixture(scope="module")
+def service_log(tmp_path_factory) -> tuple[str, dict[str, int]]:
+    folder = tmp_path_factory.mktemp("service_log_cli")
+    url = f"sqlite:///{folder / 'service.sqlite3'}"
+    _, malformed = build_log(url, folder / "data")
+    return url, malformed
+
+
+def collect_service(url: str | None, out, *extra: str) -> int:
+    source = ["--service-db", url] if url else []
+    return main(
+        ["collect", *source, "--since", DAY_A.isoformat(), "--until", SMALL_DAY.isoformat()]
+        + ["--timezone", "UTC", "--out", str(out), *extra]
+    )
+
+
+def test_collect_from_the_service_log_reports_each_day_and_each_skipped_row(
+    service_log, tmp_path, capsys
+):
+    url, malformed = service_log
+    out, summary_path = tmp_path / "days", tmp_path / "summary.json"
+
+    code = collect_service(url, out, "--json", str(summary_path))
+
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{DAY_A}.json", f"{DAY_B}.json"]
+    printed = capsys.readouterr().out
+    assert f"wrote {out / f'{DAY_A}.json'}: " in printed
+    assert "suggestions 15 read, 12 used, 3 skipped; outcomes 8 read, 8 matched" in printed
+    assert f"skipped {SMALL_DAY}: 2 bookings, fewer than the 5" in printed
+    assert f"skipped row: rl_suggestions row {malformed['invalid']}: request does not" in printed
+    assert f"skipped row: rl_outcomes row {malformed['unmatched_outcome']}: booking" in printed
+    summary = json.loads(summary_path.read_text())
+    assert summary["source"] == url
+    assert summary["totals"]["suggestions_skipped"] == 3
+    assert len(summary["skipped_rows"]) == 4
+    assert summary["skipped"][0]["suggestion_ids"]
+    assert summary["days"][0]["counts"]["outcomes_matched"] == 8
+
+
+def test_collecting_the_service_log_twice_writes_the_same_bytes(service_log, tmp_path):
+    url, _ = service_log
+    assert collect_service(url, tmp_path / "first") == 0
+    assert collect_service(url, tmp_path / "second") == 0
+
+    first = sorted((tmp_path / "first").iterdir())
+    second = sorted((tmp_path / "second").iterdir())
+
+    assert [p.name for p in first] == [p.name for p in second]
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_collected_service_days_play_in_simulate_and_train(service_log, tmp_path, capsys):
+    url, _ = service_log
+    days = tmp_path / "days"
+    assert collect_service(url, days, "--min-bookings", "1") == 0  # 3 days: 2 train, 1 held out
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {"hidden": 16, "head_hidden": 16, "batch_size": 8, "learning_starts": 10}
+            | {"buffer_size": 500}
+        )
+    )
+
+    played = main(
+        ["simulate", "--scenario", str(days / f"{DAY_A}.json"), "--policy", "insertion"]
+        + ["--json", str(tmp_path / "report.json")]
+    )
+    trained = main(
+        ["train", "--agent", "pairwise", "--scenarios", str(days), "--config", str(config)]
+        + ["--days", "2", "--eval-every", "2", "--eval-days", "1", "--no-progress"]
+        + ["--out", str(tmp_path / "run"), "--json", str(tmp_path / "train.json")]
+    )
+
+    assert played == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["policies"]["insertion"]["completion_rate"]["mean"] > 0
+    assert trained == 0
+    assert json.loads((tmp_path / "train.json").read_text())["days"] == 2
+
+
+def test_the_service_database_may_come_from_its_environment_variable(
+    service_log, tmp_path, monkeypatch
+):
+    url, _ = service_log
+    monkeypatch.delenv("RLDISPATCH_HISTORY_DB", raising=False)
+    monkeypatch.setenv("RLDISPATCH_SERVICE_DB", url)
+
+    code = collect_service(None, tmp_path / "days")
+
+    assert code == 0
+    assert len(list((tmp_path / "days").glob("*.json"))) == 2
+
+
+def test_the_service_database_password_is_never_printed(tmp_path, capsys):
+    url = "postgresql+psycopg://rl:s3cret-pw@127.0.0.1:1/rldispatch"
+
+    code = collect_service(url, tmp_path / "days")
+
+    assert code == 2
+    printed = capsys.readouterr()
+    assert "s3cret-pw" not in printed.out + printed.err
+    assert "cannot read the service's log from postgresql+psycopg://rl:***@" in printed.err
+
+
+def test_service_options_without_the_service_db_exit_with_code_2(history_url, tmp_path, capsys):
+    code = collect_db(history_url, tmp_path / "days", "--min-bookings", "3")
+
+    assert code == 2
+    assert "--min-bookings goes with --service-db URL" in capsys.readouterr().err
+
+
+def test_an_unknown_timezone_exits_with_code_2(service_log, tmp_path, capsys):
+    url, _ = service_log
+
+    code = main(
+        ["collect", "--service-db", url, "--since", DAY_A.isoformat(), "--until"]
+        + [DAY_A.isoformat(), "--timezone", "Mars/Base", "--out", str(tmp_path / "days")]
+    )
+
+    assert code == 2
+    assert "timezone: unknown time zone 'Mars/Base'" in capsys.readouterr().err
+
+
+def test_service_db_and_db_together_are_refused(history_url, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["collect", "--db", history_url, "--service-db", history_url]
+            + ["--since", "2025-10-20", "--until", "2025-10-22", "--out", str(tmp_path)]
+        )
+
+    assert exit_info.value.code == 2

@@ -5,7 +5,7 @@ import pytest
 
 from rldispatch.cli import main
 from rldispatch.domain import ScenarioError, scenario_to_dict
-from rldispatch.scenarios.files import load_scenario, save_scenario
+from rldispatch.scenarios.files import load_scenario, load_scenario_source, save_scenario
 from rldispatch.scenarios.presets import make_preset
 
 
@@ -259,3 +259,23 @@ def test_a_non_string_id_is_refused(tmp_path):
     assert "drivers[0]: id must be a non-empty string" in refusal(
         write_json_text(tmp_path, json.dumps(data))
     )
+
+
+def test_a_source_object_is_kept_in_the_file_and_set_aside_when_loading(tmp_path):
+    scenario = make_preset("geneva", 3)
+    source = {"kind": "service_log", "provenance": {"suggestion_ids": [4, 7], "outcome_ids": []}}
+
+    path = save_scenario(scenario, tmp_path / "day.json", source)
+
+    assert load_scenario(path) == scenario
+    assert load_scenario_source(path) == source
+    assert load_scenario_source(save_scenario(scenario, tmp_path / "plain.json")) is None
+
+
+def test_a_source_that_is_not_an_object_is_refused(tmp_path):
+    data = scenario_to_dict(make_preset("geneva", 3)) | {"source": [1, 2]}
+    path = tmp_path / "day.json"
+    path.write_text(json.dumps(data))
+
+    with pytest.raises(ScenarioError, match="source: must be a JSON object"):
+        load_scenario(path)

@@ -21,7 +21,7 @@ VERBS = {
     "solve": "hindsight solution of a scenario (all bookings known)",
     "plot": "PNG plots: training curves, comparison chart, a day's routes",
     "serve": "start the HTTP API",
-    "collect": "export historical bookings from the database into scenario files",
+    "collect": "export historical bookings, or the service's own log, into scenario files",
     "export-onnx": "export a model for ONNX Runtime",
     "quickstart": "train the pairwise policy and compare it with the heuristics on held-out days",
 }

@@ -23,6 +23,12 @@ from rldispatch.scenarios.history import (
     masked_url,
     write_scenarios,
 )
+from rldispatch.scenarios.service_log import (
+    DEFAULT_MIN_BOOKINGS,
+    DEFAULT_TIMEZONE,
+    SERVICE_DB_ENV,
+    collect_service_days,
+)
 from rldispatch.text import plural
 
 DB_URL_ENV = "RLDISPATCH_HISTORY_DB"
@@ -30,19 +36,27 @@ EXAMPLES = f"""examples:
   rldispatch collect --db postgresql+psycopg://dispatch@db:5432/company \\
       --since 2025-09-01 --until 2025-10-31 --out days/
   rldispatch collect --csv bookings.csv --shifts-csv shifts.csv --out days/
+  rldispatch collect --service-db postgresql+psycopg://rl@db:5432/rldispatch \\
+      --since 2025-11-01 --until 2025-11-07 --timezone Europe/Zurich --out served/
+  rldispatch collect --service-db sqlite:///data/service.sqlite3 \\
+      --since 2025-11-01 --until 2025-11-07 --min-bookings 20 --out served/
 
-The database URL may also come from ${DB_URL_ENV} (keeps a password off the command line).
-One file per service day, named YYYY-MM-DD.json. A day with any malformed row is skipped
-whole and reported. Exit code 0 when at least one day was written, 1 when none was, 2 on bad
-input. Tables and CSV columns: docs/history.md."""
+The database URLs may also come from ${DB_URL_ENV} and
+${SERVICE_DB_ENV} (keeps a password off the command line). One file per service
+day, named YYYY-MM-DD.json. From the history, a day with any malformed row is skipped whole
+and reported. From the service's own log, a log
+row that does not parse is skipped and reported by id, a day with no driver or fewer than
+--min-bookings bookings is skipped whole, and each day file records the suggestion and
+outcome rows it came from. Exit code 0 when at least one day was written, 1 when none was,
+2 on bad input. Tables, CSV columns and the service log: docs/history.md."""
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "collect",
         help=VERBS["collect"],
-        description="Rebuild the company's service days from its history database or a CSV "
-        "export, one scenario file per day.",
+        description="Rebuild the company's service days from its history database, a CSV "
+        "export, or the service's own decision log, one scenario file per day.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -51,6 +65,12 @@ def register(subparsers: Any) -> None:
         "--db", metavar="URL", help=f"history database URL (default: ${DB_URL_ENV})"
     )
     source.add_argument("--csv", metavar="FILE", type=Path, help="bookings CSV export")
+    source.add_argument(
+        "--service-db",
+        metavar="URL",
+        help=f"the service's own database: its logged suggestions and outcomes "
+        f"(or ${SERVICE_DB_ENV}); read only",
+    )
     parser.add_argument(
         "--shifts-csv", metavar="FILE", type=Path, help="drivers' shifts CSV (with --csv)"
     )
@@ -84,6 +104,19 @@ def register(subparsers: Any) -> None:
         type=float,
         default=DEFAULT_TRAVEL.detour,
         help=f"road distance over straight-line distance (default: {DEFAULT_TRAVEL.detour:g})",
+    )
+    parser.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help=f"with --service-db: the service's time zone, e.g. Europe/Zurich (the log's times "
+        f"are UTC; default: {DEFAULT_TIMEZONE})",
+    )
+    parser.add_argument(
+        "--min-bookings",
+        metavar="N",
+        type=int,
+        help=f"with --service-db: a day with fewer bookings is skipped "
+        f"(default: {DEFAULT_MIN_BOOKINGS})",
     )
     parser.add_argument("--json", metavar="OUT", type=Path, help="write a JSON summary here")
     parser.set_defaults(handler=run)
@@ -129,6 +162,7 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
     if args.csv is not None:
         if args.shifts_csv is None:
             raise CliError("--csv needs --shifts-csv FILE too (the drivers' shifts)")
+        _refuse_service_options(args)
         source = f"{args.csv} with shifts {args.shifts_csv}"
         try:
             return collect_csv(args.csv, args.shifts_csv, since, until, **shape), source
@@ -136,22 +170,70 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
             raise CliError(str(error)) from None
     if args.shifts_csv is not None:
         raise CliError("--shifts-csv goes with --csv FILE")
-    url = args.db or os.environ.get(DB_URL_ENV)
-    if not url:
-        raise CliError(f"give --db URL (or set {DB_URL_ENV}), or --csv FILE --shifts-csv FILE")
+    kind, url = _database_source(args)
     if since is None or until is None:
-        raise CliError("--db needs --since DATE and --until DATE")
+        raise CliError(
+            f"{'--db' if kind == 'history' else '--service-db'} needs --since DATE and --until DATE"
+        )
     source = masked_url(url)
     try:
+        if kind == "service":
+            return collect_service_days(
+                url,
+                since,
+                until,
+                **shape,
+                timezone=args.timezone or DEFAULT_TIMEZONE,
+                min_bookings=(
+                    DEFAULT_MIN_BOOKINGS if args.min_bookings is None else args.min_bookings
+                ),
+            ), source
+        _refuse_service_options(args)
         return collect_days(url, since, until, **shape), source
     except HistoryError as error:
         raise CliError(str(error)) from None
     except SQLAlchemyError as error:
+        what = "the history" if kind == "history" else "the service's log"
         raise CliError(
-            f"cannot read the history from {source}: {_database_message(error, url)}"
+            f"cannot read {what} from {source}: {_database_message(error, url)}"
         ) from None
     except ImportError as error:
         raise CliError(f"no database driver for {source}: {error.name or error}") from None
+
+
+def _database_source(args: argparse.Namespace) -> tuple[str, str]:
+    """``("history", url)`` or ``("service", url)``: the options first, then the history's
+    environment variable, then the service's."""
+    if args.service_db:
+        return "service", args.service_db
+    if args.db:
+        return "history", args.db
+    if os.environ.get(DB_URL_ENV):
+        return "history", os.environ[DB_URL_ENV]
+    if os.environ.get(SERVICE_DB_ENV):
+        return "service", os.environ[SERVICE_DB_ENV]
+    raise CliError(
+        f"give --db URL (or set {DB_URL_ENV}), --csv FILE --shifts-csv FILE, or "
+        f"--service-db URL (or set {SERVICE_DB_ENV})"
+    )
+
+
+def _refuse_service_options(args: argparse.Namespace) -> None:
+    for option, value in (("--timezone", args.timezone), ("--min-bookings", args.min_bookings)):
+        if value is not None:
+            raise CliError(f"{option} goes with --service-db URL")
+
+
+def _counts_text(counts: dict[str, int] | None) -> str:
+    """``; suggestions 12 read, 11 used, 1 skipped; outcomes ...`` (empty without counts)."""
+
+    if counts is None:
+        return ""
+    return (
+        f"; suggestions {counts['suggestions_read']} read, {counts['suggestions_used']} used, "
+        f"{counts['suggestions_skipped']} skipped; outcomes {counts['outcomes_read']} read, "
+        f"{counts['outcomes_matched']} matched, {counts['outcomes_skipped']} skipped"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,14 +243,18 @@ def run(args: argparse.Namespace) -> int:
         notes = f" ({'; '.join(collected.notes)})" if collected.notes else ""
         print(
             f"wrote {path}: {len(collected.scenario.bookings)} bookings, "
-            f"{len(collected.scenario.drivers)} drivers{notes}"
+            f"{len(collected.scenario.drivers)} drivers{notes}{_counts_text(collected.counts)}"
         )
     for skipped in result.skipped:
         earlier = args.out / f"{skipped.day.isoformat()}.json"
         kept = f" (the earlier {earlier} is left as it was)" if earlier.exists() else ""
-        print(f"skipped {skipped.day}: {skipped.reason}{kept}")
+        print(f"skipped {skipped.day}: {skipped.reason}{kept}{_counts_text(skipped.counts)}")
     for problem in result.unplaced:
         print(f"not on any day: {problem}")
+    for row in result.skipped_rows:
+        print(f"skipped row: {row}")
+    if result.totals is not None:
+        print(f"in all{_counts_text(result.totals)}")
     print(f"{plural(len(paths), 'day')} written to {args.out}, {len(result.skipped)} skipped")
     if args.json is not None:
         summary = {

@@ -14,6 +14,10 @@ MAX_SCENARIO_BYTES = 64 * 1024 * 1024
 takes about 2 MB)."""
 MAX_JSON_DEPTH = 6
 """Deepest nesting of lists and objects in the scenario format is 4 (a booking's pickup)."""
+SOURCE_KEY = "source"
+"""Optional top-level object of a scenario file: where the day came from (a collected day's
+provenance and recorded outcomes). It is not part of the scenario: loading sets it aside
+(:func:`load_scenario_source` reads it)."""
 
 
 def read_limited_bytes(path: Path, limit: int | None = None, what: str = "file") -> bytes:
@@ -87,15 +91,34 @@ def load_scenario(path: str | Path) -> Scenario:
 
         return read_cordeau(path).to_scenario()
     data = parse_json_text(read_limited_bytes(path, what="scenario file"), str(path))
+    if isinstance(data, dict) and SOURCE_KEY in data:
+        if not isinstance(data[SOURCE_KEY], dict):
+            raise ScenarioError(f"{path}: {SOURCE_KEY}: must be a JSON object")
+        data = {key: value for key, value in data.items() if key != SOURCE_KEY}
     try:
         return scenario_from_dict(data)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
 
 
-def save_scenario(scenario: Scenario, path: str | Path) -> Path:
-    """Write a scenario as JSON, atomically."""
-    return atomic_write_json(path, scenario_to_dict(scenario))
+def load_scenario_source(path: str | Path) -> dict[str, Any] | None:
+    """The ``source`` object of a scenario JSON file (None when it has none)."""
+    path = Path(path)
+    data = parse_json_text(read_limited_bytes(path, what="scenario file"), str(path))
+    source = data.get(SOURCE_KEY) if isinstance(data, dict) else None
+    if source is not None and not isinstance(source, dict):
+        raise ScenarioError(f"{path}: {SOURCE_KEY}: must be a JSON object")
+    return source
+
+
+def save_scenario(
+    scenario: Scenario, path: str | Path, source: dict[str, Any] | None = None
+) -> Path:
+    """Write a scenario as JSON, atomically, with its ``source`` object when given."""
+    data = scenario_to_dict(scenario)
+    if source is not None:
+        data[SOURCE_KEY] = source
+    return atomic_write_json(path, data)
 
 
 def scenario_paths(folder: str | Path) -> list[Path]:

@@ -42,6 +42,7 @@ from rldispatch.scenarios.history.results import (
     CollectResult,
     RowProblem,
     SkippedDay,
+    SkippedRow,
     write_scenarios,
 )
 from rldispatch.scenarios.history.schema import (
@@ -74,6 +75,7 @@ __all__ = [
     "HistoryShift",
     "RowProblem",
     "SkippedDay",
+    "SkippedRow",
     "collect_csv",
     "collect_days",
     "create_schema",

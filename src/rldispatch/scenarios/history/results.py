@@ -34,31 +34,70 @@ class RowProblem:
 
 @dataclass(frozen=True)
 class CollectedDay:
+    """A day and its scenario; ``source`` (provenance, recorded outcomes) is written in the
+    file's ``source`` object and ``counts`` (rows read, used, skipped) in the summary."""
+
     day: date
     scenario: Scenario
     notes: tuple[str, ...] = ()
+    source: dict[str, Any] | None = None
+    counts: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        summary = {
             "day": self.day.isoformat(),
             "name": self.scenario.name,
             "bookings": len(self.scenario.bookings),
             "drivers": len(self.scenario.drivers),
             "notes": list(self.notes),
         }
+        if self.counts is not None:
+            summary["counts"] = dict(self.counts)
+        return summary
 
 
 @dataclass(frozen=True)
 class SkippedDay:
+    """A day not written, why, and (from the service log) the rows it would have used."""
+
     day: date
     reason: str
     problems: tuple[RowProblem, ...] = ()
+    suggestion_ids: tuple[int, ...] = ()
+    outcome_ids: tuple[int, ...] = ()
+    counts: dict[str, int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "day": self.day.isoformat(),
             "reason": self.reason,
             "problems": [problem.as_dict() for problem in self.problems],
+        }
+        if self.counts is not None:
+            summary["counts"] = dict(self.counts)
+            summary["suggestion_ids"] = list(self.suggestion_ids)
+            summary["outcome_ids"] = list(self.outcome_ids)
+        return summary
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A log row left out: its table, id, service day (when known) and why."""
+
+    table: str
+    row_id: int
+    reason: str
+    day: date | None = None
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.row_id}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "id": self.row_id,
+            "day": self.day.isoformat() if self.day else None,
+            "reason": self.reason,
         }
 
 
@@ -69,23 +108,31 @@ class CollectResult:
     days: tuple[CollectedDay, ...]
     skipped: tuple[SkippedDay, ...]
     unplaced: tuple[RowProblem, ...] = ()
+    skipped_rows: tuple[SkippedRow, ...] = ()
+    totals: dict[str, int] | None = None
 
     @property
     def scenarios(self) -> list[Scenario]:
         return [collected.scenario for collected in self.days]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "days": [collected.as_dict() for collected in self.days],
             "skipped": [skipped.as_dict() for skipped in self.skipped],
             "unplaced": [problem.as_dict() for problem in self.unplaced],
         }
+        if self.totals is not None:
+            summary["totals"] = dict(self.totals)
+            summary["skipped_rows"] = [row.as_dict() for row in self.skipped_rows]
+        return summary
 
 
 def write_scenarios(result: CollectResult, out_dir: str | Path) -> list[Path]:
     """Write one scenario file per collected day, ``YYYY-MM-DD.json``, atomically."""
     out_dir = Path(out_dir)
     return [
-        save_scenario(collected.scenario, out_dir / f"{collected.day.isoformat()}.json")
+        save_scenario(
+            collected.scenario, out_dir / f"{collected.day.isoformat()}.json", collected.source
+        )
         for collected in result.days
     ]

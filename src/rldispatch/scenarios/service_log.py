@@ -1,0 +1,516 @@
+"""The service's own days: its decision log turned into scenarios, one per service day.
+
+The service logs every ``/rl/suggest`` request as received in ``rl_suggestions.request`` and
+every reported outcome in ``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only
+reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
+
+- **The clock of a row** is its request's ``minute_of_day`` on the local date of its
+  ``created_at`` (in ``timezone``), or, when the request left the clock to the server, the
+  local time of ``created_at``. A row belongs to the **service day** of its clock: the day
+  starts at ``day_start_hour`` and lasts ``horizon_min`` minutes (as for the history).
+- **Bookings** are every booking a request showed (the booking asked about, the open
+  bookings, and the pickups in drivers' plans), each once: its fields come from the first
+  request that showed it (earliest clock, then lowest row id), its release is that request's
+  clock (0 when it was before the day started), and it belongs to the service day of its
+  requested pickup time. A booking whose requested pickup falls outside its day's service
+  hours is left out and reported.
+- **Drivers** of a day are the drivers in that day's requests: start position where the first
+  request showed it, shift from the earliest ``shift_starts_in_min`` (default: the clock of
+  the request) to the latest ``shift_ends_in_min`` any request gave, clipped to the service
+  hours; capacity from the first request.
+- **Outcomes** belong to the day of their booking; the day file keeps them, with the
+  suggestions it was built from, in its ``source`` object (see ``docs/history.md``). The
+  outcomes read are those of the bookings placed on the days, and those whose requested
+  pickup falls within the range (give or take a day), so an outcome with no matching booking
+  is reported too.
+
+A row whose request no longer validates, a ``/rl/round`` row (the service logs only a summary
+of a round's request: no fleet, no bookings), and an outcome for a booking no used suggestion
+showed are skipped and reported with their ids, never fatal. A day with no driver or fewer
+than ``min_bookings`` bookings is skipped whole and reported with the rows it held. Every row
+in the range ends in exactly one written day's ``provenance`` or in the skipped report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, Text, cast, create_engine, inspect, select
+
+from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
+from rldispatch.scenarios.history.day_building import (
+    MINUTE,
+    check_date_range,
+    check_day_shape,
+    service_day_start,
+    travel_for,
+)
+from rldispatch.scenarios.history.results import (
+    CollectedDay,
+    CollectResult,
+    RowProblem,
+    SkippedDay,
+    SkippedRow,
+)
+from rldispatch.scenarios.history.schema import HistoryError
+from rldispatch.scenarios.service_requests import (
+    BookingSeen,
+    DriverSeen,
+    first_validation_error,
+    observations,
+    request_data,
+    round_minute,
+)
+from rldispatch.text import plural
+
+if TYPE_CHECKING:
+    pass
+
+SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
+DEFAULT_MIN_BOOKINGS = 5
+"""A service day with fewer bookings than this is too little to learn from: skipped."""
+DEFAULT_TIMEZONE = "UTC"
+MINUTE_DECIMALS = 6
+"""Minutes in a day file are rounded to this many decimals (a microsecond is 1.7e-8 min)."""
+SUGGESTIONS = "rl_suggestions"
+OUTCOMES = "rl_outcomes"
+"""The service's tables (:mod:`rldispatch.service.tables`, imported when collecting, so this
+module stays light for the other sources of ``collect``)."""
+OUTCOME_QUERY_CHUNK = 500
+"""Booking ids per query when reading the outcomes of the bookings placed on the days."""
+COUNT_NAMES = (
+    "suggestions_read",
+    "suggestions_used",
+    "suggestions_skipped",
+    "outcomes_read",
+    "outcomes_matched",
+    "outcomes_skipped",
+)
+
+
+class ServiceLogError(HistoryError):
+    """The service's log cannot be read (no such table, a bad option)."""
+
+
+def zone_named(name: str) -> tzinfo:
+    """The IANA time zone ``name`` (``Europe/Zurich``), refused with a clear message."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ServiceLogError(f"timezone: unknown time zone {name!r}") from None
+
+
+def _local(moment: datetime, zone: tzinfo) -> datetime:
+    """``moment`` as a local wall-clock time in ``zone`` (a naive time is taken as UTC: the
+    service writes UTC, and SQLite gives it back without its zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _service_day(clock: datetime, day_start_hour: float) -> date:
+    return (clock - timedelta(hours=day_start_hour)).date()
+
+
+def _minutes(value: float) -> float:
+    return round(float(value), MINUTE_DECIMALS) + 0.0
+
+
+@dataclass
+class _Day:
+    """What the rows of one service day gave."""
+
+    suggestion_ids: list[int] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    drivers: list[DriverSeen] = field(default_factory=list)
+    outcome_rows: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
+
+
+def _check_tables(engine: Engine) -> None:
+    present = set(inspect(engine).get_table_names())
+    for table in (SUGGESTIONS, OUTCOMES):
+        if table not in present:
+            raise ServiceLogError(
+                f"{table}: no such table; is this the service's database (the service creates "
+                "its tables when it starts)?"
+            )
+
+
+def _bounds(since: date, until: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """UTC times around the range, a day wider each side (the service day's start hour and a
+    request's own clock may move a row to the day before or after its local date)."""
+    low = datetime.combine(since - timedelta(days=1), time()).replace(tzinfo=zone)
+    high = datetime.combine(until + timedelta(days=2), time()).replace(tzinfo=zone)
+    return low.astimezone(UTC), high.astimezone(UTC)
+
+
+def collect_service_days(
+    url_or_engine: str | Engine,
+    since: date,
+    until: date,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    day_start_hour: float = 6.0,
+    horizon_min: float = 840.0,
+    min_bookings: int = DEFAULT_MIN_BOOKINGS,
+    travel: TravelConfig | None = None,
+) -> CollectResult:
+    """Rebuild the service days from ``since`` to ``until`` (inclusive) out of the service's
+    decision log (see the module docstring). Reads only; never writes to the database.
+
+    :raises ServiceLogError: a bad option or a database without the service's tables.
+    :raises SQLAlchemyError: the database does not answer.
+    """
+    check_date_range(since, until)
+    check_day_shape(day_start_hour, horizon_min)
+    if min_bookings < 1:
+        raise ServiceLogError(f"min_bookings: must be at least 1, got {min_bookings}")
+    zone = zone_named(timezone)
+    from rldispatch.service.tables import outcomes, suggestions
+
+    # ``request`` is read as text and parsed here: a row holding text that is not JSON is
+    # reported, never fails the query.
+    plain_columns = [c for c in suggestions.c if c.name not in ("request", "response")]
+    builder = _DayBuilder(
+        since, until, zone, timezone, day_start_hour, horizon_min, min_bookings, travel
+    )
+    own_engine = isinstance(url_or_engine, str)
+    engine = create_engine(url_or_engine) if own_engine else url_or_engine
+    try:
+        _check_tables(engine)
+        low, high = _bounds(since, until, zone)
+        with engine.connect() as connection:
+            suggestion_rows = connection.execute(
+                select(*plain_columns, cast(suggestions.c.request, Text).label("request"))
+                .where(suggestions.c.created_at >= low, suggestions.c.created_at < high)
+                .order_by(suggestions.c.id)
+            ).all()
+            for row in suggestion_rows:
+                builder.add_suggestion(row._mapping)
+            placed = builder.place_bookings()
+            outcome_rows = {
+                row.id: row
+                for row in connection.execute(
+                    select(outcomes).where(
+                        outcomes.c.requested_pickup_at >= low,
+                        outcomes.c.requested_pickup_at < high,
+                    )
+                )
+            }
+            for start in range(0, len(placed), OUTCOME_QUERY_CHUNK):
+                chunk = placed[start : start + OUTCOME_QUERY_CHUNK]
+                for row in connection.execute(
+                    select(outcomes).where(outcomes.c.booking_id.in_(chunk))
+                ):
+                    outcome_rows[row.id] = row
+    finally:
+        if own_engine:
+            engine.dispose()
+    for row_id in sorted(outcome_rows):
+        builder.add_outcome(outcome_rows[row_id]._mapping)
+    return builder.result()
+
+
+class _DayBuilder:
+    def __init__(
+        self,
+        since: date,
+        until: date,
+        zone: tzinfo,
+        timezone: str,
+        day_start_hour: float,
+        horizon_min: float,
+        min_bookings: int,
+        travel: TravelConfig | None,
+    ) -> None:
+        self.since, self.until = since, until
+        self.zone, self.timezone = zone, timezone
+        self.day_start_hour, self.horizon_min = day_start_hour, horizon_min
+        self.min_bookings = min_bookings
+        self.travel = travel_for(travel, day_start_hour)
+        self.days: dict[date, _Day] = defaultdict(_Day)
+        self.first_seen: dict[str, BookingSeen] = {}
+        self.skipped_rows: list[SkippedRow] = []
+        self.booking_days: dict[str, date] | None = None
+        self.outcome_rows: list[Any] = []
+        self.placed: tuple[dict[date, list[Booking]], list[RowProblem], int] | None = None
+
+    def in_range(self, day: date) -> bool:
+        return self.since <= day <= self.until
+
+    def _skip(self, table: str, row_id: int, reason: str, day: date) -> None:
+        self.skipped_rows.append(SkippedRow(table, row_id, reason, day))
+        counts = self.days[day].counts
+        prefix = "suggestions" if table == SUGGESTIONS else "outcomes"
+        counts[f"{prefix}_read"] += 1
+        counts[f"{prefix}_skipped"] += 1
+
+    def add_suggestion(self, row: Any) -> None:
+        row_id = int(row["id"])
+        created = _local(row["created_at"], self.zone)
+        try:
+            request = request_data(row["request"])
+        except (ValueError, TypeError) as error:
+            day = _service_day(created, self.day_start_hour)
+            if self.in_range(day):
+                self._skip(SUGGESTIONS, row_id, f"request: not JSON ({error})", day)
+            return
+        round_clock = round_minute(request)
+        if round_clock is not None:
+            clock = created
+            if round_clock >= 0:
+                clock = datetime.combine(created.date(), time()) + round_clock * MINUTE
+            day = _service_day(clock, self.day_start_hour)
+            if self.in_range(day):
+                reason = (
+                    "a /rl/round decision: the service logs only a summary of a round's "
+                    "request (no fleet, no bookings)"
+                )
+                self._skip(SUGGESTIONS, row_id, reason, day)
+            return
+        from rldispatch.service.fleet_schemas import SuggestRequest
+
+        try:
+            body = SuggestRequest.model_validate(request)
+        except ValidationError as error:
+            day = _service_day(created, self.day_start_hour)
+            if self.in_range(day):
+                reason = f"request does not validate: {first_validation_error(error)}"
+                self._skip(SUGGESTIONS, row_id, reason, day)
+            return
+        clock = created
+        if body.minute_of_day is not None:
+            clock = datetime.combine(created.date(), time()) + body.minute_of_day * MINUTE
+        day = _service_day(clock, self.day_start_hour)
+        if not self.in_range(day):
+            return
+        if row["booking_id"] != body.booking.id:
+            reason = (
+                f"booking_id: the row's {row['booking_id']!r} is not the request's booking "
+                f"{body.booking.id!r}"
+            )
+            self._skip(SUGGESTIONS, row_id, reason, day)
+            return
+        bookings, drivers = observations(body, clock, row_id)
+        for seen in bookings:
+            known = self.first_seen.get(seen.booking_id)
+            if known is None or (seen.clock, seen.row_id) < (known.clock, known.row_id):
+                self.first_seen[seen.booking_id] = seen
+        target = self.days[day]
+        target.drivers.extend(drivers)
+        target.suggestion_ids.append(row_id)
+        target.counts["suggestions_read"] += 1
+        target.counts["suggestions_used"] += 1
+        day_start = service_day_start(day, self.day_start_hour)
+        target.decisions.append(
+            {
+                "suggestion_id": row_id,
+                "at_min": _minutes((clock - day_start) / MINUTE),
+                "booking_id": body.booking.id,
+                "driver_id": row["driver_id"],
+                "source": row["source"],
+                "reason": row["reason"],
+                "arm": row["arm"],
+                "model_version": row["model_version"],
+            }
+        )
+
+    def place_bookings(self) -> list[str]:
+        """Put each booking on its day (once every suggestion is added); the ids placed."""
+        self.placed = self._place_bookings()
+        assert self.booking_days is not None
+        return sorted(self.booking_days)
+
+    def _place_bookings(self) -> tuple[dict[date, list[Booking]], list[RowProblem], int]:
+        by_day: dict[date, list[Booking]] = defaultdict(list)
+        unplaced: list[RowProblem] = []
+        outside = 0
+        self.booking_days = {}
+        for booking_id in sorted(self.first_seen):
+            seen = self.first_seen[booking_id]
+            day = _service_day(seen.requested, self.day_start_hour)
+            if not self.in_range(day):
+                outside += 1
+                continue
+            start = service_day_start(day, self.day_start_hour)
+            requested = _minutes((seen.requested - start) / MINUTE)
+            record = f"booking {booking_id!r} ({SUGGESTIONS} row {seen.row_id})"
+            if not 0.0 <= requested <= self.horizon_min:
+                hours = f"{start:%H:%M} plus {self.horizon_min:g} min"
+                unplaced.append(
+                    RowProblem(
+                        record,
+                        "requested_in_min",
+                        f"pickup requested at {seen.requested:%Y-%m-%d %H:%M}, outside the "
+                        f"service hours ({hours})",
+                        day,
+                    )
+                )
+                continue
+            by_day[day].append(
+                Booking(
+                    id=booking_id,
+                    release_min=max(_minutes((seen.clock - start) / MINUTE), 0.0),
+                    pickup=seen.pickup,
+                    dropoff=seen.dropoff,
+                    requested_min=requested,
+                    window=(
+                        max(_minutes((seen.window_opens - start) / MINUTE), 0.0),
+                        _minutes((seen.window_closes - start) / MINUTE),
+                    ),
+                    service_min=seen.service_min,
+                    priority=seen.priority,
+                    load=seen.load,
+                )
+            )
+            self.booking_days[booking_id] = day
+            self.days[day]  # the day exists, with or without rows of its own
+        return by_day, unplaced, outside
+
+    def add_outcome(self, row: Any) -> None:
+        """Outcomes are matched once every suggestion has placed its bookings."""
+        self.outcome_rows.append(row)
+
+    def _attach_outcomes(self) -> None:
+        assert self.booking_days is not None
+        for row in self.outcome_rows:
+            row_id = int(row["id"])
+            requested = _local(row["requested_pickup_at"], self.zone)
+            day = self.booking_days.get(row["booking_id"])
+            if day is None:
+                day = _service_day(requested, self.day_start_hour)
+                if self.in_range(day):
+                    reason = (
+                        f"booking {row['booking_id']!r}: no used suggestion in the range showed it"
+                    )
+                    self._skip(OUTCOMES, row_id, reason, day)
+                continue
+            start = service_day_start(day, self.day_start_hour)
+            picked_up = _local(row["picked_up_at"], self.zone)
+            target = self.days[day]
+            target.counts["outcomes_read"] += 1
+            target.counts["outcomes_matched"] += 1
+            target.outcome_rows.append(
+                {
+                    "outcome_id": row_id,
+                    "booking_id": row["booking_id"],
+                    "driver_id": row["driver_id"],
+                    "requested_min": _minutes((requested - start) / MINUTE),
+                    "picked_up_min": _minutes((picked_up - start) / MINUTE),
+                    "pickup_delay_min": _minutes(row["pickup_delay_min"]),
+                    "late": bool(row["late"]),
+                    "distance_km": float(row["distance_km"]),
+                    "arm": row["arm"],
+                    "source": row["source"],
+                    "suggested_driver_id": row["suggested_driver_id"],
+                    "model_version": row["model_version"],
+                }
+            )
+
+    def _drivers(self, day: date, seen: list[DriverSeen]) -> tuple[list[Driver], list[str]]:
+        start = service_day_start(day, self.day_start_hour)
+        by_driver: dict[str, list[DriverSeen]] = defaultdict(list)
+        for item in seen:
+            by_driver[item.driver_id].append(item)
+        drivers, notes = [], []
+        for driver_id in sorted(by_driver):
+            items = sorted(by_driver[driver_id], key=lambda s: (s.clock, s.row_id))
+            first = items[0]
+            shift_start = _minutes((min(s.shift_starts for s in items) - start) / MINUTE)
+            shift_end = _minutes((max(s.shift_ends for s in items) - start) / MINUTE)
+            shift = (max(shift_start, 0.0), min(shift_end, self.horizon_min))
+            if shift[1] <= shift[0]:
+                notes.append(f"driver {driver_id!r}: shift outside the service hours, left out")
+                continue
+            drivers.append(
+                Driver(id=driver_id, start=first.position, shift=shift, capacity=first.capacity)
+            )
+        return drivers, notes
+
+    def result(self) -> CollectResult:
+        if self.placed is None:
+            self.place_bookings()
+        assert self.placed is not None
+        bookings_by_day, unplaced, outside = self.placed
+        self._attach_outcomes()
+        collected, skipped = [], []
+        for day in sorted(self.days):
+            state = self.days[day]
+            state.suggestion_ids.sort()
+            outcome_rows = sorted(state.outcome_rows, key=lambda o: o["outcome_id"])
+            outcome_ids = [o["outcome_id"] for o in outcome_rows]
+            day_bookings = sorted(bookings_by_day[day], key=lambda b: (b.requested_min, b.id))
+            drivers, notes = self._drivers(day, state.drivers)
+            left_out = [p for p in unplaced if p.day == day]
+            if left_out:
+                notes.append(
+                    f"{plural(len(left_out), 'booking')} requested outside the service hours, "
+                    "left out"
+                )
+            reason = None
+            if not drivers:
+                reason = "no driver on shift during the service hours"
+            elif len(day_bookings) < self.min_bookings:
+                reason = (
+                    f"{plural(len(day_bookings), 'booking')}, fewer than the "
+                    f"{self.min_bookings} a day needs (--min-bookings)"
+                )
+            scenario = None
+            if reason is None:
+                try:
+                    scenario = Scenario(
+                        name=f"service-{day.isoformat()}",
+                        coords="latlon",
+                        horizon_min=float(self.horizon_min),
+                        drivers=tuple(drivers),
+                        bookings=tuple(day_bookings),
+                        travel=self.travel,
+                    )
+                except ScenarioError as error:
+                    reason = f"not a valid scenario: {error}"
+            if scenario is None:
+                skipped.append(
+                    SkippedDay(
+                        day,
+                        str(reason),
+                        tuple(left_out),
+                        suggestion_ids=tuple(state.suggestion_ids),
+                        outcome_ids=tuple(outcome_ids),
+                        counts=dict(state.counts),
+                    )
+                )
+                continue
+            source = {
+                "kind": "service_log",
+                "day": day.isoformat(),
+                "timezone": self.timezone,
+                "day_start_hour": self.day_start_hour,
+                "provenance": {
+                    "suggestion_ids": list(state.suggestion_ids),
+                    "outcome_ids": outcome_ids,
+                },
+                "decisions": sorted(state.decisions, key=lambda d: d["suggestion_id"]),
+                "outcomes": outcome_rows,
+            }
+            collected.append(
+                CollectedDay(day, scenario, tuple(notes), source=source, counts=dict(state.counts))
+            )
+        totals = dict.fromkeys(COUNT_NAMES, 0)
+        for state in self.days.values():
+            for name in COUNT_NAMES:
+                totals[name] += state.counts[name]
+        totals["bookings_outside_range"] = outside
+        rows = sorted(self.skipped_rows, key=lambda r: (r.table != SUGGESTIONS, r.row_id))
+        return CollectResult(
+            tuple(collected),
+            tuple(skipped),
+            tuple(p for p in unplaced if not any(p in s.problems for s in skipped)),
+            skipped_rows=tuple(rows),
+            totals=totals,
+        )

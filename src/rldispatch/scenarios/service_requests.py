@@ -1,0 +1,132 @@
+"""What one logged ``/rl/suggest`` request showed: its bookings and drivers, their times as
+local wall-clock times (see :mod:`rldispatch.scenarios.service_log`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from rldispatch.scenarios.history.day_building import MINUTE
+
+if TYPE_CHECKING:
+    from rldispatch.service.fleet_schemas import SuggestRequest
+
+
+@dataclass(frozen=True)
+class BookingSeen:
+    """A booking as one request showed it, its times as local wall-clock times."""
+
+    booking_id: str
+    clock: datetime
+    row_id: int
+    pickup: tuple[float, float]
+    dropoff: tuple[float, float]
+    requested: datetime
+    window_opens: datetime
+    window_closes: datetime
+    service_min: float
+    priority: int
+    load: int
+
+
+@dataclass(frozen=True)
+class DriverSeen:
+    driver_id: str
+    clock: datetime
+    row_id: int
+    position: tuple[float, float]
+    shift_starts: datetime
+    shift_ends: datetime
+    capacity: int
+
+
+def first_validation_error(error: ValidationError) -> str:
+    """The first field that fails and why (``drivers.0.shift_ends_in_min: ...``)."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "request"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
+def request_data(value: Any) -> Any:
+    """A logged request as data; JSON text is parsed (``ValueError`` when it is not JSON)."""
+    if isinstance(value, (str, bytes)):
+        return json.loads(value)
+    return value
+
+
+def round_minute(request: Any) -> float | None:
+    """The clock (minute of day) of a ``/rl/round`` row's summary; -1 for a round row without
+    a usable clock; None when the row is not a round's."""
+    if not isinstance(request, dict) or "round" not in request or "booking" in request:
+        return None
+    summary = request["round"]
+    minute = summary.get("minute_of_day") if isinstance(summary, dict) else None
+    if isinstance(minute, (int, float)) and math.isfinite(minute) and 0 <= minute < 1440:
+        return float(minute)
+    return -1.0
+
+
+def observations(
+    body: SuggestRequest, clock: datetime, row_id: int
+) -> tuple[list[BookingSeen], list[DriverSeen]]:
+    """The bookings (asked about, open, planned) and drivers of one request made at
+    ``clock``."""
+
+    def at(minutes: float) -> datetime:
+        return clock + minutes * MINUTE
+
+    bookings = [
+        BookingSeen(
+            booking_id=b.id,
+            clock=clock,
+            row_id=row_id,
+            pickup=b.pickup.pair(),
+            dropoff=b.dropoff.pair(),
+            requested=at(b.requested_in_min),
+            window_opens=at(b.window_opens_in_min),
+            window_closes=at(b.window_closes_in_min),
+            service_min=b.service_min,
+            priority=b.priority,
+            load=b.load,
+        )
+        for b in (body.booking, *body.open_bookings)
+    ]
+    drivers = []
+    for driver in body.drivers:
+        for index, stop in enumerate(driver.plan):
+            if stop.kind != "pickup":
+                continue
+            dropoff = driver.plan[index + 1]
+            bookings.append(
+                BookingSeen(
+                    booking_id=stop.booking_id,
+                    clock=clock,
+                    row_id=row_id,
+                    pickup=stop.location.pair(),
+                    dropoff=dropoff.location.pair(),
+                    requested=at(stop.requested_in_min or 0.0),
+                    window_opens=at(stop.window_opens_in_min or 0.0),
+                    window_closes=at(stop.window_closes_in_min or 0.0),
+                    service_min=stop.service_min,
+                    priority=stop.priority,
+                    load=stop.load,
+                )
+            )
+        starts = 0.0 if driver.shift_starts_in_min is None else driver.shift_starts_in_min
+        drivers.append(
+            DriverSeen(
+                driver_id=driver.id,
+                clock=clock,
+                row_id=row_id,
+                position=driver.position.pair(),
+                shift_starts=at(starts),
+                shift_ends=at(driver.shift_ends_in_min),
+                capacity=driver.capacity,
+            )
+        )
+    return bookings, drivers
