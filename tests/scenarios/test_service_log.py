@@ -565,3 +565,47 @@ def test_a_booking_shown_twice_keeps_its_first_request_and_a_shift_without_start
     assert driver.start == (46.2 + 420.0 / 10_000, 6.14)
     assert result.days[0].source["provenance"] == {"suggestion_ids": [1, 2], "outcome_ids": [1]}
     assert result.days[0].source["outcomes"][0]["booking_id"] == f"{DAY_A}-b1"
+
+
+def test_a_day_served_in_rounds_is_rebuilt_from_the_states_the_rounds_logged(
+    tmp_path: Path,
+) -> None:
+    """Rounds sent with their ``service_date`` (a day replayed today) land on that day, and
+    the rounds' logged states give its bookings: each assigned booking once, as served."""
+    from rldispatch.service.replay import replay_day
+
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    scenario = small_day(21, DAY_A, bookings=16, drivers=3)
+    config = replace(EnvConfig(), max_drivers=len(scenario.drivers))
+    with service_app(url, tmp_path / "data") as client:
+
+        def post_round(body: dict) -> dict:
+            answer = client.post(
+                "/rl/round", json={**body, "service_date": DAY_A.isoformat()}, headers=auth()
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()
+
+        replayed = replay_day(
+            post_round, make_baseline("insertion"), scenario, config, DAY_START_MIN
+        )
+    assert replayed.differing == 0
+    suggestion_ids, _ = all_row_ids(url)
+    result = collect_service_days(
+        url, DAY_A, DAY_A, timezone="UTC", day_start_hour=DAY_START_HOUR, min_bookings=1
+    )
+    assert [d.day for d in result.days] == [DAY_A]
+    assert result.skipped_rows == ()
+    collected = result.days[0]
+    assert sorted(collected.source["provenance"]["suggestion_ids"]) == suggestion_ids
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assigned = set(connection.execute(select(suggestions.c.booking_id)).scalars())
+    engine.dispose()
+    rebuilt = {b.id: b for b in collected.scenario.bookings}
+    assert len(rebuilt) == len(collected.scenario.bookings)
+    assert assigned <= set(rebuilt)
+    original = {b.id: b for b in scenario.bookings}
+    for booking_id, booking in rebuilt.items():
+        assert booking.requested_min == pytest.approx(original[booking_id].requested_min)
+        assert booking.pickup == pytest.approx(original[booking_id].pickup)

@@ -1,13 +1,15 @@
 """The service's own days: its decision log turned into scenarios, one per service day.
 
-The service logs every ``/rl/suggest`` request as received in ``rl_suggestions.request`` and
+The service logs every ``/rl/suggest`` request as received in ``rl_suggestions.request`` (and
+with each ``/rl/round`` assignment the round's whole state, under ``state``) and
 every reported outcome in ``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only
 reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
 
-- **The clock of a row** is its request's ``minute_of_day`` on the local date of its
-  ``created_at`` (in ``timezone``), or, when the request left the clock to the server, the
-  local time of ``created_at``. A row belongs to the **service day** of its clock: the day
-  starts at ``day_start_hour`` and lasts ``horizon_min`` minutes (as for the history).
+- **The clock of a row** is its request's ``minute_of_day`` on its ``service_date``, or on
+  the local date of its ``created_at`` (in ``timezone``) when it gave no date; when the
+  request left the clock to the server, the local time of ``created_at``. A row belongs to
+  the **service day** of its clock: the day starts at ``day_start_hour`` and lasts
+  ``horizon_min`` minutes (as for the history).
 - **Bookings** are every booking a request showed (the booking asked about, the open
   bookings, and the pickups in drivers' plans), each once: its fields come from the first
   request that showed it (earliest clock, then lowest row id), its release is that request's
@@ -24,8 +26,9 @@ reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
   pickup falls within the range (give or take a day), so an outcome with no matching booking
   is reported too.
 
-A row whose request no longer validates, a ``/rl/round`` row (the service logs only a summary
-of a round's request: no fleet, no bookings), and an outcome for a booking no used suggestion
+A row whose request no longer validates, a ``/rl/round`` row logged with a summary only (by
+a service older than the round's logged state: no fleet, no bookings), a row whose booking
+is not its request's, and an outcome for a booking no used suggestion
 showed are skipped and reported with their ids, never fatal. A day with no driver or fewer
 than ``min_bookings`` bookings is skipped whole and reported with the rows it held. Every row
 in the range ends in exactly one written day's ``provenance`` or in the skipped report.
@@ -61,8 +64,10 @@ from rldispatch.scenarios.history.schema import HistoryError
 from rldispatch.scenarios.service_requests import (
     BookingSeen,
     DriverSeen,
+    asked_booking_ids,
     first_validation_error,
     observations,
+    request_clock,
     request_data,
     round_minute,
 )
@@ -186,9 +191,11 @@ def collect_service_days(
         _check_tables(engine)
         low, high = _bounds(since, until, zone)
         with engine.connect() as connection:
+            # No upper bound on when a row was logged: a request may name an earlier
+            # ``service_date`` (a day replayed or sent late); such rows find their day here.
             suggestion_rows = connection.execute(
                 select(*plain_columns, cast(suggestions.c.request, Text).label("request"))
-                .where(suggestions.c.created_at >= low, suggestions.c.created_at < high)
+                .where(suggestions.c.created_at >= low)
                 .order_by(suggestions.c.id)
             ).all()
             for row in suggestion_rows:
@@ -261,40 +268,44 @@ class _DayBuilder:
             if self.in_range(day):
                 self._skip(SUGGESTIONS, row_id, f"request: not JSON ({error})", day)
             return
+        from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
+
         round_clock = round_minute(request)
-        if round_clock is not None:
+        if round_clock is not None and "state" not in request:
             clock = created
             if round_clock >= 0:
                 clock = datetime.combine(created.date(), time()) + round_clock * MINUTE
             day = _service_day(clock, self.day_start_hour)
             if self.in_range(day):
                 reason = (
-                    "a /rl/round decision: the service logs only a summary of a round's "
-                    "request (no fleet, no bookings)"
+                    "a /rl/round decision logged with a summary of its request only (no "
+                    "fleet, no bookings: a service older than the round's logged state)"
                 )
                 self._skip(SUGGESTIONS, row_id, reason, day)
             return
-        from rldispatch.service.fleet_schemas import SuggestRequest
-
+        schema, body_data = (
+            (RoundRequest, request["state"])
+            if round_clock is not None
+            else (SuggestRequest, request)
+        )
         try:
-            body = SuggestRequest.model_validate(request)
+            body = schema.model_validate(body_data)
         except ValidationError as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
                 reason = f"request does not validate: {first_validation_error(error)}"
                 self._skip(SUGGESTIONS, row_id, reason, day)
             return
-        clock = created
-        if body.minute_of_day is not None:
-            clock = datetime.combine(created.date(), time()) + body.minute_of_day * MINUTE
+        clock = request_clock(body, created)
         day = _service_day(clock, self.day_start_hour)
         if not self.in_range(day):
             return
-        if row["booking_id"] != body.booking.id:
-            reason = (
-                f"booking_id: the row's {row['booking_id']!r} is not the request's booking "
-                f"{body.booking.id!r}"
+        asked = asked_booking_ids(body)
+        if row["booking_id"] not in asked:
+            what = (
+                "request's booking" if isinstance(body, SuggestRequest) else "round's open bookings"
             )
+            reason = f"booking_id: the row's {row['booking_id']!r} is not among the {what}"
             self._skip(SUGGESTIONS, row_id, reason, day)
             return
         bookings, drivers = observations(body, clock, row_id)
@@ -312,7 +323,7 @@ class _DayBuilder:
             {
                 "suggestion_id": row_id,
                 "at_min": _minutes((clock - day_start) / MINUTE),
-                "booking_id": body.booking.id,
+                "booking_id": row["booking_id"],
                 "driver_id": row["driver_id"],
                 "source": row["source"],
                 "reason": row["reason"],

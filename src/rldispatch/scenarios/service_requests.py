@@ -1,12 +1,13 @@
-"""What one logged ``/rl/suggest`` request showed: its bookings and drivers, their times as
-local wall-clock times (see :mod:`rldispatch.scenarios.service_log`)."""
+"""What one logged request (``/rl/suggest``, or the state of a ``/rl/round``) showed: its
+bookings and drivers, their times as local wall-clock times (see
+:mod:`rldispatch.scenarios.service_log`)."""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from rldispatch.scenarios.history.day_building import MINUTE
 
 if TYPE_CHECKING:
-    from rldispatch.service.fleet_schemas import SuggestRequest
+    from rldispatch.service.fleet_schemas import FleetState
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,25 @@ def round_minute(request: Any) -> float | None:
     return -1.0
 
 
+def request_clock(body: FleetState, created: datetime) -> datetime:
+    """The local wall-clock time of a request logged at ``created`` (local): its
+    ``minute_of_day`` on its ``service_date`` when it gave them, else the log's date and
+    time."""
+    date = created.date() if body.service_date is None else body.service_date
+    if body.minute_of_day is None:
+        return datetime.combine(date, created.time(), created.tzinfo)
+    return datetime.combine(date, time(), created.tzinfo) + body.minute_of_day * MINUTE
+
+
+def asked_booking_ids(body: FleetState) -> set[str]:
+    """The bookings a logged row may be about: the booking asked about (``/rl/suggest``), or
+    any open booking of the round's state (``/rl/round``)."""
+    asked = getattr(body, "booking", None)
+    return {asked.id} if asked is not None else {b.id for b in body.open_bookings}
+
+
 def observations(
-    body: SuggestRequest, clock: datetime, row_id: int
+    body: FleetState, clock: datetime, row_id: int
 ) -> tuple[list[BookingSeen], list[DriverSeen]]:
     """The bookings (asked about, open, planned) and drivers of one request made at
     ``clock``."""
@@ -94,7 +112,7 @@ def observations(
             priority=b.priority,
             load=b.load,
         )
-        for b in (body.booking, *body.open_bookings)
+        for b in (*([body.booking] if hasattr(body, "booking") else []), *body.open_bookings)
     ]
     drivers = []
     for driver in body.drivers:

@@ -8,6 +8,7 @@ Every time in a request is in minutes from *now*. A request that breaks a limit 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -222,6 +223,14 @@ class FleetState(StrictModel):
     )
     minute_of_day: MinuteOfDay | None = Field(
         None, description="the clock now, minutes after midnight (default: server clock)"
+    )
+    service_date: dt.date | None = Field(
+        None,
+        description=(
+            "the calendar date of minute_of_day, for the decision log (a day replayed or "
+            "sent late; default: the server's date when the request arrives); the answer "
+            "does not depend on it"
+        ),
     )
     area_centre: Location | None = Field(
         None,

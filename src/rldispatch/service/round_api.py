@@ -3,7 +3,7 @@
 The body is the fleet with its plans and the open bookings; the answer is the assignments
 the policy makes, in order, before it chooses to wait (or nothing more can be assigned), and
 the bookings it holds back: the steps ``evaluate`` plays between two moves of the clock.
-Each assignment is logged as a suggestion of its booking.
+Each assignment is logged as a suggestion of its booking, with the round's whole state.
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ async def dispatch_round(
     state = body.to_state(local_minute_of_day(), manager.day)
     answer = await workload.answer(request, request_items(body), manager.dispatch_round, state)
     response = RoundResponse.from_round(answer)
-    summary = {"round": {"minute_of_day": state.minute_of_day, "drivers": len(body.drivers)}}
+    # Each assignment's log row keeps the whole state, so the day can be rebuilt from the log
+    # (rldispatch collect --service-db); "round" tells it from a /rl/suggest row.
+    logged = {
+        "round": {"minute_of_day": state.minute_of_day, "drivers": len(body.drivers)},
+        "state": body.model_dump(mode="json", exclude_none=True),
+    }
     for assignment in response.assignments:
         store.record_suggestion(
             SuggestionRecord(
@@ -52,7 +57,7 @@ async def dispatch_round(
                 shadow_reason=answer.shadow_reason,
                 model_version=answer.model_version,
                 latency_ms=answer.latency_ms,
-                request=summary,
+                request=logged,
                 response=assignment,
             )
         )
