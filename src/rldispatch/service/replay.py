@@ -1,11 +1,13 @@
-"""A simulated day's state as the request an integrator sends, and a served round applied
-back to the day: what the parity harness (``tests/service/test_parity.py``,
-``bench/service_parity.py``) replays days with."""
+"""A simulated day's state as the request an integrator sends, a served round applied back to
+the day, and the outcomes the day's rides report: what the parity harness
+(``tests/service/test_parity.py``, ``bench/service_parity.py``) and the feedback loop's
+replayed week (``tests/test_feedback_loop.py``, ``bench/feedback_loop.py``) run days with."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -113,6 +115,7 @@ class ReplayedDay:
     decisions: int
     differing: int
     rounds: int
+    sim: DaySimulator | None = None
 
 
 def replay_day(
@@ -148,4 +151,45 @@ def replay_day(
             _, _, terminated, _, _ = env.step(served)
             if terminated or env.sim.now_min != clock:
                 break  # the clock moved: the next decision is a new round's
-    return ReplayedDay(env.metrics(), decisions, differing, rounds)
+    return ReplayedDay(env.metrics(), decisions, differing, rounds, env.sim)
+
+
+def dated(scenario: Scenario, service_date: date) -> Scenario:
+    """The day with its booking ids made unique to ``service_date`` (the service keeps one
+    outcome per booking id, so the days of a replayed week must not share ids)."""
+    return replace(
+        scenario,
+        name=f"{scenario.name}-{service_date}",
+        bookings=tuple(replace(b, id=f"{service_date}-{b.id}") for b in scenario.bookings),
+    )
+
+
+def outcome_bodies(
+    sim: DaySimulator, service_date: date, day_start_min: float
+) -> list[dict[str, Any]]:
+    """The ``POST /rl/outcome`` body of each booking a played day served: its driver, its
+    requested and real pickup times on ``service_date`` (UTC) and the km driven for it (from
+    where the driver was to the pickup, then the ride)."""
+    start = datetime(service_date.year, service_date.month, service_date.day, tzinfo=UTC)
+    start += timedelta(minutes=day_start_min)
+    scenario = sim.scenario
+    bodies = []
+    for driver, route in enumerate(sim.served_routes()):
+        where = sim.driver_start_vec[driver]
+        for booking in route:
+            approach = float(sim.travel.distance_km(where, sim.pickup_vec[booking]))
+            bodies.append(
+                {
+                    "booking_id": scenario.bookings[booking].id,
+                    "driver_id": scenario.drivers[driver].id,
+                    "requested_pickup_at": (
+                        start + timedelta(minutes=float(sim.requested_min[booking]))
+                    ).isoformat(),
+                    "picked_up_at": (
+                        start + timedelta(minutes=float(sim.pickup_min[booking]))
+                    ).isoformat(),
+                    "distance_km": round(approach + float(sim.ride_km[booking]), 3),
+                }
+            )
+            where = sim.dropoff_vec[booking]
+    return sorted(bodies, key=lambda body: (body["picked_up_at"], body["booking_id"]))
