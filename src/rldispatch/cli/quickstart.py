@@ -2,8 +2,8 @@
 
 Trains the pairwise Q-network (``PairwiseConfig`` defaults: geneva-style days of 5 to 30
 drivers; docs/pairwise.md) or, with ``--agent dqn``, the flat DQN (:data:`QUICKSTART_CONFIG`
-on geneva days) within ``--minutes``, evaluates its best model and the four baselines on the
-same 30 held-out geneva days, prints the table, and leaves under ``--out``::
+on geneva days) within ``--minutes``, evaluates its best model and the four quick baselines
+on the same 30 held-out geneva days, prints the table, and leaves under ``--out``::
 
     report.json          the report (DESIGN.md's contract), with the training summary
     model.safetensors    the best model (as train/best_model.safetensors)
@@ -11,25 +11,42 @@ same 30 held-out geneva days, prints the table, and leaves under ``--out``::
     comparison.png       every policy's metrics with 95% CIs, and the paired differences
     routes.png           the learned policy's routes on the first held-out day
     train/               the training run (metrics, checkpoints, TensorBoard)
+
+Rolling-horizon re-optimisation (``reopt``: 4 to 5 s of CPU a geneva day) plays the held-out
+days one after the other in a second process while the model trains and the other policies
+play, until ``--minutes`` are spent; the days it has not played by then are dropped. When it
+played them all it is one more row of the table, paired like the others; else the report's
+``reopt`` entry (and a second table) compares the learned policy with it on the days it
+played, and its paired difference is on those days alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import shutil
+import threading
 import time
+from collections.abc import Sequence
+from multiprocessing.pool import IMapIterator
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from rldispatch.agents.dqn.config import DQNConfig
-from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
+from rldispatch.agents.kinds import DEFAULT_KIND, AgentKind, agent_kind, kind_names
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import VERBS
-from rldispatch.cli.common import positive_int
+from rldispatch.cli.common import non_negative_int, positive_int
 from rldispatch.cli.evaluate import baseline_names
+from rldispatch.domain import Scenario
+from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_bytes, atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.reports.plots import (
     load_training_curves,
     plot_comparison,
@@ -39,8 +56,10 @@ from rldispatch.reports.plots import (
 )
 from rldispatch.reports.report import build_report, format_table
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.training.days import FleetDays, PresetDays
-from rldispatch.training.evaluation import evaluate_policies
+from rldispatch.text import plural
+from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
+from rldispatch.training.evaluation import PlayedDay, evaluate_policies, evaluate_policy
+from rldispatch.training.parallel import THREAD_VARIABLES
 from rldispatch.training.threads import single_threaded_numerics
 from rldispatch.training.train import RunSettings, train
 
@@ -70,8 +89,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=VERBS["quickstart"],
         description="Train the pairwise DQN (or with --agent dqn the flat one) within "
         "--minutes, then evaluate it and the random, nearest, insertion and matching "
-        "baselines on the same held-out geneva days; print the table and write report, model "
-        "and plots under --out.",
+        "baselines on the same held-out geneva days, and re-optimisation (reopt) on as many "
+        "of them as it plays in a second process meanwhile; print the table and write "
+        "report, model and plots under --out.",
     )
     parser.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="output folder")
     parser.add_argument(
@@ -97,6 +117,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--days", type=positive_int, default=30, help="held-out evaluation days (default 30)"
     )
+    parser.add_argument(
+        "--reopt-days",
+        type=non_negative_int,
+        help="re-optimisation (reopt) plays at most this many of the held-out days, in a "
+        "second process while the model trains and the other policies play, until --minutes "
+        "are spent (default: all; 0: no reopt); the report says how many it played, and "
+        "pairs it on those days",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", type=str, help="also write the report JSON here")
     parser.set_defaults(handler=run)
@@ -121,29 +149,53 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)  # the quickstart always starts afresh
     out.mkdir(parents=True, exist_ok=True)
     training_budget_s = (args.minutes - EVALUATION_MINUTES) * 60.0
-    model_path, training = train_model(args, run_dir, training_budget_s)
-    model = load_learned_model(model_path, name=args.agent)
-    shutil.copyfile(model_path, out / "model.safetensors")
+    kind = agent_kind(args.agent)
+    config, training_days, source = training_setup(kind)
 
     seeds = list(HELD_OUT_SEEDS[: args.days])
     days = [make_preset(PRESET, seed) for seed in seeds]
-    name = model.policy.name
-    policies: dict[str, Policy] = {name: model.policy}
-    policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
-    env_config = model.env_config_for(days)
-    results = evaluate_policies(policies, days, env_config, progress=not args.no_progress)
-    pairs = [(name, other) for other in policies if other != name]
-    report = build_report(
-        f"{PRESET} held-out days",
-        seeds,
-        results,
-        pairs,
-        extra={"model": model.info(), "training": training},
-    )
+    reopt_count = len(days) if args.reopt_days is None else min(args.reopt_days, len(days))
+    play_config = kind.play_env_config(kind.train_env_config(training_days.max_drivers()), days)
+    # reopt plays while the model trains and the others play, until --minutes are spent; the
+    # days it has not played by then are dropped (its process is stopped).
+    pool = multiprocessing.get_context("spawn").Pool(1, _single_threaded_process)
+    try:
+        reopt_days = pool.imap(_play_reopt_day, [(day, play_config) for day in days[:reopt_count]])
+        if reopt_count:
+            print(
+                f"re-optimisation (reopt) plays up to {plural(reopt_count, 'held-out day')} in a "
+                f"second process while the model trains and the other policies play, for at "
+                f"most --minutes {args.minutes:g}"
+            )
+        model_path, training = train_model(
+            args, kind, config, training_days, source, run_dir, training_budget_s
+        )
+        model = load_learned_model(model_path, name=args.agent)
+        shutil.copyfile(model_path, out / "model.safetensors")
+
+        name = model.policy.name
+        policies: dict[str, Policy] = {name: model.policy}
+        policies |= {other: make_baseline(other, seed=args.seed) for other in baseline_names()}
+        env_config = model.env_config_for(days)
+        results = evaluate_policies(policies, days, env_config, progress=not args.no_progress)
+        reopt_played = played_in_time(reopt_days, reopt_count, started + args.minutes * 60.0)
+    finally:
+        pool.terminate()
+        pool.join()
+    if reopt_count:
+        print(f"reopt played {len(reopt_played)} of the {plural(len(days), 'held-out day')}")
+    if reopt_played and env_config != play_config:  # not expected: reopt's days not paired
+        print("reopt left out: the model plays another env than the one reopt played")
+        reopt_played = []
+    report = comparison_report(name, seeds, results, reopt_played)
+    report.update({"model": model.info(), "training": training})
     print()
-    print(format_table(report))
+    print(quickstart_table(report))
     print()
     print(verdict(report, name))
+    if "reopt" in report:
+        played = f" on the {plural(len(reopt_played), 'day')} it played"
+        print(verdict(report["reopt"], name, played))
 
     plot_training_curves(
         load_training_curves(run_dir), out / "training_curves.png", title="quickstart training"
@@ -154,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "report.json", report)
     if args.json:
         atomic_write_json(args.json, report)
-    atomic_write_bytes(out / "table.txt", (format_table(report) + "\n").encode())
+    atomic_write_bytes(out / "table.txt", (quickstart_table(report) + "\n").encode())
     print(
         f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
         f"model.safetensors, training_curves.png, comparison.png, routes.png"
@@ -162,21 +214,90 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def train_model(
-    args: argparse.Namespace, run_dir: Path, budget_s: float
-) -> tuple[Path, dict[str, Any]]:
-    """The quickstart's model of ``--agent`` within ``budget_s``; its best model file.
+def _single_threaded_process() -> None:
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    single_threaded_numerics()
+    # Progress bars lock with a thread lock here, not a multiprocessing semaphore that a
+    # stopped process would leave behind.
+    tqdm.set_lock(threading.RLock())
+
+
+def _play_reopt_day(task: tuple[Scenario, EnvConfig]) -> PlayedDay:
+    """``reopt`` (its defaults: deterministic) on one day."""
+    day, env_config = task
+    return evaluate_policy(ReoptPolicy(), [day], env_config)[0]
+
+
+def played_in_time(days: IMapIterator, count: int, deadline: float) -> list[PlayedDay]:
+    """The first of the ``count`` days of ``days`` (a pool's ``imap``, in order) played by
+    ``deadline`` (``time.perf_counter``)."""
+    played: list[PlayedDay] = []
+    for _ in range(count):
+        try:
+            played.append(days.next(max(0.0, deadline - time.perf_counter())))
+        except multiprocessing.TimeoutError:
+            break
+    return played
+
+
+def comparison_report(
+    name: str,
+    seeds: Sequence[int],
+    results: dict[str, list[PlayedDay]],
+    reopt: Sequence[PlayedDay],
+) -> dict[str, Any]:
+    """The report of the learned policy ``name`` against every baseline on the held-out days.
+
+    ``reopt`` played the first ``len(reopt)`` days: all of them, it is one more policy paired
+    on every day; fewer, the report's ``reopt`` entry is the report of those days alone (the
+    learned policy and reopt, and their paired difference on those days).
+    """
+    if reopt and len(reopt) == len(seeds):
+        results = {**results, "reopt": list(reopt)}
+    pairs = [(name, other) for other in results if other != name]
+    report = build_report(f"{PRESET} held-out days", seeds, results, pairs)
+    if reopt and len(reopt) < len(seeds):
+        count = len(reopt)
+        report["reopt"] = build_report(
+            f"{PRESET} held-out days reopt played (the first {count} of {len(seeds)}; "
+            "its paired difference is on these days)",
+            list(seeds[:count]),
+            {name: list(results[name][:count]), "reopt": list(reopt)},
+            [(name, "reopt")],
+        )
+    return report
+
+
+def quickstart_table(report: dict[str, Any]) -> str:
+    """The table of every policy on the held-out days, then reopt's on the days it played."""
+    text = format_table(report)
+    if "reopt" in report:
+        text += "\n\n" + format_table(report["reopt"])
+    return text
+
+
+def training_setup(kind: AgentKind) -> tuple[Any, TrainingDays, str]:
+    """The quickstart's config, training days and their description for ``kind``.
 
     pairwise: its default config on geneva-style days of 5 to 30 drivers; dqn:
     :data:`QUICKSTART_CONFIG` on geneva days.
     """
-    kind = agent_kind(args.agent)
     if kind.default_days == "fleets":
-        config, days = kind.config_type(), FleetDays()
-        source = "geneva-style days of 5 to 30 drivers"
-    else:
-        config, days = QUICKSTART_CONFIG, PresetDays(PRESET)
-        source = f"{PRESET} days"
+        return kind.config_type(), FleetDays(), "geneva-style days of 5 to 30 drivers"
+    return QUICKSTART_CONFIG, PresetDays(PRESET), f"{PRESET} days"
+
+
+def train_model(
+    args: argparse.Namespace,
+    kind: AgentKind,
+    config: Any,
+    days: TrainingDays,
+    source: str,
+    run_dir: Path,
+    budget_s: float,
+) -> tuple[Path, dict[str, Any]]:
+    """The quickstart's model of ``kind`` within ``budget_s``; its best model file."""
     print(
         f"training the {kind.name} model on {source} for {budget_s / 60:.1f} minutes "
         f"(of --minutes {args.minutes:g}: {EVALUATION_MINUTES:g} are kept for the held-out "
@@ -201,9 +322,9 @@ def train_model(
     return result.best_model_path, training
 
 
-def verdict(report: dict[str, Any], name: str = "dqn") -> str:
+def verdict(report: dict[str, Any], name: str = "dqn", days_note: str = "") -> str:
     """Plain sentences: does the learned policy ``name`` beat each baseline, by how much, how
-    sure."""
+    sure (``days_note`` says on which days, when not all of them)."""
     lines = []
     learned = report["policies"][name]["reward"]["mean"]
     for pair_name, pair in report["paired"].items():
@@ -213,7 +334,7 @@ def verdict(report: dict[str, Any], name: str = "dqn") -> str:
         if pair["ci95"] is None:
             lines.append(
                 f"{name} ({learned:.1f}) against {other} ({baseline:.1f}): paired difference "
-                f"{mean:+.1f} per day, not judged ({pair['reason']})"
+                f"{mean:+.1f} per day{days_note}, not judged ({pair['reason']})"
             )
             continue
         low, high = pair["ci95"]
@@ -225,6 +346,7 @@ def verdict(report: dict[str, Any], name: str = "dqn") -> str:
             outcome = "is not distinguishable from"
         lines.append(
             f"{name} ({learned:.1f}) {outcome} {other} ({baseline:.1f}): paired difference "
-            f"{mean:+.1f} per day, 95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.2g}"
+            f"{mean:+.1f} per day{days_note}, 95% CI {low:+.1f} to {high:+.1f}, "
+            f"p = {pair['p_value']:.2g}"
         )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ import os
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 from rldispatch.policies.baselines import BASELINES
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
 from rldispatch.service.model import RUNTIMES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -45,6 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--fallback", choices=sorted(BASELINES), help="fallback heuristic (insertion)"
+    )
+    parser.add_argument(
+        "--fallback-time-limit",
+        type=float,
+        metavar="SECONDS",
+        help=(
+            "wall-clock cap of a reopt fallback's re-plan, per request (default "
+            f"{DEFAULT_FALLBACK_TIME_LIMIT_S:g}; 0: none, answers that never depend on the "
+            "machine's speed); env RLDISPATCH_FALLBACK_TIME_LIMIT_S"
+        ),
     )
     parser.add_argument(
         "--data-dir", help="SQLite file and local admin token (env RLDISPATCH_DATA_DIR)"
@@ -90,15 +101,19 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     torch.set_num_threads(1)  # small networks answer faster on one thread
-    config = ServiceConfig.from_env(
-        model_path=args.model,
-        runtime=args.runtime,
-        fallback_policy=args.fallback,
-        data_dir=args.data_dir,
-        database_url=args.database_url,
-        tokens_file=args.tokens_file,
-        models_dir=args.models_dir,
-    )
+    try:
+        config = ServiceConfig.from_env(
+            model_path=args.model,
+            runtime=args.runtime,
+            fallback_policy=args.fallback,
+            fallback_time_limit_s=args.fallback_time_limit,
+            data_dir=args.data_dir,
+            database_url=args.database_url,
+            tokens_file=args.tokens_file,
+            models_dir=args.models_dir,
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from error
     url = config.resolved_database_url
     try:
         create_engine(url).dispose()  # parses the URL and finds its driver; connects later

@@ -388,6 +388,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         config.model_path,
         runtime=config.runtime,
         fallback_policy=config.fallback_policy,
+        fallback_time_limit_s=config.fallback_time_limit_s,
         models_dir=config.resolved_models_dir,
     )
     store = Store(config.resolved_database_url)

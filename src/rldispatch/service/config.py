@@ -6,6 +6,9 @@ environment variable            meaning (default)
 ``RLDISPATCH_MODEL``            model file (none: the fallback answers everything)
 ``RLDISPATCH_RUNTIME``          ``auto``, ``numpy``, ``torch`` or ``onnx`` (``auto``)
 ``RLDISPATCH_FALLBACK_POLICY``  heuristic of the fallback (``insertion``)
+``RLDISPATCH_FALLBACK_TIME_LIMIT_S``
+                                wall-clock cap of a ``reopt`` fallback's re-plan, seconds;
+                                0: none (``1``)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -19,6 +22,7 @@ environment variable            meaning (default)
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,9 +31,28 @@ from pathlib import Path
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
 ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
+ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
+DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
+"""The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
+states (docs/service.md), so it bounds a request's time without being reached in practice (a
+cap that is reached makes the answer depend on the machine's speed)."""
+
+
+def fallback_time_limit(value: str | float | None, field: str) -> float | None:
+    """A re-plan cap in seconds from an option or variable: the default when not given, None
+    (no cap) for ``0``; a ``ValueError`` naming ``field`` for anything but seconds >= 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_FALLBACK_TIME_LIMIT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{field}: must be 0 (no cap) or a number of seconds, got {value!r}")
+    return seconds or None
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -46,6 +69,7 @@ class ServiceConfig:
     model_path: Path | None = None
     runtime: str = "auto"
     fallback_policy: str = "insertion"
+    fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
@@ -60,17 +84,25 @@ class ServiceConfig:
         model_path: str | Path | None = None,
         runtime: str | None = None,
         fallback_policy: str | None = None,
+        fallback_time_limit_s: float | None = None,
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
         models_dir: str | Path | None = None,
     ) -> ServiceConfig:
+        """The configuration of the options given (None: not given), the environment's for
+        the others. ``fallback_time_limit_s=0`` means no cap."""
         environ = dict(os.environ if environ is None else environ)
         model = model_path or environ.get(ENV_MODEL) or None
         return cls(
             model_path=Path(model) if model else None,
             runtime=runtime or environ.get(ENV_RUNTIME) or "auto",
             fallback_policy=fallback_policy or environ.get(ENV_FALLBACK) or "insertion",
+            fallback_time_limit_s=(
+                fallback_time_limit(environ.get(ENV_FALLBACK_TIME_LIMIT), ENV_FALLBACK_TIME_LIMIT)
+                if fallback_time_limit_s is None
+                else fallback_time_limit(fallback_time_limit_s, "fallback-time-limit")
+            ),
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
@@ -103,6 +135,7 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
     values = {
         ENV_RUNTIME: config.runtime,
         ENV_FALLBACK: config.fallback_policy,
+        ENV_FALLBACK_TIME_LIMIT: str(config.fallback_time_limit_s or 0),
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),

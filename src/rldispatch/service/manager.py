@@ -53,8 +53,10 @@ import numpy as np
 from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
+from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
 from rldispatch.service.model import MAX_MODEL_BYTES, InvalidValues, LoadedQModel
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
@@ -144,6 +146,8 @@ class RLDispatchManager:
         :func:`~rldispatch.service.loading.load_q_model`; a pairwise model: ``numpy`` or
         ``onnx``).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
+    :param fallback_time_limit_s: a ``reopt`` fallback's wall-clock cap per re-plan (None:
+        none; answers then never depend on the machine's speed).
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
     :param models_dir: the folder model files named by the switch row must lie in.
@@ -155,6 +159,7 @@ class RLDispatchManager:
         *,
         runtime: str = "auto",
         fallback_policy: str = "insertion",
+        fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S,
         state: ToggleState | None = None,
         day: LiveDay | None = None,
         max_model_bytes: int = MAX_MODEL_BYTES,
@@ -165,7 +170,12 @@ class RLDispatchManager:
                 f"fallback_policy: unknown policy {fallback_policy!r}; "
                 f"choose one of {sorted(BASELINES)}"
             )
+        if fallback_time_limit_s is not None and not fallback_time_limit_s > 0:
+            raise ValueError(
+                f"fallback_time_limit_s: must be positive or None, got {fallback_time_limit_s!r}"
+            )
         self.fallback_policy = fallback_policy
+        self.fallback_time_limit_s = fallback_time_limit_s
         self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
         self.models.start_with(Path(model_path) if model_path is not None else None)
         self.env_config = self.model.env_config if self.model else EnvConfig()
@@ -435,6 +445,12 @@ class RLDispatchManager:
         return player
 
     def _fallback(self) -> Any:
+        """The fallback policy of one answer. ``reopt`` keeps its plan between decisions, so
+        each answer gets a new one (one request's plan never reaches another's answer, and
+        threads share nothing); its seed 0 keeps the bookings in the request's order, as in
+        ``evaluate``. The other baselines keep nothing sized by a request: one per thread."""
+        if self.fallback_policy == "reopt":
+            return ReoptPolicy(time_limit_s=self.fallback_time_limit_s)
         local = self._local
         if not hasattr(local, "fallback"):
             local.fallback = make_baseline(self.fallback_policy, seed=threading.get_ident() % 2**31)
