@@ -89,6 +89,24 @@ service_state = Table(
 )
 STATE_ROW_ID = 1
 
+SHA256_HEX_LENGTH = 64
+model_registry = Table(
+    "rl_model_registry",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("version", String(ID_LENGTH), nullable=False, index=True),
+    Column("parent_version", String(ID_LENGTH)),
+    Column("path", String(PATH_LENGTH), nullable=False),
+    Column("sha256", String(SHA256_HEX_LENGTH), nullable=False),
+    Column("kind", String(32)),
+    Column("status", String(16), nullable=False, index=True),
+    Column("training_days", JSON),
+    Column("report", JSON, nullable=False),
+    Column("promoted_by", String(ID_LENGTH), nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
+)
+"""Every ``rldispatch promote`` decision (see :mod:`rldispatch.service.registry`)."""
+
 _ADDED_COLUMNS = {
     "rl_outcomes": ("model_version",),
     "rl_service_state": (
