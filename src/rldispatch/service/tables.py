@@ -1,8 +1,8 @@
 """The service's tables (SQLAlchemy Core) and how they are created or brought up to date.
 
 There are no migrations: :func:`ensure_schema` creates missing tables, adds the columns a
-newer service reads to tables an older one created (nullable or with a default), and the
-unique index that keeps one outcome per booking.
+newer service reads to tables an older one created (nullable or with a default), the indexes
+on the log's creation times, and the unique index that keeps one outcome per booking.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ outcomes = Table(
     Column("model_version", String(ID_LENGTH)),
 )
 one_outcome_per_booking = Index("uq_rl_outcomes_booking", outcomes.c.booking_id, unique=True)
+by_creation = (
+    Index("ix_rl_suggestions_created_at", suggestions.c.created_at),
+    Index("ix_rl_outcomes_created_at", outcomes.c.created_at),
+)
+"""What pruning the log by age (and its oldest row in ``/rl/status``) reads."""
 
 service_state = Table(
     "rl_service_state",
@@ -142,7 +147,13 @@ def ensure_schema(engine: Engine) -> None:
                         text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}{clause}")
                     )
                     logger.info("database: added column %s.%s", table_name, name)
-    indexes = {index["name"] for index in inspect(engine).get_indexes("rl_outcomes")}
+    inspector = inspect(engine)
+    for index in by_creation:
+        present = {item["name"] for item in inspector.get_indexes(index.table.name)}
+        if index.name not in present:
+            index.create(engine)
+            logger.info("database: added index %s", index.name)
+    indexes = {index["name"] for index in inspector.get_indexes("rl_outcomes")}
     if one_outcome_per_booking.name not in indexes:
         try:
             one_outcome_per_booking.create(engine)
