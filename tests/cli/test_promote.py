@@ -304,3 +304,20 @@ def test_a_model_outside_the_models_folder_is_refused_by_the_service(
     assert "outside the models folder" in err and "--models-dir" in err
     assert "nothing recorded" in err
     assert status["model"]["version"] == version_of(models / "bad.safetensors")
+
+
+def test_a_challenger_selected_on_a_held_out_day_is_refused(
+    tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rldispatch.agents.pairwise.model_file import load_pairwise_model, save_pairwise_model
+
+    loaded = load_pairwise_model(models / "good.safetensors")
+    metadata = replace(
+        loaded.metadata, training_summary={"selection_days": ["2025-10-06"]}, version=""
+    )
+    seen = save_pairwise_model(tmp_path / "seen.safetensors", loaded.network, metadata)
+    code = promote(
+        tmp_path, days, "--challenger", str(seen), "--champion", str(models / "bad.safetensors")
+    )
+    assert code == 2
+    assert "trained or selected on held-out days (2025-10-06)" in capsys.readouterr().err

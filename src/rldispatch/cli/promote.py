@@ -291,6 +291,19 @@ def _registered(path: str, version: str, sha256: str) -> Contender:
     return champion
 
 
+def check_not_trained_on(challenger: Contender, held: HeldOutDays) -> None:
+    """Refuse a challenger whose model file says it trained or was selected on a held-out
+    day: the match would not be on days it never saw."""
+    summary = challenger.training_summary or {}
+    seen = set(summary.get("training_days") or ()) | set(summary.get("selection_days") or ())
+    overlap = sorted(seen & {day.name for day in held.days.scenarios})
+    if overlap:
+        raise CliError(
+            f"challenger: it was trained or selected on held-out days ({', '.join(overlap)}); "
+            "hold out later days (--holdout) or retrain on the earlier ones"
+        )
+
+
 def decide(pair: dict[str, Any], margin: float) -> tuple[bool, str]:
     """Promote only when the paired CI lies above ``margin``; the reason either way."""
     ci = pair.get("ci95")
@@ -392,6 +405,7 @@ def run(args: argparse.Namespace) -> int:
     engine = create_store_engine(url)
     try:
         ensure_schema(engine)  # a registry that does not answer fails before the match
+        check_not_trained_on(challenger, held)
         champion = resolve_champion(args, client, engine)
         if champion.version == challenger.version:
             raise CliError(f"challenger: it is the champion already (version {challenger.version})")

@@ -228,7 +228,13 @@ class LatencyOut(BaseModel):
 
 class ArmOutcomes(BaseModel):
     suggestions: int
+    bookings: int = Field(0, description="distinct bookings suggested")
     outcomes: int
+    completion_rate: float | None = Field(
+        None,
+        description="share of the bookings suggested with a reported outcome (a booking not "
+        "reported yet counts as not completed)",
+    )
     late_rate: float | None
     mean_distance_km: float | None
     mean_pickup_delay_min: float | None
