@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select
 from rldispatch.service.retention import Retention, archive_path, log_size
 from rldispatch.service.store import create_store_engine
 from rldispatch.service.tables import ensure_schema, outcomes, suggestions
-from tests.service.helpers import ServerProcess, auth
+from tests.service.helpers import ServerProcess, ThreadedServer, auth
 
 NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC)
 
@@ -177,7 +177,7 @@ def test_serve_prunes_at_start_and_status_shows_the_log(tmp_path: Path) -> None:
 
 
 def test_status_shows_the_log_without_retention(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path / "data") as server:
+    with ThreadedServer(tmp_path / "data") as server:
         log = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=10).json()["log"]
     assert log["suggestions"] == log["outcomes"] == 0
     assert log["retain_days"] is None and log["oldest_suggestion_at"] is None
