@@ -321,3 +321,26 @@ def test_a_challenger_selected_on_a_held_out_day_is_refused(
     )
     assert code == 2
     assert "trained or selected on held-out days (2025-10-06)" in capsys.readouterr().err
+
+
+def test_as_challenger_serves_it_beside_the_champion(
+    tmp_path: Path, days: Path, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admin token comes from the environment, as serve's does."""
+    monkeypatch.setenv("RLDISPATCH_ADMIN_TOKENS", ADMIN_TOKEN)
+    database_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    with ServerProcess(
+        tmp_path / "data", model=models / "bad.safetensors", database_url=database_url
+    ) as server:
+        code = main(
+            ["promote", "--challenger", str(models / "good.safetensors"), "--days", str(days)]
+            + ["--service", server.url, "--as-challenger", "0.3", "--database-url", database_url]
+            + ["--json", str(tmp_path / "decision.json")],
+        )
+        served = httpx.get(f"{server.url}/rl/models", headers=auth(), timeout=30).json()
+    assert code == 0
+    assert served["champion"]["version"] == version_of(models / "bad.safetensors")
+    assert served["challenger"]["version"] == version_of(models / "good.safetensors")
+    assert served["challenger_ratio"] == 0.3
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    assert decision["role"] == "challenger" and decision["registry"]["status"] == "challenger"
