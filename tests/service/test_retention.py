@@ -188,3 +188,16 @@ def test_serve_refuses_an_archive_without_retention(tmp_path: Path) -> None:
 
     code = main(["serve", "--data-dir", str(tmp_path), "--archive-dir", str(tmp_path / "archive")])
     assert code == 2
+
+
+def test_an_unreadable_archive_file_keeps_the_day_in_the_database(
+    engine: Engine, tmp_path: Path
+) -> None:
+    fill(engine)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    archive_path(archive, suggestions, datetime(2026, 3, 5).date()).write_text("not json\n")
+    retention = Retention(engine, retain_days=7, archive_dir=archive)
+    with pytest.raises(ValueError):
+        retention.prune_once(NOW)
+    assert len(bookings(engine)) == 15

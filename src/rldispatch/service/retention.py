@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from rldispatch.files import atomic_write_bytes
 from rldispatch.service.tables import outcomes, suggestions
@@ -152,8 +151,9 @@ class Retention:
         while not self._stop.is_set():
             try:
                 self.prune_once()
-            except (SQLAlchemyError, OSError) as error:
-                self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+            except Exception as error:  # noqa: BLE001 - the thread outlives any failed pass
+                lines = str(error).splitlines()
+                self.last_error = f"{type(error).__name__}: {lines[0] if lines else ''}"
                 logger.warning("log pruning failed, retried in an hour: %s", self.last_error)
             self._stop.wait(self.interval_s)
 
@@ -164,6 +164,8 @@ class Retention:
 
         :raises SQLAlchemyError: the database stopped answering (the next pass goes on).
         :raises OSError: the archive could not be written (nothing of that day is deleted).
+        :raises ValueError: a day's archive file is not JSON lines of rows (nothing of that
+            day is deleted).
         """
         cutoff = self.cutoff(now)
         counts = PruneCounts()
