@@ -95,7 +95,9 @@ def test_suggestions_and_outcomes_are_written_with_the_arm(store: Store, sqlite_
     arms = summary["arms"]
     assert arms["rl"] == {
         "suggestions": 1,
+        "bookings": 1,
         "outcomes": 1,
+        "completion_rate": 1.0,
         "late_rate": 1.0,
         "mean_distance_km": 4.0,
         "mean_pickup_delay_min": 7.0,

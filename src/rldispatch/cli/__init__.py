@@ -23,6 +23,8 @@ VERBS = {
     "serve": "start the HTTP API",
     "collect": "export historical bookings, or the service's own log, into scenario files",
     "export-onnx": "export a model for ONNX Runtime",
+    "promote": "gate a challenger model against the champion on the latest held-out days; "
+    "record and hand over the winner",
     "quickstart": "train the pairwise policy and compare it with the heuristics on held-out days",
 }
 """Each verb and its one-line help; the verb's module is ``rldispatch.cli.<verb with _>``."""

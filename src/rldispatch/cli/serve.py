@@ -74,6 +74,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--retain-days",
+        type=positive_int,
+        help=(
+            "prune suggestions and outcomes older than N days, at start and every hour (env "
+            "RLDISPATCH_RETAIN_DAYS; default: kept forever)"
+        ),
+    )
+    parser.add_argument(
+        "--archive-dir",
+        help=(
+            "write the rows to prune here first, a JSON-lines file per table and day (env "
+            "RLDISPATCH_ARCHIVE_DIR)"
+        ),
+    )
+    parser.add_argument(
         "--workers",
         type=positive_int,
         default=1,
@@ -111,9 +126,13 @@ def run(args: argparse.Namespace) -> int:
             database_url=args.database_url,
             tokens_file=args.tokens_file,
             models_dir=args.models_dir,
+            retain_days=args.retain_days,
+            archive_dir=args.archive_dir,
         )
     except ValueError as error:
         raise CliError(str(error)) from error
+    if config.archive_dir is not None and config.retain_days is None:
+        raise CliError("archive-dir: only with --retain-days (nothing is pruned without it)")
     url = config.resolved_database_url
     try:
         create_engine(url).dispose()  # parses the URL and finds its driver; connects later

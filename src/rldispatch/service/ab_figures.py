@@ -1,6 +1,10 @@
 """The A/B comparison read from the decision log: per arm, and per model version of the
 ``rl`` arm (champion and challenger), suggestions logged and outcomes reported.
 
+``completion_rate`` is the share of the distinct bookings suggested that have an outcome (a
+reported pickup): a booking still open, cancelled, or whose outcome was not reported yet
+counts as not completed, so compare it between arms or versions over the same period.
+
 Arms are compared as assigned (intention to treat): a booking of the ``rl`` arm the fallback
 answered still counts in ``rl``, under the model version it was assigned to.
 """
@@ -9,25 +13,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, distinct, func, select
 
 from rldispatch.service.tables import outcomes, suggestions
 
 
 def ab_summary(connection: Connection) -> dict[str, Any]:
     """``{"arms": {arm: figures}, "rl_by_model_version": {version: figures}}``; figures are
-    suggestions, outcomes, late rate, mean km and mean pickup delay (None without outcomes)."""
+    suggestions, distinct bookings suggested, outcomes, completion rate, late rate, mean km
+    and mean pickup delay (None without outcomes)."""
     arms = {arm: _empty_figures() for arm in ("rl", "heuristic")}
     versions: dict[str, dict[str, Any]] = {}
-    for arm, version, count in connection.execute(
-        select(suggestions.c.arm, suggestions.c.model_version, func.count())
+    for arm, version, count, booked in connection.execute(
+        select(
+            suggestions.c.arm,
+            suggestions.c.model_version,
+            func.count(),
+            func.count(distinct(suggestions.c.booking_id)),
+        )
         .where(suggestions.c.arm.is_not(None))
         .group_by(suggestions.c.arm, suggestions.c.model_version)
     ):
         if arm in arms:
             arms[arm]["suggestions"] += int(count)
+            arms[arm]["bookings"] += int(booked)
         if arm == "rl" and version is not None:
-            versions.setdefault(version, _empty_figures())["suggestions"] = int(count)
+            figures = versions.setdefault(version, _empty_figures())
+            figures.update(suggestions=int(count), bookings=int(booked))
     for arm, version, count, late, km, delay in connection.execute(
         select(
             outcomes.c.arm,
@@ -45,13 +57,18 @@ def ab_summary(connection: Connection) -> dict[str, Any]:
             _add_outcomes(arms[arm], *sums)
         if arm == "rl" and version is not None:
             _add_outcomes(versions.setdefault(version, _empty_figures()), *sums)
+    for figures in (*arms.values(), *versions.values()):
+        if figures["bookings"]:
+            figures["completion_rate"] = min(1.0, figures["outcomes"] / figures["bookings"])
     return {"arms": arms, "rl_by_model_version": versions}
 
 
 def _empty_figures() -> dict[str, Any]:
     return {
         "suggestions": 0,
+        "bookings": 0,
         "outcomes": 0,
+        "completion_rate": None,
         "late_rate": None,
         "mean_distance_km": None,
         "mean_pickup_delay_min": None,

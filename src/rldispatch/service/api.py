@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 
 from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
@@ -39,10 +40,12 @@ from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
+from rldispatch.service.retention import Retention, log_size
 from rldispatch.service.schemas import (
     ABOut,
     ArmOutcomes,
     LatencyOut,
+    LogStatus,
     MetricsResponse,
     ModelStatus,
     ModelVersionOutcomes,
@@ -75,6 +78,7 @@ class Service:
     manager: RLDispatchManager
     store: Store
     watcher: SwitchWatcher
+    retention: Retention | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 
@@ -84,6 +88,26 @@ class Service:
 
     def store_status(self) -> StoreStatus:
         return StoreStatus(url=mask_database_url(self.store.url), **self.store.counts())
+
+    def log_status(self) -> LogStatus:
+        """The log's row counts and oldest rows (two small queries), and its retention."""
+        retention: dict[str, Any] = (
+            self.retention.status()
+            if self.retention is not None
+            else {"retain_days": None, "archive": False, "pruned": {}, "last_pruned_at": None}
+        )
+        error = retention.pop("last_error", None)
+        size: dict[str, Any] = dict.fromkeys(
+            ("suggestions", "outcomes", "oldest_suggestion_at", "oldest_outcome_at")
+        )
+        if not self.store.available:
+            error = "database unavailable"
+        else:
+            try:
+                size = log_size(self.store.engine)
+            except SQLAlchemyError as failure:
+                error = f"database: {type(failure).__name__}"
+        return LogStatus(**size, **retention, error=error)
 
 
 # --- answers of errors -------------------------------------------------------------------------
@@ -226,6 +250,7 @@ def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
         started_at=service.started_at,
         uptime_s=service.uptime_s,
         database=service.store_status(),
+        log=service.log_status(),
     )
 
 
@@ -393,7 +418,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     )
     store = Store(config.resolved_database_url)
     watcher = SwitchWatcher(store, manager)
-    service = Service(manager=manager, store=store, watcher=watcher)
+    retention = (
+        Retention(store.engine, config.retain_days, config.archive_dir)
+        if config.retain_days is not None
+        else None
+    )
+    service = Service(manager=manager, store=store, watcher=watcher, retention=retention)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -401,9 +431,13 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         await asyncio.to_thread(watcher.sync)
         await asyncio.to_thread(manager.warm_up)
         watcher.start()
+        if retention is not None:
+            retention.start()
         try:
             yield
         finally:
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
             await asyncio.to_thread(watcher.stop)
             await asyncio.to_thread(store.close)
 

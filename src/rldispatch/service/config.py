@@ -14,6 +14,9 @@ environment variable            meaning (default)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
 ``RLDISPATCH_MODELS_DIR``       the folder models swapped in by an admin must lie in
                                 (the model's folder, else ``<data folder>/models``)
+``RLDISPATCH_RETAIN_DAYS``      prune suggestions and outcomes older than this many days
+                                (none: kept forever)
+``RLDISPATCH_ARCHIVE_DIR``      write pruned rows here first, a JSON-lines file per day
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
 ``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
@@ -35,6 +38,8 @@ ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
+ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
+ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
@@ -53,6 +58,21 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{field}: must be 0 (no cap) or a number of seconds, got {value!r}")
     return seconds or None
+
+
+def _retain_days(value: int | str | None) -> int | None:
+    """A number of days >= 1, or None (kept forever)."""
+    if value is None or value == "":
+        return None
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"retain-days ({ENV_RETAIN_DAYS}): must be a whole number of days, got {value!r}"
+        ) from None
+    if days < 1:
+        raise ValueError(f"retain-days ({ENV_RETAIN_DAYS}): must be at least 1, got {days}")
+    return days
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -74,6 +94,8 @@ class ServiceConfig:
     database_url: str | None = None
     tokens_file: Path | None = None
     models_dir: Path | None = None
+    retain_days: int | None = None
+    archive_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -89,9 +111,14 @@ class ServiceConfig:
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
         models_dir: str | Path | None = None,
+        retain_days: int | None = None,
+        archive_dir: str | Path | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
-        the others. ``fallback_time_limit_s=0`` means no cap."""
+        the others. ``fallback_time_limit_s=0`` means no cap.
+
+        :raises ValueError: a setting that cannot be used (the message names it).
+        """
         environ = dict(os.environ if environ is None else environ)
         model = model_path or environ.get(ENV_MODEL) or None
         return cls(
@@ -108,6 +135,12 @@ class ServiceConfig:
             tokens_file=Path(tokens_file) if tokens_file else None,
             models_dir=Path(models)
             if (models := models_dir or environ.get(ENV_MODELS_DIR))
+            else None,
+            retain_days=_retain_days(
+                retain_days if retain_days is not None else environ.get(ENV_RETAIN_DAYS)
+            ),
+            archive_dir=Path(archive)
+            if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
             environ=environ,
         )
@@ -142,6 +175,10 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
     }
     if config.model_path is not None:
         values[ENV_MODEL] = str(config.model_path)
+    if config.retain_days is not None:
+        values[ENV_RETAIN_DAYS] = str(config.retain_days)
+    if config.archive_dir is not None:
+        values[ENV_ARCHIVE_DIR] = str(config.archive_dir)
     if config.tokens_file is not None:
         values["RLDISPATCH_TOKENS_FILE"] = str(config.tokens_file)
     return values

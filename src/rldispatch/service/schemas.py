@@ -138,6 +138,23 @@ class StoreStatus(BaseModel):
     last_error: str | None
 
 
+class LogStatus(BaseModel):
+    """The decision log's size and how long it is kept."""
+
+    suggestions: int | None = Field(description="rows of rl_suggestions (None: unreadable)")
+    outcomes: int | None = Field(description="rows of rl_outcomes")
+    oldest_suggestion_at: datetime | None
+    oldest_outcome_at: datetime | None
+    retain_days: int | None = Field(
+        description="rows from UTC days that ended more than this many days ago are pruned "
+        "(None: kept forever)"
+    )
+    archive: bool = Field(description="pruned rows are written to day files first")
+    pruned: dict[str, int] = Field(description="rows this worker pruned since it started")
+    last_pruned_at: datetime | None
+    error: str | None = Field(description="why the size or the pruning failed, if it did")
+
+
 class StatusResponse(BaseModel):
     model: ModelStatus
     enabled: bool
@@ -153,6 +170,7 @@ class StatusResponse(BaseModel):
     started_at: datetime
     uptime_s: float
     database: StoreStatus
+    log: LogStatus | None = Field(None, description="the decision log's size and retention")
 
 
 OUTCOME_MAX_AGE = timedelta(days=31)
@@ -210,7 +228,13 @@ class LatencyOut(BaseModel):
 
 class ArmOutcomes(BaseModel):
     suggestions: int
+    bookings: int = Field(0, description="distinct bookings suggested")
     outcomes: int
+    completion_rate: float | None = Field(
+        None,
+        description="share of the bookings suggested with a reported outcome (a booking not "
+        "reported yet counts as not completed)",
+    )
     late_rate: float | None
     mean_distance_km: float | None
     mean_pickup_delay_min: float | None

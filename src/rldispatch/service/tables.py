@@ -1,8 +1,8 @@
 """The service's tables (SQLAlchemy Core) and how they are created or brought up to date.
 
 There are no migrations: :func:`ensure_schema` creates missing tables, adds the columns a
-newer service reads to tables an older one created (nullable or with a default), and the
-unique index that keeps one outcome per booking.
+newer service reads to tables an older one created (nullable or with a default), the indexes
+on the log's creation times, and the unique index that keeps one outcome per booking.
 """
 
 from __future__ import annotations
@@ -70,6 +70,11 @@ outcomes = Table(
     Column("model_version", String(ID_LENGTH)),
 )
 one_outcome_per_booking = Index("uq_rl_outcomes_booking", outcomes.c.booking_id, unique=True)
+by_creation = (
+    Index("ix_rl_suggestions_created_at", suggestions.c.created_at),
+    Index("ix_rl_outcomes_created_at", outcomes.c.created_at),
+)
+"""What pruning the log by age (and its oldest row in ``/rl/status``) reads."""
 
 service_state = Table(
     "rl_service_state",
@@ -88,6 +93,24 @@ service_state = Table(
     Column("challenger_ratio", Float, nullable=False, server_default=text("0")),
 )
 STATE_ROW_ID = 1
+
+SHA256_HEX_LENGTH = 64
+model_registry = Table(
+    "rl_model_registry",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("version", String(ID_LENGTH), nullable=False, index=True),
+    Column("parent_version", String(ID_LENGTH)),
+    Column("path", String(PATH_LENGTH), nullable=False),
+    Column("sha256", String(SHA256_HEX_LENGTH), nullable=False),
+    Column("kind", String(32)),
+    Column("status", String(16), nullable=False, index=True),
+    Column("training_days", JSON),
+    Column("report", JSON, nullable=False),
+    Column("promoted_by", String(ID_LENGTH), nullable=False),
+    Column("promoted_at", DateTime(timezone=True), nullable=False),
+)
+"""Every ``rldispatch promote`` decision (see :mod:`rldispatch.service.registry`)."""
 
 _ADDED_COLUMNS = {
     "rl_outcomes": ("model_version",),
@@ -124,7 +147,13 @@ def ensure_schema(engine: Engine) -> None:
                         text(f"ALTER TABLE {table_name} ADD COLUMN {name} {kind}{clause}")
                     )
                     logger.info("database: added column %s.%s", table_name, name)
-    indexes = {index["name"] for index in inspect(engine).get_indexes("rl_outcomes")}
+    inspector = inspect(engine)
+    for index in by_creation:
+        present = {item["name"] for item in inspector.get_indexes(index.table.name)}
+        if index.name not in present:
+            index.create(engine)
+            logger.info("database: added index %s", index.name)
+    indexes = {index["name"] for index in inspector.get_indexes("rl_outcomes")}
     if one_outcome_per_booking.name not in indexes:
         try:
             one_outcome_per_booking.create(engine)
