@@ -1,5 +1,6 @@
-"""The A/B comparison read from the decision log: per arm, and per model version of the
-``rl`` arm (champion and challenger), suggestions logged and outcomes reported.
+"""The A/B comparison read from the decision log: per arm, and per model version (champion and
+challenger: the ``rl`` arm's bookings, and the ``/rl/round`` assignments the model made),
+suggestions logged and outcomes reported.
 
 ``completion_rate`` is the share of the distinct bookings suggested that have an outcome (a
 reported pickup): a booking still open, cancelled, or whose outcome was not reported yet
@@ -24,43 +25,49 @@ def ab_summary(connection: Connection) -> dict[str, Any]:
     and mean pickup delay (None without outcomes)."""
     arms = {arm: _empty_figures() for arm in ("rl", "heuristic")}
     versions: dict[str, dict[str, Any]] = {}
-    for arm, version, count, booked in connection.execute(
+    for arm, source, version, count, booked in connection.execute(
         select(
             suggestions.c.arm,
+            suggestions.c.source,
             suggestions.c.model_version,
             func.count(),
             func.count(distinct(suggestions.c.booking_id)),
-        )
-        .where(suggestions.c.arm.is_not(None))
-        .group_by(suggestions.c.arm, suggestions.c.model_version)
+        ).group_by(suggestions.c.arm, suggestions.c.source, suggestions.c.model_version)
     ):
         if arm in arms:
             arms[arm]["suggestions"] += int(count)
             arms[arm]["bookings"] += int(booked)
-        if arm == "rl" and version is not None:
+        if _of_a_version(arm, source, version):
             figures = versions.setdefault(version, _empty_figures())
             figures.update(suggestions=int(count), bookings=int(booked))
-    for arm, version, count, late, km, delay in connection.execute(
+    for arm, source, version, count, late, km, delay in connection.execute(
         select(
             outcomes.c.arm,
+            outcomes.c.source,
             outcomes.c.model_version,
             func.count(),
             func.sum(case((outcomes.c.late, 1), else_=0)),
             func.sum(outcomes.c.distance_km),
             func.sum(outcomes.c.pickup_delay_min),
-        )
-        .where(outcomes.c.arm.is_not(None))
-        .group_by(outcomes.c.arm, outcomes.c.model_version)
+        ).group_by(outcomes.c.arm, outcomes.c.source, outcomes.c.model_version)
     ):
         sums = (int(count), float(late), float(km), float(delay))
         if arm in arms:
             _add_outcomes(arms[arm], *sums)
-        if arm == "rl" and version is not None:
+        if _of_a_version(arm, source, version):
             _add_outcomes(versions.setdefault(version, _empty_figures()), *sums)
     for figures in (*arms.values(), *versions.values()):
         if figures["bookings"]:
             figures["completion_rate"] = min(1.0, figures["outcomes"] / figures["bookings"])
     return {"arms": arms, "rl_by_model_version": versions}
+
+
+def _of_a_version(arm: str | None, source: str | None, version: str | None) -> bool:
+    """Whether a row counts for its model version: a booking of the ``rl`` arm (as assigned),
+    or a ``/rl/round`` assignment (no arm: a round is played whole) the model made."""
+    if version is None:
+        return False
+    return arm == "rl" or (arm is None and source == "rl")
 
 
 def _empty_figures() -> dict[str, Any]:

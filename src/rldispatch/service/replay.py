@@ -193,3 +193,41 @@ def outcome_bodies(
             )
             where = sim.dropoff_vec[booking]
     return sorted(bodies, key=lambda body: (body["picked_up_at"], body["booking_id"]))
+
+
+def replay_days_through(
+    url: str,
+    token: str,
+    days: dict[date, Scenario],
+    policy: Policy,
+    config: EnvConfig,
+    day_start_min: float,
+    timeout_s: float = 60.0,
+) -> dict[date, ReplayedDay]:
+    """Operate each day through a running service at ``url`` as an integrator would: every
+    decision a ``POST /rl/round`` naming the day's ``service_date``, then each served ride's
+    ``POST /rl/outcome``. ``policy`` is the in-process policy the answers are compared with.
+
+    :raises RuntimeError: the service refused a round or an outcome (its answer is quoted).
+    """
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    replayed = {}
+    with httpx.Client(base_url=url, timeout=timeout_s, headers=headers) as client:
+        for service_date, scenario in days.items():
+
+            def post_round(body: dict[str, Any], when: date = service_date) -> dict[str, Any]:
+                answer = client.post("/rl/round", json={**body, "service_date": when.isoformat()})
+                if answer.status_code != 200:
+                    raise RuntimeError(f"/rl/round: {answer.status_code} {answer.text}")
+                return answer.json()
+
+            day = replay_day(post_round, policy, scenario, config, day_start_min)
+            assert day.sim is not None
+            for body in outcome_bodies(day.sim, service_date, day_start_min):
+                answer = client.post("/rl/outcome", json=body)
+                if answer.status_code != 202:
+                    raise RuntimeError(f"/rl/outcome: {answer.status_code} {answer.text}")
+            replayed[service_date] = day
+    return replayed

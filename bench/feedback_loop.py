@@ -1,0 +1,314 @@
+"""The production feedback loop on full geneva days, through a real server (docs/feedback_loop.md).
+
+    nice -n 10 .venv/bin/python bench/feedback_loop.py [--database-url URL] \
+        [--training-days 7] [--gate-days 5] [--train-minutes 5] [--json runs/feedback_loop.json]
+
+``rldispatch serve`` runs in its own process with a weak champion (the known-reward start
+with its pair scores drowned in random weights, as an old model that dispatches badly) and
+RL switched on. Days of operation are replayed through its HTTP API as docs/service.md tells
+an integrator (a ``/rl/round`` at each decision, naming the day's ``service_date``; each
+served ride's ``/rl/outcome`` after the day). Then, as an operator would:
+
+1. ``collect --service-db`` of all the days (twice: the files must be identical), and of the
+   first ``--training-days`` alone; the rows are counted against the collected provenance;
+2. ``train --agent pairwise --scenarios`` on the first days, ``--train-minutes`` of wall time;
+3. ``promote`` the retrained model against the served champion on the last ``--gate-days``
+   (promoted when the paired CI lies above 0), which hands it to the service;
+4. ``promote`` the network's untrained start against the new champion (the learning's own
+   gate: refused unless the start beats it);
+5. one more day operated, and ``/rl/metrics`` split by model version.
+
+Bookings are unique per date; the days are geneva preset days of ``--seed`` onwards (seeds
+apart from the tuning, validation and held-out ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from sqlalchemy import create_engine, func, select
+
+from rldispatch.agents.model_files import load_learned_model
+from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
+from rldispatch.agents.pairwise.network import PairQNetwork
+from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.cli import main as cli
+from rldispatch.env import EnvConfig
+from rldispatch.files import atomic_write_json
+from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.files import load_scenario, load_scenario_source
+from rldispatch.scenarios.presets import make_preset
+from rldispatch.service.replay import dated, replay_days_through
+from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.tables import outcomes, suggestions
+
+READ_TOKEN = "bench-read-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789"
+
+
+def pairwise_model(path: Path, noise_std: float) -> Path:
+    """The known-reward start (``noise_std`` 0), or with its pair scores drowned in noise."""
+    from dataclasses import asdict
+
+    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
+    torch.manual_seed(1)
+    network = PairQNetwork(known_reward=known)
+    if noise_std:
+        with torch.no_grad():
+            network.pair_out.weight.normal_(std=noise_std)
+    metadata = PairwiseMetadata(
+        hidden=network.hidden,
+        head_hidden=network.head_hidden,
+        candidates_per_booking=6,
+        env_config=asdict(EnvConfig(max_drivers=30)),
+    )
+    return save_pairwise_model(path, network, metadata)
+
+
+class Server:
+    """``rldispatch serve`` in its own process on a free loopback port."""
+
+    def __init__(self, data_dir: Path, model: Path, database_url: str, models: Path) -> None:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
+        environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
+        command = [sys.executable, "-m", "rldispatch.cli", "serve", "--port", str(port)]
+        command += ["--data-dir", str(data_dir), "--database-url", database_url]
+        command += ["--model", str(model), "--models-dir", str(models), "--log-level", "warning"]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = (data_dir / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, env=environ
+        )
+        deadline = time.monotonic() + 120.0
+        while True:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: see {data_dir / 'server.log'}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+        self.log.close()
+
+
+def count_rows(url: str, table: Any) -> int:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        count = connection.execute(select(func.count()).select_from(table)).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def promote(url: str, server_url: str, days: Path, challenger: Path, gate: int, out: Path) -> dict:
+    code = cli(
+        [
+            "promote",
+            "--challenger",
+            str(challenger),
+            "--days",
+            str(days),
+            "--holdout",
+            str(gate),
+            "--service",
+            server_url,
+            "--token",
+            ADMIN_TOKEN,
+            "--database-url",
+            url,
+            "--by",
+            "bench",
+            "--json",
+            str(out),
+        ]
+    )
+    decision = json.loads(out.read_text())
+    decision["exit_code"] = code
+    return decision
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="the service's database (default: SQLite)")
+    parser.add_argument("--training-days", type=int, default=7)
+    parser.add_argument("--gate-days", type=int, default=5)
+    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=7000)
+    parser.add_argument("--json", default="runs/feedback_loop.json")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="feedback_loop_"))
+    url = args.database_url or f"sqlite:///{work / 'service.sqlite3'}"
+    models = work / "models"
+    models.mkdir()
+    champion = pairwise_model(models / "champion.safetensors", noise_std=0.5)
+    start = pairwise_model(models / "start.safetensors", noise_std=0.0)
+    n_days = args.training_days + args.gate_days
+    first = datetime.now(UTC).date() - timedelta(days=n_days + 1)
+    dates = [first + timedelta(days=k) for k in range(n_days)]
+    week = {day: dated(make_preset("geneva", args.seed + k), day) for k, day in enumerate(dates)}
+    champion_model = load_learned_model(champion)
+    config = champion_model.env_config_for(list(week.values()))
+    day_start = LiveDay.from_preset("geneva").start_min
+    report: dict[str, Any] = {"database": url.split("@")[-1], "days": [str(d) for d in dates]}
+    clock = time.perf_counter()
+    server = Server(work / "data", champion, url, models)
+    try:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        httpx.post(
+            f"{server.url}/rl/toggle", json={"enabled": True, "ab_ratio": 1.0}, headers=headers
+        ).raise_for_status()
+        replayed = replay_days_through(
+            server.url, READ_TOKEN, week, champion_model.policy, config, day_start
+        )
+        report["replay"] = {
+            "seconds": time.perf_counter() - clock,
+            "rounds": sum(d.rounds for d in replayed.values()),
+            "decisions": sum(d.decisions for d in replayed.values()),
+            "differing": sum(d.differing for d in replayed.values()),
+            "rides": sum(
+                round(d.metrics.completion_rate * len(week[k].bookings))
+                for k, d in replayed.items()
+            ),
+        }
+        print(f"replayed {n_days} days: {report['replay']}", flush=True)
+
+        collected = {}
+        for name in ("days", "again"):
+            cli(
+                [
+                    "collect",
+                    "--service-db",
+                    url,
+                    "--since",
+                    str(dates[0]),
+                    "--until",
+                    str(dates[-1]),
+                    "--out",
+                    str(work / name),
+                ]
+            )
+            collected[name] = {p.name: p.read_bytes() for p in (work / name).glob("*.json")}
+        suggestion_ids, outcome_ids, bookings = [], [], []
+        for path in sorted((work / "days").glob("*.json")):
+            provenance = load_scenario_source(path)["provenance"]
+            suggestion_ids += provenance["suggestion_ids"]
+            outcome_ids += provenance["outcome_ids"]
+            bookings += [b.id for b in load_scenario(path).bookings]
+        report["collect"] = {
+            "files": len(collected["days"]),
+            "identical_twice": collected["days"] == collected["again"],
+            "suggestion_rows": count_rows(url, suggestions),
+            "suggestions_in_days": len(suggestion_ids),
+            "suggestions_once": len(set(suggestion_ids)) == len(suggestion_ids),
+            "outcome_rows": count_rows(url, outcomes),
+            "outcomes_in_days": len(outcome_ids),
+            "bookings_in_days": len(bookings),
+            "bookings_once": len(set(bookings)) == len(bookings),
+            "bookings_operated": sum(len(day.bookings) for day in week.values()),
+        }
+        print(f"collect: {report['collect']}", flush=True)
+
+        cli(
+            [
+                "collect",
+                "--service-db",
+                url,
+                "--since",
+                str(dates[0]),
+                "--until",
+                str(dates[args.training_days - 1]),
+                "--out",
+                str(work / "first"),
+            ]
+        )
+        started = time.perf_counter()
+        cli(
+            [
+                "train",
+                "--agent",
+                "pairwise",
+                "--scenarios",
+                str(work / "first"),
+                "--max-minutes",
+                str(args.train_minutes),
+                "--no-progress",
+                "--out",
+                str(work / "run"),
+            ]
+        )
+        retrained = models / "retrained.safetensors"
+        retrained.write_bytes((work / "run" / "best_model.safetensors").read_bytes())
+        report["train_seconds"] = time.perf_counter() - started
+
+        before = httpx.get(f"{server.url}/rl/status", headers=headers).json()
+        report["promote_retrained"] = promote(
+            url, server.url, work / "days", retrained, args.gate_days, work / "a.json"
+        )
+        after = httpx.get(f"{server.url}/rl/status", headers=headers).json()
+        report["status"] = {
+            "before": before["model"]["version"],
+            "after": after["model"]["version"],
+            "same_process": before["worker_pid"] == after["worker_pid"],
+        }
+        report["promote_start"] = promote(
+            url, server.url, work / "days", start, args.gate_days, work / "b.json"
+        )
+        later_date = dates[-1] + timedelta(days=1)
+        served_now = load_learned_model(retrained)
+        replay_days_through(
+            server.url,
+            READ_TOKEN,
+            {later_date: dated(make_preset("geneva", args.seed + n_days), later_date)},
+            served_now.policy,
+            served_now.env_config_for([week[dates[0]]]),
+            day_start,
+        )
+        metrics = httpx.get(f"{server.url}/rl/metrics", headers=headers).json()
+        report["metrics_by_version"] = {
+            item.pop("model_version"): item for item in metrics["ab"]["rl_by_model_version"]
+        }
+    finally:
+        server.stop()
+    report["seconds"] = time.perf_counter() - clock
+    for key in ("promote_retrained", "promote_start"):
+        item = report[key]
+        item.pop("evaluation", None)
+        low, high = item["ci95"]
+        print(
+            f"{key}: {item['decision']} (exit {item['exit_code']}): challenger - champion "
+            f"{item['reward_diff_mean']:+.1f} per day (95% CI {low:+.1f} to {high:+.1f}) on "
+            f"{item['days']} days; challenger {item['challenger']['mean_reward']:.1f}, champion "
+            f"{item['champion']['mean_reward']:.1f}"
+        )
+    print(f"status: {report['status']}")
+    for version, figures in report["metrics_by_version"].items():
+        print(f"version {version}: {figures}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.json, report)
+        print(f"report: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
