@@ -72,14 +72,16 @@ class TargetNetworkAgent:
     def update_target(self) -> None:
         """Move the target network towards the online one (a copy when ``tau == 1``)."""
         tau = self.config.tau
+        targets = list(self.target_network.parameters())
+        onlines = list(self.q_network.parameters())
+        if len(targets) != len(onlines):
+            raise ValueError("update_target: the networks differ in their parameters")
         with torch.no_grad():
-            for target, online in zip(
-                self.target_network.parameters(), self.q_network.parameters(), strict=True
-            ):
-                if tau >= 1.0:
-                    target.copy_(online)
-                else:
-                    target.lerp_(online, tau)
+            # One multi-tensor kernel for all parameters rather than one call each.
+            if tau >= 1.0:
+                torch._foreach_copy_(targets, onlines)
+            else:
+                torch._foreach_lerp_(targets, onlines, tau)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -118,7 +118,9 @@ class PairDQNAgent(TargetNetworkAgent):
         loss = F.smooth_l1_loss(q_taken, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.q_network.parameters(), self.config.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(
+            self.q_network.parameters(), self.config.max_grad_norm, foreach=True
+        )
         self.optimizer.step()
         self.update_target()
         self.updates += 1

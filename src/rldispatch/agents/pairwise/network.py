@@ -15,20 +15,26 @@ bookings, and reordering them reorders the scores and nothing else::
 assignment bonus, the km it adds, the pickups it makes late), so the network learns only the
 value of what follows, the post-decision value of approximate dynamic programming for fleet
 management. With all-zero known rewards it is a plain dueling Q-network.
-The first layer is split by input so the driver and booking parts are computed once per
-driver and booking, not once per pair. A batch is packed (:class:`PairBatch`): the pairs of
-all its states one after another, pooled per state, so no work goes to padding.
+The first layer's weights are kept by input (driver, booking, pair, global). A batch is
+packed (:class:`PairBatch`): the pairs of all its states one after another, pooled per
+state, so no work goes to padding. On a batch the first layer is one product of each pair's
+inputs side by side (:attr:`PairBatch.pair_inputs`) with the four weights side by side: a
+gradient step is a few dozen small tensor operations whose fixed cost dominates, so fewer
+and larger operations train faster (``bench/pairwise_train_speed.py``).
 
 :class:`NumpyPairQ` runs the same forward pass on one state in NumPy on views of the torch
-weights (acting needs one decision at a time).
+weights (acting needs one decision at a time); there the driver and booking parts are
+computed once per driver and booking, not once per pair.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rldispatch.agents.pairwise.features import (
@@ -59,6 +65,25 @@ class PairBatch:
     @property
     def n_states(self) -> int:
         return int(self.globals.shape[0])
+
+    @cached_property
+    def pair_counts(self) -> torch.Tensor:
+        """``(B,)`` candidate pairs of each state, as floats (computed once per batch)."""
+        return torch.bincount(self.pair_state, minlength=self.n_states).to(torch.float32)
+
+    @cached_property
+    def pair_inputs(self) -> torch.Tensor:
+        """``(sum P, FD + FB + FP + FG)`` each pair's driver, booking, pair and global rows
+        side by side: the first layer's input (computed once per batch)."""
+        return torch.cat(
+            [
+                self.drivers.index_select(0, self.pair_driver),
+                self.bookings.index_select(0, self.pair_booking),
+                self.pairs,
+                self.globals.index_select(0, self.pair_state),
+            ],
+            dim=1,
+        )
 
     @property
     def pair_offsets(self) -> torch.Tensor:
@@ -96,6 +121,10 @@ class PairBatch:
 PAIR_ADDED_KM = PAIR_FEATURES.index("added_10km")
 PAIR_LATE = PAIR_FEATURES.index("late")
 PAIR_KNOCK_ON_LATE = PAIR_FEATURES.index("knock_on_late")
+KNOWN_REWARD_COLUMNS = torch.tensor([PAIR_ADDED_KM, PAIR_LATE, PAIR_KNOCK_ON_LATE])
+KNOWN_REWARD_WEIGHT_OF_COLUMN = torch.tensor([1, 2, 2])
+"""The pair columns the known reward reads, and which :class:`KnownReward` weight (as in
+:meth:`KnownReward.as_tensor`) multiplies each."""
 
 
 @dataclass(frozen=True)
@@ -149,43 +178,87 @@ class PairQNetwork(nn.Module):
                 nn.init.zeros_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
+    def first_layer_weight(self) -> torch.Tensor:
+        """``(H, FD + FB + FP + FG)``: the driver, booking, pair and global input weights
+        side by side, for :attr:`PairBatch.pair_inputs` (one product instead of four, and
+        no scatter of gradients back to the driver and booking rows)."""
+        return torch.cat(
+            [
+                self.driver_in.weight,
+                self.booking_in.weight,
+                self.pair_in.weight,
+                self.global_in.weight,
+            ],
+            dim=1,
+        )
+
     def known_pair_reward(self, pairs: torch.Tensor) -> torch.Tensor:
-        assignment, per_10km, per_late, _ = self.known_reward
-        late = pairs[:, PAIR_LATE] + pairs[:, PAIR_KNOCK_ON_LATE]
-        return assignment + per_10km * pairs[:, PAIR_ADDED_KM] + per_late * late
+        # One product: per_10km * added_10km + per_late * (late + knock_on_late).
+        weights = self.known_reward.index_select(0, KNOWN_REWARD_WEIGHT_OF_COLUMN)
+        return pairs.index_select(1, KNOWN_REWARD_COLUMNS) @ weights + self.known_reward[0]
 
     def forward(self, batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor]:
         state = batch.pair_state
         n_states = batch.n_states
         global_part = self.global_in(batch.globals)  # (B, H), includes the first-layer bias
-        h1 = torch.relu(
-            self.driver_in(batch.drivers).index_select(0, batch.pair_driver)
-            + self.booking_in(batch.bookings).index_select(0, batch.pair_booking)
-            + self.pair_in(batch.pairs)
-            + global_part.index_select(0, state)
-        )
-        context = self.context(segment_pool(h1, state, n_states)).index_select(0, state)
+        h1 = torch.relu(F.linear(batch.pair_inputs, self.first_layer_weight(), self.global_in.bias))
+        counts = batch.pair_counts
+        context = self.context(segment_pool(h1, state, n_states, counts)).index_select(0, state)
         h2 = torch.relu(self.pair_hidden(h1) + context)
         advantage = self.pair_out(h2).squeeze(-1)  # (sum P,)
-        summary = torch.cat([segment_pool(h2, state, n_states), torch.relu(global_part)], -1)
+        pooled = segment_pool(h2, state, n_states, counts)
+        summary = torch.cat([pooled, torch.relu(global_part)], -1)
         value, wait_advantage = self.head(summary).unbind(-1)
-        count = torch.bincount(state, minlength=n_states).to(advantage.dtype) + 1.0
         advantage_sum = torch.zeros(n_states, dtype=advantage.dtype).index_add(0, state, advantage)
-        base = value - (advantage_sum + wait_advantage) / count
+        base = value - (advantage_sum + wait_advantage) / (counts + 1.0)
         wait_q = base + wait_advantage + self.known_reward[3]
         pair_q = base.index_select(0, state) + advantage + self.known_pair_reward(batch.pairs)
         return wait_q, pair_q
 
 
-def segment_pool(features: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """``[mean, max]`` of non-negative rows per segment (zeros for an empty segment)."""
+def segment_pool(
+    features: torch.Tensor,
+    segment: torch.Tensor,
+    n_segments: int,
+    counts: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``[mean, max]`` of non-negative rows per segment (zeros for an empty segment).
+
+    :param counts: ``(n_segments,)`` rows per segment as floats, when already known.
+    """
     width = features.shape[1]
+    if counts is None:
+        counts = torch.bincount(segment, minlength=n_segments).to(features.dtype)
     total = torch.zeros(n_segments, width, dtype=features.dtype).index_add(0, segment, features)
-    count = torch.bincount(segment, minlength=n_segments).clamp(min=1).to(features.dtype)
-    maximum = torch.zeros(n_segments, width, dtype=features.dtype).scatter_reduce(
-        0, segment[:, None].expand(-1, width), features, "amax", include_self=True
-    )
-    return torch.cat([total / count[:, None], maximum], dim=-1)
+    maximum = SegmentMax.apply(features, segment, n_segments)
+    return torch.cat([total / counts.clamp(min=1.0)[:, None], maximum], dim=-1)
+
+
+class SegmentMax(torch.autograd.Function):
+    """Column-wise maximum of non-negative rows per segment (0 for an empty segment).
+
+    The same values as ``scatter_reduce(..., "amax", include_self=True)`` on zeros; its
+    gradient goes to the rows that hold the maximum, shared evenly between tied rows. (The
+    generic ``scatter_reduce`` backward also routes a share to the zero start value, and
+    costs several passes over every row: most of a gradient step's backward pass.)
+    A maximum of 0 comes from ReLU outputs of 0, whose gradient the ReLU drops anyway.
+    """
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+        width = rows.shape[1]
+        maximum = rows.new_zeros(n_segments, width).scatter_reduce(
+            0, segment[:, None].expand(-1, width), rows, "amax", include_self=True
+        )
+        ctx.save_for_backward(rows, segment, maximum)
+        return maximum
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        rows, segment, maximum = ctx.saved_tensors
+        holds_max = (rows == maximum.index_select(0, segment)).to(rows.dtype)
+        ties = torch.zeros_like(maximum).index_add_(0, segment, holds_max).clamp_(min=1.0)
+        return (grad / ties).index_select(0, segment).mul_(holds_max), None, None
 
 
 def segment_mean(values: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:

@@ -174,21 +174,24 @@ class PairReplayBuffer:
         self.n_drivers[i], self.n_bookings[i], self.n_pairs[i] = d, m, p
 
     def batch(self, indices: np.ndarray) -> PairBatch:
-        """The states at ``indices``, packed into one batch."""
+        """The states at ``indices``, packed into one batch (only their filled rows are
+        read)."""
         n_drivers = self.n_drivers[indices]
         n_bookings = self.n_bookings[indices]
         n_pairs = self.n_pairs[indices]
-        driver_rows = np.arange(self.max_drivers)[None, :] < n_drivers[:, None]
-        booking_rows = np.arange(self.max_bookings)[None, :] < n_bookings[:, None]
-        pair_rows = np.arange(self.max_pairs)[None, :] < n_pairs[:, None]
-        driver_offset = np.repeat(np.cumsum(n_drivers) - n_drivers, n_pairs)
-        booking_offset = np.repeat(np.cumsum(n_bookings) - n_bookings, n_pairs)
-        pair_driver = self.pair_driver[indices][pair_rows].astype(np.int64) + driver_offset
-        pair_booking = self.pair_slot[indices][pair_rows].astype(np.int64) + booking_offset
+        driver_rows, driver_offset = filled_rows(indices, n_drivers, self.max_drivers)
+        booking_rows, booking_offset = filled_rows(indices, n_bookings, self.max_bookings)
+        pair_rows, _ = filled_rows(indices, n_pairs, self.max_pairs)
+        pair_driver = self.pair_driver.reshape(-1)[pair_rows].astype(np.int64)
+        pair_driver += np.repeat(driver_offset, n_pairs)
+        pair_booking = self.pair_slot.reshape(-1)[pair_rows].astype(np.int64)
+        pair_booking += np.repeat(booking_offset, n_pairs)
         return PairBatch(
-            drivers=torch.from_numpy(self.drivers[indices][driver_rows]),
-            bookings=torch.from_numpy(self.bookings[indices][booking_rows]),
-            pairs=torch.from_numpy(self.pairs[indices][pair_rows]),
+            drivers=torch.from_numpy(self.drivers.reshape(-1, len(DRIVER_FEATURES))[driver_rows]),
+            bookings=torch.from_numpy(
+                self.bookings.reshape(-1, len(BOOKING_FEATURES))[booking_rows]
+            ),
+            pairs=torch.from_numpy(self.pairs.reshape(-1, len(PAIR_FEATURES))[pair_rows]),
             pair_driver=torch.from_numpy(pair_driver),
             pair_booking=torch.from_numpy(pair_booking),
             pair_state=torch.from_numpy(np.repeat(np.arange(indices.size), n_pairs)),
@@ -213,3 +216,13 @@ class PairReplayBuffer:
             discounts=torch.from_numpy(self.discounts[indices]),
             indices=indices,
         )
+
+
+def filled_rows(
+    indices: np.ndarray, counts: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``0 .. counts[i]-1`` of entries ``indices`` in a ``(capacity * width)`` flat
+    layout, entry after entry, and where each entry's rows start in that packed order."""
+    offsets = np.cumsum(counts) - counts
+    within = np.arange(int(counts.sum())) - np.repeat(offsets, counts)
+    return np.repeat(indices * width, counts) + within, offsets
