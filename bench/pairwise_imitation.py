@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=3.0)
     parser.add_argument("--target", default="driver", choices=("driver", "action"))
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--search", default="hindsight", choices=("hindsight", "local"))
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--anchor", type=float, default=0.0)
     parser.add_argument("--plans", default=None, help="folder keeping the hindsight plans")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--days", type=int, default=21)
@@ -66,6 +69,9 @@ def main() -> None:
             time_limit_s=args.time_limit,
             target=args.target,
             temperature=args.temperature,
+            search=args.search,
+            learning_rate=args.learning_rate,
+            anchor=args.anchor,
         )
         distribution = FleetDayDistribution()
         days = distribution.days(0, args.imitation_days)
@@ -80,7 +86,7 @@ def main() -> None:
             days,
             settings,
             args.seed,
-            HindsightPlans(args.time_limit, args.plans),
+            HindsightPlans(args.time_limit, args.plans, args.search),
         )
         elapsed = time.perf_counter() - started
         for item in stats:

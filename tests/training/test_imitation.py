@@ -120,3 +120,31 @@ def test_a_pairwise_run_with_imitation_days_imitates_before_it_learns(tmp_path):
     assert len(stats) == 1 and stats[0].states > 0
     trained = run.learner.agent.target_network.state_dict()
     assert not torch.equal(trained["pair_out.weight"], untrained["pair_out.weight"])
+
+
+def test_a_local_plan_is_the_played_routes_or_better_by_the_days_reward():
+    from rldispatch.policies.ride_model import RideProblem, replay, replay_reward
+    from rldispatch.rewards import RewardConfig
+    from rldispatch.sim.simulator import DaySimulator
+    from rldispatch.training.imitation import local_plan, play_greedy
+
+    day, reward = DAYS[0], RewardConfig()
+    routes = play_greedy(new_agent(), FeatureBuilder(6), new_env(), day)
+    plan = local_plan(day, routes, 0.5, reward)
+    problem = RideProblem.whole_day(DaySimulator(day))
+    planned = [[] for _ in day.drivers]
+    for booking in sorted(plan.driver_of, key=plan.pickup_of.__getitem__):
+        planned[plan.driver_of[booking]].append(booking)
+    played, improved = replay(problem, routes), replay(problem, planned)
+    assert not improved.problems
+    assert replay_reward(problem, improved, reward) >= replay_reward(problem, played, reward)
+
+
+def test_imitation_is_off_by_default_and_a_bad_target_names_its_field():
+    from rldispatch.agents.config_fields import ConfigError
+
+    assert PairwiseConfig().imitation_days == 0
+    with pytest.raises(ConfigError, match="pairwise.imitation_target"):
+        PairwiseConfig(imitation_target="plan")
+    with pytest.raises(ConfigError, match="pairwise.imitation_time_limit_s"):
+        PairwiseConfig(imitation_time_limit_s=0.0)

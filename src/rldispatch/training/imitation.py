@@ -36,8 +36,13 @@ from rldispatch.env import DispatchEnv
 from rldispatch.files import atomic_write_json, read_json
 from rldispatch.policies.hindsight import solve_scenario
 from rldispatch.policies.plan_actions import DayPlan
+from rldispatch.policies.ride_model import RideModel, RideProblem, replay, replay_reward
+from rldispatch.policies.routing import search_parameters
+from rldispatch.rewards import RewardConfig
+from rldispatch.sim.simulator import DaySimulator
 
 TARGETS = ("driver", "action")
+SEARCHES = ("hindsight", "local")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class ImitationSettings:
         planned driver (the order of assignments and waiting stay the network's own);
         ``"action"``: the state's choice ranked toward the plan's action (which booking,
         which driver, or waiting).
+    :param search: how a day is planned (see :class:`HindsightPlans`).
+    :param anchor: weight of the squared learned part of the scores (against waiting's) in
+        the loss: 0 lets the scores drift as far as the labels pull them.
     """
 
     rounds: int = 3
@@ -67,6 +75,8 @@ class ImitationSettings:
     learning_rate: float = 1e-3
     temperature: float = 1.0
     target: str = "driver"
+    search: str = "hindsight"
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -79,6 +89,8 @@ class ImitationSettings:
             "learning_rate": self.learning_rate > 0,
             "temperature": self.temperature > 0,
             "target": self.target in TARGETS,
+            "search": self.search in SEARCHES,
+            "anchor": self.anchor >= 0,
         }
         for name, ok in checks.items():
             if not ok:
@@ -99,19 +111,59 @@ class RoundStats:
     played_reward: float
 
 
+def local_plan(
+    day: Scenario, routes: Sequence[Sequence[int]], time_limit_s: float, reward: RewardConfig
+) -> DayPlan:
+    """The played ``routes`` improved by guided local search with every booking known
+    (:class:`RideModel`, the day's exact reward) for ``time_limit_s``: a plan that stays
+    close to what was played and differs where hindsight says it pays (the played routes
+    when the search finds nothing better)."""
+    sim = DaySimulator(day)
+    problem = RideProblem.whole_day(sim)
+    model = RideModel(problem, reward)
+    candidates = [[list(route) for route in routes]]
+    start = model.initial_assignment(candidates[0])
+    if start is not None:
+        params = search_parameters(time_limit_s, "PARALLEL_CHEAPEST_INSERTION")
+        solution = model.routing.SolveFromAssignmentWithParameters(start, params)
+        if solution is not None:
+            candidates.append(model.booking_routes(solution))
+    best, best_reward = None, -np.inf
+    for candidate in candidates:
+        played = replay(problem, candidate)
+        value = replay_reward(problem, played, reward)
+        if not played.problems and value > best_reward:
+            best, best_reward = (candidate, played), value
+    if best is None:
+        raise RuntimeError(f"local plan: the played routes of {day.name!r} break a rule")
+    chosen, played = best
+    driver_of = {b: d for d, route in enumerate(chosen) for b in route}
+    return DayPlan(driver_of, {b: float(played.pickup_min[b]) for b in driver_of})
+
+
 class HindsightPlans:
     """The hindsight plan of each day, solved once (kept in memory, and as JSON files in
-    ``folder`` when given, one per day and time limit)."""
+    ``folder`` when given, one per day, search and time limit).
 
-    def __init__(self, time_limit_s: float, folder: str | Path | None = None) -> None:
+    :param search: ``"hindsight"``: :func:`solve_scenario` (its own search, started from the
+        played routes too); ``"local"``: :func:`local_plan` from the played routes.
+    """
+
+    def __init__(
+        self, time_limit_s: float, folder: str | Path | None = None, search: str = "hindsight"
+    ) -> None:
+        if search not in SEARCHES:
+            raise ValueError(f"imitation.search: {search!r} is not one of {SEARCHES}")
         self.time_limit_s = float(time_limit_s)
         self.folder = Path(folder) if folder is not None else None
+        self.search = search
         self._plans: dict[str, DayPlan] = {}
 
     def _path(self, day: Scenario) -> Path | None:
         if self.folder is None:
             return None
-        return self.folder / f"{day.name}-{self.time_limit_s:g}s.json"
+        suffix = "" if self.search == "hindsight" else f"-{self.search}"
+        return self.folder / f"{day.name}-{self.time_limit_s:g}s{suffix}.json"
 
     def get(self, day: Scenario, played_routes: Sequence[Sequence[int]] | None) -> DayPlan:
         """The plan of ``day``; solved (from ``played_routes``) only the first time."""
@@ -124,20 +176,24 @@ class HindsightPlans:
                 {int(k): int(v) for k, v in stored["driver_of"].items()},
                 {int(k): float(v) for k, v in stored["pickup_of"].items()},
             )
+        elif self.search == "local":
+            if played_routes is None:
+                raise ValueError("local plan: needs the played routes")
+            plan = local_plan(day, played_routes, self.time_limit_s, RewardConfig())
         else:
             result = solve_scenario(day, self.time_limit_s, initial_routes=played_routes)
             if result.metrics is None:
                 raise RuntimeError(f"hindsight: no plan found for day {day.name!r}")
             plan = DayPlan.from_hindsight(result, [b.id for b in day.bookings])
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(
-                    path,
-                    {
-                        "driver_of": {str(k): v for k, v in plan.driver_of.items()},
-                        "pickup_of": {str(k): v for k, v in plan.pickup_of.items()},
-                    },
-                )
+        if path is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(
+                path,
+                {
+                    "driver_of": {str(k): v for k, v in plan.driver_of.items()},
+                    "pickup_of": {str(k): v for k, v in plan.pickup_of.items()},
+                },
+            )
         self._plans[day.name] = plan
         return plan
 
@@ -228,11 +284,13 @@ def fit(
                 offsets = np.cumsum([0] + [s.n_pairs for s in states])
                 planned = np.concatenate([data.pairs[k] + offsets[i] for i, k in enumerate(chosen)])
                 loss, agreement = driver_loss(
-                    network, batch, torch.from_numpy(planned), settings.temperature
+                    network, batch, torch.from_numpy(planned), settings.temperature, settings.anchor
                 )
             else:
                 labels = torch.tensor([data.labels[k] for k in chosen], dtype=torch.long)
-                loss, agreement = imitation_loss(network, batch, labels, settings.temperature)
+                loss, agreement = imitation_loss(
+                    network, batch, labels, settings.temperature, settings.anchor
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), agent.config.max_grad_norm)
@@ -253,7 +311,7 @@ def imitate(
 ) -> list[RoundStats]:
     """DAgger on the hindsight plans of ``days`` (see the module docstring). Trains
     ``agent.q_network`` and copies it into the target network at the end."""
-    plans = plans or HindsightPlans(settings.time_limit_s)
+    plans = plans or HindsightPlans(settings.time_limit_s, search=settings.search)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(agent.q_network.parameters(), lr=settings.learning_rate)
     data = ImitationData()

@@ -81,10 +81,26 @@ class ImitationData:
         return len(self.labels)
 
 
+def learned_gap(
+    network: PairQNetwork, batch: PairBatch, wait_q: torch.Tensor, pair_q: torch.Tensor
+) -> torch.Tensor:
+    """Per pair, the learned part of its score minus the learned part of waiting's: zero in
+    the untrained network, whose choices are its known rewards'."""
+    learned_pair = pair_q - network.known_pair_reward(batch.pairs)
+    learned_wait = wait_q - network.known_reward[3]
+    return learned_pair - learned_wait.index_select(0, batch.pair_state)
+
+
 def imitation_loss(
-    network: PairQNetwork, batch: PairBatch, labels: torch.Tensor, temperature: float
+    network: PairQNetwork,
+    batch: PairBatch,
+    labels: torch.Tensor,
+    temperature: float,
+    anchor: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean cross-entropy, share of states whose best score is the label)``.
+    """``(mean cross-entropy + anchor * mean squared learned gap, share of states whose best
+    score is the label)``; the anchor (:func:`learned_gap`) keeps the scores near their known
+    rewards where the labels do not say otherwise.
 
     :param labels: ``(B,)`` a candidate index within each state, or :data:`WAIT`.
     """
@@ -104,6 +120,8 @@ def imitation_loss(
         labels < 0, wait_logit, pair_logit[pair_index] if pair_q.numel() else wait_logit
     )
     loss = (log_partition - label_logit).mean()
+    if anchor and pair_q.numel():
+        loss = loss + anchor * learned_gap(network, batch, wait_q, pair_q).square().mean()
     with torch.no_grad():
         best_pair = segment_max(pair_q, state, n_states)
         label_q = torch.where(labels < 0, wait_q, pair_q[pair_index] if pair_q.numel() else wait_q)
@@ -112,14 +130,20 @@ def imitation_loss(
 
 
 def driver_loss(
-    network: PairQNetwork, batch: PairBatch, planned: torch.Tensor, temperature: float
+    network: PairQNetwork,
+    batch: PairBatch,
+    planned: torch.Tensor,
+    temperature: float,
+    anchor: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean cross-entropy, share of labelled bookings whose best candidate is the planned
-    one)`` of the softmax over each booking's candidates toward its planned driver.
+    """``(mean cross-entropy + anchor * mean squared learned gap, share of labelled bookings
+    whose best candidate is the planned one)`` of the softmax over each booking's candidates
+    toward its planned driver. The softmax does not see waiting; the anchor
+    (:func:`learned_gap`) keeps the pairs' scores against waiting's where they were.
 
     :param planned: packed indices (into the batch's pairs) of the planned pairs.
     """
-    _, pair_q = network(batch)
+    wait_q, pair_q = network(batch)
     booking = batch.pair_booking
     n_bookings = int(batch.bookings.shape[0])
     logit = pair_q / temperature
@@ -130,6 +154,8 @@ def driver_loss(
     log_partition = top + torch.log(total.clamp(min=1e-30))
     labelled = booking.index_select(0, planned)
     loss = (log_partition.index_select(0, labelled) - logit.index_select(0, planned)).mean()
+    if anchor:
+        loss = loss + anchor * learned_gap(network, batch, wait_q, pair_q).square().mean()
     with torch.no_grad():
         best = segment_max(pair_q, booking, n_bookings).index_select(0, labelled)
         agrees = pair_q.index_select(0, planned) >= best - 1e-6

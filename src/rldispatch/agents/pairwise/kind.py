@@ -81,6 +81,9 @@ class PairwiseLearner(ReplayLearner):
             time_limit_s=config.imitation_time_limit_s,
             temperature=config.imitation_temperature,
             target=config.imitation_target,
+            search=config.imitation_search,
+            learning_rate=config.imitation_learning_rate,
+            anchor=config.imitation_anchor,
         )
         days = [day(k) for k in range(config.imitation_days)]
         seed = int(self.rng_seed)
