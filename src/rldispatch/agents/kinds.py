@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,10 @@ class Learner(ABC):
 
     def prepare(self, env: DispatchEnv, day: Scenario) -> None:  # noqa: B027
         """Once, before the first training day of a new run (not when resuming)."""
+
+    def pretrain(self, env: DispatchEnv, day: Callable[[int], Scenario]) -> None:  # noqa: B027
+        """Once, before :meth:`prepare` in a new run: learning that is not reinforcement
+        (``day(k)`` is training day ``k``)."""
 
     @abstractmethod
     def start_day(self, env: DispatchEnv) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
+from rldispatch.policies.plan_actions import planned_action
 from rldispatch.policies.ride_model import RideModel, RideProblem
 from rldispatch.policies.routing import search_parameters
 from rldispatch.sim.simulator import OPEN, UNRELEASED, DaySimulator
@@ -123,15 +124,7 @@ class ReoptPolicy:
     def _planned_action(self, env: DispatchEnv) -> int | None:
         if not self._solved:
             return None
-        grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
-        best, best_min = None, np.inf
-        for slot, booking in enumerate(env.visible.tolist()):
-            driver = self._driver_of.get(booking)
-            if driver is None or not grid[driver, slot]:
-                continue
-            if self._pickup_of[booking] < best_min:
-                best, best_min = assignment_action(env, driver, slot), self._pickup_of[booking]
-        return best
+        return planned_action(env, self._driver_of, self._pickup_of)
 
     def _fallback(self, env: DispatchEnv) -> int:
         """Cheapest insertion of a visible booking the plan has not seen (all of them when

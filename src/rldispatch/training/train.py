@@ -296,6 +296,7 @@ class TrainingRun:
         settings = self.settings
         try:
             if not self.resumed:
+                self.learner.pretrain(self.env, self.days.day)
                 self.learner.prepare(self.env, self.days.day(0))
                 if settings.eval_every_days:
                     self._evaluate()

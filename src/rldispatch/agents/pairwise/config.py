@@ -86,6 +86,46 @@ class PairwiseConfig(HyperparameterConfig):
         high=10.0,
     )
 
+    imitation_days: int = hyperparameter(
+        "training days whose hindsight plans the network imitates (DAgger) before the "
+        "reinforcement learning starts (0: none); the time counts in the run's budget",
+        0,
+        kind="int",
+        low=0,
+    )
+    imitation_rounds: int = hyperparameter(
+        "DAgger rounds over the imitation days", 2, kind="int", low=1
+    )
+    imitation_time_limit_s: float = hyperparameter(
+        "the hindsight solver's time per imitation day, in seconds", 3.0, low=0.0, low_open=True
+    )
+    imitation_target: str = hyperparameter(
+        "what is imitated: 'driver' ranks each booking's candidates toward its planned driver; "
+        "'action' ranks the state's choices toward the plan's action (booking, driver or wait)",
+        "driver",
+        kind="choice",
+        choices=("driver", "action"),
+    )
+    imitation_search: str = hyperparameter(
+        "how an imitation day is planned: 'local' improves the routes the network played by "
+        "local search with every booking known; 'hindsight' is the hindsight solver's plan",
+        "local",
+        kind="choice",
+        choices=("local", "hindsight"),
+    )
+    imitation_temperature: float = hyperparameter(
+        "the scores are divided by this in the imitation softmax", 0.05, low=0.0, low_open=True
+    )
+    imitation_learning_rate: float = hyperparameter(
+        "Adam step size of the imitation", 1e-5, low=0.0, high=1.0, low_open=True
+    )
+    imitation_anchor: float = hyperparameter(
+        "weight of the squared learned part of the scores (against waiting's) in the "
+        "imitation loss (0: the scores may drift as far as the labels pull them)",
+        1.0,
+        low=0.0,
+    )
+
     def check(self) -> None:
         if self.batch_size > self.buffer_size:
             raise ConfigError(

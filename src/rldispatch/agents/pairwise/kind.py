@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +38,9 @@ class PairwiseLearner(ReplayLearner):
     def __init__(self, config: PairwiseConfig, env: DispatchEnv, seed: int) -> None:
         self.config = config
         env_config = env.config
-        agent_seed, buffer_seed = (int(v) for v in np.random.SeedSequence(seed).generate_state(2))
+        agent_seed, buffer_seed, self.rng_seed = (
+            int(v) for v in np.random.SeedSequence(seed).generate_state(3)
+        )
         self.reward = TrainingReward(env_config.reward, config.shaping_weight, config.reward_scale)
         known = self.reward.known_reward(config.known_reward_weight)
         self.agent = PairDQNAgent(config, seed=agent_seed, known_reward=known)
@@ -65,6 +67,27 @@ class PairwiseLearner(ReplayLearner):
         self.q_means: list[float] = []
         self.state: PairState | None = None
         self.candidate = -1
+
+    def pretrain(self, env: DispatchEnv, day: Callable[[int], Scenario]) -> None:
+        """With ``imitation_days``, DAgger on the hindsight plans of the first training days
+        (:mod:`rldispatch.training.imitation`) before the reinforcement learning."""
+        config = self.config
+        if not config.imitation_days:
+            return
+        from rldispatch.training.imitation import ImitationSettings, imitate
+
+        settings = ImitationSettings(
+            rounds=config.imitation_rounds,
+            time_limit_s=config.imitation_time_limit_s,
+            temperature=config.imitation_temperature,
+            target=config.imitation_target,
+            search=config.imitation_search,
+            learning_rate=config.imitation_learning_rate,
+            anchor=config.imitation_anchor,
+        )
+        days = [day(k) for k in range(config.imitation_days)]
+        seed = int(self.rng_seed)
+        self.imitation_stats = imitate(self.agent, self.features, env, days, settings, seed)
 
     def prepare(self, env: DispatchEnv, day: Scenario) -> None:
         """Start the state value at the discounted value of the average step of a greedy

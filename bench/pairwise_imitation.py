@@ -1,0 +1,136 @@
+"""Learning from hindsight plans (DAgger) against the untrained start, on held-out days.
+
+    .venv/bin/python bench/pairwise_imitation.py [--imitation-days 24] [--rounds 2] \
+        [--target driver] [--plans runs/imitation-plans] \
+        [--variant "imitation + RL=runs/imitation-rl/best_model.safetensors"] ... \
+        [--days 21] [--json runs/pairwise/imitation.json]
+
+It builds the untrained start (the known-reward network: each pair scored by its known shaped
+reward), trains a copy of it by DAgger on the hindsight plans of the first training days
+(:mod:`rldispatch.training.imitation`; ``--plans`` keeps the plans so a second run reuses
+them), and plays both and every ``--variant`` model file on the same held-out days (fleets
+of 7, 13 and 24 drivers). Each line gives the mean reward, completion and late rate and the
+paired reward difference to the untrained start with its 95% CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from rldispatch.agents.pairwise.agent import PairDQNAgent
+from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.agents.pairwise.features import FeatureBuilder
+from rldispatch.agents.pairwise.model_file import load_pairwise_model
+from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.files import atomic_write_json
+from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.rewards import RewardConfig
+from rldispatch.training.evaluation import evaluate_policy
+from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, FleetDayDistribution, held_out_days
+from rldispatch.training.imitation import HindsightPlans, ImitationSettings, imitate
+
+START = "untrained start (known rewards only)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--imitation-days", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--time-limit", type=float, default=3.0)
+    parser.add_argument("--target", default="driver", choices=("driver", "action"))
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--search", default="hindsight", choices=("hindsight", "local"))
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--anchor", type=float, default=0.0)
+    parser.add_argument("--plans", default=None, help="folder keeping the hindsight plans")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--days", type=int, default=21)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default="runs/pairwise/imitation.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    config = PairwiseConfig()
+    known = TrainingReward(RewardConfig(), 1.0, config.reward_scale).known_reward()
+    start = PairDQNAgent(config, seed=args.seed, known_reward=known)
+    policies: dict[str, Any] = {START: PairwisePolicy(start.target_network, name=START)}
+    report: dict[str, Any] = {"variants": {}}
+    if args.imitation_days:
+        agent = PairDQNAgent(config, seed=args.seed, known_reward=known)
+        settings = ImitationSettings(
+            rounds=args.rounds,
+            time_limit_s=args.time_limit,
+            target=args.target,
+            temperature=args.temperature,
+            search=args.search,
+            learning_rate=args.learning_rate,
+            anchor=args.anchor,
+        )
+        distribution = FleetDayDistribution()
+        days = distribution.days(0, args.imitation_days)
+        env = DispatchEnv(
+            preset=None, scenarios=days, config=EnvConfig(max_drivers=distribution.max_drivers)
+        )
+        started = time.perf_counter()
+        stats = imitate(
+            agent,
+            FeatureBuilder(config.candidates_per_booking),
+            env,
+            days,
+            settings,
+            args.seed,
+            HindsightPlans(args.time_limit, args.plans, args.search),
+        )
+        elapsed = time.perf_counter() - started
+        for item in stats:
+            print(item)
+        print(f"imitation: {elapsed:.0f} s")
+        report["imitation"] = {"settings": vars(args), "rounds": [vars(s) for s in stats]}
+        name = f"imitation only ({args.target}, {args.imitation_days} days, {args.rounds} rounds)"
+        policies[name] = PairwisePolicy(agent.target_network, name=name)
+    for item in args.variant:
+        name, path = item.split("=", 1)
+        policies[name] = PairwisePolicy(load_pairwise_model(path), name=name)
+
+    days = held_out_days(args.days)
+    report["days"] = [d.name for d in days]
+    env_config = EnvConfig(max_drivers=max(HELD_OUT_FLEET_SIZES))
+    results = {
+        name: evaluate_policy(policy, days, env_config, label=name)
+        for name, policy in policies.items()
+    }
+    start_rewards = [m.reward for m in results[START]]
+    width = max(len(name) for name in results)
+    print(f"{len(days)} held-out days (fleets of 7, 13, 24), mean ± half-width of the 95% CI")
+    for name, metrics in results.items():
+        rewards = [m.reward for m in metrics]
+        summary: dict[str, Any] = {
+            "reward": mean_ci(rewards),
+            "completion_rate": float(np.mean([m.completion_rate for m in metrics])),
+            "late_pickup_rate": float(np.mean([m.late_pickup_rate for m in metrics])),
+        }
+        line = (
+            f"{name:{width}s}  reward {summary['reward']['mean']:7.1f}  completion "
+            f"{summary['completion_rate']:.4f}  late {summary['late_pickup_rate']:.4f}"
+        )
+        if name != START:
+            pair = paired_difference(rewards, start_rewards)
+            summary["this_minus_start"] = pair
+            low, high = pair["ci95"]
+            line += f"  this - start {pair['reward_diff_mean']:+6.1f} [{low:+.1f}, {high:+.1f}]"
+        report["variants"][name] = summary
+        print(line, flush=True)
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"report: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
