@@ -9,6 +9,8 @@ they are skipped; with it set they fail, not skip, when the server does not answ
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,3 +38,20 @@ def postgres_url() -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """The test server's URL with a fresh schema first on the search path; dropped after, so
+    reruns start clean and never touch other tables."""
+    from sqlalchemy import create_engine, text
+
+    schema = f"rld_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(postgres_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()

@@ -7,8 +7,6 @@ integrator calls it; a few malformed rows are then written by hand.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -230,20 +228,6 @@ def sqlite_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dic
     url = f"sqlite:///{folder / 'service.sqlite3'}"
     served, malformed = build_log(url, folder / "data")
     return url, served, malformed
-
-
-@pytest.fixture
-def postgres_log_url(postgres_url: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh schema first on the search path, dropped after."""
-    schema = f"rld_collect_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(postgres_url)
-    with engine.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in postgres_url else "?"
-    yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
-    with engine.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    engine.dispose()
 
 
 def collect(url: str, **options: Any):
@@ -482,21 +466,21 @@ def test_the_timezone_moves_the_clock_of_rows_without_one(tmp_path) -> None:
 
 @pytest.mark.postgres
 def test_postgres_log_collects_the_same_days_and_accounts_for_every_row(
-    postgres_log_url, tmp_path
+    postgres_schema_url, tmp_path
 ) -> None:
-    served, malformed = build_log(postgres_log_url, tmp_path / "data")
+    served, malformed = build_log(postgres_schema_url, tmp_path / "data")
 
-    result = collect(postgres_log_url)
+    result = collect(postgres_schema_url)
 
     check_days_match_what_was_served(result, served)
-    check_every_row_accounted_once(result, postgres_log_url)
+    check_every_row_accounted_once(result, postgres_schema_url)
     assert {r.row_id for r in result.skipped_rows if r.table == "rl_suggestions"} == {
         malformed["invalid"],
         malformed["round"],
         malformed["not_json"],
     }
     first = write_scenarios(result, tmp_path / "first")
-    second = write_scenarios(collect(postgres_log_url), tmp_path / "second")
+    second = write_scenarios(collect(postgres_schema_url), tmp_path / "second")
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
