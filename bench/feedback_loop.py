@@ -36,17 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import torch
 from sqlalchemy import create_engine, func, select
 
 from rldispatch.agents.model_files import load_learned_model
-from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
-from rldispatch.agents.pairwise.network import PairQNetwork
-from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.cli import main as cli
-from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
-from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.replay import dated, replay_days_through
@@ -59,21 +54,11 @@ ADMIN_TOKEN = "bench-admin-token-0123456789"
 
 def pairwise_model(path: Path, noise_std: float) -> Path:
     """The known-reward start (``noise_std`` 0), or with its pair scores drowned in noise."""
-    from dataclasses import asdict
-
-    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
-    torch.manual_seed(1)
-    network = PairQNetwork(known_reward=known)
-    if noise_std:
-        with torch.no_grad():
-            network.pair_out.weight.normal_(std=noise_std)
-    metadata = PairwiseMetadata(
-        hidden=network.hidden,
-        head_hidden=network.head_hidden,
-        candidates_per_booking=6,
-        env_config=asdict(EnvConfig(max_drivers=30)),
+    if not noise_std:
+        return save_untrained_model(path, seed=1)
+    return save_untrained_model(
+        path, 1, lambda network: network.pair_out.weight.normal_(std=noise_std)
     )
-    return save_pairwise_model(path, network, metadata)
 
 
 class Server:
@@ -119,6 +104,13 @@ def count_rows(url: str, table: Any) -> int:
         count = connection.execute(select(func.count()).select_from(table)).scalar_one()
     engine.dispose()
     return int(count)
+
+
+def collect(url: str, since: Any, until: Any, out: Path) -> int:
+    return cli(
+        ["collect", "--service-db", url, "--since", str(since), "--until", str(until)]
+        + ["--out", str(out)]
+    )
 
 
 def promote(url: str, server_url: str, days: Path, challenger: Path, gate: int, out: Path) -> dict:
@@ -195,19 +187,7 @@ def main() -> None:
 
         collected = {}
         for name in ("days", "again"):
-            cli(
-                [
-                    "collect",
-                    "--service-db",
-                    url,
-                    "--since",
-                    str(dates[0]),
-                    "--until",
-                    str(dates[-1]),
-                    "--out",
-                    str(work / name),
-                ]
-            )
+            collect(url, dates[0], dates[-1], work / name)
             collected[name] = {p.name: p.read_bytes() for p in (work / name).glob("*.json")}
         suggestion_ids, outcome_ids, bookings = [], [], []
         for path in sorted((work / "days").glob("*.json")):
@@ -229,19 +209,7 @@ def main() -> None:
         }
         print(f"collect: {report['collect']}", flush=True)
 
-        cli(
-            [
-                "collect",
-                "--service-db",
-                url,
-                "--since",
-                str(dates[0]),
-                "--until",
-                str(dates[args.training_days - 1]),
-                "--out",
-                str(work / "first"),
-            ]
-        )
+        collect(url, dates[0], dates[args.training_days - 1], work / "first")
         started = time.perf_counter()
         cli(
             [

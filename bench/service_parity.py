@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from rldispatch.agents.model_files import load_learned_model
+from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
@@ -39,26 +40,6 @@ from rldispatch.service.snapshot import LiveDay
 
 READ_TOKEN = "bench-read-token-0123456789"
 ADMIN_TOKEN = "bench-admin-token-0123456789"
-
-
-def untrained_pairwise_model(path: Path) -> Path:
-    import torch
-
-    from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
-    from rldispatch.agents.pairwise.network import PairQNetwork
-    from rldispatch.agents.pairwise.reward import TrainingReward
-    from rldispatch.rewards import RewardConfig
-
-    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
-    torch.manual_seed(0)
-    network = PairQNetwork(known_reward=known)
-    metadata = PairwiseMetadata(
-        hidden=network.hidden,
-        head_hidden=network.head_hidden,
-        candidates_per_booking=6,
-        env_config=asdict(EnvConfig(max_drivers=30)),
-    )
-    return save_pairwise_model(path, network, metadata)
 
 
 def random_flat_model(path: Path) -> Path:
@@ -179,7 +160,7 @@ def main() -> int:
     report: dict[str, Any] = {"preset": "geneva", "seeds": [HELD_OUT_SEEDS.start, args.days]}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        pairwise = args.pairwise_model or untrained_pairwise_model(root / "pairwise.safetensors")
+        pairwise = args.pairwise_model or save_untrained_model(root / "pairwise.safetensors")
         flat = args.flat_model or random_flat_model(root / "flat.safetensors")
         runs = [("pairwise", pairwise), ("flat", flat), ("heuristic", None)]
         for name, model in runs:

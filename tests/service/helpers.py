@@ -21,10 +21,9 @@ import torch
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
 from rldispatch.agents.dqn.network import QNetwork
-from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwise_model
+from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.env import EnvConfig
-from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.fleet_schemas import SuggestRequest
 from rldispatch.service.manager import LiveRequest
@@ -72,22 +71,13 @@ def make_pairwise_model_file(
     output layers); its pair output weights are then drawn at random (``seed``), so its
     choice is not only the known reward's, and ``tweak`` may change it further.
     """
-    from rldispatch.agents.pairwise.reward import TrainingReward
 
-    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
-    torch.manual_seed(seed)
-    network = PairQNetwork(known_reward=known)
-    with torch.no_grad():
+    def adjust(network: PairQNetwork) -> None:
         torch.nn.init.normal_(network.pair_out.weight, std=0.1)
         if tweak is not None:
             tweak(network)
-    metadata = PairwiseMetadata(
-        hidden=network.hidden,
-        head_hidden=network.head_hidden,
-        candidates_per_booking=6,
-        env_config=asdict(EnvConfig(max_drivers=30)),
-    )
-    return save_pairwise_model(path, network, metadata)
+
+    return save_untrained_model(path, seed, adjust)
 
 
 def suggest_body(

@@ -10,7 +10,8 @@ atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,33 @@ def load_pairwise_model(path: str | Path) -> LoadedPairwiseModel:
     network.eval()
     network.requires_grad_(False)
     return LoadedPairwiseModel(network=network, metadata=metadata, path=path)
+
+
+def save_untrained_model(
+    path: str | Path,
+    seed: int = 0,
+    adjust: Callable[[PairQNetwork], None] | None = None,
+) -> Path:
+    """A model file of the network before any training: the known reward of an action
+    (``RewardConfig`` weights, shaping weight 1, scale 0.2) added to zeroed output layers,
+    its other weights drawn from ``seed``. ``adjust`` may change the network before it is
+    saved (tests and benchmarks blur its pair scores to make a weaker model)."""
+    import torch
+
+    from rldispatch.agents.pairwise.reward import TrainingReward
+    from rldispatch.env import EnvConfig
+    from rldispatch.rewards import RewardConfig
+
+    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
+    torch.manual_seed(seed)
+    network = PairQNetwork(known_reward=known)
+    if adjust is not None:
+        with torch.no_grad():
+            adjust(network)
+    metadata = PairwiseMetadata(
+        hidden=network.hidden,
+        head_hidden=network.head_hidden,
+        candidates_per_booking=6,
+        env_config=asdict(EnvConfig(max_drivers=30)),
+    )
+    return save_pairwise_model(path, network, metadata)
