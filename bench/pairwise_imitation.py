@@ -1,4 +1,4 @@
-"""Learning from hindsight plans (DAgger) against the untrained start, on held-out days.
+"""Learning from an expert (DAgger) against the untrained start, on held-out days.
 
     .venv/bin/python bench/pairwise_imitation.py [--imitation-days 24] [--rounds 2] \
         [--target driver] [--plans runs/imitation-plans] \
@@ -8,7 +8,8 @@
 It builds the untrained start (the known-reward network: each pair scored by its known shaped
 reward), trains a copy of it by DAgger on the hindsight plans of the first training days
 (:mod:`rldispatch.training.imitation`; ``--plans`` keeps the plans so a second run reuses
-them), and plays both and every ``--variant`` model file on the same held-out days (fleets
+them; ``--search lookahead`` imitates the lookahead expert instead, which needs no plan),
+and plays both and every ``--variant`` model file on the same held-out days (fleets
 of 7, 13 and 24 drivers). Each line gives the mean reward, completion and late rate and the
 paired reward difference to the untrained start with its 95% CI.
 """
@@ -46,7 +47,11 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=3.0)
     parser.add_argument("--target", default="driver", choices=("driver", "action"))
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--search", default="hindsight", choices=("hindsight", "local"))
+    parser.add_argument(
+        "--search", default="hindsight", choices=("hindsight", "local", "lookahead")
+    )
+    parser.add_argument("--candidates", type=int, default=3, help="lookahead: pairs per state")
+    parser.add_argument("--label-every", type=int, default=1, help="label one decision in N")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--anchor", type=float, default=0.0)
     parser.add_argument("--plans", default=None, help="folder keeping the hindsight plans")
@@ -72,6 +77,8 @@ def main() -> None:
             search=args.search,
             learning_rate=args.learning_rate,
             anchor=args.anchor,
+            candidates=args.candidates,
+            label_every=args.label_every,
         )
         distribution = FleetDayDistribution()
         days = distribution.days(0, args.imitation_days)
@@ -86,7 +93,9 @@ def main() -> None:
             days,
             settings,
             args.seed,
-            HindsightPlans(args.time_limit, args.plans, args.search),
+            None
+            if args.search == "lookahead"
+            else HindsightPlans(args.time_limit, args.plans, args.search),
         )
         elapsed = time.perf_counter() - started
         for item in stats:

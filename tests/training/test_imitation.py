@@ -1,4 +1,5 @@
-"""DAgger on hindsight plans: the network learns the plans' choices, deterministically."""
+"""DAgger on hindsight plans and on the lookahead expert: the network learns the expert's
+choices, deterministically."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from rldispatch.training.imitation import (
     ImitationSettings,
     fit,
     imitate,
+    lookahead_labeller,
+    plan_labeller,
     play_and_label,
 )
 
@@ -48,7 +51,8 @@ def test_a_few_imitation_steps_raise_the_agreement_with_the_plans(plans, target)
     rng = np.random.default_rng(0)
     data = ImitationData()
     for day in DAYS:
-        play_and_label(agent, features, env, day, plans.get(day, None), 0.0, rng, data, target)
+        labeller = plan_labeller(plans.get(day, None))
+        play_and_label(agent, features, env, day, labeller, 0.0, rng, data, target)
     assert len(data) > 50
     measure = ImitationSettings(epochs=1, learning_rate=1e-12, batch_size=10_000, target=target)
     train = ImitationSettings(epochs=30, learning_rate=3e-3, target=target)
@@ -148,3 +152,61 @@ def test_imitation_is_off_by_default_and_a_bad_target_names_its_field():
         PairwiseConfig(imitation_target="plan")
     with pytest.raises(ConfigError, match="pairwise.imitation_time_limit_s"):
         PairwiseConfig(imitation_time_limit_s=0.0)
+
+
+def test_lookahead_imitation_labels_one_decision_in_label_every_and_trains_the_network():
+    from rldispatch.agents.pairwise.lookahead import LookaheadExpert
+
+    agent, env, features = new_agent(), new_env(), FeatureBuilder(6)
+    expert = LookaheadExpert(agent.q_function, candidates=3)
+    rng = np.random.default_rng(0)
+    every_decision, every_third = ImitationData(), ImitationData()
+    play_and_label(
+        agent, features, env, DAYS[0], lookahead_labeller(expert), 0.0, rng, every_decision
+    )
+    decisions = env.decisions
+    play_and_label(
+        agent,
+        features,
+        env,
+        DAYS[0],
+        lookahead_labeller(expert),
+        0.0,
+        rng,
+        every_third,
+        label_every=3,
+    )
+    assert len(every_decision) == decisions
+    assert len(every_third) == (decisions + 2) // 3
+    # Played greedily (beta 0), the decisions are the same: each third one is labelled alike.
+    assert every_third.labels == every_decision.labels[::3]
+    assert any(
+        label != expert.ranked(state)[0]
+        for state, label in zip(every_decision.states, every_decision.labels, strict=True)
+    )
+
+    settings = ImitationSettings(
+        rounds=2, epochs=1, search="lookahead", target="action", label_every=4, beta=0.5
+    )
+    weights = []
+    for _ in range(2):
+        trained = new_agent()
+        stats = imitate(trained, FeatureBuilder(6), new_env(), DAYS, settings, 5)
+        assert stats[1].states > stats[0].states > 0
+        weights.append(trained.target_network.state_dict())
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
+    assert not torch.equal(weights[0]["pair_out.weight"], new_agent().q_network.pair_out.weight)
+
+
+def test_a_pairwise_config_takes_the_lookahead_expert_and_checks_its_fields():
+    from rldispatch.agents.config_fields import ConfigError
+
+    config = PairwiseConfig(imitation_search="lookahead", imitation_candidates=2)
+    assert config.imitation_label_every == 1
+    with pytest.raises(ConfigError, match="pairwise.imitation_candidates"):
+        PairwiseConfig(imitation_candidates=0)
+    with pytest.raises(ConfigError, match="pairwise.imitation_label_every"):
+        PairwiseConfig(imitation_label_every=0)
+    with pytest.raises(ValueError, match="imitation.label_every"):
+        ImitationSettings(label_every=0)

@@ -16,6 +16,7 @@ within capacity.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,6 +127,7 @@ class DaySimulator:
         self.frame_centre = frame_centre(
             np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
         )
+        self._fixed_names = frozenset(vars(self)) | {"_fixed_names"}
         self.reset()
 
     # --- state -------------------------------------------------------------------------------
@@ -171,6 +173,21 @@ class DaySimulator:
         self._best_pickup_min = np.zeros((n_drivers, n_bookings))
         self._best_position = np.zeros((n_drivers, n_bookings), dtype=np.int64)
         self._release_and_cancel(0.0)
+
+    def copy(self) -> DaySimulator:
+        """An independent copy of the day in its current state; the day's fixed data (the
+        scenario, travel model and booking and driver columns) is shared, not copied."""
+        fixed = {id(getattr(self, name)): getattr(self, name) for name in self._fixed_names}
+        return copy.deepcopy(self, fixed)
+
+    def forget_unreleased(self) -> None:
+        """Drop the bookings not yet released from the day: from now on the simulator
+        knows only what a dispatcher knows now (a lookahead's copy; they count as cancelled
+        in its figures)."""
+        unreleased = self.status == UNRELEASED
+        self.status[unreleased] = CANCELLED
+        self._waiting -= int(unreleased.sum())
+        self._visible_cache = None
 
     @property
     def done(self) -> bool:

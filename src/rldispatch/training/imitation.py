@@ -1,4 +1,12 @@
-"""DAgger on hindsight plans: the pairwise network learns to choose as the day's plan would.
+"""DAgger: the pairwise network learns to choose as an expert would, in the states it visits.
+
+The expert is the day's hindsight plan (``search="hindsight"`` or ``"local"``) or the
+lookahead expert (``search="lookahead"``, :class:`rldispatch.agents.pairwise.lookahead.
+LookaheadExpert`): in each labelled state it plays the network's best pairs on in copies of
+the day that know only the bookings known then, with the network as it was when the round
+began, and picks the pair that ends best (expert iteration: each round's expert builds on
+the network the last round trained). It needs no plan, so the rest of this paragraph is
+about plans.
 
 For each training day the hindsight solver (:func:`rldispatch.policies.hindsight.solve_scenario`,
 every booking known from the start) plans the day once, starting from the routes the network
@@ -13,7 +21,8 @@ after each round the network takes ``epochs`` passes over them with the ranking 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +39,8 @@ from rldispatch.agents.pairwise.imitation import (
     plan_label,
     planned_pairs,
 )
-from rldispatch.agents.pairwise.network import PairBatch
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
+from rldispatch.agents.pairwise.network import NumpyPairQ, PairBatch
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv
 from rldispatch.files import atomic_write_json, read_json
@@ -42,7 +52,11 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 
 TARGETS = ("driver", "action")
-SEARCHES = ("hindsight", "local")
+SEARCHES = ("hindsight", "local", "lookahead")
+
+Labeller = Callable[[DispatchEnv, PairState], tuple[int | None, np.ndarray]]
+"""The expert's label of a state (a candidate index, :data:`WAIT`, or None for no label)
+and its preferred pairs (the ``"driver"`` target's labels)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,11 @@ class ImitationSettings:
         planned driver (the order of assignments and waiting stay the network's own);
         ``"action"``: the state's choice ranked toward the plan's action (which booking,
         which driver, or waiting).
-    :param search: how a day is planned (see :class:`HindsightPlans`).
+    :param search: the expert: a day's plan (``"hindsight"``, ``"local"``, see
+        :class:`HindsightPlans`) or ``"lookahead"`` (no plan; see the module docstring).
+    :param candidates: pairs the lookahead expert plays on per labelled state.
+    :param label_every: label one decision in this many (the others are played, not
+        labelled); a lookahead label costs a rollout per candidate.
     :param anchor: weight of the squared learned part of the scores (against waiting's) in
         the loss: 0 lets the scores drift as far as the labels pull them.
     """
@@ -77,6 +95,8 @@ class ImitationSettings:
     target: str = "driver"
     search: str = "hindsight"
     anchor: float = 0.0
+    candidates: int = 3
+    label_every: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -91,6 +111,8 @@ class ImitationSettings:
             "target": self.target in TARGETS,
             "search": self.search in SEARCHES,
             "anchor": self.anchor >= 0,
+            "candidates": self.candidates >= 1,
+            "label_every": self.label_every >= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -152,8 +174,8 @@ class HindsightPlans:
     def __init__(
         self, time_limit_s: float, folder: str | Path | None = None, search: str = "hindsight"
     ) -> None:
-        if search not in SEARCHES:
-            raise ValueError(f"imitation.search: {search!r} is not one of {SEARCHES}")
+        if search not in ("hindsight", "local"):
+            raise ValueError(f"imitation.search: {search!r} is not a plan (hindsight, local)")
         self.time_limit_s = float(time_limit_s)
         self.folder = Path(folder) if folder is not None else None
         self.search = search
@@ -228,31 +250,54 @@ def expert_choice(
     return int(same_booking[0]) if same_booking.size else student
 
 
+def plan_labeller(plan: DayPlan) -> Labeller:
+    """Labels from a day's plan: :func:`plan_label` and :func:`planned_pairs`."""
+
+    def label(env: DispatchEnv, state: PairState) -> tuple[int | None, np.ndarray]:
+        return plan_label(env, state, plan), planned_pairs(env, state, plan)
+
+    return label
+
+
+def lookahead_labeller(expert: LookaheadExpert) -> Labeller:
+    """Labels from the lookahead expert: its choice, which is also its preferred pair."""
+
+    def label(env: DispatchEnv, state: PairState) -> tuple[int | None, np.ndarray]:
+        choice = expert.choose(env, state)
+        return choice, np.array([choice] if choice != WAIT else [], dtype=np.int64)
+
+    return label
+
+
 def play_and_label(
     agent: PairDQNAgent,
     features: FeatureBuilder,
     env: DispatchEnv,
     day: Scenario,
-    plan: DayPlan,
+    labeller: Labeller,
     beta: float,
     rng: np.random.Generator,
     data: ImitationData,
     target: str = "driver",
+    label_every: int = 1,
 ) -> float:
-    """Play ``day`` with the mixture (the plan's label with probability ``beta``, else the
-    network's greedy choice), adding every labelled state to ``data``; the day's reward."""
+    """Play ``day`` with the mixture (the expert's label with probability ``beta``, else the
+    network's greedy choice), adding every ``label_every``-th state the expert labels to
+    ``data``; the day's reward."""
     env.reset(options={"scenario": day})
     terminated = env.sim.done
     total = 0.0
+    decision = 0
     while not terminated:
         state = features.build(env)
-        label = plan_label(env, state, plan)
-        pairs = planned_pairs(env, state, plan)
-        if label is not None or pairs.size:
-            data.add(state, WAIT if label is None else label, pairs)
         candidate = greedy_candidate(agent.q_function, state)
-        if rng.random() < beta:
-            candidate = expert_choice(state, candidate, label, pairs, target)
+        if decision % label_every == 0:
+            label, pairs = labeller(env, state)
+            if label is not None or pairs.size:
+                data.add(state, WAIT if label is None else label, pairs)
+            if rng.random() < beta:
+                candidate = expert_choice(state, candidate, label, pairs, target)
+        decision += 1
         _, reward, terminated, _, _ = env.step(state.action(candidate))
         total += reward
     return total
@@ -309,21 +354,43 @@ def imitate(
     seed: int,
     plans: HindsightPlans | None = None,
 ) -> list[RoundStats]:
-    """DAgger on the hindsight plans of ``days`` (see the module docstring). Trains
+    """DAgger on ``days`` with the expert of ``settings.search`` (see the module docstring,
+    ``plans`` keeps the days' plans for the plan experts). Trains
     ``agent.q_network`` and copies it into the target network at the end."""
-    plans = plans or HindsightPlans(settings.time_limit_s, search=settings.search)
+    lookahead = settings.search == "lookahead"
+    if not lookahead:
+        plans = plans or HindsightPlans(settings.time_limit_s, search=settings.search)
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(agent.q_network.parameters(), lr=settings.learning_rate)
     data = ImitationData()
     stats = []
     beta = settings.beta
     for round_index in range(settings.rounds):
+        if lookahead:
+            network = copy.deepcopy(agent.q_network)
+            expert = LookaheadExpert(
+                NumpyPairQ(network), settings.candidates, features.candidates_per_booking
+            )
         rewards = []
         for day in days:
-            routes = None if day in plans else play_greedy(agent, features, env, day)
-            plan = plans.get(day, routes)
+            if lookahead:
+                labeller = lookahead_labeller(expert)
+            else:
+                routes = None if day in plans else play_greedy(agent, features, env, day)
+                labeller = plan_labeller(plans.get(day, routes))
             rewards.append(
-                play_and_label(agent, features, env, day, plan, beta, rng, data, settings.target)
+                play_and_label(
+                    agent,
+                    features,
+                    env,
+                    day,
+                    labeller,
+                    beta,
+                    rng,
+                    data,
+                    settings.target,
+                    settings.label_every,
+                )
             )
         loss, agreement = fit(agent, data, settings, optimizer, rng) if len(data) else (0, 0)
         stats.append(

@@ -107,11 +107,19 @@ class PairwiseConfig(HyperparameterConfig):
         choices=("driver", "action"),
     )
     imitation_search: str = hyperparameter(
-        "how an imitation day is planned: 'local' improves the routes the network played by "
-        "local search with every booking known; 'hindsight' is the hindsight solver's plan",
+        "the expert imitated: 'local' improves the routes the network played by local search "
+        "with every booking known; 'hindsight' is the hindsight solver's plan; 'lookahead' "
+        "plays the network's best pairs on in copies of the day that know only the bookings "
+        "known then, and picks the one that ends best",
         "local",
         kind="choice",
-        choices=("local", "hindsight"),
+        choices=("local", "hindsight", "lookahead"),
+    )
+    imitation_candidates: int = hyperparameter(
+        "pairs the lookahead expert plays on per labelled state", 3, kind="int", low=1
+    )
+    imitation_label_every: int = hyperparameter(
+        "the expert labels one decision in this many", 1, kind="int", low=1
     )
     imitation_temperature: float = hyperparameter(
         "the scores are divided by this in the imitation softmax", 0.05, low=0.0, low_open=True

@@ -84,6 +84,8 @@ class PairwiseLearner(ReplayLearner):
             search=config.imitation_search,
             learning_rate=config.imitation_learning_rate,
             anchor=config.imitation_anchor,
+            candidates=config.imitation_candidates,
+            label_every=config.imitation_label_every,
         )
         days = [day(k) for k in range(config.imitation_days)]
         seed = int(self.rng_seed)
