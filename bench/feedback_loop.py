@@ -46,7 +46,7 @@ from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.replay import dated, replay_days_through
 from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.tables import NOTHING_ASSIGNED, outcomes, suggestions
 
 READ_TOKEN = "bench-read-token-0123456789"
 ADMIN_TOKEN = "bench-admin-token-0123456789"
@@ -98,10 +98,12 @@ class Server:
         self.log.close()
 
 
-def count_rows(url: str, table: Any) -> int:
+def count_rows(url: str, table: Any, *where: Any) -> int:
     engine = create_engine(url)
     with engine.connect() as connection:
-        count = connection.execute(select(func.count()).select_from(table)).scalar_one()
+        count = connection.execute(
+            select(func.count()).select_from(table).where(*where)
+        ).scalar_one()
     engine.dispose()
     return int(count)
 
@@ -199,6 +201,9 @@ def main() -> None:
             "files": len(collected["days"]),
             "identical_twice": collected["days"] == collected["again"],
             "suggestion_rows": count_rows(url, suggestions),
+            "rows_of_rounds_without_assignment": count_rows(
+                url, suggestions, suggestions.c.booking_id == NOTHING_ASSIGNED
+            ),
             "suggestions_in_days": len(suggestion_ids),
             "suggestions_once": len(set(suggestion_ids)) == len(suggestion_ids),
             "outcome_rows": count_rows(url, outcomes),
@@ -206,6 +211,10 @@ def main() -> None:
             "bookings_in_days": len(bookings),
             "bookings_once": len(set(bookings)) == len(bookings),
             "bookings_operated": sum(len(day.bookings) for day in week.values()),
+            "bookings_shown": sum(len(day.shown) for day in replayed.values()),
+            "bookings_shown_collected": len(
+                set().union(*(day.shown for day in replayed.values())) & set(bookings)
+            ),
         }
         print(f"collect: {report['collect']}", flush=True)
 

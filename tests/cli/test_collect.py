@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import create_engine, update
@@ -13,7 +13,17 @@ from rldispatch.cli import main
 from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.history import HistoryBooking, write_synthetic_history
 from tests.scenarios.test_history import export_csv
-from tests.scenarios.test_service_log import DAY_A, DAY_B, SMALL_DAY, build_log
+from tests.scenarios.test_service_log import (
+    DAY_A,
+    DAY_B,
+    SMALL_DAY,
+    TODAY,
+    build_log,
+    log_for_the_archive,
+    play_rounds,
+    pruned_to,
+    service_app,
+)
 
 DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
 
@@ -259,3 +269,48 @@ def test_service_db_and_db_together_are_refused(history_url, tmp_path):
         )
 
     assert exit_info.value.code == 2
+
+
+def test_collect_reads_the_archive_of_pruned_days_alone_or_with_the_database(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    log_for_the_archive(url, tmp_path / "data")
+    assert collect_service(url, tmp_path / "before") == 0
+    expected = [path.read_bytes() for path in sorted((tmp_path / "before").iterdir())]
+    archive, summary_path = tmp_path / "archive", tmp_path / "summary.json"
+    pruned_to(url, archive, DAY_B)
+    capsys.readouterr()
+
+    both = collect_service(
+        url, tmp_path / "both", "--archive-dir", str(archive), "--json", str(summary_path)
+    )
+    printed = capsys.readouterr().out
+    pruned_to(url, archive, TODAY + timedelta(days=1))
+    with service_app(url, tmp_path / "data") as client:  # logged since, on the small day
+        play_rounds(client, SMALL_DAY)
+    after = collect_service(
+        url, tmp_path / "after", "--archive-dir", str(archive), "--min-bookings", "1"
+    )
+    alone = collect_service(None, tmp_path / "alone", "--archive-dir", str(archive))
+
+    assert both == after == alone == 0
+    for folder in ("both", "after", "alone"):
+        written = sorted((tmp_path / folder).iterdir())
+        assert [path.read_bytes() for path in written[:2]] == expected
+    assert len(list((tmp_path / "after").iterdir())) == 3  # the small day, new ids since
+    assert f"(archive rl_suggestions-{DAY_A}.jsonl line " in printed
+    assert "(2 rounds that assigned nothing)" in printed  # day B was also served in rounds
+    summary = json.loads(summary_path.read_text())
+    assert summary["source"] == f"{url} and archive {archive}"
+    assert summary["skipped_rows"][0]["archive"].startswith(f"rl_suggestions-{DAY_A}.jsonl")
+
+
+def test_the_archive_without_dates_or_with_the_history_is_refused(history_url, tmp_path, capsys):
+    archive = str(tmp_path)
+
+    no_dates = main(["collect", "--archive-dir", archive, "--out", str(tmp_path / "days")])
+    with_db = collect_db(history_url, tmp_path / "days", "--archive-dir", archive)
+
+    assert no_dates == with_db == 2
+    errors = capsys.readouterr().err
+    assert "--archive-dir needs --since DATE and --until DATE" in errors
+    assert "--archive-dir goes with --service-db URL, or alone" in errors

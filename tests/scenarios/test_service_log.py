@@ -7,6 +7,7 @@ integrator calls it; a few malformed rows are then written by hand.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.history import write_scenarios
 from rldispatch.scenarios.presets import make_preset
+from rldispatch.scenarios.service_archive import ArchiveConflict
 from rldispatch.scenarios.service_log import (
     OUTCOMES,
     SUGGESTIONS,
@@ -33,7 +35,9 @@ from rldispatch.scenarios.service_log import (
 from rldispatch.service.api import create_app
 from rldispatch.service.config import ServiceConfig
 from rldispatch.service.replay import state_body
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.retention import Retention
+from rldispatch.service.store import create_store_engine
+from rldispatch.service.tables import NOTHING_ASSIGNED, outcomes, suggestions
 from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, auth
 
 DAY_START_HOUR = 6.0
@@ -230,7 +234,7 @@ def sqlite_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dic
     return url, served, malformed
 
 
-def collect(url: str, **options: Any):
+def collect(url: str | None, **options: Any):
     return collect_service_days(
         url, SINCE, UNTIL, timezone="UTC", day_start_hour=DAY_START_HOUR, **options
     )
@@ -561,9 +565,11 @@ def test_a_day_served_in_rounds_is_rebuilt_from_the_states_the_rounds_logged(
     url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
     scenario = small_day(21, DAY_A, bookings=16, drivers=3)
     config = replace(EnvConfig(), max_drivers=len(scenario.drivers))
+    sent: set[str] = set()
     with service_app(url, tmp_path / "data") as client:
 
         def post_round(body: dict) -> dict:
+            sent.update(b["id"] for b in body["open_bookings"])
             answer = client.post(
                 "/rl/round", json={**body, "service_date": DAY_A.isoformat()}, headers=auth()
             )
@@ -586,10 +592,221 @@ def test_a_day_served_in_rounds_is_rebuilt_from_the_states_the_rounds_logged(
     with engine.connect() as connection:
         assigned = set(connection.execute(select(suggestions.c.booking_id)).scalars())
     engine.dispose()
+    assigned.discard(NOTHING_ASSIGNED)
     rebuilt = {b.id: b for b in collected.scenario.bookings}
     assert len(rebuilt) == len(collected.scenario.bookings)
-    assert assigned <= set(rebuilt)
+    assert assigned < sent == set(rebuilt)  # some only waited: collected all the same
     original = {b.id: b for b in scenario.bookings}
     for booking_id, booking in rebuilt.items():
         assert booking.requested_min == pytest.approx(original[booking_id].requested_min)
         assert booking.pickup == pytest.approx(original[booking_id].pickup)
+
+
+def round_booking(day: date, number: int, requested_in_min: float) -> dict[str, Any]:
+    return {
+        "id": f"{day}-r{number}",
+        "pickup": {"lat": 46.20, "lon": 6.14 + number / 1000},
+        "dropoff": {"lat": 46.21, "lon": 6.15},
+        "requested_in_min": requested_in_min,
+        "window_opens_in_min": requested_in_min - 10,
+        "window_closes_in_min": requested_in_min + 30,
+    }
+
+
+def round_body(day: date, minute: float, open_bookings: list[dict[str, Any]]) -> dict[str, Any]:
+    """A round of one driver on ``day`` (its ``service_date``) at ``minute`` of the day."""
+    driver = {"id": "d1", "position": {"lat": 46.2, "lon": 6.14}, "shift_ends_in_min": 300}
+    return {
+        "drivers": [driver],
+        "open_bookings": open_bookings,
+        "minute_of_day": minute,
+        "service_date": day.isoformat(),
+    }
+
+
+def play_rounds(client: TestClient, day: date) -> list[dict[str, Any]]:
+    """Three rounds: the first places a booking, the two others place nothing (the second
+    booking's window opens beyond the lookahead: it waits, then it is cancelled)."""
+    bodies = (
+        round_body(day, 420.0, [round_booking(day, 1, 20.0)]),
+        round_body(day, 430.0, [round_booking(day, 2, 400.0)]),
+        round_body(day, 440.0, [round_booking(day, 2, 390.0)]),
+    )
+    answers = [client.post("/rl/round", json=body, headers=auth()).json() for body in bodies]
+    assert [len(a["assignments"]) for a in answers] == [1, 0, 0]
+    return answers
+
+
+def test_a_booking_that_only_waited_through_rounds_that_assigned_nothing_is_collected(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    with service_app(url, tmp_path / "data") as client:
+        play_rounds(client, DAY_A)
+
+    result = collect_service_days(url, DAY_A, DAY_A, day_start_hour=6.0, min_bookings=1)
+
+    (day,) = result.days
+    bookings = {b.id: b for b in day.scenario.bookings}
+    assert sorted(bookings) == [f"{DAY_A}-r1", f"{DAY_A}-r2"]
+    assert bookings[f"{DAY_A}-r2"].release_min == 70.0  # 07:10, the round that first showed it
+    assert bookings[f"{DAY_A}-r2"].requested_min == 70.0 + 400.0
+    assert day.source["provenance"]["suggestion_ids"] == [1, 2, 3]
+    waited = [d for d in day.source["decisions"] if d["booking_id"] is None]
+    assert [(d["suggestion_id"], d["driver_id"], d["at_min"]) for d in waited] == [
+        (2, None, 70.0),
+        (3, None, 80.0),
+    ]
+    assert day.counts["suggestions_used"] == 3
+    assert day.counts["rounds_without_assignment"] == 2
+    assert result.skipped_rows == ()
+
+
+def pruned_to(url: str, archive: Path, first_kept: date, *, cut_short: bool = False) -> None:
+    """Prune the log's days before ``first_kept`` into ``archive``, as ``serve --retain-days
+    1 --archive-dir`` does (``cut_short``: the files written, the rows not deleted yet)."""
+    engine = create_store_engine(url)
+    retention = Retention(engine, retain_days=1, archive_dir=archive)
+    now = clock(first_kept + timedelta(days=1), 0.0)
+    if cut_short:
+        retention._delete = lambda table, ids: 0  # type: ignore[method-assign]
+    retention.prune_once(now)
+    engine.dispose()
+
+
+def log_for_the_archive(url: str, data_dir: Path) -> None:
+    """The served days with their malformed rows (but none whose JSON is broken: the driver
+    cannot read such a row, so retention keeps its day in the database), and rounds."""
+    _, malformed = build_log(url, data_dir)
+    with service_app(url, data_dir) as client:  # day B also served in rounds, logged today
+        play_rounds(client, DAY_B)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(suggestions.delete().where(suggestions.c.id == malformed["not_json"]))
+    engine.dispose()
+
+
+def written(result, folder: Path) -> list[bytes]:
+    return [path.read_bytes() for path in write_scenarios(result, folder)]
+
+
+def skipped_rows_of(result) -> list[tuple]:
+    return [(r.table, r.row_id, r.reason, r.day) for r in result.skipped_rows]
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_days_pruned_to_the_archive_are_collected_as_they_were_from_the_database(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'service.sqlite3'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
+    log_for_the_archive(url, tmp_path / "data")
+    before = collect(url)
+    expected = written(before, tmp_path / "before")
+    assert len(expected) == 2
+    archive = tmp_path / "archive"
+
+    # A pass cut short: day A both in its file and in the database, read once.
+    pruned_to(url, archive, DAY_B, cut_short=True)
+    assert sorted(p.name for p in archive.glob("*.jsonl")) == [f"rl_suggestions-{DAY_A}.jsonl"]
+    both = collect(url, archive_dir=archive)
+    assert written(both, tmp_path / "both") == expected
+
+    # Day A pruned: from the archive, the rest from the database.
+    pruned_to(url, archive, DAY_B)
+    partly = collect(url, archive_dir=archive)
+    assert written(partly, tmp_path / "partly") == expected
+    assert skipped_rows_of(partly) == skipped_rows_of(before)
+
+    # Everything pruned (outcomes too: they were reported today): the archive alone.
+    pruned_to(url, archive, TODAY + timedelta(days=1))
+    assert all_row_ids(url) == ([], [])
+    archived = collect(None, archive_dir=archive)
+    assert written(archived, tmp_path / "archived") == expected
+    assert skipped_rows_of(archived) == skipped_rows_of(before)
+    for row in archived.skipped_rows:  # each skipped row is reported with its file and line
+        name, number = row.archive.split(" line ")
+        line = (archive / name).read_text().splitlines()[int(number) - 1]
+        assert name.startswith(row.table) and json.loads(line)["id"] == row.row_id
+    assert archived.totals == before.totals
+    assert [d.counts for d in archived.days] == [d.counts for d in before.days]
+    assert [(d.day, d.suggestion_ids, d.outcome_ids) for d in archived.skipped] == [
+        (d.day, d.suggestion_ids, d.outcome_ids) for d in before.skipped
+    ]
+
+
+@pytest.fixture(scope="module")
+def archived_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes], Any]:
+    """A log collected, then pruned wholly into an archive folder."""
+    folder = tmp_path_factory.mktemp("archived_log")
+    url = f"sqlite:///{folder / 'service.sqlite3'}"
+    log_for_the_archive(url, folder / "data")
+    before = collect(url)
+    expected = written(before, folder / "before")
+    pruned_to(url, folder / "archive", TODAY + timedelta(days=1))
+    return folder / "archive", expected, before
+
+
+def test_bad_and_truncated_archive_lines_are_reported_and_skipped(archived_log, tmp_path) -> None:
+    source, expected, before = archived_log
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for path in source.glob("*.jsonl"):
+        (archive / path.name).write_bytes(path.read_bytes())
+    day_a = archive / f"rl_suggestions-{DAY_A}.jsonl"
+    first = json.loads(day_a.read_text().splitlines()[0])
+    no_booking = {k: v for k, v in first.items() if k != "booking_id"} | {"id": 90001}
+    bad_time = first | {"id": 90002, "created_at": "yesterday"}
+    with day_a.open("a") as file:
+        file.write("not json at all\n")
+        file.write("[1, 2]\n")
+        file.write(json.dumps(no_booking) + "\n")
+        file.write(json.dumps(bad_time) + "\n")
+        file.write('\xff{"id": 90003}\n')
+        file.write(json.dumps(first | {"id": 90004})[:-20])  # truncated: no newline either
+
+    result = collect(None, archive_dir=archive)
+
+    assert written(result, tmp_path / "days") == expected
+    known = {(r.table, r.row_id) for r in before.skipped_rows}
+    added = [r for r in result.skipped_rows if (r.table, r.row_id) not in known]
+    lines = len(day_a.read_text().splitlines())
+    assert [(r.row_id, r.archive, r.reason.split(" (")[0]) for r in added] == [
+        (90001, f"{day_a.name} line {lines - 3}", "booking_id: missing"),
+        (
+            90002,
+            f"{day_a.name} line {lines - 2}",
+            "created_at: Invalid isoformat string: 'yesterday'",
+        ),
+        (None, f"{day_a.name} line {lines - 5}", "not JSON"),
+        (None, f"{day_a.name} line {lines - 4}", "not a JSON object"),
+        (None, f"{day_a.name} line {lines - 1}", "not JSON"),
+        (None, f"{day_a.name} line {lines}", "not JSON"),
+    ]
+    assert all(r.day == DAY_A and r.table == SUGGESTIONS for r in added)
+    assert result.days[0].counts["suggestions_skipped"] == before.days[0].counts[
+        "suggestions_skipped"
+    ] + len(added)
+    assert "(archive rl_suggestions-" in str(added[0])
+
+
+def test_an_archive_of_another_database_is_refused(archived_log, tmp_path) -> None:
+    archive, _, _ = archived_log
+    url = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    with service_app(url, tmp_path / "data") as client:
+        play_rounds(client, DAY_B)  # rows 1 to 3 again, other bookings
+
+    with pytest.raises(
+        ArchiveConflict, match="rl_suggestions row 1 is another row in the database"
+    ):
+        collect(url, archive_dir=archive)
+
+
+def test_a_missing_archive_folder_is_refused(tmp_path) -> None:
+    with pytest.raises(ServiceLogError, match="archive_dir: .* is not a folder"):
+        collect(None, archive_dir=tmp_path / "nowhere")

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert
 
 from rldispatch.service.ab_figures import ab_summary
 from rldispatch.service.store import create_store_engine
-from rldispatch.service.tables import ensure_schema, outcomes, suggestions
+from rldispatch.service.tables import NOTHING_ASSIGNED, ensure_schema, outcomes, suggestions
 
 NOW = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)
 
@@ -100,3 +100,59 @@ def test_a_version_without_outcomes_has_no_rates(engine: Engine) -> None:
         figures = ab_summary(connection)["rl_by_model_version"]["new-v"]
     assert figures["outcomes"] == 0 and figures["completion_rate"] == 0.0
     assert figures["late_rate"] is None and figures["mean_distance_km"] is None
+
+
+def round_row(engine: Engine, booking: str, source: str, version: str) -> None:
+    """A ``/rl/round`` row: no arm (a round is played whole)."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(suggestions).values(
+                created_at=NOW,
+                booking_id=booking,
+                arm=None,
+                source=source,
+                model_version=version,
+                latency_ms=1.0,
+                request={"round": {"minute_of_day": 600.0, "drivers": 2}, "state": {}},
+                response={},
+            )
+        )
+
+
+def test_a_version_adds_its_rl_arm_bookings_and_round_assignments_each_once(
+    engine: Engine,
+) -> None:
+    suggest(engine, "a0", "rl", "v")  # the model answered
+    with engine.begin() as connection:  # the fallback answered a booking of the rl arm
+        connection.execute(
+            insert(suggestions).values(
+                created_at=NOW,
+                booking_id="a1",
+                arm="rl",
+                source="fallback",
+                reason="no_feasible_driver",
+                model_version="v",
+                latency_ms=1.0,
+                request={},
+                response={},
+            )
+        )
+    round_row(engine, "r0", "rl", "v")
+    round_row(engine, "a0", "rl", "v")  # the same booking assigned again by a round
+    outcome(engine, "a1", "rl", "v", delay_min=0.0, km=1.0)
+    with engine.connect() as connection:
+        figures = ab_summary(connection)["rl_by_model_version"]["v"]
+    assert (figures["suggestions"], figures["bookings"], figures["outcomes"]) == (4, 3, 1)
+
+
+def test_a_round_that_assigned_nothing_is_no_suggestion_and_no_booking(engine: Engine) -> None:
+    round_row(engine, "r0", "rl", "v")
+    for _ in range(3):
+        round_row(engine, NOTHING_ASSIGNED, "rl", "v")
+    round_row(engine, NOTHING_ASSIGNED, "rl", "only-waited-v")
+    with engine.connect() as connection:
+        summary = ab_summary(connection)
+    figures = summary["rl_by_model_version"]
+    assert (figures["v"]["suggestions"], figures["v"]["bookings"]) == (1, 1)
+    assert "only-waited-v" not in figures
+    assert summary["arms"]["rl"]["suggestions"] == summary["arms"]["heuristic"]["suggestions"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, select
 
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
@@ -17,7 +18,14 @@ from rldispatch.service.fleet_schemas import RoundRequest
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
 from rldispatch.service.snapshot import LiveDay, LiveState, live_env
-from tests.service.helpers import ThreadedServer, auth, make_model_file, make_pairwise_model_file
+from rldispatch.service.tables import NOTHING_ASSIGNED, suggestions
+from tests.service.helpers import (
+    ADMIN_TOKEN,
+    ThreadedServer,
+    auth,
+    make_model_file,
+    make_pairwise_model_file,
+)
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)
 
@@ -163,3 +171,80 @@ def test_the_round_leaves_the_live_state_as_it_was() -> None:
     before = replace(state)
     RLDispatchManager(None).dispatch_round(state)
     assert state == before and np.isfinite(state.minute_of_day)
+
+
+def logged_rounds(url: str) -> list:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                suggestions.c.booking_id,
+                suggestions.c.driver_id,
+                suggestions.c.source,
+                suggestions.c.model_version,
+                suggestions.c.request,
+                suggestions.c.response,
+            ).order_by(suggestions.c.id)
+        ).all()
+    engine.dispose()
+    return rows
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_a_round_that_assigns_nothing_logs_its_state_once_and_counts_as_no_suggestion(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'log.sqlite3'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    body = state_body_of_day()
+    later = {  # its window opens beyond the lookahead: nobody is offered it now
+        **body["open_bookings"][0],
+        "id": "later-1",
+        "requested_in_min": 400.0,
+        "window_opens_in_min": 390.0,
+        "window_closes_in_min": 430.0,
+    }
+    waiting_body = {**body, "open_bookings": [later]}
+    with ThreadedServer(tmp_path / "data", model=model, database_url=url) as server:
+        toggled = httpx.post(
+            f"{server.url}/rl/toggle",
+            json={"enabled": True, "ab_ratio": 1.0},
+            headers=auth(ADMIN_TOKEN),
+            timeout=30,
+        )
+        assert toggled.status_code == 200, toggled.text
+        placed = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=30)
+        waited = httpx.post(f"{server.url}/rl/round", json=waiting_body, headers=auth(), timeout=30)
+        for _ in range(2):  # a second round of nothing: a second row
+            httpx.post(f"{server.url}/rl/round", json=waiting_body, headers=auth(), timeout=30)
+        server.app.state.service.store.flush()
+        log = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()["log"]
+        metrics = httpx.get(f"{server.url}/rl/metrics", headers=auth(), timeout=30).json()
+    assigned = placed.json()["assignments"]
+    assert placed.json()["source"] == "rl" and assigned
+    assert waited.json()["source"] == "rl"
+    assert (waited.json()["assignments"], waited.json()["waiting"]) == ([], ["later-1"])
+    rows = logged_rounds(url)
+    assert [row.booking_id for row in rows] == [a["booking_id"] for a in assigned] + [
+        NOTHING_ASSIGNED
+    ] * 3
+    nothing = rows[-1]
+    assert nothing.driver_id is None and nothing.source == "rl"
+    assert nothing.request["state"]["open_bookings"][0]["id"] == "later-1"
+    assert nothing.request["round"]["drivers"] == len(body["drivers"])
+    assert nothing.response == {
+        "assignments": [],
+        "waiting": ["later-1"],
+        "ended": waited.json()["ended"],
+    }
+    assert (log["suggestions"], log["rounds_without_assignment"]) == (len(assigned), 3)
+    (version,) = metrics["ab"]["rl_by_model_version"]
+    assert version["model_version"] == nothing.model_version
+    assert version["suggestions"] == version["bookings"] == len(assigned)
+    assert metrics["ab"]["arms"]["rl"]["suggestions"] == 0  # rounds are in no arm

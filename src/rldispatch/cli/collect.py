@@ -40,6 +40,8 @@ EXAMPLES = f"""examples:
       --since 2025-11-01 --until 2025-11-07 --timezone Europe/Zurich --out served/
   rldispatch collect --service-db sqlite:///data/service.sqlite3 \\
       --since 2025-11-01 --until 2025-11-07 --min-bookings 20 --out served/
+  rldispatch collect --service-db postgresql+psycopg://rl@db:5432/rldispatch \\
+      --archive-dir archive/ --since 2025-08-01 --until 2025-11-07 --out served/
 
 The database URLs may also come from ${DB_URL_ENV} and
 ${SERVICE_DB_ENV} (keeps a password off the command line). One file per service
@@ -47,8 +49,11 @@ day, named YYYY-MM-DD.json. From the history, a day with any malformed row is sk
 and reported. From the service's own log, a log
 row that does not parse is skipped and reported by id, a day with no driver or fewer than
 --min-bookings bookings is skipped whole, and each day file records the suggestion and
-outcome rows it came from. Exit code 0 when at least one day was written, 1 when none was,
-2 on bad input. Tables, CSV columns and the service log: docs/history.md."""
+outcome rows it came from. --archive-dir also reads the days the service pruned
+(serve --retain-days N --archive-dir DIR): alone, or with --service-db (a row in both is
+read from the database); an archive line that does not parse is skipped and reported with
+its file and line. Exit code 0 when at least one day was written, 1 when none was, 2 on bad
+input. Tables, CSV columns and the service log: docs/history.md."""
 
 
 def register(subparsers: Any) -> None:
@@ -70,6 +75,13 @@ def register(subparsers: Any) -> None:
         metavar="URL",
         help=f"the service's own database: its logged suggestions and outcomes "
         f"(or ${SERVICE_DB_ENV}); read only",
+    )
+    parser.add_argument(
+        "--archive-dir",
+        metavar="DIR",
+        type=Path,
+        help="the service's archive of pruned days (serve --archive-dir): read alone, or with "
+        "--service-db (a row in both is read from the database)",
     )
     parser.add_argument(
         "--shifts-csv", metavar="FILE", type=Path, help="drivers' shifts CSV (with --csv)"
@@ -108,14 +120,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timezone",
         metavar="ZONE",
-        help=f"with --service-db: the service's time zone, e.g. Europe/Zurich (the log's times "
-        f"are UTC; default: {DEFAULT_TIMEZONE})",
+        help=f"with --service-db or --archive-dir: the service's time zone, e.g. "
+        f"Europe/Zurich (the log's times are UTC; default: {DEFAULT_TIMEZONE})",
     )
     parser.add_argument(
         "--min-bookings",
         metavar="N",
         type=int,
-        help=f"with --service-db: a day with fewer bookings is skipped "
+        help=f"with --service-db or --archive-dir: a day with fewer bookings is skipped "
         f"(default: {DEFAULT_MIN_BOOKINGS})",
     )
     parser.add_argument("--json", metavar="OUT", type=Path, help="write a JSON summary here")
@@ -172,10 +184,12 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
         raise CliError("--shifts-csv goes with --csv FILE")
     kind, url = _database_source(args)
     if since is None or until is None:
-        raise CliError(
-            f"{'--db' if kind == 'history' else '--service-db'} needs --since DATE and --until DATE"
-        )
-    source = masked_url(url)
+        option = "--db" if kind == "history" else "--service-db" if url else "--archive-dir"
+        raise CliError(f"{option} needs --since DATE and --until DATE")
+    sources = [masked_url(url)] if url else []
+    if args.archive_dir is not None:
+        sources.append(f"archive {args.archive_dir}")
+    source = " and ".join(sources)
     try:
         if kind == "service":
             return collect_service_days(
@@ -183,6 +197,7 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
                 since,
                 until,
                 **shape,
+                archive_dir=args.archive_dir,
                 timezone=args.timezone or DEFAULT_TIMEZONE,
                 min_bookings=(
                     DEFAULT_MIN_BOOKINGS if args.min_bookings is None else args.min_bookings
@@ -199,12 +214,17 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
         ) from None
     except ImportError as error:
         raise CliError(f"no database driver for {source}: {error.name or error}") from None
+    except OSError as error:
+        raise CliError(f"cannot read the archive {args.archive_dir}: {error}") from None
 
 
-def _database_source(args: argparse.Namespace) -> tuple[str, str]:
+def _database_source(args: argparse.Namespace) -> tuple[str, str | None]:
     """``("history", url)`` or ``("service", url)``: the options first, then the history's
-    environment variable, then the service's."""
-    if args.service_db:
+    environment variable, then the service's; ``("service", None)`` for ``--archive-dir``
+    alone (no environment variable is read then)."""
+    if args.service_db or args.archive_dir is not None:
+        if args.db:
+            raise CliError("--archive-dir goes with --service-db URL, or alone")
         return "service", args.service_db
     if args.db:
         return "history", args.db
@@ -219,7 +239,11 @@ def _database_source(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _refuse_service_options(args: argparse.Namespace) -> None:
-    for option, value in (("--timezone", args.timezone), ("--min-bookings", args.min_bookings)):
+    for option, value in (
+        ("--timezone", args.timezone),
+        ("--min-bookings", args.min_bookings),
+        ("--archive-dir", args.archive_dir),
+    ):
         if value is not None:
             raise CliError(f"{option} goes with --service-db URL")
 
@@ -229,10 +253,13 @@ def _counts_text(counts: dict[str, int] | None) -> str:
 
     if counts is None:
         return ""
+    waited = counts.get("rounds_without_assignment", 0)
+    rounds = f" ({plural(waited, 'round')} that assigned nothing)" if waited else ""
     return (
-        f"; suggestions {counts['suggestions_read']} read, {counts['suggestions_used']} used, "
-        f"{counts['suggestions_skipped']} skipped; outcomes {counts['outcomes_read']} read, "
-        f"{counts['outcomes_matched']} matched, {counts['outcomes_skipped']} skipped"
+        f"; suggestions {counts['suggestions_read']} read, {counts['suggestions_used']} used"
+        f"{rounds}, {counts['suggestions_skipped']} skipped; outcomes "
+        f"{counts['outcomes_read']} read, {counts['outcomes_matched']} matched, "
+        f"{counts['outcomes_skipped']} skipped"
     )
 
 

@@ -1,9 +1,12 @@
 """The service's own days: its decision log turned into scenarios, one per service day.
 
 The service logs every ``/rl/suggest`` request as received in ``rl_suggestions.request`` (and
-with each ``/rl/round`` assignment the round's whole state, under ``state``) and
-every reported outcome in ``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only
-reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
+with each ``/rl/round`` assignment the round's whole state, under ``state``; a round that
+assigned nothing logs its state once, in a row of no booking) and every reported outcome in
+``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only reads those tables
+(SQLAlchemy Core, ``SELECT`` only), and the day files retention archived them in
+(:mod:`rldispatch.scenarios.service_archive`; a row in both is read from the database), and
+rebuilds the days:
 
 - **The clock of a row** is its request's ``minute_of_day`` on its ``service_date``, or on
   the local date of its ``created_at`` (in ``timezone``) when it gave no date; when the
@@ -28,22 +31,28 @@ reads those tables (SQLAlchemy Core, ``SELECT`` only) and rebuilds the days:
 
 A row whose request no longer validates, a ``/rl/round`` row logged with a summary only (by
 a service older than the round's logged state: no fleet, no bookings), a row whose booking
-is not its request's, and an outcome for a booking no used suggestion
-showed are skipped and reported with their ids, never fatal. A day with no driver or fewer
-than ``min_bookings`` bookings is skipped whole and reported with the rows it held. Every row
-in the range ends in exactly one written day's ``provenance`` or in the skipped report.
+is not its request's, an outcome for a booking no used suggestion showed, and an archive line
+that is not a row (not JSON, truncated, a column missing or of the wrong type) are skipped and
+reported with their ids (and archive file and line), never fatal. A round that assigned
+nothing is a decision of no booking and no driver in the day file's ``decisions``. A day with
+no driver or fewer than ``min_bookings`` bookings is skipped whole and reported with the rows
+it held. Every row in the range ends in exactly one written day's ``provenance`` or in the
+skipped report.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, Text, cast, create_engine, inspect, select
+from sqlalchemy import Connection, Engine, Text, cast, create_engine, inspect, select
 
 from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
 from rldispatch.scenarios.history.day_building import (
@@ -61,6 +70,11 @@ from rldispatch.scenarios.history.results import (
     SkippedRow,
 )
 from rldispatch.scenarios.history.schema import HistoryError
+from rldispatch.scenarios.service_archive import (
+    MergedRows,
+    UnreadableLine,
+    read_archive,
+)
 from rldispatch.scenarios.service_requests import (
     BookingSeen,
     DriverSeen,
@@ -72,9 +86,6 @@ from rldispatch.scenarios.service_requests import (
     round_minute,
 )
 from rldispatch.text import plural
-
-if TYPE_CHECKING:
-    pass
 
 SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 DEFAULT_MIN_BOOKINGS = 5
@@ -92,6 +103,7 @@ COUNT_NAMES = (
     "suggestions_read",
     "suggestions_used",
     "suggestions_skipped",
+    "rounds_without_assignment",
     "outcomes_read",
     "outcomes_matched",
     "outcomes_skipped",
@@ -155,11 +167,38 @@ def _bounds(since: date, until: date, zone: tzinfo) -> tuple[datetime, datetime]
     return low.astimezone(UTC), high.astimezone(UTC)
 
 
+@contextmanager
+def _connection(url_or_engine: str | Engine | None) -> Iterator[Connection | None]:
+    """A connection to the service's database, its tables checked (None: no database)."""
+    if url_or_engine is None:
+        yield None
+        return
+    own_engine = isinstance(url_or_engine, str)
+    engine = create_engine(url_or_engine) if own_engine else url_or_engine
+    try:
+        _check_tables(engine)
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _archive_folder(archive_dir: str | Path | None) -> Path | None:
+    if archive_dir is None:
+        return None
+    folder = Path(archive_dir)
+    if not folder.is_dir():
+        raise ServiceLogError(f"archive_dir: {folder} is not a folder")
+    return folder
+
+
 def collect_service_days(
-    url_or_engine: str | Engine,
+    url_or_engine: str | Engine | None,
     since: date,
     until: date,
     *,
+    archive_dir: str | Path | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     day_start_hour: float = 6.0,
     horizon_min: float = 840.0,
@@ -167,16 +206,24 @@ def collect_service_days(
     travel: TravelConfig | None = None,
 ) -> CollectResult:
     """Rebuild the service days from ``since`` to ``until`` (inclusive) out of the service's
-    decision log (see the module docstring). Reads only; never writes to the database.
+    decision log (see the module docstring): its database, the day files its retention
+    archived in ``archive_dir`` (:mod:`rldispatch.scenarios.service_archive`), or both (a row
+    in both is read from the database). Reads only; never writes to either.
 
     :raises ServiceLogError: a bad option or a database without the service's tables.
+    :raises ~rldispatch.scenarios.service_archive.ArchiveConflict: an archived row's id is
+        another row in the database.
     :raises SQLAlchemyError: the database does not answer.
+    :raises OSError: an archive file cannot be read.
     """
     check_date_range(since, until)
     check_day_shape(day_start_hour, horizon_min)
     if min_bookings < 1:
         raise ServiceLogError(f"min_bookings: must be at least 1, got {min_bookings}")
+    if url_or_engine is None and archive_dir is None:
+        raise ServiceLogError("give the service's database, its archive folder, or both")
     zone = zone_named(timezone)
+    archive = _archive_folder(archive_dir)
     from rldispatch.service.tables import outcomes, suggestions
 
     # ``request`` is read as text and parsed here: a row holding text that is not JSON is
@@ -185,42 +232,53 @@ def collect_service_days(
     builder = _DayBuilder(
         since, until, zone, timezone, day_start_hour, horizon_min, min_bookings, travel
     )
-    own_engine = isinstance(url_or_engine, str)
-    engine = create_engine(url_or_engine) if own_engine else url_or_engine
-    try:
-        _check_tables(engine)
-        low, high = _bounds(since, until, zone)
-        with engine.connect() as connection:
+    low, high = _bounds(since, until, zone)
+    suggestion_rows = MergedRows(SUGGESTIONS)
+    outcome_rows = MergedRows(OUTCOMES)
+    with _connection(url_or_engine) as connection:
+        if connection is not None:
             # No upper bound on when a row was logged: a request may name an earlier
             # ``service_date`` (a day replayed or sent late); such rows find their day here.
-            suggestion_rows = connection.execute(
-                select(*plain_columns, cast(suggestions.c.request, Text).label("request"))
-                .where(suggestions.c.created_at >= low)
-                .order_by(suggestions.c.id)
-            ).all()
-            for row in suggestion_rows:
-                builder.add_suggestion(row._mapping)
-            placed = builder.place_bookings()
-            outcome_rows = {
-                row.id: row
-                for row in connection.execute(
+            suggestion_rows.add_database(
+                connection.execute(
+                    select(*plain_columns, cast(suggestions.c.request, Text).label("request"))
+                    .where(suggestions.c.created_at >= low)
+                    .order_by(suggestions.c.id)
+                )
+            )
+        if archive is not None:
+            archived, unreadable = read_archive(archive, suggestions, low.date())
+            suggestion_rows.add_archive(archived, lambda row: row["created_at"] >= low)
+            builder.add_unreadable(suggestion_rows.unread(unreadable))
+        for row in suggestion_rows:
+            builder.add_suggestion(row, suggestion_rows.origins.get(row["id"]))
+        placed = builder.place_bookings()
+        if connection is not None:
+            outcome_rows.add_database(
+                connection.execute(
                     select(outcomes).where(
                         outcomes.c.requested_pickup_at >= low,
                         outcomes.c.requested_pickup_at < high,
                     )
                 )
-            }
+            )
             for start in range(0, len(placed), OUTCOME_QUERY_CHUNK):
                 chunk = placed[start : start + OUTCOME_QUERY_CHUNK]
-                for row in connection.execute(
-                    select(outcomes).where(outcomes.c.booking_id.in_(chunk))
-                ):
-                    outcome_rows[row.id] = row
-    finally:
-        if own_engine:
-            engine.dispose()
-    for row_id in sorted(outcome_rows):
-        builder.add_outcome(outcome_rows[row_id]._mapping)
+                outcome_rows.add_database(
+                    connection.execute(select(outcomes).where(outcomes.c.booking_id.in_(chunk)))
+                )
+    if archive is not None:
+        # An outcome is reported after its requested pickup (15 minutes of clock skew): it
+        # was logged on the day of the range's first moment or later.
+        placed_ids = set(placed)
+        archived, unreadable = read_archive(archive, outcomes, low.date() - timedelta(days=1))
+        outcome_rows.add_archive(
+            archived,
+            lambda row: low <= row["requested_pickup_at"] < high or row["booking_id"] in placed_ids,
+        )
+        builder.add_unreadable(outcome_rows.unread(unreadable))
+    for row in outcome_rows:
+        builder.add_outcome(row, outcome_rows.origins.get(row["id"]))
     return builder.result()
 
 
@@ -245,28 +303,45 @@ class _DayBuilder:
         self.first_seen: dict[str, BookingSeen] = {}
         self.skipped_rows: list[SkippedRow] = []
         self.booking_days: dict[str, date] | None = None
-        self.outcome_rows: list[Any] = []
+        self.outcome_rows: list[tuple[Any, str | None]] = []
         self.placed: tuple[dict[date, list[Booking]], list[RowProblem], int] | None = None
 
     def in_range(self, day: date) -> bool:
         return self.since <= day <= self.until
 
-    def _skip(self, table: str, row_id: int, reason: str, day: date) -> None:
-        self.skipped_rows.append(SkippedRow(table, row_id, reason, day))
+    def _skip(
+        self, table: str, row_id: int | None, reason: str, day: date, where: str | None = None
+    ) -> None:
+        self.skipped_rows.append(SkippedRow(table, row_id, reason, day, where))
         counts = self.days[day].counts
         prefix = "suggestions" if table == SUGGESTIONS else "outcomes"
         counts[f"{prefix}_read"] += 1
         counts[f"{prefix}_skipped"] += 1
 
-    def add_suggestion(self, row: Any) -> None:
+    def add_unreadable(self, lines: list[UnreadableLine]) -> None:
+        """Archive lines that are not rows: skipped on the service day of their creation time
+        (the day their file is named after when it cannot be read), if in the range."""
+        for line in lines:
+            day = line.file_day
+            if line.created_at is not None:
+                day = _service_day(_local(line.created_at, self.zone), self.day_start_hour)
+            if self.in_range(day):
+                self._skip(line.table, line.row_id, line.reason, day, line.where)
+
+    def add_suggestion(self, row: Any, where: str | None = None) -> None:
+        """Use a row of ``rl_suggestions`` (read from the archive's ``where``, if it was)."""
         row_id = int(row["id"])
         created = _local(row["created_at"], self.zone)
+
+        def skip(reason: str, day: date) -> None:
+            self._skip(SUGGESTIONS, row_id, reason, day, where)
+
         try:
             request = request_data(row["request"])
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, RecursionError) as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
-                self._skip(SUGGESTIONS, row_id, f"request: not JSON ({error})", day)
+                skip(f"request: not JSON ({error})", day)
             return
         from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 
@@ -281,7 +356,7 @@ class _DayBuilder:
                     "a /rl/round decision logged with a summary of its request only (no "
                     "fleet, no bookings: a service older than the round's logged state)"
                 )
-                self._skip(SUGGESTIONS, row_id, reason, day)
+                skip(reason, day)
             return
         schema, body_data = (
             (RoundRequest, request["state"])
@@ -293,20 +368,20 @@ class _DayBuilder:
         except ValidationError as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
-                reason = f"request does not validate: {first_validation_error(error)}"
-                self._skip(SUGGESTIONS, row_id, reason, day)
+                skip(f"request does not validate: {first_validation_error(error)}", day)
             return
         clock = request_clock(body, created)
         day = _service_day(clock, self.day_start_hour)
         if not self.in_range(day):
             return
-        asked = asked_booking_ids(body)
-        if row["booking_id"] not in asked:
+        from rldispatch.service.tables import NOTHING_ASSIGNED
+
+        waited = isinstance(body, RoundRequest) and row["booking_id"] == NOTHING_ASSIGNED
+        if not waited and row["booking_id"] not in asked_booking_ids(body):
             what = (
                 "request's booking" if isinstance(body, SuggestRequest) else "round's open bookings"
             )
-            reason = f"booking_id: the row's {row['booking_id']!r} is not among the {what}"
-            self._skip(SUGGESTIONS, row_id, reason, day)
+            skip(f"booking_id: the row's {row['booking_id']!r} is not among the {what}", day)
             return
         bookings, drivers = observations(body, clock, row_id)
         for seen in bookings:
@@ -318,13 +393,14 @@ class _DayBuilder:
         target.suggestion_ids.append(row_id)
         target.counts["suggestions_read"] += 1
         target.counts["suggestions_used"] += 1
+        target.counts["rounds_without_assignment"] += waited
         day_start = service_day_start(day, self.day_start_hour)
         target.decisions.append(
             {
                 "suggestion_id": row_id,
                 "at_min": _minutes((clock - day_start) / MINUTE),
-                "booking_id": row["booking_id"],
-                "driver_id": row["driver_id"],
+                "booking_id": None if waited else row["booking_id"],
+                "driver_id": None if waited else row["driver_id"],
                 "source": row["source"],
                 "reason": row["reason"],
                 "arm": row["arm"],
@@ -384,13 +460,13 @@ class _DayBuilder:
             self.days[day]  # the day exists, with or without rows of its own
         return by_day, unplaced, outside
 
-    def add_outcome(self, row: Any) -> None:
+    def add_outcome(self, row: Any, where: str | None = None) -> None:
         """Outcomes are matched once every suggestion has placed its bookings."""
-        self.outcome_rows.append(row)
+        self.outcome_rows.append((row, where))
 
     def _attach_outcomes(self) -> None:
         assert self.booking_days is not None
-        for row in self.outcome_rows:
+        for row, where in self.outcome_rows:
             row_id = int(row["id"])
             requested = _local(row["requested_pickup_at"], self.zone)
             day = self.booking_days.get(row["booking_id"])
@@ -400,7 +476,7 @@ class _DayBuilder:
                     reason = (
                         f"booking {row['booking_id']!r}: no used suggestion in the range showed it"
                     )
-                    self._skip(OUTCOMES, row_id, reason, day)
+                    self._skip(OUTCOMES, row_id, reason, day, where)
                 continue
             start = service_day_start(day, self.day_start_hour)
             picked_up = _local(row["picked_up_at"], self.zone)
@@ -517,7 +593,7 @@ class _DayBuilder:
             for name in COUNT_NAMES:
                 totals[name] += state.counts[name]
         totals["bookings_outside_range"] = outside
-        rows = sorted(self.skipped_rows, key=lambda r: (r.table != SUGGESTIONS, r.row_id))
+        rows = sorted(self.skipped_rows, key=_skipped_order)
         return CollectResult(
             tuple(collected),
             tuple(skipped),
@@ -525,3 +601,8 @@ class _DayBuilder:
             skipped_rows=tuple(rows),
             totals=totals,
         )
+
+
+def _skipped_order(row: SkippedRow) -> tuple[bool, bool, int, str]:
+    """Suggestions, then outcomes; by id, then archive lines without one by file and line."""
+    return (row.table != SUGGESTIONS, row.row_id is None, row.row_id or 0, row.archive or "")

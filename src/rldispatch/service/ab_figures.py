@@ -6,6 +6,10 @@ suggestions logged and outcomes reported.
 reported pickup): a booking still open, cancelled, or whose outcome was not reported yet
 counts as not completed, so compare it between arms or versions over the same period.
 
+The row a ``/rl/round`` that assigned nothing logs (of no booking:
+:data:`~rldispatch.service.tables.NOTHING_ASSIGNED`) is neither a suggestion nor a booking:
+it is left out of every figure.
+
 Arms are compared as assigned (intention to treat): a booking of the ``rl`` arm the fallback
 answered still counts in ``rl``, under the model version it was assigned to.
 """
@@ -14,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, case, distinct, func, select
+from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
 
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
 
 
 def ab_summary(connection: Connection) -> dict[str, Any]:
@@ -25,49 +29,49 @@ def ab_summary(connection: Connection) -> dict[str, Any]:
     and mean pickup delay (None without outcomes)."""
     arms = {arm: _empty_figures() for arm in ("rl", "heuristic")}
     versions: dict[str, dict[str, Any]] = {}
-    for arm, source, version, count, booked in connection.execute(
-        select(
-            suggestions.c.arm,
-            suggestions.c.source,
-            suggestions.c.model_version,
-            func.count(),
-            func.count(distinct(suggestions.c.booking_id)),
-        ).group_by(suggestions.c.arm, suggestions.c.source, suggestions.c.model_version)
-    ):
-        if arm in arms:
-            arms[arm]["suggestions"] += int(count)
-            arms[arm]["bookings"] += int(booked)
-        if _of_a_version(arm, source, version):
-            figures = versions.setdefault(version, _empty_figures())
+    groups = (
+        (arms, suggestions.c.arm.in_(tuple(arms)), outcomes.c.arm.in_(tuple(arms)), "arm"),
+        (versions, _of_a_version(suggestions.c), _of_a_version(outcomes.c), "model_version"),
+    )
+    for figures_by, suggested, reported, key in groups:
+        for name, count, booked in connection.execute(
+            select(suggestions.c[key], func.count(), func.count(distinct(suggestions.c.booking_id)))
+            .where(is_a_suggestion, suggested)
+            .group_by(suggestions.c[key])
+        ):
+            figures = figures_by.setdefault(name, _empty_figures())
             figures.update(suggestions=int(count), bookings=int(booked))
-    for arm, source, version, count, late, km, delay in connection.execute(
-        select(
-            outcomes.c.arm,
-            outcomes.c.source,
-            outcomes.c.model_version,
-            func.count(),
-            func.sum(case((outcomes.c.late, 1), else_=0)),
-            func.sum(outcomes.c.distance_km),
-            func.sum(outcomes.c.pickup_delay_min),
-        ).group_by(outcomes.c.arm, outcomes.c.source, outcomes.c.model_version)
-    ):
-        sums = (int(count), float(late), float(km), float(delay))
-        if arm in arms:
-            _add_outcomes(arms[arm], *sums)
-        if _of_a_version(arm, source, version):
-            _add_outcomes(versions.setdefault(version, _empty_figures()), *sums)
+        for name, count, late, km, delay in connection.execute(
+            select(
+                outcomes.c[key],
+                func.count(),
+                func.sum(case((outcomes.c.late, 1), else_=0)),
+                func.sum(outcomes.c.distance_km),
+                func.sum(outcomes.c.pickup_delay_min),
+            )
+            .where(reported)
+            .group_by(outcomes.c[key])
+        ):
+            figures = figures_by.setdefault(name, _empty_figures())
+            figures.update(
+                outcomes=int(count),
+                late_rate=float(late) / count,
+                mean_distance_km=float(km) / count,
+                mean_pickup_delay_min=float(delay) / count,
+            )
     for figures in (*arms.values(), *versions.values()):
         if figures["bookings"]:
             figures["completion_rate"] = min(1.0, figures["outcomes"] / figures["bookings"])
     return {"arms": arms, "rl_by_model_version": versions}
 
 
-def _of_a_version(arm: str | None, source: str | None, version: str | None) -> bool:
-    """Whether a row counts for its model version: a booking of the ``rl`` arm (as assigned),
-    or a ``/rl/round`` assignment (no arm: a round is played whole) the model made."""
-    if version is None:
-        return False
-    return arm == "rl" or (arm is None and source == "rl")
+def _of_a_version(columns: Any) -> ColumnElement[bool]:
+    """Whether a row (a suggestion, or an outcome with its suggestion's arm, source and
+    version) counts for its model version: a booking of the ``rl`` arm (as assigned), or a
+    ``/rl/round`` assignment (no arm: a round is played whole) the model made."""
+    return columns.model_version.is_not(None) & (
+        (columns.arm == "rl") | (columns.arm.is_(None) & (columns.source == "rl"))
+    )
 
 
 def _empty_figures() -> dict[str, Any]:
@@ -80,21 +84,3 @@ def _empty_figures() -> dict[str, Any]:
         "mean_distance_km": None,
         "mean_pickup_delay_min": None,
     }
-
-
-def _add_outcomes(figures: dict[str, Any], count: int, late: float, km: float, delay: float):
-    """Add a group's outcome sums to ``figures`` (rates and means over all its outcomes)."""
-    if not count:
-        return
-    before = figures["outcomes"]
-    total = before + count
-
-    def mean(name: str, group_sum: float) -> float:
-        return ((figures[name] or 0.0) * before + group_sum) / total
-
-    figures.update(
-        outcomes=total,
-        late_rate=mean("late_rate", late),
-        mean_distance_km=mean("mean_distance_km", km),
-        mean_pickup_delay_min=mean("mean_pickup_delay_min", delay),
-    )

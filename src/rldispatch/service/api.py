@@ -98,7 +98,13 @@ class Service:
         )
         error = retention.pop("last_error", None)
         size: dict[str, Any] = dict.fromkeys(
-            ("suggestions", "outcomes", "oldest_suggestion_at", "oldest_outcome_at")
+            (
+                "suggestions",
+                "rounds_without_assignment",
+                "outcomes",
+                "oldest_suggestion_at",
+                "oldest_outcome_at",
+            )
         )
         if not self.store.available:
             error = "database unavailable"

@@ -108,14 +108,16 @@ def action_of(env: DispatchEnv, booking_id: str, driver_id: str) -> int | None:
 
 @dataclass(frozen=True)
 class ReplayedDay:
-    """A day played through a served policy: its figures and how its decisions compared with
-    the in-process policy's at the same states."""
+    """A day played through a served policy: its figures, how its decisions compared with
+    the in-process policy's at the same states, and the bookings its rounds showed (open or
+    in a driver's plan)."""
 
     metrics: DayMetrics
     decisions: int
     differing: int
     rounds: int
     sim: DaySimulator | None = None
+    shown: frozenset[str] = frozenset()
 
 
 def replay_day(
@@ -132,9 +134,13 @@ def replay_day(
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.reset(options={"scenario": scenario})
     decisions = differing = rounds = 0
+    shown: set[str] = set()
     terminated = False
     while not terminated:
-        answer = post_round(state_body(env.sim, day_start_min))
+        body = state_body(env.sim, day_start_min)
+        shown.update(booking["id"] for booking in body["open_bookings"])
+        shown.update(stop["booking_id"] for d in body["drivers"] for stop in d["plan"])
+        answer = post_round(body)
         rounds += 1
         steps: list[tuple[str, str] | None] = [
             (a["booking_id"], a["driver_id"]) for a in answer["assignments"]
@@ -151,7 +157,7 @@ def replay_day(
             _, _, terminated, _, _ = env.step(served)
             if terminated or env.sim.now_min != clock:
                 break  # the clock moved: the next decision is a new round's
-    return ReplayedDay(env.metrics(), decisions, differing, rounds, env.sim)
+    return ReplayedDay(env.metrics(), decisions, differing, rounds, env.sim, frozenset(shown))
 
 
 def dated(scenario: Scenario, service_date: date) -> Scenario:

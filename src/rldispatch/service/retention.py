@@ -1,7 +1,8 @@
 """How large the decision log is, and pruning it (``serve --retain-days N``).
 
-**Size.** :func:`log_size` counts the rows of ``rl_suggestions`` and ``rl_outcomes`` and reads
-the oldest row's time of each (``/rl/status`` shows them).
+**Size.** :func:`log_size` counts the rows of ``rl_suggestions`` (the suggestions and round
+assignments apart from the rows of rounds that assigned nothing) and ``rl_outcomes``, and reads
+the oldest row's time of each table (``/rl/status`` shows them).
 
 **Pruning.** :class:`Retention` runs in a thread of its own, at start and every hour: it
 deletes the rows of both tables from UTC days that ended more than ``retain_days`` days ago
@@ -32,7 +33,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
 
 logger = logging.getLogger("rldispatch.service.retention")
 
@@ -51,19 +52,30 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def log_size(engine: Engine) -> dict[str, Any]:
-    """Rows and oldest row time of each table of the log (``suggestions``, ``outcomes``).
+    """Rows and oldest row time of each table of the log: ``suggestions`` (suggestions and
+    round assignments), ``rounds_without_assignment`` (the other rows of ``rl_suggestions``),
+    ``outcomes``.
 
     :raises SQLAlchemyError: when the database does not answer.
     """
-    sizes: dict[str, Any] = {}
     with engine.connect() as connection:
-        for table, name in ((suggestions, "suggestions"), (outcomes, "outcomes")):
-            rows, oldest = connection.execute(
-                select(func.count(), func.min(table.c.created_at)).select_from(table)
-            ).one()
-            sizes[name] = int(rows)
-            sizes[f"oldest_{name[:-1]}_at"] = _aware(oldest)
-    return sizes
+        suggested, rounds, oldest_suggestion = connection.execute(
+            select(
+                func.count().filter(is_a_suggestion),
+                func.count().filter(~is_a_suggestion),
+                func.min(suggestions.c.created_at),
+            )
+        ).one()
+        reported, oldest_outcome = connection.execute(
+            select(func.count(), func.min(outcomes.c.created_at))
+        ).one()
+    return {
+        "suggestions": int(suggested),
+        "rounds_without_assignment": int(rounds),
+        "outcomes": int(reported),
+        "oldest_suggestion_at": _aware(oldest_suggestion),
+        "oldest_outcome_at": _aware(oldest_outcome),
+    }
 
 
 def _row_json(row: Any) -> bytes:
@@ -82,6 +94,19 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 def archive_path(archive_dir: Path, table: Table, day: date) -> Path:
     """The file a day's rows of ``table`` are archived in."""
     return archive_dir / f"{table.name}-{day.isoformat()}.jsonl"
+
+
+def archive_files(archive_dir: Path, table: Table) -> list[tuple[date, Path]]:
+    """The day files of ``table`` in ``archive_dir``, by day (other names are ignored)."""
+    files = []
+    for path in archive_dir.glob(f"{table.name}-*.jsonl"):
+        try:
+            day = date.fromisoformat(path.name[len(table.name) + 1 : -len(".jsonl")])
+        except ValueError:
+            continue
+        if path.is_file() and path == archive_path(archive_dir, table, day):
+            files.append((day, path))
+    return sorted(files)
 
 
 def _archived_ids(path: Path) -> tuple[bytes, set[int]]:

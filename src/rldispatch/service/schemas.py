@@ -129,7 +129,9 @@ class ModelStatus(BaseModel):
 class StoreStatus(BaseModel):
     url: str = Field(description="the database URL, passwords masked")
     available: bool
-    pending: int = Field(description="suggestions waiting in memory for the database")
+    pending: int = Field(
+        description="records (suggestions, rounds) waiting in memory for the database"
+    )
     pending_bytes: int = Field(0, description="their size as JSON (capped)")
     written: int
     lost: int = Field(description="records dropped: buffer full, or stopped with it full")
@@ -141,9 +143,14 @@ class StoreStatus(BaseModel):
 class LogStatus(BaseModel):
     """The decision log's size and how long it is kept."""
 
-    suggestions: int | None = Field(description="rows of rl_suggestions (None: unreadable)")
+    suggestions: int | None = Field(
+        description="rows of rl_suggestions that suggest or assign a booking (None: unreadable)"
+    )
+    rounds_without_assignment: int | None = Field(
+        None, description="rows of rl_suggestions of /rl/round answers that assigned nothing"
+    )
     outcomes: int | None = Field(description="rows of rl_outcomes")
-    oldest_suggestion_at: datetime | None
+    oldest_suggestion_at: datetime | None = Field(description="the oldest row of rl_suggestions")
     oldest_outcome_at: datetime | None
     retain_days: int | None = Field(
         description="rows from UTC days that ended more than this many days ago are pruned "

@@ -34,6 +34,8 @@ PATH_LENGTH = 1024
 
 metadata = MetaData()
 _id_type = BigInteger().with_variant(Integer, "sqlite")
+# The log's ids are never reused, not even on SQLite once retention has pruned every row: a
+# row's id names it in the day files collect writes and in the archive.
 
 suggestions = Table(
     "rl_suggestions",
@@ -51,6 +53,7 @@ suggestions = Table(
     Column("latency_ms", Float, nullable=False),
     Column("request", JSON, nullable=False),
     Column("response", JSON, nullable=False),
+    sqlite_autoincrement=True,
 )
 outcomes = Table(
     "rl_outcomes",
@@ -68,7 +71,15 @@ outcomes = Table(
     Column("source", String(16)),
     Column("suggested_driver_id", String(ID_LENGTH)),
     Column("model_version", String(ID_LENGTH)),
+    sqlite_autoincrement=True,
 )
+NOTHING_ASSIGNED = "(nothing assigned)"
+"""The ``booking_id`` of the one row a ``/rl/round`` that assigned nothing logs (its state
+under ``request``, ``driver_id`` null): never a booking's id (ids are letters, digits and
+``_ . : @ / -``), so the row is no booking's suggestion, and no outcome can name it."""
+is_a_suggestion = suggestions.c.booking_id != NOTHING_ASSIGNED
+"""The rows of ``rl_suggestions`` that suggest or assign a booking (not a round that assigned
+nothing): what the A/B figures and the log's suggestion count read."""
 one_outcome_per_booking = Index("uq_rl_outcomes_booking", outcomes.c.booking_id, unique=True)
 by_creation = (
     Index("ix_rl_suggestions_created_at", suggestions.c.created_at),

@@ -82,23 +82,30 @@ class SkippedDay:
 
 @dataclass(frozen=True)
 class SkippedRow:
-    """A log row left out: its table, id, service day (when known) and why."""
+    """A log row left out: its table, id (None: an archive line too broken to tell), service
+    day (when known), why, and, read from an archive, its file and line."""
 
     table: str
-    row_id: int
+    row_id: int | None
     reason: str
     day: date | None = None
+    archive: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.table} row {self.row_id}: {self.reason}"
+        what = self.table if self.row_id is None else f"{self.table} row {self.row_id}"
+        where = f" (archive {self.archive})" if self.archive else ""
+        return f"{what}{where}: {self.reason}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "table": self.table,
             "id": self.row_id,
             "day": self.day.isoformat() if self.day else None,
             "reason": self.reason,
         }
+        if self.archive is not None:
+            summary["archive"] = self.archive
+        return summary
 
 
 @dataclass(frozen=True)
