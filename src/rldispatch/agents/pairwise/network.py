@@ -202,8 +202,8 @@ class PairQNetwork(nn.Module):
         n_states = batch.n_states
         global_part = self.global_in(batch.globals)  # (B, H), includes the first-layer bias
         # In place where autograd allows: the (sum P, H) tensors are the costly ones.
-        inputs = batch.pair_inputs
-        h1 = torch.relu_(F.linear(inputs, self.first_layer_weight(), self.global_in.bias))
+        first = F.linear(batch.pair_inputs, self.first_layer_weight(), self.global_in.bias)
+        h1 = torch.relu_(first)
         counts = batch.pair_counts
         context = self.context(segment_pool(h1, state, n_states, counts)).index_select(0, state)
         h2 = torch.relu_(self.pair_hidden(h1).add_(context))
