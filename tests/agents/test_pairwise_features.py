@@ -20,6 +20,7 @@ from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import InsertionPolicy
+from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.training.fleet_days import geneva_day
 
 KNOWN = KnownReward(assignment=4.0, per_10km=-0.2, per_late=-1.0, wait=-0.2)
@@ -180,6 +181,37 @@ def test_knock_on_lateness_predicts_the_planned_late_pickups() -> None:
         if done:
             break
     assert checked > 200 and knocked > 0
+
+
+def test_the_cached_plans_count_and_pack_what_the_simulator_holds() -> None:
+    """The builder's plan cache (refreshed only for changed plans) gives the simulator's count
+    of late planned pickups and the same knock-on effects as plans packed afresh."""
+    env = DispatchEnv(preset=None, scenario=geneva_day(8, 6), config=EnvConfig(max_drivers=6))
+    env.reset()
+    builder = FeatureBuilder(6)
+    rng = np.random.default_rng(2)
+    checked = late = 0
+    for _ in range(200):
+        state = builder.build(env)
+        sim = env.sim
+        assert builder.planned_late(sim) == sim.planned_late_count()
+        late += sim.planned_late_count() > 0
+        if state.n_pairs:
+            booking = env.visible[state.pair_slot]
+            pickup = env.table.pickup_min[state.pair_driver, state.pair_slot]
+            position = env.table.position[state.pair_driver, state.pair_slot]
+            cache = builder._plans(sim)
+            fresh = plan_knock_on(sim, state.pair_driver, booking, pickup, position)
+            cached = plan_knock_on(
+                sim, state.pair_driver, booking, pickup, position, packed=cache.packed()
+            )
+            for expected, got in zip(fresh, cached, strict=True):
+                np.testing.assert_array_equal(got, expected)
+            checked += 1
+        _, _, done, _, _ = env.step(state.action(int(rng.integers(-1, state.n_pairs))))
+        if done:
+            break
+    assert checked > 50 and late > 0
 
 
 def test_known_reward_is_the_shaped_reward_of_an_assignment() -> None:

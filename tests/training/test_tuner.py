@@ -146,7 +146,7 @@ def test_a_trial_with_a_budget_in_minutes_stops_on_time(tmp_path):
 
 def test_a_trial_whose_config_is_invalid_fails_and_the_worker_goes_on(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
-    small_buffer = PairwiseConfig(buffer_size=200, learning_starts=10)
+    small_buffer = PairwiseConfig(buffer_size=200, learning_starts=10, batch_size=64)
     settings = TuneSettings(
         agent="pairwise",
         days=FleetDays(SMALL_FLEETS),

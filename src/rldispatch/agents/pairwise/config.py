@@ -29,7 +29,7 @@ class PairwiseConfig(HyperparameterConfig):
     n_step: int = hyperparameter(
         "n-step returns: bootstrap after this many decisions", 3, kind="int", low=1
     )
-    batch_size: int = hyperparameter("decisions per gradient step", 64, kind="int", low=1)
+    batch_size: int = hyperparameter("decisions per gradient step", 256, kind="int", low=1)
     buffer_size: int = hyperparameter(
         "replay buffer capacity, in decisions", 50_000, kind="int", low=1
     )
@@ -37,7 +37,7 @@ class PairwiseConfig(HyperparameterConfig):
         "decisions in the replay buffer before gradient steps begin", 1_000, kind="int", low=0
     )
     train_frequency: int = hyperparameter(
-        "decisions between two gradient steps", 2, kind="int", low=1
+        "decisions between two gradient steps", 16, kind="int", low=1
     )
     tau: float = hyperparameter(
         "target update: target <- tau * online + (1 - tau) * target, after every gradient "

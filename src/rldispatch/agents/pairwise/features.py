@@ -165,7 +165,8 @@ def _id_ranks(ids: list[str]) -> np.ndarray:
 
 class _PlanCache:
     """Each driver's plan as an array and its count of late planned pickups, recomputed only
-    for drivers whose schedule changed (the simulator replaces ``plan_start[d]`` then)."""
+    for drivers whose schedule changed (the simulator replaces ``plan_start[d]`` then), and
+    every plan packed for :func:`plan_knock_on` (repacked only after a change)."""
 
     def __init__(self, sim: DaySimulator) -> None:
         self.sim = sim
@@ -173,13 +174,17 @@ class _PlanCache:
         self.starts: list[np.ndarray | None] = [None] * n
         self.bookings: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
         self.late = np.zeros(n, dtype=np.int64)
+        self._packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def refresh(self) -> None:
         sim = self.sim
-        limit = sim.requested_min + LATE_AFTER_REQUESTED_MIN
+        limit = None
         for driver, start in enumerate(sim.plan_start):
             if start is self.starts[driver]:
                 continue
+            if limit is None:
+                limit = sim.requested_min + LATE_AFTER_REQUESTED_MIN
+                self._packed = None
             bookings = np.asarray(sim.plans[driver], dtype=np.int64)
             self.starts[driver] = start
             self.bookings[driver] = bookings
@@ -187,6 +192,19 @@ class _PlanCache:
 
     def late_total(self) -> int:
         return int(self.late.sum())
+
+    def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every driver's plan one after another: ``(bookings, offsets, starts)``."""
+        if self._packed is None:
+            sizes = [bookings.size for bookings in self.bookings]
+            offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+            np.cumsum(sizes, out=offsets[1:])
+            self._packed = (
+                np.concatenate([np.zeros(0, dtype=np.int64), *self.bookings]),
+                offsets,
+                np.concatenate([np.zeros(0), *self.starts]),
+            )
+        return self._packed
 
 
 def cheapest_candidates(
@@ -233,6 +251,11 @@ class FeatureBuilder:
             self._frame_scenario = sim.scenario
         return self._frame
 
+    def planned_late(self, sim: DaySimulator) -> int:
+        """Planned pickups already late (``sim.planned_late_count()``, from the cache that
+        recomputes only the drivers whose plan changed)."""
+        return self._plans(sim).late_total()
+
     def _plans(self, sim: DaySimulator) -> _PlanCache:
         cache = self._plan_cache
         if cache is None or cache.sim is not sim:
@@ -270,7 +293,7 @@ class FeatureBuilder:
         drivers[:, 0] = (free_min - now) / 60.0
         drivers[:, 1] = plan_sizes / 4.0
         drivers[:, 2] = rides / 10.0
-        drivers[:, 3] = (rides - rides.mean()) / 10.0 if n_drivers else 0.0
+        drivers[:, 3] = (rides - rides.sum() / n_drivers) / 10.0 if n_drivers else 0.0
         drivers[:, 4] = np.maximum(sim.shift_end_min - now, 0.0) / 60.0
         drivers[:, 5] = on_shift
         drivers[:, 6] = np.maximum(sim.shift_start_min - now, 0.0) / 60.0
@@ -320,6 +343,7 @@ class FeatureBuilder:
         bookings[:, 12:14] = frame.dropoff[visible]
 
         # --- pairs
+        plans = self._plans(sim)
         pairs = np.zeros((n_pairs, len(PAIR_FEATURES)), dtype=np.float32)
         if n_pairs:
             booking = visible[cand_slot]
@@ -329,9 +353,8 @@ class FeatureBuilder:
             requested = sim.requested_min[booking]
             late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
             driver_best = cost.min(axis=1)
-            plans = self._plans(sim)
             made_late, next_delay, total_delay, _ = plan_knock_on(
-                sim, cand_driver, booking, pickup, position, plans.bookings, plans.starts
+                sim, cand_driver, booking, pickup, position, packed=plans.packed()
             )
             sizes = plan_sizes[cand_driver]
             pairs[:, 0] = pair_cost / 10.0
@@ -358,7 +381,7 @@ class FeatureBuilder:
 
         # --- global
         open_count = int((sim.status == OPEN).sum())
-        planned_late = self._plans(sim).late_total()
+        planned_late = plans.late_total()
         scale = max(n_drivers, 1)
         global_row = np.array(
             [

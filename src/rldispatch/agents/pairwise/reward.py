@@ -14,17 +14,31 @@ own reward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rldispatch.agents.pairwise.network import KnownReward
 from rldispatch.env import DispatchEnv
 from rldispatch.rewards import RewardConfig
+from rldispatch.sim import DaySimulator
 from rldispatch.sim.simulator import CANCELLED
 
 
 class TrainingReward:
-    """The shaped, scaled reward of each step of a day (call :meth:`start` at its start)."""
+    """The shaped, scaled reward of each step of a day (call :meth:`start` at its start).
 
-    def __init__(self, weights: RewardConfig, shaping_weight: float, scale: float) -> None:
+    :param planned_late: counts the planned pickups already late (default
+        ``sim.planned_late_count()``; a learner passes its feature builder's cached count).
+    """
+
+    def __init__(
+        self,
+        weights: RewardConfig,
+        shaping_weight: float,
+        scale: float,
+        planned_late: Callable[[DaySimulator], int] | None = None,
+    ) -> None:
         self.weights = weights
+        self.count_planned_late = planned_late or DaySimulator.planned_late_count
         self.shaping_weight = float(shaping_weight)
         self.scale = float(scale)
         self.planned_late = 0
@@ -32,7 +46,7 @@ class TrainingReward:
 
     def _measure(self, env: DispatchEnv) -> tuple[int, int]:
         sim = env.sim
-        return sim.planned_late_count(), int((sim.status == CANCELLED).sum())
+        return self.count_planned_late(sim), int((sim.status == CANCELLED).sum())
 
     def start(self, env: DispatchEnv) -> None:
         self.planned_late, self.cancelled = self._measure(env)
