@@ -52,7 +52,10 @@ PAIRWISE_SEARCH_SPACE: tuple[Hyperparameter, ...] = (
         "batch_size", "batch", "decisions per gradient step", choices=(32, 64, 128, 256)
     ),
     Hyperparameter(
-        "train_frequency", "train_freq", "decisions between gradient steps", choices=(1, 2, 4, 8)
+        "train_frequency",
+        "train_freq",
+        "decisions between gradient steps",
+        choices=(1, 2, 4, 8, 16),
     ),
     Hyperparameter(
         "reward_scale", "scale", "reward scale before learning", low=0.05, high=1.0, log=True
