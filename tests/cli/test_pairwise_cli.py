@@ -93,6 +93,50 @@ def test_evaluate_plays_a_pairwise_model_on_a_fleet_it_never_saw(
     assert report["policies"]["pairwise"]["completion_rate"]["mean"] > 0.5
 
 
+def test_evaluate_plays_the_lookahead_expert_beside_the_model_it_looks_ahead_with(
+    pairwise_run: Path, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "report.json"
+    model = pairwise_run / "run" / "best_model.safetensors"
+    code = main(
+        ["evaluate", "--model", str(model), "--episodes", "2", "--lookahead", "2"]
+        + ["--preset", "classic", "--json", str(report_path)]
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert set(report["policies"]) == {"pairwise", "pairwise+lookahead"}
+    assert "pairwise_vs_pairwise+lookahead" in report["paired"]
+    assert (
+        report["decision_time_ms"]["pairwise+lookahead"]["mean"]
+        > (report["decision_time_ms"]["pairwise"]["mean"])
+    )
+
+
+def test_evaluate_refuses_the_lookahead_for_a_flat_model_or_no_candidates(
+    pairwise_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rldispatch.agents.dqn.config import DQNConfig
+    from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
+    from rldispatch.agents.dqn.network import QNetwork
+    from rldispatch.env import DispatchEnv
+
+    env = DispatchEnv(preset="geneva")
+    size, actions = env.observation_space.shape[0], int(env.action_space.n)
+    metadata = ModelMetadata(
+        observation_size=size,
+        n_actions=actions,
+        env_config={},
+        preset="geneva",
+        hyperparameters=DQNConfig(hidden_sizes=(8,)).to_dict(),
+    )
+    flat = save_model(tmp_path / "flat.safetensors", QNetwork(size, actions, (8,)), metadata)
+    assert main(["evaluate", "--model", str(flat), "--lookahead", "2", "--episodes", "1"]) == 2
+    assert "--lookahead: needs a pairwise model" in capsys.readouterr().err
+    model = pairwise_run / "run" / "best_model.safetensors"
+    assert main(["evaluate", "--model", str(model), "--lookahead", "-1", "--episodes", "1"]) == 2
+    assert "--lookahead: must be at least 1" in capsys.readouterr().err
+
+
 def test_compare_takes_a_pairwise_model_beside_a_baseline(
     pairwise_run: Path, tmp_path: Path
 ) -> None:

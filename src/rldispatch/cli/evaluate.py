@@ -52,6 +52,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also run random, nearest, insertion, matching and reopt on the same days",
     )
+    parser.add_argument(
+        "--lookahead",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also play a pairwise model with the lookahead expert: at each decision its N "
+        "best pairs are played on, on a copy of the day that knows only the bookings known "
+        "then, and the one that ends best is taken (tenths of a second a decision; default "
+        "0: not played)",
+    )
     add_hindsight_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
@@ -63,6 +73,24 @@ def load_model_or_fail(path: Path, name: str | None = None) -> LearnedModel:
         return load_learned_model(path, name=name)
     except ModelFileError as error:
         raise CliError(str(error)) from error
+
+
+def lookahead_policy(model: LearnedModel, candidates: int) -> Policy:
+    """The lookahead expert on ``model``'s network (pairwise models only)."""
+    from rldispatch.agents.pairwise.lookahead import LookaheadPolicy
+    from rldispatch.agents.pairwise.policy import PairwisePolicy
+
+    if candidates < 1:
+        raise CliError(f"--lookahead: must be at least 1, got {candidates}")
+    policy = model.policy
+    if not isinstance(policy, PairwisePolicy) or policy.network is None:
+        raise CliError(f"--lookahead: needs a pairwise model, {model.path} is {model.kind}")
+    return LookaheadPolicy(
+        policy.q_function,
+        candidates,
+        policy.features.candidates_per_booking,
+        name=f"{policy.name}+lookahead",
+    )
 
 
 def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
@@ -77,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     days = held_out_days(args, model.preset)
     name = model.policy.name
     policies: dict[str, Policy] = {name: model.policy}
+    if args.lookahead:
+        policies[f"{name}+lookahead"] = lookahead_policy(model, args.lookahead)
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
     env_config = model.env_config_for(days.scenarios)
