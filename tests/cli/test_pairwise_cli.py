@@ -115,21 +115,9 @@ def test_evaluate_plays_the_lookahead_expert_beside_the_model_it_looks_ahead_wit
 def test_evaluate_refuses_the_lookahead_for_a_flat_model_or_no_candidates(
     pairwise_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from rldispatch.agents.dqn.config import DQNConfig
-    from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
-    from rldispatch.agents.dqn.network import QNetwork
-    from rldispatch.env import DispatchEnv
+    from tests.service.helpers import make_model_file
 
-    env = DispatchEnv(preset="geneva")
-    size, actions = env.observation_space.shape[0], int(env.action_space.n)
-    metadata = ModelMetadata(
-        observation_size=size,
-        n_actions=actions,
-        env_config={},
-        preset="geneva",
-        hyperparameters=DQNConfig(hidden_sizes=(8,)).to_dict(),
-    )
-    flat = save_model(tmp_path / "flat.safetensors", QNetwork(size, actions, (8,)), metadata)
+    flat = make_model_file(tmp_path / "flat.safetensors", hidden_sizes=(8,))
     assert main(["evaluate", "--model", str(flat), "--lookahead", "2", "--episodes", "1"]) == 2
     assert "--lookahead: needs a pairwise model" in capsys.readouterr().err
     model = pairwise_run / "run" / "best_model.safetensors"

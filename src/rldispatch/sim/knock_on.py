@@ -83,15 +83,12 @@ def plan_knock_on(
     pair_booking: np.ndarray,
     pair_pickup_min: np.ndarray,
     pair_position: np.ndarray,
-    plan_bookings: list[np.ndarray] | None = None,
-    plan_starts: list[np.ndarray | None] | None = None,
     packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`knock_on_effects` of insertions into the simulator's plans: per pair, planned
     bookings made late, delay of the next planned pickup, total delay and lateness added
-    (minutes). ``plan_bookings``/``plan_starts``: the plans as arrays, if already at hand;
-    ``packed``: every driver's plan packed, ``(bookings, offsets (n_drivers + 1,), starts)``,
-    if at hand (then nothing is repacked)."""
+    (minutes). ``packed``: every driver's plan packed, ``(bookings, offsets (n_drivers + 1,),
+    starts)``, if at hand (then nothing is repacked)."""
     pair_driver = np.asarray(pair_driver, dtype=np.int64)
     if packed is not None:
         plan_flat, plan_offset, plan_start = packed
@@ -99,16 +96,13 @@ def plan_knock_on(
     else:
         # The kernel reads the plans of the pairs' drivers only, packed.
         plan_drivers, local_driver = np.unique(pair_driver, return_inverse=True)
-        if plan_bookings is None:
-            plan_bookings = [np.asarray(plan, dtype=np.int64) for plan in sim.plans]
-        if plan_starts is None:
-            plan_starts = sim.plan_start
-        sizes = np.array([plan_bookings[d].size for d in plan_drivers], dtype=np.int64)
+        plan_bookings = [np.asarray(sim.plans[d], dtype=np.int64) for d in plan_drivers]
+        sizes = np.array([plan.size for plan in plan_bookings], dtype=np.int64)
         plan_offset = np.zeros(plan_drivers.size + 1, dtype=np.int64)
         np.cumsum(sizes, out=plan_offset[1:])
         if plan_offset[-1]:
-            plan_flat = np.concatenate([plan_bookings[d] for d in plan_drivers])
-            plan_start = np.concatenate([plan_starts[d] for d in plan_drivers])
+            plan_flat = np.concatenate(plan_bookings)
+            plan_start = np.concatenate([sim.plan_start[d] for d in plan_drivers])
         else:
             plan_flat = np.zeros(0, dtype=np.int64)
             plan_start = np.zeros(0)

@@ -52,7 +52,9 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 
 TARGETS = ("driver", "action")
-SEARCHES = ("hindsight", "local", "lookahead")
+PLAN_SEARCHES = ("hindsight", "local")
+"""The experts that are a day's plan (:class:`HindsightPlans`)."""
+SEARCHES = (*PLAN_SEARCHES, "lookahead")
 
 Labeller = Callable[[DispatchEnv, PairState], tuple[int | None, np.ndarray]]
 """The expert's label of a state (a candidate index, :data:`WAIT`, or None for no label)
@@ -174,8 +176,8 @@ class HindsightPlans:
     def __init__(
         self, time_limit_s: float, folder: str | Path | None = None, search: str = "hindsight"
     ) -> None:
-        if search not in ("hindsight", "local"):
-            raise ValueError(f"imitation.search: {search!r} is not a plan (hindsight, local)")
+        if search not in PLAN_SEARCHES:
+            raise ValueError(f"imitation.search: {search!r} is not a plan {PLAN_SEARCHES}")
         self.time_limit_s = float(time_limit_s)
         self.folder = Path(folder) if folder is not None else None
         self.search = search

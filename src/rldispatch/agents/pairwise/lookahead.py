@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rldispatch.agents.pairwise.agent import TIE_TOLERANCE
+from rldispatch.agents.pairwise.agent import TIE_TOLERANCE, greedy_candidate
 from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
+from rldispatch.agents.pairwise.imitation import WAIT
 from rldispatch.agents.pairwise.network import NumpyPairQ, choose
 from rldispatch.env import DispatchEnv
-
-WAIT = -1
 
 
 class LookaheadExpert:
@@ -66,8 +65,7 @@ class LookaheadExpert:
         features, q_function = self.features, self.q_function
         while not terminated:
             next_state = features.build(rollout)
-            q_wait, q_pairs = q_function(next_state)
-            action = choose(q_wait, q_pairs, next_state.pair_order, TIE_TOLERANCE)
+            action = greedy_candidate(q_function, next_state)
             _, reward, terminated, _, _ = rollout.step(next_state.action(action))
             total += reward
         self.rollouts += 1
