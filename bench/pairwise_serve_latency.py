@@ -2,7 +2,8 @@
 plans.
 
     .venv/bin/python bench/pairwise_serve_latency.py [--model M] [--fleets 10 50 300] \
-        [--repeats 400] [--json runs/pairwise/serve_latency.json]
+        [--repeats 400] [--lookahead N [--lookahead-budget-ms MS]] \
+        [--json runs/pairwise/serve_latency.json]
 
 Requests are real states: for each fleet size, Geneva-style days whose demand scales with
 the fleet (``geneva_day``) are played with cheapest insertion up to a decision between 09:00
@@ -12,7 +13,7 @@ the 1,000 most pressing) is a request (:func:`rldispatch.service.replay.state_bo
 ``dispatch_round`` (the parsed request to the answer) with the model's forward pass on NumPy
 and on ONNX Runtime, and against the reference on the same requests in the same run, a
 manager without a model (every answer the insertion heuristic's). Wall-clock and thread-CPU
-p50/p99.
+p50/p99. ``--lookahead N`` adds a manager whose rounds look ahead (``serve --lookahead``).
 
 Without ``--model`` an untrained pairwise network is used (the known reward of an action on
 zeroed output layers; its latency is a trained one's: same shapes).
@@ -29,12 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 from serve_latency import timed
-from service_parity import untrained_pairwise_model
 
+from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.config import DEFAULT_LOOKAHEAD_BUDGET_MS, Lookahead
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
@@ -82,17 +84,23 @@ def main() -> None:
     parser.add_argument("--fleets", type=int, nargs="+", default=[10, 50, 300])
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=400)
+    parser.add_argument("--lookahead", type=int, default=0)
+    parser.add_argument("--lookahead-budget-ms", type=float, default=DEFAULT_LOOKAHEAD_BUDGET_MS)
     parser.add_argument("--json", default="runs/pairwise/serve_latency.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     rl_on = ToggleState(enabled=True, ab_ratio=1.0)
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model or untrained_pairwise_model(Path(folder) / "pairwise.safetensors")
+        model = args.model or save_untrained_model(Path(folder) / "pairwise.safetensors")
         managers = {
             "numpy": RLDispatchManager(model, runtime="numpy", state=rl_on),
             "onnx": RLDispatchManager(model, runtime="onnx", state=rl_on),
             "heuristic": RLDispatchManager(None, state=rl_on),
         }
+        if args.lookahead:
+            budget = args.lookahead_budget_ms / 1e3 if args.lookahead_budget_ms else None
+            lookahead = Lookahead(args.lookahead, budget)
+            managers["lookahead"] = RLDispatchManager(model, state=rl_on, lookahead=lookahead)
     for name, manager in managers.items():
         if name != "heuristic" and manager.model is None:
             raise SystemExit(f"model not loaded: {manager.model_error}")
@@ -128,6 +136,9 @@ def main() -> None:
                 )
         print("\n".join(line), flush=True)
     report["sources"] = {name: m.statistics().by_source for name, m in managers.items()}
+    if "lookahead" in managers:
+        report["lookahead"] = managers["lookahead"].lookahead_status()
+        print(f"lookahead: {report['lookahead']}")
     report["load_average"] = os.getloadavg()
     print(f"load average {report['load_average'][0]:.1f}")
     if args.json:

@@ -232,8 +232,13 @@ class ThreadedServer:
     the real server without a new interpreter's start-up time."""
 
     def __init__(
-        self, data_dir: Path, model: Path | None = None, database_url: str | None = None
+        self,
+        data_dir: Path,
+        model: Path | None = None,
+        database_url: str | None = None,
+        **options: Any,
     ) -> None:
+        """:param options: further :meth:`ServiceConfig.from_env` options."""
         import uvicorn
 
         from rldispatch.service.api import create_app
@@ -244,6 +249,7 @@ class ThreadedServer:
             model_path=model,
             data_dir=data_dir,
             database_url=database_url,
+            **options,
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

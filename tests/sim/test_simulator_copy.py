@@ -7,7 +7,8 @@ import numpy as np
 
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
-from rldispatch.sim.simulator import CANCELLED, UNRELEASED
+from rldispatch.sim.simulator import ASSIGNED, CANCELLED, OPEN, SERVED, UNRELEASED
+from rldispatch.sim.state import restore_day
 from rldispatch.training.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_500, 5)
@@ -68,3 +69,26 @@ def test_forgetting_the_unreleased_bookings_leaves_what_is_known_now():
     play_out(other)
     # Every booking the copy served was known when it forgot the rest.
     assert not np.isin(np.flatnonzero(known.assigned_driver >= 0), unreleased).any()
+
+
+def test_a_copy_of_a_day_restored_for_its_first_bookings_offers_every_booking_once_widened():
+    offered = 4
+    n_drivers = len(DAY.drivers)
+    restored = restore_day(
+        DAY,
+        0.0,
+        free_min=np.zeros(n_drivers),
+        plans=[[] for _ in range(n_drivers)],
+        rides=np.zeros(n_drivers, dtype=np.int64),
+        offered_bookings=offered,
+    )
+    copy = restored.copy()
+    copy.offer_every_booking()
+    assert copy._best_cost.shape == (n_drivers, len(DAY.bookings))
+    assert restored._best_cost.shape == (n_drivers, offered)  # the original keeps its own
+    env = DispatchEnv(preset=None, scenario=DAY, config=EnvConfig(max_drivers=5))
+    env.resume(copy)
+    play_out(env)
+    later = copy.status[offered:]
+    assert np.isin(later, (ASSIGNED, SERVED)).sum() > len(later) // 2
+    assert not (later == OPEN).any()

@@ -10,7 +10,7 @@ import os
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import positive_int
 from rldispatch.policies.baselines import BASELINES
-from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
 from rldispatch.service.model import RUNTIMES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -55,6 +55,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "wall-clock cap of a reopt fallback's re-plan, per request (default "
             f"{DEFAULT_FALLBACK_TIME_LIMIT_S:g}; 0: none, answers that never depend on the "
             "machine's speed); env RLDISPATCH_FALLBACK_TIME_LIMIT_S"
+        ),
+    )
+    parser.add_argument(
+        "--lookahead",
+        type=int,
+        metavar="N",
+        help=(
+            "a pairwise model's /rl/round decisions each play its N best pairs on in copies "
+            "of the live day and take the best (env RLDISPATCH_LOOKAHEAD; default 0: none)"
+        ),
+    )
+    parser.add_argument(
+        "--lookahead-budget-ms",
+        type=float,
+        metavar="MS",
+        help=(
+            "wall-clock budget of one lookahead decision; past it the candidates not yet "
+            f"played are passed over (default {DEFAULT_LOOKAHEAD_BUDGET_MS:g}; 0: none); env "
+            "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
         ),
     )
     parser.add_argument(
@@ -122,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             fallback_policy=args.fallback,
             fallback_time_limit_s=args.fallback_time_limit,
+            lookahead=args.lookahead,
+            lookahead_budget_ms=args.lookahead_budget_ms,
             data_dir=args.data_dir,
             database_url=args.database_url,
             tokens_file=args.tokens_file,

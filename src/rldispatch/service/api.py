@@ -252,6 +252,7 @@ def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
         state_updated_at=state.updated_at,
         state_updated_by=state.updated_by,
         fallback_policy=service.manager.fallback_policy,
+        lookahead=service.manager.lookahead_status(),
         worker_pid=os.getpid(),
         started_at=service.started_at,
         uptime_s=service.uptime_s,
@@ -421,6 +422,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         fallback_policy=config.fallback_policy,
         fallback_time_limit_s=config.fallback_time_limit_s,
         models_dir=config.resolved_models_dir,
+        lookahead=config.lookahead_settings,
     )
     store = Store(config.resolved_database_url)
     watcher = SwitchWatcher(store, manager)

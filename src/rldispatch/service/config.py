@@ -9,6 +9,11 @@ environment variable            meaning (default)
 ``RLDISPATCH_FALLBACK_TIME_LIMIT_S``
                                 wall-clock cap of a ``reopt`` fallback's re-plan, seconds;
                                 0: none (``1``)
+``RLDISPATCH_LOOKAHEAD``        candidates a pairwise model's round decisions play on in
+                                copies of the live day; 0: none (``0``)
+``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
+                                wall-clock budget of one such decision, ms; 0: none
+                                (``1000``)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -35,6 +40,8 @@ ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
 ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
 ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
+ENV_LOOKAHEAD = "RLDISPATCH_LOOKAHEAD"
+ENV_LOOKAHEAD_BUDGET = "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
@@ -44,6 +51,11 @@ DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
 cap that is reached makes the answer depend on the machine's speed)."""
+
+
+DEFAULT_LOOKAHEAD_BUDGET_MS = 1000.0
+"""The budget of one lookahead decision: about the slowest measured on held-out geneva days of
+24 drivers (docs/pairwise.md), so it bounds a round's time and is seldom reached."""
 
 
 def fallback_time_limit(value: str | float | None, field: str) -> float | None:
@@ -58,6 +70,51 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{field}: must be 0 (no cap) or a number of seconds, got {value!r}")
     return seconds or None
+
+
+@dataclass(frozen=True)
+class Lookahead:
+    """How a pairwise model's rounds look ahead (``serve --lookahead``): the candidates each
+    decision plays on in copies of the live day, and the wall-clock budget of one decision
+    (None: none)."""
+
+    candidates: int
+    time_budget_s: float | None
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1:
+            raise ValueError(f"lookahead: must be at least 1 candidate, got {self.candidates!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(
+                f"lookahead budget: must be positive or None, got {self.time_budget_s!r}"
+            )
+
+
+def _lookahead(value: int | str | None, field: str) -> int:
+    """Lookahead candidates: a whole number >= 0 (0: none)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    try:
+        candidates = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: must be a whole number of candidates, got {value!r}") from None
+    if candidates < 0:
+        raise ValueError(f"{field}: must be 0 (none) or more, got {candidates}")
+    return candidates
+
+
+def _lookahead_budget(value: float | str | None, field: str) -> float | None:
+    """A decision's budget in ms >= 0 from an option or variable (the default when not
+    given); None for ``0`` (no budget)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_LOOKAHEAD_BUDGET_MS
+    try:
+        budget = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of milliseconds, got {value!r}") from None
+    if not math.isfinite(budget) or budget < 0:
+        raise ValueError(f"{field}: must be 0 (none) or a number of milliseconds, got {value!r}")
+    return budget or None
 
 
 def _retain_days(value: int | str | None) -> int | None:
@@ -90,6 +147,8 @@ class ServiceConfig:
     runtime: str = "auto"
     fallback_policy: str = "insertion"
     fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S
+    lookahead: int = 0
+    lookahead_budget_ms: float | None = DEFAULT_LOOKAHEAD_BUDGET_MS
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
@@ -107,6 +166,8 @@ class ServiceConfig:
         runtime: str | None = None,
         fallback_policy: str | None = None,
         fallback_time_limit_s: float | None = None,
+        lookahead: int | None = None,
+        lookahead_budget_ms: float | None = None,
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
@@ -115,7 +176,8 @@ class ServiceConfig:
         archive_dir: str | Path | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
-        the others. ``fallback_time_limit_s=0`` means no cap.
+        the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
+        budget.
 
         :raises ValueError: a setting that cannot be used (the message names it).
         """
@@ -129,6 +191,16 @@ class ServiceConfig:
                 fallback_time_limit(environ.get(ENV_FALLBACK_TIME_LIMIT), ENV_FALLBACK_TIME_LIMIT)
                 if fallback_time_limit_s is None
                 else fallback_time_limit(fallback_time_limit_s, "fallback-time-limit")
+            ),
+            lookahead=_lookahead(
+                environ.get(ENV_LOOKAHEAD) if lookahead is None else lookahead,
+                "lookahead" if lookahead is not None else ENV_LOOKAHEAD,
+            ),
+            lookahead_budget_ms=_lookahead_budget(
+                environ.get(ENV_LOOKAHEAD_BUDGET)
+                if lookahead_budget_ms is None
+                else lookahead_budget_ms,
+                "lookahead-budget-ms" if lookahead_budget_ms is not None else ENV_LOOKAHEAD_BUDGET,
             ),
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
@@ -144,6 +216,14 @@ class ServiceConfig:
             else None,
             environ=environ,
         )
+
+    @property
+    def lookahead_settings(self) -> Lookahead | None:
+        """How a pairwise model's rounds look ahead (None: they do not)."""
+        if not self.lookahead:
+            return None
+        budget = self.lookahead_budget_ms
+        return Lookahead(self.lookahead, None if budget is None else budget / 1e3)
 
     @property
     def resolved_database_url(self) -> str:
@@ -169,6 +249,8 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         ENV_RUNTIME: config.runtime,
         ENV_FALLBACK: config.fallback_policy,
         ENV_FALLBACK_TIME_LIMIT: str(config.fallback_time_limit_s or 0),
+        ENV_LOOKAHEAD: str(config.lookahead),
+        ENV_LOOKAHEAD_BUDGET: str(config.lookahead_budget_ms or 0),
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),

@@ -56,7 +56,7 @@ from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
-from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, Lookahead
 from rldispatch.service.model import MAX_MODEL_BYTES, InvalidValues, LoadedQModel
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
@@ -151,6 +151,8 @@ class RLDispatchManager:
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
     :param models_dir: the folder model files named by the switch row must lie in.
+    :param lookahead: how a pairwise champion's rounds look ahead (None: they play the
+        network's choices); a flat model's rounds never do.
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class RLDispatchManager:
         day: LiveDay | None = None,
         max_model_bytes: int = MAX_MODEL_BYTES,
         models_dir: Path | None = None,
+        lookahead: Lookahead | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -176,6 +179,8 @@ class RLDispatchManager:
             )
         self.fallback_policy = fallback_policy
         self.fallback_time_limit_s = fallback_time_limit_s
+        self.lookahead = lookahead
+        self._cut_short = 0
         self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
         self.models.start_with(Path(model_path) if model_path is not None else None)
         self.env_config = self.model.env_config if self.model else EnvConfig()
@@ -416,8 +421,11 @@ class RLDispatchManager:
         if config is None:
             return Round("fleet_too_large")
         live = live_env(state, self.day, config)
+        player = self._player(model)
+        expert = getattr(player, "lookahead", None)
+        cut_before = expert.cut_short if expert is not None else 0
         try:
-            return play_round(live, self._player(model).act)
+            return play_round(live, player.act)
         except ModelFailed as failure:
             return Round(failure.reason)
         except InvalidValues:
@@ -425,6 +433,24 @@ class RLDispatchManager:
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
+        finally:
+            if expert is not None and expert.cut_short != cut_before:
+                with self._state_lock:
+                    self._cut_short += expert.cut_short - cut_before
+
+    def lookahead_status(self) -> dict[str, Any] | None:
+        """The lookahead of rounds: candidates, budget and the decisions whose budget ran out
+        in this worker (None: rounds do not look ahead)."""
+        if self.lookahead is None:
+            return None
+        budget = self.lookahead.time_budget_s
+        with self._state_lock:
+            cut_short = self._cut_short
+        return {
+            "candidates": self.lookahead.candidates,
+            "budget_ms": None if budget is None else budget * 1e3,
+            "decisions_cut_short": cut_short,
+        }
 
     def _fallback_round(self, state: LiveState) -> Round:
         live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
@@ -440,7 +466,10 @@ class RLDispatchManager:
         for cached_model, player in cache:
             if cached_model is model:
                 return player
-        player = model.new_player()
+        if self.lookahead is not None and model.kind == "pairwise":
+            player = model.new_player(self.lookahead)
+        else:
+            player = model.new_player()
         cache[:] = [*cache[-1:], (model, player)]
         return player
 

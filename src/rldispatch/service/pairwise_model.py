@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.model_file import (
     LoadedPairwiseModel,
     PairwiseMetadata,
@@ -33,6 +34,7 @@ from rldispatch.agents.pairwise.onnx_export import (
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
+from rldispatch.service.config import Lookahead
 from rldispatch.service.model import (
     ModelLoadError,
     Runtime,
@@ -92,15 +94,28 @@ class LoadedPairwiseQModel:
             config = replace(config, visible_slots=slots)
         return config
 
-    def new_player(self) -> PairwisePlayer:
-        return PairwisePlayer(self.policy())
+    def new_player(self, lookahead: Lookahead | None = None) -> PairwisePlayer:
+        """A player on the shared weights; with ``lookahead`` its actions (a round's) are the
+        lookahead expert's on this network."""
+        policy = self.policy()
+        expert = None
+        if lookahead is not None:
+            expert = LookaheadExpert(
+                policy.q_function,
+                lookahead.candidates,
+                self.metadata.candidates_per_booking,
+                lookahead.time_budget_s,
+            )
+        return PairwisePlayer(policy, expert)
 
 
 class PairwisePlayer:
-    """A pairwise model deciding on a live env: its values for one booking, or its action."""
+    """A pairwise model deciding on a live env: its values for one booking, or its action
+    (the lookahead expert's when it has one)."""
 
-    def __init__(self, policy: PairwisePolicy) -> None:
+    def __init__(self, policy: PairwisePolicy, lookahead: LookaheadExpert | None = None) -> None:
         self.policy = policy
+        self.lookahead = lookahead
 
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The candidate drivers of the booking in ``slot``, best first (ties by id), their
@@ -113,7 +128,10 @@ class PairwisePlayer:
         return drivers, np.asarray(q_pairs[order], dtype=np.float64), float(wait_q)
 
     def act(self, env: Any) -> int:
-        return self.policy.act(env)
+        if self.lookahead is None:
+            return self.policy.act(env)
+        state = self.policy.state(env)
+        return state.action(self.lookahead.choose(env, state))
 
 
 def _probe_state(day: LiveDay) -> LiveState:

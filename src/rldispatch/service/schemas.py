@@ -162,6 +162,14 @@ class LogStatus(BaseModel):
     error: str | None = Field(description="why the size or the pruning failed, if it did")
 
 
+class LookaheadStatus(BaseModel):
+    candidates: int = Field(description="candidates a round decision plays on")
+    budget_ms: float | None = Field(description="wall-clock budget of one decision (None: none)")
+    decisions_cut_short: int = Field(
+        description="decisions of this worker whose budget ran out before every candidate"
+    )
+
+
 class StatusResponse(BaseModel):
     model: ModelStatus
     enabled: bool
@@ -173,6 +181,9 @@ class StatusResponse(BaseModel):
     challenger: ModelStatus | None = Field(None, description="the challenger model, if any")
     challenger_ratio: float = Field(0.0, description="share of the rl arm it answers")
     fallback_policy: str
+    lookahead: LookaheadStatus | None = Field(
+        None, description="how a pairwise model's rounds look ahead (None: they do not)"
+    )
     worker_pid: int = Field(0, description="the process id of the worker that answered")
     started_at: datetime
     uptime_s: float

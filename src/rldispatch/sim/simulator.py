@@ -189,6 +189,24 @@ class DaySimulator:
         self._waiting -= int(unreleased.sum())
         self._visible_cache = None
 
+    def offer_every_booking(self) -> None:
+        """Widen an insertion cache restored for the first bookings alone
+        (:func:`rldispatch.sim.state.restore_day` ``offered_bookings``) to every booking, so
+        a copy played on as its clock moves can offer the bookings that become visible."""
+        n_drivers, cached = self._best_cost.shape
+        missing = self.n_bookings - cached
+        if missing <= 0:
+            return
+        for name in (
+            "_best_valid",
+            "_best_cost",
+            "_best_added_km",
+            "_best_pickup_min",
+            "_best_position",
+        ):
+            old = getattr(self, name)
+            setattr(self, name, np.hstack([old, np.zeros((n_drivers, missing), old.dtype)]))
+
     @property
     def done(self) -> bool:
         """True once every booking is assigned, served or cancelled."""

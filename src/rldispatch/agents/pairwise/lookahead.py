@@ -11,11 +11,15 @@ expert agrees with it.
 The expert sees no booking the network does not see, so its choice is a function of the
 state: what the network is trained to imitate (:mod:`rldispatch.training.imitation`,
 ``search="lookahead"``) is a better online policy, not an oracle's. Each look costs a
-rollout per candidate (tenths of a second on a day of 20 drivers), which is why it teaches
-rather than serves.
+rollout per candidate (tenths of a second on a day of 20 drivers). To serve it (``serve
+--lookahead N``), a time budget per decision bounds that: once a look has used it, the
+candidates not yet looked at are passed over, so the choice is the best of those looked at,
+the network's own choice always among them.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -32,15 +36,26 @@ class LookaheadExpert:
     :param q_function: the network that ranks the candidates and plays the rollouts.
     :param candidates: pairs looked at per state (the network's best first).
     :param candidates_per_booking: the network's candidate drivers per booking.
+    :param time_budget_s: wall-clock budget of one decision's rollouts (None: none, the
+        choice then never depends on the machine's speed); past it no further candidate is
+        looked at.
     """
 
     def __init__(
-        self, q_function: NumpyPairQ, candidates: int = 3, candidates_per_booking: int = 6
+        self,
+        q_function: NumpyPairQ,
+        candidates: int = 3,
+        candidates_per_booking: int = 6,
+        time_budget_s: float | None = None,
     ) -> None:
         if candidates < 1:
             raise ValueError(f"candidates: must be at least 1, got {candidates!r}")
+        if time_budget_s is not None and not time_budget_s > 0:
+            raise ValueError(f"time_budget_s: must be positive or None, got {time_budget_s!r}")
         self.q_function = q_function
         self.candidates = int(candidates)
+        self.time_budget_s = time_budget_s
+        self.cut_short = 0  # decisions whose budget ran out before every candidate was seen
         # Its own builder: the rollouts' copies would otherwise evict the caller's day cache.
         self.features = FeatureBuilder(candidates_per_booking)
         self._rollout_env: DispatchEnv | None = None
@@ -59,6 +74,7 @@ class LookaheadExpert:
         known now to their end with the network's greedy choices."""
         sim = env.sim.copy()
         sim.forget_unreleased()
+        sim.offer_every_booking()  # a live day's copy offers its later bookings as it plays
         rollout = self._environment(env)
         rollout.resume(sim)
         _, total, terminated, _, _ = rollout.step(state.action(candidate))
@@ -73,12 +89,20 @@ class LookaheadExpert:
 
     def values(self, env: DispatchEnv, state: PairState) -> tuple[int, np.ndarray, np.ndarray]:
         """``(network's choice, candidates looked at, their rollout rewards)``; no candidate
-        is looked at when the network waits or has a single pair."""
+        is looked at when the network waits or has a single pair. With a time budget the
+        candidates are looked at best first until it is spent."""
         best, order = self.ranked(state)
         if best == WAIT or order.size <= 1:
             return best, order[:0], np.empty(0)
-        rewards = np.array([self.rollout_reward(env, state, int(p)) for p in order])
-        return best, order, rewards
+        budget = self.time_budget_s
+        deadline = None if budget is None else time.perf_counter() + budget
+        rewards: list[float] = []
+        for candidate in order:
+            if deadline is not None and rewards and time.perf_counter() >= deadline:
+                self.cut_short += 1
+                break
+            rewards.append(self.rollout_reward(env, state, int(candidate)))
+        return best, order[: len(rewards)], np.array(rewards)
 
     def choose(self, env: DispatchEnv, state: PairState) -> int:
         """The expert's choice in the env's current state: a candidate index of ``state``
@@ -111,10 +135,11 @@ class LookaheadPolicy:
         candidates: int = 3,
         candidates_per_booking: int = 6,
         name: str = "lookahead",
+        time_budget_s: float | None = None,
     ) -> None:
         self.name = name
         self.features = FeatureBuilder(candidates_per_booking)
-        self.expert = LookaheadExpert(q_function, candidates, candidates_per_booking)
+        self.expert = LookaheadExpert(q_function, candidates, candidates_per_booking, time_budget_s)
 
     def act(self, env: DispatchEnv) -> int:
         state = self.features.build(env)

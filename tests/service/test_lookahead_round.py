@@ -1,0 +1,151 @@
+"""Rounds of a pairwise model that look ahead (``serve --lookahead``): the expert's choices on
+the live day, a budget that passes over the candidates it has no time for, and the status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
+from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.service.config import Lookahead
+from rldispatch.service.fleet_schemas import RoundRequest
+from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.snapshot import LiveDay, live_env
+from tests.service.helpers import (
+    ADMIN_TOKEN,
+    ServerProcess,
+    ThreadedServer,
+    auth,
+    make_model_file,
+    make_pairwise_model_file,
+)
+from tests.service.test_round import RL_ON, day_state, state_body_of_day
+
+TINY_BUDGET_S = 1e-9
+"""Spent by the first rollout of every decision."""
+
+
+def expert_round(model: Path, state, day, expert_of) -> list[tuple[str, str]]:
+    """The assignments of a round played in this process by ``expert_of(policy)``'s choices
+    (or the network's when it is None) on the request's live day."""
+    manager = RLDispatchManager(model)
+    live = live_env(state, day, manager.rl_config(len(state.drivers)))
+    policy = PairwisePolicy.from_file(model)
+    expert = expert_of(policy)
+    env, made = live.env, []
+    while env.action_masks()[1:].any() and not env.sim.done:
+        features = policy.state(env)
+        choice = expert.choose(env, features) if expert else policy.act(env)
+        action = features.action(choice) if expert else choice
+        if action == 0:
+            break
+        assigned = env.assign(action)
+        made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
+    return made
+
+
+def answered(answer) -> list[tuple[str, str]]:
+    return [(a.booking_id, a.driver_id) for a in answer.assignments]
+
+
+def test_a_lookahead_round_is_the_lookahead_expert_on_the_live_day(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    state, day = day_state(decisions=0)
+    manager = RLDispatchManager(model, state=RL_ON, lookahead=Lookahead(3, None))
+    answer = manager.dispatch_round(state)
+    assert answer.source == "rl" and answer.reason is None
+    looked = expert_round(
+        model, state, day, lambda policy: LookaheadExpert(policy.q_function, 3, 6)
+    )
+    assert answered(answer) == looked
+    plain = RLDispatchManager(model, state=RL_ON).dispatch_round(state)
+    assert answered(plain) == expert_round(model, state, day, lambda policy: None)
+    assert answered(plain) != looked  # the lookahead changed what the round gives
+    assert manager.lookahead_status() == {
+        "candidates": 3,
+        "budget_ms": None,
+        "decisions_cut_short": 0,
+    }
+
+
+def test_a_spent_budget_leaves_the_network_s_choice(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    state, _ = day_state(decisions=0)
+    hurried = RLDispatchManager(model, state=RL_ON, lookahead=Lookahead(3, TINY_BUDGET_S))
+    plain = RLDispatchManager(model, state=RL_ON)
+    answer = hurried.dispatch_round(state)
+    assert answered(answer) == answered(plain.dispatch_round(state))
+    assert hurried.lookahead_status()["decisions_cut_short"] >= len(answer.assignments) > 0
+
+
+def test_a_flat_model_s_round_does_not_look_ahead(tmp_path: Path) -> None:
+    from rldispatch.env import EnvConfig
+
+    model = make_model_file(tmp_path / "flat.safetensors", env_config=EnvConfig(max_drivers=10))
+    state, _ = day_state(decisions=0)
+    looking = RLDispatchManager(model, state=RL_ON, lookahead=Lookahead(3, None))
+    answer = looking.dispatch_round(state)
+    assert answer.source == "rl"
+    assert answered(answer) == answered(RLDispatchManager(model, state=RL_ON).dispatch_round(state))
+
+
+def test_a_round_over_http_looks_ahead_and_the_status_says_so(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "models" / "pairwise.safetensors")
+    body = state_body_of_day()
+    state = RoundRequest.model_validate(body).to_state(0.0, LiveDay.from_preset("geneva"))
+    lookahead = Lookahead(2, None)
+    expected = RLDispatchManager(model, state=RL_ON, lookahead=lookahead).dispatch_round(state)
+    with ThreadedServer(
+        tmp_path / "data", model=model, lookahead=2, lookahead_budget_ms=0
+    ) as server:
+        toggled = httpx.post(
+            f"{server.url}/rl/toggle",
+            json={"enabled": True, "ab_ratio": 1.0},
+            headers=auth(ADMIN_TOKEN),
+            timeout=30,
+        )
+        assert toggled.status_code == 200, toggled.text
+        response = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=60)
+        assert response.status_code == 200, response.text
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+    assert response.json()["source"] == "rl"
+    got = [(a["booking_id"], a["driver_id"]) for a in response.json()["assignments"]]
+    assert got == answered(expected) and got
+    assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
+
+
+def test_serve_hands_the_lookahead_to_every_worker(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "models" / "pairwise.safetensors")
+    options = ("--lookahead", "3", "--lookahead-budget-ms", "250", "--workers", "2")
+    with ServerProcess(tmp_path / "data", model=model, extra_args=options) as server:
+        seen = {}
+        for _ in range(40):  # until both workers have answered
+            status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+            seen[status["worker_pid"]] = status["lookahead"]
+            if len(seen) == 2:
+                break
+    assert len(seen) == 2
+    for lookahead in seen.values():
+        assert lookahead == {"candidates": 3, "budget_ms": 250.0, "decisions_cut_short": 0}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--lookahead", "-1"), ("--lookahead-budget-ms", "-5")]
+)
+def test_serve_refuses_a_bad_lookahead_by_name(
+    option: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from rldispatch.cli import main
+
+    code = main(["serve", "--data-dir", str(tmp_path), option, value])
+    assert code == 2
+    assert option.lstrip("-") in capsys.readouterr().err
+
+
+def test_status_without_lookahead_has_none(tmp_path: Path) -> None:
+    with ThreadedServer(tmp_path / "data") as server:
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+    assert status["lookahead"] is None
