@@ -44,9 +44,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -135,6 +136,34 @@ class _Answer:
     reason: str | None
     candidates: tuple[Candidate, ...] = ()
     chosen: Candidate | None = None
+
+
+AnswerT = TypeVar("AnswerT", _Answer, Round)
+
+
+def _who_answers(
+    toggle: ToggleState,
+    arm: Arm | None,
+    learned: Callable[[], AnswerT],
+    fallback: Callable[[], AnswerT],
+) -> tuple[AnswerT, Source, str | None, AnswerT | None]:
+    """``(answer, source, fallback reason, the learned answer shown beside it in shadow
+    mode)``: the learned answer when RL is on, the request is in its arm and it has one;
+    the fallback's otherwise (shadow mode: always, the learned one computed beside it)."""
+    learned_answer = None
+    if toggle.shadow:
+        reason = "shadow_mode"
+        learned_answer = learned()
+    elif not toggle.enabled:
+        reason = "rl_disabled"
+    elif arm == "heuristic":
+        reason = "ab_heuristic_arm"
+    else:
+        learned_answer = learned()
+        reason = learned_answer.reason
+    if reason is None and learned_answer is not None:
+        return learned_answer, "rl", None, None
+    return fallback(), "fallback", reason, learned_answer if toggle.shadow else None
 
 
 class RLDispatchManager:
@@ -263,26 +292,15 @@ class RLDispatchManager:
         state = self.state
         experiment = state.enabled and not state.shadow
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
-        rl: _Answer | None = None
-        reason: str | None
         served = self.models.for_booking(request.booking.id)
-        if state.shadow:
-            reason = "shadow_mode"
-            rl = self._rl_answer(request, served)
-        elif not state.enabled:
-            reason = "rl_disabled"
-        elif arm == "heuristic":
-            reason = "ab_heuristic_arm"
-        else:
-            rl = self._rl_answer(request, served)
-            reason = rl.reason
-        if reason is None and rl is not None:
-            answer, source = rl, "rl"
-        else:
-            answer, source = self._heuristic_answer(request), "fallback"
+        answer, source, reason, shadow = _who_answers(
+            state,
+            arm,
+            lambda: self._rl_answer(request, served),
+            lambda: self._heuristic_answer(request),
+        )
         latency_s = time.perf_counter() - started
         self.stats.record(source, reason, arm, latency_s)
-        shadow = rl if state.shadow else None
         drivers = request.state.drivers
         return Suggestion(
             booking_id=request.booking.id,
@@ -383,22 +401,14 @@ class RLDispatchManager:
         started = time.perf_counter()
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
-        rl: Round | None = None
-        if toggle.shadow:
-            reason: str | None = "shadow_mode"
-            rl = self._rl_round(state, served)
-        elif not toggle.enabled:
-            reason = "rl_disabled"
-        else:
-            rl = self._rl_round(state, served)
-            reason = rl.reason
-        if reason is None and rl is not None:
-            answer, source = rl, "rl"
-        else:
-            answer, source = self._fallback_round(state), "fallback"
+        answer, source, reason, shadow = _who_answers(
+            toggle,
+            None,  # a round is not split between the arms
+            lambda: self._rl_round(state, served),
+            lambda: self._fallback_round(state),
+        )
         latency_s = time.perf_counter() - started
         self.stats.record(source, reason, None, latency_s)
-        shadow = rl if toggle.shadow else None
         return DispatchRound(
             source=source,
             reason=reason,
