@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from rldispatch.service.retention import Retention, archive_path, log_size
 from rldispatch.service.store import create_store_engine
@@ -201,3 +201,28 @@ def test_an_unreadable_archive_file_keeps_the_day_in_the_database(
     with pytest.raises(ValueError):
         retention.prune_once(NOW)
     assert len(bookings(engine)) == 15
+
+
+def test_a_row_whose_json_text_is_broken_is_archived_as_it_was_and_its_day_pruned(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps any text in a JSON column (a hand-edited file): its day is archived with
+    that text, named as unparsed, and pruned like the others."""
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'log.sqlite3'}")
+    ensure_schema(engine)
+    fill(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE rl_suggestions SET request = '{broken' WHERE booking_id = 'old-1'")
+        )
+    archive = tmp_path / "archive"
+    counts = Retention(engine, retain_days=7, archive_dir=archive).prune_once(NOW)
+    assert counts.rows == {"rl_suggestions": 10, "rl_outcomes": 10}
+    day = archive_path(archive, suggestions, datetime(2026, 3, 5).date())
+    rows = {row["booking_id"]: row for row in map(json.loads, day.read_text().splitlines())}
+    assert rows["old-1"]["request"] == "{broken"
+    assert rows["old-1"]["unparsed_columns"] == ["request"]
+    assert rows["old-0"]["request"] == {"booking": {"id": "old-0"}}
+    assert "unparsed_columns" not in rows["old-0"]
+    assert len(bookings(engine)) == 5
+    engine.dispose()

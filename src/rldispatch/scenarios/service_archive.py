@@ -7,7 +7,10 @@ before it was pruned, its columns checked against the table (type, and null only
 column allows it), so ``collect`` reads an archived day as it read the database.
 
 A line that is not JSON (a truncated last line), not an object, or whose columns do not fit
-the table is an :class:`UnreadableLine`: reported and skipped, never fatal.
+the table is an :class:`UnreadableLine`: reported and skipped, never fatal. A JSON column the
+database held as text that is not JSON is archived as that text and named in the line's
+``unparsed_columns``; it is read back as the same text, so ``collect`` reports its row as it
+did from the database.
 
 **The database wins.** A row (same table, same id) both in the database and in the archive (a
 pruning pass cut short between writing the file and deleting the rows) is read once, from the
@@ -31,6 +34,11 @@ from rldispatch.scenarios.history.schema import HistoryError
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
+
+
+UNPARSED_KEY = "unparsed_columns"
+"""A line's list of the JSON columns whose database text was not JSON: their values are that
+text (:mod:`rldispatch.service.retention`)."""
 
 
 class ArchiveConflict(HistoryError):
@@ -95,11 +103,19 @@ def _row(table: Table, data: Any) -> dict[str, Any]:
     """The row a line holds; ValueError naming the first column that does not fit."""
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
+    unparsed = data.get(UNPARSED_KEY, [])
+    if not isinstance(unparsed, list):
+        raise ValueError(f"{UNPARSED_KEY}: not a list of columns")
     row = {}
     for column in table.c:
         if column.name not in data:
             raise ValueError(f"{column.name}: missing")
         value = data[column.name]
+        if column.name in unparsed:  # the database's text, which was not JSON, as it was
+            if not isinstance(value, str):
+                raise ValueError(f"{column.name}: unparsed but not text")
+            row[column.name] = value
+            continue
         if value is None:
             if not column.nullable:
                 raise ValueError(f"{column.name}: null")

@@ -12,7 +12,10 @@ never held up. With an ``archive_dir`` each day's rows are first written to
 ``<archive_dir>/<table>-<YYYY-MM-DD>.jsonl`` (one JSON object per row, atomically: the file is
 complete or absent), and only rows that file holds are deleted; a run cut short is finished by
 the next one, which adds to the day's file the rows it lacks, never a row twice. Workers of
-one machine take turns through a lock file in the archive folder.
+one machine take turns through a lock file in the archive folder. A JSON column is read as
+text: one whose text is not JSON (a hand-edited SQLite file) is archived as that text, named
+in the line's ``unparsed_columns``, so its day is pruned like any other and ``collect``
+reports the row as it does from the database.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from datetime import time as day_time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, func, select
+from sqlalchemy import JSON, Engine, Table, Text, cast, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
+from rldispatch.scenarios.service_archive import UNPARSED_KEY
 from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
 
 logger = logging.getLogger("rldispatch.service.retention")
@@ -78,11 +82,30 @@ def log_size(engine: Engine) -> dict[str, Any]:
     }
 
 
-def _row_json(row: Any) -> bytes:
-    values = {
-        key: (_aware(value).isoformat() if isinstance(value, datetime) else value)
-        for key, value in row._mapping.items()
-    }
+def _archived_columns(table: Table) -> list[Any]:
+    """``table``'s columns, the JSON ones read as text (see :func:`_row_json`)."""
+    return [
+        cast(column, Text).label(column.name) if isinstance(column.type, JSON) else column
+        for column in table.c
+    ]
+
+
+def _row_json(row: Any, json_names: frozenset[str]) -> bytes:
+    """A row as an archive line: times in ISO 8601 UTC, JSON columns parsed from their text;
+    a text that is not JSON is kept as it is and its column named in ``unparsed_columns``."""
+    values: dict[str, Any] = {}
+    unparsed = []
+    for key, value in row._mapping.items():
+        if key in json_names and value is not None:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                unparsed.append(key)
+        elif isinstance(value, datetime):
+            value = _aware(value).isoformat()
+        values[key] = value
+    if unparsed:
+        values[UNPARSED_KEY] = unparsed
     return json.dumps(values, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
@@ -252,11 +275,13 @@ class Retention:
         before, archived = _archived_ids(path)
         lines = [before]
         ids = []
+        json_names = frozenset(c.name for c in table.c if isinstance(c.type, JSON))
+        query = select(*_archived_columns(table)).where(in_day).order_by(table.c.id)
         with self.engine.connect() as connection:
-            for row in connection.execute(select(table).where(in_day).order_by(table.c.id)):
+            for row in connection.execute(query):
                 ids.append(row.id)
                 if row.id not in archived:
-                    lines.append(_row_json(row))
+                    lines.append(_row_json(row, json_names))
         if len(lines) > 1:
             atomic_write_bytes(path, b"".join(lines))
         return self._delete(table, ids), [str(path)]
