@@ -7,6 +7,7 @@ import pickle
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -110,3 +111,25 @@ def test_the_lookahead_policy_plays_a_day_and_pickles_for_worker_processes():
         assert again.act(env) == action
         env.step(action)
     assert env.sim.done
+
+
+def test_a_spent_budget_passes_over_the_candidates_not_yet_looked_at():
+    hurried = LookaheadExpert(start_network(), candidates=3, time_budget_s=1e-9)
+    unhurried = LookaheadExpert(start_network(), candidates=3)
+    env = new_env()
+    seen = 0
+    for state in states_with_choices(env, unhurried, 4):
+        best, order, rewards = hurried.values(env, state)
+        assert order.tolist() == [best] and rewards.size == 1  # the network's own, alone
+        assert hurried.choose(env, state) == best
+        _, full_order, full_rewards = unhurried.values(env, state)
+        assert full_order.size > 1 and full_rewards[0] == rewards[0]
+        seen += 1
+    assert seen == 4 and hurried.cut_short == 2 * seen  # values and choose, each cut short
+    assert unhurried.cut_short == 0
+
+
+def test_a_budget_that_is_not_positive_is_refused_by_name():
+    for budget in (0.0, -1.0):
+        with pytest.raises(ValueError, match="time_budget_s"):
+            LookaheadExpert(start_network(), time_budget_s=budget)
