@@ -135,6 +135,17 @@ def live_request(**kwargs: Any) -> LiveRequest:
     return SuggestRequest.model_validate(suggest_body(**kwargs)).to_live(600.0, day)
 
 
+def switch_rl_on(url: str) -> None:
+    """RL on for every request of the server at ``url`` (``/rl/toggle`` with the admin token)."""
+    toggled = httpx.post(
+        f"{url}/rl/toggle",
+        json={"enabled": True, "ab_ratio": 1.0},
+        headers=auth(ADMIN_TOKEN),
+        timeout=30,
+    )
+    assert toggled.status_code == 200, toggled.text
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -34,6 +34,7 @@ from tests.service.helpers import (
     ServerProcess,
     auth,
     make_pairwise_model_file,
+    switch_rl_on,
 )
 
 TRAINING_DAYS = 7
@@ -131,13 +132,7 @@ def test_the_service_log_becomes_training_days_and_a_promoted_model(
         database_url=database_url,
         extra_args=("--models-dir", str(models)),
     ) as server:
-        toggled = httpx.post(
-            f"{server.url}/rl/toggle",
-            json={"enabled": True, "ab_ratio": 1.0},
-            headers=auth(ADMIN_TOKEN),
-            timeout=30,
-        )
-        assert toggled.status_code == 200, toggled.text
+        switch_rl_on(server.url)
         replayed = replay_days_through(
             server.url, READ_TOKEN, week, champion_model.policy, config, day_start
         )

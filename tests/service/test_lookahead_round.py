@@ -15,12 +15,12 @@ from rldispatch.service.fleet_schemas import RoundRequest
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.snapshot import LiveDay, live_env
 from tests.service.helpers import (
-    ADMIN_TOKEN,
     ServerProcess,
     ThreadedServer,
     auth,
     make_model_file,
     make_pairwise_model_file,
+    switch_rl_on,
 )
 from tests.service.test_round import RL_ON, day_state, state_body_of_day
 
@@ -101,13 +101,7 @@ def test_a_round_over_http_looks_ahead_and_the_status_says_so(tmp_path: Path) ->
     with ThreadedServer(
         tmp_path / "data", model=model, lookahead=2, lookahead_budget_ms=0
     ) as server:
-        toggled = httpx.post(
-            f"{server.url}/rl/toggle",
-            json={"enabled": True, "ab_ratio": 1.0},
-            headers=auth(ADMIN_TOKEN),
-            timeout=30,
-        )
-        assert toggled.status_code == 200, toggled.text
+        switch_rl_on(server.url)
         response = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=60)
         assert response.status_code == 200, response.text
         status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()

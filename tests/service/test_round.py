@@ -20,11 +20,11 @@ from rldispatch.service.replay import state_body
 from rldispatch.service.snapshot import LiveDay, LiveState, live_env
 from rldispatch.service.tables import NOTHING_ASSIGNED, suggestions
 from tests.service.helpers import (
-    ADMIN_TOKEN,
     ThreadedServer,
     auth,
     make_model_file,
     make_pairwise_model_file,
+    switch_rl_on,
 )
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)
@@ -212,13 +212,7 @@ def test_a_round_that_assigns_nothing_logs_its_state_once_and_counts_as_no_sugge
     }
     waiting_body = {**body, "open_bookings": [later]}
     with ThreadedServer(tmp_path / "data", model=model, database_url=url) as server:
-        toggled = httpx.post(
-            f"{server.url}/rl/toggle",
-            json={"enabled": True, "ab_ratio": 1.0},
-            headers=auth(ADMIN_TOKEN),
-            timeout=30,
-        )
-        assert toggled.status_code == 200, toggled.text
+        switch_rl_on(server.url)
         placed = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=30)
         waited = httpx.post(f"{server.url}/rl/round", json=waiting_body, headers=auth(), timeout=30)
         for _ in range(2):  # a second round of nothing: a second row

@@ -58,18 +58,26 @@ DEFAULT_LOOKAHEAD_BUDGET_MS = 1000.0
 24 drivers (docs/pairwise.md), so it bounds a round's time and is seldom reached."""
 
 
+def _duration(
+    value: str | float | None, field: str, default: float, unit: str, zero: str
+) -> float | None:
+    """A duration in ``unit`` from an option or variable: ``default`` when not given, None
+    for ``0``; a ``ValueError`` naming ``field`` for anything but a number >= 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of {unit}, got {value!r}") from None
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"{field}: must be 0 ({zero}) or a number of {unit}, got {value!r}")
+    return amount or None
+
+
 def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     """A re-plan cap in seconds from an option or variable: the default when not given, None
     (no cap) for ``0``; a ``ValueError`` naming ``field`` for anything but seconds >= 0."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return DEFAULT_FALLBACK_TIME_LIMIT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{field}: must be a number of seconds, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{field}: must be 0 (no cap) or a number of seconds, got {value!r}")
-    return seconds or None
+    return _duration(value, field, DEFAULT_FALLBACK_TIME_LIMIT_S, "seconds", "no cap")
 
 
 @dataclass(frozen=True)
@@ -106,15 +114,7 @@ def _lookahead(value: int | str | None, field: str) -> int:
 def _lookahead_budget(value: float | str | None, field: str) -> float | None:
     """A decision's budget in ms >= 0 from an option or variable (the default when not
     given); None for ``0`` (no budget)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return DEFAULT_LOOKAHEAD_BUDGET_MS
-    try:
-        budget = float(value)
-    except ValueError:
-        raise ValueError(f"{field}: must be a number of milliseconds, got {value!r}") from None
-    if not math.isfinite(budget) or budget < 0:
-        raise ValueError(f"{field}: must be 0 (none) or a number of milliseconds, got {value!r}")
-    return budget or None
+    return _duration(value, field, DEFAULT_LOOKAHEAD_BUDGET_MS, "milliseconds", "none")
 
 
 def _retain_days(value: int | str | None) -> int | None:
