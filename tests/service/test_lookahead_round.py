@@ -1,18 +1,20 @@
-"""Rounds of a pairwise model that look ahead (``serve --lookahead``): the expert's choices on
-the live day, a budget that passes over the candidates it has no time for, and the status."""
+"""Answers of a pairwise model that look ahead (``serve --lookahead``): a round's choices and a
+suggestion's driver are the expert's on the live day, a budget passes over the candidates it
+has no time for, and the status says how they look ahead."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.service.config import Lookahead
 from rldispatch.service.fleet_schemas import RoundRequest
-from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.manager import LiveRequest, RLDispatchManager
 from rldispatch.service.snapshot import LiveDay, live_env
 from tests.service.helpers import (
     ServerProcess,
@@ -143,3 +145,37 @@ def test_status_without_lookahead_has_none(tmp_path: Path) -> None:
     with ThreadedServer(tmp_path / "data") as server:
         status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
     assert status["lookahead"] is None
+
+
+def test_a_suggestion_that_looks_ahead_takes_the_candidate_whose_rollout_ends_best(
+    tmp_path: Path,
+) -> None:
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    state, day = day_state(decisions=0)
+    looking = RLDispatchManager(model, state=RL_ON, lookahead=Lookahead(3, None))
+    plain = RLDispatchManager(model, state=RL_ON)
+    policy = PairwisePolicy.from_file(model)
+    expert = LookaheadExpert(policy.q_function, 3, 6)
+    changed = suggested = 0
+    for booking in state.open_bookings[:8]:
+        request = LiveRequest(booking, state)
+        answer, network = looking.suggest(request), plain.suggest(request)
+        assert (answer.source, answer.reason) == (network.source, network.reason)
+        if network.source != "rl":  # the network waits, or cannot see the booking
+            continue
+        suggested += 1
+        ranked = [c.driver_id for c in network.candidates]
+        assert [c.driver_id for c in answer.candidates] == ranked  # still by the network's Q
+        asked = state.with_booking_first(booking)
+        config = looking.rl_config(len(asked.drivers), len(asked.open_bookings))
+        live = live_env(asked, day, config, one_decision=True)
+        slot = int(np.flatnonzero(live.env.visible == live.booking_ids.index(booking.id))[0])
+        features = policy.state(live.env)
+        mine = np.flatnonzero(features.pair_slot == slot)
+        pair_of = {live.driver_ids[features.pair_driver[p]]: p for p in mine}
+        looked = np.array([pair_of[driver] for driver in ranked[:3]])
+        rewards = expert.rollout_rewards(live.env, features, looked)
+        assert answer.driver_id == ranked[int(np.argmax(rewards))]
+        assert answer.chosen is not None and answer.chosen.driver_id == answer.driver_id
+        changed += answer.driver_id != network.driver_id
+    assert suggested >= 4 and changed > 0

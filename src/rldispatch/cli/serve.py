@@ -62,8 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help=(
-            "a pairwise model's /rl/round decisions each play its N best pairs on in copies "
-            "of the live day and take the best (env RLDISPATCH_LOOKAHEAD; default 0: none)"
+            "a pairwise model's decisions (each of a round's, a suggestion's driver) play its N "
+            "best candidates on in copies of the live day and take the best (env "
+            "RLDISPATCH_LOOKAHEAD; default 0: none)"
         ),
     )
     parser.add_argument(

@@ -9,8 +9,9 @@ environment variable            meaning (default)
 ``RLDISPATCH_FALLBACK_TIME_LIMIT_S``
                                 wall-clock cap of a ``reopt`` fallback's re-plan, seconds;
                                 0: none (``1``)
-``RLDISPATCH_LOOKAHEAD``        candidates a pairwise model's round decisions play on in
-                                copies of the live day; 0: none (``0``)
+``RLDISPATCH_LOOKAHEAD``        candidates a pairwise model's decisions (rounds and
+                                suggestions) play on in copies of the live day; 0: none
+                                (``0``)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
@@ -82,7 +83,7 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
 
 @dataclass(frozen=True)
 class Lookahead:
-    """How a pairwise model's rounds look ahead (``serve --lookahead``): the candidates each
+    """How a pairwise model's answers look ahead (``serve --lookahead``): the candidates each
     decision plays on in copies of the live day, and the wall-clock budget of one decision
     (None: none)."""
 
@@ -219,7 +220,7 @@ class ServiceConfig:
 
     @property
     def lookahead_settings(self) -> Lookahead | None:
-        """How a pairwise model's rounds look ahead (None: they do not)."""
+        """How a pairwise model's answers look ahead (None: they do not)."""
         if not self.lookahead:
             return None
         budget = self.lookahead_budget_ms

@@ -180,8 +180,9 @@ class RLDispatchManager:
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
     :param models_dir: the folder model files named by the switch row must lie in.
-    :param lookahead: how a pairwise champion's rounds look ahead (None: they play the
-        network's choices); a flat model's rounds never do.
+    :param lookahead: how a pairwise model's answers look ahead (None: they are the
+        network's): each round decision, and the driver of a suggestion among the booking's
+        best candidates; a flat model's never do.
     """
 
     def __init__(
@@ -353,7 +354,16 @@ class RLDispatchManager:
         top = candidates(live, drivers[:TOP_CANDIDATES], slot, values[:TOP_CANDIDATES])
         if drivers.size == 0 or wait_q > values[0]:
             return _Answer(None, "rl_waited", top)
-        return _Answer(int(drivers[0]), None, top, top[0])
+        try:
+            pick = self._slot_pick(live, slot, drivers, model)
+        except ModelFailed as failure:
+            return _Answer(None, failure.reason)
+        chosen = (
+            top[pick]
+            if pick < len(top)
+            else candidates(live, drivers[pick : pick + 1], slot, values[pick : pick + 1])[0]
+        )
+        return _Answer(int(drivers[pick]), None, top, chosen)
 
     def _slot_values(
         self, live: LiveEnv, slot: int, model: ServedModel
@@ -368,6 +378,27 @@ class RLDispatchManager:
         if not (np.all(np.isfinite(values)) and np.isfinite(wait_q)):
             raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
+
+    def _slot_pick(self, live: LiveEnv, slot: int, drivers: np.ndarray, model: ServedModel) -> int:
+        """Which of ``drivers`` (best first) answers: the lookahead's choice for a pairwise
+        model that looks ahead, else the first."""
+        player = self._player(model)
+        expert = getattr(player, "lookahead", None)
+        if expert is None:
+            return 0
+        before = expert.cut_short
+        try:
+            return player.slot_pick(live.env, slot, drivers)
+        except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
+            self._model_failed(error)
+            raise ModelFailed("model_error", error) from error
+        finally:
+            self._count_cut_short(expert.cut_short - before)
+
+    def _count_cut_short(self, decisions: int) -> None:
+        if decisions:
+            with self._state_lock:
+                self._cut_short += decisions
 
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
         """The fallback policy on the live state with this booking as the only open one,
@@ -444,13 +475,12 @@ class RLDispatchManager:
             self._model_failed(error)
             return Round("model_error")
         finally:
-            if expert is not None and expert.cut_short != cut_before:
-                with self._state_lock:
-                    self._cut_short += expert.cut_short - cut_before
+            if expert is not None:
+                self._count_cut_short(expert.cut_short - cut_before)
 
     def lookahead_status(self) -> dict[str, Any] | None:
-        """The lookahead of rounds: candidates, budget and the decisions whose budget ran out
-        in this worker (None: rounds do not look ahead)."""
+        """The lookahead of answers: candidates, budget and the decisions whose budget ran
+        out in this worker (None: answers do not look ahead)."""
         if self.lookahead is None:
             return None
         budget = self.lookahead.time_budget_s

@@ -110,8 +110,8 @@ class LoadedPairwiseQModel:
 
 
 class PairwisePlayer:
-    """A pairwise model deciding on a live env: its values for one booking, or its action
-    (the lookahead expert's when it has one)."""
+    """A pairwise model deciding on a live env: its values for one booking, or its action;
+    with a lookahead expert, the booking's driver and the action are the expert's."""
 
     def __init__(self, policy: PairwisePolicy, lookahead: LookaheadExpert | None = None) -> None:
         self.policy = policy
@@ -126,6 +126,20 @@ class PairwisePlayer:
         order = mine[np.lexsort((state.pair_order[mine], -q_pairs[mine]))]
         drivers = state.pair_driver[order].astype(np.int64)
         return drivers, np.asarray(q_pairs[order], dtype=np.float64), float(wait_q)
+
+    def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
+        """Which of ``drivers`` (the booking's candidates, best first) the lookahead takes:
+        the index of the one whose rollout ends best among the first ``candidates``; 0
+        without a lookahead."""
+        expert = self.lookahead
+        if expert is None or drivers.size <= 1:
+            return 0
+        state = self.policy.state(env)
+        mine = np.flatnonzero(state.pair_slot == slot)
+        pair_of = {int(state.pair_driver[p]): int(p) for p in mine}
+        looked = [pair_of[int(d)] for d in drivers[: expert.candidates]]
+        rewards = expert.rollout_rewards(env, state, np.array(looked, dtype=np.int64))
+        return int(np.argmax(rewards))
 
     def act(self, env: Any) -> int:
         if self.lookahead is None:

@@ -163,7 +163,7 @@ class LogStatus(BaseModel):
 
 
 class LookaheadStatus(BaseModel):
-    candidates: int = Field(description="candidates a round decision plays on")
+    candidates: int = Field(description="candidates a decision plays on")
     budget_ms: float | None = Field(description="wall-clock budget of one decision (None: none)")
     decisions_cut_short: int = Field(
         description="decisions of this worker whose budget ran out before every candidate"
@@ -182,7 +182,7 @@ class StatusResponse(BaseModel):
     challenger_ratio: float = Field(0.0, description="share of the rl arm it answers")
     fallback_policy: str
     lookahead: LookaheadStatus | None = Field(
-        None, description="how a pairwise model's rounds look ahead (None: they do not)"
+        None, description="how a pairwise model's answers look ahead (None: they do not)"
     )
     worker_pid: int = Field(0, description="the process id of the worker that answered")
     started_at: datetime

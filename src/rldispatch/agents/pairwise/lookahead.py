@@ -94,6 +94,12 @@ class LookaheadExpert:
         best, order = self.ranked(state)
         if best == WAIT or order.size <= 1:
             return best, order[:0], np.empty(0)
+        rewards = self.rollout_rewards(env, state, order)
+        return best, order[: rewards.size], rewards
+
+    def rollout_rewards(self, env: DispatchEnv, state: PairState, order: np.ndarray) -> np.ndarray:
+        """The rollout rewards of the candidates in ``order``, in that order, until the time
+        budget is spent (the first is always looked at)."""
         budget = self.time_budget_s
         deadline = None if budget is None else time.perf_counter() + budget
         rewards: list[float] = []
@@ -102,7 +108,7 @@ class LookaheadExpert:
                 self.cut_short += 1
                 break
             rewards.append(self.rollout_reward(env, state, int(candidate)))
-        return best, order[: len(rewards)], np.array(rewards)
+        return np.array(rewards)
 
     def choose(self, env: DispatchEnv, state: PairState) -> int:
         """The expert's choice in the env's current state: a candidate index of ``state``
