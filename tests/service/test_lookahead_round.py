@@ -179,3 +179,16 @@ def test_a_suggestion_that_looks_ahead_takes_the_candidate_whose_rollout_ends_be
         assert answer.chosen is not None and answer.chosen.driver_id == answer.driver_id
         changed += answer.driver_id != network.driver_id
     assert suggested >= 4 and changed > 0
+
+
+def test_on_onnx_runtime_a_round_looks_ahead_as_on_numpy(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    state, _ = day_state(decisions=0)
+    rounds = [
+        RLDispatchManager(
+            model, runtime=runtime, state=RL_ON, lookahead=Lookahead(3, None)
+        ).dispatch_round(state)
+        for runtime in ("onnx", "numpy")
+    ]
+    assert all(r.source == "rl" for r in rounds)
+    assert answered(rounds[0]) == answered(rounds[1]) and answered(rounds[0])
