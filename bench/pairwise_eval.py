@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/pairwise_eval.py --model runs/pairwise/best_model.safetensors \
         [--days 50] [--hindsight-days 50] [--hindsight-time-limit 10] \
-        [--extra NAME=PATH ...] [--json runs/pairwise/heldout_report.json]
+        [--extra NAME=PATH ...] [--lookahead N] [--jobs 2] \
+        [--json runs/pairwise/heldout_report.json]
 
 The days are :func:`rldispatch.training.fleet_days.held_out_days`: ``HELD_OUT_SEEDS``, fleets
 of 7, 13 and 24 drivers (no training day has those sizes), the geneva preset's demand per
@@ -14,11 +15,13 @@ late-pickup differences to the best heuristic, and the regret to the hindsight s
 starts from the plan of the policy that scored best that day, so no policy played can beat
 it (the report counts the days one did, ``hindsight_beaten``); solutions are cached next to
 the JSON report (``hindsight_cache.json``), keyed by day, time limit and start plan.
-``--reopt-report`` adds ``reopt``'s figures, routes and decision times from a
-``bench/reopt_eval.py`` report of the same days (reopt costs about a minute per day). Last, the
-permutation check plays ``--permutation-days`` days twice, the second time with drivers and
-bookings listed in a shuffled order, and counts the decisions whose chosen (driver id,
-booking id) differ.
+``--lookahead N`` adds the model with the lookahead expert (``evaluate --lookahead``), so its
+regret is to a plan started from its routes where they were best. ``--jobs`` spreads the days
+(and the hindsight solves) over processes. ``--reopt-report`` adds ``reopt``'s figures, routes
+and decision times from a ``bench/reopt_eval.py`` report of the same days (reopt costs about a
+minute per day). Last, the permutation check plays ``--permutation-days`` days twice, the
+second time with drivers and bookings listed in a shuffled order, and counts the decisions
+whose chosen (driver id, booking id) differ.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rldispatch.agents.pairwise.lookahead import LookaheadPolicy
 from rldispatch.agents.pairwise.model_file import load_pairwise_model
+from rldispatch.agents.pairwise.network import NumpyPairQ
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
@@ -192,14 +197,20 @@ def main() -> None:
         metavar="JSON",
         help="add reopt's figures from a bench/reopt_eval.py report of the same days",
     )
-    parser.add_argument("--jobs", type=int, default=1, help="processes for hindsight solves")
+    parser.add_argument("--lookahead", type=int, default=0, metavar="N")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for days and solves")
     parser.add_argument("--json", default="runs/pairwise/heldout_report.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     days = held_out_days(args.days)
     env_config = EnvConfig(max_drivers=max(HELD_OUT_FLEET_SIZES))
-    policies: dict[str, Any] = {args.name: PairwisePolicy(load_pairwise_model(args.model))}
+    loaded = load_pairwise_model(args.model)
+    policies: dict[str, Any] = {args.name: PairwisePolicy(loaded)}
+    if args.lookahead:
+        policies[f"{args.name}+lookahead"] = LookaheadPolicy(
+            NumpyPairQ(loaded.network), args.lookahead, loaded.metadata.candidates_per_booking
+        )
     for item in args.extra:
         name, path = item.split("=", 1)
         policies[name] = PairwisePolicy(load_pairwise_model(path), name=name)
@@ -210,7 +221,9 @@ def main() -> None:
     seconds: dict[str, float] = {}
     for name, policy in policies.items():
         started = time.perf_counter()
-        results[name] = evaluate_policy(policy, days, env_config, progress=True, label=name)
+        results[name] = evaluate_policy(
+            policy, days, env_config, progress=True, label=name, jobs=args.jobs
+        )
         seconds[name] = time.perf_counter() - started
     reopt_decision_ms: list[float] = []
     if args.reopt_report:
