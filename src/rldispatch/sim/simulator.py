@@ -85,6 +85,16 @@ class AdvanceOutcome:
     cancelled: int
 
 
+INSERTION_CACHE = (
+    ("_best_valid", np.bool_),
+    ("_best_cost", np.float64),
+    ("_best_added_km", np.float64),
+    ("_best_pickup_min", np.float64),
+    ("_best_position", np.int64),
+)
+"""The arrays of the insertion cache, (driver, booking) each, and their types."""
+
+
 class DaySimulator:
     def __init__(
         self, scenario: Scenario, lookahead_min: float = 90.0, min_advance_min: float = 1.0
@@ -167,11 +177,7 @@ class DaySimulator:
         self._pos_next_slack = np.zeros((n_drivers, width))
         self._pos_prev_next_km = np.zeros((n_drivers, width))
         # The best insertion of each (driver, booking), kept until the driver's state changes.
-        self._best_valid = np.zeros((n_drivers, n_bookings), dtype=bool)
-        self._best_cost = np.zeros((n_drivers, n_bookings))
-        self._best_added_km = np.zeros((n_drivers, n_bookings))
-        self._best_pickup_min = np.zeros((n_drivers, n_bookings))
-        self._best_position = np.zeros((n_drivers, n_bookings), dtype=np.int64)
+        self.size_insertion_cache(n_bookings)
         self._release_and_cancel(0.0)
 
     def copy(self) -> DaySimulator:
@@ -189,23 +195,23 @@ class DaySimulator:
         self._waiting -= int(unreleased.sum())
         self._visible_cache = None
 
+    def size_insertion_cache(self, width: int) -> None:
+        """Let the insertion cache hold bookings ``[0, width)`` alone (only they can be
+        offered): the entries it keeps stay, the columns it gains are computed when asked."""
+        for name, dtype in INSERTION_CACHE:
+            old = getattr(self, name, None)
+            new = np.zeros((self.n_drivers, width), dtype=dtype)
+            if old is not None:
+                kept = min(width, old.shape[1])
+                new[:, :kept] = old[:, :kept]
+            setattr(self, name, new)
+
     def offer_every_booking(self) -> None:
         """Widen an insertion cache restored for the first bookings alone
         (:func:`rldispatch.sim.state.restore_day` ``offered_bookings``) to every booking, so
         a copy played on as its clock moves can offer the bookings that become visible."""
-        n_drivers, cached = self._best_cost.shape
-        missing = self.n_bookings - cached
-        if missing <= 0:
-            return
-        for name in (
-            "_best_valid",
-            "_best_cost",
-            "_best_added_km",
-            "_best_pickup_min",
-            "_best_position",
-        ):
-            old = getattr(self, name)
-            setattr(self, name, np.hstack([old, np.zeros((n_drivers, missing), old.dtype)]))
+        if self._best_cost.shape[1] < self.n_bookings:
+            self.size_insertion_cache(self.n_bookings)
 
     @property
     def done(self) -> bool:

@@ -65,12 +65,7 @@ def restore_day(
     sim.anchor_min[:] = np.maximum(np.asarray(free_min, dtype=np.float64), sim.shift_start_min)
     sim.rides[:] = np.asarray(rides, dtype=np.int64)
     if offered_bookings is not None and offered_bookings < sim.n_bookings:
-        shape = (n_drivers, max(int(offered_bookings), 0))
-        sim._best_valid = np.zeros(shape, dtype=bool)
-        sim._best_cost = np.zeros(shape)
-        sim._best_added_km = np.zeros(shape)
-        sim._best_pickup_min = np.zeros(shape)
-        sim._best_position = np.zeros(shape, dtype=np.int64)
+        sim.size_insertion_cache(max(int(offered_bookings), 0))
     for driver in range(n_drivers):
         sim._schedule(driver)
     sim._visible_cache = None
