@@ -44,7 +44,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -383,22 +384,27 @@ class RLDispatchManager:
         """Which of ``drivers`` (best first) answers: the lookahead's choice for a pairwise
         model that looks ahead, else the first."""
         player = self._player(model)
-        expert = getattr(player, "lookahead", None)
-        if expert is None:
+        if getattr(player, "lookahead", None) is None:
             return 0
-        before = expert.cut_short
         try:
-            return player.slot_pick(live.env, slot, drivers)
+            with self._counting_cut_short(player):
+                return player.slot_pick(live.env, slot, drivers)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             raise ModelFailed("model_error", error) from error
-        finally:
-            self._count_cut_short(expert.cut_short - before)
 
-    def _count_cut_short(self, decisions: int) -> None:
-        if decisions:
-            with self._state_lock:
-                self._cut_short += decisions
+    @contextmanager
+    def _counting_cut_short(self, player: Any) -> Iterator[None]:
+        """Add to this worker's count the decisions of ``player``'s lookahead (if it has one)
+        whose budget ran out in the block."""
+        expert = getattr(player, "lookahead", None)
+        before = expert.cut_short if expert is not None else 0
+        try:
+            yield
+        finally:
+            if expert is not None and expert.cut_short != before:
+                with self._state_lock:
+                    self._cut_short += expert.cut_short - before
 
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
         """The fallback policy on the live state with this booking as the only open one,
@@ -463,10 +469,9 @@ class RLDispatchManager:
             return Round("fleet_too_large")
         live = live_env(state, self.day, config)
         player = self._player(model)
-        expert = getattr(player, "lookahead", None)
-        cut_before = expert.cut_short if expert is not None else 0
         try:
-            return play_round(live, player.act)
+            with self._counting_cut_short(player):
+                return play_round(live, player.act)
         except ModelFailed as failure:
             return Round(failure.reason)
         except InvalidValues:
@@ -474,9 +479,6 @@ class RLDispatchManager:
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
-        finally:
-            if expert is not None:
-                self._count_cut_short(expert.cut_short - cut_before)
 
     def lookahead_status(self) -> dict[str, Any] | None:
         """The lookahead of answers: candidates, budget and the decisions whose budget ran
