@@ -210,7 +210,7 @@ def test_stopping_with_the_database_down_counts_the_rest_as_lost(
         store.record_suggestion(suggestion(f"b{index}"))
     store.close(timeout_s=1.0)
     assert store.counts()["lost"] == 4
-    assert "4 records not written" in caplog.text
+    assert "4 decisions not written" in caplog.text
 
 
 @pytest.mark.postgres

@@ -12,6 +12,7 @@ from rldispatch.cli.common import positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
 from rldispatch.service.model import RUNTIMES
+from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -78,6 +79,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--request-budget-ms",
+        type=float,
+        metavar="MS",
+        help=(
+            "wall-clock budget of one suggestion or round from its arrival: past it a round "
+            "ends with what it assigned (ended: budget), a suggestion falls back; a request "
+            f"that cannot start within it is answered 503 (default {DEFAULT_REQUEST_BUDGET_MS:g}"
+            "); env RLDISPATCH_REQUEST_BUDGET_MS"
+        ),
+    )
+    parser.add_argument(
         "--data-dir", help="SQLite file and local admin token (env RLDISPATCH_DATA_DIR)"
     )
     parser.add_argument(
@@ -130,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
     from rldispatch.service.store import prepare_private_folder
-    from rldispatch.service.workers import run_workers
+    from rldispatch.service.workers import check_port_free, run_workers, serve
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -144,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             fallback_time_limit_s=args.fallback_time_limit,
             lookahead=args.lookahead,
             lookahead_budget_ms=args.lookahead_budget_ms,
+            request_budget_ms=args.request_budget_ms,
             data_dir=args.data_dir,
             database_url=args.database_url,
             tokens_file=args.tokens_file,
@@ -164,6 +177,13 @@ def run(args: argparse.Namespace) -> int:
             f"({mask_secrets_in(str(error), url)})"
         ) from error
     try:
+        check_port_free(args.host, args.port)
+    except OSError as error:  # held by another server, or old workers of one
+        raise CliError(
+            f"port: cannot listen on {args.host}:{args.port} ({error.strerror}); is another "
+            "serve (or its workers) still running?"
+        ) from error
+    try:
         if args.workers == 1:
             app = create_app(config)
         else:  # checked once here; the admin token, if any, is created before the workers
@@ -172,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     except (AuthConfigError, ValueError) as error:
         raise CliError(str(error)) from error
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        serve(app, args.host, args.port, log_level=args.log_level)
         return 0
     # Each worker process builds its own app from the same configuration, in its environment.
     os.environ.update(config_environ(config))

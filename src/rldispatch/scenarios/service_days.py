@@ -102,6 +102,8 @@ class ServiceDayBuilder:
         self.booking_days: dict[str, date] | None = None
         self.outcome_rows: list[tuple[Any, str | None]] = []
         self.placed: tuple[dict[date, list[Booking]], list[RowProblem], int] | None = None
+        self.round_states: dict[str, str] = {}
+        """The rounds' logged states (key: compressed text) the rows may name."""
 
     def in_range(self, day: date) -> bool:
         return self.since <= day <= self.until
@@ -133,12 +135,22 @@ class ServiceDayBuilder:
         def skip(reason: str, day: date) -> None:
             self._skip(SUGGESTIONS, row_id, reason, day, where)
 
+        from rldispatch.service.round_states import resolve_round_request
+
         try:
             request = request_data(row["request"])
         except (ValueError, TypeError, RecursionError) as error:
             day = _service_day(created, self.day_start_hour)
             if self.in_range(day):
                 skip(f"request: not JSON ({error})", day)
+            return
+        try:
+            request = resolve_round_request(request, self.round_states)
+        except (KeyError, ValueError) as error:
+            day = _service_day(created, self.day_start_hour)
+            if self.in_range(day):
+                problem = "missing" if isinstance(error, KeyError) else f"unreadable ({error})"
+                skip(f"request: the round's logged state (rl_round_states) is {problem}", day)
             return
         from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 
@@ -151,7 +163,8 @@ class ServiceDayBuilder:
             if self.in_range(day):
                 reason = (
                     "a /rl/round decision logged with a summary of its request only (no "
-                    "fleet, no bookings: a service older than the round's logged state)"
+                    "fleet, no bookings: a service older than the round's logged state, or "
+                    "a state too large to log)"
                 )
                 skip(reason, day)
             return

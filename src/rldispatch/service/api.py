@@ -5,9 +5,10 @@ and the store; when the app starts the store's writer starts and the switch row 
 then watched (:mod:`rldispatch.service.switch_watcher`), and buffered records are written when
 it stops. The admin routes of the models are in :mod:`rldispatch.service.admin_api`.
 
-``suggest`` and the dispatch round never wait on I/O (the store queues their records), so
-small ones run on the event loop; large ones go to the pool, a few at a time
-(:mod:`rldispatch.service.workload`). The endpoints that read or write the database
+``suggest`` and the dispatch round never wait on I/O (the store queues their records); they
+run in the pool, in two bounded lanes, each within the request budget
+(:mod:`rldispatch.service.workload`, :mod:`rldispatch.service.request_budget`): the event
+loop only reads bodies and hands work over. The endpoints that read or write the database
 (``outcome`` among them: it is checked and written before the answer) run in the pool.
 """
 
@@ -40,6 +41,7 @@ from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.retention import Retention, log_size
 from rldispatch.service.schemas import (
     ABOut,
@@ -128,6 +130,13 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": f"body larger than {MAX_BODY_BYTES} bytes"},
     422: {"model": ValidationErrorOut, "description": "a field breaks its limits"},
 }
+WORK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
+    503: {
+        "model": ErrorOut,
+        "description": "busy: too many requests in progress or waiting (see Retry-After)",
+    },
+}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -204,7 +213,7 @@ def _state_out(state: ToggleState) -> ToggleStateOut:
 rl_router = APIRouter(prefix="/rl", tags=["rl"])
 
 
-@rl_router.post("/suggest", response_model=SuggestResponse, responses=BODY_RESPONSES)
+@rl_router.post("/suggest", response_model=SuggestResponse, responses=WORK_RESPONSES)
 async def suggest(
     body: SuggestRequest,
     principal: Reader,
@@ -214,26 +223,40 @@ async def suggest(
 ) -> Response:
     """Suggest a driver for one booking, and where in its plan, from the learned policy or
     the fallback."""
-    live = body.to_live(local_minute_of_day(), manager.day)
-    suggestion = await workload.answer(request, request_items(body), manager.suggest, live)
-    response = SuggestResponse.from_suggestion(suggestion)
-    store.record_suggestion(
-        SuggestionRecord(
-            booking_id=suggestion.booking_id,
-            arm=suggestion.arm,
-            source=suggestion.source,
-            reason=suggestion.reason,
-            driver_id=suggestion.driver_id,
-            shadow_driver_id=suggestion.shadow_driver_id,
-            shadow_reason=suggestion.shadow_reason,
-            model_version=suggestion.model_version,
-            latency_ms=suggestion.latency_ms,
-            request=body,
-            response=response,
+    budget = new_budget(request)
+    minute_of_day = local_minute_of_day()
+
+    def work() -> str | None:
+        live = body.to_live(minute_of_day, manager.day)
+        suggestion = manager.suggest(live, budget)
+        if budget.stopped_because == "client_disconnected":
+            return None  # nobody will read it: not logged, never acted on
+        response = SuggestResponse.from_suggestion(suggestion)
+        store.record_suggestion(
+            SuggestionRecord(
+                booking_id=suggestion.booking_id,
+                arm=suggestion.arm,
+                source=suggestion.source,
+                reason=suggestion.reason,
+                driver_id=suggestion.driver_id,
+                shadow_driver_id=suggestion.shadow_driver_id,
+                shadow_reason=suggestion.shadow_reason,
+                model_version=suggestion.model_version,
+                latency_ms=suggestion.latency_ms,
+                request=body,
+                response=response,
+            )
         )
-    )
-    # Built and validated as a SuggestResponse already: serialize once, skip re-validation.
-    return Response(response.model_dump_json(), media_type="application/json")
+        # Built and validated as a SuggestResponse already: serialize once.
+        return response.model_dump_json()
+
+    text = await workload.answer(request, request_items(body), budget, work)
+    return Response(text or "{}", media_type="application/json")
+
+
+def new_budget(request: Request) -> RequestBudget:
+    """The budget of a request that starts now (the service's ``--request-budget-ms``)."""
+    return RequestBudget(request.app.state.request_budget_s)
 
 
 @rl_router.get("/status", response_model=StatusResponse, responses=AUTH_RESPONSES)
@@ -444,6 +467,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            RequestBudget.stop_all("shutdown")  # work still running winds down now
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             await asyncio.to_thread(watcher.stop)
@@ -461,7 +485,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     from rldispatch.service.round_api import round_router  # it builds on this module
 
-    app.state.large_requests = workload.large_request_gate()
+    app.state.lanes = workload.new_lanes()
+    app.state.request_budget_s = config.request_budget_ms / 1e3
     app.include_router(rl_router)
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
