@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +126,8 @@ def test_the_archive_holds_every_pruned_row_once_a_file_per_day(
     assert datetime.fromisoformat(rows[0]["created_at"]) == NOW - timedelta(days=8)
     assert not list(archive.glob(".*.tmp"))
     assert len(bookings(engine)) == 5
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o700  # the log's rows: the service's alone
+    assert {stat.S_IMODE(Path(name).stat().st_mode) for name in counts.files} == {0o600}
 
 
 def test_a_pass_cut_short_is_finished_without_repeating_rows(

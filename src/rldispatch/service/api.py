@@ -38,9 +38,10 @@ from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
 from rldispatch.service.auth import Admin, Reader, build_registry
 from rldispatch.service.config import ServiceConfig
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
+from rldispatch.service.fleet_schemas import SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
+from rldispatch.service.raw_body import add_body_schemas, documented_body, parse_body
 from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.retention import Retention, log_size
 from rldispatch.service.schemas import (
@@ -186,11 +187,6 @@ ManagerDep = Annotated[RLDispatchManager, Depends(get_manager)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def request_items(body: FleetState) -> int:
-    """Drivers, open bookings and plan stops of a request: what its cost grows with."""
-    return len(body.drivers) + len(body.open_bookings) + sum(len(d.plan) for d in body.drivers)
-
-
 def local_minute_of_day() -> float:
     """The server's local clock, minutes after midnight."""
     now = datetime.now().astimezone()
@@ -213,20 +209,23 @@ def _state_out(state: ToggleState) -> ToggleStateOut:
 rl_router = APIRouter(prefix="/rl", tags=["rl"])
 
 
-@rl_router.post("/suggest", response_model=SuggestResponse, responses=WORK_RESPONSES)
+@rl_router.post(
+    "/suggest",
+    response_model=SuggestResponse,
+    responses=WORK_RESPONSES,
+    openapi_extra=documented_body(SuggestRequest),
+)
 async def suggest(
-    body: SuggestRequest,
-    principal: Reader,
-    manager: ManagerDep,
-    store: StoreDep,
-    request: Request,
+    principal: Reader, manager: ManagerDep, store: StoreDep, request: Request
 ) -> Response:
     """Suggest a driver for one booking, and where in its plan, from the learned policy or
     the fallback."""
     budget = new_budget(request)
     minute_of_day = local_minute_of_day()
+    raw = await request.body()
 
     def work() -> str | None:
+        body = parse_body(SuggestRequest, raw)
         live = body.to_live(minute_of_day, manager.day)
         suggestion = manager.suggest(live, budget)
         if budget.stopped_because == "client_disconnected":
@@ -250,7 +249,7 @@ async def suggest(
         # Built and validated as a SuggestResponse already: serialize once.
         return response.model_dump_json()
 
-    text = await workload.answer(request, request_items(body), budget, work)
+    text = await workload.answer(request, len(raw), budget, work)
     return Response(text or "{}", media_type="application/json")
 
 
@@ -491,4 +490,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
+    from rldispatch.service.fleet_schemas import RoundRequest
+
+    add_body_schemas(app, SuggestRequest, RoundRequest)
     return app

@@ -25,31 +25,34 @@ from rldispatch.service.api import (
     StoreDep,
     local_minute_of_day,
     new_budget,
-    request_items,
 )
 from rldispatch.service.auth import Reader
 from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
 from rldispatch.service.manager import DispatchRound
+from rldispatch.service.raw_body import documented_body, parse_body
 from rldispatch.service.store import Store, SuggestionRecord
 from rldispatch.service.tables import NOTHING_ASSIGNED
 
 round_router = APIRouter(prefix="/rl", tags=["rl"])
 
 
-@round_router.post("/round", response_model=RoundResponse, responses=WORK_RESPONSES)
+@round_router.post(
+    "/round",
+    response_model=RoundResponse,
+    responses=WORK_RESPONSES,
+    openapi_extra=documented_body(RoundRequest),
+)
 async def dispatch_round(
-    body: RoundRequest,
-    principal: Reader,
-    manager: ManagerDep,
-    store: StoreDep,
-    request: Request,
+    principal: Reader, manager: ManagerDep, store: StoreDep, request: Request
 ) -> Response:
     """The policy's dispatch round: which bookings go to which drivers and where, in order,
     and which wait."""
     budget = new_budget(request)
     minute_of_day = local_minute_of_day()
+    raw = await request.body()
 
     def work() -> str | None:
+        body = parse_body(RoundRequest, raw)
         state = body.to_state(minute_of_day, manager.day)
         answer = manager.dispatch_round(state, budget)
         if budget.stopped_because == "client_disconnected":
@@ -58,7 +61,7 @@ async def dispatch_round(
         log_round(store, body, state.minute_of_day, answer, response)
         return response.model_dump_json()
 
-    text = await workload.answer(request, request_items(body), budget, work)
+    text = await workload.answer(request, len(raw), budget, work)
     return Response(text or "{}", media_type="application/json")
 
 

@@ -2,11 +2,12 @@
 
 Every suggestion and round is computed in the thread pool, never on the event loop, so the
 loop keeps answering (``/healthz`` among others) whatever the requests in progress. Two
-lanes keep a few large requests from holding up the small ones: requests of at most
-:data:`INLINE_MAX_ITEMS` drivers, open bookings and plan stops run in the small lane, the
-others in the large lane. Each lane runs a few requests at once and lets a bounded number
-wait; a request that finds its lane's queue full, or still waits when its budget is spent,
-is answered ``503`` with ``Retry-After`` at once rather than left to time out.
+lanes keep a few large requests from holding up the small ones: bodies of at most
+:data:`LARGE_BODY_BYTES` run in the small lane, the others in the large lane (the body is
+parsed and validated in the pool too: :mod:`rldispatch.service.raw_body`). Each lane runs a
+few requests at once and lets a bounded number wait; a request that finds its lane's queue
+full, or still waits when its budget is spent, is answered ``503`` with ``Retry-After`` at
+once rather than left to time out.
 
 While a request's work runs, its connection is watched: when the client goes away the
 request's budget is stopped, and the work winds down at its next check
@@ -30,8 +31,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from rldispatch.service.request_budget import RequestBudget
 
-INLINE_MAX_ITEMS = 100
-"""Requests with more drivers, open bookings and plan stops than this run in the large lane."""
+LARGE_BODY_BYTES = 64 * 1024
+"""Bodies larger than this run in the large lane (about 150 drivers, bookings and stops)."""
 SMALL_RUNNING = 4
 SMALL_WAITING = 64
 LARGE_RUNNING = 2
@@ -152,11 +153,13 @@ async def _watch_client(request: Request, budget: RequestBudget) -> None:
         await asyncio.sleep(DISCONNECT_POLL_S)
 
 
-async def answer(request: Request, items: int, budget: RequestBudget, work: Callable[[], T]) -> T:
-    """``work()`` in the pool, in the lane of a request of ``items`` items, with its client
+async def answer(
+    request: Request, body_bytes: int, budget: RequestBudget, work: Callable[[], T]
+) -> T:
+    """``work()`` in the pool, in the lane of a body of ``body_bytes``, with its client
     watched; raises :class:`Busy` (503) when the lane cannot take it."""
     lanes: Lanes = request.app.state.lanes
-    large = items > INLINE_MAX_ITEMS
+    large = body_bytes > LARGE_BODY_BYTES
     lane = lanes.large if large else lanes.small
     watcher = asyncio.create_task(_watch_client(request, budget))
     try:
