@@ -38,7 +38,8 @@ reason                      when
 Every served model, whatever its kind and runtime, answers the same three questions
 (``serving_config``, and its player's ``slot_values`` and ``act``), so nothing here depends on
 the kind. Everything here is safe to call from several threads; nothing kept between requests
-grows with their size (envs are built per request; per thread only a player object).
+grows with their size (envs are built per request; per thread only a player object, which
+drops what it kept of a request's day once the request is answered).
 """
 
 from __future__ import annotations
@@ -342,7 +343,11 @@ class RLDispatchManager:
     ) -> _Answer:
         """The learned answer of ``served`` (default: the champion); none (``request_budget``)
         once ``budget`` is spent."""
-        answer = self._rl_answer_within(request, served or self.models.served.champion, budget)
+        served = served or self.models.served.champion
+        try:
+            answer = self._rl_answer_within(request, served, budget)
+        finally:
+            self._release(served.model)
         if budget is not None and answer.reason is None and budget.spent():
             return _Answer(None, "request_budget", answer.candidates)
         return answer
@@ -515,6 +520,8 @@ class RLDispatchManager:
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
+        finally:
+            self._release(model)
 
     def lookahead_status(self) -> dict[str, Any] | None:
         """The lookahead of answers: candidates, budget and the decisions whose budget ran
@@ -550,6 +557,16 @@ class RLDispatchManager:
             player = model.new_player()
         cache[:] = [*cache[-1:], (model, player)]
         return player
+
+    def _release(self, model: ServedModel | None) -> None:
+        """Have this thread's player of ``model`` drop what it keeps of the request's day
+        (its feature builders' day, the lookahead's rollout env)."""
+        if model is None:
+            return
+        cache: list[tuple[Any, Any]] = self._local.__dict__.get("players", [])
+        for cached_model, player in cache:
+            if cached_model is model and hasattr(player, "release"):
+                player.release()
 
     def _fallback(self) -> Any:
         """The fallback policy of one answer. ``reopt`` keeps its plan between decisions, so

@@ -117,6 +117,12 @@ class PairwisePlayer:
         self.policy = policy
         self.lookahead = lookahead
 
+    def release(self) -> None:
+        """Drop what its builders and lookahead keep of the last request's day."""
+        self.policy.features.forget()
+        if self.lookahead is not None:
+            self.lookahead.release()
+
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The candidate drivers of the booking in ``slot``, best first (ties by id), their
         values and the value of waiting."""

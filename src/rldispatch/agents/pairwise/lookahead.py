@@ -140,6 +140,12 @@ class LookaheadExpert:
             return best
         return int(order[int(np.argmax(rewards))])
 
+    def release(self) -> None:
+        """Drop the rollout env and the day its builder keeps (after a served request: the
+        copies of its day are not kept past it)."""
+        self._rollout_env = None
+        self.features.forget()
+
     def _environment(self, env: DispatchEnv) -> DispatchEnv:
         rollout = self._rollout_env
         if rollout is None or rollout.config is not env.config:
