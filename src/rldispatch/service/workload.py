@@ -98,21 +98,33 @@ class Lane:
             )
         self.in_lane += 1
         try:
-            try:
-                await asyncio.wait_for(self._slots.acquire(), timeout=budget.remaining_s)
-            except TimeoutError:
+            if not await self._acquire(budget.remaining_s):
                 self.refused += 1
                 raise Busy(
                     f"busy: no {self.name} request slot freed within the request budget; "
                     "retry later",
                     retry_after_s,
-                ) from None
+                )
             try:
                 return await run_in_threadpool(_run, work, release)
             finally:
                 self._slots.release()
         finally:
             self.in_lane -= 1
+
+    async def _acquire(self, timeout_s: float | None) -> bool:
+        """A slot within ``timeout_s`` (None: however long); a slot granted as the wait
+        times out is handed back, never lost."""
+        acquiring = asyncio.ensure_future(self._slots.acquire())
+        done, _ = await asyncio.wait({acquiring}, timeout=timeout_s)
+        if done:
+            return True
+        acquiring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acquiring
+        if not acquiring.cancelled():
+            self._slots.release()
+        return False
 
 
 def _run(work: Callable[[], T], release: bool) -> T:
