@@ -11,8 +11,9 @@ once rather than left to time out.
 
 While a request's work runs, its connection is watched: when the client goes away the
 request's budget is stopped, and the work winds down at its next check
-(:mod:`rldispatch.service.request_budget`). After a large request the memory it freed is
-handed back to the system.
+(:mod:`rldispatch.service.request_budget`). While large requests run the cyclic garbage
+collector is paused (its full passes over their objects would hold the GIL for up to a
+second); after each, the memory it freed is handed back to the system.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -86,7 +89,7 @@ class Lane:
         self.in_lane = 0
         self.refused = 0
 
-    async def run(self, budget: RequestBudget, work: Callable[[], T], release: bool) -> T:
+    async def run(self, budget: RequestBudget, work: Callable[[], T], large: bool) -> T:
         """``work()`` in the pool once a slot is free (503 when the queue is full or the
         budget is spent while waiting)."""
         retry_after_s = budget.budget_s or 1.0
@@ -106,7 +109,7 @@ class Lane:
                     retry_after_s,
                 )
             try:
-                return await run_in_threadpool(_run, work, release)
+                return await run_in_threadpool(_run, work, large)
             finally:
                 self._slots.release()
         finally:
@@ -127,12 +130,45 @@ class Lane:
         return False
 
 
-def _run(work: Callable[[], T], release: bool) -> T:
-    try:
+class _CollectorPause:
+    """The cyclic garbage collector off while large requests run, on again after the last.
+
+    A large request makes millions of objects (its body, its models); each automatic full
+    collection then walks them all, holding the GIL for up to a second, and every thread,
+    the event loop included, waits. Its objects are freed by reference counting when it ends;
+    what cycles it left are collected once the collector is back on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._was_enabled:
+                gc.enable()
+
+
+_collector_pause = _CollectorPause()
+
+
+def _run(work: Callable[[], T], large: bool) -> T:
+    if not large:
         return work()
+    try:
+        with _collector_pause:
+            return work()
     finally:
-        if release:
-            release_free_memory()
+        release_free_memory()
 
 
 @dataclass
@@ -175,7 +211,7 @@ async def answer(
     lane = lanes.large if large else lanes.small
     watcher = asyncio.create_task(_watch_client(request, budget))
     try:
-        return await lane.run(budget, work, release=large)
+        return await lane.run(budget, work, large=large)
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
