@@ -177,12 +177,8 @@ class Lanes:
 
     small: Lane
     large: Lane
-
-    def status(self) -> dict[str, int]:
-        return {
-            "in_progress_or_waiting": self.small.in_lane + self.large.in_lane,
-            "refused_busy": self.small.refused + self.large.refused,
-        }
+    clients_gone: int = 0
+    """Requests whose client disconnected while they ran (their work stopped)."""
 
 
 def new_lanes() -> Lanes:
@@ -216,3 +212,5 @@ async def answer(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        if budget.stopped_because == "client_disconnected":
+            lanes.clients_gone += 1
