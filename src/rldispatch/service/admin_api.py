@@ -22,10 +22,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from rldispatch.agents.serving import ModelLoadError
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.model import ModelLoadError
 from rldispatch.service.model_holder import slot_status
 from rldispatch.service.schemas import ModelStatus
 from rldispatch.service.store import StoreUnavailable
