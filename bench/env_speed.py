@@ -50,7 +50,7 @@ def cartpole_steps_per_second(seconds: float, seed: int = 0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()

@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     routes.add_argument("--out", type=Path, required=True, help="PNG file to write")
     routes.add_argument(
+        "--tiles",
+        type=Path,
+        help="a folder of map tiles ({zoom}/{x}/{y}.png, OpenStreetMap numbering) drawn as a "
+        "light basemap where it covers the day (env RLDISPATCH_TILES_DIR; default: none, "
+        "nothing is downloaded)",
+    )
+    routes.add_argument(
         "--per-driver",
         action="store_true",
         help="also a panel per driver, written beside --out as NAME-drivers.png",
@@ -154,7 +161,7 @@ def plot_day(args: argparse.Namespace) -> tuple[list[Path], DayRoutes]:
         day = record_routes(policy, scenario, env_config)
     except ModelFileError as error:
         raise CliError(str(error)) from error
-    paths = [plot_routes(day, args.out)]
+    paths = [plot_routes(day, args.out, tiles_dir=args.tiles)]
     if args.per_driver:
         panels = args.out.with_name(f"{args.out.stem}-drivers{args.out.suffix or '.png'}")
         paths.append(plot_route_panels(day, panels))

@@ -8,7 +8,7 @@ import logging
 import os
 
 from rldispatch.cli import VERBS
-from rldispatch.cli.common import positive_int
+from rldispatch.cli.common import port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
 from rldispatch.service.model import RUNTIMES
@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (8000)"
+    )
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
@@ -114,7 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="worker processes (1); they share the switch and models through the database",
     )
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="the least severe log lines printed, the service's and the HTTP server's (info)",
+    )
     parser.set_defaults(handler=run)
 
 
