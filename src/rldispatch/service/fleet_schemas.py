@@ -72,7 +72,8 @@ class StopIn(StrictModel):
         None,
         description=(
             "a drop-off without a pickup only: when it will be done (default: driving there "
-            "from the driver's position at the service day's speed, then service_min)"
+            "from the driver's position, setting off at free_in_min, at the service day's "
+            "speed, then service_min); takes precedence over free_in_min and the stops before"
         ),
     )
 
@@ -104,7 +105,9 @@ class DriverIn(StrictModel):
         description="where it is, or will be once the ride it has set off for ends"
     )
     free_in_min: MinutesFromNow = Field(
-        0.0, description="when it is free there (negative: free since then)"
+        0.0,
+        description="when it is free there (negative: free since then); a drop-off of its "
+        "plan with done_in_min takes precedence",
     )
     shift_starts_in_min: MinutesFromNow | None = Field(
         None, description="when its shift starts (negative: it has; default: now)"
@@ -313,7 +316,7 @@ class RoundRequest(FleetState):
 class CandidateOut(BaseModel):
     driver_id: str
     q_value: Score | None = Field(description="the model's value of this assignment (RL)")
-    insertion_cost: Score | None = Field(
+    insertion_cost: Km | None = Field(
         description="km added, plus 2 km per minute late, plus 0.1 km per minute the next "
         "planned pickup is pushed back"
     )
@@ -335,7 +338,10 @@ class CandidateOut(BaseModel):
 
 class SuggestResponse(BaseModel):
     booking_id: str
-    driver_id: str | None = Field(description="the driver suggested; null when none can serve")
+    driver_id: str | None = Field(
+        description="the driver suggested (with --lookahead the one taken, which may be "
+        "another than the first candidate); null when none can serve"
+    )
     plan_index: int | None = Field(
         None, description="where the pickup goes in that driver's plan of stops"
     )
