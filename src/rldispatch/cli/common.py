@@ -108,6 +108,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     """A TCP port to listen on: an integer from 1 to 65535."""
     try:
@@ -280,7 +291,7 @@ def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hindsight-time-limit",
-        type=float,
+        type=positive_seconds,
         default=20.0,
         help="seconds of search per day for the hindsight plan (default 20)",
     )

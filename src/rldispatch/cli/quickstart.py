@@ -138,8 +138,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def quickstart_minutes(text: str) -> float:
-    value = float(text)
-    if not value > EVALUATION_MINUTES:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes, got {text!r}") from None
+    if not EVALUATION_MINUTES < value < float("inf"):
         raise argparse.ArgumentTypeError(
             f"must be more than {EVALUATION_MINUTES:g} minutes (kept for the evaluation), "
             f"got {text}"

@@ -170,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             f"database-url: {mask_database_url(url)} is not a usable database URL "
             f"({mask_secrets_in(str(error), url)})"
         ) from error
+    check_listen_address(args.host, args.port)
     try:
         if args.workers == 1:
             app = create_app(config)
@@ -201,6 +202,23 @@ def run(args: argparse.Namespace) -> int:
         message = f"port: cannot listen on {args.host}:{args.port} ({error.strerror})"
         raise CliError(message) from error
     return 0
+
+
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse in one line an address the server could not listen on (a host that is not an
+    address of this machine, a port taken), before the server starts."""
+    import socket
+
+    from rldispatch.cli import CliError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CliError(f"host: cannot listen on {host}:{port} ({reason})") from None
 
 
 def worker_app() -> object:
