@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +92,8 @@ def test_an_abbreviated_option_is_refused_in_one_line(capsys: pytest.CaptureFixt
         (["serve", "--log-level", "loud"], "--log-level"),
         (["simulate", "--episodes", "-3"], "--episodes"),
         (["evaluate", "--model", "m.safetensors", "--jobs", "x"], "--jobs"),
+        (["evaluate", "--model", "m.safetensors", "--hindsight-time-limit", "nan"], "limit"),
+        (["quickstart", "--minutes", "soon"], "--minutes: must be a number of minutes"),
         (["plot", "routes", "--policy", "nearest", "--out", "r.png", "--day-seed", "a"], "seed"),
     ],
 )
@@ -110,3 +114,19 @@ def test_serve_log_level_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         main(["serve", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--log-level {debug,info,warning,error} the least severe log lines" in help_text
+
+
+def test_serve_on_a_taken_port_is_one_line_before_the_service_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"rldispatch serve: error: host: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]
+    assert not (tmp_path / "data" / "admin-token").exists()
