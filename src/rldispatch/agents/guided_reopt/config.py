@@ -29,9 +29,7 @@ class GuidedReoptConfig(HyperparameterConfig):
     term_scale: float = hyperparameter(
         "reward units of a network output of 1", 10.0, low=0.0, low_open=True
     )
-    learning_rate: float = hyperparameter(
-        "Adam step size", 1e-3, low=0.0, high=1.0, low_open=True
-    )
+    learning_rate: float = hyperparameter("Adam step size", 1e-3, low=0.0, high=1.0, low_open=True)
     weight_decay: float = hyperparameter("Adam weight decay", 1e-4, low=0.0, high=1.0)
     noise: float = hyperparameter(
         "standard deviation of the Gaussian perturbation of each term in the Fenchel-Young "
@@ -43,7 +41,9 @@ class GuidedReoptConfig(HyperparameterConfig):
         "one re-plan in this many is a labelled state", 8, kind="int", low=1
     )
     label_time_limit_s: float = hyperparameter(
-        "wall-clock cap of a state's full-information plan, in seconds", 2.0, low=0.0,
+        "wall-clock cap of a state's full-information plan, in seconds",
+        2.0,
+        low=0.0,
         low_open=True,
     )
     label_solution_limit: int = hyperparameter(

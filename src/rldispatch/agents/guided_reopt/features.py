@@ -154,7 +154,10 @@ def build_features(sim: DaySimulator, problem: RideProblem) -> StateFeatures:
     booking_table = np.hstack([booking_rows, np.tile(state, (free.size, 1))])
 
     # Ends: each booking's drop-off at its estimated free time, each driver's start.
-    pickup_est = np.maximum(sim.earliest_min[bookings], np.minimum(sim.requested_min[bookings], sim.latest_min[bookings]))
+    pickup_est = np.maximum(
+        sim.earliest_min[bookings],
+        np.minimum(sim.requested_min[bookings], sim.latest_min[bookings]),
+    )
     end_min = np.concatenate(
         [np.maximum(pickup_est, now) + sim.pickup_to_free_min[bookings], problem.start_min]
     )

@@ -71,9 +71,7 @@ def solver_plan(
 def _end_rows(features: StateFeatures, ends: list[int]) -> list[int]:
     position = {b: k for k, b in enumerate(features.end_bookings.tolist())}
     split = features.end_bookings.size
-    return [
-        position.get(b, split + v) if b >= 0 else split + v for v, b in enumerate(ends)
-    ]
+    return [position.get(b, split + v) if b >= 0 else split + v for v, b in enumerate(ends)]
 
 
 def fenchel_young_step(

@@ -62,9 +62,21 @@ class TermNetwork(nn.Module):
             return torch.zeros(rows.shape[0])
         return self.value(rows)[:, 0] * self.term_scale
 
-    @torch.no_grad()
     def evaluate(self, booking: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Prizes and end values as NumPy arrays (no gradient)."""
-        prizes = self.prizes(torch.from_numpy(np.ascontiguousarray(booking, dtype=np.float32)))
-        values = self.values(torch.from_numpy(np.ascontiguousarray(end, dtype=np.float32)))
-        return prizes.numpy().astype(np.float64), values.numpy().astype(np.float64)
+        """Prizes and end values as NumPy arrays, computed in NumPy (a re-plan's few dozen
+        rows take microseconds there; PyTorch's call overhead and threads cost more)."""
+        prizes = self._forward(self.prize, booking) if "prize" in self.terms else None
+        values = self._forward(self.value, end) if "value" in self.terms else None
+        return (
+            np.zeros(booking.shape[0]) if prizes is None else prizes,
+            np.zeros(end.shape[0]) if values is None else values,
+        )
+
+    def _forward(self, layers: nn.Sequential, rows: np.ndarray) -> np.ndarray:
+        out = np.asarray(rows, dtype=np.float32)
+        linear = [layer for layer in layers if isinstance(layer, nn.Linear)]
+        for k, layer in enumerate(linear):
+            out = out @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+            if k < len(linear) - 1:
+                out = np.maximum(out, 0.0)
+        return out[:, 0].astype(np.float64) * self.term_scale
