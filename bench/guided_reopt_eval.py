@@ -7,8 +7,8 @@ held-out geneva days and on overloaded days of a city no policy trained on.
         --model runs/guided_reopt/best_model.safetensors \
         --geneva-days 12 --lausanne-days 20 --jobs 2 --json runs/guided_reopt_eval.json
 
-``train`` trains on geneva-style days of 5 to 16 drivers (the held-out sizes 7 and 13 left
-out) with demand 0.8 to 1.8 times the preset's, so overloaded days (where not every booking
+``train`` trains on geneva-style days of 5 to 10 drivers (the held-out size 7 left
+out) with demand 0.8 to 1.6 times the preset's, so overloaded days (where not every booking
 can be served) are in the training distribution; the model is selected on 4 tuning days.
 ``eval`` plays, on the same days, ``reopt``, the model with all its learned terms, and the
 ablations (only the prizes, only the end values: the same network with the other head
@@ -37,13 +37,13 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
 from rldispatch.training.days import FleetDays
-from rldispatch.training.evaluation import evaluate_policies
+from rldispatch.training.evaluation import PlayedDay, evaluate_policies
 from rldispatch.training.fleet_days import FleetDayDistribution, held_out_days
 from rldispatch.training.threads import single_threaded_numerics
 from rldispatch.training.train import RunSettings, train
 
-TRAINING_FLEETS = (5, 6, 8, 9, 10, 11, 12, 14, 15, 16)
-TRAINING_DEMAND = (0.8, 1.8)
+TRAINING_FLEETS = (5, 6, 8, 9, 10)
+TRAINING_DEMAND = (0.8, 1.6)
 
 
 def run_training(args: argparse.Namespace) -> None:
@@ -92,7 +92,7 @@ def _report(days: list, results: dict) -> dict:
             "decision_ms": _times(played),
             "per_day_reward": [d.reward for d in played],
         }
-        if name != "reopt":
+        if name != "reopt" and "reopt" in results:
             report["vs_reopt"][name] = paired_difference(
                 [d.reward for d in played], [d.reward for d in results["reopt"]]
             )
@@ -116,14 +116,30 @@ def _print(label: str, report: dict) -> None:
         )
 
 
+def _reopt_days(path: str, label: str) -> list:
+    """``reopt``'s days of set ``label`` from an earlier report of this script (its rewards
+    are deterministic: the same on any run; its decision times are that run's)."""
+    from rldispatch.files import read_json
+
+    part = read_json(path)["sets"][label]["played"]["reopt"]
+    return [
+        PlayedDay(**{**day, "routes": (), "decision_ms": tuple(day["decision_ms"])}) for day in part
+    ]
+
+
 def run_evaluation(args: argparse.Namespace) -> None:
     single_threaded_numerics(1)
-    model = agent_kind("guided-reopt").load_model(args.model)
-    guided = model.policy
-    policies = {"reopt": make_baseline("reopt"), "guided-reopt": guided}
-    if not args.no_ablation:
-        policies["prize only"] = _ablation(guided, ("prize",), "prize only")
-        policies["value only"] = _ablation(guided, ("value",), "value only")
+    names = args.policies.split(",")
+    policies = {}
+    if "reopt" in names and not args.reopt_report:
+        policies["reopt"] = make_baseline("reopt")
+    if args.model:
+        guided = agent_kind("guided-reopt").load_model(args.model).policy
+        if "guided-reopt" in names:
+            policies["guided-reopt"] = guided
+        for term in ("prize", "value"):
+            if f"{term} only" in names:
+                policies[f"{term} only"] = _ablation(guided, (term,), f"{term} only")
     sets = {
         "geneva": held_out_days(args.geneva_days),
         "lausanne": [make_lausanne(HELD_OUT_SEEDS[k]) for k in range(args.lausanne_days)],
@@ -137,7 +153,13 @@ def run_evaluation(args: argparse.Namespace) -> None:
         results = evaluate_policies(
             policies, days, EnvConfig(max_drivers=most), progress=False, jobs=args.jobs
         )
+        if args.reopt_report:
+            results = {"reopt": _reopt_days(args.reopt_report, label)[: len(days)], **results}
         report["sets"][label] = _report(days, results)
+        report["sets"][label]["played"] = {
+            name: [{**day.as_dict(), "decision_ms": list(day.decision_ms)} for day in played]
+            for name, played in results.items()
+        }
         _print(label, report["sets"][label])
         print(f"  ({time.perf_counter() - started:.0f} s so far)", flush=True)
     if args.json:
@@ -157,11 +179,18 @@ def main() -> None:
     training.add_argument("--selection-days", type=int, default=4)
     training.set_defaults(handler=run_training)
     evaluation = verbs.add_parser("eval")
-    evaluation.add_argument("--model", required=True)
+    evaluation.add_argument("--model", help="the guided-reopt model file")
+    evaluation.add_argument(
+        "--policies",
+        default="reopt,guided-reopt,prize only,value only",
+        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
+    )
+    evaluation.add_argument(
+        "--reopt-report", help="take reopt's days from this earlier report instead of playing"
+    )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
     evaluation.add_argument("--jobs", type=int, default=2)
-    evaluation.add_argument("--no-ablation", action="store_true")
     evaluation.add_argument("--json", default="runs/guided_reopt_eval.json")
     evaluation.set_defaults(handler=run_evaluation)
     args = parser.parse_args()

@@ -19,6 +19,10 @@ the penalty. The balance bonus is left out (it is not a sum over arcs).
 Times are scaled to integers rounding travel up, so a schedule the model accepts also holds
 in exact arithmetic; :func:`replay` recomputes the exact schedule of any routes.
 
+Learned terms (:class:`ObjectiveTerms`, ``guided-reopt``) may be added to the objective: a
+prize per free booking, added to the price of leaving it out, and a value per place a plan
+may end, charged on the arc into the end node; without them the model is exactly the above.
+
 Committed bookings (``RideProblem.fixed``) are mandatory, stay with their driver and keep
 their order; their windows get a few integer units of slack so that rounding never makes a
 plan the simulator accepted look infeasible.
