@@ -38,6 +38,7 @@ from rldispatch.service.auth import Admin, Reader, build_registry
 from rldispatch.service.config import ServiceConfig
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
+from rldispatch.service.live_view import record_suggestion
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
 from rldispatch.service.retention import Retention, log_size
@@ -217,6 +218,7 @@ async def suggest(
     live = body.to_live(local_minute_of_day(), manager.day)
     suggestion = await workload.answer(request, request_items(body), manager.suggest, live)
     response = SuggestResponse.from_suggestion(suggestion)
+    record_suggestion(request.app.state.live_view, manager, body, live, suggestion)
     store.record_suggestion(
         SuggestionRecord(
             booking_id=suggestion.booking_id,
@@ -455,15 +457,19 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served with local assets by rldispatch.service.ui
+        redoc_url=None,
     )
     app.state.service = service
     app.state.tokens = tokens
     app.add_exception_handler(RequestValidationError, _validation_error)
-    from rldispatch.service.round_api import round_router  # it builds on this module
+    from rldispatch.service import ui  # they build on this module
+    from rldispatch.service.round_api import round_router
 
     app.state.large_requests = workload.large_request_gate()
     app.include_router(rl_router)
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
+    ui.install(app, config.tile_url)
     return app
