@@ -180,6 +180,10 @@
       drivers: L.layerGroup().addTo(map),
     };
     $("fit").addEventListener("click", () => fitToFleet(lastState && lastState.fleet));
+    $("map").addEventListener("click", (event) => {
+      const chip = event.target.closest(".drv");
+      if (chip) selectDriver(chip.dataset.driverId);
+    });
   }
 
   function fitToFleet(fleet) {
@@ -242,23 +246,8 @@
           }).bindTooltip(stopTooltip(fleet, driver, stop)).addTo(layers.stops);
         }
       }
-      const late = driver.stops.filter((stop) => stop.late).length;
-      const label = escapeHtml(driver.id) + (late ? ' <span style="color:#ffe3e3">●' + late + "</span>" : "");
-      const icon = L.divIcon({
-        className: "",
-        html: '<div class="drv' + (selectedDriver === driver.id ? " selected" : "") +
-          '" data-driver-id="' + escapeHtml(driver.id) + '" style="background:' + colour + '">' + label + "</div>",
-        iconSize: null,
-      });
-      const pickups = driver.stops.filter((stop) => stop.kind === "pickup").length;
-      L.marker(driver.position, { icon, zIndexOffset: 1000, opacity: dim ? 0.45 : 1 })
-        .bindTooltip(
-          "<b>" + escapeHtml(driver.id) + "</b><br>free at " + inMinutes(fleet, Math.max(driver.free_in_min, 0)) +
-          "<br>" + pickups + " pickups planned<br>shift ends " + inMinutes(fleet, driver.shift_ends_in_min),
-        )
-        .on("click", () => selectDriver(driver.id))
-        .addTo(layers.drivers);
     });
+    drawDriverMarkers(fleet);
     for (const booking of fleet.open_bookings) {
       const kind = booking.late ? " late" : booking.at_risk ? " risk" : "";
       if (booking.late || booking.at_risk || booking.asked) {
@@ -283,6 +272,44 @@
           (booking.at_risk ? '<br><span style="color:#f08c00">at risk: window closes soon</span>' : ""),
         )
         .addTo(layers.open);
+    }
+  }
+
+  // Drivers at the same place (a depot) share one marker: a column of their labels.
+  function drawDriverMarkers(fleet) {
+    const groups = new Map();
+    fleet.drivers.forEach((driver, index) => {
+      const key = driver.position[0].toFixed(4) + "," + driver.position[1].toFixed(4);
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push([driver, index]);
+    });
+    for (const members of groups.values()) {
+      const chips = members.map(([driver, index]) => {
+        const late = driver.stops.filter((stop) => stop.late).length;
+        const classes = ["drv"];
+        if (selectedDriver === driver.id) classes.push("selected");
+        if (!driver.on_shift) classes.push("off-shift");
+        if (selectedDriver && selectedDriver !== driver.id) classes.push("dim");
+        return '<div class="' + classes.join(" ") + '" data-driver-id="' + escapeHtml(driver.id) +
+          '" style="background:' + colourOf(index) + '">' + escapeHtml(driver.id) +
+          (late ? ' <span class="drv-late">' + late + " late</span>" : "") + "</div>";
+      });
+      const icon = L.divIcon({
+        className: "",
+        html: '<div class="drv-stack">' + chips.join("") + "</div>",
+        iconSize: null,
+      });
+      const tooltip = members.map(([driver]) => {
+        const pickups = driver.stops.filter((stop) => stop.kind === "pickup").length;
+        const shift = driver.on_shift
+          ? "on shift until " + inMinutes(fleet, driver.shift_ends_in_min)
+          : "shift " + inMinutes(fleet, driver.shift_starts_in_min) + "–" + inMinutes(fleet, driver.shift_ends_in_min);
+        return "<b>" + escapeHtml(driver.id) + "</b> free at " + inMinutes(fleet, Math.max(driver.free_in_min, 0)) +
+          ", " + pickups + " pickups planned, " + shift;
+      }).join("<br>");
+      L.marker(members[0][0].position, { icon, zIndexOffset: 1000 })
+        .bindTooltip(tooltip)
+        .addTo(layers.drivers);
     }
   }
 
@@ -365,6 +392,10 @@
         el("td", {}, [el("span", { className: "swatch", style: "background:" + colourOf(index) })]),
         el("td", { text: driver.id }),
         el("td", { text: inMinutes(fleet, Math.max(driver.free_in_min, 0)) }),
+        el("td", {
+          className: driver.on_shift ? null : "off-shift",
+          text: inMinutes(fleet, driver.shift_starts_in_min) + "–" + inMinutes(fleet, driver.shift_ends_in_min),
+        }),
         el("td", { text: String(pickups.length) }),
         el("td", { text: next ? next.booking_id + " · " + inMinutes(fleet, next.eta_in_min) : "–" }),
         el("td", { className: late ? "count-late" : null, text: String(late) }),
