@@ -397,6 +397,12 @@ def prometheus_metrics(principal: Reader, service: ServiceDep) -> PlainTextRespo
         service.store.counts(),
         service.uptime_s,
     )
+    # The log's figures (two small queries and the A/B groups); without the database they are
+    # missing, and rldispatch_store_available says why.
+    if service.store.available:
+        with contextlib.suppress(SQLAlchemyError, StoreUnavailable):
+            size, ab = log_size(service.store.engine), service.store.ab_summary()
+            text += prometheus.render_log(size, ab)
     return PlainTextResponse(text, media_type=prometheus.CONTENT_TYPE)
 
 
