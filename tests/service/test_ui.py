@@ -5,6 +5,7 @@ simulator's after the answer's assignments, late and at-risk pickups flagged."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -177,3 +178,41 @@ def test_tile_url_reaches_the_workers(tmp_path: Path) -> None:
 
     config = ServiceConfig.from_env({}, tile_url="none", data_dir=tmp_path)
     assert ServiceConfig.from_env(config_environ(config)).tile_url == ""
+
+
+def test_a_worker_shows_the_newer_state_another_answered_from_the_log(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 2)
+    env = DispatchEnv(
+        preset=None, scenario=scenario, config=EnvConfig(max_drivers=len(scenario.drivers))
+    )
+    env.reset(options={"scenario": scenario})
+    start = LiveDay.from_preset("geneva").start_min
+    with (
+        ThreadedServer(tmp_path / "a", database_url=database) as first,
+        ThreadedServer(tmp_path / "b", database_url=database) as second,
+    ):
+        for answering, other in ((first, second), (second, first), (first, second)):
+            body = state_body(env.sim, start)
+            answer = httpx.post(f"{answering.url}/rl/round", json=body, headers=auth()).json()
+            assert answer["assignments"]
+            own = httpx.get(f"{answering.url}/ui/state", headers=auth()).json()
+            assert own["fleet"]["origin"] == "worker"
+            deadline = time.monotonic() + 10.0
+            while True:  # the log is written in the background
+                seen = httpx.get(f"{other.url}/ui/state", headers=auth()).json()
+                if seen["fleet"] and seen["fleet"]["origin"] == "log":
+                    break
+                assert time.monotonic() < deadline, seen["fleet"]
+                time.sleep(0.05)
+            drop = ("origin", "sequence", "received_at")
+            theirs = {k: v for k, v in seen["fleet"].items() if k not in drop}
+            mine = {k: v for k, v in own["fleet"].items() if k not in drop}
+            # The round's end is in its answer, not in the rows of its assignments.
+            assert theirs.pop("answer") == {**mine.pop("answer"), "ended": None}
+            assert theirs == mine
+            placed = {a["booking_id"] for a in answer["assignments"]}
+            assert placed <= {d["booking_id"] for d in seen["decisions"]}
+            for a in answer["assignments"]:
+                env.step(action_of(env, a["booking_id"], a["driver_id"]))
+            env.step(0)

@@ -22,6 +22,9 @@ from rldispatch.service.snapshot import LiveState
 MAX_DECISIONS = 60
 
 Kind = Literal["round", "suggest"]
+Onboard = dict[str, tuple[tuple[str, float, float, float | None], ...]]
+"""Per driver id, the drop-offs without a pickup that began its plan (passengers on board):
+``(booking_id, lat, lon, done_in_min)``."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +53,14 @@ class SeenState:
 
     :param placed: ``(booking_id, driver_id)`` the answer placed, in order (a round's
         assignments, or the suggested driver of a suggestion).
-    :param onboard: per driver id, the drop-offs without a pickup that began its plan
-        (passengers on board): ``(booking_id, lat, lon, done_in_min)``.
+    :param onboard: the drop-offs without a pickup that began the drivers' plans.
     """
 
     at: datetime
     kind: Kind
     state: LiveState
     placed: tuple[tuple[str, str], ...]
-    onboard: dict[str, tuple[tuple[str, float, float, float | None], ...]]
+    onboard: Onboard
     asked_booking_id: str | None
     source: str
     reason: str | None
@@ -81,7 +83,7 @@ class LiveView:
         self,
         kind: Kind,
         state: LiveState,
-        onboard: dict[str, tuple[tuple[str, float, float, float | None], ...]],
+        onboard: Onboard,
         decisions: list[Decision],
         placed: tuple[tuple[str, str], ...],
         asked_booking_id: str | None = None,
@@ -117,7 +119,9 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _onboard(body: FleetState) -> dict[str, tuple[tuple[str, float, float, float | None], ...]]:
+def onboard_stops(
+    body: FleetState,
+) -> dict[str, tuple[tuple[str, float, float, float | None], ...]]:
     """Per driver, the drop-offs without a pickup that begin its plan."""
     onboard = {}
     for driver in body.drivers:
@@ -173,7 +177,7 @@ def record_round(
         for a in answer.assignments
     ] or [Decision(booking_id=None, driver_id=None, **common)]
     placed = tuple((a.booking_id, a.driver_id) for a in answer.assignments)
-    view.saw("round", state, _onboard(body), decisions, placed, ended=answer.ended)
+    view.saw("round", state, onboard_stops(body), decisions, placed, ended=answer.ended)
 
 
 def record_suggestion(
@@ -206,7 +210,7 @@ def record_suggestion(
     view.saw(
         "suggest",
         state,
-        _onboard(body),
+        onboard_stops(body),
         [decision],
         placed,
         asked_booking_id=suggestion.booking_id,

@@ -15,7 +15,7 @@ import html
 import json
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -29,10 +29,15 @@ from rldispatch.service.api import AUTH_RESPONSES, ServiceDep
 from rldispatch.service.auth import Reader
 from rldispatch.service.fleet_view import fleet_view
 from rldispatch.service.live_view import LiveView, SeenState
+from rldispatch.service.logged_state import logged_decisions, logged_state, newest_row
 from rldispatch.service.retention import log_size
 from rldispatch.service.today_figures import today_figures
 
 STATIC_URL = "/ui/static"
+DECISIONS_SHOWN = 25
+OWN_ROWS_S = 0.2
+"""A log row this much newer than this worker's latest state is another worker's state (this
+worker's own rows are logged right after it keeps its state)."""
 POLL_INTERVAL_S = 2.0
 
 DEFAULT_TILE_ATTRIBUTION = "&copy; OpenStreetMap contributors"
@@ -49,16 +54,57 @@ def static_dir() -> str:
     return str(resources.files("rldispatch.service") / "static")
 
 
+class _LoggedCache:
+    """The latest state read from the log, by its row id (read once per row)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._row: int | None = None
+        self._seen: SeenState | None = None
+
+    def get(self, row_id: int, read: Any) -> SeenState | None:
+        with self._lock:
+            if row_id == self._row:
+                return self._seen
+        seen = read()
+        with self._lock:
+            self._row, self._seen = row_id, seen
+        return seen
+
+
+def newest_state(service: Any, view: LiveView, cache: _LoggedCache) -> tuple[SeenState | None, str]:
+    """The newest state the service answered and where it was read: this worker's memory
+    (``worker``), or the decision log when another worker (or instance) answered a newer one
+    (``log``)."""
+    seen, _ = view.latest()
+    if not service.store.available:
+        return seen, "worker"
+    try:
+        newest = newest_row(service.store.engine)
+        if newest is None or (
+            seen is not None and newest[1] <= seen.at + timedelta(seconds=OWN_ROWS_S)
+        ):
+            return seen, "worker"
+        row_id = newest[0]
+        logged = cache.get(
+            row_id,
+            lambda: logged_state(service.store.engine, row_id, service.manager.day, row_id),
+        )
+    except SQLAlchemyError:
+        return seen, "worker"
+    return (logged, "log") if logged is not None else (seen, "worker")
+
+
 class _FleetCache:
     """The page's fleet of the latest state, computed once per state (the page polls)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
+        self._key: tuple[str, int] | None = None
         self._value: dict[str, Any] | None = None
 
-    def get(self, seen: SeenState, compute: Any) -> dict[str, Any]:
-        key = (id(seen), seen.sequence)
+    def get(self, key: tuple[str, int], compute: Any) -> dict[str, Any]:
+        """The fleet of the state ``key`` (where it was read, its sequence)."""
         with self._lock:
             if key == self._key and self._value is not None:
                 return self._value
@@ -91,6 +137,20 @@ def _decision_out(decision: Any) -> dict[str, Any]:
         else round(decision.pickup_in_min, 1),
         "shadow_driver_id": decision.shadow_driver_id,
     }
+
+
+def _decisions(service: Any, kept: list[Any]) -> list[dict[str, Any]]:
+    """This worker's last decisions, after the log's newer ones (another worker's), newest
+    first."""
+    mine = [_decision_out(d) for d in kept[:DECISIONS_SHOWN]]
+    if not service.store.available:
+        return mine
+    after = kept[0].at + timedelta(seconds=OWN_ROWS_S) if kept else None
+    try:
+        others = logged_decisions(service.store.engine, after, DECISIONS_SHOWN)
+    except SQLAlchemyError:
+        return mine
+    return (others + mine)[:DECISIONS_SHOWN]
 
 
 def _log_figures(service: Any) -> dict[str, Any]:
@@ -135,15 +195,17 @@ def live_state(principal: Reader, service: ServiceDep, request: Request) -> JSON
     answer applied), the last decisions with who answered them, the switch, the model,
     latency, today's figures by side and the log's size."""
     view: LiveView = request.app.state.live_view
-    seen, decisions = view.latest()
+    _, decisions = view.latest()
+    seen, origin = newest_state(service, view, request.app.state.ui_logged_cache)
     manager = service.manager
     fleet = None
     if seen is not None:
         cache: _FleetCache = request.app.state.ui_fleet_cache
         fleet = cache.get(
-            seen,
+            (origin, seen.sequence),
             lambda: fleet_view(seen, manager.day, manager.fallback_config(len(seen.state.drivers))),
         )
+        fleet = {**fleet, "origin": origin}
     toggle = manager.state
     stats = manager.statistics()
     served = manager.models.served
@@ -174,7 +236,7 @@ def live_state(principal: Reader, service: ServiceDep, request: Request) -> JSON
             },
         },
         "fleet": fleet,
-        "decisions": [_decision_out(d) for d in decisions],
+        "decisions": _decisions(service, decisions),
         **_log_figures(service),
     }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -185,6 +247,7 @@ def install(app: FastAPI, tile_url: str | None) -> None:
     with ``docs_url=None``); ``tile_url`` None or empty: no basemap."""
     app.state.live_view = LiveView()
     app.state.ui_fleet_cache = _FleetCache()
+    app.state.ui_logged_cache = _LoggedCache()
     app.state.ui_tile_url = tile_url or ""
     app.mount(STATIC_URL, StaticFiles(directory=static_dir()), name="ui-static")
     app.include_router(ui_router)

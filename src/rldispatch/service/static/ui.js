@@ -377,7 +377,8 @@
     body.replaceChildren();
     $("fleet-empty").hidden = Boolean(fleet);
     $("fleet-note").textContent = fleet
-      ? "state of " + fleet.clock + ", received " + new Date(fleet.received_at).toLocaleTimeString([], { hour12: false })
+      ? "state of " + fleet.clock + ", received " + new Date(fleet.received_at).toLocaleTimeString([], { hour12: false }) +
+        (fleet.origin === "log" ? " by another worker (read from the decision log)" : "")
       : "";
     if (!fleet) return;
     fleet.drivers.forEach((driver, index) => {
@@ -546,8 +547,9 @@
     renderAnswers(state);
     renderDecisions(state);
     const sequence = state.fleet ? state.fleet.sequence : null;
-    if (sequence !== drawnSequence) {
-      drawnSequence = sequence;
+    const key = state.fleet ? state.fleet.origin + ":" + sequence : null;
+    if (key !== drawnSequence) {
+      drawnSequence = key;
       renderFleetTable(state.fleet);
       drawFleet(state.fleet);
       if (state.fleet && !fitted) {
@@ -555,6 +557,7 @@
         fitted = true;
       }
       document.body.dataset.sequence = sequence === null ? "" : String(sequence);
+      document.body.dataset.origin = state.fleet ? state.fleet.origin : "";
     }
   }
 
