@@ -216,3 +216,24 @@ def test_a_worker_shows_the_newer_state_another_answered_from_the_log(tmp_path: 
             for a in answer["assignments"]:
                 env.step(action_of(env, a["booking_id"], a["driver_id"]))
             env.step(0)
+
+
+def test_the_wheel_takes_every_asset_of_the_page() -> None:
+    import fnmatch
+    import tomllib
+
+    import rldispatch.service
+
+    root = Path(__file__).resolve().parents[2]
+    settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = settings["package-data"]["rldispatch.service"]
+    package = Path(rldispatch.service.__file__).parent
+    assets = [p.relative_to(package).as_posix() for p in (package / "static").rglob("*")]
+    files = [name for name in assets if (package / name).is_file()]
+    assert {"static/ui.html", "static/leaflet/leaflet.js", "static/leaflet/LICENSE"} <= set(files)
+    assert "static/swagger-ui/swagger-ui-bundle.js" in files
+    for name in files:  # fnmatch's * crosses folders; setuptools' does not
+        assert any(
+            fnmatch.fnmatch(name, pattern) and name.count("/") == pattern.count("/")
+            for pattern in patterns
+        ), name
