@@ -15,10 +15,10 @@ from rldispatch.agents.model_container import ModelFileError
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import non_negative_int, positive_int
 from rldispatch.files import atomic_write_json
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
 from rldispatch.training.days import DaysError, FleetDays, PresetDays, ScenarioDays, TrainingDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.train import (
     RunSettings,
     TrainingError,
