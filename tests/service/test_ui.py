@@ -19,7 +19,14 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.config import DEFAULT_TILE_URL, ServiceConfig
 from rldispatch.service.replay import action_of, state_body
 from rldispatch.service.snapshot import LiveDay
-from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
+from tests.service.helpers import (
+    ADMIN_TOKEN,
+    ThreadedServer,
+    auth,
+    make_pairwise_model_file,
+    suggest_body,
+    switch_rl_on,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,16 @@ def test_the_page_and_its_assets_are_served_and_hold_no_data(server: ThreadedSer
     for asset in assets:
         assert httpx.get(f"{server.url}{asset}").status_code == 200, asset
     assert "http" not in " ".join(re.findall(r'(?:src|href)="([^"]+)"', page.text))
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "img-src 'self' data:;" in policy
+
+
+def test_the_pages_policy_lets_images_come_from_the_tile_server() -> None:
+    from rldispatch.service.ui import content_security_policy
+
+    policy = content_security_policy("https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://*.tile.example.org;" in policy
+    assert "connect-src 'self';" in policy
 
 
 def test_docs_load_swagger_ui_from_the_service(server: ThreadedServer) -> None:
@@ -237,3 +254,25 @@ def test_the_wheel_takes_every_asset_of_the_page() -> None:
             fnmatch.fnmatch(name, pattern) and name.count("/") == pattern.count("/")
             for pattern in patterns
         ), name
+
+
+def test_a_suggestion_is_shown_with_its_arm_and_lookahead(tmp_path: Path) -> None:
+    model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    with ThreadedServer(tmp_path / "data", model=model, lookahead=2) as running:
+        switch_rl_on(running.url)
+        body = suggest_body(booking_id="asked", n_drivers=4, n_open=2)
+        answer = httpx.post(f"{running.url}/rl/suggest", json=body, headers=auth()).json()
+        assert answer["source"] == "rl" and answer["driver_id"]
+        state = httpx.get(f"{running.url}/ui/state", headers=auth()).json()
+    (decision,) = state["decisions"]
+    assert decision["kind"] == "suggest" and decision["booking_id"] == "asked"
+    assert (decision["arm"], decision["lookahead"]) == ("rl", True)
+    assert decision["model_version"] == answer["model_version"]
+    fleet = state["fleet"]
+    assert fleet["kind"] == "suggest"
+    assert fleet["answer"]["placed"] == [{"booking_id": "asked", "driver_id": answer["driver_id"]}]
+    driver = next(d for d in fleet["drivers"] if d["id"] == answer["driver_id"])
+    (stop,) = [s for s in driver["stops"] if s["booking_id"] == "asked" and s["kind"] == "pickup"]
+    assert stop["new"] and stop["eta_in_min"] == pytest.approx(answer["pickup_in_min"], abs=0.051)
+    assert {b["id"] for b in fleet["open_bookings"]} == {b["id"] for b in body["open_bookings"]}
+    assert state["lookahead"]["candidates"] == 2

@@ -14,10 +14,12 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -47,6 +49,21 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+def content_security_policy(tile_url: str) -> str:
+    """The page's policy: scripts, styles and calls from the service only, images also from
+    the tile server (a ``{s}`` subdomain placeholder becomes ``*``)."""
+    images = "'self' data:"
+    if tile_url.startswith(("http://", "https://")):
+        parts = urlsplit(tile_url)
+        host = re.sub(r"\{[a-z]+\}", "*", parts.netloc)
+        images += f" {parts.scheme}://{host}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    )
 
 
 def static_dir() -> str:
@@ -186,7 +203,8 @@ def page(request: Request) -> HTMLResponse:
     }
     template = (resources.files("rldispatch.service") / "static" / "ui.html").read_text("utf-8")
     text = template.replace("{{settings}}", html.escape(json.dumps(settings), quote=True))
-    return HTMLResponse(text, headers=_SECURITY_HEADERS)
+    policy = content_security_policy(request.app.state.ui_tile_url)
+    return HTMLResponse(text, headers={**_SECURITY_HEADERS, "Content-Security-Policy": policy})
 
 
 @ui_router.get("/ui/state", responses=AUTH_RESPONSES)
