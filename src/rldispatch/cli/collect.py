@@ -14,6 +14,12 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from rldispatch.cli import VERBS, CliError
 from rldispatch.database_url import check_database_url
+from rldispatch.feedback.service_log import (
+    DEFAULT_MIN_BOOKINGS,
+    DEFAULT_TIMEZONE,
+    SERVICE_DB_ENV,
+    collect_service_days,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.history import (
     DEFAULT_TRAVEL,
@@ -23,12 +29,6 @@ from rldispatch.scenarios.history import (
     collect_days,
     masked_url,
     write_scenarios,
-)
-from rldispatch.scenarios.service_log import (
-    DEFAULT_MIN_BOOKINGS,
-    DEFAULT_TIMEZONE,
-    SERVICE_DB_ENV,
-    collect_service_days,
 )
 from rldispatch.text import plural
 

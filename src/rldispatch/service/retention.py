@@ -37,7 +37,6 @@ from typing import Any
 from sqlalchemy import JSON, Engine, Table, Text, cast, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
-from rldispatch.scenarios.service_archive import UNPARSED_KEY
 from rldispatch.service.store import prepare_private_folder
 from rldispatch.service.tables import is_a_suggestion, outcomes, round_states, suggestions
 
@@ -54,6 +53,9 @@ LOCK_FILE = ".prune.lock"
 ARCHIVE_FILE_MODE = 0o600
 """Archived rows are the log's: readable by the service's user alone, as the database, in a
 folder of mode 0700."""
+UNPARSED_KEY = "unparsed_columns"
+"""An archive line's list of the JSON columns whose database text was not JSON: their values
+are that text (read back by :mod:`rldispatch.feedback.service_archive`)."""
 
 
 def _aware(moment: datetime | None) -> datetime | None:

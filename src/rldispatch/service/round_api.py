@@ -28,6 +28,7 @@ from rldispatch.service.api import (
 )
 from rldispatch.service.auth import Reader
 from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
+from rldispatch.service.live_view import record_round
 from rldispatch.service.manager import DispatchRound
 from rldispatch.service.raw_body import documented_body, parse_body
 from rldispatch.service.store import Store, SuggestionRecord
@@ -58,6 +59,7 @@ async def dispatch_round(
         if budget.stopped_because == "client_disconnected":
             return None  # nobody will read it: not logged, never acted on
         response = RoundResponse.from_round(answer)
+        record_round(request.app.state.live_view, manager, body, state, answer)
         log_round(store, body, state.minute_of_day, answer, response)
         return response.model_dump_json()
 
