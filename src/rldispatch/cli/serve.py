@@ -7,11 +7,11 @@ import copy
 import logging
 import os
 
+from rldispatch.agents.serving import RUNTIMES
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
-from rldispatch.service.model import RUNTIMES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

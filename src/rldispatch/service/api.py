@@ -30,6 +30,7 @@ from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.admin_api import save_switch
 from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
@@ -280,14 +281,7 @@ def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> Toggle
             updated_by=principal.name,
         )
 
-    try:
-        new_state = service.store.update_state(change)
-    except StoreUnavailable as error:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"database: the change was not saved, nothing changed ({error})",
-        ) from error
-    service.watcher.apply(new_state)
+    new_state = save_switch(service, change)
     logger.info(
         "toggle by %s: enabled=%s ab_ratio=%s shadow=%s",
         principal.name,

@@ -39,6 +39,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rldispatch.agents.serving import Lookahead
+
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
 ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
@@ -83,24 +85,6 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     """A re-plan cap in seconds from an option or variable: the default when not given, None
     (no cap) for ``0``; a ``ValueError`` naming ``field`` for anything but seconds >= 0."""
     return _duration(value, field, DEFAULT_FALLBACK_TIME_LIMIT_S, "seconds", "no cap")
-
-
-@dataclass(frozen=True)
-class Lookahead:
-    """How a pairwise model's answers look ahead (``serve --lookahead``): the candidates each
-    decision plays on in copies of the live day, and the wall-clock budget of one decision
-    (None: none)."""
-
-    candidates: int
-    time_budget_s: float | None
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1:
-            raise ValueError(f"lookahead: must be at least 1 candidate, got {self.candidates!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(
-                f"lookahead budget: must be positive or None, got {self.time_budget_s!r}"
-            )
 
 
 def _lookahead(value: int | str | None, field: str) -> int:
