@@ -263,4 +263,7 @@ def test_a_round_that_assigns_nothing_logs_its_state_once_and_counts_as_no_sugge
     (version,) = metrics["ab"]["rl_by_model_version"]
     assert version["model_version"] == nothing.model_version
     assert version["suggestions"] == version["bookings"] == len(assigned)
-    assert metrics["ab"]["arms"]["rl"]["suggestions"] == 0  # rounds are in no arm
+    rl = metrics["ab"]["arms"]["rl"]  # the model's round assignments count for the rl arm
+    assert rl["suggestions"] == rl["bookings"] == len(assigned)
+    assert metrics["ab"]["arms"]["heuristic"]["suggestions"] == 0
+    assert (metrics["suggestions"], metrics["rounds"]) == (0, 4)  # rounds apart
