@@ -256,7 +256,7 @@ def log_figures(server: Server, round_body: dict, minutes: int) -> dict:
     after_unchanged = server.log_bytes()
     # The same day with the fleet's times moving each minute: every state differs.
     for minute in range(minutes):
-        drivers = [{**d, "free_in_min": (minute % 30) * 0.5} for d in idle["drivers"]]
+        drivers = [{**d, "free_in_min": minute * 0.01} for d in idle["drivers"]]
         body = {**idle, "drivers": drivers, "minute_of_day": 360.0 + minute}
         post(server.url, "/rl/round", body)
     final = server.wait_written()
