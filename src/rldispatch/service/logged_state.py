@@ -2,7 +2,8 @@
 answer it (``serve --workers N``, or several instances on one database).
 
 The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/round``'s
-under ``state``, a ``/rl/suggest``'s as the request itself. The other rows of the same round
+names its state, logged once in ``rl_round_states`` (:mod:`rldispatch.service.round_states`),
+a ``/rl/suggest``'s is the request itself. The other rows of the same round
 are the run of rows logged just before it with the same answer's figures (source, reason,
 model version and latency: a round's rows share its answer's) within :data:`SAME_ROUND_S`.
 """
@@ -16,8 +17,9 @@ from sqlalchemy import Engine, select
 
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.live_view import SeenState, onboard_stops
+from rldispatch.service.round_states import STATE_KEY, resolve_round_request
 from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import NOTHING_ASSIGNED, suggestions
+from rldispatch.service.tables import NOTHING_ASSIGNED, round_states, suggestions
 
 SAME_ROUND_S = 0.25
 MAX_ROUND_ROWS = 1000
@@ -83,6 +85,10 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
     request: Any = newest.request
     if not isinstance(request, dict):
         return None
+    try:
+        request = _with_round_state(engine, request)
+    except (KeyError, ValueError):  # its state is gone (pruned) or unreadable
+        return None
     kind = "round" if "state" in request else "suggest"
     default_minute = _minute_of_day(at)
     try:
@@ -119,6 +125,20 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
         ended=response.get("ended"),
         sequence=sequence,
     )
+
+
+def _with_round_state(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
+    """A round row's request with the state it names put back (read from
+    ``rl_round_states``); other requests as they are."""
+    summary = request.get("round")
+    if not isinstance(summary, dict) or not isinstance(summary.get(STATE_KEY), str):
+        return request
+    key = summary[STATE_KEY]
+    with engine.connect() as connection:
+        text = connection.execute(
+            select(round_states.c.state).where(round_states.c.state_key == key)
+        ).scalar()
+    return resolve_round_request(request, {} if text is None else {key: text})
 
 
 def logged_decisions(engine: Engine, after: datetime | None, limit: int) -> list[dict[str, Any]]:
