@@ -18,6 +18,13 @@ from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.reports.report import day_summary
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import (
+    RewardFileError,
+    differing_weights,
+    load_reward_file,
+    reward_to_dict,
+)
 from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, scenario_paths
 from rldispatch.scenarios.presets import PRESETS, make_preset
@@ -191,9 +198,16 @@ def mean_day(runs: Sequence[DayMetrics]) -> DayMetrics:
     return PlayedDay(**figures, decision_ms=decision_ms)
 
 
-def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvConfig:
-    """An env config with enough driver slots for every day."""
+def env_config_for(
+    days: list[Scenario], base: EnvConfig | None = None, reward: RewardConfig | None = None
+) -> EnvConfig:
+    """An env config with enough driver slots for every day (scored with ``reward``, when
+    given)."""
     base = base or EnvConfig()
+    if reward is not None:
+        from dataclasses import replace
+
+        base = replace(base, reward=reward)
     most = max(len(day.drivers) for day in days)
     if most <= base.max_drivers:
         return base
@@ -248,6 +262,80 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_reward_argument(parser: argparse.ArgumentParser) -> None:
+    """``--reward FILE``: the company's reward weights (a ``RewardConfig`` as JSON)."""
+    parser.add_argument(
+        "--reward",
+        type=Path,
+        metavar="FILE",
+        help="the reward weights as a JSON object of RewardConfig fields (assignment_bonus, "
+        "late_pickup_penalty, cancellation_penalty, km_cost, idle_wait_penalty, "
+        "balance_bonus); fields left out keep their defaults. Default: a model's own "
+        "weights, else the defaults",
+    )
+
+
+def reward_from_args(args: argparse.Namespace) -> RewardConfig | None:
+    """The weights of ``--reward`` (None when not given); a bad file is one line, exit 2."""
+    path = getattr(args, "reward", None)
+    if path is None:
+        return None
+    try:
+        return load_reward_file(path)
+    except RewardFileError as error:
+        raise CliError(f"--reward {error}") from error
+
+
+@dataclass(frozen=True)
+class RewardChoice:
+    """The weights a run scores under, where they came from, and how a model's differ."""
+
+    weights: RewardConfig
+    source: str
+    """``--reward FILE``, ``model`` (a model's own) or ``default``."""
+    overridden: dict[str, list[str]]
+    """Per model whose recorded weights differ from ``weights``: the differing weights."""
+
+    def report_fields(self) -> dict[str, Any]:
+        """What the report says about its weights (added to its JSON)."""
+        added: dict[str, Any] = {
+            "reward_weights": reward_to_dict(self.weights),
+            "reward_source": self.source,
+        }
+        if self.overridden:
+            added["reward_override"] = self.overridden
+        return added
+
+
+def choose_reward(
+    args: argparse.Namespace,
+    models: Mapping[str, RewardConfig] | None = None,
+    out: Any = None,
+) -> RewardChoice:
+    """The weights a run scores under: ``--reward`` when given, else the first model's own,
+    else the defaults. Prints one line (to ``out``, default stdout) for each model trained
+    under other weights."""
+    given = reward_from_args(args)
+    models = dict(models or {})
+    if given is not None:
+        weights, source = given, f"--reward {args.reward}"
+    elif models:
+        weights, source = next(iter(models.values())), "model"
+    else:
+        weights, source = RewardConfig(), "default"
+    overridden = {}
+    for label, own in models.items():
+        differing = differing_weights(own, weights)
+        if differing:
+            overridden[label] = differing
+            print(
+                f"{label}: trained under other reward weights than this run's ({source}): "
+                + ", ".join(differing),
+                file=out or sys.stdout,
+            )
+    return RewardChoice(weights, source, overridden)
+
+
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hindsight",
@@ -269,6 +357,7 @@ def add_hindsight(
     time_limit_s: float,
     extra: dict[str, Any],
     jobs: int = 1,
+    reward: RewardConfig | None = None,
 ) -> None:
     """Add a ``hindsight`` row to ``results``, and to ``extra`` each policy's regret and how
     often an online policy beat the hindsight plan (``hindsight_beaten``). Each day's search
@@ -283,7 +372,9 @@ def add_hindsight(
         planned = [name for name in online if getattr(online[name][k], "routes", ())]
         best_name = max(planned, key=lambda name: online[name][k].reward, default=None)
         starts.append(online[best_name][k].routes if best_name is not None else None)
-    solved = hindsight_results(days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs)
+    solved = hindsight_results(
+        days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs, reward=reward
+    )
     results["hindsight"] = [result.metrics for result in solved]
     best = [day.reward for day in results["hindsight"]]
     extra["regret"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     add_day_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    choose_reward,
     env_config_for,
     positive_int,
     repeat_stochastic,
+    reward_from_args,
 )
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.files import atomic_write_json
@@ -61,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("runs/compare"),
         help="where config entries are trained (default runs/compare)",
     )
+    add_reward_argument(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
@@ -101,7 +106,9 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
     )
     resume = (out_dir / "checkpoints" / "resume.pt").exists()
     try:
-        result = train(kind, config, out_dir, days, settings, resume=resume)
+        result = train(
+            kind, config, out_dir, days, settings, resume=resume, reward=reward_from_args(args)
+        )
     except TrainingError as error:
         raise CliError(str(error)) from error
     return load_learned_model(result.best_model_path, name=label)
@@ -132,13 +139,18 @@ def run(args: argparse.Namespace) -> int:
     first = next(iter(models.values()), None)
     days = held_out_days(args, first.preset if first else None)
     scenarios = days.scenarios
-    default_config = env_config_for(scenarios)
+    reward = choose_reward(
+        args, {label: model.env_config.reward for label, model in models.items()}
+    )
+    default_config = env_config_for(scenarios, reward=reward.weights)
     try:
         results = evaluate_policies(
             policies,
             scenarios,
             {
-                name: models[name].env_config_for(scenarios) if name in models else default_config
+                name: replace(models[name].env_config_for(scenarios), reward=reward.weights)
+                if name in models
+                else default_config
                 for name in policies
             },
             progress=True,
@@ -154,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             results, policies, days, default_config, args.repeats, args.jobs
         ),
         **days.report_fields(),
+        **reward.report_fields(),
     }
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))

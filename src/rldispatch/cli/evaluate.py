@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from rldispatch.cli.common import (
     add_hindsight,
     add_hindsight_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    choose_reward,
     days_from_args,
     repeat_stochastic,
 )
@@ -63,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "0: not played)",
     )
     add_hindsight_arguments(parser)
+    add_reward_argument(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         policies[f"{name}+lookahead"] = lookahead_policy(model, args.lookahead)
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
-    env_config = model.env_config_for(days.scenarios)
+    reward = choose_reward(args, {name: model.env_config.reward})
+    env_config = replace(model.env_config_for(days.scenarios), reward=reward.weights)
     try:
         results = evaluate_policies(
             policies, days.scenarios, env_config, progress=True, jobs=args.jobs
@@ -121,9 +126,12 @@ def run(args: argparse.Namespace) -> int:
         "model": model.info(),
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
+        **reward.report_fields(),
     }
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
+        add_hindsight(
+            results, days.scenarios, args.hindsight_time_limit, extra, args.jobs, reward.weights
+        )
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:

@@ -253,6 +253,8 @@ def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
         state_updated_by=state.updated_by,
         fallback_policy=service.manager.fallback_policy,
         lookahead=service.manager.lookahead_status(),
+        travel=service.manager.travel_status(),
+        reward=service.manager.reward_status(),
         worker_pid=os.getpid(),
         started_at=service.started_at,
         uptime_s=service.uptime_s,
@@ -423,6 +425,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         fallback_time_limit_s=config.fallback_time_limit_s,
         models_dir=config.resolved_models_dir,
         lookahead=config.lookahead_settings,
+        travel=config.travel(),
+        reward=config.reward(),
     )
     store = Store(config.resolved_database_url)
     watcher = SwitchWatcher(store, manager)

@@ -15,6 +15,10 @@ environment variable            meaning (default)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
+``RLDISPATCH_TRAVEL``           the fleet's travel model: a JSON file holding the scenario
+                                format's ``travel`` block, or a scenario file (its block)
+                                (none: the model's preset's)
+``RLDISPATCH_REWARD``           the reward weights, a JSON file (none: the model's own)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -36,6 +40,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from rldispatch.domain import ScenarioError, TravelConfig, travel_from_dict
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import load_reward_file
 
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
@@ -48,6 +57,8 @@ ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
+ENV_TRAVEL = "RLDISPATCH_TRAVEL"
+ENV_REWARD = "RLDISPATCH_REWARD"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
@@ -156,6 +167,8 @@ class ServiceConfig:
     models_dir: Path | None = None
     retain_days: int | None = None
     archive_dir: Path | None = None
+    travel_path: Path | None = None
+    reward_path: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -175,6 +188,8 @@ class ServiceConfig:
         models_dir: str | Path | None = None,
         retain_days: int | None = None,
         archive_dir: str | Path | None = None,
+        travel_path: str | Path | None = None,
+        reward_path: str | Path | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
         the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
@@ -215,8 +230,35 @@ class ServiceConfig:
             archive_dir=Path(archive)
             if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
+            travel_path=Path(travel)
+            if (travel := travel_path or environ.get(ENV_TRAVEL))
+            else None,
+            reward_path=Path(reward)
+            if (reward := reward_path or environ.get(ENV_REWARD))
+            else None,
             environ=environ,
         )
+
+    def travel(self) -> TravelConfig | None:
+        """The travel model of ``travel_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.travel_path is None:
+            return None
+        return load_travel_file(self.travel_path)
+
+    def reward(self) -> RewardConfig | None:
+        """The reward weights of ``reward_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.reward_path is None:
+            return None
+        try:
+            return load_reward_file(self.reward_path)
+        except ValueError as error:
+            raise ValueError(f"reward: {error}") from None
 
     @property
     def lookahead_settings(self) -> Lookahead | None:
@@ -262,6 +304,37 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         values[ENV_RETAIN_DAYS] = str(config.retain_days)
     if config.archive_dir is not None:
         values[ENV_ARCHIVE_DIR] = str(config.archive_dir)
+    if config.travel_path is not None:
+        values[ENV_TRAVEL] = str(config.travel_path)
+    if config.reward_path is not None:
+        values[ENV_REWARD] = str(config.reward_path)
     if config.tokens_file is not None:
         values["RLDISPATCH_TOKENS_FILE"] = str(config.tokens_file)
     return values
+
+
+MAX_TRAVEL_FILE_BYTES = 64 * 1024 * 1024
+
+
+def load_travel_file(path: Path) -> TravelConfig:
+    """The travel model of a JSON file: the scenario format's ``travel`` block, or a scenario
+    file (its ``travel`` block).
+
+    :raises ValueError: naming the file and the field when it cannot be used.
+    """
+    import json
+
+    if not path.is_file():
+        raise ValueError(f"travel: {path}: no such file")
+    if path.stat().st_size > MAX_TRAVEL_FILE_BYTES:
+        raise ValueError(f"travel: {path}: too large for a travel or scenario file")
+    try:
+        data: Any = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError(f"travel: {path}: not valid UTF-8 JSON") from None
+    if isinstance(data, dict) and "drivers" in data:
+        data = data.get("travel", {})
+    try:
+        return travel_from_dict(data)
+    except ScenarioError as error:
+        raise ValueError(f"travel: {path}: {error}") from None

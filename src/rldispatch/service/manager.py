@@ -52,10 +52,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
-from rldispatch.domain import Booking
+from rldispatch.domain import Booking, TravelConfig, travel_to_dict
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import differing_weights, reward_to_dict
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, Lookahead
@@ -184,6 +186,10 @@ class RLDispatchManager:
     :param lookahead: how a pairwise model's answers look ahead (None: they are the
         network's): each round decision, and the driver of a suggestion among the booking's
         best candidates; a flat model's never do.
+    :param travel: the fleet's travel model (``serve --travel``; None: the model's preset's).
+        A request that carries its own is played with it.
+    :param reward: the reward weights answers are scored under (``serve --reward``; None:
+        the model's own); they weigh a ``reopt`` fallback's and a lookahead's choices.
     """
 
     def __init__(
@@ -198,6 +204,8 @@ class RLDispatchManager:
         max_model_bytes: int = MAX_MODEL_BYTES,
         models_dir: Path | None = None,
         lookahead: Lookahead | None = None,
+        travel: TravelConfig | None = None,
+        reward: RewardConfig | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -214,8 +222,26 @@ class RLDispatchManager:
         self._cut_short = 0
         self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
         self.models.start_with(Path(model_path) if model_path is not None else None)
+        self.reward = reward
         self.env_config = self.model.env_config if self.model else EnvConfig()
-        self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
+        if reward is not None:
+            self.env_config = replace(self.env_config, reward=reward)
+        preset = self.model.preset if self.model else None
+        self.trained_day = LiveDay.from_preset(preset)
+        self.day = day or self.trained_day
+        self.travel_source = f"preset {preset or 'geneva'}" if day is None else "service day"
+        if travel is not None:
+            self.day = replace(self.day, travel=travel)
+            self.travel_source = "serve --travel"
+        self._travel_counts = {"requests_with_travel": 0, "travel_differs_from_training": 0}
+        differing = self.reward_status()["differing"]
+        if differing:
+            logger.warning(
+                "the model %s was trained under other reward weights; answers are scored "
+                "under serve --reward: %s",
+                self.model_version,
+                ", ".join(differing),
+            )
         self.stats = SuggestionStats()
         self._state = state or ToggleState()
         self._state_lock = threading.Lock()
@@ -279,7 +305,10 @@ class RLDispatchManager:
         model = self.model if model is None else model
         if model is None:
             return None
-        return model.serving_config(n_drivers, n_bookings)
+        config = model.serving_config(n_drivers, n_bookings)
+        if config is not None and self.reward is not None:
+            config = replace(config, reward=self.reward)
+        return config
 
     def fallback_config(self, n_drivers: int) -> EnvConfig:
         """The fallback's env config: the service's, with a driver slot per driver."""
@@ -291,6 +320,7 @@ class RLDispatchManager:
         """The driver for ``request.booking`` (and where in its plan): the learned policy's,
         or the heuristic's."""
         started = time.perf_counter()
+        self._count_travel(request.state)
         state = self.state
         experiment = state.enabled and not state.shadow
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
@@ -436,6 +466,7 @@ class RLDispatchManager:
         """What the policy does now with the whole state: the learned policy's round, or the
         fallback's (shadow mode: the fallback's, with the learned one's beside it)."""
         started = time.perf_counter()
+        self._count_travel(state)
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
         answer, source, reason, shadow = _who_answers(
@@ -492,6 +523,41 @@ class RLDispatchManager:
             "candidates": self.lookahead.candidates,
             "budget_ms": None if budget is None else budget * 1e3,
             "decisions_cut_short": cut_short,
+        }
+
+    def _count_travel(self, state: LiveState) -> None:
+        if state.travel is None:
+            return
+        with self._state_lock:
+            self._travel_counts["requests_with_travel"] += 1
+            if state.travel != self.trained_day.travel:
+                self._travel_counts["travel_differs_from_training"] += 1
+
+    def travel_counts(self) -> dict[str, int]:
+        """Requests of this worker that carried their own travel model, and those whose
+        travel model differs from the one the champion was trained with."""
+        with self._state_lock:
+            return dict(self._travel_counts)
+
+    def travel_status(self) -> dict[str, Any]:
+        """The travel model a request without its own is played with, where it comes from,
+        and the champion's training travel model."""
+        return {
+            "source": self.travel_source,
+            "served": travel_to_dict(self.day.travel),
+            "trained": travel_to_dict(self.trained_day.travel),
+            "requests": self.travel_counts(),
+        }
+
+    def reward_status(self) -> dict[str, Any]:
+        """The reward weights answers are scored under, the champion's own, and which differ."""
+        own = self.model.env_config.reward if self.model else None
+        served = self.env_config.reward
+        return {
+            "source": "serve --reward" if self.reward is not None else "model",
+            "served": reward_to_dict(served),
+            "model": None if own is None else reward_to_dict(own),
+            "differing": [] if own is None else differing_weights(own, served),
         }
 
     def _fallback_round(self, state: LiveState) -> Round:

@@ -23,6 +23,7 @@ import numpy as np
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.rewards import RewardConfig
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.training.parallel import parallel_map
 
@@ -127,11 +128,15 @@ def evaluate_policies(
     return results
 
 
-def _solve_hindsight(task: tuple[Scenario, float, Sequence[Sequence[int]] | None]) -> Any:
+def _solve_hindsight(
+    task: tuple[Scenario, float, Sequence[Sequence[int]] | None, RewardConfig | None],
+) -> Any:
     from rldispatch.policies.hindsight import solve_scenario
 
-    scenario, time_limit_s, initial_routes = task
-    return solve_scenario(scenario, time_limit_s=time_limit_s, initial_routes=initial_routes)
+    scenario, time_limit_s, initial_routes, reward = task
+    return solve_scenario(
+        scenario, time_limit_s=time_limit_s, reward=reward, initial_routes=initial_routes
+    )
 
 
 def hindsight_results(
@@ -140,11 +145,13 @@ def hindsight_results(
     progress: bool = False,
     initial_routes: Sequence[Sequence[Sequence[int]] | None] | None = None,
     jobs: int = 1,
+    reward: RewardConfig | None = None,
 ) -> list[Any]:
     """The hindsight plan of each day (every booking known from the start), over ``jobs``
-    processes; ``initial_routes[k]`` (optional) is a plan of day ``k`` to start from."""
+    processes; ``initial_routes[k]`` (optional) is a plan of day ``k`` to start from;
+    ``reward``: the weights it is solved and scored under (default: the defaults)."""
     starts = list(initial_routes) if initial_routes is not None else [None] * len(days)
-    tasks = [(day, time_limit_s, start) for day, start in zip(days, starts, strict=True)]
+    tasks = [(day, time_limit_s, start, reward) for day, start in zip(days, starts, strict=True)]
     solved = parallel_map(_solve_hindsight, tasks, jobs, progress, label="hindsight", unit="day")
     for scenario, result in zip(days, solved, strict=True):
         if result.metrics is None:
