@@ -450,6 +450,11 @@ class DaySimulator:
             target = max(self.horizon_min, start + self.min_advance_min)
         return self._move_to(target)
 
+    def advance_to(self, target_min: float) -> AdvanceOutcome:
+        """Move the clock to ``target_min`` (never back): what happens by then happens
+        (departures lock, bookings are released, windows that closed cancel their bookings)."""
+        return self._move_to(max(float(target_min), self.now_min))
+
     def finish(self) -> AdvanceOutcome:
         """Run the rest of the day with no more dispatch decisions."""
         return self._move_to(np.inf)
