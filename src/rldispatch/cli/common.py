@@ -29,6 +29,7 @@ from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, scenario_paths
 from rldispatch.scenarios.presets import PRESETS, make_preset
 from rldispatch.sim.metrics import DayMetrics
+from rldispatch.sim.noise import Uncertainty
 
 DAY_FIELDS = tuple(field.name for field in fields(DayMetrics))
 DAYS_HELP = (
@@ -199,15 +200,20 @@ def mean_day(runs: Sequence[DayMetrics]) -> DayMetrics:
 
 
 def env_config_for(
-    days: list[Scenario], base: EnvConfig | None = None, reward: RewardConfig | None = None
+    days: list[Scenario],
+    base: EnvConfig | None = None,
+    reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> EnvConfig:
     """An env config with enough driver slots for every day (scored with ``reward``, when
-    given)."""
+    given, on days as uncertain as ``uncertainty``)."""
+    from dataclasses import replace
+
     base = base or EnvConfig()
     if reward is not None:
-        from dataclasses import replace
-
         base = replace(base, reward=reward)
+    if uncertainty is not None:
+        base = replace(base, uncertainty=uncertainty)
     most = max(len(day.drivers) for day in days)
     if most <= base.max_drivers:
         return base
@@ -336,6 +342,68 @@ def choose_reward(
     return RewardChoice(weights, source, overridden)
 
 
+def _fraction(name: str, high: float) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not (np.isfinite(value) and 0.0 <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number in [0, {high:g}], got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def add_uncertainty_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--travel-noise``, ``--no-show-rate``, ``--service-delay``: an uncertain day."""
+    from rldispatch.sim.noise import MAX_SERVICE_DELAY_CV, MAX_TRAVEL_CV
+
+    group = parser.add_argument_group(
+        "an uncertain day (drawn per day and booking from --seed: the same for every policy)"
+    )
+    group.add_argument(
+        "--travel-noise",
+        type=_fraction("travel noise", MAX_TRAVEL_CV),
+        default=0.0,
+        metavar="CV",
+        help="each drive to a pickup and each ride takes its planned time times a draw of "
+        "mean 1 and this coefficient of variation (default 0: as planned)",
+    )
+    group.add_argument(
+        "--no-show-rate",
+        type=_fraction("no-show rate", 1.0),
+        default=0.0,
+        metavar="P",
+        help="share of patients not at the pickup: the driver waits the service time and "
+        "leaves; the booking is a no-show, neither served nor cancelled (default 0)",
+    )
+    group.add_argument(
+        "--service-delay",
+        type=_fraction("service delay", MAX_SERVICE_DELAY_CV),
+        default=0.0,
+        metavar="CV",
+        help="service at a stop takes its planned time times 1 + CV * |Z|, never less (default 0)",
+    )
+
+
+def uncertainty_from_args(args: argparse.Namespace) -> Uncertainty | None:
+    """The uncertain day the options ask for (None: the certain day)."""
+    uncertainty = Uncertainty(
+        travel_cv=getattr(args, "travel_noise", 0.0),
+        no_show_rate=getattr(args, "no_show_rate", 0.0),
+        service_delay_cv=getattr(args, "service_delay", 0.0),
+        seed=getattr(args, "seed", 0),
+    )
+    return uncertainty if uncertainty.active else None
+
+
+def uncertainty_report(uncertainty: Uncertainty | None) -> dict[str, Any]:
+    """What a report says about the day's noise (zeros: the certain day)."""
+    return {"uncertainty": (uncertainty or Uncertainty()).to_dict()}
+
+
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hindsight",
@@ -358,10 +426,13 @@ def add_hindsight(
     extra: dict[str, Any],
     jobs: int = 1,
     reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> None:
     """Add a ``hindsight`` row to ``results``, and to ``extra`` each policy's regret and how
     often an online policy beat the hindsight plan (``hindsight_beaten``). Each day's search
-    starts from the plan of the policy that scored best that day."""
+    starts from the plan of the policy that scored best that day. On an uncertain day the
+    plan is solved on the realised day (the patients who were there, the legs and service
+    as they took)."""
     from rldispatch.reports.report import hindsight_beaten
     from rldispatch.training.evaluation import hindsight_results
 
@@ -373,7 +444,13 @@ def add_hindsight(
         best_name = max(planned, key=lambda name: online[name][k].reward, default=None)
         starts.append(online[best_name][k].routes if best_name is not None else None)
     solved = hindsight_results(
-        days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs, reward=reward
+        days,
+        time_limit_s,
+        progress=True,
+        initial_routes=starts,
+        jobs=jobs,
+        reward=reward,
+        uncertainty=uncertainty,
     )
     results["hindsight"] = [result.metrics for result in solved]
     best = [day.reward for day in results["hindsight"]]

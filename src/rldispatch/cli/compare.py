@@ -15,11 +15,14 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_jobs_argument,
     add_reward_argument,
+    add_uncertainty_arguments,
     choose_reward,
     env_config_for,
     positive_int,
     repeat_stochastic,
     reward_from_args,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.files import atomic_write_json
@@ -66,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where config entries are trained (default runs/compare)",
     )
     add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
@@ -142,13 +146,18 @@ def run(args: argparse.Namespace) -> int:
     reward = choose_reward(
         args, {label: model.env_config.reward for label, model in models.items()}
     )
-    default_config = env_config_for(scenarios, reward=reward.weights)
+    uncertainty = uncertainty_from_args(args)
+    default_config = env_config_for(scenarios, reward=reward.weights, uncertainty=uncertainty)
     try:
         results = evaluate_policies(
             policies,
             scenarios,
             {
-                name: replace(models[name].env_config_for(scenarios), reward=reward.weights)
+                name: replace(
+                    models[name].env_config_for(scenarios),
+                    reward=reward.weights,
+                    uncertainty=uncertainty,
+                )
                 if name in models
                 else default_config
                 for name in policies
@@ -167,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         **days.report_fields(),
         **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))

@@ -18,9 +18,12 @@ from rldispatch.cli.common import (
     add_hindsight_arguments,
     add_jobs_argument,
     add_reward_argument,
+    add_uncertainty_arguments,
     choose_reward,
     days_from_args,
     repeat_stochastic,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
@@ -67,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_hindsight_arguments(parser)
     add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
@@ -114,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
     reward = choose_reward(args, {name: model.env_config.reward})
-    env_config = replace(model.env_config_for(days.scenarios), reward=reward.weights)
+    uncertainty = uncertainty_from_args(args)
+    env_config = replace(
+        model.env_config_for(days.scenarios), reward=reward.weights, uncertainty=uncertainty
+    )
     try:
         results = evaluate_policies(
             policies, days.scenarios, env_config, progress=True, jobs=args.jobs
@@ -127,10 +134,17 @@ def run(args: argparse.Namespace) -> int:
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
         **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     if args.hindsight:
         add_hindsight(
-            results, days.scenarios, args.hindsight_time_limit, extra, args.jobs, reward.weights
+            results,
+            days.scenarios,
+            args.hindsight_time_limit,
+            extra,
+            args.jobs,
+            reward.weights,
+            uncertainty,
         )
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
