@@ -34,8 +34,8 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policies
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 
 def main() -> None:

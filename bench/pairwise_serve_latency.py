@@ -35,6 +35,7 @@ from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.config import DEFAULT_LOOKAHEAD_BUDGET_MS, Lookahead
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
@@ -42,7 +43,6 @@ from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
 from rldispatch.service.schemas import MAX_OPEN_BOOKINGS
 from rldispatch.service.snapshot import LiveDay
-from rldispatch.training.fleet_days import geneva_day
 
 
 def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list]:

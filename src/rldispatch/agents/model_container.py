@@ -29,8 +29,8 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.sim.noise import Uncertainty
 
 MAX_HEADER_BYTES = 100_000_000
-FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
-"""The formats of rldispatch model files (flat DQN, pairwise)."""
+FORMATS = ("rldispatch-dqn", "rldispatch-pairwise", "rldispatch-guided-reopt")
+"""The formats of rldispatch model files (flat DQN, pairwise, guided re-optimisation)."""
 
 
 class ModelFileError(ValueError):

@@ -22,8 +22,9 @@ from rldispatch.reports.plots import (
     plot_training_curves,
     record_routes,
 )
-from rldispatch.scenarios.files import load_scenario, parse_json_text, read_limited_bytes
+from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
+from rldispatch.scenarios.reading import parse_json_text, read_limited_bytes
 
 REPORT_JSON_DEPTH = 16
 

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rldispatch.cli import CliError
     from rldispatch.database_url import mask_database_url, mask_secrets_in
-    from rldispatch.service.api import create_app
+    from rldispatch.service.app import create_app
     from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
     from rldispatch.service.store import prepare_private_folder
@@ -215,7 +215,7 @@ def worker_app() -> object:
     environment ``run`` set before starting the workers)."""
     import torch
 
-    from rldispatch.service.api import create_app
+    from rldispatch.service.app import create_app
 
     torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
     return create_app()

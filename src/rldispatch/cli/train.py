@@ -20,10 +20,10 @@ from rldispatch.cli.common import (
     reward_from_args,
 )
 from rldispatch.files import atomic_write_json
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
 from rldispatch.training.days import DaysError, FleetDays, PresetDays, ScenarioDays, TrainingDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.train import (
     RunSettings,
     TrainingError,
