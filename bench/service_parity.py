@@ -15,10 +15,12 @@ out):
   driver's shift starts.
 
 Each answer's assignments are carried out in order (the first one that no longer can be
-stops the rest, and a round follows at once). The integrator never looks at the env; it
-reads only what it sent and what it got back. Beside it, ``evaluate``'s own play of the day
-(the in-process policy on :class:`DispatchEnv`) is recorded decision by decision: each
-assignment as (minute, booking, driver), each wait as (minute, wait). The bench reports the
+stops the rest, and a round follows at once; when that one's answer cannot be carried out
+either, the bookings stay open until the schedule's next moment). The integrator never
+looks at the env; it reads only what it sent and what it got back. Beside it, ``evaluate``'s
+own play of the day (the in-process policy on :class:`DispatchEnv`) is recorded decision by
+decision: each assignment as (minute, booking, driver), each wait as (minute, wait). The
+bench reports the
 decisions that differ and compares each day's figures.
 
 ``--city other`` plays the held-out geneva days moved to another city with its own travel
@@ -208,6 +210,7 @@ def operate_day(
     assigned = waits = 0
     last_round = -math.inf
     at, why = 0.0, "the day starts"
+    retried = False
     while math.isfinite(at):
         world.advance_to(at)
         if world.done:
@@ -234,10 +237,14 @@ def operate_day(
         if answer["ended"] == "wait" and carried_all:
             result.decisions.append((world.now_min, "wait"))
             waits += 1
-        if carried_all:
+        if carried_all or retried:
+            # Twice in a row not carried out: the service sees the day otherwise (another
+            # travel model?): the bookings stay open until the schedule's next moment.
             at, why = next_round_min(world, last_round)
+            retried = False
         else:
             at, why = world.now_min, "an answer could not be carried out"
+            retried = True
     world.finish()
     cancelled = int((world.status == CANCELLED).sum())
     reward = config.reward.day_reward(
