@@ -20,8 +20,7 @@ either, the bookings stay open until the schedule's next moment). The integrator
 looks at the env; it reads only what it sent and what it got back. Beside it, ``evaluate``'s
 own play of the day (the in-process policy on :class:`DispatchEnv`) is recorded decision by
 decision: each assignment as (minute, booking, driver), each wait as (minute, wait). The
-bench reports the
-decisions that differ and compares each day's figures.
+bench reports the decisions that differ and compares each day's figures.
 
 ``--city other`` plays the held-out geneva days moved to another city with its own travel
 model (30 km/h, detour 1.35, no rush hours, day starting at 7:00), each request carrying the
