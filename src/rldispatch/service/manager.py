@@ -41,6 +41,7 @@ grows with their size (envs are built per request; per thread only a player obje
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -169,6 +170,11 @@ def _who_answers(
     return fallback(), "fallback", reason, learned_answer if toggle.shadow else None
 
 
+@functools.lru_cache(maxsize=8)
+def _preset_travel(preset: str | None) -> TravelConfig:
+    return LiveDay.from_preset(preset).travel
+
+
 class RLDispatchManager:
     """Loads a model, turns live states into its env, suggests and dispatches, falls back.
 
@@ -227,8 +233,7 @@ class RLDispatchManager:
         if reward is not None:
             self.env_config = replace(self.env_config, reward=reward)
         preset = self.model.preset if self.model else None
-        self.trained_day = LiveDay.from_preset(preset)
-        self.day = day or self.trained_day
+        self.day = day or LiveDay.from_preset(preset)
         self.travel_source = f"preset {preset or 'geneva'}" if day is None else "service day"
         if travel is not None:
             self.day = replace(self.day, travel=travel)
@@ -530,8 +535,13 @@ class RLDispatchManager:
             return
         with self._state_lock:
             self._travel_counts["requests_with_travel"] += 1
-            if state.travel != self.trained_day.travel:
+            if state.travel != self.trained_travel():
                 self._travel_counts["travel_differs_from_training"] += 1
+
+    def trained_travel(self) -> TravelConfig:
+        """The travel model the champion was trained with (its preset's; geneva's when it
+        names none): read again after a swap."""
+        return _preset_travel(self.model.preset if self.model else None)
 
     def travel_counts(self) -> dict[str, int]:
         """Requests of this worker that carried their own travel model, and those whose
@@ -545,7 +555,7 @@ class RLDispatchManager:
         return {
             "source": self.travel_source,
             "served": travel_to_dict(self.day.travel),
-            "trained": travel_to_dict(self.trained_day.travel),
+            "trained": travel_to_dict(self.trained_travel()),
             "requests": self.travel_counts(),
         }
 
