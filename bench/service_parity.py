@@ -348,7 +348,7 @@ def parity(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--city", choices=["geneva", "other"], default="geneva")
     parser.add_argument(

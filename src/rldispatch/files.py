@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file, a crash never leaves one."""
+"""Atomic file writes (a reader never sees half a file, a crash never leaves one) and the size
+of a folder of them."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename."""
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int | None = None) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename; the
+    file gets ``mode`` (default: what the umask leaves of 0666)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(handle, 0o666 & ~_current_umask())
+        os.fchmod(handle, 0o666 & ~_current_umask() if mode is None else mode)
         with os.fdopen(handle, "wb") as temp_file:
             temp_file.write(data)
             temp_file.flush()
@@ -56,3 +58,16 @@ def read_json(path: str | Path) -> Any:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def describe_folder_size(folder: str | Path) -> str:
+    """``folder`` and its size in MB, with its largest file's share when that is most of it."""
+    folder = Path(folder)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    total = sum(path.stat().st_size for path in files)
+    text = f"{folder}: {total / 1e6:.1f} MB"
+    largest = max(files, key=lambda path: path.stat().st_size, default=None)
+    if largest is not None and total and largest.stat().st_size > total / 2:
+        share = largest.stat().st_size / total
+        text += f" ({share:.0%} of it {largest.relative_to(folder)})"
+    return text

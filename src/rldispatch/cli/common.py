@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from rldispatch.cli import CliError
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.progress import on_terminal
 from rldispatch.reports.report import day_summary
 from rldispatch.rewards import RewardConfig
 from rldispatch.rewards_file import (
@@ -97,6 +99,15 @@ def add_day_arguments(parser: argparse.ArgumentParser, default_episodes: int = 2
     parser.set_defaults(default_episodes=default_episodes)
 
 
+def add_all_days_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--all-days",
+        action="store_true",
+        help="with --scenarios: play every day of the folder, dated or not, instead of only "
+        "its held-out latest dates",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -107,8 +118,44 @@ def positive_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """A finite number (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: an integer from 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
@@ -240,8 +287,8 @@ while True:
 def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Iterator[None]:
     """A bar of elapsed against expected seconds on stderr, for a call that reports no
     progress of its own and holds the interpreter while it runs (OR-Tools' search): the bar is
-    drawn by a small child process, stopped when the call returns."""
-    if not enabled:
+    drawn by a small child process, stopped when the call returns; only on a terminal."""
+    if not (enabled and on_terminal()):
         yield
         return
     ticker = subprocess.Popen(
@@ -413,7 +460,7 @@ def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hindsight-time-limit",
-        type=float,
+        type=positive_seconds,
         default=20.0,
         help="seconds of search per day for the hindsight plan (default 20)",
     )

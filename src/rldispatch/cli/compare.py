@@ -12,6 +12,7 @@ from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_files import LearnedModel, ModelFileError, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
+    add_all_days_argument,
     add_day_arguments,
     add_jobs_argument,
     add_reward_argument,
@@ -25,6 +26,12 @@ from rldispatch.cli.common import (
     uncertainty_report,
 )
 from rldispatch.cli.evaluate import held_out_days
+from rldispatch.cli.report_page import (
+    add_html_arguments,
+    html_day_indexes,
+    html_route_days,
+    write_page,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -43,11 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Each ENTRY is a model file (.safetensors) of any kind, a config JSON of "
         "the --agent kind (such as tune's optimal_config.json: trained first, for "
         "--train-days, into --work-dir; its best model is compared) or a baseline name. "
-        "Every entry plays the same held-out days; the report pairs the first entry with "
-        "each of the others.",
+        "Every entry plays the same held-out days (of a --scenarios folder, its latest dates; "
+        "--all-days: all of them, dated or not); the report pairs the first entry with each "
+        "of the others.",
     )
     parser.add_argument("entries", nargs="+", metavar="ENTRY", help="model, config or baseline")
     add_day_arguments(parser, default_episodes=30)
+    add_all_days_argument(parser)
     parser.add_argument(
         "--agent",
         choices=kind_names(),
@@ -72,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
+    add_html_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -148,23 +158,19 @@ def run(args: argparse.Namespace) -> int:
     )
     uncertainty = uncertainty_from_args(args)
     default_config = env_config_for(scenarios, reward=reward.weights, uncertainty=uncertainty)
-    try:
-        results = evaluate_policies(
-            policies,
-            scenarios,
-            {
-                name: replace(
-                    models[name].env_config_for(scenarios),
-                    reward=reward.weights,
-                    uncertainty=uncertainty,
-                )
-                if name in models
-                else default_config
-                for name in policies
-            },
-            progress=True,
-            jobs=args.jobs,
+    env_configs = {
+        name: replace(
+            models[name].env_config_for(scenarios),
+            reward=reward.weights,
+            uncertainty=uncertainty,
         )
+        if name in models
+        else default_config
+        for name in policies
+    }
+    day_indexes = html_day_indexes(args, days) if args.html else []
+    try:
+        results = evaluate_policies(policies, scenarios, env_configs, progress=True, jobs=args.jobs)
     except (ModelFileError, ValueError) as error:
         raise CliError(str(error)) from error
     names = list(policies)
@@ -178,9 +184,12 @@ def run(args: argparse.Namespace) -> int:
         **reward.report_fields(),
         **uncertainty_report(uncertainty),
     }
+    route_days = html_route_days(day_indexes, days, policies, results, env_configs)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
+    if args.html:
+        write_page(args, report, route_days)
     return 0

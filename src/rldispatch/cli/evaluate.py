@@ -13,6 +13,7 @@ from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     DAYS_HELP,
     Days,
+    add_all_days_argument,
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
@@ -25,10 +26,18 @@ from rldispatch.cli.common import (
     uncertainty_from_args,
     uncertainty_report,
 )
+from rldispatch.cli.report_page import (
+    add_html_arguments,
+    html_day_indexes,
+    html_route_days,
+    write_page,
+)
+from rldispatch.domain import ScenarioError
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
+from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS
 from rldispatch.training.evaluation import evaluate_policies
 
@@ -44,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play a trained model (and with --compare-baseline every baseline) on "
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
         "never seen in training or tuning; the preset defaults to the model's own. A --scenarios "
-        f"folder is split by date and its latest dates are held out (and listed). {DAYS_HELP}",
+        f"folder is split by date and its latest dates are held out (and listed); --all-days plays "
+        f"all of them, dated or not. {DAYS_HELP}",
     )
     parser.add_argument(
         "--model",
@@ -53,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a model file (.safetensors): flat DQN or pairwise (any fleet size)",
     )
     add_day_arguments(parser, default_episodes=30)
+    add_all_days_argument(parser)
     parser.add_argument(
         "--compare-baseline",
         action="store_true",
@@ -73,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
+    add_html_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -102,10 +114,23 @@ def lookahead_policy(model: LearnedModel, candidates: int) -> Policy:
 
 
 def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
-    """The days named on the command line; preset days are held-out days."""
+    """The days named on the command line; preset days are held-out days, a folder's are its
+    held-out latest dates (every day of it with ``--all-days``)."""
+    all_days = getattr(args, "all_days", False)
+    if all_days and args.scenarios is None:
+        raise CliError("--all-days: only with --scenarios (a folder of days)")
     if args.scenario is None and args.scenarios is None and args.preset is None:
         args.preset = default_preset or "geneva"
-    return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start, folder_part="held_out")
+    if args.scenarios is not None and not all_days:
+        try:
+            split_days_by_date(args.scenarios)
+        except ScenarioError as error:
+            raise CliError(f"{error} (--all-days plays every day of the folder)") from error
+    return days_from_args(
+        args,
+        first_preset_seed=HELD_OUT_SEEDS.start,
+        folder_part="all" if all_days else "held_out",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     env_config = replace(
         model.env_config_for(days.scenarios), reward=reward.weights, uncertainty=uncertainty
     )
+    day_indexes = html_day_indexes(args, days) if args.html else []
     try:
         results = evaluate_policies(
             policies, days.scenarios, env_config, progress=True, jobs=args.jobs
@@ -136,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         **reward.report_fields(),
         **uncertainty_report(uncertainty),
     }
+    route_days = html_route_days(day_indexes, days, policies, results, env_config)
     if args.hindsight:
         add_hindsight(
             results,
@@ -151,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
+    if args.html:
+        write_page(args, report, route_days)
     return 0
 
 

@@ -28,6 +28,7 @@ from rldispatch.cli.common import (
     add_reward_argument,
     choose_reward,
     env_config_for,
+    finite_float,
     positive_int,
 )
 from rldispatch.env import EnvConfig
@@ -99,7 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--margin",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="reward per day the CI's lower end must exceed (default 0)",
     )
