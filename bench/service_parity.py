@@ -181,7 +181,8 @@ def next_round_min(world: DaySimulator, last_round_min: float) -> tuple[float, s
         return math.inf, "the day is over"
     event = min(firsts, key=firsts.__getitem__)
     if firsts[event] < last_round_min + MIN_STEP_MIN:
-        return last_round_min + MIN_STEP_MIN, f"{event} (the one-minute step)"
+        clamped = f"{event} at minute {firsts[event]:.2f} (the one-minute step)"
+        return last_round_min + MIN_STEP_MIN, clamped
     return firsts[event], event
 
 
@@ -257,7 +258,7 @@ def trace_line(world: DaySimulator, body: dict, answer: dict, start_min: float, 
     clock = start_min + world.now_min
     given = ", ".join(f"{a['booking_id']}->{a['driver_id']}" for a in answer["assignments"])
     return (
-        f"| {int(clock // 60):02d}:{clock % 60:04.1f} | {world.now_min:.1f} | {why} | "
+        f"| {int(clock // 60):02d}:{clock % 60:05.2f} | {world.now_min:.2f} | {why} | "
         f"{len(body['open_bookings'])} | {given or '-'} | {answer['ended']} |"
     )
 
