@@ -1,9 +1,9 @@
 """The latest state of the decision log, for the dispatcher's page of a worker that did not
 answer it (``serve --workers N``, or several instances on one database).
 
-The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/round``'s
-names its state, logged once in ``rl_round_states`` (:mod:`rldispatch.service.round_states`),
-a ``/rl/suggest``'s is the request itself. The other rows of the same round
+The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/suggest``'s
+as the request itself, a ``/rl/round``'s by the key of its state in ``rl_round_states``
+(:mod:`rldispatch.service.round_states`). The other rows of the same round
 are the run of rows logged just before it with the same answer's figures (source, reason,
 model version and latency: a round's rows share its answer's) within :data:`SAME_ROUND_S`.
 """
@@ -75,6 +75,17 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
             )
             .order_by(suggestions.c.id.desc())
         ).all()
+        request: Any = newest.request
+        summary = request.get("round") if isinstance(request, dict) else None
+        if isinstance(summary, dict) and STATE_KEY in summary:
+            key = summary[STATE_KEY]
+            text = connection.execute(
+                select(round_states.c.state).where(round_states.c.state_key == key)
+            ).scalar()
+            try:
+                request = resolve_round_request(request, {} if text is None else {key: text})
+            except (KeyError, ValueError):  # pruned, or not a state this service wrote
+                return None
     answer = (newest.source, newest.reason, newest.model_version, newest.latency_ms)
     run = []
     for row in rows:  # newest first: the run of the same answer's rows
@@ -82,14 +93,9 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
             break
         run.append(row)
     run.reverse()
-    request: Any = newest.request
     if not isinstance(request, dict):
         return None
-    try:
-        request = _with_round_state(engine, request)
-    except (KeyError, ValueError):  # its state is gone (pruned) or unreadable
-        return None
-    kind = "round" if "state" in request else "suggest"
+    kind = "round" if "round" in request else "suggest"
     default_minute = _minute_of_day(at)
     try:
         if kind == "round":
@@ -125,20 +131,6 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
         ended=response.get("ended"),
         sequence=sequence,
     )
-
-
-def _with_round_state(engine: Engine, request: dict[str, Any]) -> dict[str, Any]:
-    """A round row's request with the state it names put back (read from
-    ``rl_round_states``); other requests as they are."""
-    summary = request.get("round")
-    if not isinstance(summary, dict) or not isinstance(summary.get(STATE_KEY), str):
-        return request
-    key = summary[STATE_KEY]
-    with engine.connect() as connection:
-        text = connection.execute(
-            select(round_states.c.state).where(round_states.c.state_key == key)
-        ).scalar()
-    return resolve_round_request(request, {} if text is None else {key: text})
 
 
 def logged_decisions(engine: Engine, after: datetime | None, limit: int) -> list[dict[str, Any]]:
