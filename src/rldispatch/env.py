@@ -17,6 +17,7 @@ from rldispatch.sim import DaySimulator, InsertionTable
 from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.kernels import fill_observation
 from rldispatch.sim.simulator import Assignment
+from rldispatch.sim.stop_simulator import day_simulator
 
 ENV_ID = "rldispatch/Dispatch-v0"
 DRIVER_FEATURES = 4
@@ -158,7 +159,7 @@ class DispatchEnv(gym.Env):
         scenario = self._pick_day(options or {})
         self._check_fits(scenario)
         self.scenario = scenario
-        self.sim = DaySimulator(scenario, lookahead_min=self.config.lookahead_min)
+        self.sim = day_simulator(scenario, lookahead_min=self.config.lookahead_min)
         self._set_frame(scenario)
         self.episode_reward = 0.0
         self.decisions = 0
