@@ -52,7 +52,7 @@ def known_reward_network() -> PairQNetwork:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--days", type=int, default=50)

@@ -183,7 +183,7 @@ def permutation_check(policy: PairwisePolicy, days: list[Scenario]) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
     parser.add_argument("--name", default="pairwise")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH")

@@ -39,7 +39,7 @@ from rldispatch.training.evaluation import evaluate_policies
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default=None, help="a pairwise model file (default: start)")
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--days", type=int, default=21)

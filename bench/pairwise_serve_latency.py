@@ -79,7 +79,7 @@ def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path)
     parser.add_argument("--fleets", type=int, nargs="+", default=[10, 50, 300])
     parser.add_argument("--requests", type=int, default=20)

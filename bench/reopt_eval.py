@@ -48,7 +48,7 @@ def summary(days: list, results: dict[str, list[PlayedDay]]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=50)
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--json", default="runs/reopt_eval.json")

@@ -27,7 +27,11 @@ from rldispatch.policies.base import Policy
 if TYPE_CHECKING:
     from rldispatch.agents.search_space import Hyperparameter
 
-BUILTIN_KIND_MODULES = ("rldispatch.agents.pairwise.kind", "rldispatch.agents.dqn.kind")
+BUILTIN_KIND_MODULES = (
+    "rldispatch.agents.pairwise.kind",
+    "rldispatch.agents.dqn.kind",
+    "rldispatch.agents.guided_reopt.kind",
+)
 DEFAULT_KIND = "pairwise"
 """The kind that ships: what ``train``, ``tune`` and ``quickstart`` use by default."""
 

@@ -28,8 +28,8 @@ from rldispatch.files import atomic_write_bytes
 from rldispatch.rewards import RewardConfig
 
 MAX_HEADER_BYTES = 100_000_000
-FORMATS = ("rldispatch-dqn", "rldispatch-pairwise")
-"""The formats of rldispatch model files (flat DQN, pairwise)."""
+FORMATS = ("rldispatch-dqn", "rldispatch-pairwise", "rldispatch-guided-reopt")
+"""The formats of rldispatch model files (flat DQN, pairwise, guided re-optimisation)."""
 
 
 class ModelFileError(ValueError):

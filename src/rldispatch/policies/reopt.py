@@ -26,9 +26,16 @@ at every new moment) or new bookings became known, and when the env refuses what
 says after the plans changed. A visible booking the plan never saw (new since the last
 re-plan) and a state the model cannot solve fall back to cheapest insertion
 (``fallbacks`` counts those decisions).
+
+The model of a re-plan is built in one place (:meth:`ReoptPolicy.replan_model`); a subclass
+may add terms to its objective (:meth:`ReoptPolicy.objective_terms`), as ``guided-reopt``
+does with learned prizes and end values.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +43,9 @@ from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
 from rldispatch.policies.plan_actions import planned_action
-from rldispatch.policies.ride_model import RideModel, RideProblem
+from rldispatch.policies.ride_model import ObjectiveTerms, RideModel, RideProblem
 from rldispatch.policies.routing import search_parameters
+from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import OPEN, UNRELEASED, DaySimulator
 
 DEFAULT_SOLUTION_LIMIT = 0
@@ -46,6 +54,39 @@ search stopped after ``n`` solutions (on geneva days 60 took 15 times as long fo
 reward)."""
 DEFAULT_HORIZON_MIN = 120.0
 """Bookings whose window opens later than this are left to a later re-plan."""
+
+ReplanListener = Callable[[DispatchEnv, RideProblem, list[list[int]], RideModel, Any | None], None]
+"""Told of each re-plan: the env, the problem, the warm-start routes, the model and its
+solution (None when none was found)."""
+
+
+def state_problem(
+    sim: DaySimulator, horizon_min: float = np.inf, unreleased: bool = False
+) -> RideProblem:
+    """The plan of the rest of the day from the simulator's state: every driver free where
+    and when its locked ride ends, its committed plan kept in order (and on time where it is
+    on time), the open bookings whose window opens within ``horizon_min``; with
+    ``unreleased`` also the bookings not yet known (the full-information plan of a state)."""
+    now = sim.now_min
+    planned = (sim.status == OPEN) | ((sim.status == UNRELEASED) & unreleased)
+    open_now = planned & (sim.earliest_min <= now + horizon_min)
+    fixed = tuple(tuple(plan) for plan in sim.plans)
+    committed = [b for plan in fixed for b in plan]
+    keep_on_time = frozenset(
+        booking
+        for driver, plan in enumerate(sim.plans)
+        for booking, start in zip(plan, sim.plan_start[driver].tolist(), strict=True)
+        if start <= sim.requested_min[booking] + LATE_AFTER_REQUESTED_MIN
+    )
+    bookings = np.concatenate([np.asarray(committed, dtype=np.int64), np.flatnonzero(open_now)])
+    return RideProblem(
+        sim,
+        np.sort(bookings),
+        np.maximum(sim.anchor_min, now),
+        sim.anchor_vec.copy(),
+        fixed,
+        keep_on_time,
+    )
 
 
 class ReoptPolicy:
@@ -81,6 +122,7 @@ class ReoptPolicy:
         self.seed = int(seed)
         self.fallbacks = 0
         self.replans = 0
+        self.on_replan: ReplanListener | None = None
         self._sim: DaySimulator | None = None
 
     # --- acting ----------------------------------------------------------------------------
@@ -147,25 +189,7 @@ class ReoptPolicy:
 
     def problem(self, sim: DaySimulator) -> RideProblem:
         """The re-planning problem of the simulator's current state."""
-        now = sim.now_min
-        open_now = (sim.status == OPEN) & (sim.earliest_min <= now + self.horizon_min)
-        fixed = tuple(tuple(plan) for plan in sim.plans)
-        committed = [b for plan in fixed for b in plan]
-        keep_on_time = frozenset(
-            booking
-            for driver, plan in enumerate(sim.plans)
-            for booking, start in zip(plan, sim.plan_start[driver].tolist(), strict=True)
-            if start <= sim.requested_min[booking] + LATE_AFTER_REQUESTED_MIN
-        )
-        bookings = np.concatenate([np.asarray(committed, dtype=np.int64), np.flatnonzero(open_now)])
-        return RideProblem(
-            sim,
-            np.sort(bookings),
-            np.maximum(sim.anchor_min, now),
-            sim.anchor_vec.copy(),
-            fixed,
-            keep_on_time,
-        )
+        return state_problem(sim, self.horizon_min)
 
     def _warm_routes(self, sim: DaySimulator, problem: RideProblem) -> list[list[int]]:
         """Each driver's committed plan merged, by planned time, with the open bookings the
@@ -182,22 +206,40 @@ class ReoptPolicy:
             routes.append([booking for _, booking in sorted(timed)])
         return routes
 
-    def _replan(self, env: DispatchEnv) -> None:
-        sim = env.sim
-        self.replans += 1
-        problem = self.problem(sim)
-        model = RideModel(problem, env.config.reward, seed=self.seed)
-        params = search_parameters(
+    def objective_terms(self, env: DispatchEnv, problem: RideProblem) -> ObjectiveTerms | None:
+        """Terms added to the reward the re-plan optimises (none: the day's reward alone)."""
+        return None
+
+    def search_parameters(self) -> Any:
+        """The routing search of a re-plan (see the module docstring)."""
+        return search_parameters(
             self.time_limit_s,
             "PARALLEL_CHEAPEST_INSERTION",
             "GUIDED_LOCAL_SEARCH" if self.solution_limit else "GREEDY_DESCENT",
             solution_limit=self.solution_limit or None,
         )
-        initial = model.initial_assignment(self._warm_routes(sim, problem))
-        if initial is not None:
-            solution = model.routing.SolveFromAssignmentWithParameters(initial, params)
-        else:
-            solution = model.routing.SolveWithParameters(params)
+
+    def replan_model(
+        self,
+        problem: RideProblem,
+        reward: RewardConfig,
+        terms: ObjectiveTerms | None,
+        warm_routes: list[list[int]],
+    ) -> tuple[RideModel, Any | None]:
+        """The re-plan's routing model (with ``terms``) and its solution from ``warm_routes``
+        (None when it found none)."""
+        model = RideModel(problem, reward, seed=self.seed, terms=terms)
+        return model, model.solve(warm_routes, self.search_parameters())
+
+    def _replan(self, env: DispatchEnv) -> None:
+        sim = env.sim
+        self.replans += 1
+        problem = self.problem(sim)
+        terms = self.objective_terms(env, problem)
+        warm_routes = self._warm_routes(sim, problem)
+        model, solution = self.replan_model(problem, env.config.reward, terms, warm_routes)
+        if self.on_replan is not None:
+            self.on_replan(env, problem, warm_routes, model, solution)
         self._planned_min = sim.now_min
         self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
         self._assigned_at_plan = self._assigned(sim)

@@ -19,6 +19,10 @@ the penalty. The balance bonus is left out (it is not a sum over arcs).
 Times are scaled to integers rounding travel up, so a schedule the model accepts also holds
 in exact arithmetic; :func:`replay` recomputes the exact schedule of any routes.
 
+Learned terms (:class:`ObjectiveTerms`, ``guided-reopt``) may be added to the objective: a
+prize per free booking, added to the price of leaving it out, and a value per place a plan
+may end, charged on the arc into the end node; without them the model is exactly the above.
+
 Committed bookings (``RideProblem.fixed``) are mandatory, stay with their driver and keep
 their order; their windows get a few integer units of slack so that rounding never makes a
 plan the simulator accepted look infeasible.
@@ -27,7 +31,7 @@ plan the simulator accepted look infeasible.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +81,24 @@ class RideProblem:
             sim.driver_start_vec.copy(),
             tuple(() for _ in range(sim.n_drivers)),
         )
+
+
+@dataclass(frozen=True)
+class ObjectiveTerms:
+    """Terms added to the reward a :class:`RideModel` optimises, in reward units.
+
+    :param prize: booking index -> added to the price of leaving that free booking out of
+        the plan (a negative prize lets the solver leave it open more readily; the price
+        never goes below 0).
+    :param end_value: booking index -> the value of a driver's plan ending with that booking
+        (where and when the driver is left).
+    :param start_value: per driver, the value of its plan ending where it starts (an empty
+        plan); None for zeros.
+    """
+
+    prize: Mapping[int, float] = field(default_factory=dict)
+    end_value: Mapping[int, float] = field(default_factory=dict)
+    start_value: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -167,9 +189,11 @@ class RideModel:
         reward: RewardConfig,
         seed: int = 0,
         exact_lateness: bool = True,
+        terms: ObjectiveTerms | None = None,
     ) -> None:
         self.problem = problem
         self.exact_lateness = exact_lateness
+        self.terms = terms or ObjectiveTerms()
         sim = problem.sim
         n_drivers = sim.n_drivers
         bookings = np.asarray(problem.bookings, dtype=np.int64)
@@ -230,8 +254,28 @@ class RideModel:
         cost_units[: n_nodes + n_drivers, :n_nodes] = np.rint(
             (leg_km + sim.ride_km[nb][None, :]) * reward.km_cost * COST_SCALE + late_units[None, :]
         )
+        self._add_end_values(cost_units)
         self.time_units = time_units
         self.cost_units = cost_units
+
+    def _add_end_values(self, cost_units: np.ndarray) -> None:
+        """Arcs into the end node cost ``offset - value``: every route has exactly one such
+        arc, so the offset (which keeps costs >= 0) changes no choice; zero values leave the
+        matrix as it is."""
+        terms, n_nodes = self.terms, self.n_nodes
+        node_value = np.array(
+            [terms.end_value.get(int(b), 0.0) for b in self.node_booking.tolist()], dtype=float
+        )
+        start_value = (
+            np.zeros(self.problem.sim.n_drivers)
+            if terms.start_value is None
+            else np.asarray(terms.start_value, dtype=float)
+        )
+        units = np.rint(np.concatenate([node_value, start_value]) * COST_SCALE).astype(np.int64)
+        if not units.any():
+            return
+        offset = max(0, int(units.max()))
+        cost_units[: n_nodes + start_value.size, self.end_node] = offset - units
 
     def _build_routing(self, reward: RewardConfig, fixed_driver: dict[int, int]) -> None:
         problem, sim = self.problem, self.problem.sim
@@ -280,7 +324,8 @@ class RideModel:
                 if too_small:
                     routing.VehicleVar(index).RemoveValues(too_small)
             if booking not in fixed_driver:
-                routing.AddDisjunction(indices, drop_penalty, 1)
+                prize_units = int(round(self.terms.prize.get(booking, 0.0) * COST_SCALE))
+                routing.AddDisjunction(indices, max(0, drop_penalty + prize_units), 1)
         for plan in problem.fixed:
             for before, after in zip(plan, plan[1:], strict=False):
                 first = time_dim.CumulVar(manager.NodeToIndex(self.nodes_of[before][0]))
@@ -354,6 +399,14 @@ class RideModel:
         """An assignment for booking routes (see :meth:`index_routes`); None if it breaks a
         rule of the model."""
         return self.routing.ReadAssignmentFromRoutes(self.index_routes(routes), True)
+
+    def solve(self, warm_routes: Sequence[Sequence[int]] | None, params: Any) -> Any | None:
+        """The search from ``warm_routes`` when they fit the model, else from its first
+        solution strategy; None when no solution is found."""
+        initial = None if warm_routes is None else self.initial_assignment(warm_routes)
+        if initial is not None:
+            return self.routing.SolveFromAssignmentWithParameters(initial, params)
+        return self.routing.SolveWithParameters(params)
 
     def booking_routes(self, solution: Any) -> list[list[int]]:
         """Each driver's bookings in order, from a solution."""

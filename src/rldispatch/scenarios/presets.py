@@ -202,6 +202,95 @@ def make_classic(seed: int) -> Scenario:
     )
 
 
+LAUSANNE_CENTRE = (46.5197, 6.6323)
+LAUSANNE_CLINICS = (
+    (46.5253, 6.6421),  # university hospital
+    (46.5338, 6.6214),
+    (46.5093, 6.6270),
+    (46.5400, 6.6580),
+    (46.5160, 6.5830),
+)
+LAUSANNE_GARAGES = ((46.5330, 6.6000), (46.5150, 6.6480), (46.5420, 6.6400))
+LAUSANNE_SPEED_FACTOR = tuple(
+    {6: 0.8, 7: 0.6, 8: 0.6, 11: 0.8, 12: 0.75, 13: 0.8, 16: 0.7, 17: 0.6, 18: 0.7}.get(hour, 0.95)
+    for hour in range(24)
+)
+
+
+@dataclass(frozen=True)
+class LausanneConfig:
+    n_drivers: int = 12
+    min_bookings: int = 205
+    max_bookings: int = 230
+    urgent_share: float = 0.35
+    start_hour: float = 6.5
+    horizon_min: float = 780.0
+    speed_kmh: float = 26.0
+    detour: float = 1.45
+
+
+def make_lausanne(seed: int, config: LausanneConfig | None = None) -> Scenario:
+    """An overloaded day in a hilly lakeside city (Lausanne): slower streets, a third of the
+    bookings urgent, demand spread over the day with a midday peak, tighter windows, and
+    more bookings than the fleet can serve (no policy completes 90% of them). Training
+    never draws this preset: it tests policies on a city and a demand they never saw."""
+    config = config or LausanneConfig()
+    rng = np.random.default_rng([seed, 4611])
+    n = int(rng.integers(config.min_bookings, config.max_bookings + 1))
+    horizon = config.horizon_min
+    clinic = np.asarray(LAUSANNE_CLINICS)[
+        rng.choice(len(LAUSANNE_CLINICS), size=n, p=[0.4, 0.2, 0.15, 0.15, 0.1])
+    ]
+    lat = np.clip(LAUSANNE_CENTRE[0] + rng.normal(0.0, 0.016, n), 46.49, 46.60)
+    lon = np.clip(LAUSANNE_CENTRE[1] + rng.normal(0.0, 0.035, n), 6.50, 6.80)
+    home = np.round(np.stack([lat, lon], axis=1), 5)
+    urgent = rng.random(n) < config.urgent_share
+    minute = np.where(
+        rng.random(n) < 0.5,
+        rng.normal(360.0, 120.0, n),  # a midday peak
+        rng.uniform(20.0, horizon - 60.0, n),
+    )
+    requested = np.clip(minute, 20.0, horizon - 60.0)
+    release = np.where(urgent, np.maximum(0.0, requested - rng.uniform(10.0, 40.0, n)), 0.0)
+    window = np.stack(
+        [
+            np.where(urgent, release, np.maximum(0.0, requested - 5.0)),
+            requested + np.where(urgent, 25.0, 20.0),
+        ],
+        axis=1,
+    )
+    from_home = rng.random(n) < np.where(requested < 390.0, 0.75, 0.3)
+    pickup = np.where(from_home[:, None], home, clinic)
+    dropoff = np.where(from_home[:, None], clinic, home)
+    load = np.where(rng.random(n) < 0.08, 2, 1)
+    bookings = _bookings(
+        pickup, dropoff, release, requested, window, 4.0, urgent.astype(np.int64), load
+    )
+    shifts = ((0, 480), (120, 600), (240, 720), (300, 780))
+    drivers = tuple(
+        Driver(
+            id=f"l{index + 1}",
+            start=LAUSANNE_GARAGES[index % len(LAUSANNE_GARAGES)],
+            shift=(float(shifts[index % 4][0]), float(min(shifts[index % 4][1], horizon))),
+            capacity=2 if index % 4 == 0 else 1,
+        )
+        for index in range(config.n_drivers)
+    )
+    return Scenario(
+        name=f"lausanne-{seed}",
+        coords="latlon",
+        horizon_min=horizon,
+        drivers=drivers,
+        bookings=bookings,
+        travel=TravelConfig(
+            speed_kmh=config.speed_kmh,
+            detour=config.detour,
+            start_hour=config.start_hour,
+            hourly_speed_factor=LAUSANNE_SPEED_FACTOR,
+        ),
+    )
+
+
 TRAINING_SEEDS = range(0, 1_000_000)
 """Day seeds that training draws from."""
 TUNING_SEEDS = range(1_000_000, 2_000_000)
@@ -209,7 +298,11 @@ TUNING_SEEDS = range(1_000_000, 2_000_000)
 HELD_OUT_SEEDS = range(2_000_000, 3_000_000)
 """Day seeds of held-out evaluation days, never seen in training or tuning."""
 
-PRESETS: dict[str, Callable[[int], Scenario]] = {"geneva": make_geneva, "classic": make_classic}
+PRESETS: dict[str, Callable[[int], Scenario]] = {
+    "geneva": make_geneva,
+    "classic": make_classic,
+    "lausanne": make_lausanne,
+}
 
 
 def make_preset(name: str, seed: int) -> Scenario:

@@ -297,7 +297,8 @@ def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> Toggle
 
 @rl_router.get("/metrics", response_model=MetricsResponse, responses=AUTH_RESPONSES)
 def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
-    """Suggestions, fallbacks by reason, errors, latency, and the A/B arms' outcomes."""
+    """Suggestions and rounds, fallbacks by reason, errors, latencies, and the A/B arms'
+    outcomes."""
     stats = service.manager.statistics()
     state = service.manager.state
     try:
@@ -315,9 +316,12 @@ def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
     return MetricsResponse(
         suggestions=stats.suggestions,
         by_source=stats.by_source,
+        rounds=stats.rounds,
+        rounds_by_source=stats.rounds_by_source,
         fallbacks=stats.fallbacks,
         errors=stats.errors,
         latency_ms=LatencyOut(**stats.latency_ms, samples=stats.latency_samples),
+        round_latency_ms=LatencyOut(**stats.round_latency_ms, samples=stats.round_latency_samples),
         database=service.store_status(),
         ab=ab,
     )

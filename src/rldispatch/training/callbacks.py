@@ -16,6 +16,7 @@ TensorBoard tags (the x axis is the decision count):
 | ``charts/epsilon`` | exploration rate at the end of the day |
 | ``charts/decisions_per_second`` | training speed since the run (or its resume) started |
 | ``losses/td_loss``, ``losses/q_values`` | mean TD loss and Q of the actions taken, per day |
+| ``losses/label_disagreement`` | guided-reopt: share of decisions where re-plan and label differ |
 | ``eval/reward``, ``eval/completion_rate`` | mean over the selection days, per evaluation |
 | ``eval/late_pickup_rate``, ``eval/cancelled``, ``eval/distance_km`` | the same |
 """
@@ -37,6 +38,7 @@ DAY_TAGS = {
     "decisions_per_second": "charts/decisions_per_second",
     "td_loss": "losses/td_loss",
     "q_mean": "losses/q_values",
+    "disagreement": "losses/label_disagreement",
 }
 EVALUATION_NAMES = ("reward", "completion_rate", "late_pickup_rate", "cancelled", "distance_km")
 TENSORBOARD_TAGS = (*DAY_TAGS.values(), *(f"eval/{name}" for name in EVALUATION_NAMES))

@@ -1,0 +1,201 @@
+"""``guided-reopt`` against ``reopt``: training within a time box, then paired evaluation on
+held-out geneva days and on overloaded days of a city no policy trained on.
+
+    .venv/bin/python bench/guided_reopt_eval.py train --minutes 25 --jobs 2 \
+        --out runs/guided_reopt
+    .venv/bin/python bench/guided_reopt_eval.py eval \
+        --model runs/guided_reopt/best_model.safetensors \
+        --geneva-days 12 --lausanne-days 20 --jobs 2 --json runs/guided_reopt_eval.json
+
+``train`` trains on geneva-style days of 5 to 10 drivers (the held-out size 7 left
+out) with demand 0.8 to 1.6 times the preset's, so overloaded days (where not every booking
+can be served) are in the training distribution; the model is selected on 4 tuning days.
+``eval`` plays, on the same days, ``reopt``, the model with all its learned terms, and the
+ablations (only the prizes, only the end values: the same network with the other head
+switched off). ``reopt`` is also the untrained model (a zero network gives its decisions,
+tested). The days: ``held_out_days`` (geneva, fleets 7, 13 and 24 in turn, ``HELD_OUT_SEEDS``)
+and ``lausanne`` preset days (12 drivers, overloaded, from ``HELD_OUT_SEEDS``). It prints each
+policy's mean reward, completion, the paired difference to ``reopt`` with its 95% CI, and
+decision times (p50, p99) against ``reopt``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
+from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
+from rldispatch.agents.kinds import agent_kind
+from rldispatch.env import EnvConfig
+from rldispatch.files import atomic_write_json
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.scenarios.fleet_days import FleetDayDistribution, held_out_days
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
+from rldispatch.training.days import FleetDays
+from rldispatch.training.evaluation import PlayedDay, evaluate_policies
+from rldispatch.training.threads import single_threaded_numerics
+from rldispatch.training.train import RunSettings, train
+
+TRAINING_FLEETS = (5, 6, 8, 9, 10)
+TRAINING_DEMAND = (0.8, 1.6)
+
+
+def run_training(args: argparse.Namespace) -> None:
+    config = GuidedReoptConfig(
+        terms=args.terms,
+        label_jobs=args.jobs,
+        label_cache=str(Path(args.out).parent / "guided_reopt_labels"),
+    )
+    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=TRAINING_DEMAND)
+    settings = RunSettings(
+        max_seconds=args.minutes * 60.0, eval_every_days=args.eval_every, checkpoint_every_days=5
+    )
+    result = train(
+        "guided-reopt",
+        config,
+        args.out,
+        FleetDays(distribution, selection=args.selection_days),
+        settings,
+        progress=False,
+    )
+    print(result.summary())
+
+
+def _ablation(policy: GuidedReoptPolicy, terms: tuple[str, ...], name: str) -> GuidedReoptPolicy:
+    network = copy.deepcopy(policy.network)
+    network.terms = terms
+    return GuidedReoptPolicy(network, name=name, horizon_min=policy.horizon_min)
+
+
+def _times(days: list) -> dict[str, float]:
+    values = np.asarray([t for day in days for t in day.decision_ms])
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p99": float(np.percentile(values, 99)),
+        "mean": float(values.mean()),
+    }
+
+
+def _report(days: list, results: dict) -> dict:
+    report = {"days": [day.name for day in days], "policies": {}, "vs_reopt": {}}
+    for name, played in results.items():
+        report["policies"][name] = {
+            "reward": mean_ci([d.reward for d in played]),
+            "completion_rate": float(np.mean([d.completion_rate for d in played])),
+            "late_pickup_rate": float(np.mean([d.late_pickup_rate for d in played])),
+            "decision_ms": _times(played),
+            "per_day_reward": [d.reward for d in played],
+        }
+        if name != "reopt" and "reopt" in results:
+            report["vs_reopt"][name] = paired_difference(
+                [d.reward for d in played], [d.reward for d in results["reopt"]]
+            )
+    return report
+
+
+def _print(label: str, report: dict) -> None:
+    print(f"\n{label}: {len(report['days'])} days")
+    for name, part in report["policies"].items():
+        pair = report["vs_reopt"].get(name)
+        diff = ""
+        if pair is not None:
+            low, high = pair["ci95"]
+            diff = f", - reopt {pair['reward_diff_mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f})"
+        ms = part["decision_ms"]
+        print(
+            f"  {name:>16}: reward {part['reward']['mean']:.1f}, completion "
+            f"{part['completion_rate']:.1%}, late {part['late_pickup_rate']:.1%}{diff}; "
+            f"decision p50 {ms['p50']:.1f} ms, p99 {ms['p99']:.1f} ms",
+            flush=True,
+        )
+
+
+def _reopt_days(path: str, label: str) -> list:
+    """``reopt``'s days of set ``label`` from an earlier report of this script (its rewards
+    are deterministic: the same on any run; its decision times are that run's)."""
+    from rldispatch.files import read_json
+
+    part = read_json(path)["sets"][label]["played"]["reopt"]
+    return [
+        PlayedDay(**{**day, "routes": (), "decision_ms": tuple(day["decision_ms"])}) for day in part
+    ]
+
+
+def run_evaluation(args: argparse.Namespace) -> None:
+    single_threaded_numerics(1)
+    names = args.policies.split(",")
+    policies = {}
+    if "reopt" in names and not args.reopt_report:
+        policies["reopt"] = make_baseline("reopt")
+    if args.model:
+        guided = agent_kind("guided-reopt").load_model(args.model).policy
+        if "guided-reopt" in names:
+            policies["guided-reopt"] = guided
+        for term in ("prize", "value"):
+            if f"{term} only" in names:
+                policies[f"{term} only"] = _ablation(guided, (term,), f"{term} only")
+    sets = {
+        "geneva": held_out_days(args.geneva_days),
+        "lausanne": [make_lausanne(HELD_OUT_SEEDS[k]) for k in range(args.lausanne_days)],
+    }
+    report = {"model": str(args.model), "sets": {}}
+    started = time.perf_counter()
+    for label, days in sets.items():
+        if not days:
+            continue
+        most = max(len(day.drivers) for day in days)
+        results = evaluate_policies(
+            policies, days, EnvConfig(max_drivers=most), progress=False, jobs=args.jobs
+        )
+        if args.reopt_report:
+            results = {"reopt": _reopt_days(args.reopt_report, label)[: len(days)], **results}
+        report["sets"][label] = _report(days, results)
+        report["sets"][label]["played"] = {
+            name: [{**day.as_dict(), "decision_ms": list(day.decision_ms)} for day in played]
+            for name, played in results.items()
+        }
+        _print(label, report["sets"][label])
+        print(f"  ({time.perf_counter() - started:.0f} s so far)", flush=True)
+    if args.json:
+        atomic_write_json(args.json, report)
+        print(f"report written to {args.json}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    training = verbs.add_parser("train")
+    training.add_argument("--minutes", type=float, default=25.0)
+    training.add_argument("--out", default="runs/guided_reopt")
+    training.add_argument("--jobs", type=int, default=2)
+    training.add_argument("--terms", default="all", choices=("all", "prize", "value"))
+    training.add_argument("--eval-every", type=int, default=10)
+    training.add_argument("--selection-days", type=int, default=4)
+    training.set_defaults(handler=run_training)
+    evaluation = verbs.add_parser("eval")
+    evaluation.add_argument("--model", help="the guided-reopt model file")
+    evaluation.add_argument(
+        "--policies",
+        default="reopt,guided-reopt,prize only,value only",
+        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
+    )
+    evaluation.add_argument(
+        "--reopt-report", help="take reopt's days from this earlier report instead of playing"
+    )
+    evaluation.add_argument("--geneva-days", type=int, default=12)
+    evaluation.add_argument("--lausanne-days", type=int, default=20)
+    evaluation.add_argument("--jobs", type=int, default=2)
+    evaluation.add_argument("--json", default="runs/guided_reopt_eval.json")
+    evaluation.set_defaults(handler=run_evaluation)
+    args = parser.parse_args()
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

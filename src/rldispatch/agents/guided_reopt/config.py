@@ -1,0 +1,81 @@
+"""Every hyperparameter of ``guided-reopt`` in one validated, frozen object
+(``docs/guided_reopt.md`` explains the learning)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
+from rldispatch.agents.guided_reopt.network import TERMS
+
+TERM_CHOICES = ("all", *TERMS)
+
+
+@dataclass(frozen=True)
+class GuidedReoptConfig(HyperparameterConfig):
+    """Hyperparameters of the guided re-optimiser and of its learning."""
+
+    prefix: ClassVar[str] = "guided-reopt"
+
+    terms: str = hyperparameter(
+        "the learned terms in the solver's objective: 'prize' (per open booking), 'value' "
+        "(where and when each plan leaves its driver) or 'all'",
+        "all",
+        kind="choice",
+        choices=TERM_CHOICES,
+    )
+    hidden: int = hyperparameter("width of each head's hidden layers", 32, kind="int", low=1)
+    term_scale: float = hyperparameter(
+        "reward units of a network output of 1", 10.0, low=0.0, low_open=True
+    )
+    learning_rate: float = hyperparameter("Adam step size", 1e-3, low=0.0, high=1.0, low_open=True)
+    weight_decay: float = hyperparameter("Adam weight decay", 1e-4, low=0.0, high=1.0)
+    noise: float = hyperparameter(
+        "standard deviation of the Gaussian perturbation of each term in the Fenchel-Young "
+        "loss, in reward units (0: the structured perceptron)",
+        2.0,
+        low=0.0,
+    )
+    label_every: int = hyperparameter(
+        "one re-plan in this many is a labelled state", 8, kind="int", low=1
+    )
+    label_time_limit_s: float = hyperparameter(
+        "wall-clock cap of a state's full-information plan, in seconds",
+        2.0,
+        low=0.0,
+        low_open=True,
+    )
+    label_solution_limit: int = hyperparameter(
+        "guided local search solutions of a state's full-information plan (the budget that "
+        "makes labels the same on any machine, unless the cap is reached first)",
+        60,
+        kind="int",
+        low=1,
+    )
+    label_jobs: int = hyperparameter(
+        "processes that compute labels at the end of a training day", 1, kind="int", low=1
+    )
+    label_cache: str = ""
+    """Folder of the labels' disk cache ('': none)."""
+    updates_per_day: int = hyperparameter(
+        "gradient steps at the end of each training day, each on one labelled state of all "
+        "the days so far (DAgger's aggregated data), re-solved with the current network",
+        48,
+        kind="int",
+        low=0,
+    )
+    horizon_min: float = hyperparameter(
+        "plan the open bookings whose window opens within this many minutes (as reopt)",
+        120.0,
+        low=0.0,
+        low_open=True,
+    )
+
+    def check(self) -> None:
+        if not isinstance(self.label_cache, str) or "\0" in self.label_cache:
+            raise ConfigError("guided-reopt.label_cache: must be a folder name")
+
+    def term_names(self) -> tuple[str, ...]:
+        """The learned terms, by name."""
+        return TERMS if self.terms == "all" else (self.terms,)

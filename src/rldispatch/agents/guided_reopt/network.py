@@ -1,0 +1,82 @@
+"""The network of ``guided-reopt``: a prize per open booking and a value per plan end.
+
+Two small multilayer perceptrons, one per term, each ``features -> hidden -> hidden -> 1``
+(ReLU), their outputs times ``term_scale`` reward units. The last layer of each starts at
+zero, so the untrained network adds nothing: the policy is then exactly ``reopt``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rldispatch.agents.guided_reopt.features import (
+    BOOKING_FEATURES,
+    END_FEATURES,
+    STATE_FEATURES,
+)
+
+TERMS = ("prize", "value")
+"""The learned terms: ``prize`` (per open booking), ``value`` (per plan end)."""
+
+
+def _mlp(inputs: int, hidden: int) -> nn.Sequential:
+    layers = nn.Sequential(
+        nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+    )
+    head = nn.Linear(hidden, 1)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    layers.append(head)
+    return layers
+
+
+class TermNetwork(nn.Module):
+    """Prize and end-value heads (see the module docstring).
+
+    :param hidden: width of the hidden layers.
+    :param terms: the terms the network gives (the others are 0).
+    :param term_scale: reward units of an output of 1.
+    """
+
+    def __init__(
+        self, hidden: int = 32, terms: tuple[str, ...] = TERMS, term_scale: float = 10.0
+    ) -> None:
+        super().__init__()
+        self.hidden = int(hidden)
+        self.terms = tuple(terms)
+        self.term_scale = float(term_scale)
+        self.prize = _mlp(len(BOOKING_FEATURES) + len(STATE_FEATURES), self.hidden)
+        self.value = _mlp(len(END_FEATURES) + len(STATE_FEATURES), self.hidden)
+
+    def prizes(self, rows: torch.Tensor) -> torch.Tensor:
+        """Prize per booking row, in reward units."""
+        if "prize" not in self.terms or rows.shape[0] == 0:
+            return torch.zeros(rows.shape[0])
+        return self.prize(rows)[:, 0] * self.term_scale
+
+    def values(self, rows: torch.Tensor) -> torch.Tensor:
+        """Value per end row, in reward units."""
+        if "value" not in self.terms or rows.shape[0] == 0:
+            return torch.zeros(rows.shape[0])
+        return self.value(rows)[:, 0] * self.term_scale
+
+    def evaluate(self, booking: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prizes and end values as NumPy arrays, computed in NumPy (a re-plan's few dozen
+        rows take microseconds there; PyTorch's call overhead and threads cost more)."""
+        prizes = self._forward(self.prize, booking) if "prize" in self.terms else None
+        values = self._forward(self.value, end) if "value" in self.terms else None
+        return (
+            np.zeros(booking.shape[0]) if prizes is None else prizes,
+            np.zeros(end.shape[0]) if values is None else values,
+        )
+
+    def _forward(self, layers: nn.Sequential, rows: np.ndarray) -> np.ndarray:
+        out = np.asarray(rows, dtype=np.float32)
+        linear = [layer for layer in layers if isinstance(layer, nn.Linear)]
+        for k, layer in enumerate(linear):
+            out = out @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+            if k < len(linear) - 1:
+                out = np.maximum(out, 0.0)
+        return out[:, 0].astype(np.float64) * self.term_scale

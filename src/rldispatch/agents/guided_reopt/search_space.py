@@ -1,0 +1,24 @@
+"""The ``guided-reopt`` kind's tuner search space: the learning of the terms, not the solver
+(whose budget stays ``reopt``'s)."""
+
+from __future__ import annotations
+
+from rldispatch.agents.search_space import Hyperparameter
+
+GUIDED_REOPT_SEARCH_SPACE: tuple[Hyperparameter, ...] = (
+    Hyperparameter("terms", "terms", "the learned terms", choices=("all", "prize", "value")),
+    Hyperparameter("hidden", "hidden", "width of each head's hidden layers", choices=(16, 32, 64)),
+    Hyperparameter("term_scale", "scale", "reward units of an output of 1", low=2.0, high=20.0),
+    Hyperparameter("learning_rate", "lr", "Adam step size", low=1e-4, high=1e-2, log=True),
+    Hyperparameter(
+        "noise",
+        "noise",
+        "perturbation of the Fenchel-Young loss (reward units)",
+        low=0.0,
+        high=5.0,
+    ),
+    Hyperparameter("label_every", "label_every", "re-plans per labelled state", choices=(4, 8, 16)),
+    Hyperparameter(
+        "updates_per_day", "updates", "gradient steps per training day", choices=(16, 48, 96)
+    ),
+)
