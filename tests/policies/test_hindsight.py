@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from rldispatch.cli import main
-from rldispatch.domain import Booking, Driver, Scenario, TravelConfig
+from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
 from rldispatch.policies.hindsight import HindsightResult, Stop, solve_cordeau, solve_scenario
 from rldispatch.policies.hindsight_check import check_cordeau_solution, cordeau_cost
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
 from rldispatch.scenarios.files import save_scenario
+from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.travel import TravelModel
 
 PUBLISHED_ROUNDING = 0.005
@@ -308,3 +309,9 @@ def test_cli_solves_a_json_scenario(tmp_path):
 def test_cli_refuses_a_missing_file_with_exit_code_2(tmp_path, capsys):
     assert main(["solve", "--scenario", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_solve_scenario_refuses_a_day_of_stops_in_one_line():
+    day = make_preset("geneva-mix", 0)
+    with pytest.raises(ScenarioError, match="geneva-mix-0: hindsight: days with shared rides"):
+        solve_scenario(day, time_limit_s=0.5)

@@ -1,6 +1,7 @@
 """Plans of stops: shared rides within places by kind, maximum ride times and breaks."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from rldispatch.domain import Booking, Break, Driver, Places, Scenario
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.cordeau import read_cordeau
 from rldispatch.sim.simulator import SERVED, DaySimulator
 from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.stop_simulator import LoggedStop, StopDaySimulator, day_simulator
@@ -140,6 +142,23 @@ def test_a_copy_of_a_day_of_stops_plays_on_alone():
     copy.finish()
     assert sim.stops[0] == [(PICKUP, 0), (DROPOFF, 0)]
     assert (copy.status == SERVED).sum() == 2 and (sim.status == SERVED).sum() == 0
+
+
+CORDEAU_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "cordeau"
+
+
+@pytest.mark.skipif(not CORDEAU_DIR.is_dir(), reason=f"no Cordeau instances at {CORDEAU_DIR}")
+@pytest.mark.parametrize("name", ["a2-16", "a4-40", "a8-96"])
+def test_a_cordeau_instance_shares_rides_within_its_ride_times(name):
+    instance = read_cordeau(CORDEAU_DIR / f"{name}.txt")
+    sim, played = play(instance.to_scenario())
+    check = check_played_day(sim)
+    assert check.ok, check.problems
+    assert played.occupancy > 1.0
+    rides = [
+        stop.start_min - sim.picked_done_min[stop.ref] for stop in sim.stop_log if stop.kind == 1
+    ]
+    assert max(rides) <= instance.max_ride_time + 1e-6
 
 
 @st.composite

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rldispatch.domain import Scenario
+from rldispatch.domain import Scenario, ScenarioError
 from rldispatch.policies.hindsight_check import check_scenario_plan
 from rldispatch.policies.hindsight_cordeau import CORDEAU_FIRST_SOLUTIONS, solve_cordeau
 from rldispatch.policies.hindsight_result import HindsightResult, Stop, day_metrics
@@ -76,6 +76,11 @@ def solve_scenario(
     :param seed: 0 numbers the bookings in scenario order; another value shuffles the order
         the solver sees them in (changes its tie-breaking).
     """
+    if scenario.has_stops:
+        raise ScenarioError(
+            f"{scenario.name}: hindsight: days with shared rides, breaks or maximum ride times "
+            "are planned only as Cordeau instances (solve FILE.txt)"
+        )
     reward = reward or RewardConfig()
     started = time.monotonic()
     sim = DaySimulator(scenario)
