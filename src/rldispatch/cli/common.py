@@ -17,6 +17,7 @@ from rldispatch.cli import CliError
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.progress import on_terminal
 from rldispatch.reports.report import day_summary
 from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, scenario_paths
@@ -254,8 +255,8 @@ while True:
 def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Iterator[None]:
     """A bar of elapsed against expected seconds on stderr, for a call that reports no
     progress of its own and holds the interpreter while it runs (OR-Tools' search): the bar is
-    drawn by a small child process, stopped when the call returns."""
-    if not enabled:
+    drawn by a small child process, stopped when the call returns; only on a terminal."""
+    if not (enabled and on_terminal()):
         yield
         return
     ticker = subprocess.Popen(

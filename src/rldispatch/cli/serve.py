@@ -7,11 +7,11 @@ import copy
 import logging
 import os
 
+from rldispatch.agents.serving import RUNTIMES
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
-from rldispatch.service.model import RUNTIMES
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -117,6 +117,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes (1); they share the switch and models through the database",
     )
     parser.add_argument(
+        "--tile-url",
+        metavar="TEMPLATE",
+        help=(
+            "map tiles of the dispatcher's page (/ui), a URL template with {z}, {x} and {y}, "
+            "loaded by the browser; 'none': no basemap (env RLDISPATCH_TILE_URL; default "
+            "OpenStreetMap's)"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -157,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             models_dir=args.models_dir,
             retain_days=args.retain_days,
             archive_dir=args.archive_dir,
+            tile_url=args.tile_url,
         )
     except ValueError as error:
         raise CliError(str(error)) from error

@@ -12,6 +12,7 @@ small ones run on the event loop; large ones go to the pool, a few at a time
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,9 +30,11 @@ from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.admin_api import save_switch
 from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
+from rldispatch.service.live_view import record_suggestion
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
 from rldispatch.service.retention import Retention, log_size
@@ -210,6 +213,7 @@ async def suggest(
     live = body.to_live(local_minute_of_day(), manager.day)
     suggestion = await workload.answer(request, request_items(body), manager.suggest, live)
     response = SuggestResponse.from_suggestion(suggestion)
+    record_suggestion(request.app.state.live_view, manager, body, live, suggestion)
     store.record_suggestion(
         SuggestionRecord(
             booking_id=suggestion.booking_id,
@@ -277,14 +281,7 @@ def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> Toggle
             updated_by=principal.name,
         )
 
-    try:
-        new_state = service.store.update_state(change)
-    except StoreUnavailable as error:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"database: the change was not saved, nothing changed ({error})",
-        ) from error
-    service.watcher.apply(new_state)
+    new_state = save_switch(service, change)
     logger.info(
         "toggle by %s: enabled=%s ab_ratio=%s shadow=%s",
         principal.name,
@@ -392,6 +389,12 @@ def prometheus_metrics(principal: Reader, service: ServiceDep) -> PlainTextRespo
         service.store.counts(),
         service.uptime_s,
     )
+    # The log's figures (two small queries and the A/B groups); without the database they are
+    # missing, and rldispatch_store_available says why.
+    if service.store.available:
+        with contextlib.suppress(SQLAlchemyError, StoreUnavailable):
+            size, ab = log_size(service.store.engine), service.store.ab_summary()
+            text += prometheus.render_log(size, ab)
     return PlainTextResponse(text, media_type=prometheus.CONTENT_TYPE)
 
 

@@ -1,6 +1,7 @@
 """The service's FastAPI app: ``create_app(config)`` builds the manager (model loaded once),
 the token registry and the store, and mounts the routers (:mod:`rldispatch.service.api`,
-:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`). When the app
+:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`) and the
+dispatcher's page (:mod:`rldispatch.service.ui`). When the app
 starts the store's writer starts and the switch row is read and then watched
 (:mod:`rldispatch.service.switch_watcher`), and buffered records are written when it stops.
 """
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from rldispatch.service import workload
+from rldispatch.service import ui, workload
 from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
 from rldispatch.service.api import (
     MAX_BODY_BYTES,
@@ -76,6 +77,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served with local assets by rldispatch.service.ui
+        redoc_url=None,
     )
     app.state.service = service
     app.state.tokens = tokens
@@ -85,4 +88,5 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
+    ui.install(app, config.tile_url)
     return app

@@ -26,6 +26,8 @@ environment variable            meaning (default)
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
 ``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
+``RLDISPATCH_TILE_URL``         map tiles of the dispatcher's page, a ``{z}/{x}/{y}`` URL
+                                template; ``none``: no basemap (OpenStreetMap's)
 ==============================  ============================================================
 """
 
@@ -36,6 +38,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rldispatch.agents.serving import Lookahead
 
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
@@ -48,6 +52,8 @@ ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
+ENV_TILE_URL = "RLDISPATCH_TILE_URL"
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
@@ -79,24 +85,6 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     """A re-plan cap in seconds from an option or variable: the default when not given, None
     (no cap) for ``0``; a ``ValueError`` naming ``field`` for anything but seconds >= 0."""
     return _duration(value, field, DEFAULT_FALLBACK_TIME_LIMIT_S, "seconds", "no cap")
-
-
-@dataclass(frozen=True)
-class Lookahead:
-    """How a pairwise model's answers look ahead (``serve --lookahead``): the candidates each
-    decision plays on in copies of the live day, and the wall-clock budget of one decision
-    (None: none)."""
-
-    candidates: int
-    time_budget_s: float | None
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1:
-            raise ValueError(f"lookahead: must be at least 1 candidate, got {self.candidates!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(
-                f"lookahead budget: must be positive or None, got {self.time_budget_s!r}"
-            )
 
 
 def _lookahead(value: int | str | None, field: str) -> int:
@@ -133,6 +121,21 @@ def _retain_days(value: int | str | None) -> int | None:
     return days
 
 
+def _tile_url(value: str | None, field: str) -> str:
+    """A tile URL template with ``{z}``, ``{x}`` and ``{y}`` (http, https or a path), or ``""``
+    for ``none`` (no basemap); the default when not given."""
+    if value is None or not value.strip():
+        return DEFAULT_TILE_URL
+    value = value.strip()
+    if value.lower() == "none":
+        return ""
+    if any(part not in value for part in ("{z}", "{x}", "{y}")):
+        raise ValueError(f"{field}: a tile URL template needs {{z}}, {{x}} and {{y}}: {value!r}")
+    if not value.startswith(("http://", "https://", "/")) or any(c in value for c in "<>\"'"):
+        raise ValueError(f"{field}: must be an http(s) URL or a path on this server: {value!r}")
+    return value
+
+
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     if environ.get(ENV_DATA_DIR):
         return Path(environ[ENV_DATA_DIR])
@@ -156,6 +159,7 @@ class ServiceConfig:
     models_dir: Path | None = None
     retain_days: int | None = None
     archive_dir: Path | None = None
+    tile_url: str = DEFAULT_TILE_URL
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -175,6 +179,7 @@ class ServiceConfig:
         models_dir: str | Path | None = None,
         retain_days: int | None = None,
         archive_dir: str | Path | None = None,
+        tile_url: str | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
         the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
@@ -215,6 +220,10 @@ class ServiceConfig:
             archive_dir=Path(archive)
             if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
+            tile_url=_tile_url(
+                environ.get(ENV_TILE_URL) if tile_url is None else tile_url,
+                "tile-url" if tile_url is not None else ENV_TILE_URL,
+            ),
             environ=environ,
         )
 
@@ -255,6 +264,7 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),
+        ENV_TILE_URL: config.tile_url or "none",
     }
     if config.model_path is not None:
         values[ENV_MODEL] = str(config.model_path)

@@ -48,27 +48,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from rldispatch.agents.serving import MAX_MODEL_BYTES, InvalidValues, Lookahead, ServedModel
 from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
-from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, Lookahead
-from rldispatch.service.model import MAX_MODEL_BYTES, InvalidValues, LoadedQModel
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
-
-if TYPE_CHECKING:  # imports PyTorch: loaded only with a pairwise model
-    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
-
-    ServedModel = LoadedQModel | LoadedPairwiseQModel
 
 logger = logging.getLogger("rldispatch.service")
 
@@ -173,8 +168,7 @@ class RLDispatchManager:
     :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
         None serves the fallback only.
     :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see
-        :func:`~rldispatch.service.loading.load_q_model`; a pairwise model: ``numpy`` or
-        ``onnx``).
+        :func:`~rldispatch.service.loading.load_served_model`: each kind names its own).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param fallback_time_limit_s: a ``reopt`` fallback's wall-clock cap per re-plan (None:
         none; answers then never depend on the machine's speed).
@@ -234,12 +228,12 @@ class RLDispatchManager:
             self._state = state
 
     @property
-    def model(self) -> LoadedQModel | LoadedPairwiseQModel | None:
+    def model(self) -> ServedModel | None:
         """The champion model (None: none loaded)."""
         return self.models.served.champion.model
 
     @model.setter
-    def model(self, model: LoadedQModel | LoadedPairwiseQModel) -> None:
+    def model(self, model: ServedModel) -> None:
         self.models.install("champion", self.model_path, model)
 
     @property
@@ -508,10 +502,7 @@ class RLDispatchManager:
         for cached_model, player in cache:
             if cached_model is model:
                 return player
-        if self.lookahead is not None and model.kind == "pairwise":
-            player = model.new_player(self.lookahead)
-        else:
-            player = model.new_player()
+        player = model.new_player(self.lookahead)
         cache[:] = [*cache[-1:], (model, player)]
         return player
 

@@ -26,6 +26,7 @@ from rldispatch.service.api import (
 )
 from rldispatch.service.auth import Reader
 from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
+from rldispatch.service.live_view import record_round
 from rldispatch.service.store import SuggestionRecord
 from rldispatch.service.tables import NOTHING_ASSIGNED
 
@@ -45,6 +46,7 @@ async def dispatch_round(
     state = body.to_state(local_minute_of_day(), manager.day)
     answer = await workload.answer(request, request_items(body), manager.dispatch_round, state)
     response = RoundResponse.from_round(answer)
+    record_round(request.app.state.live_view, manager, body, state, answer)
     # Each assignment's log row keeps the whole state, so the day can be rebuilt from the log
     # (rldispatch collect --service-db); "round" tells it from a /rl/suggest row. A round that
     # assigns nothing logs one row of no booking with the same state.

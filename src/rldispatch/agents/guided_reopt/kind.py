@@ -29,7 +29,7 @@ from rldispatch.agents.guided_reopt.model_file import (
 from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.guided_reopt.search_space import GUIDED_REOPT_SEARCH_SPACE
-from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner, register_kind
+from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner
 from rldispatch.agents.model_container import env_config_from_dict, env_config_to_dict
 from rldispatch.agents.search_space import Hyperparameter
 from rldispatch.domain import Scenario
@@ -210,4 +210,4 @@ class GuidedReoptKind(AgentKind):
         return GUIDED_REOPT_SEARCH_SPACE
 
 
-KIND = register_kind(GuidedReoptKind())
+KIND = GuidedReoptKind()
