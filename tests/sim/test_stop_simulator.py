@@ -12,6 +12,7 @@ from rldispatch.domain import Booking, Break, Driver, Places, Scenario
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.cordeau import read_cordeau
+from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.simulator import SERVED, DaySimulator
 from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.stop_simulator import LoggedStop, StopDaySimulator, day_simulator
@@ -226,3 +227,39 @@ def test_every_played_day_keeps_places_ride_limits_and_breaks(day, policy):
     assert played.breaks_missed == 0
     assert played.served + played.cancelled == len(day.bookings)
     assert played.shared_ride_share == 0.0 or day.shared_rides
+
+
+def test_on_a_one_at_a_time_day_stops_give_the_insertions_of_booking_plans():
+    """The same decisions through both simulators: at every one, the same feasible pairs,
+    costs, pickup times and km (to rounding), and the same served day."""
+    day = make_preset("geneva", 0)
+    day = dataclasses.replace(
+        day,
+        drivers=tuple(dataclasses.replace(d, capacity=1) for d in day.drivers),
+        bookings=tuple(dataclasses.replace(b, load=1) for b in day.bookings),
+    )
+    plans, stops = DaySimulator(day), StopDaySimulator(day)
+    decisions = 0
+    while not plans.done:
+        visible = plans.visible_bookings()
+        assert np.array_equal(visible, stops.visible_bookings())
+        if visible.size:
+            a, b = plans.best_insertions(visible), stops.best_insertions(visible)
+            assert np.array_equal(a.feasible, b.feasible)
+            for name in ("cost", "pickup_min", "added_km"):
+                np.testing.assert_allclose(
+                    getattr(a, name)[a.feasible], getattr(b, name)[b.feasible], rtol=1e-9
+                )
+            if a.feasible.any():
+                driver, column = np.argwhere(a.feasible)[np.argmin(a.cost[a.feasible])]
+                plans.assign(int(driver), int(visible[column]))
+                stops.assign(int(driver), int(visible[column]))
+                decisions += 1
+                continue
+        plans.advance()
+        stops.advance()
+    stops.finish()
+    assert decisions > 100
+    assert np.array_equal(plans.status, stops.status)
+    np.testing.assert_allclose(plans.pickup_min, stops.pickup_min, rtol=1e-9)
+    assert plans.distance_km == pytest.approx(stops.distance_km, rel=1e-9)

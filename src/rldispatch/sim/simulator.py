@@ -254,6 +254,10 @@ class DaySimulator:
         """When each driver will have finished all it has been given (locked and planned)."""
         return np.maximum(self.plan_end_min, self.now_min)
 
+    def driver_free_vec(self) -> np.ndarray:
+        """Where each driver is, or will be once the ride it has set off for ends (embedded)."""
+        return self.anchor_vec
+
     def driver_free_booking(self) -> np.ndarray:
         """The booking whose drop-off is where each driver will be free (-1: its start)."""
         return self.plan_end_booking

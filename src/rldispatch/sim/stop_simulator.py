@@ -141,18 +141,28 @@ class StopDaySimulator(DaySimulator):
         self._best_dropoff_position = new
 
     def unplanned_drivers(self) -> np.ndarray:
-        """Before the end of their shift, with no pickup planned and nobody on board."""
-        return (self._no_pickup_planned() & (self.onboard.sum(axis=1) == 0)) & (
-            self.shift_end_min > self.now_min
-        )
+        """Before the end of their shift, with no pickup planned (beyond the passengers they
+        may be carrying now)."""
+        return self._no_pickup_planned() & (self.shift_end_min > self.now_min)
 
     def idle_drivers(self) -> np.ndarray:
         """On shift now, with no pickup planned and nobody on board."""
         return (
             self.unplanned_drivers()
+            & (self.onboard.sum(axis=1) == 0)
             & (self.anchor_min <= self.now_min)
             & (self.shift_start_min <= self.now_min)
         )
+
+    def driver_free_vec(self) -> np.ndarray:
+        """Where each driver will be once the passengers it carries are dropped off: its last
+        planned drop-off when no pickup is planned, else where it is now (embedded)."""
+        free = self.anchor_vec.copy()
+        for driver, stops in enumerate(self.stops):
+            dropoffs = [ref for kind, ref in stops if kind == DROPOFF]
+            if dropoffs:
+                free[driver] = self.dropoff_vec[dropoffs[-1]]
+        return free
 
     def _no_pickup_planned(self) -> np.ndarray:
         return np.asarray([not plan for plan in self.plans], dtype=bool)
