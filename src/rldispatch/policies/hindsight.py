@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rldispatch.domain import Scenario, ScenarioError
+from rldispatch.domain import Scenario
 from rldispatch.policies.hindsight_check import check_scenario_plan
 from rldispatch.policies.hindsight_cordeau import CORDEAU_FIRST_SOLUTIONS, solve_cordeau
 from rldispatch.policies.hindsight_result import HindsightResult, Stop, day_metrics
@@ -33,6 +33,7 @@ from rldispatch.policies.ride_model import (
     replay_reward,
 )
 from rldispatch.policies.routing import search_parameters, solve_portfolio, status_name
+from rldispatch.policies.stop_hindsight import solve_stop_scenario
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 
@@ -73,14 +74,15 @@ def solve_scenario(
         penalty) from the better of its plan and this one. The result is the best of the
         three by the exact reward (balance bonus included), so it is never worse than the
         plan it was given; ``status`` says which it is.
+    A day with shared rides, breaks or maximum ride times is planned by
+    :func:`rldispatch.policies.stop_hindsight.solve_stop_scenario` (pickups and drop-offs,
+    from cheapest insertion's day; ``initial_routes`` and ``seed`` do not apply).
+
     :param seed: 0 numbers the bookings in scenario order; another value shuffles the order
         the solver sees them in (changes its tie-breaking).
     """
     if scenario.has_stops:
-        raise ScenarioError(
-            f"{scenario.name}: hindsight: days with shared rides, breaks or maximum ride times "
-            "are planned only as Cordeau instances (solve FILE.txt)"
-        )
+        return solve_stop_scenario(scenario, time_limit_s, reward, first_solution)
     reward = reward or RewardConfig()
     started = time.monotonic()
     sim = DaySimulator(scenario)
