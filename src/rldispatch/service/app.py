@@ -26,7 +26,10 @@ from rldispatch.service.api import (
 )
 from rldispatch.service.auth import build_registry
 from rldispatch.service.config import ServiceConfig
+from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.raw_body import add_body_schemas
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.retention import Retention
 from rldispatch.service.round_api import round_router
 from rldispatch.service.store import Store, prepare_private_folder
@@ -66,6 +69,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            RequestBudget.stop_all("shutdown")  # work still running winds down now
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             await asyncio.to_thread(watcher.stop)
@@ -83,10 +87,12 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
     app.state.service = service
     app.state.tokens = tokens
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.state.large_requests = workload.large_request_gate()
+    app.state.lanes = workload.new_lanes()
+    app.state.request_budget_s = config.request_budget_ms / 1e3
     app.include_router(rl_router)
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
     ui.install(app, config.tile_url)
+    add_body_schemas(app, SuggestRequest, RoundRequest)
     return app

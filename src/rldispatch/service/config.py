@@ -15,6 +15,10 @@ environment variable            meaning (default)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
+``RLDISPATCH_REQUEST_BUDGET_MS``
+                                wall-clock budget of one suggestion or round, ms from its
+                                arrival; past it a round ends, a suggestion falls back
+                                (``10000``)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rldispatch.agents.serving import Lookahead
+from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
@@ -47,6 +52,7 @@ ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
 ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
 ENV_LOOKAHEAD = "RLDISPATCH_LOOKAHEAD"
 ENV_LOOKAHEAD_BUDGET = "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
+ENV_REQUEST_BUDGET = "RLDISPATCH_REQUEST_BUDGET_MS"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
@@ -106,6 +112,20 @@ def _lookahead_budget(value: float | str | None, field: str) -> float | None:
     return _duration(value, field, DEFAULT_LOOKAHEAD_BUDGET_MS, "milliseconds", "none")
 
 
+def request_budget_ms_of(value: float | str | None, field: str) -> float:
+    """A request's budget in ms > 0 from an option or variable (the default when not given);
+    a ``ValueError`` naming ``field`` otherwise (the server always enforces one)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_REQUEST_BUDGET_MS
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of milliseconds, got {value!r}") from None
+    if not (math.isfinite(amount) and amount > 0):
+        raise ValueError(f"{field}: must be a positive number of milliseconds, got {value!r}")
+    return amount
+
+
 def _retain_days(value: int | str | None) -> int | None:
     """A number of days >= 1, or None (kept forever)."""
     if value is None or value == "":
@@ -153,6 +173,7 @@ class ServiceConfig:
     fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S
     lookahead: int = 0
     lookahead_budget_ms: float | None = DEFAULT_LOOKAHEAD_BUDGET_MS
+    request_budget_ms: float = DEFAULT_REQUEST_BUDGET_MS
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
@@ -173,6 +194,7 @@ class ServiceConfig:
         fallback_time_limit_s: float | None = None,
         lookahead: int | None = None,
         lookahead_budget_ms: float | None = None,
+        request_budget_ms: float | None = None,
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
@@ -207,6 +229,10 @@ class ServiceConfig:
                 if lookahead_budget_ms is None
                 else lookahead_budget_ms,
                 "lookahead-budget-ms" if lookahead_budget_ms is not None else ENV_LOOKAHEAD_BUDGET,
+            ),
+            request_budget_ms=request_budget_ms_of(
+                environ.get(ENV_REQUEST_BUDGET) if request_budget_ms is None else request_budget_ms,
+                "request-budget-ms" if request_budget_ms is not None else ENV_REQUEST_BUDGET,
             ),
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
@@ -261,6 +287,7 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         ENV_FALLBACK_TIME_LIMIT: str(config.fallback_time_limit_s or 0),
         ENV_LOOKAHEAD: str(config.lookahead),
         ENV_LOOKAHEAD_BUDGET: str(config.lookahead_budget_ms or 0),
+        ENV_REQUEST_BUDGET: str(config.request_budget_ms),
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),

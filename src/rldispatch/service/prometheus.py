@@ -81,6 +81,15 @@ def render(
     )
     out.sample("rldispatch_suggest_latency_seconds_sum", {}, float(stats.latency_sum_s))
     out.sample("rldispatch_suggest_latency_seconds_count", {}, float(stats.suggestions))
+    out.metric(
+        "rldispatch_round_latency_quantile_seconds",
+        "gauge",
+        "Time to answer a dispatch round in the manager (quantiles over the recent window).",
+        [
+            ({"quantile": q}, (stats.round_latency_ms.get(name) or 0.0) / 1e3)
+            for q, name in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
+        ],
+    )
     gauges = (
         ("rldispatch_rl_enabled", "1 when RL may answer.", float(state.enabled)),
         ("rldispatch_shadow_mode", "1 in shadow mode.", float(state.shadow)),

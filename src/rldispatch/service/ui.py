@@ -136,6 +136,16 @@ def _local_midnight_utc() -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
+def _answered(
+    count: int, by_source: dict[str, int], latency_ms: dict[str, float | None]
+) -> dict[str, Any]:
+    return {
+        "count": count,
+        "by_source": by_source,
+        "latency_ms": {k: None if v is None else round(v, 2) for k, v in latency_ms.items()},
+    }
+
+
 def _decision_out(decision: Any) -> dict[str, Any]:
     return {
         "at": decision.at.isoformat(),
@@ -244,14 +254,10 @@ def live_state(principal: Reader, service: ServiceDep, request: Request) -> JSON
         "fallback_policy": manager.fallback_policy,
         "lookahead": manager.lookahead_status(),
         "answers": {
-            "decisions": stats.suggestions,
-            "by_source": stats.by_source,
+            "suggestions": _answered(stats.suggestions, stats.by_source, stats.latency_ms),
+            "rounds": _answered(stats.rounds, stats.rounds_by_source, stats.round_latency_ms),
             "fallbacks": stats.fallbacks,
             "errors": stats.errors,
-            "latency_ms": {
-                key: None if value is None else round(value, 2)
-                for key, value in stats.latency_ms.items()
-            },
         },
         "fleet": fleet,
         "decisions": _decisions(service, decisions),

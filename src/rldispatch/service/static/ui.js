@@ -500,11 +500,20 @@
 
   function renderAnswers(state) {
     const answers = state.answers;
-    $("lat-p50").textContent = fmt(answers.latency_ms.p50);
-    $("lat-p95").textContent = fmt(answers.latency_ms.p95);
-    $("lat-p99").textContent = fmt(answers.latency_ms.p99);
-    const rl = answers.by_source.rl || 0;
-    const fb = answers.by_source.fallback || 0;
+    let rl = 0;
+    let fb = 0;
+    for (const [kind, row] of [["rounds", "lat-rounds"], ["suggestions", "lat-suggestions"]]) {
+      const figures = answers[kind];
+      const byRl = figures.by_source.rl || 0;
+      rl += byRl;
+      fb += figures.by_source.fallback || 0;
+      const cells = $(row).querySelectorAll("td");
+      cells[1].textContent = String(figures.count);
+      cells[2].textContent = figures.count ? percent(byRl / figures.count) : "–";
+      cells[3].textContent = fmt(figures.latency_ms.p50);
+      cells[4].textContent = fmt(figures.latency_ms.p95);
+      cells[5].textContent = fmt(figures.latency_ms.p99);
+    }
     const total = rl + fb;
     const bar = $("source-bar");
     bar.querySelector(".rl").style.width = total ? (100 * rl / total) + "%" : "0";
