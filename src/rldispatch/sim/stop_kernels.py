@@ -22,7 +22,7 @@ from rldispatch.sim.kernels import distance_km
 PICKUP, DROPOFF, BREAK = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def schedule_stops(
     kinds,
     refs,
@@ -125,7 +125,7 @@ def schedule_stops(
     return feasible, total_km, time
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_stop_insertions(
     candidates,
     now_min,
