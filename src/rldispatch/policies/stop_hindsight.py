@@ -18,9 +18,11 @@ the simulator itself: each route, with its breaks where nobody is on board, beco
 driver's plan of stops
 (:class:`rldispatch.sim.stop_simulator.StopDaySimulator`) and the day is finished there, so
 its figures are the simulator's and :func:`rldispatch.sim.validator.check_played_day` checks
-it. The model lets a break fall with passengers on board; when the simulator finds no place
-for it, or the plan breaks another of its rules, cheapest insertion's day stands and a note
-says so. Times are scaled to integers rounding travel up.
+it. The model lets a break fall with passengers on board and may delay a pickup to shorten a
+ride where the simulator picks up as early as it can; a booking whose stops the simulator
+cannot keep is taken out of the plan (a note names it). When the search finds no plan or a
+plan worse than cheapest insertion's day by the simulator's reward, that day stands and a
+note says so. Times are scaled to integers rounding travel up.
 """
 
 from __future__ import annotations
@@ -42,10 +44,14 @@ from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.stop_simulator import StopDaySimulator
 from rldispatch.sim.validator import check_played_day
 
-TIME_SCALE = 100
+TIME_SCALE = 1000
 """Solver units per minute."""
 COST_SCALE = 1000
 """Solver units per reward unit."""
+SLACK_UNITS = 100
+"""Integer units added to every upper bound (windows, ride limits, shifts, breaks), so that
+rounding travel up never makes a plan the simulator accepts look infeasible; the simulator's
+replay judges the plan exactly."""
 LATE_SPREAD_MIN = 10.0
 """The late-pickup penalty is charged linearly, in full at this many minutes late."""
 
@@ -97,6 +103,7 @@ def solve_stop_scenario(
     routing.SetArcCostEvaluatorOfAllVehicles(routing.RegisterTransitCallback(cost_callback))
     time_index = routing.RegisterTransitCallback(time_callback)
     horizon = int(math.ceil(max(sim.horizon_min, float(sim.shift_end_min.max())) * TIME_SCALE))
+    horizon += SLACK_UNITS
     routing.AddDimension(time_index, horizon, horizon, False, "time")
     clock = routing.GetDimensionOrDie("time")
     no_demand = np.zeros(0)
@@ -123,7 +130,7 @@ def solve_stop_scenario(
     for driver in range(m):
         start, end = routing.Start(driver), routing.End(driver)
         low = int(math.ceil(sim.shift_start_min[driver] * TIME_SCALE))
-        high = int(math.floor(sim.shift_end_min[driver] * TIME_SCALE))
+        high = int(math.floor(sim.shift_end_min[driver] * TIME_SCALE)) + SLACK_UNITS
         clock.CumulVar(start).SetRange(low, high)
         clock.CumulVar(end).SetRange(low, high)
         _add_breaks(solver, clock, sim, driver, service_units)
@@ -139,7 +146,7 @@ def solve_stop_scenario(
         solver.Add(clock.CumulVar(pickup) <= clock.CumulVar(dropoff))
         routing.AddDisjunction([pickup, dropoff], max(skip_penalty, 1), 2)
         low = int(math.ceil(sim.earliest_min[booking] * TIME_SCALE))
-        high = int(math.floor(sim.latest_min[booking] * TIME_SCALE))
+        high = int(math.floor(sim.latest_min[booking] * TIME_SCALE)) + SLACK_UNITS
         if high < low:
             high = low
         clock.CumulVar(pickup).SetRange(low, high)
@@ -147,7 +154,11 @@ def solve_stop_scenario(
         if np.isfinite(limit):
             solver.Add(
                 clock.CumulVar(dropoff) - clock.CumulVar(pickup)
-                <= int(service_units[pickup_node[booking]] + math.floor(limit * TIME_SCALE))
+                <= int(
+                    service_units[pickup_node[booking]]
+                    + math.floor(limit * TIME_SCALE)
+                    + SLACK_UNITS
+                )
             )
         on_time = int(
             math.floor((sim.requested_min[booking] + LATE_AFTER_REQUESTED_MIN) * TIME_SCALE)
@@ -155,11 +166,11 @@ def solve_stop_scenario(
         clock.SetCumulVarSoftUpperBound(pickup, on_time, late_per_unit)
         for driver in np.flatnonzero(~sim.fits[:, booking]).tolist():
             routing.VehicleVar(pickup).RemoveValue(driver)
+    node_of = {PICKUP: pickup_node, DROPOFF: dropoff_node}
+    warm = _insertion_routes(scenario)
     params = search_parameters(
         max(0.1, time_limit_s - (time.monotonic() - started)), first_solution
     )
-    node_of = {PICKUP: pickup_node, DROPOFF: dropoff_node}
-    warm = _insertion_routes(scenario)
     start_routes = [
         [int(node_of[kind][ref]) for kind, ref in route if kind != BREAK] for route in warm
     ]
@@ -238,7 +249,7 @@ def _add_breaks(
     intervals = [
         solver.FixedDurationIntervalVar(
             int(math.ceil(sim.break_earliest_min[driver, k] * TIME_SCALE)),
-            int(math.floor(sim.break_latest_min[driver, k] * TIME_SCALE)),
+            int(math.floor(sim.break_latest_min[driver, k] * TIME_SCALE)) + SLACK_UNITS,
             int(math.ceil(sim.break_duration_min[driver, k] * TIME_SCALE)),
             False,
             f"break {driver} {k}",
@@ -274,6 +285,36 @@ def _with_breaks(
     return stops
 
 
+def _repaired(
+    sim: StopDaySimulator, driver: int, stops: list[tuple[int, int]]
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """The stops with the bookings the simulator cannot keep taken out, the first stop that
+    fails first (a booking on board at a break that fails); and the bookings taken out."""
+    dropped: list[int] = []
+    while True:
+        sim.stops[driver] = stops
+        if sim._run_schedule(driver)[0]:
+            return stops, dropped
+        culprit = None
+        for length in range(1, len(stops) + 1):
+            sim.stops[driver] = stops[:length]
+            if not sim._run_schedule(driver)[0]:
+                kind, ref = stops[length - 1]
+                if kind != BREAK:
+                    culprit = ref
+                else:
+                    on_board = [r for k, r in stops[: length - 1] if k == PICKUP]
+                    gone = {r for k, r in stops[: length - 1] if k == DROPOFF}
+                    waiting = [r for r in on_board if r not in gone]
+                    culprit = waiting[0] if waiting else None
+                break
+        if culprit is None:
+            sim.stops[driver] = stops
+            return stops, dropped
+        stops = [stop for stop in stops if stop[0] == BREAK or stop[1] != culprit]
+        dropped.append(culprit)
+
+
 def _play(
     scenario: Scenario,
     sim: StopDaySimulator,
@@ -288,12 +329,16 @@ def _play(
     their breaks already)."""
     notes = []
     for driver, route in enumerate(routes):
-        for _, booking in route:
-            sim.status[booking] = ASSIGNED
-            sim.assigned_driver[booking] = driver
-        sim.stops[driver] = list(route) if placed else _with_breaks(sim, driver, route)
-        if not sim._run_schedule(driver)[0]:
-            notes.append(f"driver {scenario.drivers[driver].id}: its route does not replay exactly")
+        stops = list(route) if placed else _with_breaks(sim, driver, route)
+        stops, dropped = _repaired(sim, driver, stops)
+        if dropped:
+            ids = ", ".join(scenario.bookings[b].id for b in dropped)
+            notes.append(f"driver {scenario.drivers[driver].id}: dropped {ids} to replay")
+        for kind, booking in stops:
+            if kind != BREAK:
+                sim.status[booking] = ASSIGNED
+                sim.assigned_driver[booking] = driver
+        sim.stops[driver] = stops
         sim._schedule(driver)
     sim._waiting = int(np.sum(sim.status != ASSIGNED))
     sim.distance_km = float(sim.plan_km.sum())
@@ -318,7 +363,7 @@ def _play(
             by_driver[stop.driver].append(Stop(ids[stop.ref], kind, stop.start_min))
     return HindsightResult(
         name=scenario.name,
-        feasible=not notes,
+        feasible=check.ok,
         cost=sim.distance_km,
         metrics=metrics,
         routes=tuple(tuple(route) for route in by_driver),
