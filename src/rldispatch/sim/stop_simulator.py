@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,12 +43,15 @@ MANY_BOOKINGS_ON_BOARD = 1_000_000
 
 
 def day_simulator(
-    scenario: Scenario, lookahead_min: float = 90.0, min_advance_min: float = 1.0
+    scenario: Scenario,
+    lookahead_min: float = 90.0,
+    min_advance_min: float = 1.0,
+    **options: Any,
 ) -> DaySimulator:
     """The simulator of a day: plans of stops when it has shared rides, breaks or maximum
-    ride times, plans of whole bookings otherwise."""
+    ride times, plans of whole bookings otherwise (``options`` go to either)."""
     kind = StopDaySimulator if scenario.has_stops else DaySimulator
-    return kind(scenario, lookahead_min=lookahead_min, min_advance_min=min_advance_min)
+    return kind(scenario, lookahead_min=lookahead_min, min_advance_min=min_advance_min, **options)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,11 @@ class StopDaySimulator(DaySimulator):
     (in stop order) and ``plan_start`` their planned pickups."""
 
     def __init__(
-        self, scenario: Scenario, lookahead_min: float = 90.0, min_advance_min: float = 1.0
+        self,
+        scenario: Scenario,
+        lookahead_min: float = 90.0,
+        min_advance_min: float = 1.0,
+        **options: Any,
     ) -> None:
         drivers = scenario.drivers
         self.max_bookings_on_board = (
@@ -89,7 +97,7 @@ class StopDaySimulator(DaySimulator):
                 self.break_earliest_min[index, k] = pause.earliest_min
                 self.break_latest_min[index, k] = pause.latest_min
                 self.break_duration_min[index, k] = pause.duration_min
-        super().__init__(scenario, lookahead_min, min_advance_min)
+        super().__init__(scenario, lookahead_min, min_advance_min, **options)
         self._booking_arrays = (
             self.pickup_vec,
             self.dropoff_vec,
