@@ -57,6 +57,7 @@ def solve_scenario(
     seed: int = 0,
     first_solution: str = "PARALLEL_CHEAPEST_INSERTION",
     initial_routes: Sequence[Sequence[int]] | None = None,
+    travel_factor: np.ndarray | None = None,
 ) -> HindsightResult:
     """The best day the simulator allows when every booking is known from the start.
 
@@ -67,6 +68,10 @@ def solve_scenario(
     reward with the weights of ``reward`` (the balance bonus aside; see
     :mod:`rldispatch.policies.ride_model`).
 
+    A day with shared rides, breaks or maximum ride times is planned by
+    :func:`rldispatch.policies.stop_hindsight.solve_stop_scenario` (pickups and drop-offs,
+    from cheapest insertion's day; ``initial_routes`` and ``seed`` do not apply).
+
     :param initial_routes: per driver, the booking indices (scenario order) it served, in
         order: a plan an online policy played (``PlayedDay.routes``). The search runs in two
         phases: the quick model (lateness charged linearly, one node per booking) for
@@ -74,18 +79,18 @@ def solve_scenario(
         penalty) from the better of its plan and this one. The result is the best of the
         three by the exact reward (balance bonus included), so it is never worse than the
         plan it was given; ``status`` says which it is.
-    A day with shared rides, breaks or maximum ride times is planned by
-    :func:`rldispatch.policies.stop_hindsight.solve_stop_scenario` (pickups and drop-offs,
-    from cheapest insertion's day; ``initial_routes`` and ``seed`` do not apply).
-
     :param seed: 0 numbers the bookings in scenario order; another value shuffles the order
         the solver sees them in (changes its tie-breaking).
+    :param travel_factor: per booking, how many times its planned minutes the drive to it
+        and its ride took (a realised day, :func:`rldispatch.sim.noise.realised_day`).
     """
     if scenario.has_stops:
         return solve_stop_scenario(scenario, time_limit_s, reward, first_solution)
     reward = reward or RewardConfig()
     started = time.monotonic()
     sim = DaySimulator(scenario)
+    if travel_factor is not None:
+        sim.scale_travel(travel_factor)
     problem = RideProblem.whole_day(sim)
     candidates: list[tuple[str, list[list[int]]]] = []
     if initial_routes is not None:
@@ -131,7 +136,9 @@ def solve_scenario(
             solve_time_s=elapsed,
             status=status,
         )
-    return _result(scenario, problem, routes, plan, reward, elapsed, status, objective)
+    return _result(
+        scenario, problem, routes, plan, reward, elapsed, status, objective, travel_factor
+    )
 
 
 def _best_first(
@@ -156,6 +163,7 @@ def _result(
     elapsed: float,
     status: str,
     objective: float | None,
+    travel_factor: np.ndarray | None = None,
 ) -> HindsightResult:
     sim = problem.sim
     stops = []
@@ -167,7 +175,7 @@ def _result(
             driver_stops.append(Stop(scenario.bookings[booking].id, "pickup", pickup))
             driver_stops.append(Stop(scenario.bookings[booking].id, "dropoff", float(dropoff)))
         stops.append(tuple(driver_stops))
-    notes = list(plan.problems) + check_scenario_plan(scenario, stops)
+    notes = list(plan.problems) + check_scenario_plan(scenario, stops, travel_factor)
     metrics = day_metrics(
         sim.requested_min,
         np.nan_to_num(plan.pickup_min),

@@ -37,6 +37,8 @@ class DayMetrics:
     decisions: int
     bookings: int
     served: int
+    no_shows: int = 0
+    """Bookings whose patient was not there (an uncertain day): neither served nor cancelled."""
     occupancy: float = 0.0
     """Passengers on board per loaded km (km driven with somebody on board)."""
     shared_ride_share: float = 0.0

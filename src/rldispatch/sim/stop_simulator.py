@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, MAX_BREAKS, PLACE_KINDS, Scenario
+from rldispatch.domain import (
+    LATE_AFTER_REQUESTED_MIN,
+    MAX_BREAKS,
+    PLACE_KINDS,
+    Scenario,
+    ScenarioError,
+)
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.simulator import (
     ASSIGNED,
@@ -79,6 +85,12 @@ class StopDaySimulator(DaySimulator):
         min_advance_min: float = 1.0,
         **options: Any,
     ) -> None:
+        uncertainty = options.get("uncertainty")
+        if uncertainty is not None and uncertainty.active:
+            raise ScenarioError(
+                f"{scenario.name}: an uncertain day (travel noise, no-shows) with shared rides, "
+                "breaks or maximum ride times is not simulated yet"
+            )
         drivers = scenario.drivers
         self.max_bookings_on_board = (
             MANY_BOOKINGS_ON_BOARD if scenario.shared_rides else ONE_BOOKING_ON_BOARD
