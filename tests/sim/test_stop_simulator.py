@@ -263,3 +263,12 @@ def test_on_a_one_at_a_time_day_stops_give_the_insertions_of_booking_plans():
     assert np.array_equal(plans.status, stops.status)
     np.testing.assert_allclose(plans.pickup_min, stops.pickup_min, rtol=1e-9)
     assert plans.distance_km == pytest.approx(stops.distance_km, rel=1e-9)
+
+
+def test_an_uncertain_day_of_stops_is_refused_in_one_line():
+    from rldispatch.domain import ScenarioError
+    from rldispatch.sim.noise import Uncertainty
+
+    with pytest.raises(ScenarioError, match="corridor: an uncertain day"):
+        day_simulator(corridor_day(), uncertainty=Uncertainty(travel_cv=0.2))
+    assert isinstance(day_simulator(corridor_day(), uncertainty=Uncertainty()), StopDaySimulator)
