@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,19 @@ from rldispatch.cli.common import (
     add_hindsight,
     add_hindsight_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    add_uncertainty_arguments,
+    choose_reward,
     days_from_args,
     repeat_stochastic,
+    uncertainty_from_args,
+    uncertainty_report,
+)
+from rldispatch.cli.report_page import (
+    add_html_arguments,
+    html_day_indexes,
+    html_route_days,
+    write_page,
 )
 from rldispatch.domain import ScenarioError
 from rldispatch.files import atomic_write_json
@@ -68,72 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "0: not played)",
     )
     add_hindsight_arguments(parser)
+    add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     add_html_arguments(parser)
     parser.set_defaults(handler=run)
-
-
-def add_html_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--html",
-        type=Path,
-        metavar="PATH",
-        help="also write the report as one self-contained HTML page: the table, the paired "
-        "differences with which way is better, the charts and an interactive routes map per "
-        "--html-day (opens offline)",
-    )
-    parser.add_argument(
-        "--html-day",
-        action="append",
-        metavar="DAY",
-        help="a day whose routes the page maps, by its label in the report (a preset day's "
-        "seed or a file's name without .json); repeatable (default: the first day)",
-    )
-    parser.add_argument(
-        "--tiles",
-        type=Path,
-        help="a folder of map tiles ({zoom}/{x}/{y}.png) embedded as the page's basemap where "
-        "it covers a day (env RLDISPATCH_TILES_DIR; default: none, nothing is downloaded)",
-    )
-
-
-def html_day_indexes(args: argparse.Namespace, days: Days) -> list[int]:
-    """The days (indexes into ``days``) whose routes the page maps: each ``--html-day``,
-    else the first day."""
-    labels = [str(label) for label in days.labels]
-    wanted = args.html_day or [labels[0]]
-    for day in wanted:
-        if day not in labels:
-            shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
-            raise CliError(f"--html-day: {day!r} is not a day of the report ({shown})")
-    return [labels.index(day) for day in wanted]
-
-
-def html_route_days(
-    day_indexes: list[int],
-    days: Days,
-    policies: dict[str, Policy],
-    results: dict[str, list[Any]],
-    env_config: Any,
-) -> list[Any]:
-    """The routes the page maps: on each chosen day, the first policy's and the best other
-    policy's by mean reward."""
-    from rldispatch.reports.route_map import record_routes
-
-    names = list(policies)
-    shown = names[:1]
-    others = [name for name in names[1:] if results.get(name)]
-    if others:
-        mean = {
-            name: sum(day.reward for day in results[name]) / len(results[name]) for name in others
-        }
-        shown.append(max(others, key=mean.__getitem__))
-    return [
-        record_routes(policies[name], days.scenarios[index], env_config)
-        for index in day_indexes
-        for name in shown
-    ]
 
 
 def load_model_or_fail(path: Path, name: str | None = None) -> LearnedModel:
@@ -190,7 +142,11 @@ def run(args: argparse.Namespace) -> int:
         policies[f"{name}+lookahead"] = lookahead_policy(model, args.lookahead)
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
-    env_config = model.env_config_for(days.scenarios)
+    reward = choose_reward(args, {name: model.env_config.reward})
+    uncertainty = uncertainty_from_args(args)
+    env_config = replace(
+        model.env_config_for(days.scenarios), reward=reward.weights, uncertainty=uncertainty
+    )
     day_indexes = html_day_indexes(args, days) if args.html else []
     try:
         results = evaluate_policies(
@@ -203,20 +159,27 @@ def run(args: argparse.Namespace) -> int:
         "model": model.info(),
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
+        **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     route_days = html_route_days(day_indexes, days, policies, results, env_config)
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
+        add_hindsight(
+            results,
+            days.scenarios,
+            args.hindsight_time_limit,
+            extra,
+            args.jobs,
+            reward.weights,
+            uncertainty,
+        )
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
     if args.html:
-        from rldispatch.reports.html import write_report_page
-
-        write_report_page(args.html, report, route_days, tiles_dir=args.tiles)
-        print(f"page written to {args.html}")
+        write_page(args, report, route_days)
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rldispatch.agents.serving import ModelLoadError
 from rldispatch.service.ab import ToggleState
@@ -46,8 +46,16 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "the database did not save the change"},
 }
 
+
+def _no_null_byte(path: str) -> str:
+    if "\x00" in path:
+        raise ValueError("must not contain a null byte")
+    return path
+
+
 ModelPath = Annotated[
     str,
+    AfterValidator(_no_null_byte),
     Field(
         min_length=1,
         max_length=MODEL_PATH_LENGTH,

@@ -15,6 +15,14 @@ environment variable            meaning (default)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
+``RLDISPATCH_TRAVEL``           the fleet's travel model: a JSON file holding the scenario
+                                format's ``travel`` block, or a scenario file (its block)
+                                (none: the model's preset's)
+``RLDISPATCH_REWARD``           the reward weights, a JSON file (none: the model's own)
+``RLDISPATCH_REQUEST_BUDGET_MS``
+                                wall-clock budget of one suggestion or round, ms from its
+                                arrival; past it a round ends, a suggestion falls back
+                                (``10000``)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -26,6 +34,8 @@ environment variable            meaning (default)
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
 ``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
+``RLDISPATCH_TILE_URL``         map tiles of the dispatcher's page, a ``{z}/{x}/{y}`` URL
+                                template; ``none``: no basemap (OpenStreetMap's)
 ==============================  ============================================================
 """
 
@@ -36,8 +46,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rldispatch.agents.serving import Lookahead
+from rldispatch.domain import ScenarioError, TravelConfig, travel_from_dict
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import load_reward_file
+from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
@@ -45,11 +60,16 @@ ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
 ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
 ENV_LOOKAHEAD = "RLDISPATCH_LOOKAHEAD"
 ENV_LOOKAHEAD_BUDGET = "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
+ENV_REQUEST_BUDGET = "RLDISPATCH_REQUEST_BUDGET_MS"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
+ENV_TRAVEL = "RLDISPATCH_TRAVEL"
+ENV_REWARD = "RLDISPATCH_REWARD"
+ENV_TILE_URL = "RLDISPATCH_TILE_URL"
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
@@ -102,6 +122,20 @@ def _lookahead_budget(value: float | str | None, field: str) -> float | None:
     return _duration(value, field, DEFAULT_LOOKAHEAD_BUDGET_MS, "milliseconds", "none")
 
 
+def request_budget_ms_of(value: float | str | None, field: str) -> float:
+    """A request's budget in ms > 0 from an option or variable (the default when not given);
+    a ``ValueError`` naming ``field`` otherwise (the server always enforces one)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_REQUEST_BUDGET_MS
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of milliseconds, got {value!r}") from None
+    if not (math.isfinite(amount) and amount > 0):
+        raise ValueError(f"{field}: must be a positive number of milliseconds, got {value!r}")
+    return amount
+
+
 def _retain_days(value: int | str | None) -> int | None:
     """A number of days >= 1, or None (kept forever)."""
     if value is None or value == "":
@@ -115,6 +149,21 @@ def _retain_days(value: int | str | None) -> int | None:
     if days < 1:
         raise ValueError(f"retain-days ({ENV_RETAIN_DAYS}): must be at least 1, got {days}")
     return days
+
+
+def _tile_url(value: str | None, field: str) -> str:
+    """A tile URL template with ``{z}``, ``{x}`` and ``{y}`` (http, https or a path), or ``""``
+    for ``none`` (no basemap); the default when not given."""
+    if value is None or not value.strip():
+        return DEFAULT_TILE_URL
+    value = value.strip()
+    if value.lower() == "none":
+        return ""
+    if any(part not in value for part in ("{z}", "{x}", "{y}")):
+        raise ValueError(f"{field}: a tile URL template needs {{z}}, {{x}} and {{y}}: {value!r}")
+    if not value.startswith(("http://", "https://", "/")) or any(c in value for c in "<>\"'"):
+        raise ValueError(f"{field}: must be an http(s) URL or a path on this server: {value!r}")
+    return value
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -134,12 +183,16 @@ class ServiceConfig:
     fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S
     lookahead: int = 0
     lookahead_budget_ms: float | None = DEFAULT_LOOKAHEAD_BUDGET_MS
+    request_budget_ms: float = DEFAULT_REQUEST_BUDGET_MS
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
     models_dir: Path | None = None
     retain_days: int | None = None
     archive_dir: Path | None = None
+    travel_path: Path | None = None
+    reward_path: Path | None = None
+    tile_url: str = DEFAULT_TILE_URL
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -153,12 +206,16 @@ class ServiceConfig:
         fallback_time_limit_s: float | None = None,
         lookahead: int | None = None,
         lookahead_budget_ms: float | None = None,
+        request_budget_ms: float | None = None,
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
         models_dir: str | Path | None = None,
         retain_days: int | None = None,
         archive_dir: str | Path | None = None,
+        travel_path: str | Path | None = None,
+        reward_path: str | Path | None = None,
+        tile_url: str | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
         the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
@@ -187,6 +244,10 @@ class ServiceConfig:
                 else lookahead_budget_ms,
                 "lookahead-budget-ms" if lookahead_budget_ms is not None else ENV_LOOKAHEAD_BUDGET,
             ),
+            request_budget_ms=request_budget_ms_of(
+                environ.get(ENV_REQUEST_BUDGET) if request_budget_ms is None else request_budget_ms,
+                "request-budget-ms" if request_budget_ms is not None else ENV_REQUEST_BUDGET,
+            ),
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
@@ -199,8 +260,39 @@ class ServiceConfig:
             archive_dir=Path(archive)
             if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
+            travel_path=Path(travel)
+            if (travel := travel_path or environ.get(ENV_TRAVEL))
+            else None,
+            reward_path=Path(reward)
+            if (reward := reward_path or environ.get(ENV_REWARD))
+            else None,
+            tile_url=_tile_url(
+                environ.get(ENV_TILE_URL) if tile_url is None else tile_url,
+                "tile-url" if tile_url is not None else ENV_TILE_URL,
+            ),
             environ=environ,
         )
+
+    def travel(self) -> TravelConfig | None:
+        """The travel model of ``travel_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.travel_path is None:
+            return None
+        return load_travel_file(self.travel_path)
+
+    def reward(self) -> RewardConfig | None:
+        """The reward weights of ``reward_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.reward_path is None:
+            return None
+        try:
+            return load_reward_file(self.reward_path)
+        except ValueError as error:
+            raise ValueError(f"reward: {error}") from None
 
     @property
     def lookahead_settings(self) -> Lookahead | None:
@@ -236,9 +328,11 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         ENV_FALLBACK_TIME_LIMIT: str(config.fallback_time_limit_s or 0),
         ENV_LOOKAHEAD: str(config.lookahead),
         ENV_LOOKAHEAD_BUDGET: str(config.lookahead_budget_ms or 0),
+        ENV_REQUEST_BUDGET: str(config.request_budget_ms),
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),
+        ENV_TILE_URL: config.tile_url or "none",
     }
     if config.model_path is not None:
         values[ENV_MODEL] = str(config.model_path)
@@ -246,6 +340,37 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         values[ENV_RETAIN_DAYS] = str(config.retain_days)
     if config.archive_dir is not None:
         values[ENV_ARCHIVE_DIR] = str(config.archive_dir)
+    if config.travel_path is not None:
+        values[ENV_TRAVEL] = str(config.travel_path)
+    if config.reward_path is not None:
+        values[ENV_REWARD] = str(config.reward_path)
     if config.tokens_file is not None:
         values["RLDISPATCH_TOKENS_FILE"] = str(config.tokens_file)
     return values
+
+
+MAX_TRAVEL_FILE_BYTES = 64 * 1024 * 1024
+
+
+def load_travel_file(path: Path) -> TravelConfig:
+    """The travel model of a JSON file: the scenario format's ``travel`` block, or a scenario
+    file (its ``travel`` block).
+
+    :raises ValueError: naming the file and the field when it cannot be used.
+    """
+    import json
+
+    if not path.is_file():
+        raise ValueError(f"travel: {path}: no such file")
+    if path.stat().st_size > MAX_TRAVEL_FILE_BYTES:
+        raise ValueError(f"travel: {path}: too large for a travel or scenario file")
+    try:
+        data: Any = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError(f"travel: {path}: not valid UTF-8 JSON") from None
+    if isinstance(data, dict) and "drivers" in data:
+        data = data.get("travel", {})
+    try:
+        return travel_from_dict(data)
+    except ScenarioError as error:
+        raise ValueError(f"travel: {path}: {error}") from None

@@ -30,17 +30,21 @@ reason                      when
 ``no_feasible_driver``      no driver can serve the booking in time
 ``model_error``             the model raised or answered the wrong shape (also an error)
 ``invalid_action``          the model's Q-values for the allowed actions are not finite
+``request_budget``          the request's time budget was spent before the model answered
+                            (suggest only: a round ends with ``ended: "budget"`` instead)
 ``rl_waited``               the model's best allowed action was to wait (suggest only)
 ==========================  ===============================================================
 
 Every served model, whatever its kind and runtime, answers the same three questions
 (``serving_config``, and its player's ``slot_values`` and ``act``), so nothing here depends on
 the kind. Everything here is safe to call from several threads; nothing kept between requests
-grows with their size (envs are built per request; per thread only a player object).
+grows with their size (envs are built per request; per thread only a player object, which
+drops what it kept of a request's day once the request is answered).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -53,14 +57,17 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from rldispatch.agents.serving import MAX_MODEL_BYTES, InvalidValues, Lookahead, ServedModel
-from rldispatch.domain import Booking
+from rldispatch.domain import Booking, TravelConfig, travel_to_dict
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import differing_weights, reward_to_dict
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
@@ -79,6 +86,7 @@ FALLBACK_REASONS = (
     "no_feasible_driver",
     "model_error",
     "invalid_action",
+    "request_budget",
     "rl_waited",
 )
 TOP_CANDIDATES = 5
@@ -162,6 +170,11 @@ def _who_answers(
     return fallback(), "fallback", reason, learned_answer if toggle.shadow else None
 
 
+@functools.lru_cache(maxsize=8)
+def _preset_travel(preset: str | None) -> TravelConfig:
+    return LiveDay.from_preset(preset).travel
+
+
 class RLDispatchManager:
     """Loads a model, turns live states into its env, suggests and dispatches, falls back.
 
@@ -178,6 +191,10 @@ class RLDispatchManager:
     :param lookahead: how a pairwise model's answers look ahead (None: they are the
         network's): each round decision, and the driver of a suggestion among the booking's
         best candidates; a flat model's never do.
+    :param travel: the fleet's travel model (``serve --travel``; None: the model's preset's).
+        A request that carries its own is played with it.
+    :param reward: the reward weights answers are scored under (``serve --reward``; None:
+        the model's own); they weigh a ``reopt`` fallback's and a lookahead's choices.
     """
 
     def __init__(
@@ -192,6 +209,8 @@ class RLDispatchManager:
         max_model_bytes: int = MAX_MODEL_BYTES,
         models_dir: Path | None = None,
         lookahead: Lookahead | None = None,
+        travel: TravelConfig | None = None,
+        reward: RewardConfig | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -208,8 +227,25 @@ class RLDispatchManager:
         self._cut_short = 0
         self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
         self.models.start_with(Path(model_path) if model_path is not None else None)
+        self.reward = reward
         self.env_config = self.model.env_config if self.model else EnvConfig()
-        self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
+        if reward is not None:
+            self.env_config = replace(self.env_config, reward=reward)
+        preset = self.model.preset if self.model else None
+        self.day = day or LiveDay.from_preset(preset)
+        self.travel_source = f"preset {preset or 'geneva'}" if day is None else "service day"
+        if travel is not None:
+            self.day = replace(self.day, travel=travel)
+            self.travel_source = "serve --travel"
+        self._travel_counts = {"requests_with_travel": 0, "travel_differs_from_training": 0}
+        differing = self.reward_status()["differing"]
+        if differing:
+            logger.warning(
+                "the model %s was trained under other reward weights; answers are scored "
+                "under serve --reward: %s",
+                self.model_version,
+                ", ".join(differing),
+            )
         self.stats = SuggestionStats()
         self._state = state or ToggleState()
         self._state_lock = threading.Lock()
@@ -273,7 +309,10 @@ class RLDispatchManager:
         model = self.model if model is None else model
         if model is None:
             return None
-        return model.serving_config(n_drivers, n_bookings)
+        config = model.serving_config(n_drivers, n_bookings)
+        if config is not None and self.reward is not None:
+            config = replace(config, reward=self.reward)
+        return config
 
     def fallback_config(self, n_drivers: int) -> EnvConfig:
         """The fallback's env config: the service's, with a driver slot per driver."""
@@ -281,10 +320,11 @@ class RLDispatchManager:
 
     # --- suggestions -------------------------------------------------------------------------
 
-    def suggest(self, request: LiveRequest) -> Suggestion:
+    def suggest(self, request: LiveRequest, budget: RequestBudget | None = None) -> Suggestion:
         """The driver for ``request.booking`` (and where in its plan): the learned policy's,
-        or the heuristic's."""
+        or the heuristic's (also when ``budget`` is spent before the learned one answers)."""
         started = time.perf_counter()
+        self._count_travel(request.state)
         state = self.state
         experiment = state.enabled and not state.shadow
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
@@ -292,7 +332,7 @@ class RLDispatchManager:
         answer, source, reason, shadow = _who_answers(
             state,
             arm,
-            lambda: self._rl_answer(request, served),
+            lambda: self._rl_answer(request, served, budget),
             lambda: self._heuristic_answer(request),
         )
         latency_s = time.perf_counter() - started
@@ -324,9 +364,26 @@ class RLDispatchManager:
         self._heuristic_answer(request)
         self._fallback_round(live)
 
-    def _rl_answer(self, request: LiveRequest, served: ModelSlot | None = None) -> _Answer:
-        """The learned answer of ``served`` (default: the champion)."""
+    def _rl_answer(
+        self,
+        request: LiveRequest,
+        served: ModelSlot | None = None,
+        budget: RequestBudget | None = None,
+    ) -> _Answer:
+        """The learned answer of ``served`` (default: the champion); none (``request_budget``)
+        once ``budget`` is spent."""
         served = served or self.models.served.champion
+        try:
+            answer = self._rl_answer_within(request, served, budget)
+        finally:
+            self._release(served.model)
+        if budget is not None and answer.reason is None and budget.spent():
+            return _Answer(None, "request_budget", answer.candidates)
+        return answer
+
+    def _rl_answer_within(
+        self, request: LiveRequest, served: ModelSlot, budget: RequestBudget | None
+    ) -> _Answer:
         model = served.model
         if model is None:
             return _Answer(None, "model_load_failed" if served.path else "model_missing")
@@ -335,6 +392,8 @@ class RLDispatchManager:
         if config is None:
             return _Answer(None, "fleet_too_large")
         live = live_env(live_state, self.day, config, one_decision=True)
+        if budget is not None and budget.spent():
+            return _Answer(None, "request_budget")
         env = live.env
         slots = np.flatnonzero(env.visible == live.booking_ids.index(request.booking.id))
         if slots.size == 0:
@@ -350,7 +409,7 @@ class RLDispatchManager:
         if drivers.size == 0 or wait_q > values[0]:
             return _Answer(None, "rl_waited", top)
         try:
-            pick = self._slot_pick(live, slot, drivers, model)
+            pick = self._slot_pick(live, slot, drivers, model, budget)
         except ModelFailed as failure:
             return _Answer(None, failure.reason)
         chosen = (
@@ -374,28 +433,40 @@ class RLDispatchManager:
             raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
 
-    def _slot_pick(self, live: LiveEnv, slot: int, drivers: np.ndarray, model: ServedModel) -> int:
+    def _slot_pick(
+        self,
+        live: LiveEnv,
+        slot: int,
+        drivers: np.ndarray,
+        model: ServedModel,
+        budget: RequestBudget | None = None,
+    ) -> int:
         """Which of ``drivers`` (best first) answers: the lookahead's choice for a pairwise
-        model that looks ahead, else the first."""
+        model that looks ahead (its rollouts stop once ``budget`` is spent), else the first."""
         player = self._player(model)
         if getattr(player, "lookahead", None) is None:
             return 0
         try:
-            with self._counting_cut_short(player):
+            with self._looking_ahead(player, budget):
                 return player.slot_pick(live.env, slot, drivers)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             raise ModelFailed("model_error", error) from error
 
     @contextmanager
-    def _counting_cut_short(self, player: Any) -> Iterator[None]:
-        """Add to this worker's count the decisions of ``player``'s lookahead (if it has one)
-        whose budget ran out in the block."""
+    def _looking_ahead(self, player: Any, budget: RequestBudget | None) -> Iterator[None]:
+        """In the block, ``player``'s lookahead (if it has one) stops its rollouts once
+        ``budget`` is spent; after it, add to this worker's count the decisions whose
+        lookahead was cut short."""
         expert = getattr(player, "lookahead", None)
         before = expert.cut_short if expert is not None else 0
+        if expert is not None:
+            expert.should_stop = None if budget is None else budget.spent
         try:
             yield
         finally:
+            if expert is not None:
+                expert.should_stop = None
             if expert is not None and expert.cut_short != before:
                 with self._state_lock:
                     self._cut_short += expert.cut_short - before
@@ -426,17 +497,21 @@ class RLDispatchManager:
 
     # --- dispatch rounds ---------------------------------------------------------------------
 
-    def dispatch_round(self, state: LiveState) -> DispatchRound:
+    def dispatch_round(
+        self, state: LiveState, budget: RequestBudget | None = None
+    ) -> DispatchRound:
         """What the policy does now with the whole state: the learned policy's round, or the
-        fallback's (shadow mode: the fallback's, with the learned one's beside it)."""
+        fallback's (shadow mode: the fallback's, with the learned one's beside it); once
+        ``budget`` is spent it ends (``ended: "budget"``) with the assignments made."""
         started = time.perf_counter()
+        self._count_travel(state)
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
         answer, source, reason, shadow = _who_answers(
             toggle,
             None,  # a round is not split between the arms
-            lambda: self._rl_round(state, served),
-            lambda: self._fallback_round(state),
+            lambda: self._rl_round(state, served, budget),
+            lambda: self._fallback_round(state, budget),
         )
         latency_s = time.perf_counter() - started
         self.stats.record_round(source, reason, latency_s)
@@ -452,7 +527,9 @@ class RLDispatchManager:
             shadow_reason=shadow.reason if shadow else None,
         )
 
-    def _rl_round(self, state: LiveState, served: ModelSlot) -> Round:
+    def _rl_round(
+        self, state: LiveState, served: ModelSlot, budget: RequestBudget | None = None
+    ) -> Round:
         """``served``'s round (the champion's: a round places many bookings at once, so the
         challenger, which answers a share of bookings, plays no rounds)."""
         model = served.model
@@ -464,8 +541,8 @@ class RLDispatchManager:
         live = live_env(state, self.day, config)
         player = self._player(model)
         try:
-            with self._counting_cut_short(player):
-                return play_round(live, player.act)
+            with self._looking_ahead(player, budget):
+                return play_round(live, player.act, budget)
         except ModelFailed as failure:
             return Round(failure.reason)
         except InvalidValues:
@@ -473,6 +550,8 @@ class RLDispatchManager:
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
+        finally:
+            self._release(model)
 
     def lookahead_status(self) -> dict[str, Any] | None:
         """The lookahead of answers: candidates, budget and the decisions whose budget ran
@@ -488,9 +567,49 @@ class RLDispatchManager:
             "decisions_cut_short": cut_short,
         }
 
-    def _fallback_round(self, state: LiveState) -> Round:
+    def _count_travel(self, state: LiveState) -> None:
+        if state.travel is None:
+            return
+        with self._state_lock:
+            self._travel_counts["requests_with_travel"] += 1
+            if state.travel != self.trained_travel():
+                self._travel_counts["travel_differs_from_training"] += 1
+
+    def trained_travel(self) -> TravelConfig:
+        """The travel model the champion was trained with (its preset's; geneva's when it
+        names none): read again after a swap."""
+        return _preset_travel(self.model.preset if self.model else None)
+
+    def travel_counts(self) -> dict[str, int]:
+        """Requests of this worker that carried their own travel model, and those whose
+        travel model differs from the one the champion was trained with."""
+        with self._state_lock:
+            return dict(self._travel_counts)
+
+    def travel_status(self) -> dict[str, Any]:
+        """The travel model a request without its own is played with, where it comes from,
+        and the champion's training travel model."""
+        return {
+            "source": self.travel_source,
+            "served": travel_to_dict(self.day.travel),
+            "trained": travel_to_dict(self.trained_travel()),
+            "requests": self.travel_counts(),
+        }
+
+    def reward_status(self) -> dict[str, Any]:
+        """The reward weights answers are scored under, the champion's own, and which differ."""
+        own = self.model.env_config.reward if self.model else None
+        served = self.env_config.reward
+        return {
+            "source": "serve --reward" if self.reward is not None else "model",
+            "served": reward_to_dict(served),
+            "model": None if own is None else reward_to_dict(own),
+            "differing": [] if own is None else differing_weights(own, served),
+        }
+
+    def _fallback_round(self, state: LiveState, budget: RequestBudget | None = None) -> Round:
         live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
-        return play_round(live, self._fallback().act)
+        return play_round(live, self._fallback().act, budget)
 
     # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
 
@@ -505,6 +624,16 @@ class RLDispatchManager:
         player = model.new_player(self.lookahead)
         cache[:] = [*cache[-1:], (model, player)]
         return player
+
+    def _release(self, model: ServedModel | None) -> None:
+        """Have this thread's player of ``model`` drop what it keeps of the request's day
+        (its feature builders' day, the lookahead's rollout env)."""
+        if model is None:
+            return
+        cache: list[tuple[Any, Any]] = self._local.__dict__.get("players", [])
+        for cached_model, player in cache:
+            if cached_model is model and hasattr(player, "release"):
+                player.release()
 
     def _fallback(self) -> Any:
         """The fallback policy of one answer. ``reopt`` keeps its plan between decisions, so

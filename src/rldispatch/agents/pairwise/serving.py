@@ -126,6 +126,12 @@ class PairwisePlayer:
         self.policy = policy
         self.lookahead = lookahead
 
+    def release(self) -> None:
+        """Drop what its builders and lookahead keep of the last request's day."""
+        self.policy.features.forget()
+        if self.lookahead is not None:
+            self.lookahead.release()
+
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The candidate drivers of the booking in ``slot``, best first (ties by id), their
         values and the value of waiting."""
@@ -139,7 +145,7 @@ class PairwisePlayer:
     def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
         """Which of ``drivers`` (the booking's candidates, best first) the lookahead takes:
         the index of the one whose rollout ends best among the first ``candidates``; 0
-        without a lookahead."""
+        without a lookahead or when no rollout ran to its end."""
         expert = self.lookahead
         if expert is None or drivers.size <= 1:
             return 0
@@ -148,7 +154,7 @@ class PairwisePlayer:
         pair_of = {int(state.pair_driver[p]): int(p) for p in mine}
         looked = [pair_of[int(d)] for d in drivers[: expert.candidates]]
         rewards = expert.rollout_rewards(env, state, np.array(looked, dtype=np.int64))
-        return int(np.argmax(rewards))
+        return int(np.argmax(rewards)) if rewards.size else 0
 
     def act(self, env: Any) -> int:
         if self.lookahead is None:
