@@ -127,8 +127,15 @@ def _load_pairwise(path: Path, runtime: str, max_bytes: int) -> LoadedPairwiseQM
     return load_pairwise_q_model(path, runtime)
 
 
+def _load_guided(path: Path, runtime: str, max_bytes: int) -> Any:
+    from rldispatch.service.guided_model import load_guided_served_model
+
+    return load_guided_served_model(path, runtime)
+
+
 SERVED_LOADERS: dict[str | None, Callable[[Path, str, int], Any]] = {
     "pairwise": _load_pairwise,
     "dqn": load_q_model,
+    "guided-reopt": _load_guided,
 }
 """How the service loads each registered agent kind (the runtimes are the service's own)."""

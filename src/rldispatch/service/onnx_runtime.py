@@ -256,6 +256,13 @@ def _flat_export(path: Path, check_states: int, seed: int) -> tuple[bytes, int, 
     return model_bytes, len(states), difference
 
 
-ONNX_EXPORTS = {"pairwise": _pairwise_export, "dqn": _flat_export}
+def _guided_export(path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+    raise ModelLoadError(
+        f"onnx: {path} is a guided-reopt model: its decisions are OR-Tools re-plans, which ONNX "
+        "cannot hold (its small network runs on NumPy)"
+    )
+
+
+ONNX_EXPORTS = {"pairwise": _pairwise_export, "dqn": _flat_export, "guided-reopt": _guided_export}
 """How each registered agent kind is exported and checked: ``(ONNX bytes, states checked,
 largest Q-value difference)``."""

@@ -36,6 +36,7 @@ def test_the_loss_falls_on_a_tiny_fixed_dataset() -> None:
         label_solution_limit=5,
         updates_per_day=0,
         learning_rate=0.05,
+        term_scale=40.0,
         noise=0.0,
     )
     learner, env = visited_states(config)
