@@ -43,7 +43,7 @@ def test_the_loss_falls_on_a_tiny_fixed_dataset() -> None:
     states = learner.states[:3]
     assert states
     for state in states:
-        state.label = StateLabel((), {}, tuple(-1 for _ in range(env.sim.n_drivers)))
+        state.label = StateLabel((), (), {}, tuple(-1 for _ in range(env.sim.n_drivers)))
     reward = env.config.reward
     before = disagreement(learner.acting, learner.network, states, reward)
     rng = np.random.default_rng(0)
