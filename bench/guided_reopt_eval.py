@@ -116,15 +116,19 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _reopt_days(path: str, label: str) -> list:
-    """``reopt``'s days of set ``label`` from an earlier report of this script (its rewards
+def _reopt_days(paths: list[str], label: str) -> list:
+    """``reopt``'s days of set ``label`` from earlier reports of this script (its rewards
     are deterministic: the same on any run; its decision times are that run's)."""
     from rldispatch.files import read_json
 
-    part = read_json(path)["sets"][label]["played"]["reopt"]
-    return [
-        PlayedDay(**{**day, "routes": (), "decision_ms": tuple(day["decision_ms"])}) for day in part
-    ]
+    for path in paths:
+        sets = read_json(path)["sets"]
+        if label in sets:
+            return [
+                PlayedDay(**{**day, "routes": (), "decision_ms": tuple(day["decision_ms"])})
+                for day in sets[label]["played"]["reopt"]
+            ]
+    raise SystemExit(f"--reopt-report: no report has reopt's {label} days")
 
 
 def run_evaluation(args: argparse.Namespace) -> None:
@@ -186,7 +190,9 @@ def main() -> None:
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
     )
     evaluation.add_argument(
-        "--reopt-report", help="take reopt's days from this earlier report instead of playing"
+        "--reopt-report",
+        nargs="+",
+        help="take reopt's days from these earlier reports instead of playing them",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
