@@ -66,7 +66,7 @@ def play(policy: Any, env: DispatchEnv, scenario: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
     parser.add_argument("--drivers", type=int, default=300)
     parser.add_argument("--bookings", type=int, default=6000)

@@ -67,7 +67,7 @@ def _format_row(row: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="folder of aK-N.txt files")
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per instance")
     parser.add_argument("--instances", nargs="+", help="names such as a2-16 (default: all)")

@@ -9,7 +9,6 @@ the measured time, as in training; each preset draws a new day per episode.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -17,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from rldispatch.env import DispatchEnv
+from rldispatch.files import atomic_write_json
 
 
 def masked_random_steps_per_second(env: DispatchEnv, seconds: float, seed: int = 0) -> float:
@@ -50,7 +50,7 @@ def cartpole_steps_per_second(seconds: float, seed: int = 0) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
@@ -66,8 +66,7 @@ def main() -> None:
         label = "CartPole-v1" if name == "cartpole" else f"Dispatch-v0 {name}"
         print(f"{label:<22}{rate:>12,.0f}{rate / results['cartpole']:>13.3f}x")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
+        atomic_write_json(args.json, results)  # its folder created if need be
 
 
 if __name__ == "__main__":

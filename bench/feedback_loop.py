@@ -143,7 +143,7 @@ def promote(url: str, server_url: str, days: Path, challenger: Path, gate: int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--database-url", help="the service's database (default: SQLite)")
     parser.add_argument("--training-days", type=int, default=7)
     parser.add_argument("--gate-days", type=int, default=5)

@@ -35,10 +35,10 @@ from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.scenarios.fleet_days import FleetDayDistribution, held_out_days
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
 from rldispatch.training.days import FleetDays
 from rldispatch.training.evaluation import PlayedDay, evaluate_policies
-from rldispatch.training.fleet_days import FleetDayDistribution, held_out_days
 from rldispatch.training.threads import single_threaded_numerics
 from rldispatch.training.train import RunSettings, train
 

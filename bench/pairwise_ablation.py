@@ -31,8 +31,8 @@ from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policy
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 KNOCK_ON = [PAIR_FEATURES.index(name) for name in PAIR_FEATURES if name.startswith("knock_on")]
 
@@ -52,7 +52,7 @@ def known_reward_network() -> PairQNetwork:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--days", type=int, default=50)

@@ -5,7 +5,7 @@
         [--extra NAME=PATH ...] [--lookahead N] [--jobs 2] \
         [--json runs/pairwise/heldout_report.json]
 
-The days are :func:`rldispatch.training.fleet_days.held_out_days`: ``HELD_OUT_SEEDS``, fleets
+The days are :func:`rldispatch.scenarios.fleet_days.held_out_days`: ``HELD_OUT_SEEDS``, fleets
 of 7, 13 and 24 drivers (no training day has those sizes), the geneva preset's demand per
 driver and urgent share. Every policy plays the same days, so the reward differences pair up:
 the table shows each policy's mean and 95% CI, then the pairwise model's paired reward
@@ -52,9 +52,9 @@ from rldispatch.reports.report import (
     hindsight_beaten,
 )
 from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.training.evaluation import PlayedDay, evaluate_policy, hindsight_results
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 HEURISTICS = ("nearest", "insertion", "matching")
 
@@ -183,7 +183,7 @@ def permutation_check(policy: PairwisePolicy, days: list[Scenario]) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default="runs/pairwise/best_model.safetensors")
     parser.add_argument("--name", default="pairwise")
     parser.add_argument("--extra", action="append", default=[], metavar="NAME=PATH")

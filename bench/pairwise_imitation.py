@@ -7,8 +7,9 @@
 
 It builds the untrained start (the known-reward network: each pair scored by its known shaped
 reward), trains a copy of it by DAgger on the hindsight plans of the first training days
-(:mod:`rldispatch.training.imitation`; ``--plans`` keeps the plans so a second run reuses
-them; ``--search lookahead`` imitates the lookahead expert instead, which needs no plan),
+(:mod:`rldispatch.agents.pairwise.imitation_loop`; ``--plans`` keeps the plans so a second
+run reuses them; ``--search lookahead`` imitates the lookahead expert instead, which needs no
+plan),
 and plays both and every ``--variant`` model file on the same held-out days (fleets
 of 7, 13 and 24 drivers). Each line gives the mean reward, completion and late rate and the
 paired reward difference to the untrained start with its 95% CI.
@@ -26,6 +27,7 @@ import torch
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import FeatureBuilder
+from rldispatch.agents.pairwise.imitation_loop import HindsightPlans, ImitationSettings, imitate
 from rldispatch.agents.pairwise.model_file import load_pairwise_model
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.reward import TrainingReward
@@ -33,15 +35,18 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import (
+    HELD_OUT_FLEET_SIZES,
+    FleetDayDistribution,
+    held_out_days,
+)
 from rldispatch.training.evaluation import evaluate_policy
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, FleetDayDistribution, held_out_days
-from rldispatch.training.imitation import HindsightPlans, ImitationSettings, imitate
 
 START = "untrained start (known rewards only)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--imitation-days", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--time-limit", type=float, default=3.0)

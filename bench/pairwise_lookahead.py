@@ -34,12 +34,12 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policies
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", default=None, help="a pairwise model file (default: start)")
     parser.add_argument("--candidates", type=int, default=3)
     parser.add_argument("--days", type=int, default=21)

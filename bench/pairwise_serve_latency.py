@@ -35,6 +35,7 @@ from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.config import DEFAULT_LOOKAHEAD_BUDGET_MS, Lookahead
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
@@ -42,7 +43,6 @@ from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
 from rldispatch.service.schemas import MAX_OPEN_BOOKINGS
 from rldispatch.service.snapshot import LiveDay
-from rldispatch.training.fleet_days import geneva_day
 
 
 def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list]:
@@ -79,7 +79,7 @@ def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path)
     parser.add_argument("--fleets", type=int, nargs="+", default=[10, 50, 300])
     parser.add_argument("--requests", type=int, default=20)

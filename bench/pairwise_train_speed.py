@@ -140,7 +140,7 @@ def measure(src: Path, days: int, fields: dict[str, str]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--baseline-ref", default=DEFAULT_BASELINE, help="git commit or branch")
     parser.add_argument("--days", type=int, default=9, help="training days per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each")

@@ -3,7 +3,7 @@
     nice -n 10 .venv/bin/python bench/reopt_eval.py [--days 50] [--minutes 25] \
         [--json runs/reopt_eval.json]
 
-The days are :func:`rldispatch.training.fleet_days.held_out_days` (as in
+The days are :func:`rldispatch.scenarios.fleet_days.held_out_days` (as in
 ``bench/pairwise_eval.py``): ``HELD_OUT_SEEDS``, fleets of 7, 13 and 24 drivers in turn, the
 geneva preset's demand per driver and urgent share. Both policies play each day in turn, in
 this one process (one core); after ``--minutes`` no new day is started, and the report says
@@ -26,8 +26,8 @@ from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
 from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import PlayedDay, evaluate_policy
-from rldispatch.training.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 
 POLICIES = ("reopt", "matching")
 
@@ -48,7 +48,7 @@ def summary(days: list, results: dict[str, list[PlayedDay]]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=50)
     parser.add_argument("--minutes", type=float, default=25.0)
     parser.add_argument("--json", default="runs/reopt_eval.json")

@@ -79,7 +79,7 @@ def timed(function: Any, arguments: list[Any]) -> tuple[list[float], list[float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=3, help="held-out geneva days (3)")
     parser.add_argument("--every", type=int, default=10, help="decisions between states (10)")
     parser.add_argument("--json", type=Path, help="write the figures here")

@@ -31,7 +31,7 @@ from rldispatch.files import atomic_write_json
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path, help="model file (default: prototype shapes)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per run")
     parser.add_argument("--connections", type=int, default=8, help="HTTP connections")

@@ -377,7 +377,7 @@ async def over_http(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path, help="model file (default: prototype shapes)")
     parser.add_argument("--repeats", type=int, default=5000, help="in-process suggestions")
     parser.add_argument("--duration", type=float, default=60.0, help="HTTP load, seconds")

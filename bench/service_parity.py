@@ -150,7 +150,7 @@ def parity(name: str, server: Server, policy: Any, config: EnvConfig, days: list
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--pairwise-model", type=Path)
     parser.add_argument("--flat-model", type=Path)

@@ -104,7 +104,7 @@ def sb3_steps_per_second(steps: int, seed: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--steps", type=int, default=20_000, help="env steps per measurement")
     parser.add_argument("--repeats", type=int, default=2, help="measurements of each")
     parser.add_argument("--json", type=str, help="write the figures here")

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees half a file, a crash never leaves one."""
+"""Atomic file writes (a reader never sees half a file, a crash never leaves one) and the size
+of a folder of them."""
 
 from __future__ import annotations
 
@@ -56,3 +57,16 @@ def read_json(path: str | Path) -> Any:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def describe_folder_size(folder: str | Path) -> str:
+    """``folder`` and its size in MB, with its largest file's share when that is most of it."""
+    folder = Path(folder)
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    total = sum(path.stat().st_size for path in files)
+    text = f"{folder}: {total / 1e6:.1f} MB"
+    largest = max(files, key=lambda path: path.stat().st_size, default=None)
+    if largest is not None and total and largest.stat().st_size > total / 2:
+        share = largest.stat().st_size / total
+        text += f" ({share:.0%} of it {largest.relative_to(folder)})"
+    return text

@@ -15,7 +15,7 @@ from rldispatch.agents.pairwise.model_file import PairwiseMetadata, save_pairwis
 from rldispatch.agents.pairwise.network import KnownReward, PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.training.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import geneva_day
 
 
 @pytest.fixture

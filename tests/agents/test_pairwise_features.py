@@ -20,8 +20,8 @@ from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import InsertionPolicy
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.sim.knock_on import plan_knock_on
-from rldispatch.training.fleet_days import geneva_day
 
 KNOWN = KnownReward(assignment=4.0, per_10km=-0.2, per_late=-1.0, wait=-0.2)
 

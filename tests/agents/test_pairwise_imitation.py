@@ -20,7 +20,7 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.hindsight import solve_scenario
 from rldispatch.policies.plan_actions import DayPlan, PlanFollower
 from rldispatch.rewards import RewardConfig
-from rldispatch.training.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_200, 4)
 

@@ -17,7 +17,7 @@ from rldispatch.agents.pairwise.network import NumpyPairQ
 from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.rewards import RewardConfig
-from rldispatch.training.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_600, 5)
 KNOWN = TrainingReward(RewardConfig(), 1.0, 0.2).known_reward()

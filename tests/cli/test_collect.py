@@ -12,8 +12,7 @@ from sqlalchemy.orm import Session
 from rldispatch.cli import main
 from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.history import HistoryBooking, write_synthetic_history
-from tests.scenarios.test_history import export_csv
-from tests.scenarios.test_service_log import (
+from tests.feedback.test_service_log import (
     DAY_A,
     DAY_B,
     SMALL_DAY,
@@ -24,6 +23,7 @@ from tests.scenarios.test_service_log import (
     pruned_to,
     service_app,
 )
+from tests.scenarios.test_history import export_csv
 
 DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
 

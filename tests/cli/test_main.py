@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from rldispatch.cli import VERBS, main
+from rldispatch.cli import VERBS, build_parser, main
 
 
 def test_the_top_level_help_lists_every_verb_without_loading_pytorch() -> None:
@@ -53,3 +56,77 @@ def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) 
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"rldispatch {__version__}"
+
+
+def every_parser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every subparser under it, nested ones included."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += every_parser(child)
+    return found
+
+
+@pytest.mark.parametrize("verb", list(VERBS))
+def test_no_parser_takes_an_abbreviated_option(verb: str) -> None:
+    parsers = every_parser(build_parser(verb, [verb]))
+    assert len(parsers) > len(VERBS)
+    assert all(parser.allow_abbrev is False for parser in parsers)
+
+
+def test_an_abbreviated_option_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--episode", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "rldispatch simulate: error: unrecognized arguments: --episode"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field"),
+    [
+        (["serve", "--port", "99999"], "--port: must be a port from 1 to 65535, got 99999"),
+        (["serve", "--port", "0"], "--port"),
+        (["serve", "--port", "http"], "--port"),
+        (["serve", "--log-level", "loud"], "--log-level"),
+        (["simulate", "--episodes", "-3"], "--episodes"),
+        (["evaluate", "--model", "m.safetensors", "--jobs", "x"], "--jobs"),
+        (["evaluate", "--model", "m.safetensors", "--hindsight-time-limit", "nan"], "limit"),
+        (["quickstart", "--minutes", "soon"], "--minutes: must be a number of minutes"),
+        (["plot", "routes", "--policy", "nearest", "--out", "r.png", "--day-seed", "a"], "seed"),
+    ],
+)
+def test_a_bad_value_is_one_line_and_exit_2(
+    argv: list[str], field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("rldispatch ")
+    assert field in lines[0]
+
+
+def test_serve_log_level_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--log-level {debug,info,warning,error} the least severe log lines" in help_text
+
+
+def test_serve_on_a_taken_port_is_one_line_before_the_service_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"rldispatch serve: error: host: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    ]
+    assert not (tmp_path / "data" / "admin-token").exists()

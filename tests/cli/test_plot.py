@@ -48,3 +48,27 @@ def test_plot_training_on_a_broken_metrics_file_is_one_line(tmp_path, capsys) ->
     code = main(["plot", "training", str(path), "--out", str(tmp_path / "c.png")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "not readable training metrics" in err[0]
+
+
+def test_plot_report_html_writes_the_page_of_a_report(tmp_path, capsys) -> None:
+    import json
+
+    from rldispatch.policies.baselines import make_baseline
+    from rldispatch.reports.report import build_report
+    from rldispatch.scenarios.presets import make_preset
+    from rldispatch.training.evaluation import evaluate_policies
+
+    days = [make_preset("geneva", seed) for seed in (1, 2)]
+    policies = {name: make_baseline(name) for name in ("insertion", "nearest")}
+    report = build_report(
+        "geneva", [1, 2], evaluate_policies(policies, days), [("insertion", "nearest")]
+    )
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert main(["plot", "report", str(path)]) == 2
+    assert "give --out PNG, --html PAGE or both" in capsys.readouterr().err
+    page = tmp_path / "report.html"
+    assert main(["plot", "report", str(path), "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "insertion − nearest" in text and "data:image/png;base64," in text
+    assert f"page written to {page}" in capsys.readouterr().out

@@ -26,10 +26,13 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.training.callbacks import TENSORBOARD_TAGS
+from rldispatch.training.checkpoint import load_checkpoint
 from rldispatch.training.evaluation import evaluate_policies, evaluate_policy
 
 
-def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) -> None:
+def test_quickstart_trains_the_pairwise_model_and_compares_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "quickstart"
     code = main(
         [
@@ -63,6 +66,13 @@ def test_quickstart_trains_the_pairwise_model_and_compares_it(tmp_path: Path) ->
     assert set(TENSORBOARD_TAGS) - no_gradient_step_yet <= set(events.Tags()["scalars"])
     for name in ("training_curves.png", "comparison.png", "routes.png", "table.txt"):
         assert (out / name).stat().st_size > 100, name
+    checkpoint = load_checkpoint(out / "train" / "checkpoints" / "resume.pt")
+    assert checkpoint["learner"]["buffer"] is None  # the replay buffer is left out by default
+    printed = capsys.readouterr().out
+    size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 1e6
+    assert f"{out}: {size_mb:.1f} MB" in printed
+    if report["training"]["best_day"] == 0:
+        assert "the model kept is the untrained start: " in printed
 
 
 def short_days(count: int, bookings: int = 25) -> list[Scenario]:

@@ -19,9 +19,9 @@ from rldispatch.policies.ride_model import (
 from rldispatch.policies.routing import search_parameters
 from rldispatch.reports.report import hindsight_beaten
 from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.sim.simulator import DaySimulator
 from rldispatch.training.evaluation import evaluate_policies, hindsight_results
-from rldispatch.training.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_007, 3)
 

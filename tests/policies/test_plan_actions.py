@@ -6,7 +6,7 @@ from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
 from rldispatch.policies.hindsight import solve_scenario
 from rldispatch.policies.plan_actions import DayPlan, PlanFollower, planned_action, planned_choice
-from rldispatch.training.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_100, 3)
 

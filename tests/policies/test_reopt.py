@@ -11,8 +11,8 @@ from rldispatch.policies import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.policies.ride_model import RideModel
 from rldispatch.policies.routing import search_parameters
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import evaluate_policy
-from rldispatch.training.fleet_days import geneva_day
 
 SMALL_DAYS = [geneva_day(2_000_000 + k, 3) for k in range(2)]
 

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.plots import (
@@ -17,6 +19,7 @@ from rldispatch.reports.plots import (
     record_routes,
 )
 from rldispatch.reports.report import build_report
+from rldispatch.reports.route_map import _mark_bookings
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.training.evaluation import evaluate_policies
 
@@ -171,3 +174,79 @@ def test_route_panels_and_driver_colours(tmp_path) -> None:
     day = record_routes(make_baseline("nearest"), make_preset("classic", 3))
     out = plot_route_panels(day, tmp_path / "panels.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_late_pickups_at_one_place_are_one_ring_with_their_count(tmp_path) -> None:
+    from rldispatch.reports.route_map import places_with_counts
+
+    assert places_with_counts([(6.1, 46.2), (6.1000001, 46.2), (6.2, 46.3)]) == [
+        ((6.1, 46.2), 2),
+        ((6.2, 46.3), 1),
+    ]
+    day = record_routes(make_baseline("nearest"), make_preset("geneva", 8))
+    late = np.flatnonzero(day.late)
+    places = {tuple(np.round(day.scenario.bookings[b].pickup, 5)) for b in late}
+    assert len(places) < late.size  # some late pickups share a place (a clinic)
+    figure = Figure()
+    axis = figure.subplots()
+    handles = _mark_bookings(axis, day)
+    rings = axis.collections[0].get_offsets()
+    assert len(rings) == len(places)
+    assert handles[0].get_label() == (
+        f"late pickup ({late.size} at {len(places)} places; ×N: N there)"
+    )
+    counts = [int(text.get_text().removeprefix("×")) for text in axis.texts]
+    assert sum(counts) + len(rings) - len(counts) == late.size
+
+
+def test_depots_are_lettered_on_the_map_and_named_in_full_in_the_legend() -> None:
+    from rldispatch.reports.route_map import _mark_depots, depot_name, depots
+
+    assert [depot_name(k) for k in (0, 1, 25, 26, 27)] == ["A", "B", "Z", "AA", "AB"]
+    scenario = make_preset("geneva", 8)
+    figure = Figure()
+    axis = figure.subplots()
+    axis.set_xlim(6.0, 6.3)
+    handles = _mark_depots(axis, scenario)
+    places = depots(scenario)
+    assert [text.get_text() for text in axis.texts] == [depot_name(k) for k in range(len(places))]
+    for handle, (_, ids) in zip(handles, places, strict=True):
+        label = " ".join(handle.get_label().split())
+        assert all(driver in label.split(": ", 1)[1].replace(",", " ").split() for driver in ids)
+
+
+def test_the_comparison_chart_says_which_way_each_panel_is_better(tmp_path) -> None:
+    days = [make_preset("geneva", seed) for seed in (5, 6)]
+    policies = {name: make_baseline(name) for name in ("nearest", "insertion")}
+    report = build_report(
+        "geneva", [5, 6], evaluate_policies(policies, days), [("insertion", "nearest")]
+    )
+    titles: list[str] = []
+    original = Axes.set_title
+
+    def record(axis, label, *args, **kwargs):
+        titles.append(label)
+        return original(axis, label, *args, **kwargs)
+
+    Axes.set_title = record
+    try:
+        plot_comparison(report, tmp_path / "comparison.png")
+    finally:
+        Axes.set_title = original
+    assert "reward per day\n(higher is better)" in titles
+    assert "late pickups (%)\n(lower is better)" in titles
+    assert "km driven\n(lower is better)" in titles
+    assert any("above 0: the first policy is better" in title for title in titles)
+
+
+def test_the_evaluation_panel_marks_the_kept_model_and_keeps_a_wobble_small(tmp_path) -> None:
+    from rldispatch.reports.plots import Curve, _evaluation_panel
+
+    figure = Figure()
+    axis = figure.subplots()
+    values = np.array([2222.0, 2175.0, 2200.0, 2222.0])
+    _evaluation_panel(axis, Curve(np.array([0.0, 1e4, 2e4, 3e4]), values))
+    star = axis.get_legend().get_texts()[0].get_text()
+    assert star == "kept model (the untrained start): 2,222.0 at step 0"
+    low, high = axis.get_ylim()
+    assert high - low >= 0.1 * values.mean()

@@ -232,12 +232,12 @@ def test_json_nested_deeper_than_the_format_is_refused(tmp_path):
 
 
 def test_file_over_the_size_limit_is_refused_before_reading(tmp_path, monkeypatch):
-    from rldispatch.scenarios import files
+    from rldispatch.scenarios import reading
 
-    monkeypatch.setattr(files, "MAX_SCENARIO_BYTES", 100)
+    monkeypatch.setattr(reading, "MAX_SCENARIO_BYTES", 100)
     path = write_json_text(tmp_path, json.dumps(valid_dict()))
     with pytest.raises(ScenarioError, match="bytes is more than the 100"):
-        files.load_scenario(path)
+        load_scenario(path)
 
 
 def test_binary_file_is_refused_as_not_utf8(tmp_path):

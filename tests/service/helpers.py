@@ -252,7 +252,7 @@ class ThreadedServer:
         """:param options: further :meth:`ServiceConfig.from_env` options."""
         import uvicorn
 
-        from rldispatch.service.api import create_app
+        from rldispatch.service.app import create_app
         from rldispatch.service.config import ServiceConfig
 
         config = ServiceConfig.from_env(

@@ -40,7 +40,13 @@ def suggest(engine: Engine, booking: str, arm: str, version: str, times: int = 1
 
 
 def outcome(
-    engine: Engine, booking: str, arm: str, version: str, delay_min: float, km: float
+    engine: Engine,
+    booking: str,
+    arm: str | None,
+    version: str,
+    delay_min: float,
+    km: float,
+    source: str | None = None,
 ) -> None:
     with engine.begin() as connection:
         connection.execute(
@@ -53,6 +59,7 @@ def outcome(
                 late=delay_min > 5.0,
                 distance_km=km,
                 arm=arm,
+                source=source,
                 model_version=version,
             )
         )
@@ -155,4 +162,23 @@ def test_a_round_that_assigned_nothing_is_no_suggestion_and_no_booking(engine: E
     figures = summary["rl_by_model_version"]
     assert (figures["v"]["suggestions"], figures["v"]["bookings"]) == (1, 1)
     assert "only-waited-v" not in figures
-    assert summary["arms"]["rl"]["suggestions"] == summary["arms"]["heuristic"]["suggestions"] == 0
+    arms = summary["arms"]
+    assert (arms["rl"]["suggestions"], arms["rl"]["bookings"]) == (1, 1)  # the assignment
+    assert arms["heuristic"]["suggestions"] == 0
+
+
+def test_the_rl_arm_counts_the_rows_its_model_versions_count(engine: Engine) -> None:
+    suggest(engine, "a0", "rl", "champion")
+    suggest(engine, "h0", "heuristic", "champion")
+    round_row(engine, "r0", "rl", "champion")  # the model's round assignments: the rl arm
+    round_row(engine, "r1", "rl", "challenger")
+    round_row(engine, "r2", "fallback", "champion")  # the fallback's round: no arm
+    outcome(engine, "r1", None, "challenger", delay_min=2.0, km=3.0, source="rl")
+    with engine.connect() as connection:
+        summary = ab_summary(connection)
+    versions = summary["rl_by_model_version"].values()
+    rl = summary["arms"]["rl"]
+    for name in ("suggestions", "bookings", "outcomes"):
+        assert rl[name] == sum(figures[name] for figures in versions), name
+    assert (rl["suggestions"], rl["outcomes"]) == (3, 1)
+    assert summary["arms"]["heuristic"]["suggestions"] == 1

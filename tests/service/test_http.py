@@ -247,8 +247,8 @@ def test_ab_split_and_outcomes_reach_the_metrics(model_server: ServerProcess) ->
             figures = metrics["ab"]["arms"][arm]
             assert figures["suggestions"] == figures["outcomes"] == len(in_arm)
             assert figures["mean_distance_km"] == pytest.approx(6.5)
-            assert figures["late_rate"] == pytest.approx(
-                sum(lates[booking] for booking in in_arm) / len(in_arm)
+            assert figures["late_rate"] == round(  # a share, to 0.001
+                sum(lates[booking] for booking in in_arm) / len(in_arm), 3
             )
         assert metrics["by_source"]["rl"] == sum(v == "rl" for v in arms.values())
         assert metrics["latency_ms"]["p99"] is not None

@@ -7,9 +7,9 @@ import numpy as np
 
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.sim.simulator import ASSIGNED, CANCELLED, OPEN, SERVED, UNRELEASED
 from rldispatch.sim.state import restore_day
-from rldispatch.training.fleet_days import geneva_day
 
 DAY = geneva_day(2_000_500, 5)
 

@@ -11,10 +11,10 @@ import torch
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.kinds import agent_kind
 from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.training.callbacks import TENSORBOARD_TAGS
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint
 from rldispatch.training.days import VALIDATION_SEEDS, FleetDays, PresetDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.train import RunSettings, TrainingError, resume_training, train
 
 TINY = {

@@ -7,8 +7,8 @@ from optuna.trial import TrialState
 
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.training.days import FleetDays, PresetDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.train import RunSettings, train
 from rldispatch.training.tuner import run_worker
 from rldispatch.training.tuning_report import write_outputs

@@ -10,8 +10,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from rldispatch.agents.pairwise.config import PairwiseConfig
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.training.days import FleetDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.tuning_report import (
     format_summary,
     ranked_trials,

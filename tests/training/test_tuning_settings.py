@@ -10,9 +10,9 @@ from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.kinds import agent_kind, kind_names
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.search_space import search_space_markdown
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import TUNING_SEEDS
 from rldispatch.training.days import FleetDays, PresetDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.tuning_settings import (
     HeartbeatSettings,
     PrunerSettings,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from rldispatch.domain import ScenarioError
 
@@ -35,11 +36,23 @@ class CliError(Exception):
     """A problem with what the user asked for: printed as one line, exit code 2."""
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A parser that takes no abbreviated option (``--episode`` is not ``--episodes``) and
+    refuses a bad value in one line, exit code 2; its subparsers are of the same class."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(verb: str | None = None, argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The command's parser. Only ``verb``'s module is imported (with what it needs, PyTorch
     among them); the other verbs are listed by name and help, so ``--help`` stays quick. A
     verb whose options depend on another option (``train --agent``) reads ``argv``."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="rldispatch", description="Learn, evaluate and serve ride dispatch policies."
     )
     parser.add_argument("--version", action="version", version=f"rldispatch {package_version()}")

@@ -13,6 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from rldispatch.cli import VERBS, CliError
+from rldispatch.feedback.service_log import (
+    DEFAULT_MIN_BOOKINGS,
+    DEFAULT_TIMEZONE,
+    SERVICE_DB_ENV,
+    collect_service_days,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.history import (
     DEFAULT_TRAVEL,
@@ -22,12 +28,6 @@ from rldispatch.scenarios.history import (
     collect_days,
     masked_url,
     write_scenarios,
-)
-from rldispatch.scenarios.service_log import (
-    DEFAULT_MIN_BOOKINGS,
-    DEFAULT_TIMEZONE,
-    SERVICE_DB_ENV,
-    collect_service_days,
 )
 from rldispatch.text import plural
 

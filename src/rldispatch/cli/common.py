@@ -89,6 +89,15 @@ def add_day_arguments(parser: argparse.ArgumentParser, default_episodes: int = 2
     parser.set_defaults(default_episodes=default_episodes)
 
 
+def add_all_days_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--all-days",
+        action="store_true",
+        help="with --scenarios: play every day of the folder, dated or not, instead of only "
+        "its held-out latest dates",
+    )
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -99,8 +108,33 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port to listen on: an integer from 1 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
@@ -257,7 +291,7 @@ def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--hindsight-time-limit",
-        type=float,
+        type=positive_seconds,
         default=20.0,
         help="seconds of search per day for the hindsight plan (default 20)",
     )

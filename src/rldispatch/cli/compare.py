@@ -11,6 +11,7 @@ from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_files import LearnedModel, ModelFileError, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
+    add_all_days_argument,
     add_day_arguments,
     add_jobs_argument,
     env_config_for,
@@ -36,11 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Each ENTRY is a model file (.safetensors) of any kind, a config JSON of "
         "the --agent kind (such as tune's optimal_config.json: trained first, for "
         "--train-days, into --work-dir; its best model is compared) or a baseline name. "
-        "Every entry plays the same held-out days; the report pairs the first entry with "
-        "each of the others.",
+        "Every entry plays the same held-out days (of a --scenarios folder, its latest dates; "
+        "--all-days: all of them, dated or not); the report pairs the first entry with each "
+        "of the others.",
     )
     parser.add_argument("entries", nargs="+", metavar="ENTRY", help="model, config or baseline")
     add_day_arguments(parser, default_episodes=30)
+    add_all_days_argument(parser)
     parser.add_argument(
         "--agent",
         choices=kind_names(),

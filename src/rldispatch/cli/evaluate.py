@@ -12,6 +12,7 @@ from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     DAYS_HELP,
     Days,
+    add_all_days_argument,
     add_day_arguments,
     add_hindsight,
     add_hindsight_arguments,
@@ -19,10 +20,12 @@ from rldispatch.cli.common import (
     days_from_args,
     repeat_stochastic,
 )
+from rldispatch.domain import ScenarioError
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
+from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS
 from rldispatch.training.evaluation import evaluate_policies
 
@@ -38,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play a trained model (and with --compare-baseline every baseline) on "
         "the same days. Preset days are held-out days (seeds from 2,000,000 + --seed), "
         "never seen in training or tuning; the preset defaults to the model's own. A --scenarios "
-        f"folder is split by date and its latest dates are held out (and listed). {DAYS_HELP}",
+        f"folder is split by date and its latest dates are held out (and listed); --all-days plays "
+        f"all of them, dated or not. {DAYS_HELP}",
     )
     parser.add_argument(
         "--model",
@@ -47,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a model file (.safetensors): flat DQN or pairwise (any fleet size)",
     )
     add_day_arguments(parser, default_episodes=30)
+    add_all_days_argument(parser)
     parser.add_argument(
         "--compare-baseline",
         action="store_true",
@@ -65,7 +70,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_hindsight_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
+    add_html_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def add_html_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--html",
+        type=Path,
+        metavar="PATH",
+        help="also write the report as one self-contained HTML page: the table, the paired "
+        "differences with which way is better, the charts and an interactive routes map per "
+        "--html-day (opens offline)",
+    )
+    parser.add_argument(
+        "--html-day",
+        action="append",
+        metavar="DAY",
+        help="a day whose routes the page maps, by its label in the report (a preset day's "
+        "seed or a file's name without .json); repeatable (default: the first day)",
+    )
+    parser.add_argument(
+        "--tiles",
+        type=Path,
+        help="a folder of map tiles ({zoom}/{x}/{y}.png) embedded as the page's basemap where "
+        "it covers a day (env RLDISPATCH_TILES_DIR; default: none, nothing is downloaded)",
+    )
+
+
+def html_day_indexes(args: argparse.Namespace, days: Days) -> list[int]:
+    """The days (indexes into ``days``) whose routes the page maps: each ``--html-day``,
+    else the first day."""
+    labels = [str(label) for label in days.labels]
+    wanted = args.html_day or [labels[0]]
+    for day in wanted:
+        if day not in labels:
+            shown = ", ".join(labels[:5]) + (" ..." if len(labels) > 5 else "")
+            raise CliError(f"--html-day: {day!r} is not a day of the report ({shown})")
+    return [labels.index(day) for day in wanted]
+
+
+def html_route_days(
+    day_indexes: list[int],
+    days: Days,
+    policies: dict[str, Policy],
+    results: dict[str, list[Any]],
+    env_config: Any,
+) -> list[Any]:
+    """The routes the page maps: on each chosen day, the first policy's and the best other
+    policy's by mean reward."""
+    from rldispatch.reports.route_map import record_routes
+
+    names = list(policies)
+    shown = names[:1]
+    others = [name for name in names[1:] if results.get(name)]
+    if others:
+        mean = {
+            name: sum(day.reward for day in results[name]) / len(results[name]) for name in others
+        }
+        shown.append(max(others, key=mean.__getitem__))
+    return [
+        record_routes(policies[name], days.scenarios[index], env_config)
+        for index in day_indexes
+        for name in shown
+    ]
 
 
 def load_model_or_fail(path: Path, name: str | None = None) -> LearnedModel:
@@ -94,10 +162,23 @@ def lookahead_policy(model: LearnedModel, candidates: int) -> Policy:
 
 
 def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:
-    """The days named on the command line; preset days are held-out days."""
+    """The days named on the command line; preset days are held-out days, a folder's are its
+    held-out latest dates (every day of it with ``--all-days``)."""
+    all_days = getattr(args, "all_days", False)
+    if all_days and args.scenarios is None:
+        raise CliError("--all-days: only with --scenarios (a folder of days)")
     if args.scenario is None and args.scenarios is None and args.preset is None:
         args.preset = default_preset or "geneva"
-    return days_from_args(args, first_preset_seed=HELD_OUT_SEEDS.start, folder_part="held_out")
+    if args.scenarios is not None and not all_days:
+        try:
+            split_days_by_date(args.scenarios)
+        except ScenarioError as error:
+            raise CliError(f"{error} (--all-days plays every day of the folder)") from error
+    return days_from_args(
+        args,
+        first_preset_seed=HELD_OUT_SEEDS.start,
+        folder_part="all" if all_days else "held_out",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
     env_config = model.env_config_for(days.scenarios)
+    day_indexes = html_day_indexes(args, days) if args.html else []
     try:
         results = evaluate_policies(
             policies, days.scenarios, env_config, progress=True, jobs=args.jobs
@@ -122,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
     }
+    route_days = html_route_days(day_indexes, days, policies, results, env_config)
     if args.hindsight:
         add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
@@ -129,6 +212,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
+    if args.html:
+        from rldispatch.reports.html import write_report_page
+
+        write_report_page(args.html, report, route_days, tiles_dir=args.tiles)
+        print(f"page written to {args.html}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""``rldispatch plot``: training curves, a report's comparison chart, a day's routes (PNG)."""
+"""``rldispatch plot``: training curves, a report's comparison chart (PNG or an HTML page),
+a day's routes (PNG)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ from rldispatch.reports.plots import (
     plot_training_curves,
     record_routes,
 )
-from rldispatch.scenarios.files import load_scenario, parse_json_text, read_limited_bytes
+from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, PRESETS, make_preset
+from rldispatch.scenarios.reading import parse_json_text, read_limited_bytes
 
 REPORT_JSON_DEPTH = 16
 
@@ -45,7 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     report = kinds.add_parser("report", help="comparison chart of an evaluate/compare report")
     report.add_argument("report", type=Path, help="report JSON")
-    report.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    report.add_argument("--out", type=Path, help="PNG file to write")
+    report.add_argument(
+        "--html",
+        type=Path,
+        metavar="PATH",
+        help="a self-contained HTML page of the report: table, paired differences with which "
+        "way is better, the chart (evaluate --html also maps the routes of chosen days)",
+    )
 
     routes = kinds.add_parser("routes", help="one day's routes on a map")
     who = routes.add_mutually_exclusive_group(required=True)
@@ -61,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"seed of the preset day (default {HELD_OUT_SEEDS.start}, the first held-out day)",
     )
     routes.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    routes.add_argument(
+        "--tiles",
+        type=Path,
+        help="a folder of map tiles ({zoom}/{x}/{y}.png, OpenStreetMap numbering) drawn as a "
+        "light basemap where it covers the day (env RLDISPATCH_TILES_DIR; default: none, "
+        "nothing is downloaded)",
+    )
     routes.add_argument(
         "--per-driver",
         action="store_true",
@@ -95,9 +111,15 @@ def run(args: argparse.Namespace) -> int:
             else None,
         }
     elif args.kind == "report":
+        if args.out is None and args.html is None:
+            raise CliError("give --out PNG, --html PAGE or both")
         report = read_report(args.report)
         try:
-            paths = [plot_comparison(report, args.out)]
+            paths = [plot_comparison(report, args.out)] if args.out is not None else []
+            if args.html is not None:
+                from rldispatch.reports.html import write_report_page
+
+                paths.append(write_report_page(args.html, report))
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CliError(f"{args.report}: not a report JSON ({error})") from error
         summary |= {
@@ -114,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             "metrics": day.metrics.as_dict(),
         }
     for path in paths:
-        print(f"plot written to {path}")
+        print(f"{'page' if path.suffix == '.html' else 'plot'} written to {path}")
     if args.json is not None:
         atomic_write_json(args.json, {**summary, "png": [str(path) for path in paths]})
         print(f"summary written to {args.json}")
@@ -154,7 +176,7 @@ def plot_day(args: argparse.Namespace) -> tuple[list[Path], DayRoutes]:
         day = record_routes(policy, scenario, env_config)
     except ModelFileError as error:
         raise CliError(str(error)) from error
-    paths = [plot_routes(day, args.out)]
+    paths = [plot_routes(day, args.out, tiles_dir=args.tiles)]
     if args.per_driver:
         panels = args.out.with_name(f"{args.out.stem}-drivers{args.out.suffix or '.png'}")
         paths.append(plot_route_panels(day, panels))

@@ -43,7 +43,7 @@ from rldispatch.cli.common import non_negative_int, positive_int
 from rldispatch.cli.evaluate import baseline_names
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
-from rldispatch.files import atomic_write_bytes, atomic_write_json
+from rldispatch.files import atomic_write_bytes, atomic_write_json, describe_folder_size
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
@@ -125,14 +125,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are spent (default: all; 0: no reopt); the report says how many it played, and "
         "pairs it on those days",
     )
+    parser.add_argument(
+        "--buffer-checkpoint",
+        action="store_true",
+        help="keep the replay buffer in train/checkpoints/resume.pt (hundreds of MB; the "
+        "quickstart starts afresh each time, so by default it is left out and the run folder "
+        "weighs a few MB)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", type=str, help="also write the report JSON here")
     parser.set_defaults(handler=run)
 
 
 def quickstart_minutes(text: str) -> float:
-    value = float(text)
-    if not value > EVALUATION_MINUTES:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes, got {text!r}") from None
+    if not EVALUATION_MINUTES < value < float("inf"):
         raise argparse.ArgumentTypeError(
             f"must be more than {EVALUATION_MINUTES:g} minutes (kept for the evaluation), "
             f"got {text}"
@@ -198,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
         print(verdict(report["reopt"], name, played))
 
     plot_training_curves(
-        load_training_curves(run_dir), out / "training_curves.png", title="quickstart training"
+        load_training_curves(run_dir),
+        out / "training_curves.png",
+        title="quickstart training",
     )
     plot_comparison(report, out / "comparison.png")
     plot_routes(record_routes(policies[name], days[0], env_config), out / "routes.png")
@@ -209,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_bytes(out / "table.txt", (quickstart_table(report) + "\n").encode())
     print(
         f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
-        f"model.safetensors, training_curves.png, comparison.png, routes.png"
+        f"model.safetensors, training_curves.png, comparison.png, routes.png; "
+        f"{describe_folder_size(out)}"
     )
     return 0
 
@@ -311,6 +324,7 @@ def train_model(
         eval_every_days=20 if kind.default_days == "fleets" else 100,
         checkpoint_every_days=100,
         seed=args.seed,
+        save_replay_buffer=args.buffer_checkpoint,
     )
     result = train(kind, config, run_dir, days, settings, progress=not args.no_progress)
     print(
@@ -318,8 +332,25 @@ def train_model(
         f"{result.decisions_per_second:.0f} decisions/s) in {result.wall_time_s / 60:.1f} min; "
         f"best model after {result.best_day} days"
     )
+    if result.best_day == 0:
+        print(kept_start_note(kind, len(days.selection_days)))
     training = {**result.summary(), "config": config.to_dict()}
     return result.best_model_path, training
+
+
+def kept_start_note(kind: AgentKind, selection_days: int) -> str:
+    """Why the model kept is the untrained start: one sentence."""
+    start = (
+        "the untrained network already scores each pair by the known part of its reward "
+        "(docs/pairwise.md), and "
+        if kind.default_days == "fleets"
+        else ""
+    )
+    return (
+        f"the model kept is the untrained start: {start}no evaluation during training scored "
+        f"higher on the {plural(selection_days, 'selection day')}, so training only confirmed "
+        "it (a longer --minutes gives the learned value more time to improve on it)"
+    )
 
 
 def verdict(report: dict[str, Any], name: str = "dqn", days_note: str = "") -> str:

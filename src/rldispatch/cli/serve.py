@@ -8,7 +8,7 @@ import logging
 import os
 
 from rldispatch.cli import VERBS
-from rldispatch.cli.common import positive_int
+from rldispatch.cli.common import port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
 from rldispatch.service.model import RUNTIMES
@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--port", type=positive_int, default=8000, help="port (8000)")
+    parser.add_argument(
+        "--port", type=port_number, default=8000, help="port to listen on, 1 to 65535 (8000)"
+    )
     parser.add_argument(
         "--runtime",
         choices=RUNTIMES,
@@ -114,7 +116,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="worker processes (1); they share the switch and models through the database",
     )
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="the least severe log lines printed, the service's and the HTTP server's (info)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -126,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rldispatch.cli import CliError
     from rldispatch.database_url import mask_database_url, mask_secrets_in
-    from rldispatch.service.api import create_app
+    from rldispatch.service.app import create_app
     from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
     from rldispatch.service.store import prepare_private_folder
@@ -163,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             f"database-url: {mask_database_url(url)} is not a usable database URL "
             f"({mask_secrets_in(str(error), url)})"
         ) from error
+    check_listen_address(args.host, args.port)
     try:
         if args.workers == 1:
             app = create_app(config)
@@ -196,12 +204,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_listen_address(host: str, port: int) -> None:
+    """Refuse in one line an address the server could not listen on (a host that is not an
+    address of this machine, a port taken), before the server starts."""
+    import socket
+
+    from rldispatch.cli import CliError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CliError(f"host: cannot listen on {host}:{port} ({reason})") from None
+
+
 def worker_app() -> object:
     """The app of one worker process of ``serve --workers N`` (its options come from the
     environment ``run`` set before starting the workers)."""
     import torch
 
-    from rldispatch.service.api import create_app
+    from rldispatch.service.app import create_app
 
     torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
     return create_app()

@@ -14,11 +14,11 @@ from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_container import ModelFileError
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import non_negative_int, positive_int
-from rldispatch.files import atomic_write_json
+from rldispatch.files import atomic_write_json, describe_folder_size
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
 from rldispatch.training.days import DaysError, FleetDays, PresetDays, ScenarioDays, TrainingDays
-from rldispatch.training.fleet_days import FleetDayDistribution
 from rldispatch.training.train import (
     RunSettings,
     TrainingError,
@@ -140,7 +140,8 @@ def register(subparsers: argparse._SubParsersAction, argv: list[str]) -> None:
     parser.add_argument(
         "--no-buffer-checkpoint",
         action="store_true",
-        help="leave the replay buffer out of checkpoints (smaller; a resumed run refills it)",
+        help="leave the replay buffer out of checkpoints/resume.pt (most of a run folder's "
+        "size: hundreds of MB with it, a few without; a resumed run refills it)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=str, help="write the training summary JSON here")
@@ -209,6 +210,7 @@ def describe_result(result: TrainResult) -> str:
         )
     lines.append(f"final model: {result.final_model_path}")
     lines.append(f"metrics: {result.metrics_path}; TensorBoard: {result.out_dir / 'tensorboard'}")
+    lines.append(describe_folder_size(result.out_dir))
     return "\n".join(lines)
 
 

@@ -206,7 +206,7 @@ def plot_training_curves(
     axes[0].set_title("reward per training day")
     evaluation = curves.get("eval_reward")
     if evaluation is not None and evaluation.steps.size:
-        axes[1].plot(evaluation.steps, evaluation.values, "o-", color=QUALITATIVE_COLORS[5])
+        _evaluation_panel(axes[1], evaluation)
     axes[1].set_title("evaluation reward (fixed days)")
     late = curves.get("late_pickup_rate")
     if late is not None and late.values.size:
@@ -247,6 +247,38 @@ def plot_training_curves(
     return save_figure(figure, path)
 
 
+EVALUATION_SPAN_SHARE = 0.1
+"""The evaluation panel's y axis spans at least this share of the mean reward, so a wobble of
+a few percent is not drawn as a fall across the whole panel."""
+
+
+def _evaluation_panel(axis: Any, evaluation: Curve) -> None:
+    """The evaluation rewards, the kept model (the best evaluation, the first of equals: the
+    run's best model) marked with a star and its step."""
+    axis.plot(evaluation.steps, evaluation.values, "o-", color=QUALITATIVE_COLORS[5])
+    kept = int(np.argmax(evaluation.values))
+    step, value = evaluation.steps[kept], evaluation.values[kept]
+    start = " (the untrained start)" if kept == 0 and step == evaluation.steps.min() else ""
+    axis.plot(
+        [step],
+        [value],
+        marker="*",
+        markersize=16,
+        color="gold",
+        markeredgecolor="k",
+        linestyle="",
+        zorder=5,
+        label=f"kept model{start}: {value:,.1f} at step {_thousands(step, 0)}",
+    )
+    axis.legend(loc="lower right", fontsize=8)
+    middle = float(np.mean(evaluation.values))
+    low, high = float(evaluation.values.min()), float(evaluation.values.max())
+    least = EVALUATION_SPAN_SHARE * max(abs(middle), 1.0)
+    if high - low < least:
+        centre = (high + low) / 2
+        axis.set_ylim(centre - least / 2, centre + least / 2)
+
+
 # --- comparison chart ------------------------------------------------------------------------
 
 
@@ -267,7 +299,7 @@ def plot_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
     coloured by what their CI says. Below five distinct days only the means are drawn."""
     from matplotlib.patches import Patch
 
-    from rldispatch.reports.report import MIN_DAYS_FOR_CI, plural
+    from rldispatch.reports.report import MIN_DAYS_FOR_CI, better_way, plural
 
     policies = list(report["policies"])
     figure = Figure(figsize=(14, 7.5))
@@ -285,7 +317,7 @@ def plot_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
         axis.bar(positions, means, yerr=errors, color=colors, capsize=4, edgecolor="0.2")
         axis.axhline(0.0, color="k", linewidth=0.8)
         axis.set_xticks(positions, policies, rotation=20)
-        axis.set_title(label)
+        axis.set_title(f"{label}\n({better_way(metric)})")
         axis.grid(axis="y", alpha=0.3)
         top = float(np.nanmax(np.append(means + (errors[1] if errors is not None else 0), 0)))
         bottom = float(np.nanmin(np.append(means - (errors[0] if errors is not None else 0), 0)))
@@ -313,7 +345,11 @@ def plot_comparison(report: Mapping[str, Any], path: str | Path) -> Path:
         )
         axis.axvline(0.0, color="k", linewidth=0.8)
         axis.set_yticks(rows, [n.replace("_vs_", " − ") for n in names])
-        axis.set_title("paired reward difference" + (" (95% CI)" if errors is not None else ""))
+        axis.set_title(
+            "paired reward difference"
+            + (" (95% CI)" if errors is not None else "")
+            + "\n(above 0: the first policy is better)"
+        )
         axis.grid(axis="x", alpha=0.3)
         paired_legend = [
             Patch(

@@ -19,7 +19,9 @@ from rldispatch.sim.metrics import METRIC_NAMES, DayMetrics
 from rldispatch.text import plural
 
 __all__ = [
+    "HIGHER_IS_BETTER",
     "MIN_DAYS_FOR_CI",
+    "better_way",
     "build_report",
     "day_summary",
     "decision_time_summary",
@@ -38,6 +40,26 @@ TABLE_COLUMNS = (
     ("pickup_delay_p95_min", "delay p95", "{:.1f}"),
     ("load_gap", "load gap", "{:.1f}"),
 )
+
+HIGHER_IS_BETTER = {
+    "reward": True,
+    "completion_rate": True,
+    "late_pickup_rate": False,
+    "cancelled": False,
+    "distance_km": False,
+    "empty_km": False,
+    "pickup_delay_mean_min": False,
+    "pickup_delay_p95_min": False,
+    "load_gap": False,
+}
+"""Which way each day figure is better (the number of decisions is neither)."""
+
+
+def better_way(metric: str) -> str:
+    """``"higher is better"``, ``"lower is better"`` or ``""`` for a figure with no better way."""
+    if metric not in HIGHER_IS_BETTER:
+        return ""
+    return "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
 
 
 def too_few_days_reason(days: int) -> str | None:

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.reports.basemap import draw_basemap, tiles_dir_from
 from rldispatch.reports.figures import save_figure
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.simulator import CANCELLED, SERVED
@@ -107,7 +108,7 @@ def _scale_bar(axis: Any, coords: str, mean_lat: float) -> None:
     )
 
 
-def _depots(scenario: Scenario) -> list[tuple[tuple[float, float], list[str]]]:
+def depots(scenario: Scenario) -> list[tuple[tuple[float, float], list[str]]]:
     """Start locations shared by drivers, each with the drivers starting there."""
     by_place: dict[tuple[float, float], list[str]] = {}
     for driver in scenario.drivers:
@@ -151,21 +152,50 @@ def _draw_route(
             )
 
 
+def places_with_counts(
+    points: Sequence[tuple[float, float]],
+) -> list[tuple[tuple[float, float], int]]:
+    """Distinct places among ``points`` (to about a metre) with how many points are there."""
+    counts: dict[tuple[float, float], int] = {}
+    for x, y in points:
+        place = (round(x, 5), round(y, 5))
+        counts[place] = counts.get(place, 0) + 1
+    return list(counts.items())
+
+
 def _mark_bookings(axis: Any, day: DayRoutes, size: float = 1.0) -> list[Any]:
-    """Late pickups ringed in red, cancelled bookings as black crosses; their legend entries."""
+    """Late pickups ringed in red (one ring per place, the count beside a ring that stands
+    for several), cancelled bookings as black crosses; their legend entries."""
     from matplotlib.lines import Line2D
 
     scenario, coords = day.scenario, day.scenario.coords
     handles = []
     late = [_xy(scenario.bookings[b].pickup, coords) for b in np.flatnonzero(day.late)]
     if late:
+        rings = places_with_counts(late)
         axis.scatter(
-            *zip(*late, strict=True),
+            *zip(*[place for place, _ in rings], strict=True),
             s=90 * size,
             facecolors="none",
             edgecolors="red",
             linewidths=1.6,
             zorder=6,
+        )
+        for (x, y), count in rings:
+            if count > 1:
+                axis.annotate(
+                    f"×{count}",
+                    (x, y),
+                    xytext=(6, -10),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="red",
+                    fontweight="bold",
+                    zorder=6,
+                )
+        shared = len(rings) < len(late)
+        label = f"late pickup ({len(late)}" + (
+            f" at {plural(len(rings), 'place')}; ×N: N there)" if shared else ")"
         )
         handles.append(
             Line2D(
@@ -176,7 +206,7 @@ def _mark_bookings(axis: Any, day: DayRoutes, size: float = 1.0) -> list[Any]:
                 markeredgecolor="red",
                 linestyle="",
                 markersize=9,
-                label=f"late pickup ({len(late)})",
+                label=label,
             )
         )
     cancelled = [_xy(scenario.bookings[b].pickup, coords) for b in np.flatnonzero(day.cancelled)]
@@ -223,11 +253,12 @@ DENSE_FLEET = 12
 """Above this many drivers the overview leaves the empty legs out; the panels show them."""
 
 
-def plot_routes(day: DayRoutes, path: str | Path) -> Path:
+def plot_routes(day: DayRoutes, path: str | Path, tiles_dir: Path | None = None) -> Path:
     """A day's routes on one map: one colour per driver (qualitative palette), loaded legs
     solid with a direction arrow, empty legs dashed (left out above :data:`DENSE_FLEET`
-    drivers), each depot marked once with the drivers starting there, late pickups ringed in
-    red, cancelled bookings crossed, a scale bar."""
+    drivers), each depot marked once by a letter (the legend names its drivers), late pickups
+    ringed in red, cancelled bookings crossed, a scale bar; over a light basemap when
+    ``tiles_dir`` (or ``RLDISPATCH_TILES_DIR``) has tiles of the day's area."""
     from matplotlib.lines import Line2D
 
     scenario = day.scenario
@@ -257,18 +288,9 @@ def plot_routes(day: DayRoutes, path: str | Path) -> Path:
                 label=f"{scenario.drivers[driver].id} ({rides})",
             )
         )
-    _mark_depots(axis, scenario)
+    mean_lat = _frame(axis, scenario)
+    handles += _mark_depots(axis, scenario)
     handles += [
-        Line2D(
-            [],
-            [],
-            marker="s",
-            markerfacecolor="white",
-            markeredgecolor="k",
-            linestyle="",
-            markersize=9,
-            label="depot: drivers starting there",
-        ),
         Line2D(
             [],
             [],
@@ -291,7 +313,8 @@ def plot_routes(day: DayRoutes, path: str | Path) -> Path:
             )
         )
     handles += _mark_bookings(axis, day)
-    mean_lat = _frame(axis, scenario)
+    if coords == "latlon":
+        draw_basemap(axis, tiles_dir_from(tiles_dir))
     axis.set_xlabel("longitude" if coords == "latlon" else "x")
     axis.set_ylabel("latitude" if coords == "latlon" else "y")
     axis.legend(
@@ -315,8 +338,26 @@ def plot_routes(day: DayRoutes, path: str | Path) -> Path:
     return save_figure(figure, path)
 
 
-def _mark_depots(axis: Any, scenario: Scenario, labels: bool = True) -> None:
-    for place, ids in _depots(scenario):
+def depot_name(index: int) -> str:
+    """A depot's short name on the map: A, B, ..., Z, AA, AB, ..."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _mark_depots(axis: Any, scenario: Scenario, labels: bool = True) -> list[Any]:
+    """Each depot a white square; with ``labels``, a short name on the map (A, B, ...) and a
+    legend entry naming every driver starting there (returned)."""
+    import textwrap
+
+    from matplotlib.lines import Line2D
+
+    handles = []
+    x_centre = float(np.mean(axis.get_xlim()))
+    for index, (place, ids) in enumerate(depots(scenario)):
         x, y = _xy(place, scenario.coords)
         axis.scatter(
             [x],
@@ -330,16 +371,33 @@ def _mark_depots(axis: Any, scenario: Scenario, labels: bool = True) -> None:
         )
         if not labels:
             continue
-        shown = ", ".join(ids) if len(ids) <= 4 else f"{', '.join(ids[:3])} +{len(ids) - 3}"
+        name = depot_name(index)
+        right_half = x > x_centre  # the label goes towards the middle of the map
         axis.annotate(
-            f"{plural(len(ids), 'driver')}: {shown}",
+            name,
             (x, y),
-            xytext=(7, 7),
+            xytext=(-8 if right_half else 8, 6),
             textcoords="offset points",
-            fontsize=8,
+            ha="right" if right_half else "left",
+            fontsize=9,
+            fontweight="bold",
             zorder=8,
             bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85, "lw": 0},
         )
+        members = textwrap.fill(", ".join(ids), width=44, subsequent_indent="   ")
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="s",
+                markerfacecolor="white",
+                markeredgecolor="k",
+                linestyle="",
+                markersize=9,
+                label=f"depot {name} ({plural(len(ids), 'driver')}): {members}",
+            )
+        )
+    return handles
 
 
 def plot_route_panels(day: DayRoutes, path: str | Path, columns: int = 5) -> Path:

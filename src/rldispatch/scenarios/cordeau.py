@@ -27,7 +27,7 @@ from rldispatch.domain import (
     ScenarioError,
     TravelConfig,
 )
-from rldispatch.scenarios.files import read_limited_bytes
+from rldispatch.scenarios.reading import read_limited_bytes
 
 BEST_KNOWN_COSTS: dict[str, float] = {
     "a2-16": 294.25,

@@ -1,6 +1,8 @@
 """The A/B comparison read from the decision log: per arm, and per model version (champion and
-challenger: the ``rl`` arm's bookings, and the ``/rl/round`` assignments the model made),
-suggestions logged and outcomes reported.
+challenger), suggestions logged and outcomes reported. The ``rl`` arm and its model versions
+count the same rows: the ``rl`` arm's bookings, and the ``/rl/round`` assignments the model
+made (a round is not split between the arms: its assignments count for ``rl`` when the model
+made them).
 
 ``completion_rate`` is the share of the distinct bookings suggested that have an outcome (a
 reported pickup): a booking still open, cancelled, or whose outcome was not reported yet
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
+from sqlalchemy import ColumnElement, Connection, case, distinct, func, literal, null, select
 
 from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
 
@@ -30,27 +32,27 @@ def ab_summary(connection: Connection) -> dict[str, Any]:
     arms = {arm: _empty_figures() for arm in ("rl", "heuristic")}
     versions: dict[str, dict[str, Any]] = {}
     groups = (
-        (arms, suggestions.c.arm.in_(tuple(arms)), outcomes.c.arm.in_(tuple(arms)), "arm"),
-        (versions, _of_a_version(suggestions.c), _of_a_version(outcomes.c), "model_version"),
+        (arms, _arm_of(suggestions.c), _arm_of(outcomes.c)),
+        (versions, _version_of(suggestions.c), _version_of(outcomes.c)),
     )
-    for figures_by, suggested, reported, key in groups:
+    for figures_by, suggested_key, reported_key in groups:
         for name, count, booked in connection.execute(
-            select(suggestions.c[key], func.count(), func.count(distinct(suggestions.c.booking_id)))
-            .where(is_a_suggestion, suggested)
-            .group_by(suggestions.c[key])
+            select(suggested_key, func.count(), func.count(distinct(suggestions.c.booking_id)))
+            .where(is_a_suggestion, suggested_key.is_not(None))
+            .group_by(suggested_key)
         ):
             figures = figures_by.setdefault(name, _empty_figures())
             figures.update(suggestions=int(count), bookings=int(booked))
         for name, count, late, km, delay in connection.execute(
             select(
-                outcomes.c[key],
+                reported_key,
                 func.count(),
                 func.sum(case((outcomes.c.late, 1), else_=0)),
                 func.sum(outcomes.c.distance_km),
                 func.sum(outcomes.c.pickup_delay_min),
             )
-            .where(reported)
-            .group_by(outcomes.c[key])
+            .where(reported_key.is_not(None))
+            .group_by(reported_key)
         ):
             figures = figures_by.setdefault(name, _empty_figures())
             figures.update(
@@ -65,13 +67,27 @@ def ab_summary(connection: Connection) -> dict[str, Any]:
     return {"arms": arms, "rl_by_model_version": versions}
 
 
-def _of_a_version(columns: Any) -> ColumnElement[bool]:
-    """Whether a row (a suggestion, or an outcome with its suggestion's arm, source and
-    version) counts for its model version: a booking of the ``rl`` arm (as assigned), or a
-    ``/rl/round`` assignment (no arm: a round is played whole) the model made."""
-    return columns.model_version.is_not(None) & (
-        (columns.arm == "rl") | (columns.arm.is_(None) & (columns.source == "rl"))
+def _rl_round(columns: Any) -> ColumnElement[bool]:
+    """A ``/rl/round`` assignment (no arm: a round is played whole) the model made."""
+    return columns.arm.is_(None) & (columns.source == "rl")
+
+
+def _arm_of(columns: Any) -> ColumnElement[Any]:
+    """The arm a row (a suggestion, or an outcome with its suggestion's arm, source and
+    version) counts for: its own (as assigned), ``rl`` for a round assignment the model
+    made, else none (NULL)."""
+    return case(
+        (columns.arm.in_(("rl", "heuristic")), columns.arm),
+        (_rl_round(columns), literal("rl")),
+        else_=null(),
     )
+
+
+def _version_of(columns: Any) -> ColumnElement[Any]:
+    """The model version a row counts for: the rows of the ``rl`` arm (see :func:`_arm_of`)
+    that name one, else none (NULL)."""
+    counted = (columns.arm == "rl") | _rl_round(columns)
+    return case((counted & columns.model_version.is_not(None), columns.model_version), else_=null())
 
 
 def _empty_figures() -> dict[str, Any]:

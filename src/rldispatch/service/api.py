@@ -1,9 +1,8 @@
-"""The HTTP API (DESIGN.md, "HTTP API contract"): suggest, status, toggle, metrics, outcome.
-
-``create_app(config)`` builds the app: the manager (model loaded once), the token registry
-and the store; when the app starts the store's writer starts and the switch row is read and
-then watched (:mod:`rldispatch.service.switch_watcher`), and buffered records are written when
-it stops. The admin routes of the models are in :mod:`rldispatch.service.admin_api`.
+"""The HTTP API (DESIGN.md, "HTTP API contract"): suggest, status, toggle, metrics, outcome,
+and what the routers share (the service's parts, the error answers, the dependencies). The
+app is assembled in :mod:`rldispatch.service.app`; the round's route is in
+:mod:`rldispatch.service.round_api`, the admin routes of the models in
+:mod:`rldispatch.service.admin_api`.
 
 ``suggest`` and the dispatch round never wait on I/O (the store queues their records), so
 small ones run on the event loop; large ones go to the pool, a few at a time
@@ -13,17 +12,14 @@ small ones run on the event loop; large ones go to the pool, a few at a time
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
@@ -33,9 +29,7 @@ from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
-from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
-from rldispatch.service.auth import Admin, Reader, build_registry
-from rldispatch.service.config import ServiceConfig
+from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
 from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
 from rldispatch.service.manager import RLDispatchManager
@@ -62,7 +56,6 @@ from rldispatch.service.store import (
     Store,
     StoreUnavailable,
     SuggestionRecord,
-    prepare_private_folder,
 )
 from rldispatch.service.switch_watcher import SwitchWatcher
 
@@ -135,7 +128,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _validation_error(_request: Request, error: Exception) -> JSONResponse:
+async def validation_error(_request: Request, error: Exception) -> JSONResponse:
     """422 naming each field: its path (``loc``) and message, never echoing the input; 400
     for a body that is not JSON at all."""
     assert isinstance(error, RequestValidationError)
@@ -304,7 +297,8 @@ def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> Toggle
 
 @rl_router.get("/metrics", response_model=MetricsResponse, responses=AUTH_RESPONSES)
 def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
-    """Suggestions, fallbacks by reason, errors, latency, and the A/B arms' outcomes."""
+    """Suggestions and rounds, fallbacks by reason, errors, latencies, and the A/B arms'
+    outcomes."""
     stats = service.manager.statistics()
     state = service.manager.state
     try:
@@ -322,9 +316,12 @@ def read_metrics(principal: Reader, service: ServiceDep) -> MetricsResponse:
     return MetricsResponse(
         suggestions=stats.suggestions,
         by_source=stats.by_source,
+        rounds=stats.rounds,
+        rounds_by_source=stats.rounds_by_source,
         fallbacks=stats.fallbacks,
         errors=stats.errors,
         latency_ms=LatencyOut(**stats.latency_ms, samples=stats.latency_samples),
+        round_latency_ms=LatencyOut(**stats.round_latency_ms, samples=stats.round_latency_samples),
         database=service.store_status(),
         ab=ab,
     )
@@ -406,64 +403,3 @@ class HealthOut(BaseModel):
 async def health() -> HealthOut:
     """Liveness: answers while the process serves (no token needed, no data)."""
     return HealthOut(status="ok")
-
-
-# --- the app -----------------------------------------------------------------------------------
-
-
-def create_app(config: ServiceConfig | None = None) -> FastAPI:
-    """The service's FastAPI app (see the module docstring)."""
-    config = config or ServiceConfig.from_env()
-    prepare_private_folder(config.data_dir)
-    tokens = build_registry(config.environ, config.tokens_file, config.data_dir)
-    manager = RLDispatchManager(
-        config.model_path,
-        runtime=config.runtime,
-        fallback_policy=config.fallback_policy,
-        fallback_time_limit_s=config.fallback_time_limit_s,
-        models_dir=config.resolved_models_dir,
-        lookahead=config.lookahead_settings,
-    )
-    store = Store(config.resolved_database_url)
-    watcher = SwitchWatcher(store, manager)
-    retention = (
-        Retention(store.engine, config.retain_days, config.archive_dir)
-        if config.retain_days is not None
-        else None
-    )
-    service = Service(manager=manager, store=store, watcher=watcher, retention=retention)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(store.start)
-        await asyncio.to_thread(watcher.sync)
-        await asyncio.to_thread(manager.warm_up)
-        watcher.start()
-        if retention is not None:
-            retention.start()
-        try:
-            yield
-        finally:
-            if retention is not None:
-                await asyncio.to_thread(retention.stop)
-            await asyncio.to_thread(watcher.stop)
-            await asyncio.to_thread(store.close)
-
-    app = FastAPI(
-        title="rldispatch",
-        summary="Ride dispatch suggestions from a learned policy, with a heuristic safety net.",
-        version="0.1.0",
-        lifespan=lifespan,
-        max_body_size=MAX_BODY_BYTES,
-    )
-    app.state.service = service
-    app.state.tokens = tokens
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    from rldispatch.service.round_api import round_router  # it builds on this module
-
-    app.state.large_requests = workload.large_request_gate()
-    app.include_router(rl_router)
-    app.include_router(round_router)
-    app.include_router(admin_router, responses=MODEL_RESPONSES)
-    app.include_router(ops_router)
-    return app

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from rldispatch.domain import Booking
 from rldispatch.service.answers import Candidate, RoundAssignment
 from rldispatch.service.manager import DispatchRound, LiveRequest, Suggestion
+from rldispatch.service.rounding import Km, Milliseconds, Minutes, Score
 from rldispatch.service.schemas import (
     MAX_DRIVERS_PER_REQUEST,
     MAX_MINUTES_AHEAD,
@@ -71,7 +72,8 @@ class StopIn(StrictModel):
         None,
         description=(
             "a drop-off without a pickup only: when it will be done (default: driving there "
-            "from the driver's position at the service day's speed, then service_min)"
+            "from the driver's position, setting off at free_in_min, at the service day's "
+            "speed, then service_min); takes precedence over free_in_min and the stops before"
         ),
     )
 
@@ -103,7 +105,9 @@ class DriverIn(StrictModel):
         description="where it is, or will be once the ride it has set off for ends"
     )
     free_in_min: MinutesFromNow = Field(
-        0.0, description="when it is free there (negative: free since then)"
+        0.0,
+        description="when it is free there (negative: free since then); a drop-off of its "
+        "plan with done_in_min takes precedence",
     )
     shift_starts_in_min: MinutesFromNow | None = Field(
         None, description="when its shift starts (negative: it has; default: now)"
@@ -311,17 +315,17 @@ class RoundRequest(FleetState):
 
 class CandidateOut(BaseModel):
     driver_id: str
-    q_value: float | None = Field(description="the model's value of this assignment (RL)")
-    insertion_cost: float | None = Field(
+    q_value: Score | None = Field(description="the model's value of this assignment (RL)")
+    insertion_cost: Km | None = Field(
         description="km added, plus 2 km per minute late, plus 0.1 km per minute the next "
         "planned pickup is pushed back"
     )
-    pickup_in_min: float | None = Field(description="estimated pickup, minutes from now")
-    added_km: float | None = Field(description="km the insertion adds to the driver's plan")
+    pickup_in_min: Minutes | None = Field(description="estimated pickup, minutes from now")
+    added_km: Km | None = Field(description="km the insertion adds to the driver's plan")
     plan_index: int = Field(description="where the pickup goes in the driver's plan of stops")
     late: bool = Field(description="the pickup is more than 5 minutes after the requested time")
-    own_late_min: float = Field(description="minutes the pickup is late (beyond the 5)")
-    knock_on_late_min: float = Field(description="lateness added to the planned pickups")
+    own_late_min: Minutes = Field(description="minutes the pickup is late (beyond the 5)")
+    knock_on_late_min: Minutes = Field(description="lateness added to the planned pickups")
     knock_on_made_late: int = Field(description="planned pickups it makes late")
     cancellation_avoided: bool = Field(
         description="waiting now would cancel the booking (its window closes first)"
@@ -334,11 +338,14 @@ class CandidateOut(BaseModel):
 
 class SuggestResponse(BaseModel):
     booking_id: str
-    driver_id: str | None = Field(description="the driver suggested; null when none can serve")
+    driver_id: str | None = Field(
+        description="the driver suggested (with --lookahead the one taken, which may be "
+        "another than the first candidate); null when none can serve"
+    )
     plan_index: int | None = Field(
         None, description="where the pickup goes in that driver's plan of stops"
     )
-    pickup_in_min: float | None = Field(None, description="estimated pickup, minutes from now")
+    pickup_in_min: Minutes | None = Field(None, description="estimated pickup, minutes from now")
     late: bool | None = Field(None, description="the pickup will be late")
     source: Literal["rl", "fallback"]
     reason: Reason | None = Field(description="why the fallback answered (null for rl)")
@@ -347,7 +354,7 @@ class SuggestResponse(BaseModel):
     shadow_driver_id: str | None = Field(None, description="shadow mode: the RL answer")
     shadow_reason: Reason | None = Field(None, description="shadow mode: why RL had no answer")
     candidates: list[CandidateOut] = Field(description="best drivers with their scores")
-    latency_ms: float
+    latency_ms: Milliseconds
 
     @classmethod
     def from_suggestion(cls, suggestion: Suggestion) -> SuggestResponse:
@@ -376,9 +383,9 @@ class AssignmentOut(BaseModel):
         description="where the pickup goes in the driver's plan of stops, as the round's "
         "earlier assignments left it"
     )
-    pickup_in_min: float = Field(description="estimated pickup, minutes from now")
+    pickup_in_min: Minutes = Field(description="estimated pickup, minutes from now")
     late: bool
-    added_km: float
+    added_km: Km
 
     @classmethod
     def from_assignment(cls, assignment: RoundAssignment) -> AssignmentOut:
@@ -399,7 +406,7 @@ class RoundResponse(BaseModel):
         None, description="shadow mode: the RL round"
     )
     shadow_reason: Reason | None = Field(None, description="shadow mode: why RL had no round")
-    latency_ms: float
+    latency_ms: Milliseconds
 
     @classmethod
     def from_round(cls, answer: DispatchRound) -> RoundResponse:

@@ -445,7 +445,7 @@ class RLDispatchManager:
             lambda: self._fallback_round(state),
         )
         latency_s = time.perf_counter() - started
-        self.stats.record(source, reason, None, latency_s)
+        self.stats.record_round(source, reason, latency_s)
         return DispatchRound(
             source=source,
             reason=reason,

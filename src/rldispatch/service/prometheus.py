@@ -50,9 +50,15 @@ def render(
         [({"source": s}, float(stats.by_source.get(s, 0))) for s in ("rl", "fallback")],
     )
     out.metric(
+        "rldispatch_rounds_total",
+        "counter",
+        "Dispatch rounds answered, by source.",
+        [({"source": s}, float(stats.rounds_by_source.get(s, 0))) for s in ("rl", "fallback")],
+    )
+    out.metric(
         "rldispatch_fallbacks_total",
         "counter",
-        "Suggestions the fallback answered, by reason.",
+        "Suggestions and rounds the fallback answered, by reason.",
         [({"reason": r}, float(stats.fallbacks.get(r, 0))) for r in FALLBACK_REASONS],
     )
     out.metric(

@@ -36,7 +36,6 @@ from typing import Any
 from sqlalchemy import JSON, Engine, Table, Text, cast, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
-from rldispatch.scenarios.service_archive import UNPARSED_KEY
 from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
 
 logger = logging.getLogger("rldispatch.service.retention")
@@ -47,6 +46,9 @@ BATCH_PAUSE_S = 0.01
 """A breath between two delete transactions, for the writer and the requests."""
 LOG_TABLES: tuple[Table, ...] = (suggestions, outcomes)
 LOCK_FILE = ".prune.lock"
+UNPARSED_KEY = "unparsed_columns"
+"""An archive line's list of the JSON columns whose database text was not JSON: their values
+are that text (read back by :mod:`rldispatch.feedback.service_archive`)."""
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from rldispatch.domain import Booking
 from rldispatch.service.manager import FALLBACK_REASONS
+from rldispatch.service.rounding import Km, Milliseconds, Minutes, Share
 from rldispatch.service.snapshot import MINUTES_PER_DAY
 
 MAX_DRIVERS_PER_REQUEST = 10_000
@@ -233,14 +234,14 @@ class OutcomeRequest(StrictModel):
 class OutcomeResponse(BaseModel):
     booking_id: str
     accepted: bool
-    pickup_delay_min: float
+    pickup_delay_min: Minutes
     late: bool
 
 
 class LatencyOut(BaseModel):
-    p50: float | None
-    p95: float | None
-    p99: float | None
+    p50: Milliseconds | None
+    p95: Milliseconds | None
+    p99: Milliseconds | None
     samples: int
 
 
@@ -248,14 +249,14 @@ class ArmOutcomes(BaseModel):
     suggestions: int
     bookings: int = Field(0, description="distinct bookings suggested")
     outcomes: int
-    completion_rate: float | None = Field(
+    completion_rate: Share | None = Field(
         None,
         description="share of the bookings suggested with a reported outcome (a booking not "
         "reported yet counts as not completed)",
     )
-    late_rate: float | None
-    mean_distance_km: float | None
-    mean_pickup_delay_min: float | None
+    late_rate: Share | None
+    mean_distance_km: Km | None
+    mean_pickup_delay_min: Minutes | None
 
 
 class ModelVersionOutcomes(ArmOutcomes):
@@ -274,10 +275,13 @@ class ABOut(BaseModel):
 
 
 class MetricsResponse(BaseModel):
-    suggestions: int
-    by_source: dict[str, int]
-    fallbacks: dict[str, int]
+    suggestions: int = Field(description="suggestions answered (rounds are counted apart)")
+    by_source: dict[str, int] = Field(description="suggestions by source")
+    rounds: int = Field(0, description="/rl/round answers")
+    rounds_by_source: dict[str, int] = Field(default_factory=dict)
+    fallbacks: dict[str, int] = Field(description="suggestions and rounds, by fallback reason")
     errors: int
-    latency_ms: LatencyOut
+    latency_ms: LatencyOut = Field(description="of the suggestions")
+    round_latency_ms: LatencyOut | None = Field(None, description="of the rounds")
     database: StoreStatus
     ab: ABOut

@@ -3,7 +3,7 @@
 Three sources, for every agent kind:
 
 - :class:`FleetDays`: geneva-style days of every fleet size (the pairwise default, see
-  :mod:`rldispatch.training.fleet_days`); selection on days of ``TUNING_SEEDS``;
+  :mod:`rldispatch.scenarios.fleet_days`); selection on days of ``TUNING_SEEDS``;
 - :class:`PresetDays`: days of one preset from ``TRAINING_SEEDS`` (the flat default);
   selection on days of ``VALIDATION_SEEDS``;
 - :class:`ScenarioDays`: a folder of scenario files named by date, such as ``collect``
@@ -26,8 +26,8 @@ import numpy as np
 from rldispatch.domain import Scenario
 from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario
+from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import TRAINING_SEEDS, TUNING_SEEDS, make_preset
-from rldispatch.training.fleet_days import FleetDayDistribution
 
 VALIDATION_SEEDS = range(TUNING_SEEDS.stop - 10_000, TUNING_SEEDS.stop)
 """Day seeds of plain training's selection days on a preset: the end of ``TUNING_SEEDS``,

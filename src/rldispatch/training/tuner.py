@@ -31,7 +31,6 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rldispatch.agents.config_fields import ConfigError
 from rldispatch.agents.search_space import Hyperparameter
 from rldispatch.training.train import RunSettings, train
-from rldispatch.training.tuning_report import count_states
+from rldispatch.training.tuning_report import WorkerReport, count_states
 from rldispatch.training.tuning_settings import TuneSettings
 from rldispatch.training.tuning_storage import OpenedStudy
 
@@ -135,24 +134,6 @@ class TrialObjective:
         trial.set_user_attr("best_eval_reward", result.best_eval_reward)
         trial.set_user_attr("final_eval", final)
         return float(final["reward"])
-
-
-@dataclass
-class WorkerReport:
-    """What this worker did."""
-
-    worker: str
-    trials: dict[str, int]
-    wall_time_s: float
-    stopped_by_budget: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "worker": self.worker,
-            "trials": self.trials,
-            "wall_time_s": self.wall_time_s,
-            "stopped_by_budget": self.stopped_by_budget,
-        }
 
 
 def budget_used(study: optuna.Study) -> int:

@@ -10,8 +10,9 @@ import io
 import math
 import warnings
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -23,10 +24,25 @@ from rldispatch.text import plural
 from rldispatch.training.tuning_settings import TuneSettings
 from rldispatch.training.tuning_storage import masked_url
 
-if TYPE_CHECKING:
-    from rldispatch.training.tuner import WorkerReport
-
 TOP_TRIALS = 10
+
+
+@dataclass
+class WorkerReport:
+    """What one tuning worker did."""
+
+    worker: str
+    trials: dict[str, int]
+    wall_time_s: float
+    stopped_by_budget: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "worker": self.worker,
+            "trials": self.trials,
+            "wall_time_s": self.wall_time_s,
+            "stopped_by_budget": self.stopped_by_budget,
+        }
 
 
 def count_states(trials: Iterable[FrozenTrial]) -> dict[str, int]:

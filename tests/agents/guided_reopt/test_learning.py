@@ -10,7 +10,7 @@ from rldispatch.agents.guided_reopt.kind import GuidedReoptLearner
 from rldispatch.agents.guided_reopt.labels import StateLabel
 from rldispatch.agents.guided_reopt.learning import disagreement, fenchel_young_step
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.training.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import geneva_day
 
 
 def visited_states(config: GuidedReoptConfig) -> tuple[GuidedReoptLearner, DispatchEnv]:

@@ -8,8 +8,8 @@ from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import evaluate_policy
-from rldispatch.training.fleet_days import geneva_day
 
 DAYS = [geneva_day(5, 3), geneva_day(6, 3, bookings_per_driver=(19.0, 21.0))]
 

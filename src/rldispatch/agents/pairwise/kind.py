@@ -75,11 +75,11 @@ class PairwiseLearner(ReplayLearner):
 
     def pretrain(self, env: DispatchEnv, day: Callable[[int], Scenario]) -> None:
         """With ``imitation_days``, DAgger on the hindsight plans of the first training days
-        (:mod:`rldispatch.training.imitation`) before the reinforcement learning."""
+        (:mod:`rldispatch.agents.pairwise.imitation_loop`) before the reinforcement learning."""
         config = self.config
         if not config.imitation_days:
             return
-        from rldispatch.training.imitation import ImitationSettings, imitate
+        from rldispatch.agents.pairwise.imitation_loop import ImitationSettings, imitate
 
         settings = ImitationSettings(
             rounds=config.imitation_rounds,

@@ -9,7 +9,7 @@ to the network's order. When the network would wait, or has a single candidate, 
 expert agrees with it.
 
 The expert sees no booking the network does not see, so its choice is a function of the
-state: what the network is trained to imitate (:mod:`rldispatch.training.imitation`,
+state: what the network is trained to imitate (:mod:`rldispatch.agents.pairwise.imitation_loop`,
 ``search="lookahead"``) is a better online policy, not an oracle's. Each look costs a
 rollout per candidate (tenths of a second on a day of 20 drivers). To serve it (``serve
 --lookahead N``), a time budget per decision bounds that: once a look has used it, the

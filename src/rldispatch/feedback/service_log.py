@@ -5,7 +5,7 @@ with each ``/rl/round`` assignment the round's whole state, under ``state``; a r
 assigned nothing logs its state once, in a row of no booking) and every reported outcome in
 ``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only reads those tables
 (SQLAlchemy Core, ``SELECT`` only), and the day files retention archived them in
-(:mod:`rldispatch.scenarios.service_archive`; a row in both is read from the database), and
+(:mod:`rldispatch.feedback.service_archive`; a row in both is read from the database), and
 rebuilds the days:
 
 - **The clock of a row** is its request's ``minute_of_day`` on its ``service_date``, or on
@@ -51,11 +51,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Engine, Text, cast, create_engine, inspect, select
 
 from rldispatch.domain import TravelConfig
+from rldispatch.feedback.service_archive import MergedRows, read_archive
+from rldispatch.feedback.service_days import OUTCOMES, SUGGESTIONS, ServiceDayBuilder
 from rldispatch.scenarios.history.day_building import check_date_range, check_day_shape
 from rldispatch.scenarios.history.results import CollectResult
 from rldispatch.scenarios.history.schema import HistoryError
-from rldispatch.scenarios.service_archive import MergedRows, read_archive
-from rldispatch.scenarios.service_days import OUTCOMES, SUGGESTIONS, ServiceDayBuilder
+from rldispatch.service.tables import outcomes, suggestions
 
 SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 DEFAULT_MIN_BOOKINGS = 5
@@ -135,11 +136,11 @@ def collect_service_days(
 ) -> CollectResult:
     """Rebuild the service days from ``since`` to ``until`` (inclusive) out of the service's
     decision log (see the module docstring): its database, the day files its retention
-    archived in ``archive_dir`` (:mod:`rldispatch.scenarios.service_archive`), or both (a row
+    archived in ``archive_dir`` (:mod:`rldispatch.feedback.service_archive`), or both (a row
     in both is read from the database). Reads only; never writes to either.
 
     :raises ServiceLogError: a bad option or a database without the service's tables.
-    :raises ~rldispatch.scenarios.service_archive.ArchiveConflict: an archived row's id is
+    :raises ~rldispatch.feedback.service_archive.ArchiveConflict: an archived row's id is
         another row in the database.
     :raises SQLAlchemyError: the database does not answer.
     :raises OSError: an archive file cannot be read.
@@ -152,8 +153,6 @@ def collect_service_days(
         raise ServiceLogError("give the service's database, its archive folder, or both")
     zone = zone_named(timezone)
     archive = _archive_folder(archive_dir)
-    from rldispatch.service.tables import outcomes, suggestions
-
     # ``request`` is read as text and parsed here: a row holding text that is not JSON is
     # reported, never fails the query.
     plain_columns = [c for c in suggestions.c if c.name not in ("request", "response")]

@@ -31,14 +31,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String
 
 from rldispatch.scenarios.history.schema import HistoryError
+from rldispatch.service.retention import UNPARSED_KEY, archive_files
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
-
-
-UNPARSED_KEY = "unparsed_columns"
-"""A line's list of the JSON columns whose database text was not JSON: their values are that
-text (:mod:`rldispatch.service.retention`)."""
 
 
 class ArchiveConflict(HistoryError):
@@ -149,8 +145,6 @@ def read_archive(
 
     :raises OSError: a day file cannot be read.
     """
-    from rldispatch.service.retention import archive_files
-
     rows: list[ArchivedRow] = []
     unreadable: list[UnreadableLine] = []
     for day, path in archive_files(archive_dir, table):

@@ -1,6 +1,6 @@
 """What one logged request (``/rl/suggest``, or the state of a ``/rl/round``) showed: its
 bookings and drivers, their times as local wall-clock times (see
-:mod:`rldispatch.scenarios.service_log`)."""
+:mod:`rldispatch.feedback.service_log`)."""
 
 from __future__ import annotations
 

@@ -21,18 +21,18 @@ from sqlalchemy import create_engine, func, insert, select, text, update
 
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.policies.baselines import make_baseline
-from rldispatch.scenarios.files import load_scenario, load_scenario_source
-from rldispatch.scenarios.history import write_scenarios
-from rldispatch.scenarios.presets import make_preset
-from rldispatch.scenarios.service_archive import ArchiveConflict
-from rldispatch.scenarios.service_log import (
+from rldispatch.feedback.service_archive import ArchiveConflict
+from rldispatch.feedback.service_log import (
     OUTCOMES,
     SUGGESTIONS,
     ServiceLogError,
     collect_service_days,
 )
-from rldispatch.service.api import create_app
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.files import load_scenario, load_scenario_source
+from rldispatch.scenarios.history import write_scenarios
+from rldispatch.scenarios.presets import make_preset
+from rldispatch.service.app import create_app
 from rldispatch.service.config import ServiceConfig
 from rldispatch.service.replay import state_body
 from rldispatch.service.retention import Retention

@@ -11,11 +11,7 @@ from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import FeatureBuilder
 from rldispatch.agents.pairwise.imitation import ImitationData
-from rldispatch.agents.pairwise.reward import TrainingReward
-from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.rewards import RewardConfig
-from rldispatch.training.fleet_days import geneva_day
-from rldispatch.training.imitation import (
+from rldispatch.agents.pairwise.imitation_loop import (
     HindsightPlans,
     ImitationSettings,
     fit,
@@ -24,6 +20,10 @@ from rldispatch.training.imitation import (
     plan_labeller,
     play_and_label,
 )
+from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.rewards import RewardConfig
+from rldispatch.scenarios.fleet_days import geneva_day
 
 DAYS = [geneva_day(2_000_300 + k, 4) for k in range(2)]
 KNOWN = TrainingReward(RewardConfig(), 1.0, 0.2).known_reward()
@@ -100,8 +100,8 @@ def test_bad_settings_name_their_field(field, value):
 
 def test_a_pairwise_run_with_imitation_days_imitates_before_it_learns(tmp_path):
     from rldispatch.agents.kinds import agent_kind
+    from rldispatch.scenarios.fleet_days import FleetDayDistribution
     from rldispatch.training.days import FleetDays
-    from rldispatch.training.fleet_days import FleetDayDistribution
     from rldispatch.training.train import RunSettings, TrainingRun
 
     config = PairwiseConfig(
@@ -127,10 +127,10 @@ def test_a_pairwise_run_with_imitation_days_imitates_before_it_learns(tmp_path):
 
 
 def test_a_local_plan_is_the_played_routes_or_better_by_the_days_reward():
+    from rldispatch.agents.pairwise.imitation_loop import local_plan, play_greedy
     from rldispatch.policies.ride_model import RideProblem, replay, replay_reward
     from rldispatch.rewards import RewardConfig
     from rldispatch.sim.simulator import DaySimulator
-    from rldispatch.training.imitation import local_plan, play_greedy
 
     day, reward = DAYS[0], RewardConfig()
     routes = play_greedy(new_agent(), FeatureBuilder(6), new_env(), day)

@@ -1,6 +1,6 @@
 """The service days being rebuilt from the rows of the service's log: which day each row
 belongs to, the bookings and drivers the rows show, the decisions and outcomes, and what is
-skipped and why (:mod:`rldispatch.scenarios.service_log` reads the rows and explains the
+skipped and why (:mod:`rldispatch.feedback.service_log` reads the rows and explains the
 rules)."""
 
 from __future__ import annotations
@@ -13,16 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
-from rldispatch.scenarios.history.day_building import MINUTE, service_day_start, travel_for
-from rldispatch.scenarios.history.results import (
-    CollectedDay,
-    CollectResult,
-    RowProblem,
-    SkippedDay,
-    SkippedRow,
-)
-from rldispatch.scenarios.service_archive import UnreadableLine
-from rldispatch.scenarios.service_requests import (
+from rldispatch.feedback.service_archive import UnreadableLine
+from rldispatch.feedback.service_requests import (
     BookingSeen,
     DriverSeen,
     asked_booking_ids,
@@ -32,6 +24,16 @@ from rldispatch.scenarios.service_requests import (
     request_data,
     round_minute,
 )
+from rldispatch.scenarios.history.day_building import MINUTE, service_day_start, travel_for
+from rldispatch.scenarios.history.results import (
+    CollectedDay,
+    CollectResult,
+    RowProblem,
+    SkippedDay,
+    SkippedRow,
+)
+from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.tables import NOTHING_ASSIGNED
 from rldispatch.text import plural
 
 MINUTE_DECIMALS = 6
@@ -140,8 +142,6 @@ class ServiceDayBuilder:
             if self.in_range(day):
                 skip(f"request: not JSON ({error})", day)
             return
-        from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-
         round_clock = round_minute(request)
         if round_clock is not None and "state" not in request:
             clock = created
@@ -171,8 +171,6 @@ class ServiceDayBuilder:
         day = _service_day(clock, self.day_start_hour)
         if not self.in_range(day):
             return
-        from rldispatch.service.tables import NOTHING_ASSIGNED
-
         waited = isinstance(body, RoundRequest) and row["booking_id"] == NOTHING_ASSIGNED
         if not waited and row["booking_id"] not in asked_booking_ids(body):
             what = (

@@ -1,0 +1,88 @@
+"""The service's FastAPI app: ``create_app(config)`` builds the manager (model loaded once),
+the token registry and the store, and mounts the routers (:mod:`rldispatch.service.api`,
+:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`). When the app
+starts the store's writer starts and the switch row is read and then watched
+(:mod:`rldispatch.service.switch_watcher`), and buffered records are written when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from rldispatch.service import workload
+from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
+from rldispatch.service.api import (
+    MAX_BODY_BYTES,
+    Service,
+    ops_router,
+    rl_router,
+    validation_error,
+)
+from rldispatch.service.auth import build_registry
+from rldispatch.service.config import ServiceConfig
+from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.retention import Retention
+from rldispatch.service.round_api import round_router
+from rldispatch.service.store import Store, prepare_private_folder
+from rldispatch.service.switch_watcher import SwitchWatcher
+
+
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    """The service's FastAPI app (see the module docstring)."""
+    config = config or ServiceConfig.from_env()
+    prepare_private_folder(config.data_dir)
+    tokens = build_registry(config.environ, config.tokens_file, config.data_dir)
+    manager = RLDispatchManager(
+        config.model_path,
+        runtime=config.runtime,
+        fallback_policy=config.fallback_policy,
+        fallback_time_limit_s=config.fallback_time_limit_s,
+        models_dir=config.resolved_models_dir,
+        lookahead=config.lookahead_settings,
+    )
+    store = Store(config.resolved_database_url)
+    watcher = SwitchWatcher(store, manager)
+    retention = (
+        Retention(store.engine, config.retain_days, config.archive_dir)
+        if config.retain_days is not None
+        else None
+    )
+    service = Service(manager=manager, store=store, watcher=watcher, retention=retention)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(store.start)
+        await asyncio.to_thread(watcher.sync)
+        await asyncio.to_thread(manager.warm_up)
+        watcher.start()
+        if retention is not None:
+            retention.start()
+        try:
+            yield
+        finally:
+            if retention is not None:
+                await asyncio.to_thread(retention.stop)
+            await asyncio.to_thread(watcher.stop)
+            await asyncio.to_thread(store.close)
+
+    app = FastAPI(
+        title="rldispatch",
+        summary="Ride dispatch suggestions from a learned policy, with a heuristic safety net.",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.service = service
+    app.state.tokens = tokens
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.state.large_requests = workload.large_request_gate()
+    app.include_router(rl_router)
+    app.include_router(round_router)
+    app.include_router(admin_router, responses=MODEL_RESPONSES)
+    app.include_router(ops_router)
+    return app
