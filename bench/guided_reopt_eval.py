@@ -173,7 +173,7 @@ def _rows(log: Path) -> list[dict]:
 
 
 def run_summary(args: argparse.Namespace) -> None:
-    """Paired figures over the days every policy in the log played."""
+    """Each policy against ``reopt`` on the days both played (paired)."""
     rows = _rows(Path(args.log))
     report = {"log": args.log, "sets": {}}
     for label in ("geneva", "lausanne"):
@@ -186,12 +186,20 @@ def run_summary(args: argparse.Namespace) -> None:
             by_policy.setdefault(row["policy"], {})[row["day"]] = PlayedDay(**fields)
         if "reopt" not in by_policy:
             continue
-        common = sorted(set.intersection(*(set(days) for days in by_policy.values())))
-        if len(common) < 2:
-            continue
-        results = {name: [days[d] for d in common] for name, days in by_policy.items()}
-        report["sets"][label] = _report(common, results)
-        _print(label, report["sets"][label])
+        report["sets"][label] = {}
+        for name, days in by_policy.items():
+            if name == "reopt":
+                continue
+            common = sorted(set(days) & set(by_policy["reopt"]))
+            if len(common) < 2:
+                continue
+            results = {
+                "reopt": [by_policy["reopt"][d] for d in common],
+                name: [days[d] for d in common],
+            }
+            part = _report(common, results)
+            report["sets"][label][name] = part
+            _print(f"{label}, {name}", part)
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
