@@ -18,8 +18,10 @@ quickstart: $(STAMP)
 simulate: $(STAMP)
 	$(BIN)/rldispatch simulate --preset geneva --episodes 20
 
+# Tests run in parallel, one process per core; a module's tests stay on one process so its
+# fixtures are built once.
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadscope --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

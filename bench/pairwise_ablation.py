@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
 import torch
+from variants import paired, variant_line, variant_summary
 
 from rldispatch.agents.pairwise.features import PAIR_FEATURES, FeatureBuilder, PairState
 from rldispatch.agents.pairwise.model_file import load_pairwise_model
@@ -29,7 +29,6 @@ from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
-from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policy
@@ -82,21 +81,12 @@ def main() -> None:
     width = max(len(name) for name in results)
     print(f"{len(days)} held-out days (fleets of 7, 13, 24), mean ± half-width of the 95% CI")
     for name, metrics in results.items():
-        rewards = [m.reward for m in metrics]
-        summary = {
-            "reward": mean_ci(rewards),
-            "completion_rate": float(np.mean([m.completion_rate for m in metrics])),
-            "late_pickup_rate": float(np.mean([m.late_pickup_rate for m in metrics])),
-        }
-        line = (
-            f"{name:{width}s}  reward {summary['reward']['mean']:7.1f}  completion "
-            f"{summary['completion_rate']:.4f}  late {summary['late_pickup_rate']:.4f}"
-        )
+        summary = variant_summary(metrics)
+        line = variant_line(name, width, summary)
         if name != "final model":
-            pair = paired_difference(main_rewards, rewards)
-            summary["final_minus_this"] = pair
-            low, high = pair["ci95"]
-            line += f"  final - this {pair['reward_diff_mean']:+6.1f} [{low:+.1f}, {high:+.1f}]"
+            rewards = [m.reward for m in metrics]
+            summary["final_minus_this"], text = paired("final - this", main_rewards, rewards)
+            line += text
         report["variants"][name] = summary
         print(line)
     if args.json:

@@ -21,8 +21,8 @@ import argparse
 import time
 from typing import Any
 
-import numpy as np
 import torch
+from variants import paired, variant_line, variant_summary
 
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -33,7 +33,6 @@ from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
-from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import (
     HELD_OUT_FLEET_SIZES,
@@ -124,21 +123,12 @@ def main() -> None:
     width = max(len(name) for name in results)
     print(f"{len(days)} held-out days (fleets of 7, 13, 24), mean ± half-width of the 95% CI")
     for name, metrics in results.items():
-        rewards = [m.reward for m in metrics]
-        summary: dict[str, Any] = {
-            "reward": mean_ci(rewards),
-            "completion_rate": float(np.mean([m.completion_rate for m in metrics])),
-            "late_pickup_rate": float(np.mean([m.late_pickup_rate for m in metrics])),
-        }
-        line = (
-            f"{name:{width}s}  reward {summary['reward']['mean']:7.1f}  completion "
-            f"{summary['completion_rate']:.4f}  late {summary['late_pickup_rate']:.4f}"
-        )
+        summary = variant_summary(metrics)
+        line = variant_line(name, width, summary)
         if name != START:
-            pair = paired_difference(rewards, start_rewards)
-            summary["this_minus_start"] = pair
-            low, high = pair["ci95"]
-            line += f"  this - start {pair['reward_diff_mean']:+6.1f} [{low:+.1f}, {high:+.1f}]"
+            rewards = [m.reward for m in metrics]
+            summary["this_minus_start"], text = paired("this - start", rewards, start_rewards)
+            line += text
         report["variants"][name] = summary
         print(line, flush=True)
     if args.json:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from variants import paired
 
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -32,7 +33,7 @@ from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
-from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.reports.stats import mean_ci
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policies
@@ -86,10 +87,9 @@ def main() -> None:
         for other in ("network", "reopt"):
             if name == other or other not in results:
                 continue
-            pair = paired_difference(rewards, [day.reward for day in results[other]])
-            summary[f"this_minus_{other}"] = pair
-            low, high = pair["ci95"]
-            line += f"  this - {other} {pair['reward_diff_mean']:+6.1f} [{low:+.1f}, {high:+.1f}]"
+            others = [day.reward for day in results[other]]
+            summary[f"this_minus_{other}"], text = paired(f"this - {other}", rewards, others)
+            line += text
         report[name] = summary
         print(line, flush=True)
     if args.json:

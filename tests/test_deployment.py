@@ -53,29 +53,40 @@ def dockerfile_instruction(name: str) -> list[str]:
 def test_compose_has_the_service_and_postgres_with_secrets_from_the_environment(
     compose: dict,
 ) -> None:
-    assert set(compose) == {"services", "volumes"}
-    assert set(compose["services"]) == {"rldispatch", "postgres"}
+    assert set(compose) == {"services", "volumes", "secrets"}
+    assert set(compose["services"]) == {"rldispatch", "postgres", "prometheus", "grafana"}
     service, database = compose["services"]["rldispatch"], compose["services"]["postgres"]
     assert service["build"] == "."
     assert service["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    assert set(compose["volumes"]) == {
-        volume.split(":")[0] for volume in service["volumes"] + database["volumes"]
-    } - {"./models"}
+    named = {
+        volume.split(":")[0]
+        for each in compose["services"].values()
+        for volume in each.get("volumes", [])
+        if not volume.startswith("./")
+    }
+    assert set(compose["volumes"]) == named
     environ = {
         "POSTGRES_PASSWORD": "p4ss",
         "RLDISPATCH_TOKENS": READ_TOKEN,
         "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN,
+        "RLDISPATCH_METRICS_TOKEN": "metrics-token-0123456789",
+        "GRAFANA_ADMIN_PASSWORD": "gr4fana",
     }
     resolved = {key: interpolate(value, environ) for key, value in service["environment"].items()}
     assert resolved == {
         "RLDISPATCH_DATABASE_URL": "postgresql+psycopg://rldispatch:p4ss@postgres:5432/rldispatch",
-        "RLDISPATCH_TOKENS": READ_TOKEN,
+        "RLDISPATCH_TOKENS": f"{READ_TOKEN},metrics-token-0123456789",
         "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN,
         "RLDISPATCH_MODEL": "",
     }
+    values = [
+        value
+        for each in compose["services"].values()
+        for value in (each.get("environment") or {}).values()
+    ]
     for required in environ:  # no secret has a default: compose refuses to start without it
         with pytest.raises(KeyError, match=required):
-            for value in [*service["environment"].values(), *database["environment"].values()]:
+            for value in values:
                 interpolate(value, {k: v for k, v in environ.items() if k != required})
     db = {key: interpolate(value, environ) for key, value in database["environment"].items()}
     assert (db["POSTGRES_USER"], db["POSTGRES_DB"], db["POSTGRES_PASSWORD"]) == (

@@ -23,3 +23,16 @@ def test_unfinished_writes_are_removed_and_finished_files_kept(tmp_path: Path) -
     assert not killed.exists()
     assert done.exists() and other.exists()
     assert remove_unfinished_writes(tmp_path / "missing") == []
+
+
+def test_a_folders_size_names_the_file_that_is_most_of_it(tmp_path: Path) -> None:
+    from rldispatch.files import describe_folder_size
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "resume.pt").write_bytes(b"x" * 3_000_000)
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"x" * 1_000_000)
+    assert describe_folder_size(tmp_path / "run") == (
+        f"{tmp_path / 'run'}: 4.0 MB (75% of it checkpoints/resume.pt)"
+    )
+    (tmp_path / "run" / "report.json").write_bytes(b"x" * 3_000_000)
+    assert describe_folder_size(tmp_path / "run") == f"{tmp_path / 'run'}: 7.0 MB"

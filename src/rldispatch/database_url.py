@@ -62,3 +62,29 @@ def mask_secrets_in(text: str, url: str) -> str:
         if len(str(secret)) >= 3:
             text = text.replace(str(secret), MASK)
     return _mask_by_pattern(text)
+
+
+def check_database_url(url: str, field: str) -> None:
+    """Refuse, before any connection, a URL SQLAlchemy cannot use: unparsable, a port that
+    is not a number from 1 to 65535, or a driver that is not installed; a ``ValueError``
+    naming ``field`` with the URL masked.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    shown = mask_database_url(url)
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            f"{field}: {shown} is not a database URL (dialect+driver://user@host:port/db)"
+        ) from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{field}: {shown}: the port must be 1 to 65535, got {port}")
+    try:
+        create_engine(parsed).dispose()  # finds the driver; connects only when used
+    except (ArgumentError, ValueError, ImportError) as error:
+        detail = mask_secrets_in(str(error).splitlines()[0] if str(error) else "", url)
+        raise ValueError(f"{field}: {shown} is not a usable database URL ({detail})") from None

@@ -101,6 +101,25 @@ def test_the_database_password_is_never_printed(tmp_path, capsys):
     assert "dispatch:***@127.0.0.1:1/company" in printed.err
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql+psycopg://rl:s3cret-pw@db:five/rl", "is not a database URL"),
+        ("postgresql+psycopg://rl:s3cret-pw@db:70000/rl", "the port must be 1 to 65535"),
+        ("nosuchdialect://rl:s3cret-pw@db/rl", "is not a usable database URL"),
+    ],
+)
+def test_a_service_database_url_is_checked_before_connecting(url, message, tmp_path, capsys):
+    code = main(
+        ["collect", "--service-db", url, "--since", "2025-10-20", "--until", "2025-10-21"]
+        + ["--out", str(tmp_path / "days")]
+    )
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rldispatch collect: error: --service-db: ")
+    assert message in lines[0] and "s3cret-pw" not in lines[0]
+
+
 def test_collect_from_csv_files(history_url, tmp_path):
     engine = create_engine(history_url)
     export_csv(engine, tmp_path / "bookings.csv", tmp_path / "shifts.csv")

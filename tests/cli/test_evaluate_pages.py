@@ -101,3 +101,13 @@ def test_an_unknown_html_day_is_refused_before_the_days_are_played(
         capsys.readouterr().err
     )
     assert not page.exists()
+
+
+def test_compare_html_maps_the_first_entry_and_the_best_other(model: Path, tmp_path: Path) -> None:
+    days = write_days(tmp_path / "days", ["a", "b"])
+    page = tmp_path / "page.html"
+    argv = ["compare", "nearest", str(model), "insertion", "--scenarios", str(days)]
+    assert main(argv + ["--all-days", "--html", str(page), "--html-day", "a"]) == 0
+    text = page.read_text()
+    assert "Routes of nearest on geneva-0" in text
+    assert text.count("<svg") == 2 and "nearest − insertion" in text

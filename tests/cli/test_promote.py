@@ -344,3 +344,24 @@ def test_as_challenger_serves_it_beside_the_champion(
     assert served["challenger_ratio"] == 0.3
     decision = json.loads((tmp_path / "decision.json").read_text())
     assert decision["role"] == "challenger" and decision["registry"]["status"] == "challenger"
+
+
+@pytest.mark.parametrize("margin", ["nan", "inf", "-inf"])
+def test_a_margin_that_is_not_finite_is_refused(
+    margin: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from rldispatch.cli import main
+
+    with pytest.raises(SystemExit) as exit_code:
+        main(
+            [
+                "promote",
+                "--challenger",
+                "c.safetensors",
+                "--days",
+                str(tmp_path),
+                f"--margin={margin}",
+            ]
+        )
+    assert exit_code.value.code == 2
+    assert f"--margin: must be a finite number, got {margin}" in capsys.readouterr().err

@@ -58,7 +58,7 @@ def test_simulate_over_two_processes_writes_the_same_report(tmp_path):
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}.json"
         code = main(
-            ["simulate", "--preset", "geneva", "--episodes", "3", "--seed", "7"]
+            ["simulate", "--preset", "geneva", "--episodes", "2", "--seed", "7"]
             + ["--jobs", jobs, "--json", str(out)]
         )
         assert code == 0

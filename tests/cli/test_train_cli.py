@@ -14,25 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from rldispatch.agents.dqn.config import DQNConfig, save_config
+from rldispatch.agents.dqn.config import save_config
 from rldispatch.agents.model_files import load_learned_model
-from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.cli import main
-
-TINY = DQNConfig(
-    hidden_sizes=(16,),
-    buffer_size=2_000,
-    batch_size=16,
-    learning_starts=50,
-    train_frequency=2,
-    target_update_interval=100,
-    epsilon_decay_steps=500,
-)
+from tests.helpers import TINY
 
 
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
-    return save_config(tmp_path / "tiny.json", TINY)
+    return save_config(tmp_path / "tiny.json", TINY["dqn"])
 
 
 def train_args(
@@ -102,13 +92,7 @@ def test_killed_twice_and_resumed_a_run_ends_with_the_uninterrupted_runs_weights
     tmp_path: Path, kind: str
 ) -> None:
     config = tmp_path / "tiny.json"
-    tiny = (
-        TINY
-        if kind == "dqn"
-        else PairwiseConfig(
-            hidden=8, head_hidden=8, batch_size=16, learning_starts=50, buffer_size=2_000
-        )
-    )
+    tiny = TINY[kind]
     tiny.save(config)
     days = 8
 
@@ -163,7 +147,7 @@ def test_train_refuses_to_overwrite_a_run(tmp_path, tiny_config, capsys) -> None
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("trained")
-    config = save_config(out / "tiny.json", TINY)
+    config = save_config(out / "tiny.json", TINY["dqn"])
     assert main(train_args(config, out / "run", 2)) == 0
     return out / "run" / "best_model.safetensors"
 

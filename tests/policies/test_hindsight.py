@@ -18,19 +18,10 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
 from rldispatch.scenarios.files import save_scenario
 from rldispatch.sim.travel import TravelModel
+from tests.helpers import cordeau_dir
 
 PUBLISHED_ROUNDING = 0.005
 """Best-known costs are published rounded to two decimals."""
-
-
-def cordeau_dir() -> Path:
-    """The shared benchmark folder, a sibling of the repository root; skip when absent."""
-    folder = (
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "cordeau"
-    ).resolve()
-    if not folder.is_dir():
-        pytest.skip(f"Cordeau instances not found at {folder} (expected beside the repository)")
-    return folder
 
 
 @pytest.fixture(scope="module")

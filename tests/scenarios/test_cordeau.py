@@ -10,16 +10,7 @@ import pytest
 from rldispatch.domain import ScenarioError
 from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
 from rldispatch.scenarios.files import load_scenario
-
-
-def cordeau_dir() -> Path:
-    """The shared benchmark folder, a sibling of the repository root; skip when absent."""
-    folder = (
-        Path(__file__).resolve().parents[2] / ".." / "shared" / "benchmarks" / "cordeau"
-    ).resolve()
-    if not folder.is_dir():
-        pytest.skip(f"Cordeau instances not found at {folder} (expected beside the repository)")
-    return folder
+from tests.helpers import cordeau_dir
 
 
 def instance_paths() -> list[Path]:

@@ -31,7 +31,8 @@ from rldispatch.service.snapshot import LiveDay
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
-SERVER_START_TIMEOUT_S = 60.0
+SERVER_START_TIMEOUT_S = 240.0
+"""A loaded 2-core machine running tests in parallel takes over a minute to start a server."""
 
 
 def make_model_file(

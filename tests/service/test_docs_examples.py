@@ -114,7 +114,9 @@ def answers(server: ServerProcess) -> dict[str, Any]:
     ).json()
     outcome = run_curl(block("`POST /rl/outcome` (token)", "curl"), server)
     metrics = httpx.get(f"{server.url}/rl/metrics", headers=auth(), timeout=30).json()
+    status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
     return {
+        "status": status,
         "toggle": toggled,
         "round": round_answer,
         "suggest": suggestion,
@@ -164,3 +166,11 @@ def test_the_metrics_example_has_the_services_fields_and_counts(answers: dict[st
     for name in ("suggestions", "bookings", "outcomes"):
         assert rl[name] == sum(version[name] for version in versions), name
     assert rl["outcomes"] == 1
+
+
+def test_the_status_examples_log_has_the_services_fields(answers: dict[str, Any]) -> None:
+    documented = json.loads("{" + block("`GET /rl/status` (token)", '"log"') + "}")["log"]
+    log = answers["status"]["log"]
+    assert set(log) == set(documented)
+    assert set(log["pruned"]) <= set(documented["pruned"])  # nothing pruned: no retention here
+    assert log["suggestions"] == 2  # the round's assignment and the suggestion

@@ -11,11 +11,11 @@ import torch
 
 from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
 from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.onnx_files import export_onnx
+from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.model import ModelLoadError
-from rldispatch.service.onnx_runtime import export_onnx
 from rldispatch.service.replay import state_body
 from rldispatch.service.snapshot import LiveDay
 from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on

@@ -389,3 +389,17 @@ def test_concurrent_suggestions_keep_answering_while_the_buffer_overflows(
         connection.close()
     assert errors == []
     assert counts["pending_bytes"] <= 100_000 and counts["overflow"] > 0
+
+
+@pytest.mark.parametrize("path", ["models/a\x00b.safetensors", "\x00", "ok.safetensors\x00.onnx"])
+def test_a_model_path_with_a_null_byte_is_refused_by_name(
+    server: ThreadedServer, path: str
+) -> None:
+    response = httpx.put(
+        f"{server.url}/rl/models/champion",
+        json={"path": path},
+        headers=auth(ADMIN_TOKEN),
+        timeout=30,
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == "path: must not contain a null byte"

@@ -330,4 +330,4 @@ def test_with_the_database_down_suggestions_still_answer(tmp_path: Path) -> None
         assert toggled.status_code == 503
         assert client.get("/rl/status", headers=auth()).json()["enabled"] is False
     log = server.log()
-    assert "unavailable" in log and "5 records not written (lost)" in log
+    assert "unavailable" in log and "5 decisions not written" in log

@@ -12,11 +12,11 @@ import pytest
 from rldispatch.agents.dqn.model_file import ModelMetadata, load_model, save_model
 from rldispatch.agents.dqn.network import QNetwork
 from rldispatch.agents.dqn.policy import DQNPolicy
+from rldispatch.agents.dqn.serving import LoadedQModel
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.service.ab import ToggleState, assign_arm
 from rldispatch.service.manager import FALLBACK_REASONS, RLDispatchManager
-from rldispatch.service.model import LoadedQModel
 from rldispatch.service.snapshot import live_env
 from tests.service.helpers import live_request, make_model_file
 

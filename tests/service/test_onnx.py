@@ -9,20 +9,15 @@ import numpy as np
 import onnx
 import pytest
 
+from rldispatch.agents.dqn.loading import load_q_model
 from rldispatch.agents.dqn.model_file import load_model
+from rldispatch.agents.dqn.onnx_export import export_onnx_bytes, max_q_difference, reference_states
+from rldispatch.agents.dqn.serving import OnnxQFunction, TorchQFunction, read_onnx_metadata
+from rldispatch.agents.serving import ModelLoadError
 from rldispatch.cli import main
 from rldispatch.env import EnvConfig
 from rldispatch.service.ab import ToggleState
-from rldispatch.service.loading import load_q_model
 from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.model import ModelLoadError, TorchQFunction
-from rldispatch.service.onnx_runtime import (
-    OnnxQFunction,
-    export_onnx_bytes,
-    max_q_difference,
-    read_onnx_metadata,
-    reference_states,
-)
 from tests.service.helpers import live_request, make_model_file
 
 

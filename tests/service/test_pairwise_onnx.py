@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rldispatch.agents.onnx_files import export_onnx
 from rldispatch.agents.pairwise.model_file import load_pairwise_model
 from rldispatch.agents.pairwise.onnx_export import OnnxPairQ, export_pairwise_onnx_bytes
 from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.serving import LoadedPairwiseQModel
+from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.loading import load_served_model
 from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.model import ModelLoadError
-from rldispatch.service.onnx_runtime import export_onnx
-from rldispatch.service.pairwise_model import LoadedPairwiseQModel
 from tests.service.helpers import live_request, make_pairwise_model_file
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)

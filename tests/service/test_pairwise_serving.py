@@ -15,11 +15,11 @@ import torch
 from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, load_pairwise_model
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.serving import LoadedPairwiseQModel, pairwise_booking_slots
+from rldispatch.agents.serving import ModelLoadError, driver_slots
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.loading import load_served_model
 from rldispatch.service.manager import TOP_CANDIDATES, LiveRequest, RLDispatchManager
-from rldispatch.service.model import ModelLoadError, pairwise_booking_slots
-from rldispatch.service.pairwise_model import LoadedPairwiseQModel, driver_slots
 from rldispatch.service.snapshot import live_env
 from tests.service.helpers import (
     ADMIN_TOKEN,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,14 +90,18 @@ def test_rows_of_days_older_than_the_retention_are_deleted_in_batches(engine: En
     retention = Retention(engine, retain_days=7, batch_size=2)
     assert retention.cutoff(NOW) == datetime(2026, 3, 8, tzinfo=UTC)
     counts = retention.prune_once(NOW)
-    assert counts.rows == {"rl_suggestions": 10, "rl_outcomes": 10}
+    assert counts.rows == {"rl_suggestions": 10, "rl_outcomes": 10, "rl_round_states": 0}
     assert counts.files == []
     assert [b.split("-")[0] for b in bookings(engine)] == ["kept"] * 4 + ["today"]
     size = log_size(engine)
     assert size["suggestions"] == size["outcomes"] == 5
     assert size["oldest_suggestion_at"] == NOW - timedelta(days=6)
-    assert retention.prune_once(NOW).rows == {"rl_suggestions": 0, "rl_outcomes": 0}
-    assert retention.pruned == {"rl_suggestions": 10, "rl_outcomes": 10}
+    assert retention.prune_once(NOW).rows == {
+        "rl_suggestions": 0,
+        "rl_outcomes": 0,
+        "rl_round_states": 0,
+    }
+    assert retention.pruned == {"rl_suggestions": 10, "rl_outcomes": 10, "rl_round_states": 0}
 
 
 def test_the_archive_holds_every_pruned_row_once_a_file_per_day(
@@ -121,6 +126,8 @@ def test_the_archive_holds_every_pruned_row_once_a_file_per_day(
     assert datetime.fromisoformat(rows[0]["created_at"]) == NOW - timedelta(days=8)
     assert not list(archive.glob(".*.tmp"))
     assert len(bookings(engine)) == 5
+    assert stat.S_IMODE(archive.stat().st_mode) == 0o700  # the log's rows: the service's alone
+    assert {stat.S_IMODE(Path(name).stat().st_mode) for name in counts.files} == {0o600}
 
 
 def test_a_pass_cut_short_is_finished_without_repeating_rows(
@@ -170,7 +177,7 @@ def test_serve_prunes_at_start_and_status_shows_the_log(tmp_path: Path) -> None:
                 break
     assert log["suggestions"] == log["outcomes"] == 2
     assert log["retain_days"] == 30 and log["archive"] is True
-    assert log["pruned"] == {"rl_suggestions": 3, "rl_outcomes": 3}
+    assert log["pruned"] == {"rl_suggestions": 3, "rl_outcomes": 3, "rl_round_states": 0}
     assert log["error"] is None
     assert datetime.fromisoformat(log["oldest_suggestion_at"]) > now - timedelta(hours=2)
     assert len(list(archive.glob("rl_suggestions-*.jsonl"))) == 1
@@ -217,7 +224,7 @@ def test_a_row_whose_json_text_is_broken_is_archived_as_it_was_and_its_day_prune
         )
     archive = tmp_path / "archive"
     counts = Retention(engine, retain_days=7, archive_dir=archive).prune_once(NOW)
-    assert counts.rows == {"rl_suggestions": 10, "rl_outcomes": 10}
+    assert counts.rows == {"rl_suggestions": 10, "rl_outcomes": 10, "rl_round_states": 0}
     day = archive_path(archive, suggestions, datetime(2026, 3, 5).date())
     rows = {row["booking_id"]: row for row in map(json.loads, day.read_text().splitlines())}
     assert rows["old-1"]["request"] == "{broken"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
@@ -17,8 +18,9 @@ from rldispatch.service.ab import ToggleState
 from rldispatch.service.fleet_schemas import RoundRequest
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.replay import state_body
+from rldispatch.service.round_states import resolve_round_request
 from rldispatch.service.snapshot import LiveDay, LiveState, live_env
-from rldispatch.service.tables import NOTHING_ASSIGNED, suggestions
+from rldispatch.service.tables import NOTHING_ASSIGNED, round_states, suggestions
 from tests.service.helpers import (
     ThreadedServer,
     auth,
@@ -174,6 +176,7 @@ def test_the_round_leaves_the_live_state_as_it_was() -> None:
 
 
 def logged_rounds(url: str) -> list:
+    """The log's rows, each round's request with its logged state put back."""
     engine = create_engine(url)
     with engine.connect() as connection:
         rows = connection.execute(
@@ -186,8 +189,23 @@ def logged_rounds(url: str) -> list:
                 suggestions.c.response,
             ).order_by(suggestions.c.id)
         ).all()
+        query = select(round_states.c.state_key, round_states.c.state)
+        states = {key: text for key, text in connection.execute(query)}
     engine.dispose()
-    return rows
+    return [
+        SimpleNamespace(**{**row._asdict(), "request": resolve_round_request(row.request, states)})
+        for row in rows
+    ]
+
+
+def logged_state_keys(url: str) -> tuple[list[str], int]:
+    """The state key each row names, and how many states are stored."""
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        requests = connection.execute(select(suggestions.c.request)).scalars().all()
+        stored = connection.execute(select(func.count()).select_from(round_states)).scalar()
+    engine.dispose()
+    return [request["round"]["state_key"] for request in requests], int(stored)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +250,10 @@ def test_a_round_that_assigns_nothing_logs_its_state_once_and_counts_as_no_sugge
     assert nothing.driver_id is None and nothing.source == "rl"
     assert nothing.request["state"]["open_bookings"][0]["id"] == "later-1"
     assert nothing.request["round"]["drivers"] == len(body["drivers"])
+    keys, stored = logged_state_keys(url)
+    assert len(set(keys[: len(assigned)])) == 1  # one round: one state for all its rows
+    assert keys[-3] == keys[-2] == keys[-1]  # the same state again that day: stored once
+    assert stored == 2
     assert nothing.response == {
         "assignments": [],
         "waiting": ["later-1"],
@@ -241,4 +263,7 @@ def test_a_round_that_assigns_nothing_logs_its_state_once_and_counts_as_no_sugge
     (version,) = metrics["ab"]["rl_by_model_version"]
     assert version["model_version"] == nothing.model_version
     assert version["suggestions"] == version["bookings"] == len(assigned)
-    assert metrics["ab"]["arms"]["rl"]["suggestions"] == 0  # rounds are in no arm
+    rl = metrics["ab"]["arms"]["rl"]  # the model's round assignments count for the rl arm
+    assert rl["suggestions"] == rl["bookings"] == len(assigned)
+    assert metrics["ab"]["arms"]["heuristic"]["suggestions"] == 0
+    assert (metrics["suggestions"], metrics["rounds"]) == (0, 4)  # rounds apart

@@ -49,6 +49,7 @@ OPERATIONS = {
     "GET /metrics",
     "GET /rl/metrics",
     "GET /rl/status",
+    "GET /ui/state",
     "GET /rl/models",
     "PUT /rl/models/champion",
     "PUT /rl/models/challenger",

@@ -210,7 +210,7 @@ def test_stopping_with_the_database_down_counts_the_rest_as_lost(
         store.record_suggestion(suggestion(f"b{index}"))
     store.close(timeout_s=1.0)
     assert store.counts()["lost"] == 4
-    assert "4 records not written" in caplog.text
+    assert "4 decisions not written" in caplog.text
 
 
 @pytest.mark.postgres
@@ -230,3 +230,93 @@ def test_postgres_store_keeps_state_suggestions_and_outcomes(postgres_schema_url
     with again.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(suggestions)) == 20
     again.close()
+
+
+def empty_the_database(url: str) -> None:
+    """Drop every table, as a database dropped and created again: on PostgreSQL the test's
+    schema, on SQLite the tables."""
+    from sqlalchemy import text
+
+    from rldispatch.service.tables import metadata
+
+    engine = create_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            schema = connection.execute(text("select current_schema()")).scalar()
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {schema}"))
+    else:
+        metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_a_database_that_comes_back_empty_gets_its_tables_and_switch_row_again(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from dataclasses import replace
+
+    from rldispatch.service.manager import RLDispatchManager
+    from rldispatch.service.switch_watcher import SwitchWatcher
+
+    url = (
+        f"sqlite:///{tmp_path / 'log.sqlite3'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
+    store = Store(url, retry_initial_s=0.05, retry_max_s=0.2)
+    store.start()
+    manager = RLDispatchManager(None)
+    watcher = SwitchWatcher(store, manager)
+    watcher.apply(store.update_state(lambda s: replace(s, enabled=True, ab_ratio=0.3)))
+    store.record_suggestion(suggestion("before"))
+    assert store.flush(10)
+    empty_the_database(url)
+    store.record_suggestion(suggestion("after"))
+    assert store.flush(10)
+    assert watcher.sync()
+    saved = store.load_state()
+    assert saved is not None and (saved.enabled, saved.ab_ratio) == (True, 0.3)
+    assert manager.state.enabled and manager.state.version == saved.version
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        logged = connection.execute(select(suggestions.c.booking_id)).scalars().all()
+    engine.dispose()
+    store.close()
+    assert logged == ["after"]
+    assert (store.counts()["written"], store.counts()["lost"]) == (2, 0)
+
+
+def test_a_round_is_one_entry_of_the_buffer_its_state_held_once(tmp_path: Path) -> None:
+    import json
+
+    from rldispatch.service.round_states import resolve_round_request
+    from rldispatch.service.tables import round_states
+
+    store = Store(f"sqlite:///{tmp_path / 'log.sqlite3'}", max_pending_bytes=400_000)
+    state_json = json.dumps({"drivers": [{"id": f"d{i}", "note": "x" * 200} for i in range(4000)]})
+    assert len(state_json) > 2 * store.max_pending_bytes  # larger than the buffer, as JSON
+    records = [suggestion(f"b{i}") for i in range(300)]
+    logged = store.record_round(records, {"minute_of_day": 600.0, "drivers": 4000}, state_json)
+    assert logged is not None and logged.size_bytes < len(state_json) // 20
+    counts = store.counts()
+    assert (counts["pending"], counts["lost"]) == (300, 0)
+    assert counts["pending_bytes"] < store.max_pending_bytes
+    store.start()
+    assert store.flush(10)
+    engine = store.engine
+    with engine.connect() as connection:
+        requests = connection.execute(select(suggestions.c.request)).scalars().all()
+        states = {
+            key: text
+            for key, text in connection.execute(
+                select(round_states.c.state_key, round_states.c.state)
+            )
+        }
+    store.close()
+    assert len(requests) == 300 and len(states) == 1
+    assert {request["round"]["state_key"] for request in requests} == {logged.key}
+    assert resolve_round_request(requests[0], states)["state"] == json.loads(state_json)
+    assert (store.counts()["written"], store.counts()["lost"]) == (300, 0)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.kinds import agent_kind
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.scenarios.fleet_days import FleetDayDistribution
@@ -16,21 +15,8 @@ from rldispatch.training.callbacks import TENSORBOARD_TAGS
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint
 from rldispatch.training.days import VALIDATION_SEEDS, FleetDays, PresetDays
 from rldispatch.training.train import RunSettings, TrainingError, resume_training, train
+from tests.helpers import TINY
 
-TINY = {
-    "dqn": DQNConfig(
-        hidden_sizes=(16,),
-        buffer_size=2_000,
-        batch_size=16,
-        learning_starts=50,
-        train_frequency=2,
-        target_update_interval=100,
-        epsilon_decay_steps=500,
-    ),
-    "pairwise": PairwiseConfig(
-        hidden=8, head_hidden=8, batch_size=16, learning_starts=50, buffer_size=2_000
-    ),
-}
 KINDS = sorted(TINY)
 
 

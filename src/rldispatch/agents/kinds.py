@@ -3,23 +3,33 @@
 A kind (``pairwise``: one network for any fleet; ``dqn``: the flat network of one fleet
 shape; any added later) provides its config type, a new learner for the training loop, its
 model file (save, load, refuse a foreign or broken file in one line), its policy and the
-scores of candidate drivers for a booking, and its tuner search space. The CLI, evaluation,
-``compare`` and the tuner talk to this interface only: a new kind is one module that calls
-:func:`register_kind`. The service keeps its own table of how each kind is served and
-exported to ONNX (``service/loading.py``, ``service/onnx_runtime.py``), since its runtimes
-(NumPy, PyTorch, ONNX Runtime) are a serving concern.
+scores of candidate drivers for a booking, its tuner search space, how the service serves
+its model files (:meth:`AgentKind.load_served`, on the runtimes it names) and, optionally,
+its ONNX export (:meth:`AgentKind.export_onnx`; a kind without one is refused in one line).
+The CLI, evaluation, ``compare``, the tuner, ``export-onnx`` and the service talk to this
+interface only.
+
+**Registering a kind.** A kind is one package plus one entry point in the group
+:data:`ENTRY_POINT_GROUP` naming its :class:`AgentKind` instance, in ``pyproject.toml``::
+
+    [project.entry-points."rldispatch.agent_kinds"]
+    pairwise = "rldispatch.agents.pairwise.kind:KIND"
+
+(the package is reinstalled to see a new entry point: ``make`` does it when
+``pyproject.toml`` changes). :func:`register_kind` adds one at run time (a test's kind).
 """
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rldispatch.agents.config_fields import HyperparameterConfig
+from rldispatch.agents.serving import ModelLoadError, ProbeDay, ServedModel
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
@@ -27,11 +37,8 @@ from rldispatch.policies.base import Policy
 if TYPE_CHECKING:
     from rldispatch.agents.search_space import Hyperparameter
 
-BUILTIN_KIND_MODULES = (
-    "rldispatch.agents.pairwise.kind",
-    "rldispatch.agents.dqn.kind",
-    "rldispatch.agents.guided_reopt.kind",
-)
+ENTRY_POINT_GROUP = "rldispatch.agent_kinds"
+"""The entry point group kinds are registered in (each names an :class:`AgentKind`)."""
 DEFAULT_KIND = "pairwise"
 """The kind that ships: what ``train``, ``tune`` and ``quickstart`` use by default."""
 
@@ -186,8 +193,31 @@ class AgentKind(ABC):
     def search_space(self) -> Sequence[Hyperparameter]:
         """The tuner's hyperparameters of this kind."""
 
+    serving_runtimes: tuple[str, ...] = ("auto",)
+    """The runtimes :meth:`load_served` accepts (``auto``: the kind's choice for the file)."""
+    onnx_format: str | None = None
+    """The ``format`` its ONNX exports name in their metadata (None: it has no export)."""
+
+    def load_served(self, path: Path, runtime: str, probe_day: ProbeDay) -> ServedModel:
+        """A model file of this kind (or its ONNX export) ready to serve on ``runtime``; the
+        caller checked the file's size and that ``runtime`` is one of
+        :attr:`serving_runtimes`. ``probe_day`` builds a tiny live day to try the model on.
+
+        :raises ModelLoadError: one line naming why the file cannot serve.
+        """
+        raise ModelLoadError(f"model: a {self.name} model cannot be served")
+
+    def export_onnx(self, path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+        """A model file's ONNX graph (its metadata included), the number of real states it was
+        checked on, and the largest difference of its values to the model's own there.
+
+        :raises ModelLoadError: the file cannot be read, or the kind has no ONNX export.
+        """
+        raise ModelLoadError(f"onnx: a {self.name} model has no ONNX export")
+
 
 _KINDS: dict[str, AgentKind] = {}
+_LOADED = False
 
 
 def register_kind(kind: AgentKind) -> AgentKind:
@@ -196,15 +226,30 @@ def register_kind(kind: AgentKind) -> AgentKind:
     return kind
 
 
-def _builtin_kinds() -> dict[str, AgentKind]:
-    for module in BUILTIN_KIND_MODULES:
-        importlib.import_module(module)
+def _registered_kinds() -> dict[str, AgentKind]:
+    """The kinds of the installed entry points, loaded once, and those registered since."""
+    global _LOADED
+    if not _LOADED:
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            kind = point.load()
+            if not isinstance(kind, AgentKind):
+                raise TypeError(
+                    f"entry point {point.name} = {point.value} ({ENTRY_POINT_GROUP}) names "
+                    f"{type(kind).__name__}, not an AgentKind"
+                )
+            _KINDS.setdefault(kind.name, kind)
+        _LOADED = True
+        if not _KINDS:
+            raise RuntimeError(
+                f"no agent kind is installed (entry point group {ENTRY_POINT_GROUP}): "
+                "reinstall the package (make .venv/.installed)"
+            )
     return _KINDS
 
 
 def kind_names() -> list[str]:
     """The registered kinds, the default first."""
-    names = sorted(_builtin_kinds())
+    names = sorted(_registered_kinds())
     return sorted(names, key=lambda name: name != DEFAULT_KIND)
 
 
@@ -213,7 +258,7 @@ def agent_kind(name: str) -> AgentKind:
 
     :raises ValueError: naming the known kinds.
     """
-    kinds = _builtin_kinds()
+    kinds = _registered_kinds()
     if name not in kinds:
         raise ValueError(f"agent: unknown kind {name!r}; known kinds are {kind_names()}")
     return kinds[name]
@@ -221,7 +266,15 @@ def agent_kind(name: str) -> AgentKind:
 
 def kind_of_format(format_name: str | None) -> AgentKind | None:
     """The kind whose model files name ``format_name``, or None."""
-    for kind in _builtin_kinds().values():
+    for kind in _registered_kinds().values():
         if kind.model_format == format_name:
+            return kind
+    return None
+
+
+def kind_of_onnx_format(format_name: str | None) -> AgentKind | None:
+    """The kind whose ONNX exports name ``format_name``, or None."""
+    for kind in _registered_kinds().values():
+        if kind.onnx_format is not None and kind.onnx_format == format_name:
             return kind
     return None

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from rldispatch.cli import VERBS, CliError
+from rldispatch.database_url import check_database_url
 from rldispatch.feedback.service_log import (
     DEFAULT_MIN_BOOKINGS,
     DEFAULT_TIMEZONE,
@@ -183,6 +184,11 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
     if args.shifts_csv is not None:
         raise CliError("--shifts-csv goes with --csv FILE")
     kind, url = _database_source(args)
+    if url is not None:
+        try:
+            check_database_url(url, "--service-db" if kind == "service" else "--db")
+        except ValueError as error:
+            raise CliError(str(error)) from None
     if since is None or until is None:
         option = "--db" if kind == "history" else "--service-db" if url else "--archive-dir"
         raise CliError(f"{option} needs --since DATE and --until DATE")

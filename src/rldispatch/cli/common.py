@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from rldispatch.cli import CliError
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.progress import on_terminal
 from rldispatch.reports.report import day_summary
 from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, scenario_paths
@@ -105,6 +107,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """A finite number (``inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
@@ -254,8 +267,8 @@ while True:
 def elapsed_bar(seconds: float, description: str, enabled: bool = True) -> Iterator[None]:
     """A bar of elapsed against expected seconds on stderr, for a call that reports no
     progress of its own and holds the interpreter while it runs (OR-Tools' search): the bar is
-    drawn by a small child process, stopped when the call returns."""
-    if not enabled:
+    drawn by a small child process, stopped when the call returns; only on a terminal."""
+    if not (enabled and on_terminal()):
         yield
         return
     ticker = subprocess.Popen(

@@ -19,6 +19,12 @@ from rldispatch.cli.common import (
     repeat_stochastic,
 )
 from rldispatch.cli.evaluate import held_out_days
+from rldispatch.cli.report_page import (
+    add_html_arguments,
+    html_day_indexes,
+    html_route_days,
+    write_page,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -66,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
+    add_html_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -136,17 +143,13 @@ def run(args: argparse.Namespace) -> int:
     days = held_out_days(args, first.preset if first else None)
     scenarios = days.scenarios
     default_config = env_config_for(scenarios)
+    env_configs = {
+        name: models[name].env_config_for(scenarios) if name in models else default_config
+        for name in policies
+    }
+    day_indexes = html_day_indexes(args, days) if args.html else []
     try:
-        results = evaluate_policies(
-            policies,
-            scenarios,
-            {
-                name: models[name].env_config_for(scenarios) if name in models else default_config
-                for name in policies
-            },
-            progress=True,
-            jobs=args.jobs,
-        )
+        results = evaluate_policies(policies, scenarios, env_configs, progress=True, jobs=args.jobs)
     except (ModelFileError, ValueError) as error:
         raise CliError(str(error)) from error
     names = list(policies)
@@ -158,9 +161,12 @@ def run(args: argparse.Namespace) -> int:
         ),
         **days.report_fields(),
     }
+    route_days = html_route_days(day_indexes, days, policies, results, env_configs)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
+    if args.html:
+        write_page(args, report, route_days)
     return 0

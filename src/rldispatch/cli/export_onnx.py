@@ -28,10 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rldispatch.agents.onnx_files import export_onnx
+    from rldispatch.agents.serving import ModelLoadError
     from rldispatch.cli import CliError
     from rldispatch.files import atomic_write_json
-    from rldispatch.service.model import ModelLoadError
-    from rldispatch.service.onnx_runtime import export_onnx
 
     try:
         result = export_onnx(args.model, args.out, check_states=args.check_states)

@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import Days, add_jobs_argument, env_config_for, positive_int
+from rldispatch.cli.common import (
+    Days,
+    add_jobs_argument,
+    env_config_for,
+    finite_float,
+    positive_int,
+)
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
 
@@ -90,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--margin",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="reward per day the CI's lower end must exceed (default 0)",
     )

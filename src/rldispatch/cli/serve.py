@@ -7,11 +7,12 @@ import copy
 import logging
 import os
 
+from rldispatch.agents.serving import RUNTIMES
 from rldispatch.cli import VERBS
 from rldispatch.cli.common import port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
-from rldispatch.service.model import RUNTIMES
+from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -80,6 +81,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--request-budget-ms",
+        type=float,
+        metavar="MS",
+        help=(
+            "wall-clock budget of one suggestion or round from its arrival: past it a round "
+            "ends with what it assigned (ended: budget), a suggestion falls back; a request "
+            f"that cannot start within it is answered 503 (default {DEFAULT_REQUEST_BUDGET_MS:g}"
+            "); env RLDISPATCH_REQUEST_BUDGET_MS"
+        ),
+    )
+    parser.add_argument(
         "--data-dir", help="SQLite file and local admin token (env RLDISPATCH_DATA_DIR)"
     )
     parser.add_argument(
@@ -117,6 +129,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="worker processes (1); they share the switch and models through the database",
     )
     parser.add_argument(
+        "--tile-url",
+        metavar="TEMPLATE",
+        help=(
+            "map tiles of the dispatcher's page (/ui), a URL template with {z}, {x} and {y}, "
+            "loaded by the browser; 'none': no basemap (env RLDISPATCH_TILE_URL; default "
+            "OpenStreetMap's)"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -137,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
     from rldispatch.service.store import prepare_private_folder
-    from rldispatch.service.workers import run_workers
+    from rldispatch.service.workers import run_workers, serve
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -151,12 +172,14 @@ def run(args: argparse.Namespace) -> int:
             fallback_time_limit_s=args.fallback_time_limit,
             lookahead=args.lookahead,
             lookahead_budget_ms=args.lookahead_budget_ms,
+            request_budget_ms=args.request_budget_ms,
             data_dir=args.data_dir,
             database_url=args.database_url,
             tokens_file=args.tokens_file,
             models_dir=args.models_dir,
             retain_days=args.retain_days,
             archive_dir=args.archive_dir,
+            tile_url=args.tile_url,
         )
     except ValueError as error:
         raise CliError(str(error)) from error
@@ -180,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     except (AuthConfigError, ValueError) as error:
         raise CliError(str(error)) from error
     if args.workers == 1:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+        serve(app, args.host, args.port, log_level=args.log_level)
         return 0
     # Each worker process builds its own app from the same configuration, in its environment.
     os.environ.update(config_environ(config))
@@ -207,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
 def check_listen_address(host: str, port: int) -> None:
     """Refuse in one line an address the server could not listen on (a host that is not an
     address of this machine, a port taken), before the server starts."""
+    import errno
     import socket
 
     from rldispatch.cli import CliError
@@ -214,10 +238,16 @@ def check_listen_address(host: str, port: int) -> None:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # No SO_REUSEPORT: old workers sharing the port with it are found too.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
     except OSError as error:
         reason = error.strerror or str(error)
+        if error.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port: cannot listen on {host}:{port} ({reason}); is another serve (or its "
+                "workers) still running?"
+            ) from None
         raise CliError(f"host: cannot listen on {host}:{port} ({reason})") from None
 
 

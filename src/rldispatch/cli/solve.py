@@ -7,7 +7,6 @@ independent checker; a JSON scenario is solved under the simulator's rules.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
+    return not args.no_progress
 
 
 def gap_to_best_known(cost: float, best_known: float) -> float:

@@ -187,11 +187,11 @@ def training_days(args: argparse.Namespace, kind: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import optuna
-    from tqdm import tqdm
 
     from rldispatch.agents.config_fields import ConfigError
     from rldispatch.agents.kinds import agent_kind
     from rldispatch.files import atomic_write_json
+    from rldispatch.progress import progress_bar
     from rldispatch.training import tuner, tuning_report, tuning_storage
     from rldispatch.training.tuning_settings import (
         HeartbeatSettings,
@@ -253,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
     total = n_trials
     if total is None and args.budget_trials is not None:
         total = max(0, args.budget_trials - tuner.budget_used(study))
-    bar = tqdm(total=total, desc="tune", unit="trial", dynamic_ncols=True, disable=total == 0)
+    bar = progress_bar(total != 0, total=total, desc="tune", unit="trial", dynamic_ncols=True)
 
     def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = "-" if trial.value is None else f"{trial.value:.1f}"

@@ -33,6 +33,7 @@ from rldispatch.scenarios.history.results import (
     SkippedRow,
 )
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.round_states import resolve_round_request
 from rldispatch.service.tables import NOTHING_ASSIGNED
 from rldispatch.text import plural
 
@@ -104,6 +105,8 @@ class ServiceDayBuilder:
         self.booking_days: dict[str, date] | None = None
         self.outcome_rows: list[tuple[Any, str | None]] = []
         self.placed: tuple[dict[date, list[Booking]], list[RowProblem], int] | None = None
+        self.round_states: dict[str, str] = {}
+        """The rounds' logged states (key: compressed text) the rows may name."""
 
     def in_range(self, day: date) -> bool:
         return self.since <= day <= self.until
@@ -142,6 +145,14 @@ class ServiceDayBuilder:
             if self.in_range(day):
                 skip(f"request: not JSON ({error})", day)
             return
+        try:
+            request = resolve_round_request(request, self.round_states)
+        except (KeyError, ValueError) as error:
+            day = _service_day(created, self.day_start_hour)
+            if self.in_range(day):
+                problem = "missing" if isinstance(error, KeyError) else f"unreadable ({error})"
+                skip(f"request: the round's logged state (rl_round_states) is {problem}", day)
+            return
         round_clock = round_minute(request)
         if round_clock is not None and "state" not in request:
             clock = created
@@ -151,7 +162,8 @@ class ServiceDayBuilder:
             if self.in_range(day):
                 reason = (
                     "a /rl/round decision logged with a summary of its request only (no "
-                    "fleet, no bookings: a service older than the round's logged state)"
+                    "fleet, no bookings: a service older than the round's logged state, or "
+                    "a state too large to log)"
                 )
                 skip(reason, day)
             return

@@ -122,6 +122,26 @@ def _archive_folder(archive_dir: str | Path | None) -> Path | None:
     return folder
 
 
+def _round_states(
+    connection: Connection | None, archive: Path | None, low: datetime
+) -> dict[str, str]:
+    """The rounds' states logged from ``low`` on (key: compressed text), from the database
+    and the archive (a service older than the table has none)."""
+    from rldispatch.service.tables import round_states
+
+    states: dict[str, str] = {}
+    if connection is not None and inspect(connection).has_table(round_states.name):
+        query = select(round_states.c.state_key, round_states.c.state).where(
+            round_states.c.created_at >= low
+        )
+        states.update((key, text) for key, text in connection.execute(query))
+    if archive is not None:
+        archived, _unreadable = read_archive(archive, round_states, low.date())
+        for item in archived:  # a line that is not a row: its rounds' rows say so
+            states.setdefault(item.values["state_key"], item.values["state"])
+    return states
+
+
 def collect_service_days(
     url_or_engine: str | Engine | None,
     since: date,
@@ -177,6 +197,7 @@ def collect_service_days(
             archived, unreadable = read_archive(archive, suggestions, low.date())
             suggestion_rows.add_archive(archived, lambda row: row["created_at"] >= low)
             builder.add_unreadable(suggestion_rows.unread(unreadable))
+        builder.round_states = _round_states(connection, archive, low)
         for row in suggestion_rows:
             builder.add_suggestion(row, suggestion_rows.origins.get(row["id"]))
         placed = builder.place_bookings()

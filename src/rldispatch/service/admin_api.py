@@ -20,12 +20,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from rldispatch.agents.serving import ModelLoadError
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.model import ModelLoadError
 from rldispatch.service.model_holder import slot_status
 from rldispatch.service.schemas import ModelStatus
 from rldispatch.service.store import StoreUnavailable
@@ -46,8 +46,16 @@ _CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "the database did not save the change"},
 }
 
+
+def _no_null_byte(path: str) -> str:
+    if "\x00" in path:
+        raise ValueError("must not contain a null byte")
+    return path
+
+
 ModelPath = Annotated[
     str,
+    AfterValidator(_no_null_byte),
     Field(
         min_length=1,
         max_length=MODEL_PATH_LENGTH,
@@ -108,14 +116,14 @@ def _refused(reason: str) -> JSONResponse:
     )
 
 
-def _save(
-    request: Request,
+def save_switch(
+    service: Any,
     change: Callable[[ToggleState], ToggleState],
     before_serving: Callable[[], None] | None = None,
 ) -> ToggleState:
     """Compare-and-set ``change`` on the switch row, then serve it in this worker (after
-    ``before_serving``: a model loaded already is installed, not loaded again)."""
-    service = request.app.state.service
+    ``before_serving``: a model loaded already is installed, not loaded again); a 503 naming
+    the database when it did not take the change."""
     try:
         state = service.store.update_state(change)
     except StoreUnavailable as error:
@@ -151,7 +159,10 @@ async def _swap(request: Request, role: str, path: str, ratio: float, who: str) 
         )
 
     await run_in_threadpool(
-        _save, request, change, lambda: holder.install(role, resolved, model, ratio)
+        save_switch,
+        request.app.state.service,
+        change,
+        lambda: holder.install(role, resolved, model, ratio),
     )
     return _models_out(request)
 
@@ -192,5 +203,5 @@ def stop_challenger(principal: Admin, request: Request) -> ModelsOut:
             updated_by=principal.name,
         )
 
-    _save(request, change)
+    save_switch(request.app.state.service, change)
     return _models_out(request)

@@ -4,14 +4,16 @@ app is assembled in :mod:`rldispatch.service.app`; the round's route is in
 :mod:`rldispatch.service.round_api`, the admin routes of the models in
 :mod:`rldispatch.service.admin_api`.
 
-``suggest`` and the dispatch round never wait on I/O (the store queues their records), so
-small ones run on the event loop; large ones go to the pool, a few at a time
-(:mod:`rldispatch.service.workload`). The endpoints that read or write the database
+``suggest`` and the dispatch round never wait on I/O (the store queues their records); they
+run in the pool, in two bounded lanes, each within the request budget
+(:mod:`rldispatch.service.workload`, :mod:`rldispatch.service.request_budget`): the event
+loop only reads bodies and hands work over. The endpoints that read or write the database
 (``outcome`` among them: it is checked and written before the answer) run in the pool.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,11 +31,15 @@ from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service import prometheus, workload
 from rldispatch.service.ab import ToggleState
+from rldispatch.service.admin_api import save_switch
 from rldispatch.service.auth import Admin, Reader
 from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.fleet_schemas import FleetState, SuggestRequest, SuggestResponse
+from rldispatch.service.fleet_schemas import SuggestRequest, SuggestResponse
+from rldispatch.service.live_view import record_suggestion
 from rldispatch.service.manager import RLDispatchManager
 from rldispatch.service.model_holder import slot_status
+from rldispatch.service.raw_body import documented_body, parse_body
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.retention import Retention, log_size
 from rldispatch.service.schemas import (
     ABOut,
@@ -121,6 +127,13 @@ BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": f"body larger than {MAX_BODY_BYTES} bytes"},
     422: {"model": ValidationErrorOut, "description": "a field breaks its limits"},
 }
+WORK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **BODY_RESPONSES,
+    503: {
+        "model": ErrorOut,
+        "description": "busy: too many requests in progress or waiting (see Retry-After)",
+    },
+}
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -170,11 +183,6 @@ ManagerDep = Annotated[RLDispatchManager, Depends(get_manager)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def request_items(body: FleetState) -> int:
-    """Drivers, open bookings and plan stops of a request: what its cost grows with."""
-    return len(body.drivers) + len(body.open_bookings) + sum(len(d.plan) for d in body.drivers)
-
-
 def local_minute_of_day() -> float:
     """The server's local clock, minutes after midnight."""
     now = datetime.now().astimezone()
@@ -197,36 +205,54 @@ def _state_out(state: ToggleState) -> ToggleStateOut:
 rl_router = APIRouter(prefix="/rl", tags=["rl"])
 
 
-@rl_router.post("/suggest", response_model=SuggestResponse, responses=BODY_RESPONSES)
+@rl_router.post(
+    "/suggest",
+    response_model=SuggestResponse,
+    responses=WORK_RESPONSES,
+    openapi_extra=documented_body(SuggestRequest),
+)
 async def suggest(
-    body: SuggestRequest,
-    principal: Reader,
-    manager: ManagerDep,
-    store: StoreDep,
-    request: Request,
+    principal: Reader, manager: ManagerDep, store: StoreDep, request: Request
 ) -> Response:
     """Suggest a driver for one booking, and where in its plan, from the learned policy or
     the fallback."""
-    live = body.to_live(local_minute_of_day(), manager.day)
-    suggestion = await workload.answer(request, request_items(body), manager.suggest, live)
-    response = SuggestResponse.from_suggestion(suggestion)
-    store.record_suggestion(
-        SuggestionRecord(
-            booking_id=suggestion.booking_id,
-            arm=suggestion.arm,
-            source=suggestion.source,
-            reason=suggestion.reason,
-            driver_id=suggestion.driver_id,
-            shadow_driver_id=suggestion.shadow_driver_id,
-            shadow_reason=suggestion.shadow_reason,
-            model_version=suggestion.model_version,
-            latency_ms=suggestion.latency_ms,
-            request=body,
-            response=response,
+    budget = new_budget(request)
+    minute_of_day = local_minute_of_day()
+    raw = await request.body()
+
+    def work() -> str | None:
+        body = parse_body(SuggestRequest, raw)
+        live = body.to_live(minute_of_day, manager.day)
+        suggestion = manager.suggest(live, budget)
+        if budget.stopped_because == "client_disconnected":
+            return None  # nobody will read it: not logged, never acted on
+        response = SuggestResponse.from_suggestion(suggestion)
+        record_suggestion(request.app.state.live_view, manager, body, live, suggestion)
+        store.record_suggestion(
+            SuggestionRecord(
+                booking_id=suggestion.booking_id,
+                arm=suggestion.arm,
+                source=suggestion.source,
+                reason=suggestion.reason,
+                driver_id=suggestion.driver_id,
+                shadow_driver_id=suggestion.shadow_driver_id,
+                shadow_reason=suggestion.shadow_reason,
+                model_version=suggestion.model_version,
+                latency_ms=suggestion.latency_ms,
+                request=body,
+                response=response,
+            )
         )
-    )
-    # Built and validated as a SuggestResponse already: serialize once, skip re-validation.
-    return Response(response.model_dump_json(), media_type="application/json")
+        # Built and validated as a SuggestResponse already: serialize once.
+        return response.model_dump_json()
+
+    text = await workload.answer(request, len(raw), budget, work)
+    return Response(text or "{}", media_type="application/json")
+
+
+def new_budget(request: Request) -> RequestBudget:
+    """The budget of a request that starts now (the service's ``--request-budget-ms``)."""
+    return RequestBudget(request.app.state.request_budget_s)
 
 
 @rl_router.get("/status", response_model=StatusResponse, responses=AUTH_RESPONSES)
@@ -277,14 +303,7 @@ def toggle(body: ToggleRequest, principal: Admin, service: ServiceDep) -> Toggle
             updated_by=principal.name,
         )
 
-    try:
-        new_state = service.store.update_state(change)
-    except StoreUnavailable as error:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"database: the change was not saved, nothing changed ({error})",
-        ) from error
-    service.watcher.apply(new_state)
+    new_state = save_switch(service, change)
     logger.info(
         "toggle by %s: enabled=%s ab_ratio=%s shadow=%s",
         principal.name,
@@ -392,6 +411,12 @@ def prometheus_metrics(principal: Reader, service: ServiceDep) -> PlainTextRespo
         service.store.counts(),
         service.uptime_s,
     )
+    # The log's figures (two small queries and the A/B groups); without the database they are
+    # missing, and rldispatch_store_available says why.
+    if service.store.available:
+        with contextlib.suppress(SQLAlchemyError, StoreUnavailable):
+            size, ab = log_size(service.store.engine), service.store.ab_summary()
+            text += prometheus.render_log(size, ab)
     return PlainTextResponse(text, media_type=prometheus.CONTENT_TYPE)
 
 

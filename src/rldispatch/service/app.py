@@ -1,6 +1,7 @@
 """The service's FastAPI app: ``create_app(config)`` builds the manager (model loaded once),
 the token registry and the store, and mounts the routers (:mod:`rldispatch.service.api`,
-:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`). When the app
+:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`) and the
+dispatcher's page (:mod:`rldispatch.service.ui`). When the app
 starts the store's writer starts and the switch row is read and then watched
 (:mod:`rldispatch.service.switch_watcher`), and buffered records are written when it stops.
 """
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from rldispatch.service import workload
+from rldispatch.service import ui, workload
 from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
 from rldispatch.service.api import (
     MAX_BODY_BYTES,
@@ -25,7 +26,10 @@ from rldispatch.service.api import (
 )
 from rldispatch.service.auth import build_registry
 from rldispatch.service.config import ServiceConfig
+from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.raw_body import add_body_schemas
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.retention import Retention
 from rldispatch.service.round_api import round_router
 from rldispatch.service.store import Store, prepare_private_folder
@@ -65,6 +69,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         try:
             yield
         finally:
+            RequestBudget.stop_all("shutdown")  # work still running winds down now
             if retention is not None:
                 await asyncio.to_thread(retention.stop)
             await asyncio.to_thread(watcher.stop)
@@ -76,13 +81,18 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served with local assets by rldispatch.service.ui
+        redoc_url=None,
     )
     app.state.service = service
     app.state.tokens = tokens
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.state.large_requests = workload.large_request_gate()
+    app.state.lanes = workload.new_lanes()
+    app.state.request_budget_s = config.request_budget_ms / 1e3
     app.include_router(rl_router)
     app.include_router(round_router)
     app.include_router(admin_router, responses=MODEL_RESPONSES)
     app.include_router(ops_router)
+    ui.install(app, config.tile_url)
+    add_body_schemas(app, SuggestRequest, RoundRequest)
     return app

@@ -15,6 +15,10 @@ environment variable            meaning (default)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
+``RLDISPATCH_REQUEST_BUDGET_MS``
+                                wall-clock budget of one suggestion or round, ms from its
+                                arrival; past it a round ends, a suggestion falls back
+                                (``10000``)
 ``RLDISPATCH_DATA_DIR``         data folder: SQLite file, local admin token
                                 (``$XDG_DATA_HOME/rldispatch`` or ``~/.local/share/rldispatch``)
 ``RLDISPATCH_DATABASE_URL``     SQLAlchemy URL of the decision log (SQLite in the data folder)
@@ -26,6 +30,8 @@ environment variable            meaning (default)
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
 ``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
+``RLDISPATCH_TILE_URL``         map tiles of the dispatcher's page, a ``{z}/{x}/{y}`` URL
+                                template; ``none``: no basemap (OpenStreetMap's)
 ==============================  ============================================================
 """
 
@@ -37,17 +43,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rldispatch.agents.serving import Lookahead
+from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
+
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
 ENV_FALLBACK = "RLDISPATCH_FALLBACK_POLICY"
 ENV_FALLBACK_TIME_LIMIT = "RLDISPATCH_FALLBACK_TIME_LIMIT_S"
 ENV_LOOKAHEAD = "RLDISPATCH_LOOKAHEAD"
 ENV_LOOKAHEAD_BUDGET = "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
+ENV_REQUEST_BUDGET = "RLDISPATCH_REQUEST_BUDGET_MS"
 ENV_DATA_DIR = "RLDISPATCH_DATA_DIR"
 ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
+ENV_TILE_URL = "RLDISPATCH_TILE_URL"
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
 """The cap on a ``reopt`` fallback's re-plan: several times the slowest measured on geneva
 states (docs/service.md), so it bounds a request's time without being reached in practice (a
@@ -81,24 +93,6 @@ def fallback_time_limit(value: str | float | None, field: str) -> float | None:
     return _duration(value, field, DEFAULT_FALLBACK_TIME_LIMIT_S, "seconds", "no cap")
 
 
-@dataclass(frozen=True)
-class Lookahead:
-    """How a pairwise model's answers look ahead (``serve --lookahead``): the candidates each
-    decision plays on in copies of the live day, and the wall-clock budget of one decision
-    (None: none)."""
-
-    candidates: int
-    time_budget_s: float | None
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1:
-            raise ValueError(f"lookahead: must be at least 1 candidate, got {self.candidates!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(
-                f"lookahead budget: must be positive or None, got {self.time_budget_s!r}"
-            )
-
-
 def _lookahead(value: int | str | None, field: str) -> int:
     """Lookahead candidates: a whole number >= 0 (0: none)."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -118,6 +112,20 @@ def _lookahead_budget(value: float | str | None, field: str) -> float | None:
     return _duration(value, field, DEFAULT_LOOKAHEAD_BUDGET_MS, "milliseconds", "none")
 
 
+def request_budget_ms_of(value: float | str | None, field: str) -> float:
+    """A request's budget in ms > 0 from an option or variable (the default when not given);
+    a ``ValueError`` naming ``field`` otherwise (the server always enforces one)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_REQUEST_BUDGET_MS
+    try:
+        amount = float(value)
+    except ValueError:
+        raise ValueError(f"{field}: must be a number of milliseconds, got {value!r}") from None
+    if not (math.isfinite(amount) and amount > 0):
+        raise ValueError(f"{field}: must be a positive number of milliseconds, got {value!r}")
+    return amount
+
+
 def _retain_days(value: int | str | None) -> int | None:
     """A number of days >= 1, or None (kept forever)."""
     if value is None or value == "":
@@ -131,6 +139,21 @@ def _retain_days(value: int | str | None) -> int | None:
     if days < 1:
         raise ValueError(f"retain-days ({ENV_RETAIN_DAYS}): must be at least 1, got {days}")
     return days
+
+
+def _tile_url(value: str | None, field: str) -> str:
+    """A tile URL template with ``{z}``, ``{x}`` and ``{y}`` (http, https or a path), or ``""``
+    for ``none`` (no basemap); the default when not given."""
+    if value is None or not value.strip():
+        return DEFAULT_TILE_URL
+    value = value.strip()
+    if value.lower() == "none":
+        return ""
+    if any(part not in value for part in ("{z}", "{x}", "{y}")):
+        raise ValueError(f"{field}: a tile URL template needs {{z}}, {{x}} and {{y}}: {value!r}")
+    if not value.startswith(("http://", "https://", "/")) or any(c in value for c in "<>\"'"):
+        raise ValueError(f"{field}: must be an http(s) URL or a path on this server: {value!r}")
+    return value
 
 
 def default_data_dir(environ: Mapping[str, str]) -> Path:
@@ -150,12 +173,14 @@ class ServiceConfig:
     fallback_time_limit_s: float | None = DEFAULT_FALLBACK_TIME_LIMIT_S
     lookahead: int = 0
     lookahead_budget_ms: float | None = DEFAULT_LOOKAHEAD_BUDGET_MS
+    request_budget_ms: float = DEFAULT_REQUEST_BUDGET_MS
     data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
     database_url: str | None = None
     tokens_file: Path | None = None
     models_dir: Path | None = None
     retain_days: int | None = None
     archive_dir: Path | None = None
+    tile_url: str = DEFAULT_TILE_URL
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @classmethod
@@ -169,12 +194,14 @@ class ServiceConfig:
         fallback_time_limit_s: float | None = None,
         lookahead: int | None = None,
         lookahead_budget_ms: float | None = None,
+        request_budget_ms: float | None = None,
         data_dir: str | Path | None = None,
         database_url: str | None = None,
         tokens_file: str | Path | None = None,
         models_dir: str | Path | None = None,
         retain_days: int | None = None,
         archive_dir: str | Path | None = None,
+        tile_url: str | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
         the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
@@ -203,6 +230,10 @@ class ServiceConfig:
                 else lookahead_budget_ms,
                 "lookahead-budget-ms" if lookahead_budget_ms is not None else ENV_LOOKAHEAD_BUDGET,
             ),
+            request_budget_ms=request_budget_ms_of(
+                environ.get(ENV_REQUEST_BUDGET) if request_budget_ms is None else request_budget_ms,
+                "request-budget-ms" if request_budget_ms is not None else ENV_REQUEST_BUDGET,
+            ),
             data_dir=Path(data_dir) if data_dir else default_data_dir(environ),
             database_url=database_url or environ.get(ENV_DATABASE_URL) or None,
             tokens_file=Path(tokens_file) if tokens_file else None,
@@ -215,6 +246,10 @@ class ServiceConfig:
             archive_dir=Path(archive)
             if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
+            tile_url=_tile_url(
+                environ.get(ENV_TILE_URL) if tile_url is None else tile_url,
+                "tile-url" if tile_url is not None else ENV_TILE_URL,
+            ),
             environ=environ,
         )
 
@@ -252,9 +287,11 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         ENV_FALLBACK_TIME_LIMIT: str(config.fallback_time_limit_s or 0),
         ENV_LOOKAHEAD: str(config.lookahead),
         ENV_LOOKAHEAD_BUDGET: str(config.lookahead_budget_ms or 0),
+        ENV_REQUEST_BUDGET: str(config.request_budget_ms),
         ENV_DATA_DIR: str(config.data_dir),
         ENV_DATABASE_URL: config.resolved_database_url,
         ENV_MODELS_DIR: str(config.resolved_models_dir),
+        ENV_TILE_URL: config.tile_url or "none",
     }
     if config.model_path is not None:
         values[ENV_MODEL] = str(config.model_path)

@@ -398,9 +398,10 @@ class RoundResponse(BaseModel):
     model_version: str | None
     assignments: list[AssignmentOut] = Field(description="in the order the policy made them")
     waiting: list[str] = Field(description="open bookings held back for now")
-    ended: Literal["wait", "no_feasible_assignment", "all_assigned"] = Field(
+    ended: Literal["wait", "no_feasible_assignment", "all_assigned", "budget"] = Field(
         description="why the round stopped: the policy chose to wait, nothing more can be "
-        "assigned now, or nothing is left open"
+        "assigned now, nothing is left open, or the request's time budget was spent (the "
+        "assignments made until then stand; the bookings left are waiting)"
     )
     shadow_assignments: list[AssignmentOut] | None = Field(
         None, description="shadow mode: the RL round"

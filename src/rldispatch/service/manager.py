@@ -30,13 +30,16 @@ reason                      when
 ``no_feasible_driver``      no driver can serve the booking in time
 ``model_error``             the model raised or answered the wrong shape (also an error)
 ``invalid_action``          the model's Q-values for the allowed actions are not finite
+``request_budget``          the request's time budget was spent before the model answered
+                            (suggest only: a round ends with ``ended: "budget"`` instead)
 ``rl_waited``               the model's best allowed action was to wait (suggest only)
 ==========================  ===============================================================
 
 Every served model, whatever its kind and runtime, answers the same three questions
 (``serving_config``, and its player's ``slot_values`` and ``act``), so nothing here depends on
 the kind. Everything here is safe to call from several threads; nothing kept between requests
-grows with their size (envs are built per request; per thread only a player object).
+grows with their size (envs are built per request; per thread only a player object, which
+drops what it kept of a request's day once the request is answered).
 """
 
 from __future__ import annotations
@@ -48,27 +51,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from rldispatch.agents.serving import MAX_MODEL_BYTES, InvalidValues, Lookahead, ServedModel
 from rldispatch.domain import Booking
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
-from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, Lookahead
-from rldispatch.service.model import MAX_MODEL_BYTES, InvalidValues, LoadedQModel
+from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
 from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
 from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
 from rldispatch.service.stats import StatsSnapshot, SuggestionStats
-
-if TYPE_CHECKING:  # imports PyTorch: loaded only with a pairwise model
-    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
-
-    ServedModel = LoadedQModel | LoadedPairwiseQModel
 
 logger = logging.getLogger("rldispatch.service")
 
@@ -84,6 +83,7 @@ FALLBACK_REASONS = (
     "no_feasible_driver",
     "model_error",
     "invalid_action",
+    "request_budget",
     "rl_waited",
 )
 TOP_CANDIDATES = 5
@@ -173,8 +173,7 @@ class RLDispatchManager:
     :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
         None serves the fallback only.
     :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see
-        :func:`~rldispatch.service.loading.load_q_model`; a pairwise model: ``numpy`` or
-        ``onnx``).
+        :func:`~rldispatch.service.loading.load_served_model`: each kind names its own).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param fallback_time_limit_s: a ``reopt`` fallback's wall-clock cap per re-plan (None:
         none; answers then never depend on the machine's speed).
@@ -234,12 +233,12 @@ class RLDispatchManager:
             self._state = state
 
     @property
-    def model(self) -> LoadedQModel | LoadedPairwiseQModel | None:
+    def model(self) -> ServedModel | None:
         """The champion model (None: none loaded)."""
         return self.models.served.champion.model
 
     @model.setter
-    def model(self, model: LoadedQModel | LoadedPairwiseQModel) -> None:
+    def model(self, model: ServedModel) -> None:
         self.models.install("champion", self.model_path, model)
 
     @property
@@ -287,9 +286,9 @@ class RLDispatchManager:
 
     # --- suggestions -------------------------------------------------------------------------
 
-    def suggest(self, request: LiveRequest) -> Suggestion:
+    def suggest(self, request: LiveRequest, budget: RequestBudget | None = None) -> Suggestion:
         """The driver for ``request.booking`` (and where in its plan): the learned policy's,
-        or the heuristic's."""
+        or the heuristic's (also when ``budget`` is spent before the learned one answers)."""
         started = time.perf_counter()
         state = self.state
         experiment = state.enabled and not state.shadow
@@ -298,7 +297,7 @@ class RLDispatchManager:
         answer, source, reason, shadow = _who_answers(
             state,
             arm,
-            lambda: self._rl_answer(request, served),
+            lambda: self._rl_answer(request, served, budget),
             lambda: self._heuristic_answer(request),
         )
         latency_s = time.perf_counter() - started
@@ -330,9 +329,26 @@ class RLDispatchManager:
         self._heuristic_answer(request)
         self._fallback_round(live)
 
-    def _rl_answer(self, request: LiveRequest, served: ModelSlot | None = None) -> _Answer:
-        """The learned answer of ``served`` (default: the champion)."""
+    def _rl_answer(
+        self,
+        request: LiveRequest,
+        served: ModelSlot | None = None,
+        budget: RequestBudget | None = None,
+    ) -> _Answer:
+        """The learned answer of ``served`` (default: the champion); none (``request_budget``)
+        once ``budget`` is spent."""
         served = served or self.models.served.champion
+        try:
+            answer = self._rl_answer_within(request, served, budget)
+        finally:
+            self._release(served.model)
+        if budget is not None and answer.reason is None and budget.spent():
+            return _Answer(None, "request_budget", answer.candidates)
+        return answer
+
+    def _rl_answer_within(
+        self, request: LiveRequest, served: ModelSlot, budget: RequestBudget | None
+    ) -> _Answer:
         model = served.model
         if model is None:
             return _Answer(None, "model_load_failed" if served.path else "model_missing")
@@ -341,6 +357,8 @@ class RLDispatchManager:
         if config is None:
             return _Answer(None, "fleet_too_large")
         live = live_env(live_state, self.day, config, one_decision=True)
+        if budget is not None and budget.spent():
+            return _Answer(None, "request_budget")
         env = live.env
         slots = np.flatnonzero(env.visible == live.booking_ids.index(request.booking.id))
         if slots.size == 0:
@@ -356,7 +374,7 @@ class RLDispatchManager:
         if drivers.size == 0 or wait_q > values[0]:
             return _Answer(None, "rl_waited", top)
         try:
-            pick = self._slot_pick(live, slot, drivers, model)
+            pick = self._slot_pick(live, slot, drivers, model, budget)
         except ModelFailed as failure:
             return _Answer(None, failure.reason)
         chosen = (
@@ -380,28 +398,40 @@ class RLDispatchManager:
             raise ModelFailed("invalid_action")
         return drivers, values, float(wait_q)
 
-    def _slot_pick(self, live: LiveEnv, slot: int, drivers: np.ndarray, model: ServedModel) -> int:
+    def _slot_pick(
+        self,
+        live: LiveEnv,
+        slot: int,
+        drivers: np.ndarray,
+        model: ServedModel,
+        budget: RequestBudget | None = None,
+    ) -> int:
         """Which of ``drivers`` (best first) answers: the lookahead's choice for a pairwise
-        model that looks ahead, else the first."""
+        model that looks ahead (its rollouts stop once ``budget`` is spent), else the first."""
         player = self._player(model)
         if getattr(player, "lookahead", None) is None:
             return 0
         try:
-            with self._counting_cut_short(player):
+            with self._looking_ahead(player, budget):
                 return player.slot_pick(live.env, slot, drivers)
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             raise ModelFailed("model_error", error) from error
 
     @contextmanager
-    def _counting_cut_short(self, player: Any) -> Iterator[None]:
-        """Add to this worker's count the decisions of ``player``'s lookahead (if it has one)
-        whose budget ran out in the block."""
+    def _looking_ahead(self, player: Any, budget: RequestBudget | None) -> Iterator[None]:
+        """In the block, ``player``'s lookahead (if it has one) stops its rollouts once
+        ``budget`` is spent; after it, add to this worker's count the decisions whose
+        lookahead was cut short."""
         expert = getattr(player, "lookahead", None)
         before = expert.cut_short if expert is not None else 0
+        if expert is not None:
+            expert.should_stop = None if budget is None else budget.spent
         try:
             yield
         finally:
+            if expert is not None:
+                expert.should_stop = None
             if expert is not None and expert.cut_short != before:
                 with self._state_lock:
                     self._cut_short += expert.cut_short - before
@@ -432,17 +462,20 @@ class RLDispatchManager:
 
     # --- dispatch rounds ---------------------------------------------------------------------
 
-    def dispatch_round(self, state: LiveState) -> DispatchRound:
+    def dispatch_round(
+        self, state: LiveState, budget: RequestBudget | None = None
+    ) -> DispatchRound:
         """What the policy does now with the whole state: the learned policy's round, or the
-        fallback's (shadow mode: the fallback's, with the learned one's beside it)."""
+        fallback's (shadow mode: the fallback's, with the learned one's beside it); once
+        ``budget`` is spent it ends (``ended: "budget"``) with the assignments made."""
         started = time.perf_counter()
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
         answer, source, reason, shadow = _who_answers(
             toggle,
             None,  # a round is not split between the arms
-            lambda: self._rl_round(state, served),
-            lambda: self._fallback_round(state),
+            lambda: self._rl_round(state, served, budget),
+            lambda: self._fallback_round(state, budget),
         )
         latency_s = time.perf_counter() - started
         self.stats.record_round(source, reason, latency_s)
@@ -458,7 +491,9 @@ class RLDispatchManager:
             shadow_reason=shadow.reason if shadow else None,
         )
 
-    def _rl_round(self, state: LiveState, served: ModelSlot) -> Round:
+    def _rl_round(
+        self, state: LiveState, served: ModelSlot, budget: RequestBudget | None = None
+    ) -> Round:
         """``served``'s round (the champion's: a round places many bookings at once, so the
         challenger, which answers a share of bookings, plays no rounds)."""
         model = served.model
@@ -470,8 +505,8 @@ class RLDispatchManager:
         live = live_env(state, self.day, config)
         player = self._player(model)
         try:
-            with self._counting_cut_short(player):
-                return play_round(live, player.act)
+            with self._looking_ahead(player, budget):
+                return play_round(live, player.act, budget)
         except ModelFailed as failure:
             return Round(failure.reason)
         except InvalidValues:
@@ -479,6 +514,8 @@ class RLDispatchManager:
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")
+        finally:
+            self._release(model)
 
     def lookahead_status(self) -> dict[str, Any] | None:
         """The lookahead of answers: candidates, budget and the decisions whose budget ran
@@ -494,9 +531,9 @@ class RLDispatchManager:
             "decisions_cut_short": cut_short,
         }
 
-    def _fallback_round(self, state: LiveState) -> Round:
+    def _fallback_round(self, state: LiveState, budget: RequestBudget | None = None) -> Round:
         live = live_env(state, self.day, self.fallback_config(len(state.drivers)))
-        return play_round(live, self._fallback().act)
+        return play_round(live, self._fallback().act, budget)
 
     # --- per-thread policy objects (small: no env, nothing sized by a request) -------------
 
@@ -508,12 +545,19 @@ class RLDispatchManager:
         for cached_model, player in cache:
             if cached_model is model:
                 return player
-        if self.lookahead is not None and model.kind == "pairwise":
-            player = model.new_player(self.lookahead)
-        else:
-            player = model.new_player()
+        player = model.new_player(self.lookahead)
         cache[:] = [*cache[-1:], (model, player)]
         return player
+
+    def _release(self, model: ServedModel | None) -> None:
+        """Have this thread's player of ``model`` drop what it keeps of the request's day
+        (its feature builders' day, the lookahead's rollout env)."""
+        if model is None:
+            return
+        cache: list[tuple[Any, Any]] = self._local.__dict__.get("players", [])
+        for cached_model, player in cache:
+            if cached_model is model and hasattr(player, "release"):
+                player.release()
 
     def _fallback(self) -> Any:
         """The fallback policy of one answer. ``reopt`` keeps its plan between decisions, so

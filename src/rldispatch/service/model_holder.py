@@ -18,16 +18,11 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rldispatch.agents.serving import MAX_MODEL_BYTES, ModelLoadError, ServedModel
 from rldispatch.service.ab import ToggleState, serves_challenger
 from rldispatch.service.loading import load_served_model
-from rldispatch.service.model import MAX_MODEL_BYTES, LoadedQModel, ModelLoadError
-
-if TYPE_CHECKING:
-    from rldispatch.service.pairwise_model import LoadedPairwiseQModel
-
-    ServedModel = LoadedQModel | LoadedPairwiseQModel
 
 logger = logging.getLogger("rldispatch.service")
 

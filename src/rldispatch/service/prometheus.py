@@ -81,6 +81,15 @@ def render(
     )
     out.sample("rldispatch_suggest_latency_seconds_sum", {}, float(stats.latency_sum_s))
     out.sample("rldispatch_suggest_latency_seconds_count", {}, float(stats.suggestions))
+    out.metric(
+        "rldispatch_round_latency_quantile_seconds",
+        "gauge",
+        "Time to answer a dispatch round in the manager (quantiles over the recent window).",
+        [
+            ({"quantile": q}, (stats.round_latency_ms.get(name) or 0.0) / 1e3)
+            for q, name in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99"))
+        ],
+    )
     gauges = (
         ("rldispatch_rl_enabled", "1 when RL may answer.", float(state.enabled)),
         ("rldispatch_shadow_mode", "1 in shadow mode.", float(state.shadow)),
@@ -105,4 +114,45 @@ def render(
     )
     for name, help_text, key in counters:
         out.metric(name, "counter", help_text, [({}, float(store[key]))])
+    return out.text()
+
+
+AB_FIGURES = (
+    ("suggestions", "Suggestions and round assignments logged.", "suggestions"),
+    ("bookings", "Distinct bookings suggested or assigned.", "bookings"),
+    ("outcomes", "Outcomes reported.", "outcomes"),
+    ("completion_rate", "Share of the bookings with an outcome.", "completion_rate"),
+    ("late_rate", "Share of the outcomes picked up late.", "late_rate"),
+    ("mean_pickup_delay_minutes", "Mean pickup delay of the outcomes.", "mean_pickup_delay_min"),
+    ("mean_distance_km", "Mean km of the outcomes.", "mean_distance_km"),
+)
+"""The A/B figures of the decision log, by arm and by model version: (metric suffix, help,
+key of :func:`rldispatch.service.ab_figures.ab_summary`'s figures)."""
+
+
+def render_log(size: dict[str, Any], ab: dict[str, Any]) -> str:
+    """The decision log's figures: its rows by table (``size``: :func:`log_size`'s) and the
+    A/B comparison by arm and by model version (``ab``: ``ab_summary``'s). Figures without
+    an outcome yet have no sample."""
+    out = _Exposition()
+    out.metric(
+        "rldispatch_log_rows",
+        "gauge",
+        "Rows of the decision log, by table.",
+        [
+            ({"table": table}, float(size[table]))
+            for table in ("suggestions", "rounds_without_assignment", "outcomes")
+        ],
+    )
+    for prefix, label, groups in (
+        ("rldispatch_ab_arm", "arm", ab["arms"]),
+        ("rldispatch_model_version", "model_version", ab["rl_by_model_version"]),
+    ):
+        for suffix, help_text, key in AB_FIGURES:
+            samples = [
+                ({label: str(name)}, float(figures[key]))
+                for name, figures in sorted(groups.items())
+                if figures.get(key) is not None
+            ]
+            out.metric(f"{prefix}_{suffix}", "gauge", help_text, samples)
     return out.text()

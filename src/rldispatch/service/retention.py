@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -36,7 +37,8 @@ from typing import Any
 from sqlalchemy import JSON, Engine, Table, Text, cast, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
-from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
+from rldispatch.service.store import prepare_private_folder
+from rldispatch.service.tables import is_a_suggestion, outcomes, round_states, suggestions
 
 logger = logging.getLogger("rldispatch.service.retention")
 
@@ -44,8 +46,13 @@ PRUNE_INTERVAL_S = 3600.0
 BATCH_SIZE = 1000
 BATCH_PAUSE_S = 0.01
 """A breath between two delete transactions, for the writer and the requests."""
-LOG_TABLES: tuple[Table, ...] = (suggestions, outcomes)
+LOG_TABLES: tuple[Table, ...] = (suggestions, outcomes, round_states)
+"""A round's state lives on the UTC day of its rows (its key names the day): pruned and
+archived with them."""
 LOCK_FILE = ".prune.lock"
+ARCHIVE_FILE_MODE = 0o600
+"""Archived rows are the log's: readable by the service's user alone, as the database, in a
+folder of mode 0700."""
 UNPARSED_KEY = "unparsed_columns"
 """An archive line's list of the JSON columns whose database text was not JSON: their values
 are that text (read back by :mod:`rldispatch.feedback.service_archive`)."""
@@ -246,8 +253,9 @@ class Retention:
         if self.archive_dir is None:
             yield True
             return
-        self.archive_dir.mkdir(parents=True, exist_ok=True)
-        with (self.archive_dir / LOCK_FILE).open("a") as lock:
+        prepare_private_folder(self.archive_dir)
+        descriptor = os.open(self.archive_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "a") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -285,7 +293,7 @@ class Retention:
                 if row.id not in archived:
                     lines.append(_row_json(row, json_names))
         if len(lines) > 1:
-            atomic_write_bytes(path, b"".join(lines))
+            atomic_write_bytes(path, b"".join(lines), mode=ARCHIVE_FILE_MODE)
         return self._delete(table, ids), [str(path)]
 
     def _delete(self, table: Table, ids: list[int]) -> int:

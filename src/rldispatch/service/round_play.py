@@ -9,10 +9,11 @@ from typing import Any, Literal
 import numpy as np
 
 from rldispatch.service.answers import RoundAssignment, round_assignment
+from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.snapshot import LiveEnv
 from rldispatch.sim.simulator import OPEN
 
-RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned"]
+RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned", "budget"]
 
 
 @dataclass(frozen=True)
@@ -35,15 +36,19 @@ class ModelFailed(Exception):
         self.error = error
 
 
-def play_round(live: LiveEnv, act: Any) -> Round:
+def play_round(live: LiveEnv, act: Any, budget: RequestBudget | None = None) -> Round:
     """Let ``act`` assign until it waits, nothing more can be assigned or nothing is open,
-    without moving the clock: ``evaluate``'s steps between two clock moves."""
+    without moving the clock: ``evaluate``'s steps between two clock moves. ``budget`` is
+    asked before each decision: once spent the round ends (``budget``) with what it made."""
     env = live.env
     made: list[RoundAssignment] = []
     ended: RoundEnd = "no_feasible_assignment"
     while True:
         if env.sim.done:
             ended = "all_assigned"
+            break
+        if budget is not None and budget.spent():
+            ended = "budget"
             break
         mask = env.action_masks()
         if not mask[1:].any():

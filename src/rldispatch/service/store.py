@@ -8,9 +8,14 @@ Suggestions are written by one background thread, so a slow or dead database nev
 fails a suggestion. **Buffer and replay:** records wait in memory, in order, as JSON text,
 until the database takes them; while it is down the writer retries with backoff (new records
 do not cut a wait short) and, once it answers, replays the backlog. The buffer holds at most
-``max_pending`` records and ``max_pending_bytes`` bytes of JSON; beyond either the oldest are
+``max_pending`` decisions and ``max_pending_bytes`` bytes of JSON; beyond either the oldest are
 dropped, counted as ``lost`` (and ``overflow``) and logged, and so is whatever is still
-buffered when the service stops with the database down.
+buffered when the service stops and the writer cannot write it within the flush bound. A
+round is one entry of the buffer: its decisions and its state, compressed and held once
+(:mod:`rldispatch.service.round_states`), so a large round costs the buffer its compressed
+state, not a copy per decision. A database that comes back empty (dropped and created again)
+gets its tables again at the next write or read: every failure makes the next contact check
+the schema again.
 
 Outcomes and the switch are written synchronously: an outcome is accepted only for a booking
 that was suggested and has no outcome yet (:class:`OutcomeRefused`), and an outcome or a
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -41,7 +47,19 @@ from rldispatch.database_url import mask_database_url, mask_secrets_in
 from rldispatch.service import switch_row
 from rldispatch.service.ab import ToggleState
 from rldispatch.service.ab_figures import ab_summary
-from rldispatch.service.tables import ID_LENGTH, ensure_schema, outcomes, suggestions
+from rldispatch.service.round_states import (
+    MAX_LOGGED_STATE_BYTES,
+    LoggedState,
+    logged_state,
+    round_request,
+)
+from rldispatch.service.tables import (
+    ID_LENGTH,
+    ensure_schema,
+    outcomes,
+    round_states,
+    suggestions,
+)
 
 logger = logging.getLogger("rldispatch.service.store")
 
@@ -53,6 +71,9 @@ RECORD_OVERHEAD_BYTES = 512
 """Bytes a buffered record costs beyond its JSON text (object, ids, timestamps)."""
 BATCH_SIZE = 200
 OUTCOME_WAIT_S = 2.0
+CLOSE_TIMEOUT_S = 5.0
+"""How long stopping waits for the writer to write what is buffered; the rest is lost,
+counted and logged."""
 """How long an outcome waits for its booking's suggestion to leave this worker's buffer."""
 
 
@@ -170,11 +191,17 @@ class OutcomeRefused(ValueError):
 
 @dataclass(frozen=True)
 class _Buffered:
-    """A suggestion waiting for the writer: its row, JSON already, and what it costs."""
+    """A suggestion, or a round's rows and state, waiting for the writer: JSON already, and
+    what it costs."""
 
-    booking_id: str
-    row: dict[str, Any]
+    booking_ids: tuple[str, ...]
+    rows: list[dict[str, Any]]
     size_bytes: int
+    state: dict[str, Any] | None = None
+
+    @property
+    def decisions(self) -> int:
+        return len(self.rows)
 
 
 class Store:
@@ -199,6 +226,7 @@ class Store:
         self.retry_max_s = retry_max_s
         self._pending: deque[_Buffered] = deque()
         self._pending_bytes = 0
+        self._pending_decisions = 0
         self._in_flight: list[_Buffered] = []
         self._condition = threading.Condition()
         self._closing = False
@@ -212,6 +240,7 @@ class Store:
         self.overflow = 0
         self.write_errors = 0
         self.write_attempts = 0
+        self.states_omitted = 0
         self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -226,7 +255,7 @@ class Store:
         self._writer = threading.Thread(target=self._write_loop, name="store-writer", daemon=True)
         self._writer.start()
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Write what is buffered (within ``timeout_s``), then count the rest as lost."""
         with self._condition:
             self._closing = True
@@ -234,14 +263,17 @@ class Store:
         if self._writer is not None:
             self._writer.join(timeout_s)
         with self._condition:
-            remaining = len(self._pending)
+            remaining = self._pending_decisions + sum(i.decisions for i in self._in_flight)
             if remaining:
                 self.lost += remaining
                 self._pending.clear()
                 self._pending_bytes = 0
+                self._pending_decisions = 0
                 logger.error(
-                    "stopping with the database unavailable: %d records not written (lost)",
+                    "stopping: %d decisions not written within %.1f s (lost; %d lost in all)",
                     remaining,
+                    timeout_s,
+                    self.lost,
                 )
         self.engine.dispose()
 
@@ -265,15 +297,60 @@ class Store:
         """Buffer a suggestion for the writer, as JSON text (its size counts in the cap)."""
         row = self._suggestion_row(record)
         size = len(row["request"]) + len(row["response"]) + RECORD_OVERHEAD_BYTES
+        self._buffer(_Buffered((record.booking_id,), [row], size))
+
+    def record_round(
+        self, records: list[SuggestionRecord], summary: dict[str, Any], state_json: str
+    ) -> LoggedState | None:
+        """Buffer a round's decisions (``records``, their ``request`` unused) with its state
+        (``state_json``) stored once, compressed; the rows' request is ``summary`` and the
+        state's key. A state over :data:`MAX_LOGGED_STATE_BYTES` compressed is not logged
+        (the rows say ``state_omitted``); None then."""
+        created_at = records[0].created_at
+        logged: LoggedState | None = logged_state(state_json, created_at.astimezone(UTC).date())
+        if logged.size_bytes > MAX_LOGGED_STATE_BYTES:
+            with self._condition:
+                self.states_omitted += 1
+            logger.warning(
+                "a round's state takes %d bytes compressed (at most %d are logged): its %d "
+                "decisions are logged without it",
+                logged.size_bytes,
+                MAX_LOGGED_STATE_BYTES,
+                len(records),
+            )
+            logged = None
+        request = RawJSON(round_request(summary, logged))
+        rows = []
+        size = 0
+        for record in records:
+            row = self._suggestion_row(dataclasses.replace(record, created_at=created_at))
+            row["request"] = request
+            rows.append(row)
+            size += len(row["response"]) + RECORD_OVERHEAD_BYTES
+        size += len(request)
+        state = None
+        if logged is not None:
+            state = {
+                "created_at": created_at,
+                "state_key": logged.key,
+                "json_bytes": logged.json_bytes,
+                "state": logged.compressed_b64,
+            }
+            size += logged.size_bytes
+        self._buffer(_Buffered(tuple(r.booking_id for r in records), rows, size, state))
+        return logged
+
+    def _buffer(self, item: _Buffered) -> None:
         with self._condition:
-            self._pending.append(_Buffered(record.booking_id, row, size))
-            self._pending_bytes += size
+            self._pending.append(item)
+            self._pending_bytes += item.size_bytes
+            self._pending_decisions += item.decisions
             self._drop_overflow()
             self._condition.notify()
 
     def counts(self) -> dict[str, Any]:
         with self._condition:
-            pending = len(self._pending) + len(self._in_flight)
+            pending = self._pending_decisions + sum(i.decisions for i in self._in_flight)
             pending_bytes = self._pending_bytes
         return {
             "available": self.available,
@@ -289,12 +366,15 @@ class Store:
     def _drop_overflow(self) -> None:
         """Drop the oldest buffered records while the buffer is over either cap."""
         dropped = 0
-        while self._pending and (
-            len(self._pending) + len(self._in_flight) > self.max_pending
+        in_flight = sum(item.decisions for item in self._in_flight)
+        while len(self._pending) > 1 and (
+            self._pending_decisions + in_flight > self.max_pending
             or self._pending_bytes > self.max_pending_bytes
         ):
-            self._pending_bytes -= self._pending.popleft().size_bytes
-            dropped += 1
+            item = self._pending.popleft()
+            self._pending_bytes -= item.size_bytes
+            self._pending_decisions -= item.decisions
+            dropped += item.decisions
         if not dropped:
             return
         self.lost += dropped
@@ -334,6 +414,7 @@ class Store:
                 with self._condition:
                     self._in_flight = []
                     self._pending.extendleft(reversed(batch))
+                    self._pending_decisions += sum(item.decisions for item in batch)
                     self._drop_overflow()
                     self.write_errors += 1
                     self._note_failure(error)
@@ -349,11 +430,11 @@ class Store:
             with self._condition:
                 self._in_flight = []
                 self._pending_bytes -= sum(item.size_bytes for item in batch)
-                self.written += len(batch)
+                self.written += sum(item.decisions for item in batch)
                 if self._outage_logged:
                     logger.warning(
-                        "database answers again: replaying %d buffered records",
-                        len(self._pending) + len(batch),
+                        "database answers again: replaying %d buffered decisions",
+                        self._pending_decisions + sum(item.decisions for item in batch),
                     )
                 self._outage_logged = False
                 self.available = True
@@ -361,18 +442,22 @@ class Store:
             backoff = self.retry_initial_s
 
     def _next_batch(self) -> list[_Buffered]:
-        """The oldest records, up to ``batch_size`` of them and a quarter of the byte cap (at
-        least one); they stay counted in ``_pending_bytes`` until written."""
+        """The oldest entries, up to ``batch_size`` decisions and a quarter of the byte cap
+        (at least one entry); they stay counted in ``_pending_bytes`` until written."""
         batch = [self._pending.popleft()]
         size = batch[0].size_bytes
-        while self._pending and len(batch) < self.batch_size:
+        rows = batch[0].decisions
+        while self._pending and rows + self._pending[0].decisions <= self.batch_size:
             size += self._pending[0].size_bytes
             if size > self.max_pending_bytes // 4:
                 break
+            rows += self._pending[0].decisions
             batch.append(self._pending.popleft())
+        self._pending_decisions -= sum(item.decisions for item in batch)
         return batch
 
     def _note_failure(self, error: SQLAlchemyError) -> None:
+        self._schema_ready = False  # the database may have come back empty: check it again
         self.last_error = _short(error, self.url)
         if not self._outage_logged:
             self._outage_logged = True
@@ -390,8 +475,11 @@ class Store:
 
     def _write(self, batch: list[_Buffered]) -> None:
         self._ensure_schema()
+        states = [item.state for item in batch if item.state is not None]
         with self.engine.begin() as connection:
-            connection.execute(insert(suggestions), [item.row for item in batch])
+            if states:
+                connection.execute(_insert_new_states(self.engine.dialect.name), states)
+            connection.execute(insert(suggestions), [row for item in batch for row in item.rows])
 
     # --- outcomes ----------------------------------------------------------------------------
 
@@ -444,8 +532,8 @@ class Store:
         return row
 
     def _holds(self, booking_id: str) -> bool:
-        return any(item.booking_id == booking_id for item in self._pending) or any(
-            item.booking_id == booking_id for item in self._in_flight
+        return any(booking_id in item.booking_ids for item in self._pending) or any(
+            booking_id in item.booking_ids for item in self._in_flight
         )
 
     # --- the switch --------------------------------------------------------------------------
@@ -492,6 +580,16 @@ class Store:
         except SQLAlchemyError as error:
             self._note_failure(error)
             raise StoreUnavailable(self.last_error) from error
+
+
+def _insert_new_states(dialect: str) -> Any:
+    """An insert of round states that passes over a key logged already (the same state again
+    that day, or written by another worker)."""
+    if dialect == "postgresql":
+        return postgresql.insert(round_states).on_conflict_do_nothing(index_elements=["state_key"])
+    if dialect == "sqlite":
+        return sqlite.insert(round_states).on_conflict_do_nothing(index_elements=["state_key"])
+    return insert(round_states).prefix_with("IGNORE", dialect="mysql")
 
 
 def _repeat(booking_id: str) -> OutcomeRefused:

@@ -8,6 +8,9 @@ champion and challenger files to its :class:`~rldispatch.service.model_holder.Mo
 within about ``interval_s`` plus a model's load time. While the database is down the process
 keeps the last state it read (RL off if it never read one) and the watcher keeps trying, its
 interval doubling up to ``MAX_INTERVAL_S`` (a dead database is not polled twice a second).
+A database that comes back empty (its tables re-created by the store) gets the row again,
+with the state this process served last; a row whose version went back (written anew) is
+applied as it is.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ class SwitchWatcher:
         """Read the version, and the row if it changed; False while the database is down."""
         try:
             version = self.store.state_version()
+            if version is None and self.applied_version > 0:
+                self._restore_row()
+                return True
+            if version is not None and version < self.applied_version:
+                with self._lock:
+                    self.applied_version = 0  # a new row: its versions start again
             if version is not None and version != self.applied_version:
                 state = self.store.load_state()
                 if state is not None:
@@ -80,6 +89,21 @@ class SwitchWatcher:
         self._down_logged = False
         self.settled = True
         return True
+
+    def _restore_row(self) -> None:
+        """The row is gone (the database came back empty): write the state served last."""
+        served = self.manager.state
+        state = self.store.update_state(lambda _current: served)
+        with self._lock:
+            self.applied_version = state.version
+            self.manager.set_state(state)
+        logger.warning(
+            "switch row missing (the database came back empty): written again with the last "
+            "state served (enabled=%s ab_ratio=%s shadow=%s)",
+            state.enabled,
+            state.ab_ratio,
+            state.shadow,
+        )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="switch-watcher", daemon=True)

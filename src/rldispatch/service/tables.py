@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     inspect,
     text,
 )
@@ -73,6 +74,19 @@ outcomes = Table(
     Column("model_version", String(ID_LENGTH)),
     sqlite_autoincrement=True,
 )
+STATE_KEY_LENGTH = 64
+round_states = Table(
+    "rl_round_states",
+    metadata,
+    Column("id", _id_type, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("state_key", String(STATE_KEY_LENGTH), nullable=False, unique=True),
+    Column("json_bytes", Integer, nullable=False),
+    Column("state", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+"""The state of each ``/rl/round``, once, compressed; its rows in ``rl_suggestions`` name it
+(see :mod:`rldispatch.service.round_states`)."""
 NOTHING_ASSIGNED = "(nothing assigned)"
 """The ``booking_id`` of the one row a ``/rl/round`` that assigned nothing logs (its state
 under ``request``, ``driver_id`` null): never a booking's id (ids are letters, digits and
@@ -84,6 +98,7 @@ one_outcome_per_booking = Index("uq_rl_outcomes_booking", outcomes.c.booking_id,
 by_creation = (
     Index("ix_rl_suggestions_created_at", suggestions.c.created_at),
     Index("ix_rl_outcomes_created_at", outcomes.c.created_at),
+    Index("ix_rl_round_states_created_at", round_states.c.created_at),
 )
 """What pruning the log by age (and its oldest row in ``/rl/status``) reads."""
 

@@ -7,22 +7,86 @@ dispatch system's connection pool) then all land on one worker while the others 
 
 The supervisor (this process) starts the workers (``spawn``: each imports the app afresh),
 restarts one that dies, and on SIGTERM or SIGINT passes the signal on and waits for them: each
-worker shuts down gracefully (buffered records written).
+worker shuts down gracefully (buffered records written). Workers are tied to it: each asks
+the kernel for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``), so a supervisor
+killed with ``kill -9`` leaves no worker serving an old configuration. And a new ``serve``
+refuses a port another process still listens on (:func:`check_port_free`), whatever
+``SO_REUSEPORT`` would allow.
+
+Every server here (one process or a worker) shuts down within a bound: on SIGTERM the work
+of requests in progress is stopped at once (their rounds end ``budget``), connections get
+:data:`GRACEFUL_SHUTDOWN_S` to finish, then the log's buffer is written within
+:data:`~rldispatch.service.store.CLOSE_TIMEOUT_S`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
+import os
 import signal
 import socket
+import threading
 import time
+from types import FrameType
 from typing import Any
+
+import uvicorn
+
+from rldispatch.service.request_budget import RequestBudget
 
 logger = logging.getLogger("rldispatch.service")
 
 RESTART_PAUSE_S = 1.0
 STOP_TIMEOUT_S = 30.0
+GRACEFUL_SHUTDOWN_S = 5.0
+"""How long connections in progress get to finish once shutdown begins."""
+PR_SET_PDEATHSIG = 1
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server that stops the work of requests in progress when asked to exit."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler must not take locks the interrupted code may hold: a thread does.
+        threading.Thread(target=RequestBudget.stop_all, args=("shutdown",), daemon=True).start()
+        super().handle_exit(sig, frame)
+
+
+def serve(
+    app: Any, host: str, port: int, sockets: list[socket.socket] | None = None, **options: Any
+) -> None:
+    """Run ``app`` (an app, or a factory's "module:function" with ``factory=True``) until
+    SIGTERM or SIGINT, shutting down within the bound above."""
+    config = uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, **options
+    )
+    Server(config).run(sockets=sockets)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ``OSError`` when another socket listens on ``host:port`` (bound without
+    ``SO_REUSEPORT``, so old workers that share the port with it are found too)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no holder
+        probe.bind((host, port))
+
+
+def exit_with_parent(parent_pid: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere a
+    no-op), and exit now if the parent is gone already."""
+    name = ctypes.util.find_library("c")
+    try:
+        prctl = ctypes.CDLL(name, use_errno=True).prctl if name else None
+    except (OSError, AttributeError):
+        prctl = None
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # died before the request took effect
+        os._exit(0)
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -35,12 +99,12 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(app: str, host: str, port: int, uvicorn_options: dict[str, Any]) -> None:
-    import uvicorn
-
+def _worker(
+    app: str, host: str, port: int, uvicorn_options: dict[str, Any], parent_pid: int
+) -> None:
+    exit_with_parent(parent_pid)
     sock = _reuse_port_socket(host, port)
-    config = uvicorn.Config(app, factory=True, host=host, port=port, **uvicorn_options)
-    uvicorn.Server(config).run(sockets=[sock])
+    serve(app, host, port, sockets=[sock], factory=True, **uvicorn_options)
 
 
 def run_workers(
@@ -48,13 +112,13 @@ def run_workers(
 ) -> None:
     """Run ``workers`` processes serving the app factory ``app`` ("module:function") on
     ``host:port`` until SIGTERM or SIGINT."""
-    _reuse_port_socket(host, port).close()  # fails here, once, if the port is taken
+    check_port_free(host, port)  # fails here, once, if the port is taken
     context = multiprocessing.get_context("spawn")
     stopping = False
 
     def start() -> multiprocessing.Process:
         process = context.Process(
-            target=_worker, args=(app, host, port, uvicorn_options), daemon=False
+            target=_worker, args=(app, host, port, uvicorn_options, os.getpid()), daemon=False
         )
         process.start()
         return process

@@ -1,25 +1,47 @@
-"""How much work a request is, and where it runs.
+"""Where a request's work runs, how many at once, and for how long.
 
-A small request is answered on the event loop (a fraction of a millisecond: less than a hop
-to the thread pool costs). A large one runs in the thread pool, at most
-:data:`MAX_LARGE_AT_ONCE` at a time, so the memory of requests in progress stays bounded
-whatever their number, and the memory they freed is handed back to the system after each.
+Every suggestion and round is computed in the thread pool, never on the event loop, so the
+loop keeps answering (``/healthz`` among others) whatever the requests in progress. Two
+lanes keep a few large requests from holding up the small ones: bodies of at most
+:data:`LARGE_BODY_BYTES` run in the small lane, the others in the large lane (the body is
+parsed and validated in the pool too: :mod:`rldispatch.service.raw_body`). Each lane runs a
+few requests at once and lets a bounded number wait; a request that finds its lane's queue
+full, or still waits when its budget is spent, is answered ``503`` with ``Retry-After`` at
+once rather than left to time out.
+
+While a request's work runs, its connection is watched: when the client goes away the
+request's budget is stopped, and the work winds down at its next check
+(:mod:`rldispatch.service.request_budget`). While large requests run the cyclic garbage
+collector is paused (its full passes over their objects would hold the GIL for up to a
+second); after each, the memory it freed is handed back to the system.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
+import gc
+import math
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
-from fastapi import Request
+from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-INLINE_MAX_ITEMS = 100
-"""Requests with more drivers, open bookings and plan stops than this run in the pool."""
-MAX_LARGE_AT_ONCE = 2
+from rldispatch.service.request_budget import RequestBudget
+
+LARGE_BODY_BYTES = 64 * 1024
+"""Bodies larger than this run in the large lane (about 150 drivers, bookings and stops)."""
+SMALL_RUNNING = 4
+SMALL_WAITING = 64
+LARGE_RUNNING = 2
+LARGE_WAITING = 4
+DISCONNECT_POLL_S = 0.05
+"""How often a running request's connection is checked for a client that went away."""
 
 T = TypeVar("T")
 
@@ -42,21 +64,153 @@ def _malloc_trim() -> Callable[[], None]:
 release_free_memory = _malloc_trim()
 
 
-def large_request_gate() -> asyncio.Semaphore:
-    """The gate of large requests (one per app, created with it)."""
-    return asyncio.Semaphore(MAX_LARGE_AT_ONCE)
+class Busy(HTTPException):
+    """503 with ``Retry-After``: the lane's queue is full, or the request waited its whole
+    budget."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=detail,
+            headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+        )
 
 
-async def answer(request: Request, items: int, compute: Callable[..., T], *args: object) -> T:
-    """``compute(*args)`` inline when ``items`` is small, else in the pool behind the gate."""
-    if items <= INLINE_MAX_ITEMS:
-        return compute(*args)
-    async with request.app.state.large_requests:
-        return await run_in_threadpool(_compute_and_release, compute, *args)
+@dataclass
+class Lane:
+    """``running`` requests at once, at most ``waiting`` more queued."""
+
+    name: str
+    running: int
+    waiting: int
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.running)
+        self.in_lane = 0
+        self.refused = 0
+
+    async def run(self, budget: RequestBudget, work: Callable[[], T], large: bool) -> T:
+        """``work()`` in the pool once a slot is free (503 when the queue is full or the
+        budget is spent while waiting)."""
+        retry_after_s = budget.budget_s or 1.0
+        if self.in_lane >= self.running + self.waiting:
+            self.refused += 1
+            raise Busy(
+                f"busy: {self.in_lane} {self.name} requests in progress or waiting; retry later",
+                retry_after_s,
+            )
+        self.in_lane += 1
+        try:
+            if not await self._acquire(budget.remaining_s):
+                self.refused += 1
+                raise Busy(
+                    f"busy: no {self.name} request slot freed within the request budget; "
+                    "retry later",
+                    retry_after_s,
+                )
+            try:
+                return await run_in_threadpool(_run, work, large)
+            finally:
+                self._slots.release()
+        finally:
+            self.in_lane -= 1
+
+    async def _acquire(self, timeout_s: float | None) -> bool:
+        """A slot within ``timeout_s`` (None: however long); a slot granted as the wait
+        times out is handed back, never lost."""
+        acquiring = asyncio.ensure_future(self._slots.acquire())
+        done, _ = await asyncio.wait({acquiring}, timeout=timeout_s)
+        if done:
+            return True
+        acquiring.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acquiring
+        if not acquiring.cancelled():
+            self._slots.release()
+        return False
 
 
-def _compute_and_release(compute: Callable[..., T], *args: object) -> T:
+class _CollectorPause:
+    """The cyclic garbage collector off while large requests run, on again after the last.
+
+    A large request makes millions of objects (its body, its models); each automatic full
+    collection then walks them all, holding the GIL for up to a second, and every thread,
+    the event loop included, waits. Its objects are freed by reference counting when it ends;
+    what cycles it left are collected once the collector is back on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._was_enabled:
+                gc.enable()
+
+
+_collector_pause = _CollectorPause()
+
+
+def _run(work: Callable[[], T], large: bool) -> T:
+    if not large:
+        return work()
     try:
-        return compute(*args)
+        with _collector_pause:
+            return work()
     finally:
         release_free_memory()
+
+
+@dataclass
+class Lanes:
+    """The two lanes of one app."""
+
+    small: Lane
+    large: Lane
+    clients_gone: int = 0
+    """Requests whose client disconnected while they ran (their work stopped)."""
+
+
+def new_lanes() -> Lanes:
+    """The lanes of one app (created with it, on its event loop)."""
+    return Lanes(
+        Lane("small", SMALL_RUNNING, SMALL_WAITING), Lane("large", LARGE_RUNNING, LARGE_WAITING)
+    )
+
+
+async def _watch_client(request: Request, budget: RequestBudget) -> None:
+    """Stop ``budget`` when the client disconnects (checked every :data:`DISCONNECT_POLL_S`)."""
+    while not budget.spent():
+        if await request.is_disconnected():
+            budget.stop("client_disconnected")
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
+
+
+async def answer(
+    request: Request, body_bytes: int, budget: RequestBudget, work: Callable[[], T]
+) -> T:
+    """``work()`` in the pool, in the lane of a body of ``body_bytes``, with its client
+    watched; raises :class:`Busy` (503) when the lane cannot take it."""
+    lanes: Lanes = request.app.state.lanes
+    large = body_bytes > LARGE_BODY_BYTES
+    lane = lanes.large if large else lanes.small
+    watcher = asyncio.create_task(_watch_client(request, budget))
+    try:
+        return await lane.run(budget, work, large=large)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        if budget.stopped_because == "client_disconnected":
+            lanes.clients_gone += 1

@@ -2,7 +2,9 @@
 
 Both functions work on the embedded points of :class:`rldispatch.sim.travel.TravelModel`:
 ``great_circle`` selects ``scale_km * asin(|u - v| / 2)`` (latitude/longitude on the unit
-sphere, ``scale_km = 2 R detour``) over the plain Euclidean ``|u - v|``.
+sphere, ``scale_km = 2 R detour``) over the plain Euclidean ``|u - v|``. They release the GIL
+(``nogil``): a server's other threads, its event loop among them, run while one fills a large
+day's table.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def _best_position(
     return best_cost, best_km, best_pickup, best_position
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_best_insertions(
     candidates,
     now_min,
@@ -193,7 +195,7 @@ def fill_best_insertions(
             best_valid[driver, booking] = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def schedule_plan(
     plan,
     start_min,
@@ -237,7 +239,7 @@ def schedule_plan(
     return start, complete, leg_min, leg_km, slack
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def write_positions(
     driver,
     plan,
@@ -276,7 +278,7 @@ def write_positions(
         pos_prev_next_km[driver, k] = leg_km[k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def visible_bookings(status, earliest_min, latest_min, open_status, until_min):  # pragma: no cover
     """Open bookings whose window opens by ``until_min``, by closing time then index."""
     count = 0
@@ -293,7 +295,7 @@ def visible_bookings(status, earliest_min, latest_min, open_status, until_min): 
     return indices[order]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def next_event_min(
     now_min,
     status,
@@ -329,7 +331,7 @@ def next_event_min(
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def release_and_cancel(
     status, release_min, latest_min, at_min, unreleased_status, open_status, cancelled_status
 ):  # pragma: no cover - compiled
@@ -345,7 +347,7 @@ def release_and_cancel(
     return cancelled
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_observation(
     observation,
     max_drivers,

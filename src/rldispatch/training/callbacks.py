@@ -28,6 +28,8 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rldispatch.progress import progress_bar
+
 DAY_TAGS = {
     "reward": "charts/episodic_return",
     "decisions": "charts/episode_length",
@@ -73,12 +75,12 @@ class ProgressBar(Callback):
         self.by_time = budget_s is not None  # with both budgets, the clock is what users watch
         total = round(budget_s) if self.by_time else run.settings.max_days
         initial = min(round(run.elapsed_s()), total) if self.by_time else run.day
-        self.bar = tqdm(
+        self.bar = progress_bar(
+            self.enabled,
             total=total,
             initial=initial,
             unit="s" if self.by_time else "day",
             desc=f"train {run.kind.name}",
-            disable=not self.enabled,
             dynamic_ncols=True,
         )
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
-from tqdm import tqdm
+from rldispatch.progress import progress_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,7 +71,7 @@ def parallel_map(
     processes are spawned, not forked).
     """
     jobs = check_jobs(jobs)
-    bar = tqdm(total=len(items), desc=label, unit=unit, leave=False, disable=not progress)
+    bar = progress_bar(progress, total=len(items), desc=label, unit=unit, leave=False)
     if jobs == 1 or len(items) <= 1:
         results = []
         for item in items:

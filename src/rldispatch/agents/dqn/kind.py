@@ -11,14 +11,19 @@ import numpy as np
 from rldispatch.agents.double_dqn import ReplayLearner, linear_epsilon
 from rldispatch.agents.dqn.agent import DQNAgent
 from rldispatch.agents.dqn.config import DQNConfig
+from rldispatch.agents.dqn.loading import load_q_model
 from rldispatch.agents.dqn.model_file import FORMAT_NAME, ModelMetadata, load_model, save_model
+from rldispatch.agents.dqn.onnx_export import export_checked
 from rldispatch.agents.dqn.policy import DQNPolicy
 from rldispatch.agents.dqn.replay import ReplayBuffer
 from rldispatch.agents.dqn.search_space import DQN_SEARCH_SPACE
+from rldispatch.agents.dqn.serving import FLAT_RUNTIMES, LoadedQModel
+from rldispatch.agents.dqn.serving import FORMAT as ONNX_FORMAT
 from rldispatch.agents.dqn.shaping import shaping_potential
-from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner, register_kind
+from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner
 from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.agents.search_space import Hyperparameter
+from rldispatch.agents.serving import ProbeDay
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 
@@ -122,6 +127,8 @@ class DQNKind(AgentKind):
     config_type = DQNConfig
     model_format = FORMAT_NAME
     default_days = "preset"
+    serving_runtimes = FLAT_RUNTIMES
+    onnx_format = ONNX_FORMAT
 
     def train_env_config(self, max_drivers: int) -> EnvConfig:
         base = EnvConfig()
@@ -154,5 +161,14 @@ class DQNKind(AgentKind):
     def search_space(self) -> Sequence[Hyperparameter]:
         return DQN_SEARCH_SPACE
 
+    def load_served(self, path: Path, runtime: str, probe_day: ProbeDay) -> LoadedQModel:
+        """Its Q-function on NumPy, PyTorch or ONNX Runtime, probed with a forward pass on a
+        zero observation (a flat model's state does not need a live day)."""
+        return load_q_model(path, runtime)
 
-KIND = register_kind(DQNKind())
+    def export_onnx(self, path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+        """Checked against eager PyTorch on states of its preset's days."""
+        return export_checked(path, check_states, seed)
+
+
+KIND = DQNKind()

@@ -244,6 +244,13 @@ class FeatureBuilder:
         self._frame: _DayFrame | None = None
         self._plan_cache: _PlanCache | None = None
 
+    def forget(self) -> None:
+        """Drop what is kept of the last day (its frame and plans): a server's builder
+        outlives the request whose day it built."""
+        self._frame_scenario = None
+        self._frame = None
+        self._plan_cache = None
+
     def frame(self, sim: DaySimulator) -> _DayFrame:
         """What stays fixed through the day (kept while the scenario is the same)."""
         if self._frame_scenario is not sim.scenario:

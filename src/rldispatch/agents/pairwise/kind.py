@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from rldispatch.agents.double_dqn import ReplayLearner, linear_epsilon
-from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner, register_kind
+from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner
 from rldispatch.agents.model_container import env_config_from_dict, env_config_to_dict
 from rldispatch.agents.pairwise.agent import PairDQNAgent, greedy_candidate
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -17,14 +17,27 @@ from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
 from rldispatch.agents.pairwise.model_file import (
     FORMAT_NAME,
     PairwiseMetadata,
+    PairwiseModelError,
     load_pairwise_model,
     save_pairwise_model,
+)
+from rldispatch.agents.pairwise.onnx_export import FORMAT as ONNX_FORMAT
+from rldispatch.agents.pairwise.onnx_export import (
+    OnnxPairQ,
+    export_pairwise_onnx_bytes,
+    max_difference_on_days,
 )
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.replay import PairReplayBuffer
 from rldispatch.agents.pairwise.reward import TrainingReward
 from rldispatch.agents.pairwise.search_space import PAIRWISE_SEARCH_SPACE
+from rldispatch.agents.pairwise.serving import (
+    PAIRWISE_RUNTIMES,
+    LoadedPairwiseQModel,
+    load_pairwise_q_model,
+)
 from rldispatch.agents.search_space import Hyperparameter
+from rldispatch.agents.serving import ModelLoadError, ProbeDay
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 
@@ -167,6 +180,8 @@ class PairwiseKind(AgentKind):
     config_type = PairwiseConfig
     model_format = FORMAT_NAME
     default_days = "fleets"
+    serving_runtimes = PAIRWISE_RUNTIMES
+    onnx_format = ONNX_FORMAT
 
     def train_env_config(self, max_drivers: int) -> EnvConfig:
         return EnvConfig(max_drivers=max_drivers)
@@ -194,5 +209,20 @@ class PairwiseKind(AgentKind):
     def search_space(self) -> Sequence[Hyperparameter]:
         return PAIRWISE_SEARCH_SPACE
 
+    def load_served(self, path: Path, runtime: str, probe_day: ProbeDay) -> LoadedPairwiseQModel:
+        """Its network on NumPy or ONNX Runtime, probed with one decision on a tiny live day."""
+        return load_pairwise_q_model(path, runtime, probe_day)
 
-KIND = register_kind(PairwiseKind())
+    def export_onnx(self, path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+        """Checked against the NumPy forward pass on states met on geneva days."""
+        try:
+            loaded = load_pairwise_model(path)
+        except PairwiseModelError as error:
+            raise ModelLoadError(f"model: {error}") from error
+        model_bytes = export_pairwise_onnx_bytes(loaded.network, loaded.metadata)
+        scorer = OnnxPairQ(model_bytes)
+        checked, difference = max_difference_on_days(loaded, scorer, check_states, seed)
+        return model_bytes, checked, difference
+
+
+KIND = PairwiseKind()

@@ -12,14 +12,17 @@ The expert sees no booking the network does not see, so its choice is a function
 state: what the network is trained to imitate (:mod:`rldispatch.agents.pairwise.imitation_loop`,
 ``search="lookahead"``) is a better online policy, not an oracle's. Each look costs a
 rollout per candidate (tenths of a second on a day of 20 drivers). To serve it (``serve
---lookahead N``), a time budget per decision bounds that: once a look has used it, the
-candidates not yet looked at are passed over, so the choice is the best of those looked at,
-the network's own choice always among them.
+--lookahead N``), a time budget per decision bounds that: it is checked at every step of a
+rollout, and once it is used the rollout in progress is abandoned and the candidates not yet
+looked at are passed over, so the choice is the best of those looked at to their end (the
+network's own choice when none was). A caller may also stop every look at once
+(:attr:`LookaheadExpert.should_stop`: a request's budget spent, its client gone).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,7 +41,11 @@ class LookaheadExpert:
     :param candidates_per_booking: the network's candidate drivers per booking.
     :param time_budget_s: wall-clock budget of one decision's rollouts (None: none, the
         choice then never depends on the machine's speed); past it no further candidate is
-        looked at.
+        looked at, and a rollout in progress is abandoned.
+
+    ``should_stop`` (None: never) is asked at every rollout step too; once it answers True no
+    rollout goes on, and the decision is the network's choice or the best of the candidates
+    looked at to their end.
     """
 
     def __init__(
@@ -60,6 +67,7 @@ class LookaheadExpert:
         self.features = FeatureBuilder(candidates_per_booking)
         self._rollout_env: DispatchEnv | None = None
         self.rollouts = 0
+        self.should_stop: Callable[[], bool] | None = None
 
     def ranked(self, state: PairState) -> tuple[int, np.ndarray]:
         """The network's choice (a candidate index or :data:`WAIT`) and its best pairs,
@@ -69,9 +77,16 @@ class LookaheadExpert:
         order = np.lexsort((state.pair_order, -q_pairs))[: self.candidates]
         return best, order
 
-    def rollout_reward(self, env: DispatchEnv, state: PairState, candidate: int) -> float:
+    def rollout_reward(
+        self,
+        env: DispatchEnv,
+        state: PairState,
+        candidate: int,
+        deadline: float | None = None,
+    ) -> float | None:
         """The reward of taking ``candidate`` in the env's state and playing the bookings
-        known now to their end with the network's greedy choices."""
+        known now to their end with the network's greedy choices; None when abandoned (past
+        ``deadline``, on :func:`time.perf_counter`, or ``should_stop``)."""
         sim = env.sim.copy()
         sim.forget_unreleased()
         sim.offer_every_booking()  # a live day's copy offers its later bookings as it plays
@@ -79,7 +94,12 @@ class LookaheadExpert:
         rollout.resume(sim)
         _, total, terminated, _, _ = rollout.step(state.action(candidate))
         features, q_function = self.features, self.q_function
+        should_stop = self.should_stop
         while not terminated:
+            if (deadline is not None and time.perf_counter() >= deadline) or (
+                should_stop is not None and should_stop()
+            ):
+                return None
             next_state = features.build(rollout)
             action = greedy_candidate(q_function, next_state)
             _, reward, terminated, _, _ = rollout.step(next_state.action(action))
@@ -99,24 +119,32 @@ class LookaheadExpert:
 
     def rollout_rewards(self, env: DispatchEnv, state: PairState, order: np.ndarray) -> np.ndarray:
         """The rollout rewards of the candidates in ``order``, in that order, until the time
-        budget is spent (the first is always looked at)."""
+        budget is spent or the caller stops the look (the rollout in progress then counts
+        for nothing: fewer rewards than candidates, none at all when the first was cut)."""
         budget = self.time_budget_s
         deadline = None if budget is None else time.perf_counter() + budget
         rewards: list[float] = []
         for candidate in order:
-            if deadline is not None and rewards and time.perf_counter() >= deadline:
+            reward = self.rollout_reward(env, state, int(candidate), deadline)
+            if reward is None:
                 self.cut_short += 1
                 break
-            rewards.append(self.rollout_reward(env, state, int(candidate)))
+            rewards.append(reward)
         return np.array(rewards)
 
     def choose(self, env: DispatchEnv, state: PairState) -> int:
         """The expert's choice in the env's current state: a candidate index of ``state``
         or :data:`WAIT`."""
         best, order, rewards = self.values(env, state)
-        if order.size == 0:
+        if order.size == 0 or rewards.size == 0:
             return best
         return int(order[int(np.argmax(rewards))])
+
+    def release(self) -> None:
+        """Drop the rollout env and the day its builder keeps (after a served request: the
+        copies of its day are not kept past it)."""
+        self._rollout_env = None
+        self.features.forget()
 
     def _environment(self, env: DispatchEnv) -> DispatchEnv:
         rollout = self._rollout_env

@@ -5,7 +5,8 @@ The graph scores one state. Its inputs are the state's sets, each of any size (d
 and ``pair_slot`` ``(P,)`` int64, ``globals`` ``(9,)`` float32; it answers ``wait_q`` ``(1,)``
 and ``pair_q`` ``(P,)``, the values :class:`~rldispatch.agents.pairwise.network.NumpyPairQ`
 computes (a state without pairs included: its pools are zeros). The model's metadata travels
-in the file's ``metadata_props`` under :data:`METADATA_KEY` with ``format`` :data:`FORMAT`.
+in the file's ``metadata_props`` under :data:`~rldispatch.agents.onnx_files.METADATA_KEY`
+with ``format`` :data:`FORMAT`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from rldispatch.agents.onnx_files import METADATA_KEY, OPSET_VERSION
 from rldispatch.agents.pairwise.features import PairState
 from rldispatch.agents.pairwise.model_file import LoadedPairwiseModel, PairwiseMetadata
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 
-METADATA_KEY = "rldispatch.model"
 FORMAT = "rldispatch-pairwise-onnx/1"
 INPUTS = ("drivers", "bookings", "pairs", "pair_driver", "pair_slot", "globals")
 OUTPUTS = ("wait_q", "pair_q")
-OPSET_VERSION = 17
 
 
 class _OneState(nn.Module):

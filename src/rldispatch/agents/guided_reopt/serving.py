@@ -23,14 +23,16 @@ from rldispatch.agents.guided_reopt.model_file import (
     load_guided_model,
 )
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
-from rldispatch.env import EnvConfig
-from rldispatch.service.model import (
+from rldispatch.agents.pairwise.serving import pairwise_booking_slots
+from rldispatch.agents.serving import (
+    Lookahead,
     ModelLoadError,
-    Runtime,
     driver_slots,
-    env_config_from_dict,
-    pairwise_booking_slots,
+    served_env_config,
 )
+from rldispatch.env import EnvConfig
+
+SERVING_RUNTIMES = ("auto", "numpy")
 
 WAIT_VALUE = 0.5
 """A suggestion's value of waiting: below the driver the plan gives the booking (1), above
@@ -47,7 +49,7 @@ class LoadedGuidedModel:
     env_config: EnvConfig
     path: Path
     model: LoadedGuidedReoptModel
-    runtime: Runtime = "numpy"
+    runtime: str = "numpy"
     kind: Literal["guided-reopt"] = "guided-reopt"
 
     @property
@@ -67,8 +69,9 @@ class LoadedGuidedModel:
             config = replace(config, visible_slots=slots)
         return config
 
-    def new_player(self) -> GuidedPlayer:
-        """A player of its own (the policy keeps the plan of the env it last saw)."""
+    def new_player(self, lookahead: Lookahead | None = None) -> GuidedPlayer:
+        """A player of its own (the policy keeps the plan of the env it last saw); it does
+        not look ahead (its re-plans already weigh every open booking)."""
         return GuidedPlayer(
             GuidedReoptPolicy(self.model.network, horizon_min=self.metadata.horizon_min)
         )
@@ -97,9 +100,7 @@ class GuidedPlayer:
 
 
 def load_guided_served_model(path: str | Path, runtime: str = "auto") -> LoadedGuidedModel:
-    """Load a ``guided-reopt`` model file for serving (NumPy only)."""
-    if runtime not in ("auto", "numpy"):
-        raise ModelLoadError(f"runtime: a guided-reopt model runs on numpy, not {runtime}")
+    """Load a ``guided-reopt`` model file for serving (its network on NumPy)."""
     path = Path(path)
     try:
         loaded = load_guided_model(path)
@@ -110,7 +111,7 @@ def load_guided_served_model(path: str | Path, runtime: str = "auto") -> LoadedG
         metadata=metadata,
         version=str(metadata.version),
         preset=metadata.preset,
-        env_config=env_config_from_dict(metadata.env_config or {}),
+        env_config=served_env_config(metadata.env_config or {}),
         path=path,
         model=loaded,
     )

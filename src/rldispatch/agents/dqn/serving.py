@@ -1,14 +1,11 @@
-"""What every served model shares: the refusal error, runtimes, size check, and the flat
-model's Q-functions (NumPy, PyTorch) and checked shapes.
-
-Loading is in :mod:`rldispatch.service.loading`, which builds on this module,
-:mod:`rldispatch.service.onnx_runtime` (flat ONNX) and
-:mod:`rldispatch.service.pairwise_model`; none of them imports it back.
+"""A flat DQN model served: its Q-function on NumPy (``DQNPolicy``'s forward pass), eager
+PyTorch or ONNX Runtime (an ``.onnx`` export), its shapes checked against its env config, and
+its player. :mod:`rldispatch.agents.dqn.loading` loads it.
 """
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +13,24 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from rldispatch.agents.onnx_files import METADATA_KEY
+from rldispatch.agents.serving import (
+    MAX_MODEL_BYTES,
+    InvalidValues,
+    Lookahead,
+    ModelLoadError,
+    check_file_size,
+    served_env_config,
+)
 from rldispatch.env import EnvConfig
 
 Runtime = Literal["numpy", "torch", "onnx"]
-RUNTIMES = ("auto", "numpy", "torch", "onnx")
-MAX_MODEL_BYTES = 256 * 1024 * 1024
-"""Model files above this size are refused before being read."""
-
-
-class ModelLoadError(ValueError):
-    """A model file that cannot be served: missing, too large, foreign or inconsistent."""
+FLAT_RUNTIMES = ("auto", "numpy", "torch", "onnx")
+"""``auto``: ONNX Runtime for an ``.onnx`` file, NumPy for a model file."""
+FORMAT = "rldispatch-onnx/1"
+"""The ``format`` a flat model's ONNX export names in its metadata."""
+INPUT_NAME = "observations"
+OUTPUT_NAME = "q_values"
 
 
 class QFunction(Protocol):
@@ -79,12 +84,9 @@ class LoadedQModel:
         """The env config to play a fleet of ``n_drivers`` on: its own (None: too large)."""
         return self.env_config if n_drivers <= self.env_config.max_drivers else None
 
-    def new_player(self) -> FlatPlayer:
+    def new_player(self, lookahead: Lookahead | None = None) -> FlatPlayer:
+        """A player; a flat model's answers never look ahead (``lookahead`` is ignored)."""
         return FlatPlayer(self)
-
-
-class InvalidValues(ValueError):
-    """A model answered values that cannot be used (not finite)."""
 
 
 class FlatPlayer:
@@ -109,6 +111,10 @@ class FlatPlayer:
         order = np.argsort(-q[actions], kind="stable")
         return feasible[order], q[actions][order], float(q[0])
 
+    def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
+        """The first of ``drivers``: the best by the model's values."""
+        return 0
+
     def act(self, env: Any) -> int:
         """The action ``evaluate`` would take (the NumPy runtime plays ``DQNPolicy`` itself)."""
         policy = getattr(self.model.q_function, "policy", None)
@@ -121,18 +127,6 @@ class FlatPlayer:
         return int(np.argmax(np.where(mask, q, -np.inf)))
 
 
-def env_config_from_dict(data: Mapping[str, Any]) -> EnvConfig:
-    """An :class:`EnvConfig` from its dict form in model metadata."""
-    from rldispatch.agents.dqn import model_file
-
-    if not isinstance(data, Mapping):
-        raise ModelLoadError("env_config: must be an object")
-    try:
-        return model_file.env_config_from_dict(dict(data))
-    except (TypeError, ValueError) as error:
-        raise ModelLoadError(f"env_config: {error}") from error
-
-
 def model_info(
     version: Any,
     preset: Any,
@@ -141,7 +135,7 @@ def model_info(
     n_actions: Any,
 ) -> ModelInfo:
     """Check a model's declared shapes against its env config."""
-    config = env_config_from_dict(env_config)
+    config = served_env_config(env_config)
     if int(observation_size) != config.observation_size:
         raise ModelLoadError(
             f"observation_size: the model takes {observation_size} floats but its env config "
@@ -159,23 +153,6 @@ def model_info(
         observation_size=int(observation_size),
         n_actions=int(n_actions),
     )
-
-
-def check_file_size(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> int:
-    """The file's size; :class:`ModelLoadError` when it is missing, empty or too large."""
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError as error:
-        raise ModelLoadError(f"model: no file at {path}") from error
-    except OSError as error:
-        raise ModelLoadError(f"model: cannot read {path}: {error.strerror}") from error
-    if not path.is_file():
-        raise ModelLoadError(f"model: {path} is not a file")
-    if size == 0:
-        raise ModelLoadError(f"model: {path} is empty")
-    if size > max_bytes:
-        raise ModelLoadError(f"model: {path} has {size} bytes, more than the limit {max_bytes}")
-    return size
 
 
 class NumpyQFunction:
@@ -223,26 +200,66 @@ def load_torch_model(path: Path) -> tuple[Any, ModelInfo]:
     return loaded, info
 
 
-def driver_slots(n_drivers: int) -> int:
-    """Driver slots of an env playing ``n_drivers`` beyond a model's own: the next power of two
-    (a few envs per thread at most, whatever the fleet sizes requests bring)."""
-    return 1 << (max(int(n_drivers), 1) - 1).bit_length()
+class OnnxQFunction:
+    """Q-values from an ONNX model on ONNX Runtime (one thread: small networks run faster)."""
+
+    def __init__(self, model_bytes: bytes, threads: int = 1) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = onnxruntime.InferenceSession(
+                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # noqa: BLE001 - ORT raises its own exception types
+            raise ModelLoadError(f"model: ONNX Runtime cannot load the graph: {error}") from error
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != [INPUT_NAME] or OUTPUT_NAME not in outputs:
+            raise ModelLoadError(
+                f"model: the ONNX graph needs input {INPUT_NAME!r} and output {OUTPUT_NAME!r}, "
+                f"it has inputs {inputs} and outputs {outputs}"
+            )
+        self._outputs = [OUTPUT_NAME]
+
+    def q_values(self, observations: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(observations, dtype=np.float32)
+        return self.session.run(self._outputs, {INPUT_NAME: batch})[0]
 
 
-MAX_PAIRWISE_BOOKING_SLOTS = 64
-"""Booking slots a pairwise model is served with at most (its candidates grow with them)."""
+def read_onnx_metadata(model_bytes: bytes) -> ModelInfo:
+    """The model info stored in a flat model's ONNX export
+    (:func:`rldispatch.agents.dqn.onnx_export.export_onnx_bytes`)."""
+    import onnx
+
+    try:
+        graph = onnx.load_from_string(model_bytes)
+    except Exception as error:  # noqa: BLE001 - protobuf raises several types
+        raise ModelLoadError(f"model: not an ONNX file: {error}") from error
+    props = {entry.key: entry.value for entry in graph.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelLoadError(f"model: the ONNX file has no {METADATA_KEY!r} metadata")
+    try:
+        data = json.loads(props[METADATA_KEY])
+        return model_info(
+            data["version"],
+            data.get("preset"),
+            data["env_config"],
+            data["observation_size"],
+            data["n_actions"],
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, ModelLoadError):
+            raise
+        raise ModelLoadError(f"model: bad {METADATA_KEY!r} metadata: {error}") from error
 
 
-def pairwise_booking_slots(model_slots: int, n_bookings: int) -> int:
-    """Booking slots to serve a pairwise model a request of ``n_bookings`` open bookings: all
-    of them when they fit in :data:`MAX_PAIRWISE_BOOKING_SLOTS` (a power of two, at least the
-    model's own), so the booking asked about is always among the visible ones."""
-    if n_bookings <= model_slots:
-        return model_slots
-    return max(model_slots, min(driver_slots(n_bookings), MAX_PAIRWISE_BOOKING_SLOTS))
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value`` as a float, or None when it is not finite (JSON has no NaN)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+def load_onnx_file(path: Path, max_bytes: int = MAX_MODEL_BYTES) -> tuple[OnnxQFunction, ModelInfo]:
+    """An exported model and its info, sizes checked before reading."""
+    check_file_size(path, max_bytes)
+    model_bytes = path.read_bytes()
+    info = read_onnx_metadata(model_bytes)
+    return OnnxQFunction(model_bytes), info

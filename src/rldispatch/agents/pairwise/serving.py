@@ -7,7 +7,7 @@ request and the model's env config otherwise. It runs as
 :class:`~rldispatch.agents.pairwise.policy.PairwisePolicy` with the network's forward pass on
 NumPy, or on ONNX Runtime (an ``.onnx`` export, or ``--runtime onnx``: exported in memory at
 start and checked against NumPy). :func:`load_pairwise_q_model` refuses a file that cannot
-serve with :class:`~rldispatch.service.model.ModelLoadError`, among them a model whose probe
+serve with :class:`~rldispatch.agents.serving.ModelLoadError`, among them a model whose probe
 decision on a tiny live day does not answer finite Q-values.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -32,21 +32,30 @@ from rldispatch.agents.pairwise.onnx_export import (
     read_pairwise_onnx_metadata,
 )
 from rldispatch.agents.pairwise.policy import PairwisePolicy
-from rldispatch.domain import Booking
-from rldispatch.env import EnvConfig
-from rldispatch.service.config import Lookahead
-from rldispatch.service.model import (
+from rldispatch.agents.serving import (
+    Lookahead,
     ModelLoadError,
-    Runtime,
+    ProbeDay,
+    check_runtime,
     driver_slots,
-    env_config_from_dict,
-    pairwise_booking_slots,
+    served_env_config,
 )
-from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, live_env
+from rldispatch.env import EnvConfig
 
 PAIRWISE_RUNTIMES = ("auto", "numpy", "onnx")
 """Runtimes a pairwise model accepts (``auto``: NumPy for a model file, ONNX Runtime for an
 ``.onnx`` export)."""
+MAX_PAIRWISE_BOOKING_SLOTS = 64
+"""Booking slots a pairwise model is served with at most (its candidates grow with them)."""
+
+
+def pairwise_booking_slots(model_slots: int, n_bookings: int) -> int:
+    """Booking slots to serve a pairwise model a request of ``n_bookings`` open bookings: all
+    of them when they fit in :data:`MAX_PAIRWISE_BOOKING_SLOTS` (a power of two, at least the
+    model's own), so the booking asked about is always among the visible ones."""
+    if n_bookings <= model_slots:
+        return model_slots
+    return max(model_slots, min(driver_slots(n_bookings), MAX_PAIRWISE_BOOKING_SLOTS))
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,10 @@ class LoadedPairwiseQModel:
     preset: str
     env_config: EnvConfig
     path: Path
-    runtime: Runtime = "numpy"
+    runtime: str = "numpy"
     model: LoadedPairwiseModel | None = None
     scorer: OnnxPairQ | None = None
-    kind: Literal["pairwise"] = "pairwise"
+    kind: str = "pairwise"
 
     def env_config_for(self, n_drivers: int) -> EnvConfig:
         """The model's env config with :func:`driver_slots` driver slots."""
@@ -117,6 +126,12 @@ class PairwisePlayer:
         self.policy = policy
         self.lookahead = lookahead
 
+    def release(self) -> None:
+        """Drop what its builders and lookahead keep of the last request's day."""
+        self.policy.features.forget()
+        if self.lookahead is not None:
+            self.lookahead.release()
+
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The candidate drivers of the booking in ``slot``, best first (ties by id), their
         values and the value of waiting."""
@@ -130,7 +145,7 @@ class PairwisePlayer:
     def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
         """Which of ``drivers`` (the booking's candidates, best first) the lookahead takes:
         the index of the one whose rollout ends best among the first ``candidates``; 0
-        without a lookahead."""
+        without a lookahead or when no rollout ran to its end."""
         expert = self.lookahead
         if expert is None or drivers.size <= 1:
             return 0
@@ -139,7 +154,7 @@ class PairwisePlayer:
         pair_of = {int(state.pair_driver[p]): int(p) for p in mine}
         looked = [pair_of[int(d)] for d in drivers[: expert.candidates]]
         rewards = expert.rollout_rewards(env, state, np.array(looked, dtype=np.int64))
-        return int(np.argmax(rewards))
+        return int(np.argmax(rewards)) if rewards.size else 0
 
     def act(self, env: Any) -> int:
         if self.lookahead is None:
@@ -148,23 +163,15 @@ class PairwisePlayer:
         return state.action(self.lookahead.choose(env, state))
 
 
-def _probe_state(day: LiveDay) -> LiveState:
-    """A tiny live day in Geneva: one booking, two drivers near it, at the service day's start."""
-    booking = Booking("probe", 0.0, (46.2044, 6.1432), (46.1935, 6.149), 10.0, (0.0, 40.0))
-    drivers = (
-        LiveDriver("probe-1", (46.21, 6.112), 0.0, (0.0, 300.0)),
-        LiveDriver("probe-2", (46.189, 6.165), 5.0, (0.0, 300.0)),
-    )
-    return LiveState(drivers, (booking,), minute_of_day=day.start_min)
+PROBE_DRIVERS = 2
+"""Drivers of the tiny live day a model is probed on."""
 
 
-def _probe(served: LoadedPairwiseQModel) -> None:
+def _probe(served: LoadedPairwiseQModel, probe_day: ProbeDay) -> None:
     """One decision on a tiny live day must answer finite Q-values."""
-    day = LiveDay.from_preset(served.preset)
-    state = _probe_state(day)
     try:
-        live = live_env(state, day, served.env_config_for(len(state.drivers)))
-        scores = served.policy().scores(live.env)
+        env = probe_day(served.preset, served.env_config_for(PROBE_DRIVERS))
+        scores = served.policy().scores(env)
     except Exception as error:  # noqa: BLE001 - any failure means the model cannot serve
         raise ModelLoadError(f"model: a probe decision failed: {error}") from error
     values = np.array([scores.wait_q, *(pair.q_value for pair in scores.pairs)])
@@ -176,14 +183,15 @@ MAX_ONNX_DIFF = 1e-4
 """An in-memory export whose values differ from NumPy's by more than this is refused."""
 
 
-def load_pairwise_q_model(path: str | Path, runtime: str = "auto") -> LoadedPairwiseQModel:
+def load_pairwise_q_model(
+    path: str | Path, runtime: str, probe_day: ProbeDay
+) -> LoadedPairwiseQModel:
     """Load a pairwise model file, or its ``.onnx`` export, for serving (the caller checked
-    its size).
+    its size), probed with one decision on ``probe_day``.
 
     :param runtime: ``auto``, ``numpy`` (model files) or ``onnx``; ``torch`` is refused.
     """
-    if runtime not in PAIRWISE_RUNTIMES:
-        raise ModelLoadError(f"runtime: a pairwise model runs on numpy or onnx, not {runtime}")
+    check_runtime("pairwise", runtime, PAIRWISE_RUNTIMES)
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         if runtime == "numpy":
@@ -198,8 +206,8 @@ def load_pairwise_q_model(path: str | Path, runtime: str = "auto") -> LoadedPair
         if runtime == "onnx":
             scorer = OnnxPairQ(export_pairwise_onnx_bytes(loaded.network, loaded.metadata))
             served = replace(served, runtime="onnx", scorer=scorer)
-            _check_against_numpy(served, loaded)
-    _probe(served)
+            _check_against_numpy(served, loaded, probe_day)
+    _probe(served, probe_day)
     return served
 
 
@@ -210,7 +218,7 @@ def _served(
         metadata=metadata,
         version=str(metadata.version),
         preset=metadata.preset,
-        env_config=env_config_from_dict(metadata.env_config or {}),
+        env_config=served_env_config(metadata.env_config or {}),
         path=path,
         model=model,
     )
@@ -228,11 +236,11 @@ def _onnx_export(path: Path) -> LoadedPairwiseQModel:
     return replace(_served(metadata, path), runtime="onnx", scorer=scorer)
 
 
-def _check_against_numpy(served: LoadedPairwiseQModel, loaded: LoadedPairwiseModel) -> None:
+def _check_against_numpy(
+    served: LoadedPairwiseQModel, loaded: LoadedPairwiseModel, probe_day: ProbeDay
+) -> None:
     """The ONNX scorer must give the NumPy forward pass's values on the probe state."""
-    day = LiveDay.from_preset(served.preset)
-    state = _probe_state(day)
-    env = live_env(state, day, served.env_config_for(len(state.drivers))).env
+    env = probe_day(served.preset, served.env_config_for(PROBE_DRIVERS))
     features = PairwisePolicy(loaded).state(env)
     wait_np, pairs_np = PairwisePolicy(loaded).q_function(features)
     wait_ort, pairs_ort = served.scorer(features)

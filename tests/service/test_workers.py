@@ -1,0 +1,83 @@
+"""``serve``'s processes: workers die with their supervisor, a held port is refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rldispatch.service.workers import check_port_free
+from tests.service.helpers import ServerProcess
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+
+
+def children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_killing_the_supervisor_stops_its_workers_and_frees_the_port(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as server:
+        supervisor = server.process.pid
+        assert wait_for(lambda: len(children(supervisor)) == 2, 30)
+        workers = children(supervisor)
+        os.kill(supervisor, signal.SIGKILL)
+        server.process.wait()
+        assert wait_for(lambda: not any(alive(pid) for pid in workers), 10)
+        check_port_free("127.0.0.1", server.port)  # raises while a worker still listens
+
+
+def test_a_second_serve_refuses_a_port_its_workers_still_hold(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as first:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from rldispatch.cli import main; sys.exit(main())",
+                "serve",
+                "--port",
+                str(first.port),
+                "--data-dir",
+                str(tmp_path / "second"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")},
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rldispatch serve: error: port:")
+    assert str(first.port) in lines[0]
