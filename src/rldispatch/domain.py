@@ -405,6 +405,24 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     )
 
 
+def travel_to_dict(travel: TravelConfig) -> dict[str, Any]:
+    """The scenario format's ``travel`` block of a travel model."""
+    return {
+        "speed_kmh": travel.speed_kmh,
+        "detour": travel.detour,
+        "start_hour": travel.start_hour,
+        "hourly_speed_factor": list(travel.hourly_speed_factor),
+    }
+
+
+def travel_from_dict(data: Any) -> TravelConfig:
+    """A travel model from the scenario format's ``travel`` block, validated as in a scenario
+    file (fields left out keep their defaults)."""
+    travel = _travel_from_dict(data)
+    _validate_travel(travel)
+    return travel
+
+
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The JSON form of a scenario; :func:`scenario_from_dict` reads it back unchanged."""
     lat_name, lon_name = ("lat", "lon") if scenario.coords == "latlon" else ("x", "y")
@@ -412,12 +430,7 @@ def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
         "name": scenario.name,
         "coords": scenario.coords,
         "horizon_min": scenario.horizon_min,
-        "travel": {
-            "speed_kmh": scenario.travel.speed_kmh,
-            "detour": scenario.travel.detour,
-            "start_hour": scenario.travel.start_hour,
-            "hourly_speed_factor": list(scenario.travel.hourly_speed_factor),
-        },
+        "travel": travel_to_dict(scenario.travel),
         "drivers": [
             {
                 "id": d.id,

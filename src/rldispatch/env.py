@@ -16,6 +16,7 @@ from rldispatch.scenarios.presets import TRAINING_SEEDS, make_preset
 from rldispatch.sim import DaySimulator, InsertionTable
 from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.kernels import fill_observation
+from rldispatch.sim.noise import Uncertainty
 from rldispatch.sim.simulator import Assignment
 
 ENV_ID = "rldispatch/Dispatch-v0"
@@ -32,6 +33,8 @@ class EnvConfig:
     :param visible_slots: booking slots; the most pressing visible bookings fill them.
     :param lookahead_min: a booking becomes visible this long before its window opens.
     :param invalid_action_penalty: paid for a masked-out action, which is then taken as a wait.
+    :param uncertainty: an uncertain day (:mod:`rldispatch.sim.noise`); None: the day goes
+        as planned.
     """
 
     max_drivers: int = 10
@@ -39,6 +42,7 @@ class EnvConfig:
     lookahead_min: float = 90.0
     invalid_action_penalty: float = 5.0
     reward: RewardConfig = field(default_factory=RewardConfig)
+    uncertainty: Uncertainty | None = None
 
     def __post_init__(self) -> None:
         if self.max_drivers < 1:
@@ -158,7 +162,9 @@ class DispatchEnv(gym.Env):
         scenario = self._pick_day(options or {})
         self._check_fits(scenario)
         self.scenario = scenario
-        self.sim = DaySimulator(scenario, lookahead_min=self.config.lookahead_min)
+        self.sim = DaySimulator(
+            scenario, lookahead_min=self.config.lookahead_min, uncertainty=self.config.uncertainty
+        )
         self._set_frame(scenario)
         self.episode_reward = 0.0
         self.decisions = 0
@@ -281,10 +287,13 @@ class DispatchEnv(gym.Env):
 
     def _advance_reward(self, outcome: Any) -> float:
         weights = self.config.reward
-        return -(
+        reward = -(
             weights.late_pickup_penalty * outcome.late_pickups
             + weights.cancellation_penalty * outcome.cancelled
         )
+        if outcome.km_change:  # an uncertain day: km driven other than planned
+            reward -= weights.km_cost * outcome.km_change
+        return reward
 
     def _skip_to_decision(self) -> float:
         """Move the clock on until an assignment is possible or the day is over."""

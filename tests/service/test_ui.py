@@ -197,8 +197,17 @@ def test_tile_url_reaches_the_workers(tmp_path: Path) -> None:
     assert ServiceConfig.from_env(config_environ(config)).tile_url == ""
 
 
-def test_a_worker_shows_the_newer_state_another_answered_from_the_log(tmp_path: Path) -> None:
-    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_a_worker_shows_the_newer_state_another_answered_from_the_log(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    database = (
+        f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_schema_url")
+    )
     scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 2)
     env = DispatchEnv(
         preset=None, scenario=scenario, config=EnvConfig(max_drivers=len(scenario.drivers))

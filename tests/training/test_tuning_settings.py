@@ -192,3 +192,15 @@ def test_pruners_are_built_for_a_budget_in_days_or_minutes():
 def test_heartbeat_grace_must_exceed_the_interval():
     with pytest.raises(TuneError, match="grace period"):
         HeartbeatSettings(interval_s=10, grace_s=10)
+
+
+def test_a_studys_reward_weights_are_stored_only_when_they_are_not_the_defaults():
+    from rldispatch.rewards import RewardConfig
+
+    days = PresetDays("geneva", selection=0)
+    plain = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1)
+    assert "reward" not in plain.to_dict()  # earlier studies still match
+    doubled = RewardConfig(late_pickup_penalty=10.0)
+    weighted = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1, reward=doubled)
+    assert weighted.to_dict()["reward"]["late_pickup_penalty"] == 10.0
+    assert TuneSettings.from_dict(weighted.to_dict()).reward == doubled

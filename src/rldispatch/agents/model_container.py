@@ -26,6 +26,7 @@ from safetensors.torch import save as save_tensors
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_bytes
 from rldispatch.rewards import RewardConfig
+from rldispatch.sim.noise import Uncertainty
 
 MAX_HEADER_BYTES = 100_000_000
 FORMATS = ("rldispatch-dqn", "rldispatch-pairwise", "rldispatch-guided-reopt")
@@ -49,8 +50,12 @@ class MetadataFields:
 
 
 def env_config_to_dict(config: EnvConfig) -> dict[str, Any]:
-    """An :class:`EnvConfig` as the JSON a model file keeps."""
-    return asdict(config)
+    """An :class:`EnvConfig` as the JSON a model file keeps (an uncertain day's settings
+    only when there are any: the files of a certain day read as before)."""
+    data = asdict(config)
+    if data.get("uncertainty") is None:
+        data.pop("uncertainty", None)
+    return data
 
 
 def env_config_from_dict(data: dict[str, Any]) -> EnvConfig:
@@ -59,8 +64,13 @@ def env_config_from_dict(data: dict[str, Any]) -> EnvConfig:
         raise ModelFileError("model env_config: not a JSON object")
     values = dict(data)
     reward = values.pop("reward", None)
+    uncertainty = values.pop("uncertainty", None)
     try:
-        return EnvConfig(**values, reward=RewardConfig(**(reward or {})))
+        return EnvConfig(
+            **values,
+            reward=RewardConfig(**(reward or {})),
+            uncertainty=Uncertainty(**uncertainty) if uncertainty else None,
+        )
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"model env_config: {error}") from error
 

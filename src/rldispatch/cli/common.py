@@ -20,10 +20,18 @@ from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.progress import on_terminal
 from rldispatch.reports.report import day_summary
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import (
+    RewardFileError,
+    differing_weights,
+    load_reward_file,
+    reward_to_dict,
+)
 from rldispatch.scenarios.days import split_days_by_date
 from rldispatch.scenarios.files import load_scenario, scenario_paths
 from rldispatch.scenarios.presets import PRESETS, make_preset
 from rldispatch.sim.metrics import DayMetrics
+from rldispatch.sim.noise import Uncertainty
 
 DAY_FIELDS = tuple(field.name for field in fields(DayMetrics))
 DAYS_HELP = (
@@ -238,9 +246,21 @@ def mean_day(runs: Sequence[DayMetrics]) -> DayMetrics:
     return PlayedDay(**figures, decision_ms=decision_ms)
 
 
-def env_config_for(days: list[Scenario], base: EnvConfig | None = None) -> EnvConfig:
-    """An env config with enough driver slots for every day."""
+def env_config_for(
+    days: list[Scenario],
+    base: EnvConfig | None = None,
+    reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
+) -> EnvConfig:
+    """An env config with enough driver slots for every day (scored with ``reward``, when
+    given, on days as uncertain as ``uncertainty``)."""
+    from dataclasses import replace
+
     base = base or EnvConfig()
+    if reward is not None:
+        base = replace(base, reward=reward)
+    if uncertainty is not None:
+        base = replace(base, uncertainty=uncertainty)
     most = max(len(day.drivers) for day in days)
     if most <= base.max_drivers:
         return base
@@ -295,6 +315,142 @@ def add_jobs_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_reward_argument(parser: argparse.ArgumentParser) -> None:
+    """``--reward FILE``: the company's reward weights (a ``RewardConfig`` as JSON)."""
+    parser.add_argument(
+        "--reward",
+        type=Path,
+        metavar="FILE",
+        help="the reward weights as a JSON object of RewardConfig fields (assignment_bonus, "
+        "late_pickup_penalty, cancellation_penalty, km_cost, idle_wait_penalty, "
+        "balance_bonus); fields left out keep their defaults. Default: a model's own "
+        "weights, else the defaults",
+    )
+
+
+def reward_from_args(args: argparse.Namespace) -> RewardConfig | None:
+    """The weights of ``--reward`` (None when not given); a bad file is one line, exit 2."""
+    path = getattr(args, "reward", None)
+    if path is None:
+        return None
+    try:
+        return load_reward_file(path)
+    except RewardFileError as error:
+        raise CliError(f"--reward {error}") from error
+
+
+@dataclass(frozen=True)
+class RewardChoice:
+    """The weights a run scores under, where they came from, and how a model's differ."""
+
+    weights: RewardConfig
+    source: str
+    """``--reward FILE``, ``model`` (a model's own) or ``default``."""
+    overridden: dict[str, list[str]]
+    """Per model whose recorded weights differ from ``weights``: the differing weights."""
+
+    def report_fields(self) -> dict[str, Any]:
+        """What the report says about its weights (added to its JSON)."""
+        added: dict[str, Any] = {
+            "reward_weights": reward_to_dict(self.weights),
+            "reward_source": self.source,
+        }
+        if self.overridden:
+            added["reward_override"] = self.overridden
+        return added
+
+
+def choose_reward(
+    args: argparse.Namespace,
+    models: Mapping[str, RewardConfig] | None = None,
+    out: Any = None,
+) -> RewardChoice:
+    """The weights a run scores under: ``--reward`` when given, else the first model's own,
+    else the defaults. Prints one line (to ``out``, default stdout) for each model trained
+    under other weights."""
+    given = reward_from_args(args)
+    models = dict(models or {})
+    if given is not None:
+        weights, source = given, f"--reward {args.reward}"
+    elif models:
+        weights, source = next(iter(models.values())), "model"
+    else:
+        weights, source = RewardConfig(), "default"
+    overridden = {}
+    for label, own in models.items():
+        differing = differing_weights(own, weights)
+        if differing:
+            overridden[label] = differing
+            print(
+                f"{label}: trained under other reward weights than this run's ({source}): "
+                + ", ".join(differing),
+                file=out or sys.stdout,
+            )
+    return RewardChoice(weights, source, overridden)
+
+
+def _fraction(name: str, high: float) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not (np.isfinite(value) and 0.0 <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number in [0, {high:g}], got {text}")
+        return value
+
+    parse.__name__ = name
+    return parse
+
+
+def add_uncertainty_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--travel-noise``, ``--no-show-rate``, ``--service-delay``: an uncertain day."""
+    from rldispatch.sim.noise import MAX_SERVICE_DELAY_CV, MAX_TRAVEL_CV
+
+    group = parser.add_argument_group(
+        "an uncertain day (drawn per day and booking from --seed: the same for every policy)"
+    )
+    group.add_argument(
+        "--travel-noise",
+        type=_fraction("travel noise", MAX_TRAVEL_CV),
+        default=0.0,
+        metavar="CV",
+        help="each drive to a pickup and each ride takes its planned time times a draw of "
+        "mean 1 and this coefficient of variation (default 0: as planned)",
+    )
+    group.add_argument(
+        "--no-show-rate",
+        type=_fraction("no-show rate", 1.0),
+        default=0.0,
+        metavar="P",
+        help="share of patients not at the pickup: the driver waits the service time and "
+        "leaves; the booking is a no-show, neither served nor cancelled (default 0)",
+    )
+    group.add_argument(
+        "--service-delay",
+        type=_fraction("service delay", MAX_SERVICE_DELAY_CV),
+        default=0.0,
+        metavar="CV",
+        help="service at a stop takes its planned time times 1 + CV * |Z|, never less (default 0)",
+    )
+
+
+def uncertainty_from_args(args: argparse.Namespace) -> Uncertainty | None:
+    """The uncertain day the options ask for (None: the certain day)."""
+    uncertainty = Uncertainty(
+        travel_cv=getattr(args, "travel_noise", 0.0),
+        no_show_rate=getattr(args, "no_show_rate", 0.0),
+        service_delay_cv=getattr(args, "service_delay", 0.0),
+        seed=getattr(args, "seed", 0),
+    )
+    return uncertainty if uncertainty.active else None
+
+
+def uncertainty_report(uncertainty: Uncertainty | None) -> dict[str, Any]:
+    """What a report says about the day's noise (zeros: the certain day)."""
+    return {"uncertainty": (uncertainty or Uncertainty()).to_dict()}
+
+
 def add_hindsight_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hindsight",
@@ -316,10 +472,14 @@ def add_hindsight(
     time_limit_s: float,
     extra: dict[str, Any],
     jobs: int = 1,
+    reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> None:
     """Add a ``hindsight`` row to ``results``, and to ``extra`` each policy's regret and how
     often an online policy beat the hindsight plan (``hindsight_beaten``). Each day's search
-    starts from the plan of the policy that scored best that day."""
+    starts from the plan of the policy that scored best that day. On an uncertain day the
+    plan is solved on the realised day (the patients who were there, the legs and service
+    as they took)."""
     from rldispatch.reports.report import hindsight_beaten
     from rldispatch.training.evaluation import hindsight_results
 
@@ -330,7 +490,15 @@ def add_hindsight(
         planned = [name for name in online if getattr(online[name][k], "routes", ())]
         best_name = max(planned, key=lambda name: online[name][k].reward, default=None)
         starts.append(online[best_name][k].routes if best_name is not None else None)
-    solved = hindsight_results(days, time_limit_s, progress=True, initial_routes=starts, jobs=jobs)
+    solved = hindsight_results(
+        days,
+        time_limit_s,
+        progress=True,
+        initial_routes=starts,
+        jobs=jobs,
+        reward=reward,
+        uncertainty=uncertainty,
+    )
     results["hindsight"] = [result.metrics for result in solved]
     best = [day.reward for day in results["hindsight"]]
     extra["regret"] = {

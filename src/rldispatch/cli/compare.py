@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,15 @@ from rldispatch.cli.common import (
     add_all_days_argument,
     add_day_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    add_uncertainty_arguments,
+    choose_reward,
     env_config_for,
     positive_int,
     repeat_stochastic,
+    reward_from_args,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.cli.evaluate import held_out_days
 from rldispatch.cli.report_page import (
@@ -70,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("runs/compare"),
         help="where config entries are trained (default runs/compare)",
     )
+    add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     add_html_arguments(parser)
@@ -111,7 +120,9 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
     )
     resume = (out_dir / "checkpoints" / "resume.pt").exists()
     try:
-        result = train(kind, config, out_dir, days, settings, resume=resume)
+        result = train(
+            kind, config, out_dir, days, settings, resume=resume, reward=reward_from_args(args)
+        )
     except TrainingError as error:
         raise CliError(str(error)) from error
     return load_learned_model(result.best_model_path, name=label)
@@ -142,9 +153,19 @@ def run(args: argparse.Namespace) -> int:
     first = next(iter(models.values()), None)
     days = held_out_days(args, first.preset if first else None)
     scenarios = days.scenarios
-    default_config = env_config_for(scenarios)
+    reward = choose_reward(
+        args, {label: model.env_config.reward for label, model in models.items()}
+    )
+    uncertainty = uncertainty_from_args(args)
+    default_config = env_config_for(scenarios, reward=reward.weights, uncertainty=uncertainty)
     env_configs = {
-        name: models[name].env_config_for(scenarios) if name in models else default_config
+        name: replace(
+            models[name].env_config_for(scenarios),
+            reward=reward.weights,
+            uncertainty=uncertainty,
+        )
+        if name in models
+        else default_config
         for name in policies
     }
     day_indexes = html_day_indexes(args, days) if args.html else []
@@ -160,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
             results, policies, days, default_config, args.repeats, args.jobs
         ),
         **days.report_fields(),
+        **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     route_days = html_route_days(day_indexes, days, policies, results, env_configs)
     report = build_report(days.name, days.labels, results, pairs, extra=extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,13 @@ from rldispatch.cli.common import (
     add_hindsight,
     add_hindsight_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    add_uncertainty_arguments,
+    choose_reward,
     days_from_args,
     repeat_stochastic,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.cli.report_page import (
     add_html_arguments,
@@ -74,6 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "0: not played)",
     )
     add_hindsight_arguments(parser)
+    add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     add_html_arguments(parser)
@@ -134,7 +142,11 @@ def run(args: argparse.Namespace) -> int:
         policies[f"{name}+lookahead"] = lookahead_policy(model, args.lookahead)
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
-    env_config = model.env_config_for(days.scenarios)
+    reward = choose_reward(args, {name: model.env_config.reward})
+    uncertainty = uncertainty_from_args(args)
+    env_config = replace(
+        model.env_config_for(days.scenarios), reward=reward.weights, uncertainty=uncertainty
+    )
     day_indexes = html_day_indexes(args, days) if args.html else []
     try:
         results = evaluate_policies(
@@ -147,10 +159,20 @@ def run(args: argparse.Namespace) -> int:
         "model": model.info(),
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
+        **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     route_days = html_route_days(day_indexes, days, policies, results, env_config)
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
+        add_hindsight(
+            results,
+            days.scenarios,
+            args.hindsight_time_limit,
+            extra,
+            args.jobs,
+            reward.weights,
+            uncertainty,
+        )
     report = build_report(days.name, days.labels, results, pairs, extra=extra)
     print(format_table(report))
     if args.json:

@@ -23,13 +23,17 @@ from typing import TYPE_CHECKING, Any
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     Days,
+    RewardChoice,
     add_jobs_argument,
+    add_reward_argument,
+    choose_reward,
     env_config_for,
     finite_float,
     positive_int,
 )
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.rewards_file import reward_to_dict
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -128,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data-dir", help="data folder, as serve's (env RLDISPATCH_DATA_DIR)")
     parser.add_argument("--by", help="who promotes, in the registry (default: the OS user)")
+    add_reward_argument(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", help="write the decision report here ('-': print it)")
     parser.set_defaults(handler=run)
@@ -334,9 +339,15 @@ def training_days_of(challenger: Contender, held: HeldOutDays, folder: Path) -> 
 
 
 def measure(
-    challenger: Contender, champion: Contender, held: HeldOutDays, margin: float, jobs: int = 1
+    challenger: Contender,
+    champion: Contender,
+    held: HeldOutDays,
+    margin: float,
+    jobs: int = 1,
+    reward: RewardChoice | None = None,
 ) -> dict[str, Any]:
-    """Play both on the held-out days (paired) and decide; the decision report."""
+    """Play both on the held-out days (paired) and decide; the decision report. Both are
+    scored under ``reward`` (default: the champion's weights)."""
     from rldispatch.reports.report import build_report
     from rldispatch.training.evaluation import evaluate_policies
 
@@ -348,6 +359,8 @@ def measure(
         }
     except ValueError as error:
         raise CliError(str(error)) from error
+    if reward is not None and reward.source != "model":
+        configs = {name: replace(config, reward=reward.weights) for name, config in configs.items()}
     results = evaluate_policies(
         {"challenger": challenger.policy, "champion": champion.policy},
         scenarios,
@@ -373,7 +386,10 @@ def measure(
         "p_value": pair["p_value"],
         "days": len(scenarios),
         "held_out_days": held.days.labels,
-        "reward_weights": "the champion's",
+        "reward_weights": "the champion's"
+        if reward is None or reward.source == "model"
+        else reward_to_dict(reward.weights),
+        **({"reward": reward.report_fields()} if reward is not None else {}),
         "challenger": {
             **challenger.info(),
             "mean_reward": report["policies"]["challenger"]["reward"]["mean"],
@@ -421,7 +437,13 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(held.days.labels)}",
             file=out,
         )
-        decision = measure(challenger, champion, held, args.margin, args.jobs)
+        weights = {
+            name: contender.env_config.reward
+            for name, contender in (("champion", champion), ("challenger", challenger))
+            if contender.env_config is not None
+        }
+        reward = choose_reward(args, weights, out=out)
+        decision = measure(challenger, champion, held, args.margin, args.jobs, reward)
         role = "challenger" if args.as_challenger is not None else "champion"
         promoted = decision["decision"] == "promoted"
         decision["role"] = role if promoted else None

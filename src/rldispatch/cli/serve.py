@@ -6,10 +6,11 @@ import argparse
 import copy
 import logging
 import os
+from pathlib import Path
 
 from rldispatch.agents.serving import RUNTIMES
 from rldispatch.cli import VERBS
-from rldispatch.cli.common import port_number, positive_int
+from rldispatch.cli.common import add_reward_argument, port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
 from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
@@ -138,6 +139,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--travel",
+        type=Path,
+        metavar="FILE",
+        help="the fleet's travel model: a JSON file holding the scenario format's travel block, "
+        "or a scenario file (env RLDISPATCH_TRAVEL; default: the model's preset's); a request "
+        "with its own travel block is played with that",
+    )
+    add_reward_argument(parser)
+    parser.add_argument(
         "--log-level",
         choices=LOG_LEVELS,
         default="info",
@@ -180,7 +190,11 @@ def run(args: argparse.Namespace) -> int:
             retain_days=args.retain_days,
             archive_dir=args.archive_dir,
             tile_url=args.tile_url,
+            travel_path=args.travel,
+            reward_path=args.reward,
         )
+        config.travel()  # a bad file is one line here, before the service starts
+        config.reward()
     except ValueError as error:
         raise CliError(str(error)) from error
     if config.archive_dir is not None and config.retain_days is None:

@@ -11,9 +11,14 @@ from rldispatch.cli.common import (
     add_hindsight,
     add_hindsight_arguments,
     add_jobs_argument,
+    add_reward_argument,
+    add_uncertainty_arguments,
+    choose_reward,
     days_from_args,
     env_config_for,
     repeat_stochastic,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -35,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a baseline policy, or all of them on the same days (default)",
     )
     add_hindsight_arguments(parser)
+    add_reward_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
     parser.set_defaults(handler=run)
@@ -42,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     days = days_from_args(args)
-    env_config = env_config_for(days.scenarios)
+    reward = choose_reward(args)
+    uncertainty = uncertainty_from_args(args)
+    env_config = env_config_for(days.scenarios, reward=reward.weights, uncertainty=uncertainty)
     names = sorted(BASELINES) if args.policy == "all" else [args.policy]
     results = {}
     policies = {name: make_baseline(name, seed=args.seed) for name in names}
@@ -53,9 +62,19 @@ def run(args: argparse.Namespace) -> int:
     extra: dict = {
         "repeats": repeat_stochastic(results, policies, days, env_config, args.repeats, args.jobs),
         **days.report_fields(),
+        **reward.report_fields(),
+        **uncertainty_report(uncertainty),
     }
     if args.hindsight:
-        add_hindsight(results, days.scenarios, args.hindsight_time_limit, extra, args.jobs)
+        add_hindsight(
+            results,
+            days.scenarios,
+            args.hindsight_time_limit,
+            extra,
+            args.jobs,
+            reward.weights,
+            uncertainty,
+        )
     report = build_report(days.name, days.labels, results, extra=extra)
     print(format_table(report))
     if args.json:

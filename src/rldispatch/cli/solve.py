@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import elapsed_bar
+from rldispatch.cli.common import add_reward_argument, choose_reward, elapsed_bar
 from rldispatch.files import atomic_write_json
-from rldispatch.rewards import RewardConfig
 from rldispatch.text import plural
 
 
@@ -38,6 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="order in which the solver sees the bookings"
     )
+    add_reward_argument(parser)
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -75,12 +75,15 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.scenario
     if not path.is_file():
         raise CliError(f"--scenario: no such file: {path}")
-    extra: dict[str, Any] = {}
+    reward = choose_reward(args)
+    extra: dict[str, Any] = reward.report_fields()
     if path.suffix == ".txt":
         instance = read_cordeau(path)
         time_limit_s = 60.0 if args.time_limit is None else args.time_limit
         with elapsed_bar(time_limit_s, "solving", show_progress(args)):
-            result = solve_cordeau(instance, time_limit_s=time_limit_s, seed=args.seed)
+            result = solve_cordeau(
+                instance, time_limit_s=time_limit_s, seed=args.seed, reward=reward.weights
+            )
         print(in_units(str(result), "xy"))
         problems = check_cordeau_solution(instance, result.routes, claimed_cost=result.cost)
         print()
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         time_limit_s = 30.0 if args.time_limit is None else args.time_limit
         with elapsed_bar(time_limit_s, "solving", show_progress(args)):
             result = solve_scenario(
-                scenario, time_limit_s=time_limit_s, reward=RewardConfig(), seed=args.seed
+                scenario, time_limit_s=time_limit_s, reward=reward.weights, seed=args.seed
             )
         print(in_units(str(result), scenario.coords))
         feasible = result.feasible

@@ -13,7 +13,12 @@ from rldispatch.agents.config_fields import ConfigError
 from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
 from rldispatch.agents.model_container import ModelFileError
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import non_negative_int, positive_int
+from rldispatch.cli.common import (
+    add_reward_argument,
+    non_negative_int,
+    positive_int,
+    reward_from_args,
+)
 from rldispatch.files import atomic_write_json, describe_folder_size
 from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import PRESETS
@@ -143,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction, argv: list[str]) -> None:
         help="leave the replay buffer out of checkpoints/resume.pt (most of a run folder's "
         "size: hundreds of MB with it, a few without; a resumed run refills it)",
     )
+    add_reward_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=str, help="write the training summary JSON here")
     parser.set_defaults(handler=run)
@@ -169,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             if args.config is not None:
                 raise CliError("--config: --resume reads the run's own saved config")
+            if args.reward is not None:
+                raise CliError("--reward: --resume reads the run's own saved reward weights")
             budget = {"max_days": args.days} if args.days else {}
             if budget_s:
                 budget["max_seconds"] = budget_s
@@ -186,7 +194,10 @@ def run(args: argparse.Namespace) -> int:
                 save_replay_buffer=not args.no_buffer_checkpoint,
             )
             days = training_days(args, kind.default_days)
-            result = train(kind, config, args.out, days, settings, progress=not args.no_progress)
+            reward = reward_from_args(args)
+            result = train(
+                kind, config, args.out, days, settings, progress=not args.no_progress, reward=reward
+            )
     except (ConfigError, TrainingError, CheckpointError, ModelFileError, DaysError) as error:
         raise CliError(str(error)) from error
     print(describe_result(result))

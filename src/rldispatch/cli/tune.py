@@ -18,7 +18,12 @@ from typing import Any
 
 from rldispatch.agents.kinds import DEFAULT_KIND, kind_names
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import non_negative_int, positive_int
+from rldispatch.cli.common import (
+    add_reward_argument,
+    non_negative_int,
+    positive_int,
+    reward_from_args,
+)
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.text import plural
 from rldispatch.training.tuning_settings import DEFAULT_TRIAL_DAYS
@@ -86,6 +91,7 @@ def register(subparsers: Any) -> None:
         "(default a fifth of --days; 10 with --minutes alone)",
     )
     what.add_argument("--seed", type=int, default=0, help="training seed of every trial")
+    add_reward_argument(what)
     what.add_argument(
         "--config",
         type=Path,
@@ -225,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
             seed=args.seed,
             base_config=base_config,
+            reward=reward_from_args(args),
         )
         heartbeat = HeartbeatSettings(args.heartbeat_s, args.grace_s, args.max_retry)
         pruner = PrunerSettings(args.pruner, args.pruner_startup_trials, args.warmup_evals)

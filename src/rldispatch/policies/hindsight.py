@@ -56,6 +56,7 @@ def solve_scenario(
     seed: int = 0,
     first_solution: str = "PARALLEL_CHEAPEST_INSERTION",
     initial_routes: Sequence[Sequence[int]] | None = None,
+    travel_factor: np.ndarray | None = None,
 ) -> HindsightResult:
     """The best day the simulator allows when every booking is known from the start.
 
@@ -75,10 +76,14 @@ def solve_scenario(
         plan it was given; ``status`` says which it is.
     :param seed: 0 numbers the bookings in scenario order; another value shuffles the order
         the solver sees them in (changes its tie-breaking).
+    :param travel_factor: per booking, how many times its planned minutes the drive to it
+        and its ride took (a realised day, :func:`rldispatch.sim.noise.realised_day`).
     """
     reward = reward or RewardConfig()
     started = time.monotonic()
     sim = DaySimulator(scenario)
+    if travel_factor is not None:
+        sim.scale_travel(travel_factor)
     problem = RideProblem.whole_day(sim)
     candidates: list[tuple[str, list[list[int]]]] = []
     if initial_routes is not None:
@@ -124,7 +129,9 @@ def solve_scenario(
             solve_time_s=elapsed,
             status=status,
         )
-    return _result(scenario, problem, routes, plan, reward, elapsed, status, objective)
+    return _result(
+        scenario, problem, routes, plan, reward, elapsed, status, objective, travel_factor
+    )
 
 
 def _best_first(
@@ -149,6 +156,7 @@ def _result(
     elapsed: float,
     status: str,
     objective: float | None,
+    travel_factor: np.ndarray | None = None,
 ) -> HindsightResult:
     sim = problem.sim
     stops = []
@@ -160,7 +168,7 @@ def _result(
             driver_stops.append(Stop(scenario.bookings[booking].id, "pickup", pickup))
             driver_stops.append(Stop(scenario.bookings[booking].id, "dropoff", float(dropoff)))
         stops.append(tuple(driver_stops))
-    notes = list(plan.problems) + check_scenario_plan(scenario, stops)
+    notes = list(plan.problems) + check_scenario_plan(scenario, stops, travel_factor)
     metrics = day_metrics(
         sim.requested_min,
         np.nan_to_num(plan.pickup_min),

@@ -185,7 +185,11 @@ def _minutes_per_km(scenario: Scenario, requested_min: float) -> float:
     return 60.0 / (travel.speed_kmh * travel.hourly_speed_factor[hour])
 
 
-def check_scenario_plan(scenario: Scenario, routes: Sequence[Sequence[StopLike]]) -> list[str]:
+def check_scenario_plan(
+    scenario: Scenario,
+    routes: Sequence[Sequence[StopLike]],
+    travel_factor: Sequence[float] | None = None,
+) -> list[str]:
     """Every simulator rule the routes (one per driver, in scenario order) break; empty when
     valid.
 
@@ -194,10 +198,15 @@ def check_scenario_plan(scenario: Scenario, routes: Sequence[Sequence[StopLike]]
     earlier than its shift; every pickup inside its window and reachable from where the
     driver was (a leg and a ride at the speed of the booking's requested hour); each
     drop-off after the ride; the last drop-off done by the end of the shift; the load
-    within the capacity.
+    within the capacity. ``travel_factor`` (a realised day): per booking, how many times its
+    planned minutes the drive to it and its ride took.
     """
     problems: list[str] = []
     bookings = {booking.id: booking for booking in scenario.bookings}
+    factor_of = {
+        booking.id: 1.0 if travel_factor is None else float(travel_factor[index])
+        for index, booking in enumerate(scenario.bookings)
+    }
     if len(routes) != len(scenario.drivers):
         return [f"{len(routes)} routes for {len(scenario.drivers)} drivers"]
     seen: set[str] = set()
@@ -219,7 +228,7 @@ def check_scenario_plan(scenario: Scenario, routes: Sequence[Sequence[StopLike]]
             if booking.id in seen:
                 problems.append(f"{where}: served twice")
             seen.add(booking.id)
-            pace = _minutes_per_km(scenario, booking.requested_min)
+            pace = _minutes_per_km(scenario, booking.requested_min) * factor_of[booking.id]
             arrival = ready_min + _road_km(scenario, here, booking.pickup) * pace
             if pickup.time_min < arrival - tol:
                 problems.append(

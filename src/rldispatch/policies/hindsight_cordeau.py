@@ -44,8 +44,12 @@ def solve_cordeau(
     time_limit_s: float = 60.0,
     seed: int = 0,
     first_solutions: Sequence[str] = CORDEAU_FIRST_SOLUTIONS,
+    reward: RewardConfig | None = None,
 ) -> HindsightResult:
     """Solve a static dial-a-ride instance, minimising total distance.
+
+    ``reward``: the weights its figures (the simulator's metrics) are scored under (default:
+    the defaults); the search minimises distance, as the published instances do.
 
     :param time_limit_s: wall-clock budget of the search.
     :param seed: 0 numbers the requests in file order; any other value shuffles the order in
@@ -167,7 +171,7 @@ def solve_cordeau(
         name=instance.name,
         feasible=not dropped,
         cost=cost,
-        metrics=_cordeau_metrics(instance, routes),
+        metrics=_cordeau_metrics(instance, routes, reward or RewardConfig()),
         routes=tuple(routes),
         vehicles=vehicles,
         dropped=dropped,
@@ -197,7 +201,9 @@ def _route_distance(instance: CordeauInstance, routes: Sequence[Sequence[Stop]])
     return total
 
 
-def _cordeau_metrics(instance: CordeauInstance, routes: Sequence[Sequence[Stop]]) -> DayMetrics:
+def _cordeau_metrics(
+    instance: CordeauInstance, routes: Sequence[Sequence[Stop]], reward: RewardConfig
+) -> DayMetrics:
     """The simulator's figures for the instance as :meth:`CordeauInstance.to_scenario` sees it."""
     scenario = instance.to_scenario()
     n = instance.n_requests
@@ -220,5 +226,5 @@ def _cordeau_metrics(instance: CordeauInstance, routes: Sequence[Sequence[Stop]]
         _route_distance(instance, routes),
         loaded_km,
         rides,
-        RewardConfig(),
+        reward,
     )

@@ -272,6 +272,8 @@ def read_status(principal: Reader, service: ServiceDep) -> StatusResponse:
         state_updated_by=state.updated_by,
         fallback_policy=service.manager.fallback_policy,
         lookahead=service.manager.lookahead_status(),
+        travel=service.manager.travel_status(),
+        reward=service.manager.reward_status(),
         worker_pid=os.getpid(),
         started_at=service.started_at,
         uptime_s=service.uptime_s,

@@ -48,6 +48,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         fallback_time_limit_s=config.fallback_time_limit_s,
         models_dir=config.resolved_models_dir,
         lookahead=config.lookahead_settings,
+        travel=config.travel(),
+        reward=config.reward(),
     )
     store = Store(config.resolved_database_url)
     watcher = SwitchWatcher(store, manager)

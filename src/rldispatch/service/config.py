@@ -15,6 +15,10 @@ environment variable            meaning (default)
 ``RLDISPATCH_LOOKAHEAD_BUDGET_MS``
                                 wall-clock budget of one such decision, ms; 0: none
                                 (``1000``)
+``RLDISPATCH_TRAVEL``           the fleet's travel model: a JSON file holding the scenario
+                                format's ``travel`` block, or a scenario file (its block)
+                                (none: the model's preset's)
+``RLDISPATCH_REWARD``           the reward weights, a JSON file (none: the model's own)
 ``RLDISPATCH_REQUEST_BUDGET_MS``
                                 wall-clock budget of one suggestion or round, ms from its
                                 arrival; past it a round ends, a suggestion falls back
@@ -42,8 +46,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rldispatch.agents.serving import Lookahead
+from rldispatch.domain import ScenarioError, TravelConfig, travel_from_dict
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import load_reward_file
 from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 ENV_MODEL = "RLDISPATCH_MODEL"
@@ -58,6 +66,8 @@ ENV_DATABASE_URL = "RLDISPATCH_DATABASE_URL"
 ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
+ENV_TRAVEL = "RLDISPATCH_TRAVEL"
+ENV_REWARD = "RLDISPATCH_REWARD"
 ENV_TILE_URL = "RLDISPATCH_TILE_URL"
 DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_FALLBACK_TIME_LIMIT_S = 1.0
@@ -180,6 +190,8 @@ class ServiceConfig:
     models_dir: Path | None = None
     retain_days: int | None = None
     archive_dir: Path | None = None
+    travel_path: Path | None = None
+    reward_path: Path | None = None
     tile_url: str = DEFAULT_TILE_URL
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -201,6 +213,8 @@ class ServiceConfig:
         models_dir: str | Path | None = None,
         retain_days: int | None = None,
         archive_dir: str | Path | None = None,
+        travel_path: str | Path | None = None,
+        reward_path: str | Path | None = None,
         tile_url: str | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
@@ -246,12 +260,39 @@ class ServiceConfig:
             archive_dir=Path(archive)
             if (archive := archive_dir or environ.get(ENV_ARCHIVE_DIR))
             else None,
+            travel_path=Path(travel)
+            if (travel := travel_path or environ.get(ENV_TRAVEL))
+            else None,
+            reward_path=Path(reward)
+            if (reward := reward_path or environ.get(ENV_REWARD))
+            else None,
             tile_url=_tile_url(
                 environ.get(ENV_TILE_URL) if tile_url is None else tile_url,
                 "tile-url" if tile_url is not None else ENV_TILE_URL,
             ),
             environ=environ,
         )
+
+    def travel(self) -> TravelConfig | None:
+        """The travel model of ``travel_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.travel_path is None:
+            return None
+        return load_travel_file(self.travel_path)
+
+    def reward(self) -> RewardConfig | None:
+        """The reward weights of ``reward_path`` (None: not given).
+
+        :raises ValueError: naming the file and the field when it cannot be used.
+        """
+        if self.reward_path is None:
+            return None
+        try:
+            return load_reward_file(self.reward_path)
+        except ValueError as error:
+            raise ValueError(f"reward: {error}") from None
 
     @property
     def lookahead_settings(self) -> Lookahead | None:
@@ -299,6 +340,37 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         values[ENV_RETAIN_DAYS] = str(config.retain_days)
     if config.archive_dir is not None:
         values[ENV_ARCHIVE_DIR] = str(config.archive_dir)
+    if config.travel_path is not None:
+        values[ENV_TRAVEL] = str(config.travel_path)
+    if config.reward_path is not None:
+        values[ENV_REWARD] = str(config.reward_path)
     if config.tokens_file is not None:
         values["RLDISPATCH_TOKENS_FILE"] = str(config.tokens_file)
     return values
+
+
+MAX_TRAVEL_FILE_BYTES = 64 * 1024 * 1024
+
+
+def load_travel_file(path: Path) -> TravelConfig:
+    """The travel model of a JSON file: the scenario format's ``travel`` block, or a scenario
+    file (its ``travel`` block).
+
+    :raises ValueError: naming the file and the field when it cannot be used.
+    """
+    import json
+
+    if not path.is_file():
+        raise ValueError(f"travel: {path}: no such file")
+    if path.stat().st_size > MAX_TRAVEL_FILE_BYTES:
+        raise ValueError(f"travel: {path}: too large for a travel or scenario file")
+    try:
+        data: Any = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError(f"travel: {path}: not valid UTF-8 JSON") from None
+    if isinstance(data, dict) and "drivers" in data:
+        data = data.get("travel", {})
+    try:
+        return travel_from_dict(data)
+    except ScenarioError as error:
+        raise ValueError(f"travel: {path}: {error}") from None

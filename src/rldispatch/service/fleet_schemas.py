@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from rldispatch.domain import Booking
+from rldispatch.domain import MAX_DETOUR, MAX_SPEED_FACTOR, MAX_SPEED_KMH, Booking, TravelConfig
 from rldispatch.service.answers import Candidate, RoundAssignment
 from rldispatch.service.manager import DispatchRound, LiveRequest, Suggestion
 from rldispatch.service.rounding import Km, Milliseconds, Minutes, Score
@@ -210,6 +210,37 @@ def _first_duplicate(ids: list[str]) -> tuple[str, int, int] | None:
     return None
 
 
+DEFAULT_TRAVEL = TravelConfig()
+
+
+class TravelIn(StrictModel):
+    """The fleet's travel model: the scenario format's ``travel`` block (fields left out
+    keep the format's defaults). ``start_hour`` is the clock hour of the service day's
+    minute 0, as in a scenario file."""
+
+    speed_kmh: float = Field(
+        DEFAULT_TRAVEL.speed_kmh, gt=0.0, le=MAX_SPEED_KMH, allow_inf_nan=False
+    )
+    detour: float = Field(DEFAULT_TRAVEL.detour, ge=1.0, le=MAX_DETOUR, allow_inf_nan=False)
+    start_hour: float = Field(DEFAULT_TRAVEL.start_hour, ge=0.0, lt=24.0, allow_inf_nan=False)
+    hourly_speed_factor: list[
+        Annotated[float, Field(gt=0.0, le=MAX_SPEED_FACTOR, allow_inf_nan=False)]
+    ] = Field(
+        default_factory=lambda: list(DEFAULT_TRAVEL.hourly_speed_factor),
+        min_length=24,
+        max_length=24,
+        description="the speed's factor in each clock hour 0-23 (rush hours below 1)",
+    )
+
+    def to_domain(self) -> TravelConfig:
+        return TravelConfig(
+            speed_kmh=self.speed_kmh,
+            detour=self.detour,
+            start_hour=self.start_hour,
+            hourly_speed_factor=tuple(self.hourly_speed_factor),
+        )
+
+
 class FleetState(StrictModel):
     """The fleet with its plans and the open bookings, now. Rules: driver ids are unique, and
     so are the ids of the open bookings; a booking is in one place only (the booking asked
@@ -241,6 +272,14 @@ class FleetState(StrictModel):
         description=(
             "the reference point of the positions the model reads: the centre of the day's "
             "pickups, drop-offs and drivers (default: the service's, of its preset)"
+        ),
+    )
+    travel: TravelIn | None = Field(
+        None,
+        description=(
+            "the fleet's travel model, the scenario format's travel block; travel times and "
+            "the model's features are computed from it (default: the service's, see "
+            "/rl/status)"
         ),
     )
 
@@ -292,11 +331,15 @@ class FleetState(StrictModel):
 
     def to_state(self, default_minute_of_day: float, day: LiveDay) -> LiveState:
         now = default_minute_of_day if self.minute_of_day is None else self.minute_of_day
+        travel = None if self.travel is None else self.travel.to_domain()
+        if travel is not None:
+            day = dataclasses.replace(day, travel=travel)
         return LiveState(
             drivers=tuple(d.to_live(day, now) for d in self.drivers),
             open_bookings=tuple(b.to_domain() for b in self.open_bookings),
             minute_of_day=now,
             area_centre=None if self.area_centre is None else self.area_centre.pair(),
+            travel=travel,
         )
 
 

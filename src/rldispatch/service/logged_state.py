@@ -1,8 +1,9 @@
 """The latest state of the decision log, for the dispatcher's page of a worker that did not
 answer it (``serve --workers N``, or several instances on one database).
 
-The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/round``'s
-under ``state``, a ``/rl/suggest``'s as the request itself. The other rows of the same round
+The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/suggest``'s
+as the request itself, a ``/rl/round``'s by the key of its state in ``rl_round_states``
+(:mod:`rldispatch.service.round_states`). The other rows of the same round
 are the run of rows logged just before it with the same answer's figures (source, reason,
 model version and latency: a round's rows share its answer's) within :data:`SAME_ROUND_S`.
 """
@@ -16,8 +17,9 @@ from sqlalchemy import Engine, select
 
 from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.live_view import SeenState, onboard_stops
+from rldispatch.service.round_states import STATE_KEY, resolve_round_request
 from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import NOTHING_ASSIGNED, suggestions
+from rldispatch.service.tables import NOTHING_ASSIGNED, round_states, suggestions
 
 SAME_ROUND_S = 0.25
 MAX_ROUND_ROWS = 1000
@@ -73,6 +75,17 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
             )
             .order_by(suggestions.c.id.desc())
         ).all()
+        request: Any = newest.request
+        summary = request.get("round") if isinstance(request, dict) else None
+        if isinstance(summary, dict) and STATE_KEY in summary:
+            key = summary[STATE_KEY]
+            text = connection.execute(
+                select(round_states.c.state).where(round_states.c.state_key == key)
+            ).scalar()
+            try:
+                request = resolve_round_request(request, {} if text is None else {key: text})
+            except (KeyError, ValueError):  # pruned, or not a state this service wrote
+                return None
     answer = (newest.source, newest.reason, newest.model_version, newest.latency_ms)
     run = []
     for row in rows:  # newest first: the run of the same answer's rows
@@ -80,10 +93,9 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
             break
         run.append(row)
     run.reverse()
-    request: Any = newest.request
     if not isinstance(request, dict):
         return None
-    kind = "round" if "state" in request else "suggest"
+    kind = "round" if "round" in request else "suggest"
     default_minute = _minute_of_day(at)
     try:
         if kind == "round":

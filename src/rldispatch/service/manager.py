@@ -44,6 +44,7 @@ drops what it kept of a request's day once the request is answered).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -56,10 +57,12 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from rldispatch.agents.serving import MAX_MODEL_BYTES, InvalidValues, Lookahead, ServedModel
-from rldispatch.domain import Booking
+from rldispatch.domain import Booking, TravelConfig, travel_to_dict
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
+from rldispatch.rewards import RewardConfig
+from rldispatch.rewards_file import differing_weights, reward_to_dict
 from rldispatch.service.ab import Arm, ToggleState, assign_arm
 from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
@@ -167,6 +170,11 @@ def _who_answers(
     return fallback(), "fallback", reason, learned_answer if toggle.shadow else None
 
 
+@functools.lru_cache(maxsize=8)
+def _preset_travel(preset: str | None) -> TravelConfig:
+    return LiveDay.from_preset(preset).travel
+
+
 class RLDispatchManager:
     """Loads a model, turns live states into its env, suggests and dispatches, falls back.
 
@@ -183,6 +191,10 @@ class RLDispatchManager:
     :param lookahead: how a pairwise model's answers look ahead (None: they are the
         network's): each round decision, and the driver of a suggestion among the booking's
         best candidates; a flat model's never do.
+    :param travel: the fleet's travel model (``serve --travel``; None: the model's preset's).
+        A request that carries its own is played with it.
+    :param reward: the reward weights answers are scored under (``serve --reward``; None:
+        the model's own); they weigh a ``reopt`` fallback's and a lookahead's choices.
     """
 
     def __init__(
@@ -197,6 +209,8 @@ class RLDispatchManager:
         max_model_bytes: int = MAX_MODEL_BYTES,
         models_dir: Path | None = None,
         lookahead: Lookahead | None = None,
+        travel: TravelConfig | None = None,
+        reward: RewardConfig | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -213,8 +227,25 @@ class RLDispatchManager:
         self._cut_short = 0
         self.models = ModelHolder(runtime, models_dir=models_dir, max_model_bytes=max_model_bytes)
         self.models.start_with(Path(model_path) if model_path is not None else None)
+        self.reward = reward
         self.env_config = self.model.env_config if self.model else EnvConfig()
-        self.day = day or LiveDay.from_preset(self.model.preset if self.model else None)
+        if reward is not None:
+            self.env_config = replace(self.env_config, reward=reward)
+        preset = self.model.preset if self.model else None
+        self.day = day or LiveDay.from_preset(preset)
+        self.travel_source = f"preset {preset or 'geneva'}" if day is None else "service day"
+        if travel is not None:
+            self.day = replace(self.day, travel=travel)
+            self.travel_source = "serve --travel"
+        self._travel_counts = {"requests_with_travel": 0, "travel_differs_from_training": 0}
+        differing = self.reward_status()["differing"]
+        if differing:
+            logger.warning(
+                "the model %s was trained under other reward weights; answers are scored "
+                "under serve --reward: %s",
+                self.model_version,
+                ", ".join(differing),
+            )
         self.stats = SuggestionStats()
         self._state = state or ToggleState()
         self._state_lock = threading.Lock()
@@ -278,7 +309,10 @@ class RLDispatchManager:
         model = self.model if model is None else model
         if model is None:
             return None
-        return model.serving_config(n_drivers, n_bookings)
+        config = model.serving_config(n_drivers, n_bookings)
+        if config is not None and self.reward is not None:
+            config = replace(config, reward=self.reward)
+        return config
 
     def fallback_config(self, n_drivers: int) -> EnvConfig:
         """The fallback's env config: the service's, with a driver slot per driver."""
@@ -290,6 +324,7 @@ class RLDispatchManager:
         """The driver for ``request.booking`` (and where in its plan): the learned policy's,
         or the heuristic's (also when ``budget`` is spent before the learned one answers)."""
         started = time.perf_counter()
+        self._count_travel(request.state)
         state = self.state
         experiment = state.enabled and not state.shadow
         arm = assign_arm(request.booking.id, state.ab_ratio) if experiment else None
@@ -469,6 +504,7 @@ class RLDispatchManager:
         fallback's (shadow mode: the fallback's, with the learned one's beside it); once
         ``budget`` is spent it ends (``ended: "budget"``) with the assignments made."""
         started = time.perf_counter()
+        self._count_travel(state)
         toggle = self.state
         served = self.models.served.champion  # read once: a swap never mixes two models
         answer, source, reason, shadow = _who_answers(
@@ -529,6 +565,46 @@ class RLDispatchManager:
             "candidates": self.lookahead.candidates,
             "budget_ms": None if budget is None else budget * 1e3,
             "decisions_cut_short": cut_short,
+        }
+
+    def _count_travel(self, state: LiveState) -> None:
+        if state.travel is None:
+            return
+        with self._state_lock:
+            self._travel_counts["requests_with_travel"] += 1
+            if state.travel != self.trained_travel():
+                self._travel_counts["travel_differs_from_training"] += 1
+
+    def trained_travel(self) -> TravelConfig:
+        """The travel model the champion was trained with (its preset's; geneva's when it
+        names none): read again after a swap."""
+        return _preset_travel(self.model.preset if self.model else None)
+
+    def travel_counts(self) -> dict[str, int]:
+        """Requests of this worker that carried their own travel model, and those whose
+        travel model differs from the one the champion was trained with."""
+        with self._state_lock:
+            return dict(self._travel_counts)
+
+    def travel_status(self) -> dict[str, Any]:
+        """The travel model a request without its own is played with, where it comes from,
+        and the champion's training travel model."""
+        return {
+            "source": self.travel_source,
+            "served": travel_to_dict(self.day.travel),
+            "trained": travel_to_dict(self.trained_travel()),
+            "requests": self.travel_counts(),
+        }
+
+    def reward_status(self) -> dict[str, Any]:
+        """The reward weights answers are scored under, the champion's own, and which differ."""
+        own = self.model.env_config.reward if self.model else None
+        served = self.env_config.reward
+        return {
+            "source": "serve --reward" if self.reward is not None else "model",
+            "served": reward_to_dict(served),
+            "model": None if own is None else reward_to_dict(own),
+            "differing": [] if own is None else differing_weights(own, served),
         }
 
     def _fallback_round(self, state: LiveState, budget: RequestBudget | None = None) -> Round:

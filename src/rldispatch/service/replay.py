@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rldispatch.domain import Scenario
+from rldispatch.domain import Scenario, travel_to_dict
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.sim.metrics import DayMetrics
@@ -35,9 +35,12 @@ def _booking_times(sim: DaySimulator, booking: int) -> dict[str, Any]:
     }
 
 
-def state_body(sim: DaySimulator, day_start_min: float) -> dict[str, Any]:
+def state_body(
+    sim: DaySimulator, day_start_min: float, with_travel: bool = False
+) -> dict[str, Any]:
     """The body of ``POST /rl/round`` for the simulator's state now (drivers and open
-    bookings in the day's order; the area centre is the day's)."""
+    bookings in the day's order; the area centre is the day's; with ``with_travel`` the
+    day's travel model as the request's ``travel`` block)."""
     scenario = sim.scenario
     now = sim.now_min
     drivers = []
@@ -85,12 +88,15 @@ def state_body(sim: DaySimulator, day_start_min: float) -> dict[str, Any]:
         }
         for booking in np.flatnonzero(sim.status == OPEN).tolist()
     ]
-    return {
+    body = {
         "drivers": drivers,
         "open_bookings": open_bookings,
         "minute_of_day": float(day_start_min + now),
         "area_centre": _location(sim.frame_centre),
     }
+    if with_travel:
+        body["travel"] = travel_to_dict(scenario.travel)
+    return body
 
 
 def action_of(env: DispatchEnv, booking_id: str, driver_id: str) -> int | None:
@@ -126,18 +132,20 @@ def replay_day(
     scenario: Scenario,
     config: EnvConfig,
     day_start_min: float,
+    with_travel: bool = False,
 ) -> ReplayedDay:
     """Play ``scenario`` as an integrator runs the service: whenever the day reaches a
-    decision, the state goes to ``post_round`` (``POST /rl/round``) and its assignments are
-    applied in order, then a wait when the round ended with one. At each applied decision
-    ``policy`` (the in-process policy) is asked what it would do there."""
+    decision, the state goes to ``post_round`` (``POST /rl/round``; with ``with_travel``
+    carrying the day's travel model) and its assignments are applied in order, then a wait
+    when the round ended with one. At each applied decision ``policy`` (the in-process
+    policy) is asked what it would do there."""
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.reset(options={"scenario": scenario})
     decisions = differing = rounds = 0
     shown: set[str] = set()
     terminated = False
     while not terminated:
-        body = state_body(env.sim, day_start_min)
+        body = state_body(env.sim, day_start_min, with_travel)
         shown.update(booking["id"] for booking in body["open_bookings"])
         shown.update(stop["booking_id"] for d in body["drivers"] for stop in d["plan"])
         answer = post_round(body)

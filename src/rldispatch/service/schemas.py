@@ -8,7 +8,7 @@ message naming it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -171,6 +171,29 @@ class LookaheadStatus(BaseModel):
     )
 
 
+class TravelStatus(BaseModel):
+    source: str = Field(
+        description="where the served travel model comes from: serve --travel, or the "
+        "model's preset"
+    )
+    served: dict[str, Any] = Field(
+        description="the travel model a request without its own travel block is played with"
+    )
+    trained: dict[str, Any] = Field(description="the travel model the champion trained with")
+    requests: dict[str, int] = Field(
+        description="requests of this worker with their own travel block "
+        "(requests_with_travel) and those whose travel differs from the champion's training "
+        "(travel_differs_from_training)"
+    )
+
+
+class RewardStatus(BaseModel):
+    source: str = Field(description="serve --reward, or the model's own weights")
+    served: dict[str, float] = Field(description="the weights answers are scored under")
+    model: dict[str, float] | None = Field(description="the weights the champion trained under")
+    differing: list[str] = Field(description="the weights that differ, model -> served")
+
+
 class StatusResponse(BaseModel):
     model: ModelStatus
     enabled: bool
@@ -185,6 +208,8 @@ class StatusResponse(BaseModel):
     lookahead: LookaheadStatus | None = Field(
         None, description="how a pairwise model's answers look ahead (None: they do not)"
     )
+    travel: TravelStatus | None = Field(None, description="the travel model a model plays")
+    reward: RewardStatus | None = Field(None, description="the reward weights served")
     worker_pid: int = Field(0, description="the process id of the worker that answered")
     started_at: datetime
     uptime_s: float

@@ -86,12 +86,14 @@ class LiveDriver:
 @dataclass(frozen=True)
 class LiveState:
     """The fleet and the open bookings at ``minute_of_day`` (times from now), as the request
-    schemas validated them (see :mod:`rldispatch.service.fleet_schemas`)."""
+    schemas validated them (see :mod:`rldispatch.service.fleet_schemas`); ``travel``: the
+    fleet's travel model when the request gives one (None: the service's)."""
 
     drivers: tuple[LiveDriver, ...]
     open_bookings: tuple[Booking, ...]
     minute_of_day: float
     area_centre: tuple[float, float] | None = None
+    travel: TravelConfig | None = None
 
     def with_booking_first(self, booking: Booking) -> LiveState:
         """The state with ``booking`` first among the open ones (listed once)."""
@@ -168,7 +170,9 @@ def live_env(
     state: LiveState, day: LiveDay, config: EnvConfig, one_decision: bool = False
 ) -> LiveEnv:
     """The env of ``state``: a :class:`DaySimulator` restored at now, resumed by a
-    :class:`DispatchEnv` with ``config`` (its driver slots must fit the fleet).
+    :class:`DispatchEnv` with ``config`` (its driver slots must fit the fleet). The state's
+    own travel model, when it has one, replaces the day's (travel times and features are
+    computed from it).
 
     Booking index order: the open bookings whose window opens within the lookahead (they can
     be offered now), the other open bookings, then the planned ones; among the open ones the
@@ -177,6 +181,8 @@ def live_env(
     pressing ones, listed first): the insertion cache, drivers × offered bookings, stays small
     whatever the number of open bookings.
     """
+    if state.travel is not None:
+        day = replace(day, travel=state.travel)
     origin_min = min(day.start_min, state.minute_of_day)
     now = state.minute_of_day - origin_min
     travel = (

@@ -32,6 +32,8 @@ class DayMetrics:
     decisions: int
     bookings: int
     served: int
+    no_shows: int = 0
+    """Bookings whose patient was not there (an uncertain day): neither served nor cancelled."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

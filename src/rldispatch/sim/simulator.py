@@ -32,9 +32,10 @@ from rldispatch.sim.kernels import (
 from rldispatch.sim.kernels import next_event_min as next_event_kernel
 from rldispatch.sim.kernels import visible_bookings as visible_kernel
 from rldispatch.sim.metrics import DayMetrics
+from rldispatch.sim.noise import Uncertainty, day_draws
 from rldispatch.sim.travel import TravelModel
 
-UNRELEASED, OPEN, ASSIGNED, SERVED, CANCELLED = 0, 1, 2, 3, 4
+UNRELEASED, OPEN, ASSIGNED, SERVED, CANCELLED, NO_SHOW = 0, 1, 2, 3, 4, 5
 FEASIBILITY_TOLERANCE_MIN = 1e-7
 LATE_COST_KM_PER_MIN = 2.0
 """Insertion cost: one minute of lateness weighs as much as this many km of driving."""
@@ -83,6 +84,8 @@ class AdvanceOutcome:
     picked_up: int
     late_pickups: int
     cancelled: int
+    km_change: float = 0.0
+    """Km driven other than planned (a no-show's ride not driven; only on an uncertain day)."""
 
 
 INSERTION_CACHE = (
@@ -97,9 +100,15 @@ INSERTION_CACHE = (
 
 class DaySimulator:
     def __init__(
-        self, scenario: Scenario, lookahead_min: float = 90.0, min_advance_min: float = 1.0
+        self,
+        scenario: Scenario,
+        lookahead_min: float = 90.0,
+        min_advance_min: float = 1.0,
+        uncertainty: Uncertainty | None = None,
     ) -> None:
         self.scenario = scenario
+        self.uncertainty = uncertainty if uncertainty is not None and uncertainty.active else None
+        self.draws = day_draws(uncertainty, scenario) if self.uncertainty else None
         self.lookahead_min = float(lookahead_min)
         self.min_advance_min = float(min_advance_min)
         self.travel = TravelModel(scenario)
@@ -139,6 +148,13 @@ class DaySimulator:
         )
         self._fixed_names = frozenset(vars(self)) | {"_fixed_names"}
         self.reset()
+
+    def scale_travel(self, factor: np.ndarray) -> None:
+        """Make every leg to each booking and its ride take ``factor[booking]`` times as
+        long (a realised day for a hindsight plan); only before anything is planned."""
+        self.minutes_per_km = self.minutes_per_km * np.asarray(factor, dtype=np.float64)
+        self.ride_min = self.ride_km * self.minutes_per_km
+        self.pickup_to_free_min = 2.0 * self.service_min + self.ride_min
 
     # --- state -------------------------------------------------------------------------------
 
@@ -194,6 +210,7 @@ class DaySimulator:
         self.status[unreleased] = CANCELLED
         self._waiting -= int(unreleased.sum())
         self._visible_cache = None
+        self.draws = None  # what will happen is not known either: plans are played as planned
 
     def size_insertion_cache(self, width: int) -> None:
         """Let the insertion cache hold bookings ``[0, width)`` alone (only they can be
@@ -450,12 +467,18 @@ class DaySimulator:
             target = max(self.horizon_min, start + self.min_advance_min)
         return self._move_to(target)
 
+    def advance_to(self, target_min: float) -> AdvanceOutcome:
+        """Move the clock to ``target_min`` (never back): what happens by then happens
+        (departures lock, bookings are released, windows that closed cancel their bookings)."""
+        return self._move_to(max(float(target_min), self.now_min))
+
     def finish(self) -> AdvanceOutcome:
         """Run the rest of the day with no more dispatch decisions."""
         return self._move_to(np.inf)
 
     def _move_to(self, target: float) -> AdvanceOutcome:
         start = self.now_min
+        km_before = self.distance_km
         picked, late = self._lock_departures(target)
         end = min(target, max(self.horizon_min, start))
         cancelled = self._release_and_cancel(end)
@@ -468,10 +491,15 @@ class DaySimulator:
         # Inserting ahead of a driver's plan starts from max(anchor, now): that moved.
         self._best_valid[self.anchor_min < self.now_min] = False
         self._visible_cache = None
-        return AdvanceOutcome(start, self.now_min, picked, late, cancelled)
+        if self.draws is None:
+            return AdvanceOutcome(start, self.now_min, picked, late, cancelled)
+        km_change = self.distance_km - km_before
+        return AdvanceOutcome(start, self.now_min, picked, late, cancelled, km_change)
 
     def _lock_departures(self, until_min: float) -> tuple[int, int]:
         """Lock every planned booking whose driver sets off before ``until_min``."""
+        if self.draws is not None:
+            return self._lock_realised(until_min)
         picked = late = 0
         for driver in np.flatnonzero(self.next_departure_min <= until_min).tolist():
             plan = self.plans[driver]
@@ -494,6 +522,54 @@ class DaySimulator:
             picked += count
             del plan[:count]
             self._schedule(driver)
+        self.late_pickups += late
+        return picked, late
+
+    def _lock_realised(self, until_min: float) -> tuple[int, int]:
+        """:meth:`_lock_departures` on an uncertain day: one booking at a time, each ride as
+        it happens (its realised legs and service, or a no-show), the rest of the driver's
+        plan re-timed from where and when the driver really is free."""
+        draws = self.draws
+        picked = late = 0
+        while True:
+            departs = self.next_departure_min
+            leaving = np.flatnonzero((departs <= until_min) & np.isfinite(departs)).tolist()
+            if not leaving:
+                break
+            for driver in leaving:
+                plan = self.plans[driver]
+                booking = plan[0]
+                planned_leg_min = float(self.plan_leg_min[driver][0])
+                departs = float(self.plan_start[driver][0]) - planned_leg_min
+                travel = float(draws.travel_factor[booking])
+                service = float(self.service_min[booking] * draws.service_factor[booking])
+                start = max(departs + planned_leg_min * travel, float(self.earliest_min[booking]))
+                self.pickup_min[booking] = start
+                del plan[0]
+                if draws.no_show[booking]:
+                    self.status[booking] = NO_SHOW
+                    self.anchor_min[driver] = start + service
+                    self.anchor_vec[driver] = self.pickup_vec[booking]
+                    self.distance_km -= float(self.ride_km[booking])
+                    if plan:  # the next drive starts from the pickup, not the drop-off
+                        following = self.pickup_vec[plan[0]]
+                        here = self.pickup_vec[booking]
+                        there = self.dropoff_vec[booking]
+                        self.distance_km += float(
+                            self.travel.distance_km(here, following)
+                            - self.travel.distance_km(there, following)
+                        )
+                else:
+                    self.status[booking] = SERVED
+                    late += int(start > self.requested_min[booking] + LATE_AFTER_REQUESTED_MIN)
+                    self.anchor_min[driver] = (
+                        start + 2.0 * service + float(self.ride_min[booking]) * travel
+                    )
+                    self.anchor_vec[driver] = self.dropoff_vec[booking]
+                    self.rides[driver] += 1
+                    picked += 1
+                self.anchor_booking[driver] = booking
+                self._schedule(driver)
         self.late_pickups += late
         return picked, late
 
@@ -551,4 +627,5 @@ class DaySimulator:
             decisions=int(decisions),
             bookings=self.n_bookings,
             served=n_served,
+            no_shows=int((self.status == NO_SHOW).sum()),
         )

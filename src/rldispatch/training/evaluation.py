@@ -15,7 +15,7 @@ import math
 import pickle
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,9 @@ import numpy as np
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.rewards import RewardConfig
 from rldispatch.sim.metrics import DayMetrics
+from rldispatch.sim.noise import Uncertainty, day_draws, realised_day
 from rldispatch.training.parallel import parallel_map
 
 BLOCKS_PER_JOB = 4
@@ -127,11 +129,44 @@ def evaluate_policies(
     return results
 
 
-def _solve_hindsight(task: tuple[Scenario, float, Sequence[Sequence[int]] | None]) -> Any:
+def _solve_hindsight(
+    task: tuple[
+        Scenario, float, Sequence[Sequence[int]] | None, RewardConfig | None, Uncertainty | None
+    ],
+) -> Any:
     from rldispatch.policies.hindsight import solve_scenario
 
-    scenario, time_limit_s, initial_routes = task
-    return solve_scenario(scenario, time_limit_s=time_limit_s, initial_routes=initial_routes)
+    scenario, time_limit_s, initial_routes, reward, uncertainty = task
+    if uncertainty is None:
+        return solve_scenario(
+            scenario, time_limit_s=time_limit_s, reward=reward, initial_routes=initial_routes
+        )
+    realised, travel_factor, shown = realised_day(scenario, day_draws(uncertainty, scenario))
+    index_of = {int(old): new for new, old in enumerate(shown.tolist())}
+    start = None
+    if initial_routes is not None:  # the played plan without its no-shows
+        start = [[index_of[b] for b in route if b in index_of] for route in initial_routes]
+    result = solve_scenario(
+        realised,
+        time_limit_s=time_limit_s,
+        reward=reward,
+        initial_routes=start,
+        travel_factor=travel_factor,
+    )
+    if result.metrics is None:
+        return result
+    # The no-shows were bookings all the same: dispatched (their bonus, as an online policy
+    # earns it) but not served; the figures count every booking of the day.
+    no_shows = len(scenario.bookings) - len(realised.bookings)
+    figures = result.metrics
+    metrics = replace(
+        figures,
+        reward=figures.reward + (reward or RewardConfig()).assignment_bonus * no_shows,
+        completion_rate=figures.served / max(len(scenario.bookings), 1),
+        bookings=len(scenario.bookings),
+        no_shows=no_shows,
+    )
+    return replace(result, metrics=metrics)
 
 
 def hindsight_results(
@@ -140,11 +175,19 @@ def hindsight_results(
     progress: bool = False,
     initial_routes: Sequence[Sequence[Sequence[int]] | None] | None = None,
     jobs: int = 1,
+    reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> list[Any]:
     """The hindsight plan of each day (every booking known from the start), over ``jobs``
-    processes; ``initial_routes[k]`` (optional) is a plan of day ``k`` to start from."""
+    processes; ``initial_routes[k]`` (optional) is a plan of day ``k`` to start from;
+    ``reward``: the weights it is solved and scored under (default: the defaults); with
+    ``uncertainty``, solved on each realised day (:func:`rldispatch.sim.noise.realised_day`:
+    the no-shows left out, legs and service as they took)."""
     starts = list(initial_routes) if initial_routes is not None else [None] * len(days)
-    tasks = [(day, time_limit_s, start) for day, start in zip(days, starts, strict=True)]
+    tasks = [
+        (day, time_limit_s, start, reward, uncertainty)
+        for day, start in zip(days, starts, strict=True)
+    ]
     solved = parallel_map(_solve_hindsight, tasks, jobs, progress, label="hindsight", unit="day")
     for scenario, result in zip(days, solved, strict=True):
         if result.metrics is None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from rldispatch.agents.kinds import AgentKind, Learner, agent_kind
 from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.env import DispatchEnv
 from rldispatch.files import atomic_write_json, read_json, remove_unfinished_writes
+from rldispatch.rewards import RewardConfig
 from rldispatch.training.callbacks import Callback, ProgressBar, TensorBoard
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rldispatch.training.days import TrainingDays, days_from_description
@@ -136,6 +137,7 @@ def train(
     tensorboard: bool = True,
     on_evaluation: EvaluationHook | None = None,
     torch_threads: int | None = 1,
+    reward: RewardConfig | None = None,
 ) -> TrainResult:
     """Train an agent of ``kind`` with ``config`` on ``days`` (see the module docstring).
 
@@ -143,6 +145,8 @@ def train(
         ``out_dir`` that holds a run is refused.
     :param torch_threads: threads of PyTorch and BLAS (small networks are fastest on one);
         None leaves them.
+    :param reward: the reward weights the agent learns under (default: the defaults); the
+        model files record them.
     """
     if torch_threads is not None:
         single_threaded_numerics(torch_threads)
@@ -150,7 +154,7 @@ def train(
     callbacks: list[Callback] = [ProgressBar(progress)]
     if tensorboard:
         callbacks.append(TensorBoard(RunPaths(Path(out_dir)).tensorboard))
-    run = TrainingRun(kind, config, Path(out_dir), days, settings, callbacks, on_evaluation)
+    run = TrainingRun(kind, config, Path(out_dir), days, settings, callbacks, on_evaluation, reward)
     run.start(resume)
     return run.run()
 
@@ -172,7 +176,8 @@ def resume_training(out_dir: str | Path, **options: Any) -> TrainResult:
     budget = {key: options.pop(key) for key in ("max_days", "max_seconds") if key in options}
     settings = RunSettings(**{**saved["settings"], **budget})
     days = days_from_description(saved["days"])
-    return train(kind, config, out_dir, days, settings, resume=True, **options)
+    reward = RewardConfig(**saved.get("env_config", {}).get("reward", {}))
+    return train(kind, config, out_dir, days, settings, resume=True, reward=reward, **options)
 
 
 class TrainingRun:
@@ -187,6 +192,7 @@ class TrainingRun:
         settings: RunSettings,
         callbacks: Sequence[Callback],
         on_evaluation: EvaluationHook | None,
+        reward: RewardConfig | None = None,
     ) -> None:
         if not isinstance(config, kind.config_type):
             raise TrainingError(f"config: a {kind.name} run takes a {kind.config_type.__name__}")
@@ -200,6 +206,8 @@ class TrainingRun:
         self.callbacks = list(callbacks)
         self.on_evaluation = on_evaluation
         self.env_config = kind.train_env_config(days.max_drivers())
+        if reward is not None:
+            self.env_config = replace(self.env_config, reward=reward)
         self.env = DispatchEnv(preset=None, scenarios=[days.day(0)], config=self.env_config)
         self.env.reset(seed=settings.seed)
         self.learner: Learner = kind.new_learner(config, self.env, settings.seed)

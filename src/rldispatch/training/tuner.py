@@ -118,6 +118,7 @@ class TrialObjective:
                 progress=False,
                 tensorboard=self.tensorboard,
                 on_evaluation=report,
+                reward=settings.reward,
             )
         except optuna.TrialPruned:
             raise

@@ -9,7 +9,7 @@ that joins the study can check that it runs the same trials. :class:`PrunerSetti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +19,7 @@ from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig
 from rldispatch.agents.kinds import DEFAULT_KIND, AgentKind, agent_kind
 from rldispatch.agents.search_space import Hyperparameter, config_from_params
 from rldispatch.domain import Scenario
+from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import TUNING_SEEDS, make_preset
 from rldispatch.training.days import (
     FleetDays,
@@ -82,6 +83,8 @@ class TuneSettings:
         end; default: a fifth of ``max_days``, or 10 with a budget in minutes only.
     :param seed: training seed of every trial.
     :param base_config: the hyperparameters that are not tuned (default: the kind's defaults).
+    :param reward: the reward weights trials learn and are scored under (default: the
+        defaults; stored in the study only when they differ, so earlier studies still match).
     """
 
     agent: str = DEFAULT_KIND
@@ -92,6 +95,7 @@ class TuneSettings:
     eval_every: int | None = None
     seed: int = 0
     base_config: HyperparameterConfig | None = None
+    reward: RewardConfig | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -209,9 +213,11 @@ class TuneSettings:
             eval_every=int(data["eval_every"]),
             seed=int(data["seed"]),
             base_config=base_config,
+            reward=RewardConfig(**data["reward"]) if data.get("reward") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
+        reward = {} if self.reward in (None, RewardConfig()) else {"reward": asdict(self.reward)}
         return {
             "agent": self.agent,
             "days": self.days.describe(),
@@ -224,6 +230,7 @@ class TuneSettings:
             "base_config": self.base_config.to_dict(),
             "search_space": [parameter.describe() for parameter in self.space],
             "objective": "mean reward on the evaluation days at the end of training",
+            **reward,
         }
 
 

@@ -22,8 +22,10 @@ after each round the network takes ``epochs`` passes over them with the ranking 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -171,22 +173,31 @@ class HindsightPlans:
 
     :param search: ``"hindsight"``: :func:`solve_scenario` (its own search, started from the
         played routes too); ``"local"``: :func:`local_plan` from the played routes.
+    :param reward: the weights the plans are solved under (default: the defaults).
     """
 
     def __init__(
-        self, time_limit_s: float, folder: str | Path | None = None, search: str = "hindsight"
+        self,
+        time_limit_s: float,
+        folder: str | Path | None = None,
+        search: str = "hindsight",
+        reward: RewardConfig | None = None,
     ) -> None:
         if search not in PLAN_SEARCHES:
             raise ValueError(f"imitation.search: {search!r} is not a plan {PLAN_SEARCHES}")
         self.time_limit_s = float(time_limit_s)
         self.folder = Path(folder) if folder is not None else None
         self.search = search
+        self.reward = reward or RewardConfig()
         self._plans: dict[str, DayPlan] = {}
 
     def _path(self, day: Scenario) -> Path | None:
         if self.folder is None:
             return None
         suffix = "" if self.search == "hindsight" else f"-{self.search}"
+        if self.reward != RewardConfig():  # plans under other weights are other plans
+            weights = json.dumps(asdict(self.reward), sort_keys=True).encode()
+            suffix += f"-reward-{hashlib.sha256(weights).hexdigest()[:10]}"
         return self.folder / f"{day.name}-{self.time_limit_s:g}s{suffix}.json"
 
     def get(self, day: Scenario, played_routes: Sequence[Sequence[int]] | None) -> DayPlan:
@@ -203,9 +214,11 @@ class HindsightPlans:
         elif self.search == "local":
             if played_routes is None:
                 raise ValueError("local plan: needs the played routes")
-            plan = local_plan(day, played_routes, self.time_limit_s, RewardConfig())
+            plan = local_plan(day, played_routes, self.time_limit_s, self.reward)
         else:
-            result = solve_scenario(day, self.time_limit_s, initial_routes=played_routes)
+            result = solve_scenario(
+                day, self.time_limit_s, reward=self.reward, initial_routes=played_routes
+            )
             if result.metrics is None:
                 raise RuntimeError(f"hindsight: no plan found for day {day.name!r}")
             plan = DayPlan.from_hindsight(result, [b.id for b in day.bookings])
@@ -361,7 +374,9 @@ def imitate(
     ``agent.q_network`` and copies it into the target network at the end."""
     lookahead = settings.search == "lookahead"
     if not lookahead:
-        plans = plans or HindsightPlans(settings.time_limit_s, search=settings.search)
+        plans = plans or HindsightPlans(
+            settings.time_limit_s, search=settings.search, reward=env.config.reward
+        )
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(agent.q_network.parameters(), lr=settings.learning_rate)
     data = ImitationData()

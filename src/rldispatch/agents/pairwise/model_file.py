@@ -30,6 +30,7 @@ from rldispatch.agents.pairwise.features import (
     PAIR_FEATURES,
 )
 from rldispatch.agents.pairwise.network import PairQNetwork
+from rldispatch.rewards import RewardConfig
 
 FORMAT_NAME = "rldispatch-pairwise"
 FORMAT_VERSION = 1
@@ -136,18 +137,20 @@ def save_untrained_model(
     path: str | Path,
     seed: int = 0,
     adjust: Callable[[PairQNetwork], None] | None = None,
+    reward: RewardConfig | None = None,
 ) -> Path:
     """A model file of the network before any training: the known reward of an action
-    (``RewardConfig`` weights, shaping weight 1, scale 0.2) added to zeroed output layers,
-    its other weights drawn from ``seed``. ``adjust`` may change the network before it is
-    saved (tests and benchmarks blur its pair scores to make a weaker model)."""
+    (``reward``'s weights, default the defaults, which the file records; shaping weight 1,
+    scale 0.2) added to zeroed output layers, its other weights drawn from ``seed``.
+    ``adjust`` may change the network before it is saved (tests and benchmarks blur its
+    pair scores to make a weaker model)."""
     import torch
 
     from rldispatch.agents.pairwise.reward import TrainingReward
     from rldispatch.env import EnvConfig
-    from rldispatch.rewards import RewardConfig
 
-    known = TrainingReward(RewardConfig(), shaping_weight=1.0, scale=0.2).known_reward()
+    reward = reward or RewardConfig()
+    known = TrainingReward(reward, shaping_weight=1.0, scale=0.2).known_reward()
     torch.manual_seed(seed)
     network = PairQNetwork(known_reward=known)
     if adjust is not None:
@@ -157,6 +160,6 @@ def save_untrained_model(
         hidden=network.hidden,
         head_hidden=network.head_hidden,
         candidates_per_booking=6,
-        env_config=asdict(EnvConfig(max_drivers=30)),
+        env_config=asdict(EnvConfig(max_drivers=30, reward=reward)),
     )
     return save_pairwise_model(path, network, metadata)
