@@ -12,8 +12,10 @@ switched on, ``--request-budget-ms`` as given. Measured, in this order:
    p99 and the worst, and how many of the 4 were answered 503 (the large lane takes 2 at a
    time and lets 4 wait; a busy server answers 503 with Retry-After at once).
 3. **Log growth.** The SQLite file (with its WAL) before and after one maximal round, the
-   decisions written and lost; and a 12-hour day of one-minute rounds that place nothing (a
-   fleet whose shifts have ended, 100 open bookings, the clock moving each minute).
+   decisions written and lost (the file's size once its WAL is checkpointed); and a 12-hour
+   day of one-minute rounds that place nothing (30 drivers whose shifts have ended, 100 open
+   bookings), first with only the clock moving, then with the fleet's times changing every
+   minute (every state differs).
 4. **Memory.** The server's RSS idle, at its peak and at rest (5 s after) around 12 maximal
    rounds posted at once (each retried on 503 after its Retry-After), with and without the
    lookahead (a server each).
@@ -27,8 +29,10 @@ machine as much as the service.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -146,9 +150,11 @@ class Server:
         return float("nan")
 
     def log_bytes(self) -> int:
-        return sum(
-            path.stat().st_size for path in self.data_dir.glob("service.sqlite3*") if path.is_file()
-        )
+        """The SQLite file's size once its WAL is checkpointed into it."""
+        path = self.data_dir / "service.sqlite3"
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
 
     def wait_written(self) -> dict[str, Any]:
         while True:
@@ -247,6 +253,12 @@ def log_figures(server: Server, round_body: dict, minutes: int) -> dict:
         body = {**idle, "minute_of_day": 360.0 + minute}
         _, _, nothing = post(server.url, "/rl/round", body)
         placed += len(nothing.get("assignments", [])) if isinstance(nothing, dict) else 0
+    after_unchanged = server.log_bytes()
+    # The same day with the fleet's times moving each minute: every state differs.
+    for minute in range(minutes):
+        drivers = [{**d, "free_in_min": minute * 0.01} for d in idle["drivers"]]
+        body = {**idle, "drivers": drivers, "minute_of_day": 360.0 + minute}
+        post(server.url, "/rl/round", body)
     final = server.wait_written()
     return {
         "maximal_round": {
@@ -260,7 +272,11 @@ def log_figures(server: Server, round_body: dict, minutes: int) -> dict:
         "day_of_empty_rounds": {
             "rounds": minutes,
             "assignments": placed,
-            "log_growth_kb": round((server.log_bytes() - after_round) / 1024, 1),
+            "log_growth_kb": round((after_unchanged - after_round) / 1024, 1),
+        },
+        "day_of_empty_rounds_fleet_moving": {
+            "rounds": minutes,
+            "log_growth_kb": round((server.log_bytes() - after_unchanged) / 1024, 1),
             "lost": final["lost"],
         },
     }
@@ -306,6 +322,7 @@ def main() -> int:
     parser.add_argument("--concurrent", type=int, default=12, help="rounds of the memory run")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--log-only", action="store_true", help="the log's figures alone")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "machine": {
@@ -319,6 +336,16 @@ def main() -> int:
     budget = ("--request-budget-ms", str(args.request_budget_ms))
     with tempfile.TemporaryDirectory() as folder:
         model = save_untrained_model(Path(folder) / "pairwise.safetensors", 0)
+        if args.log_only:
+            server = Server(model, Path(folder) / "b", args.port + 1, *budget)
+            try:
+                report["log"] = log_figures(server, maximal, args.minutes)
+            finally:
+                server.stop()
+            print(report["log"])
+            if args.json:
+                atomic_write_json(args.json, report)
+            return 0
         server = Server(model, Path(folder) / "a", args.port, "--lookahead", "3", *budget)
         try:
             report["budget"] = budget_figures(server, maximal, args.request_budget_ms, args.repeats)

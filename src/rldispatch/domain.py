@@ -18,7 +18,11 @@ MAX_MINUTES = 100_000.0
 """Bound on every time in minutes (horizon, shifts, windows, releases): about 69 days."""
 MAX_SERVICE_MIN = 1440.0
 MAX_SEATS = 1000
-"""Bound on a vehicle's capacity and a booking's load."""
+"""Bound on a vehicle's places and a booking's load, of each kind."""
+PLACE_KINDS = ("seated", "wheelchair", "stretcher")
+"""The kinds of place in a vehicle; a passenger of one kind needs a place of that kind."""
+MAX_BREAKS = 10
+"""Bound on the breaks of one driver's shift."""
 MAX_XY = 1e6
 """Bound on the absolute value of an ``xy`` coordinate."""
 MAX_SPEED_KMH = 1000.0
@@ -31,6 +35,70 @@ class ScenarioError(ValueError):
     """A scenario that breaks the format; the message names the field and the record."""
 
 
+@dataclass(frozen=True, eq=False)
+class Places:
+    """Places by kind: a vehicle's capacity or a booking's load. A plain integer means that
+    many seated places (:meth:`of`), and compares equal to them."""
+
+    seated: int = 0
+    wheelchair: int = 0
+    stretcher: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.as_tuple() == (other, 0, 0)
+        if isinstance(other, Places):
+            return self.as_tuple() == other.as_tuple()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        if self.wheelchair == 0 and self.stretcher == 0:
+            return hash(self.seated)
+        return hash(self.as_tuple())
+
+    @classmethod
+    def of(cls, value: Places | int) -> Places:
+        """``value`` as places: an integer is that many seated places."""
+        if isinstance(value, Places):
+            return value
+        return cls(seated=value)
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        """The places in the order of :data:`PLACE_KINDS`."""
+        return (self.seated, self.wheelchair, self.stretcher)
+
+    @property
+    def total(self) -> int:
+        return self.seated + self.wheelchair + self.stretcher
+
+    def fits_in(self, capacity: Places) -> bool:
+        """Whether a load of these places fits in ``capacity``, kind by kind."""
+        return all(a <= b for a, b in zip(self.as_tuple(), capacity.as_tuple(), strict=True))
+
+    def to_json(self) -> int | dict[str, int]:
+        """The JSON form: a plain integer when every place is seated, else the kinds used."""
+        if self.wheelchair == 0 and self.stretcher == 0:
+            return self.seated
+        return {kind: n for kind, n in zip(PLACE_KINDS, self.as_tuple(), strict=True) if n}
+
+
+def _as_places(value: Any) -> Any:
+    """An integer count as seated places; anything else unchanged (validated later)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEATS:
+        return Places(seated=int(value))
+    return value
+
+
+@dataclass(frozen=True)
+class Break:
+    """A driver's break: it starts between ``earliest_min`` and ``latest_min`` and lasts
+    ``duration_min``, with nobody on board, where the driver is."""
+
+    earliest_min: float
+    latest_min: float
+    duration_min: float
+
+
 @dataclass(frozen=True)
 class Booking:
     id: str
@@ -41,7 +109,13 @@ class Booking:
     window: tuple[float, float]
     service_min: float = 2.0
     priority: int = 0
-    load: int = 1
+    load: Places = Places(seated=1)
+    max_ride_min: float | None = None
+    """The longest the patient may stay on board, from the end of the pickup to the start of
+    the drop-off (``None``: no limit)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "load", _as_places(self.load))
 
     @property
     def earliest_min(self) -> float:
@@ -57,7 +131,11 @@ class Driver:
     id: str
     start: tuple[float, float]
     shift: tuple[float, float]
-    capacity: int = 1
+    capacity: Places = Places(seated=1)
+    breaks: tuple[Break, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capacity", _as_places(self.capacity))
 
 
 @dataclass(frozen=True)
@@ -84,9 +162,21 @@ class Scenario:
     drivers: tuple[Driver, ...]
     bookings: tuple[Booking, ...]
     travel: TravelConfig = field(default_factory=TravelConfig)
+    shared_rides: bool = False
+    """Whether a vehicle may carry several bookings at once (within its places by kind);
+    ``False``: one booking at a time."""
 
     def __post_init__(self) -> None:
         validate_scenario(self)
+
+    @property
+    def has_stops(self) -> bool:
+        """Whether the day needs plans of stops: shared rides, breaks or maximum ride times."""
+        return (
+            self.shared_rides
+            or any(d.breaks for d in self.drivers)
+            or any(b.max_ride_min is not None for b in self.bookings)
+        )
 
 
 def _require_finite(value: float, where: str) -> None:
@@ -110,6 +200,52 @@ def _require_count(value: int, high: int, where: str, name: str) -> None:
         raise ScenarioError(
             f"{where}: {name} must be an integer from 1 to {high}, got {_shown(value)}"
         )
+
+
+def _check_places(value: Any, where: str, name: str) -> None:
+    """A capacity or load: an integer from 1 (seated places) or places by kind, each from 0
+    to :data:`MAX_SEATS` and at least one in all."""
+    if not isinstance(value, Places):
+        _require_count(value, MAX_SEATS, where, name)
+        return
+    for kind, count in zip(PLACE_KINDS, value.as_tuple(), strict=True):
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= MAX_SEATS:
+            raise ScenarioError(
+                f"{where}: {name}.{kind} must be an integer from 0 to {MAX_SEATS}, "
+                f"got {_shown(count)}"
+            )
+    if value.total < 1:
+        raise ScenarioError(f"{where}: {name} must hold at least one place")
+
+
+def _check_breaks(driver: Driver, where: str) -> None:
+    if len(driver.breaks) > MAX_BREAKS:
+        raise ScenarioError(f"{where}: breaks: at most {MAX_BREAKS} breaks a shift")
+    previous: Break | None = None
+    for index, pause in enumerate(driver.breaks):
+        at = f"{where}: breaks[{index}]"
+        if not isinstance(pause, Break):
+            raise ScenarioError(f"{at}: must be a break, got {_shown(pause)}")
+        _require_range(pause.earliest_min, -MAX_MINUTES, MAX_MINUTES, f"{at}.earliest")
+        _require_range(pause.latest_min, -MAX_MINUTES, MAX_MINUTES, f"{at}.latest")
+        _require_range(pause.duration_min, 0.0, MAX_SERVICE_MIN, f"{at}.duration")
+        if pause.duration_min <= 0:
+            raise ScenarioError(f"{at}.duration: must be positive, got {pause.duration_min}")
+        if pause.latest_min < pause.earliest_min:
+            raise ScenarioError(
+                f"{at}.latest: {pause.latest_min:g} is before earliest ({pause.earliest_min:g})"
+            )
+        if pause.earliest_min < driver.shift[0]:
+            raise ScenarioError(f"{at}.earliest: before the shift starts ({driver.shift[0]:g})")
+        if pause.latest_min + pause.duration_min > driver.shift[1]:
+            raise ScenarioError(
+                f"{at}.latest: the break would end after the shift ({driver.shift[1]:g})"
+            )
+        if previous is not None and (
+            pause.earliest_min < previous.earliest_min or pause.latest_min < previous.latest_min
+        ):
+            raise ScenarioError(f"{at}: breaks must be listed in the order they are taken")
+        previous = pause
 
 
 def _shown(value: Any, limit: int = 40) -> str:
@@ -139,6 +275,10 @@ def validate_scenario(scenario: Scenario) -> None:
     """Raise :class:`ScenarioError` naming the first field that breaks the format."""
     if scenario.coords not in ("latlon", "xy"):
         raise ScenarioError(f"coords: must be 'latlon' or 'xy', got {_shown(scenario.coords)}")
+    if not isinstance(scenario.shared_rides, bool):
+        raise ScenarioError(
+            f"shared_rides: must be true or false, got {_shown(scenario.shared_rides)}"
+        )
     _require_finite(scenario.horizon_min, "horizon_min")
     if scenario.horizon_min <= 0:
         raise ScenarioError(f"horizon_min: must be positive, got {scenario.horizon_min}")
@@ -158,7 +298,8 @@ def validate_scenario(scenario: Scenario) -> None:
         _require_range(driver.shift[1], -MAX_MINUTES, MAX_MINUTES, f"{where}: shift[1]")
         if driver.shift[1] <= driver.shift[0]:
             raise ScenarioError(f"{where}: shift ends ({driver.shift[1]}) before it starts")
-        _require_count(driver.capacity, MAX_SEATS, where, "capacity")
+        _check_places(driver.capacity, where, "capacity")
+        _check_breaks(driver, where)
     seen = set()
     for booking in scenario.bookings:
         where = f"booking {_shown(booking.id)}"
@@ -223,15 +364,28 @@ def _validate_booking(booking: Booking, coords: Coords, where: str) -> None:
     _require_range(booking.service_min, 0.0, MAX_SERVICE_MIN, f"{where}: service_min")
     if booking.priority not in (0, 1) or isinstance(booking.priority, bool):
         raise ScenarioError(f"{where}: priority must be 0 (normal) or 1 (urgent)")
-    _require_count(booking.load, MAX_SEATS, where, "load")
+    _check_places(booking.load, where, "load")
+    if booking.max_ride_min is not None:
+        _require_range(booking.max_ride_min, 0.0, MAX_MINUTES, f"{where}: max_ride_min")
+        if booking.max_ride_min <= 0:
+            raise ScenarioError(f"{where}: max_ride_min must be positive")
 
 
 # --- JSON form -------------------------------------------------------------------------------
 
 
-SCENARIO_KEYS = ("name", "coords", "horizon_min", "travel", "drivers", "bookings")
+SCENARIO_KEYS = (
+    "name",
+    "coords",
+    "horizon_min",
+    "travel",
+    "shared_rides",
+    "drivers",
+    "bookings",
+)
 TRAVEL_KEYS = ("speed_kmh", "detour", "start_hour", "hourly_speed_factor")
-DRIVER_KEYS = ("id", "lat", "lon", "x", "y", "start", "shift", "capacity")
+DRIVER_KEYS = ("id", "lat", "lon", "x", "y", "start", "shift", "capacity", "breaks")
+BREAK_KEYS = ("earliest", "latest", "duration")
 BOOKING_KEYS = (
     "id",
     "release_min",
@@ -242,6 +396,7 @@ BOOKING_KEYS = (
     "service_min",
     "priority",
     "load",
+    "max_ride_min",
 )
 """The fields of each record of the JSON form; any other key is refused."""
 
@@ -305,6 +460,38 @@ def _pair(value: Any, where: str) -> tuple[float, float]:
     return (_number(value[0], f"{where}[0]"), _number(value[1], f"{where}[1]"))
 
 
+def _places_from_json(value: Any, where: str, name: str) -> Places:
+    """A capacity or load: a plain integer (seated places) or an object of places by kind;
+    an unknown kind is named with the closest known one."""
+    if isinstance(value, dict):
+        kinds = _object(value, PLACE_KINDS, f"{where}: {name}")
+        return Places(
+            **{kind: _integer(count, f"{where}: {name}.{kind}") for kind, count in kinds.items()}
+        )
+    count = _integer(value, f"{where}: {name}")
+    _require_count(count, MAX_SEATS, where, name)
+    return Places(seated=count)
+
+
+def _breaks_from_json(value: Any, where: str) -> tuple[Break, ...]:
+    if not isinstance(value, list):
+        raise ScenarioError(f"{where}: breaks must be a list, got {_shown(value)}")
+    if len(value) > MAX_BREAKS:
+        raise ScenarioError(f"{where}: breaks: at most {MAX_BREAKS} breaks a shift")
+    breaks = []
+    for index, record in enumerate(value):
+        at = f"{where}: breaks[{index}]"
+        record = _object(record, BREAK_KEYS, at)
+        breaks.append(
+            Break(
+                earliest_min=_number(_field(record, "earliest", at), f"{at}.earliest"),
+                latest_min=_number(_field(record, "latest", at), f"{at}.latest"),
+                duration_min=_number(_field(record, "duration", at), f"{at}.duration"),
+            )
+        )
+    return tuple(breaks)
+
+
 def _travel_from_dict(value: Any) -> TravelConfig:
     travel_data = _object(value, TRAVEL_KEYS, "travel")
     defaults = TravelConfig()
@@ -346,7 +533,8 @@ def _driver_from_dict(record: Any, index: int, coords: Coords) -> Driver:
         id=driver_id,
         start=start,
         shift=_pair(_field(record, "shift", where), f"{where}: shift"),
-        capacity=_integer(record.get("capacity", 1), f"{where}: capacity"),
+        capacity=_places_from_json(record.get("capacity", 1), where, "capacity"),
+        breaks=_breaks_from_json(record.get("breaks", []), where),
     )
 
 
@@ -363,7 +551,12 @@ def _booking_from_dict(record: Any, index: int) -> Booking:
         window=_pair(_field(record, "window", where), f"{where}: window"),
         service_min=_number(record.get("service_min", 2.0), f"{where}: service_min"),
         priority=_integer(record.get("priority", 0), f"{where}: priority"),
-        load=_integer(record.get("load", 1), f"{where}: load"),
+        load=_places_from_json(record.get("load", 1), where, "load"),
+        max_ride_min=(
+            None
+            if record.get("max_ride_min") is None
+            else _number(record["max_ride_min"], f"{where}: max_ride_min")
+        ),
     )
 
 
@@ -385,6 +578,9 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
             f"name: must be a string of at most {MAX_ID_LENGTH} characters, got {_shown(name)}"
         )
     travel = _travel_from_dict(data.get("travel", {}))
+    shared_rides = data.get("shared_rides", False)
+    if not isinstance(shared_rides, bool):
+        raise ScenarioError(f"shared_rides: must be true or false, got {_shown(shared_rides)}")
     drivers_data = _field(data, "drivers", "scenario")
     if not isinstance(drivers_data, list):
         raise ScenarioError("drivers: must be a list")
@@ -402,6 +598,7 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
             _booking_from_dict(record, index) for index, record in enumerate(bookings_data)
         ),
         travel=travel,
+        shared_rides=shared_rides,
     )
 
 
@@ -423,36 +620,50 @@ def travel_from_dict(data: Any) -> TravelConfig:
     return travel
 
 
+def _driver_to_dict(driver: Driver, lat_name: str, lon_name: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": driver.id,
+        lat_name: driver.start[0],
+        lon_name: driver.start[1],
+        "shift": list(driver.shift),
+        "capacity": driver.capacity.to_json(),
+    }
+    if driver.breaks:
+        record["breaks"] = [
+            {"earliest": b.earliest_min, "latest": b.latest_min, "duration": b.duration_min}
+            for b in driver.breaks
+        ]
+    return record
+
+
+def _booking_to_dict(booking: Booking) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": booking.id,
+        "release_min": booking.release_min,
+        "pickup": list(booking.pickup),
+        "dropoff": list(booking.dropoff),
+        "requested_min": booking.requested_min,
+        "window": list(booking.window),
+        "service_min": booking.service_min,
+        "priority": booking.priority,
+        "load": booking.load.to_json(),
+    }
+    if booking.max_ride_min is not None:
+        record["max_ride_min"] = booking.max_ride_min
+    return record
+
+
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """The JSON form of a scenario; :func:`scenario_from_dict` reads it back unchanged."""
     lat_name, lon_name = ("lat", "lon") if scenario.coords == "latlon" else ("x", "y")
-    return {
+    data: dict[str, Any] = {
         "name": scenario.name,
         "coords": scenario.coords,
         "horizon_min": scenario.horizon_min,
         "travel": travel_to_dict(scenario.travel),
-        "drivers": [
-            {
-                "id": d.id,
-                lat_name: d.start[0],
-                lon_name: d.start[1],
-                "shift": list(d.shift),
-                "capacity": d.capacity,
-            }
-            for d in scenario.drivers
-        ],
-        "bookings": [
-            {
-                "id": b.id,
-                "release_min": b.release_min,
-                "pickup": list(b.pickup),
-                "dropoff": list(b.dropoff),
-                "requested_min": b.requested_min,
-                "window": list(b.window),
-                "service_min": b.service_min,
-                "priority": b.priority,
-                "load": b.load,
-            }
-            for b in scenario.bookings
-        ],
+        "drivers": [_driver_to_dict(d, lat_name, lon_name) for d in scenario.drivers],
+        "bookings": [_booking_to_dict(b) for b in scenario.bookings],
     }
+    if scenario.shared_rides:
+        data["shared_rides"] = True
+    return data

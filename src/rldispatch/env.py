@@ -18,6 +18,7 @@ from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.kernels import fill_observation
 from rldispatch.sim.noise import Uncertainty
 from rldispatch.sim.simulator import Assignment
+from rldispatch.sim.stop_simulator import day_simulator
 
 ENV_ID = "rldispatch/Dispatch-v0"
 DRIVER_FEATURES = 4
@@ -162,7 +163,7 @@ class DispatchEnv(gym.Env):
         scenario = self._pick_day(options or {})
         self._check_fits(scenario)
         self.scenario = scenario
-        self.sim = DaySimulator(
+        self.sim = day_simulator(
             scenario, lookahead_min=self.config.lookahead_min, uncertainty=self.config.uncertainty
         )
         self._set_frame(scenario)

@@ -250,3 +250,13 @@ def test_candidates_are_the_cheapest_feasible_drivers_of_each_booking(day_env) -
         others = np.setdiff1d(feasible, drivers)
         if others.size and drivers.size:
             assert table.cost[drivers, slot].max() <= table.cost[others, slot].min()
+
+
+def test_a_day_of_stops_is_refused_in_one_line() -> None:
+    from rldispatch.domain import ScenarioError
+    from rldispatch.scenarios.presets import make_preset
+
+    env = DispatchEnv(preset=None, scenario=make_preset("geneva-mix", 0))
+    env.reset()
+    with pytest.raises(ScenarioError, match="geneva-mix-0: the pairwise network does not read"):
+        FeatureBuilder().build(env)

@@ -97,6 +97,17 @@ def test_simulate_insertion_runs_on_every_cordeau_instance(path, tmp_path):
     assert report["policies"]["insertion"]["completion_rate"]["mean"] > 0
 
 
+@pytest.mark.skipif(not CORDEAU_DIR.is_dir(), reason=f"no Cordeau instances at {CORDEAU_DIR}")
+def test_simulate_shares_rides_on_a_cordeau_instance_within_its_ride_times(tmp_path):
+    out = tmp_path / "r.json"
+    path = CORDEAU_DIR / "a2-16.txt"
+    code = main(["simulate", "--scenario", str(path), "--policy", "insertion", "--json", str(out)])
+    assert code == 0
+    figures = json.loads(out.read_text())["policies"]["insertion"]
+    assert figures["occupancy"]["mean"] > 1.0 and figures["shared_ride_share"]["mean"] > 0.0
+    assert figures["completion_rate"]["mean"] == 1.0
+
+
 def test_hindsight_row_beats_every_online_policy_and_reports_regret(tmp_path, capsys):
     out = tmp_path / "report.json"
     code = main(

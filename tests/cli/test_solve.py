@@ -22,7 +22,14 @@ def test_xy_distances_are_not_labelled_km():
     assert in_units(text, "latlon") == text
 
 
-def test_elapsed_bar_draws_while_the_interpreter_is_busy(capfd):
+def test_elapsed_bar_draws_nothing_off_a_terminal(capfd):
+    with elapsed_bar(2.0, "solving"):
+        time.sleep(0.5)
+    assert capfd.readouterr().err == ""
+
+
+def test_elapsed_bar_draws_while_the_interpreter_is_busy(capfd, monkeypatch):
+    monkeypatch.setattr("rldispatch.cli.common.on_terminal", lambda: True)
     err = ""
     with elapsed_bar(2.0, "solving"):
         give_up = time.monotonic() + 30.0

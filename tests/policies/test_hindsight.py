@@ -11,13 +11,17 @@ import numpy as np
 import pytest
 
 from rldispatch.cli import main
-from rldispatch.domain import Booking, Driver, Scenario, TravelConfig
+from rldispatch.domain import Booking, Break, Driver, Scenario, TravelConfig
+from rldispatch.env import DispatchEnv
+from rldispatch.policies.baselines import InsertionPolicy
 from rldispatch.policies.hindsight import HindsightResult, Stop, solve_cordeau, solve_scenario
 from rldispatch.policies.hindsight_check import check_cordeau_solution, cordeau_cost
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
 from rldispatch.scenarios.files import save_scenario
+from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.travel import TravelModel
+from rldispatch.training.evaluation import run_day
 from tests.helpers import cordeau_dir
 
 PUBLISHED_ROUNDING = 0.005
@@ -299,3 +303,36 @@ def test_cli_solves_a_json_scenario(tmp_path):
 def test_cli_refuses_a_missing_file_with_exit_code_2(tmp_path, capsys):
     assert main(["solve", "--scenario", str(tmp_path / "nope.json")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_the_hindsight_plan_of_a_day_of_stops_shares_rides_and_keeps_the_rules():
+    day = Scenario(
+        name="corridor",
+        coords="xy",
+        horizon_min=300.0,
+        drivers=(
+            Driver("bus", (0.0, 0.0), (0.0, 300.0), capacity=2, breaks=(Break(60.0, 90.0, 20.0),)),
+        ),
+        bookings=tuple(
+            Booking(name, 0.0, pickup, dropoff, earliest, (earliest, earliest + 30.0), 1.0)
+            for name, pickup, dropoff, earliest in (
+                ("b1", (1.0, 0.0), (20.0, 0.0), 10.0),
+                ("b2", (3.0, 0.0), (20.0, 0.5), 12.0),
+            )
+        ),
+        travel=TravelConfig(speed_kmh=60.0, detour=1.0, start_hour=0.0),
+        shared_rides=True,
+    )
+    result = solve_scenario(day, time_limit_s=1.0)
+    assert result.feasible and not result.dropped, result.notes
+    assert [stop.kind for stop in result.routes[0]] == ["pickup", "pickup", "dropoff", "dropoff"]
+    assert result.metrics.shared_ride_share == 1.0 and result.metrics.breaks_taken == 1
+
+
+def test_the_hindsight_plan_of_a_geneva_mix_day_is_never_worse_than_insertion():
+    day = make_preset("geneva-mix", 2_000_000)
+    env = DispatchEnv(preset=None, scenario=day)
+    insertion = run_day(InsertionPolicy(), env, day)
+    result = solve_scenario(day, time_limit_s=3.0)
+    assert result.metrics.reward >= insertion.reward - 1e-9
+    assert result.metrics.breaks_missed == 0

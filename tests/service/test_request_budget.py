@@ -20,7 +20,7 @@ from rldispatch.service.request_budget import RequestBudget
 from rldispatch.service.snapshot import live_env
 from rldispatch.service.workload import Busy, Lane
 from tests.service.helpers import ThreadedServer, auth, make_pairwise_model_file, switch_rl_on
-from tests.service.test_round import RL_ON, day_state, state_body_of_day
+from tests.service.test_round import RL_ON, day_state
 
 
 class CountedBudget(RequestBudget):
@@ -133,8 +133,21 @@ def test_a_full_lane_answers_503_with_retry_after_at_once() -> None:
     assert "busy" in full.detail
 
 
+def fresh_day_body() -> dict:
+    """A held-out day at its start, every booking open: a long round with the lookahead."""
+    from rldispatch.env import DispatchEnv, EnvConfig
+    from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+    from rldispatch.service.replay import state_body
+    from rldispatch.service.snapshot import LiveDay
+
+    scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 3)
+    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=30))
+    env.reset(options={"scenario": scenario})
+    return state_body(env.sim, LiveDay.from_preset("geneva").start_min)
+
+
 def test_a_round_over_http_past_its_budget_ends_budget(model: Path, tmp_path: Path) -> None:
-    body = state_body_of_day()
+    body = fresh_day_body()
     options = {"lookahead": 3, "lookahead_budget_ms": 0, "request_budget_ms": 300}
     with ThreadedServer(tmp_path / "data", model=model, **options) as server:
         switch_rl_on(server.url)
@@ -146,7 +159,7 @@ def test_a_round_over_http_past_its_budget_ends_budget(model: Path, tmp_path: Pa
 def test_healthz_answers_while_a_round_runs_and_a_client_that_leaves_stops_it(
     model: Path, tmp_path: Path
 ) -> None:
-    body = state_body_of_day()
+    body = fresh_day_body()
     options = {"lookahead": 3, "lookahead_budget_ms": 0, "request_budget_ms": 600_000}
     with ThreadedServer(tmp_path / "data", model=model, **options) as server:
         switch_rl_on(server.url)
@@ -155,7 +168,7 @@ def test_healthz_answers_while_a_round_runs_and_a_client_that_leaves_stops_it(
 
         def leave_early() -> None:
             try:
-                httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=1.0)
+                httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=0.5)
             except httpx.ReadTimeout as error:
                 left.append(error)
 
@@ -173,6 +186,6 @@ def test_healthz_answers_while_a_round_runs_and_a_client_that_leaves_stops_it(
         written = store.counts()["written"]
         running = lanes.large.in_lane + lanes.small.in_lane
     assert health.status_code == 200
-    assert left, "the round answered within 1 s: no client left"
+    assert left, "the round answered within 0.5 s: no client left"
     assert running == 0 and lanes.clients_gone == 1  # its work stopped
     assert written == 0  # an answer nobody read is not logged

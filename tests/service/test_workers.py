@@ -17,16 +17,18 @@ from tests.service.helpers import ServerProcess
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
 
 
-def children(pid: int) -> set[int]:
-    """The live processes whose parent is ``pid``."""
+def workers_of(pid: int) -> set[int]:
+    """The live worker processes whose parent is ``pid`` (multiprocessing's resource tracker,
+    also its child, left out)."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(fields[1]) == pid and fields[0] != "Z":
+            if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
                 found.add(int(entry.name))
     return found
 
@@ -51,8 +53,8 @@ def wait_for(condition, timeout_s: float) -> bool:
 def test_killing_the_supervisor_stops_its_workers_and_frees_the_port(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as server:
         supervisor = server.process.pid
-        assert wait_for(lambda: len(children(supervisor)) == 2, 30)
-        workers = children(supervisor)
+        assert wait_for(lambda: len(workers_of(supervisor)) == 2, 30)
+        workers = workers_of(supervisor)
         os.kill(supervisor, signal.SIGKILL)
         server.process.wait()
         assert wait_for(lambda: not any(alive(pid) for pid in workers), 10)

@@ -86,6 +86,8 @@ class ServedModel(Protocol):
     env_config: EnvConfig
     path: Path
     runtime: str
+    can_look_ahead: bool
+    """Whether its players take a :class:`Lookahead` (the others ignore it)."""
 
     @property
     def max_drivers(self) -> int | None:

@@ -57,7 +57,8 @@ class NearestDriverPolicy:
             drivers = np.flatnonzero(feasible[:, slot])
             if drivers.size:
                 booking = env.visible[slot]
-                distance = sim.travel.distance_km(sim.anchor_vec[drivers], sim.pickup_vec[booking])
+                free_vec = sim.driver_free_vec()[drivers]
+                distance = sim.travel.distance_km(free_vec, sim.pickup_vec[booking])
                 return assignment_action(env, drivers[int(np.argmin(distance))], slot)
         return 0
 

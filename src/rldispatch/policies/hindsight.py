@@ -33,6 +33,7 @@ from rldispatch.policies.ride_model import (
     replay_reward,
 )
 from rldispatch.policies.routing import search_parameters, solve_portfolio, status_name
+from rldispatch.policies.stop_hindsight import solve_stop_scenario
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 
@@ -67,6 +68,10 @@ def solve_scenario(
     reward with the weights of ``reward`` (the balance bonus aside; see
     :mod:`rldispatch.policies.ride_model`).
 
+    A day with shared rides, breaks or maximum ride times is planned by
+    :func:`rldispatch.policies.stop_hindsight.solve_stop_scenario` (pickups and drop-offs,
+    from cheapest insertion's day; ``initial_routes`` and ``seed`` do not apply).
+
     :param initial_routes: per driver, the booking indices (scenario order) it served, in
         order: a plan an online policy played (``PlayedDay.routes``). The search runs in two
         phases: the quick model (lateness charged linearly, one node per booking) for
@@ -79,6 +84,8 @@ def solve_scenario(
     :param travel_factor: per booking, how many times its planned minutes the drive to it
         and its ride took (a realised day, :func:`rldispatch.sim.noise.realised_day`).
     """
+    if scenario.has_stops:
+        return solve_stop_scenario(scenario, time_limit_s, reward, first_solution)
     reward = reward or RewardConfig()
     started = time.monotonic()
     sim = DaySimulator(scenario)

@@ -242,8 +242,11 @@ def check_scenario_plan(
             ride = _road_km(scenario, booking.pickup, booking.dropoff) * pace
             if dropoff.time_min < pickup.time_min + booking.service_min + ride - tol:
                 problems.append(f"{where}: dropped off before the ride is over")
-            if booking.load > driver.capacity:
-                problems.append(f"{where}: load {booking.load} above capacity {driver.capacity}")
+            if not booking.load.fits_in(driver.capacity):
+                problems.append(
+                    f"{where}: load {booking.load.to_json()} does not fit "
+                    f"capacity {driver.capacity.to_json()}"
+                )
             here, ready_min = booking.dropoff, dropoff.time_min + booking.service_min
         if route and ready_min > driver.shift[1] + tol:
             problems.append(f"driver {driver.id}: works until {ready_min:.4f}, after its shift")

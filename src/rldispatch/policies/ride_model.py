@@ -145,7 +145,7 @@ def replay(problem: RideProblem, routes: Sequence[Sequence[int]]) -> Replay:
                 problems.append(
                     f"booking {sim.scenario.bookings[booking].id}: pickup after its window closes"
                 )
-            if sim.load[booking] > sim.capacity[driver]:
+            if not sim.fits[driver, booking]:
                 problems.append(
                     f"booking {sim.scenario.bookings[booking].id}: load above the capacity"
                 )
@@ -212,7 +212,7 @@ class RideModel:
                 top = min(hi, late_at) if booking in problem.keep_on_time else hi
                 variants = [(False, lo, max(lo, top) + slack)]
             else:
-                if not np.any(sim.capacity >= sim.load[booking]):
+                if not sim.fits[:, booking].any():
                     continue
                 variants = [(False, lo, min(hi, late_at)), (True, max(lo, late_at + 1), hi)]
                 if not exact_lateness:
@@ -320,7 +320,7 @@ class RideModel:
                     continue
                 if not self.exact_lateness:
                     self._soft_lateness(booking, index, reward)
-                too_small = np.flatnonzero(sim.capacity < sim.load[booking]).tolist()
+                too_small = np.flatnonzero(~sim.fits[:, booking]).tolist()
                 if too_small:
                     routing.VehicleVar(index).RemoveValues(too_small)
             if booking not in fixed_driver:
@@ -370,7 +370,7 @@ class RideModel:
         result = []
         for vehicle, route in enumerate(routes):
             chosen = [b for b in route if b in self.nodes_of]
-            chosen = [b for b in chosen if b in fixed or sim.capacity[vehicle] >= sim.load[b]]
+            chosen = [b for b in chosen if b in fixed or sim.fits[vehicle, b]]
             while True:
                 nodes, end = self._walk(vehicle, chosen, fixed)
                 droppable = [k for k, b in enumerate(chosen) if b not in fixed]

@@ -39,6 +39,8 @@ TABLE_COLUMNS = (
     ("empty_km", "empty km", "{:.0f}"),
     ("pickup_delay_p95_min", "delay p95", "{:.1f}"),
     ("load_gap", "load gap", "{:.1f}"),
+    ("occupancy", "occupancy", "{:.2f}"),
+    ("shared_ride_share", "shared", "{:.0%}"),
 )
 
 HIGHER_IS_BETTER = {

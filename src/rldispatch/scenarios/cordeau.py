@@ -119,10 +119,11 @@ class CordeauInstance:
     def to_scenario(self) -> Scenario:
         """The instance as a scenario for the online simulator.
 
-        One unit is one km and one minute (60 km/h, no detour, flat speed profile). Every
-        booking is released at minute 0. An outbound request keeps its pickup window; an
-        inbound one (window on the drop-off) gets the pickup window that reaches the drop-off
-        in its window within the maximum ride time:
+        One unit is one km and one minute (60 km/h, no detour, flat speed profile). Rides
+        are shared within the vehicle's capacity (seated places) and each booking keeps the
+        instance's maximum ride time. Every booking is released at minute 0. An outbound
+        request keeps its pickup window; an inbound one (window on the drop-off) gets the
+        pickup window that reaches the drop-off in its window within the maximum ride time:
         ``[max(0, e_drop - L - service), l_drop - service - direct]``.
         """
         direct = self.direct_distance()
@@ -148,6 +149,7 @@ class CordeauInstance:
                     service_min=service,
                     priority=0,
                     load=int(self.load[i]),
+                    max_ride_min=float(self.max_ride_time),
                 )
             )
         shift = (float(self.depot_window[0]), float(self.depot_window[1]))
@@ -170,6 +172,7 @@ class CordeauInstance:
             travel=TravelConfig(
                 speed_kmh=60.0, detour=1.0, start_hour=0.0, hourly_speed_factor=(1.0,) * 24
             ),
+            shared_rides=True,
         )
 
 

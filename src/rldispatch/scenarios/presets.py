@@ -4,17 +4,18 @@
 made ahead for appointments (home to clinic in the morning, clinic to home in the afternoon),
 about 15% are urgent and released at short notice, rush hours are slower. ``classic`` has the
 shapes of the company's first prototype: 10 drivers on one long shift, on-demand bookings
-spread evenly over the day.
+spread evenly over the day. ``geneva-mix`` is the geneva day with a patient-transport fleet and
+demand: places by kind, shared rides, ride limits and breaks (:func:`make_geneva_mix`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rldispatch.domain import Booking, Driver, Scenario, TravelConfig
+from rldispatch.domain import Booking, Break, Driver, Places, Scenario, TravelConfig
 
 GENEVA_CENTRE = (46.2010, 6.1450)
 GENEVA_CLINICS = (
@@ -291,6 +292,89 @@ def make_lausanne(seed: int, config: LausanneConfig | None = None) -> Scenario:
     )
 
 
+@dataclass(frozen=True)
+class MixConfig:
+    """The assumptions of ``geneva-mix`` (see :func:`make_geneva_mix`)."""
+
+    wheelchair_share: float = 0.10
+    stretcher_share: float = 0.02
+    companion_share: float = 0.30
+    max_ride_min: float = 60.0
+    break_after_shift_min: float = 360.0
+    break_duration_min: float = 30.0
+    break_earliest_after_min: float = 180.0
+    break_latest_after_min: float = 300.0
+
+
+MIX_VEHICLES = {
+    0: Places(seated=4, wheelchair=1),
+    5: Places(seated=4, wheelchair=1),
+    3: Places(seated=2, stretcher=1),
+}
+"""Vehicles by position in each ten of the fleet: two wheelchair vans and an ambulance with a
+stretcher; positions 1 and 6 are minibuses of 4 to 8 seats, the others cars of 3 seats."""
+MIX_MINIBUSES = (1, 6)
+MIX_CAR_SEATS = 3
+
+
+def make_geneva_mix(seed: int, config: MixConfig | None = None) -> Scenario:
+    """The geneva day ``seed`` (the same bookings, drivers and shifts) with a patient-transport
+    fleet and demand, from a second generator so geneva's own draws are untouched:
+
+    - a tenth of the bookings need a wheelchair place (three in ten of them with a seated
+      companion), one in fifty a stretcher, the others keep geneva's seats (one, or two for a
+      patient with a companion);
+    - two vehicles in ten are vans with a wheelchair place and 4 seats, one in ten an
+      ambulance with a stretcher and 2 seats, two in ten minibuses of 4 to 8 seats for clinic
+      runs, the rest cars of 3 seats;
+    - rides are shared, and nobody stays on board longer than an hour (a direct ride across
+      Geneva takes 15 to 35 minutes);
+    - a shift over 6 hours has a 30-minute break starting 3 to 5 hours into it (a simplified
+      reading of the Swiss rules for professional drivers: a break within the first 5.5 hours).
+    """
+    config = config or MixConfig()
+    day = make_geneva(seed)
+    rng = np.random.default_rng([seed, 2201])
+    draw = rng.random(len(day.bookings))
+    companion = rng.random(len(day.bookings)) < config.companion_share
+    bookings = []
+    for booking, u, with_companion in zip(day.bookings, draw, companion, strict=True):
+        if u < config.stretcher_share:
+            load = Places(stretcher=1)
+        elif u < config.stretcher_share + config.wheelchair_share:
+            load = Places(seated=int(with_companion), wheelchair=1)
+        else:
+            load = booking.load
+        bookings.append(replace(booking, load=load, max_ride_min=config.max_ride_min))
+    drivers = []
+    for index, driver in enumerate(day.drivers):
+        slot = index % 10
+        if slot in MIX_VEHICLES:
+            capacity = MIX_VEHICLES[slot]
+        elif slot in MIX_MINIBUSES:
+            capacity = Places(seated=int(rng.integers(4, 9)))
+        else:
+            capacity = Places(seated=MIX_CAR_SEATS)
+        start, end = driver.shift
+        breaks = ()
+        if end - start > config.break_after_shift_min:
+            breaks = (
+                Break(
+                    start + config.break_earliest_after_min,
+                    start + config.break_latest_after_min,
+                    config.break_duration_min,
+                ),
+            )
+        drivers.append(replace(driver, capacity=capacity, breaks=breaks))
+    return replace(
+        day,
+        name=f"geneva-mix-{seed}",
+        drivers=tuple(drivers),
+        bookings=tuple(bookings),
+        shared_rides=True,
+    )
+
+
 TRAINING_SEEDS = range(0, 1_000_000)
 """Day seeds that training draws from."""
 TUNING_SEEDS = range(1_000_000, 2_000_000)
@@ -300,6 +384,7 @@ HELD_OUT_SEEDS = range(2_000_000, 3_000_000)
 
 PRESETS: dict[str, Callable[[int], Scenario]] = {
     "geneva": make_geneva,
+    "geneva-mix": make_geneva_mix,
     "classic": make_classic,
     "lausanne": make_lausanne,
 }

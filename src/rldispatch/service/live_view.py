@@ -141,7 +141,7 @@ def _looks_ahead(manager: RLDispatchManager, source: str) -> bool:
         source == "rl"
         and manager.lookahead is not None
         and model is not None
-        and (model.kind == "pairwise")
+        and model.can_look_ahead
     )
 
 

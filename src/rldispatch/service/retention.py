@@ -5,17 +5,18 @@ assignments apart from the rows of rounds that assigned nothing) and ``rl_outcom
 the oldest row's time of each table (``/rl/status`` shows them).
 
 **Pruning.** :class:`Retention` runs in a thread of its own, at start and every hour: it
-deletes the rows of both tables from UTC days that ended more than ``retain_days`` days ago
-(whole days: a row is kept at least ``retain_days`` days, at most one day more), a day at a
-time, in short transactions of ``batch_size`` rows, so requests and the store's writer are
-never held up. With an ``archive_dir`` each day's rows are first written to
-``<archive_dir>/<table>-<YYYY-MM-DD>.jsonl`` (one JSON object per row, atomically: the file is
-complete or absent), and only rows that file holds are deleted; a run cut short is finished by
-the next one, which adds to the day's file the rows it lacks, never a row twice. Workers of
-one machine take turns through a lock file in the archive folder. A JSON column is read as
-text: one whose text is not JSON (a hand-edited SQLite file) is archived as that text, named
-in the line's ``unparsed_columns``, so its day is pruned like any other and ``collect``
-reports the row as it does from the database.
+deletes the rows of the log's tables (suggestions, outcomes, the rounds' states) from UTC days
+that ended more than ``retain_days`` days ago (whole days: a row is kept at least
+``retain_days`` days, at most one day more), a day at a time, in short transactions of
+``batch_size`` rows, so requests and the store's writer are never held up. With an
+``archive_dir`` each day's rows are first written to
+``<archive_dir>/<table>-<YYYY-MM-DD>.jsonl`` (one JSON object per row,
+atomically: the file is complete or absent; the folder mode 0700, the files 0600), and only
+rows that file holds are deleted; a run cut short is finished by the next one, which adds to
+the day's file the rows it lacks, never a row twice. Workers of one machine take turns through
+a lock file in the archive folder. A JSON column is read as text: one whose text is not JSON (a
+hand-edited SQLite file) is archived as that text, named in the line's ``unparsed_columns``, so
+its day is pruned like any other and ``collect`` reports the row as it does from the database.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
 from rldispatch.service.live_view import record_round
 from rldispatch.service.manager import DispatchRound
 from rldispatch.service.raw_body import documented_body, parse_body
+from rldispatch.service.round_states import STATE_MINUTE_OF_DAY
 from rldispatch.service.store import Store, SuggestionRecord
 from rldispatch.service.tables import NOTHING_ASSIGNED
 
@@ -100,5 +101,8 @@ def log_round(
         )
         for booking_id, driver_id, logged_response in rows
     ]
-    summary = {"minute_of_day": minute_of_day, "drivers": len(body.drivers)}
-    store.record_round(records, summary, body.model_dump_json(exclude_none=True))
+    summary: dict[str, Any] = {"minute_of_day": minute_of_day, "drivers": len(body.drivers)}
+    if body.minute_of_day is not None:  # kept beside the state: the same state every minute
+        summary[STATE_MINUTE_OF_DAY] = body.minute_of_day
+    state_json = body.model_dump_json(exclude_none=True, exclude={"minute_of_day"})
+    store.record_round(records, summary, state_json)

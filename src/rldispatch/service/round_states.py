@@ -4,8 +4,9 @@ A round's rows in ``rl_suggestions`` (one per assignment, or one of no booking) 
 hold the round's state: they name it (``request.round.state_key``), and the state itself is
 one row of ``rl_round_states``: its JSON text, zlib-compressed, under a key that is the
 SHA-256 of that text and of the UTC day it was logged on. The same state sent again on the
-same day (a dispatcher's one-minute rounds while nothing changes) is stored once, and a
-state row lives on the UTC day of the rows naming it, so retention prunes and archives them
+same day (a dispatcher's one-minute rounds while nothing changes: the request's own
+``minute_of_day`` is kept in the rows, not in the state) is stored once, and a state row
+lives on the UTC day of the rows naming it, so retention prunes and archives them
 together. A state larger than :data:`MAX_LOGGED_STATE_BYTES` compressed is not logged: its
 rows say so (``state_omitted``) and the count of such rounds is kept.
 """
@@ -26,6 +27,9 @@ its JSON compresses about tenfold)."""
 COMPRESSION_LEVEL = 6
 STATE_KEY = "state_key"
 STATE_OMITTED = "state_omitted"
+STATE_MINUTE_OF_DAY = "state_minute_of_day"
+"""The request's own ``minute_of_day``, kept in the rows rather than in the state: rounds
+sent every minute on an unchanged fleet then share one stored state."""
 
 
 @dataclass(frozen=True)
@@ -90,4 +94,7 @@ def resolve_round_request(request: Any, states: dict[str, str]) -> Any:
     key = summary[STATE_KEY]
     if key not in states:
         raise KeyError(key)
-    return {**request, "state": json.loads(state_text(states[key]))}
+    state = json.loads(state_text(states[key]))
+    if STATE_MINUTE_OF_DAY in summary:
+        state["minute_of_day"] = summary[STATE_MINUTE_OF_DAY]
+    return {**request, "state": state}

@@ -52,8 +52,7 @@ def _best_position(
     requested_min,
     pickup_to_free_min,
     ride_km,
-    load,
-    capacity,
+    fits,
     shift_end_min,
     great_circle,
     scale_km,
@@ -68,7 +67,7 @@ def _best_position(
     best_km = 0.0
     best_pickup = 0.0
     best_position = 0
-    if load[booking] > capacity[driver]:
+    if not fits[driver, booking]:
         return best_cost, best_km, best_pickup, best_position
     for p in range(pos_valid.shape[1]):
         if not pos_valid[driver, p]:
@@ -115,7 +114,7 @@ def fill_best_insertions(
     now_min,
     plan_state,
     booking_state,
-    capacity,
+    fits,
     shift_end_min,
     great_circle,
     scale_km,
@@ -129,7 +128,8 @@ def fill_best_insertions(
     """Fill the cache entries ``(driver, candidate)`` that are not valid, in place.
 
     ``plan_state`` and ``booking_state`` are the tuples of position and booking arrays that
-    :func:`_best_position` takes; ``rules`` is (late after, late cost, delay cost, tolerance).
+    :func:`_best_position` takes; ``fits`` is ``(drivers, bookings)``: the vehicle has a place
+    of every kind the booking needs; ``rules`` is (late after, late cost, delay cost, tolerance).
     """
     (
         pos_valid,
@@ -150,7 +150,6 @@ def fill_best_insertions(
         requested_min,
         pickup_to_free_min,
         ride_km,
-        load,
     ) = booking_state
     late_after_min, late_cost, delay_cost, tolerance = rules
     for driver in range(best_valid.shape[0]):
@@ -178,8 +177,7 @@ def fill_best_insertions(
                 requested_min,
                 pickup_to_free_min,
                 ride_km,
-                load,
-                capacity,
+                fits,
                 shift_end_min,
                 great_circle,
                 scale_km,

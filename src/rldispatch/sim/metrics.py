@@ -15,6 +15,11 @@ METRIC_NAMES = (
     "pickup_delay_p95_min",
     "load_gap",
     "decisions",
+    "occupancy",
+    "shared_ride_share",
+    "ride_time_ratio",
+    "breaks_taken",
+    "breaks_missed",
 )
 
 
@@ -34,6 +39,14 @@ class DayMetrics:
     served: int
     no_shows: int = 0
     """Bookings whose patient was not there (an uncertain day): neither served nor cancelled."""
+    occupancy: float = 0.0
+    """Passengers on board per loaded km (km driven with somebody on board)."""
+    shared_ride_share: float = 0.0
+    """Share of the served bookings that shared the vehicle with another on part of the ride."""
+    ride_time_ratio: float = 0.0
+    """Mean ride time (end of the pickup to the start of the drop-off) over the direct time."""
+    breaks_taken: int = 0
+    breaks_missed: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, PLACE_KINDS, Scenario
 from rldispatch.sim.frame import frame_centre
 from rldispatch.sim.kernels import (
     fill_best_insertions,
@@ -63,6 +63,8 @@ class InsertionTable:
     added_km: np.ndarray
     pickup_min: np.ndarray
     position: np.ndarray
+    dropoff_position: np.ndarray | None = None
+    """Plans of stops only: where the drop-off goes, in the plan after the pickup went in."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class Assignment:
     added_km: float
     pickup_min: float
     late: bool
+    dropoff_position: int = -1
+    """Plans of stops only: the drop-off's position (-1: right after the pickup)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,11 @@ INSERTION_CACHE = (
 
 
 class DaySimulator:
+    """One service day of booking plans (see the module docstring); a scenario with shared
+    rides, breaks or maximum ride times is played by
+    :class:`rldispatch.sim.stop_simulator.StopDaySimulator` (built by
+    :func:`rldispatch.sim.stop_simulator.day_simulator`)."""
+
     def __init__(
         self,
         scenario: Scenario,
@@ -126,7 +135,11 @@ class DaySimulator:
         self.requested_min = column([b.requested_min for b in bookings])
         self.service_min = column([b.service_min for b in bookings])
         self.priority = np.asarray([b.priority for b in bookings], dtype=np.int64)
-        self.load = np.asarray([b.load for b in bookings], dtype=np.int64)
+        # Places by kind (columns in the order of PLACE_KINDS) and their totals.
+        self.load_by_kind = np.asarray(
+            [b.load.as_tuple() for b in bookings], dtype=np.int64
+        ).reshape(-1, len(PLACE_KINDS))
+        self.load = self.load_by_kind.sum(axis=1)
         self.pickup_xy = column([b.pickup for b in bookings]).reshape(-1, 2)
         self.dropoff_xy = column([b.dropoff for b in bookings]).reshape(-1, 2)
         self.pickup_vec = self.travel.embed(self.pickup_xy)
@@ -141,7 +154,14 @@ class DaySimulator:
         self.driver_start_vec = self.travel.embed(self.driver_start_xy)
         self.shift_start_min = column([d.shift[0] for d in drivers])
         self.shift_end_min = column([d.shift[1] for d in drivers])
-        self.capacity = np.asarray([d.capacity for d in drivers], dtype=np.int64)
+        self.capacity_by_kind = np.asarray(
+            [d.capacity.as_tuple() for d in drivers], dtype=np.int64
+        ).reshape(-1, len(PLACE_KINDS))
+        self.capacity = self.capacity_by_kind.sum(axis=1)
+        # fits[driver, booking]: the vehicle has a place of every kind the booking needs.
+        self.fits = np.all(
+            self.load_by_kind[None, :, :] <= self.capacity_by_kind[:, None, :], axis=2
+        )
         # The reference point of the positions models read (see rldispatch.sim.frame).
         self.frame_centre = frame_centre(
             np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
@@ -251,6 +271,10 @@ class DaySimulator:
         """When each driver will have finished all it has been given (locked and planned)."""
         return np.maximum(self.plan_end_min, self.now_min)
 
+    def driver_free_vec(self) -> np.ndarray:
+        """Where each driver is, or will be once the ride it has set off for ends (embedded)."""
+        return self.anchor_vec
+
     def driver_free_booking(self) -> np.ndarray:
         """The booking whose drop-off is where each driver will be free (-1: its start)."""
         return self.plan_end_booking
@@ -350,7 +374,6 @@ class DaySimulator:
             self.requested_min,
             self.pickup_to_free_min,
             self.ride_km,
-            self.load,
         )
 
     def _fill(
@@ -367,7 +390,7 @@ class DaySimulator:
             self.now_min,
             self._plan_state(),
             self._booking_state(),
-            self.capacity,
+            self.fits,
             self.shift_end_min,
             self.travel.great_circle,
             self.travel.scale_km,
@@ -613,6 +636,7 @@ class DaySimulator:
         n_served = int(served.sum())
         delays = np.maximum(self.pickup_min[served] - self.requested_min[served], 0.0)
         loaded_km = float(self.ride_km[served].sum())
+        passenger_km = float((self.ride_km[served] * self.load[served]).sum())
         total = max(self.n_bookings, 1)
         return DayMetrics(
             reward=float(reward),
@@ -628,4 +652,6 @@ class DaySimulator:
             bookings=self.n_bookings,
             served=n_served,
             no_shows=int((self.status == NO_SHOW).sum()),
+            occupancy=passenger_km / loaded_km if loaded_km else 0.0,
+            ride_time_ratio=1.0 if n_served else 0.0,
         )

@@ -59,6 +59,8 @@ class LoadedQModel:
     path: Path
     runtime: Runtime
 
+    can_look_ahead = False
+
     @property
     def kind(self) -> Literal["dqn"]:
         return "dqn"

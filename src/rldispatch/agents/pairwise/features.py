@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, ScenarioError
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
 from rldispatch.sim.frame import LocalFrame
@@ -277,6 +277,11 @@ class FeatureBuilder:
             not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
         """
         sim = env.sim
+        if sim.scenario.has_stops:
+            raise ScenarioError(
+                f"{sim.scenario.name}: the pairwise network does not read days with shared "
+                "rides, breaks or maximum ride times yet; play them with a baseline"
+            )
         frame = self.frame(sim)
         now = sim.now_min
         n_drivers = sim.n_drivers

@@ -77,6 +77,7 @@ class LoadedPairwiseQModel:
     model: LoadedPairwiseModel | None = None
     scorer: OnnxPairQ | None = None
     kind: str = "pairwise"
+    can_look_ahead: bool = True
 
     def env_config_for(self, n_drivers: int) -> EnvConfig:
         """The model's env config with :func:`driver_slots` driver slots."""

@@ -159,7 +159,7 @@ def write_synthetic_history(engine: Engine, days: Sequence[date], seed: int = 0)
                         name=f"Driver {driver.id}",
                         home_lat=driver.start[0],
                         home_lon=driver.start[1],
-                        capacity=driver.capacity,
+                        capacity=driver.capacity.seated,
                     )
                 )
         session.flush()
@@ -196,7 +196,7 @@ def write_synthetic_history(engine: Engine, days: Sequence[date], seed: int = 0)
                         dropoff_lon=booking.dropoff[1],
                         service_min=booking.service_min,
                         priority=booking.priority,
-                        load=booking.load,
+                        load=booking.load.seated,
                         status="booked",
                     )
                 )

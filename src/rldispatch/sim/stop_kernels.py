@@ -1,0 +1,249 @@
+"""Compiled inner loops of plans of stops (Numba): scheduling a driver's stops and finding the
+cheapest pickup and drop-off positions of a booking in it.
+
+A stop is a pickup or a drop-off of a booking, or a break; ``kinds`` holds
+:data:`PICKUP`, :data:`DROPOFF` or :data:`BREAK` and ``refs`` the booking (or the driver's break
+index). A driver leaves its position at the earliest at ``start_min``; at a pickup it waits for
+the window to open; a break starts no earlier than its ``earliest`` and, like every stop, as
+soon as it can. A schedule is feasible when every pickup starts by the close of its window,
+every break by its ``latest`` with nobody on board, every passenger's ride (end of the pickup
+to the start of the drop-off) within its maximum, the places of each kind on board within the
+vehicle's at every stop, at most ``max_bookings_on_board`` bookings on board, and the last stop
+done by the end of the shift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from rldispatch.sim.kernels import distance_km
+
+PICKUP, DROPOFF, BREAK = 0, 1, 2
+
+
+@njit(cache=True, nogil=True)
+def schedule_stops(
+    kinds,
+    refs,
+    size,
+    start_min,
+    start_vec,
+    onboard,
+    onboard_bookings,
+    capacity,
+    max_bookings_on_board,
+    booking_arrays,
+    picked_done_min,
+    break_earliest,
+    break_latest,
+    break_duration,
+    shift_end_min,
+    great_circle,
+    scale_km,
+    tolerance,
+    start_out,
+    leg_min_out,
+    leg_km_out,
+):  # pragma: no cover - compiled
+    """Schedule the first ``size`` stops; write each stop's start, leg minutes and leg km and
+    return (feasible, km of the legs, when the last stop is done).
+
+    ``onboard`` holds the places by kind taken before the first stop and ``onboard_bookings``
+    how many bookings that is; ``picked_done_min`` when each booking on board finished its
+    pickup. ``booking_arrays`` is (pickup_vec, dropoff_vec, minutes_per_km, earliest_min,
+    latest_min, service_min, load_by_kind, max_ride_min).
+    """
+    (
+        pickup_vec,
+        dropoff_vec,
+        minutes_per_km,
+        earliest_min,
+        latest_min,
+        service_min,
+        load_by_kind,
+        max_ride_min,
+    ) = booking_arrays
+    n_kinds = onboard.shape[0]
+    load = onboard.copy()
+    count = onboard_bookings
+    time = start_min
+    here = start_vec
+    total_km = 0.0
+    feasible = True
+    for k in range(size):
+        kind = kinds[k]
+        ref = refs[k]
+        if kind == BREAK:
+            leg_km_out[k] = 0.0
+            leg_min_out[k] = 0.0
+            start = max(time, break_earliest[ref])
+            if start > break_latest[ref] + tolerance or count > 0:
+                feasible = False
+                break
+            start_out[k] = start
+            time = start + break_duration[ref]
+            continue
+        target = pickup_vec[ref] if kind == PICKUP else dropoff_vec[ref]
+        leg = distance_km(here, target, great_circle, scale_km)
+        leg_km_out[k] = leg
+        leg_min_out[k] = leg * minutes_per_km[ref]
+        total_km += leg
+        arrive = time + leg_min_out[k]
+        if kind == PICKUP:
+            start = max(arrive, earliest_min[ref])
+            if start > latest_min[ref] + tolerance:
+                feasible = False
+                break
+            count += 1
+            over = count > max_bookings_on_board
+            for c in range(n_kinds):
+                load[c] += load_by_kind[ref, c]
+                if load[c] > capacity[c]:
+                    over = True
+            if over:
+                feasible = False
+                break
+        else:
+            start = arrive
+            picked = picked_done_min[ref]
+            for m in range(k - 1, -1, -1):
+                if kinds[m] == PICKUP and refs[m] == ref:
+                    picked = start_out[m] + service_min[ref]
+                    break
+            if start - picked > max_ride_min[ref] + tolerance:
+                feasible = False
+                break
+            count -= 1
+            for c in range(n_kinds):
+                load[c] -= load_by_kind[ref, c]
+        start_out[k] = start
+        time = start + service_min[ref]
+        here = target
+    if feasible and size > 0 and time > shift_end_min + tolerance:
+        feasible = False
+    return feasible, total_km, time
+
+
+@njit(cache=True, nogil=True)
+def fill_stop_insertions(
+    candidates,
+    now_min,
+    plan_state,
+    booking_arrays,
+    booking_rules,
+    fits,
+    capacity,
+    max_bookings_on_board,
+    picked_done_min,
+    break_state,
+    shift_end_min,
+    great_circle,
+    scale_km,
+    rules,
+    best_valid,
+    best_cost,
+    best_added_km,
+    best_pickup_min,
+    best_position,
+    best_dropoff_position,
+):  # pragma: no cover - compiled
+    """Fill the cache entries ``(driver, candidate)`` that are not valid, in place: the
+    cheapest feasible (pickup position, drop-off position) of each candidate in each
+    driver's stops, ``best_dropoff_position`` counted in the plan after the pickup went in.
+
+    ``plan_state`` is (kinds, refs, sizes, starts, anchor_min, anchor_vec, onboard,
+    onboard_bookings, plan_km) per driver; ``booking_rules`` is (requested_min,); ``rules`` is
+    (late after, late cost, delay cost, tolerance). The cost is the added km, plus the late
+    cost per minute the pickup is late, plus the delay cost per minute the insertion pushes
+    the stops already planned back (the largest push).
+    """
+    kinds, refs, sizes, starts, anchor_min, anchor_vec, onboard, onboard_bookings, plan_km = (
+        plan_state
+    )
+    break_earliest, break_latest, break_duration = break_state
+    (requested_min,) = booking_rules
+    late_after_min, late_cost, delay_cost, tolerance = rules
+    width = kinds.shape[1] + 2
+    new_kinds = np.empty(width, dtype=np.int64)
+    new_refs = np.empty(width, dtype=np.int64)
+    origin = np.empty(width, dtype=np.int64)
+    start_out = np.empty(width)
+    leg_min_out = np.empty(width)
+    leg_km_out = np.empty(width)
+    for driver in range(best_valid.shape[0]):
+        size = sizes[driver]
+        begin = max(anchor_min[driver], now_min)
+        for c in range(candidates.shape[0]):
+            booking = candidates[c]
+            if best_valid[driver, booking]:
+                continue
+            best = np.inf
+            best_km = 0.0
+            best_pickup = 0.0
+            best_p = 0
+            best_d = 1
+            if fits[driver, booking]:
+                for p in range(size + 1):
+                    for d in range(p + 1, size + 2):
+                        # The new plan: old stops with the pickup at p and the drop-off at d.
+                        old = 0
+                        for k in range(size + 2):
+                            if k == p:
+                                new_kinds[k] = PICKUP
+                                new_refs[k] = booking
+                                origin[k] = -1
+                            elif k == d:
+                                new_kinds[k] = DROPOFF
+                                new_refs[k] = booking
+                                origin[k] = -1
+                            else:
+                                new_kinds[k] = kinds[driver, old]
+                                new_refs[k] = refs[driver, old]
+                                origin[k] = old
+                                old += 1
+                        feasible, km, _ = schedule_stops(
+                            new_kinds,
+                            new_refs,
+                            size + 2,
+                            begin,
+                            anchor_vec[driver],
+                            onboard[driver],
+                            onboard_bookings[driver],
+                            capacity[driver],
+                            max_bookings_on_board,
+                            booking_arrays,
+                            picked_done_min,
+                            break_earliest[driver],
+                            break_latest[driver],
+                            break_duration[driver],
+                            shift_end_min[driver],
+                            great_circle,
+                            scale_km,
+                            tolerance,
+                            start_out,
+                            leg_min_out,
+                            leg_km_out,
+                        )
+                        if not feasible:
+                            continue
+                        push = 0.0
+                        for k in range(size + 2):
+                            if origin[k] >= 0:
+                                push = max(push, start_out[k] - starts[driver, origin[k]])
+                        added_km = km - plan_km[driver]
+                        pickup = start_out[p]
+                        late_min = max(pickup - requested_min[booking] - late_after_min, 0.0)
+                        value = added_km + late_cost * late_min + delay_cost * push
+                        if value < best:
+                            best = value
+                            best_km = added_km
+                            best_pickup = pickup
+                            best_p = p
+                            best_d = d
+            best_cost[driver, booking] = best
+            best_added_km[driver, booking] = best_km
+            best_pickup_min[driver, booking] = best_pickup
+            best_position[driver, booking] = best_p
+            best_dropoff_position[driver, booking] = best_d
+            best_valid[driver, booking] = True
