@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import numpy as np
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.kinds import agent_kind
+from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
@@ -82,8 +84,8 @@ def _times(days: list) -> dict[str, float]:
     }
 
 
-def _report(days: list, results: dict) -> dict:
-    report = {"days": [day.name for day in days], "policies": {}, "vs_reopt": {}}
+def _report(days: list[str], results: dict) -> dict:
+    report = {"days": list(days), "policies": {}, "vs_reopt": {}}
     for name, played in results.items():
         report["policies"][name] = {
             "reward": mean_ci([d.reward for d in played]),
@@ -116,22 +118,25 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _reopt_days(path: str, label: str) -> list:
-    """``reopt``'s days of set ``label`` from an earlier report of this script (its rewards
-    are deterministic: the same on any run; its decision times are that run's)."""
-    from rldispatch.files import read_json
-
-    part = read_json(path)["sets"][label]["played"]["reopt"]
-    return [
-        PlayedDay(**{**day, "routes": (), "decision_ms": tuple(day["decision_ms"])}) for day in part
+def _interleaved(geneva: int, lausanne: int) -> list[tuple[str, Scenario]]:
+    """The evaluation days, the two sets interleaved (so a run cut short has both)."""
+    sets = [
+        [("geneva", day) for day in held_out_days(geneva)],
+        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
     ]
+    days = []
+    for k in range(max(geneva, lausanne)):
+        days += [part[k] for part in sets if k < len(part)]
+    return days
 
 
 def run_evaluation(args: argparse.Namespace) -> None:
+    """Each day played by every policy in turn, in this process, one line of ``--log`` per
+    day (a run stopped early keeps its days; a rerun skips the days already in the log)."""
     single_threaded_numerics(1)
     names = args.policies.split(",")
     policies = {}
-    if "reopt" in names and not args.reopt_report:
+    if "reopt" in names:
         policies["reopt"] = make_baseline("reopt")
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
@@ -140,28 +145,61 @@ def run_evaluation(args: argparse.Namespace) -> None:
         for term in ("prize", "value"):
             if f"{term} only" in names:
                 policies[f"{term} only"] = _ablation(guided, (term,), f"{term} only")
-    sets = {
-        "geneva": held_out_days(args.geneva_days),
-        "lausanne": [make_lausanne(HELD_OUT_SEEDS[k]) for k in range(args.lausanne_days)],
-    }
-    report = {"model": str(args.model), "sets": {}}
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    done = {(row["day"], row["policy"]) for row in _rows(log)}
     started = time.perf_counter()
-    for label, days in sets.items():
-        if not days:
+    for label, day in _interleaved(args.geneva_days, args.lausanne_days):
+        for name, policy in policies.items():
+            if (day.name, name) in done:
+                continue
+            env_config = EnvConfig(max_drivers=len(day.drivers))
+            played = evaluate_policies({name: policy}, [day], env_config)[name][0]
+            row = {"set": label, "day": day.name, "policy": name, **played.as_dict()}
+            row["decision_ms"] = list(played.decision_ms)
+            with log.open("a", encoding="utf-8") as file:
+                file.write(json.dumps(row) + "\n")
+            print(
+                f"{label} {day.name} {name}: {played.reward:.1f} "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
+
+
+def _rows(log: Path) -> list[dict]:
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+
+
+def run_summary(args: argparse.Namespace) -> None:
+    """Each policy against ``reopt`` on the days both played (paired)."""
+    rows = _rows(Path(args.log))
+    report = {"log": args.log, "sets": {}}
+    for label in ("geneva", "lausanne"):
+        by_policy: dict[str, dict[str, PlayedDay]] = {}
+        for row in rows:
+            if row["set"] != label:
+                continue
+            fields = {k: v for k, v in row.items() if k not in ("set", "day", "policy")}
+            fields["decision_ms"] = tuple(fields["decision_ms"])
+            by_policy.setdefault(row["policy"], {})[row["day"]] = PlayedDay(**fields)
+        if "reopt" not in by_policy:
             continue
-        most = max(len(day.drivers) for day in days)
-        results = evaluate_policies(
-            policies, days, EnvConfig(max_drivers=most), progress=False, jobs=args.jobs
-        )
-        if args.reopt_report:
-            results = {"reopt": _reopt_days(args.reopt_report, label)[: len(days)], **results}
-        report["sets"][label] = _report(days, results)
-        report["sets"][label]["played"] = {
-            name: [{**day.as_dict(), "decision_ms": list(day.decision_ms)} for day in played]
-            for name, played in results.items()
-        }
-        _print(label, report["sets"][label])
-        print(f"  ({time.perf_counter() - started:.0f} s so far)", flush=True)
+        report["sets"][label] = {}
+        for name, days in by_policy.items():
+            if name == "reopt":
+                continue
+            common = sorted(set(days) & set(by_policy["reopt"]))
+            if len(common) < 2:
+                continue
+            results = {
+                "reopt": [by_policy["reopt"][d] for d in common],
+                name: [days[d] for d in common],
+            }
+            part = _report(common, results)
+            report["sets"][label][name] = part
+            _print(f"{label}, {name}", part)
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report written to {args.json}")
@@ -185,14 +223,14 @@ def main() -> None:
         default="reopt,guided-reopt,prize only,value only",
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
     )
-    evaluation.add_argument(
-        "--reopt-report", help="take reopt's days from this earlier report instead of playing"
-    )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
-    evaluation.add_argument("--jobs", type=int, default=2)
-    evaluation.add_argument("--json", default="runs/guided_reopt_eval.json")
+    evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
+    summary = verbs.add_parser("summary")
+    summary.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
+    summary.add_argument("--json", default="runs/guided_reopt_eval.json")
+    summary.set_defaults(handler=run_summary)
     args = parser.parse_args()
     args.handler(args)
 

@@ -52,7 +52,7 @@ def test_the_two_kinds_are_tunable_and_pairwise_comes_first():
     assert TuneSettings(max_days=1, eval_days=1).agent == "pairwise"
 
 
-@pytest.mark.parametrize("agent", ["pairwise", "dqn"])
+@pytest.mark.parametrize("agent", ["pairwise", "dqn", "guided-reopt"])
 def test_docs_show_the_search_space_table_of_each_kind(agent):
     table = search_space_markdown(agent_kind(agent).search_space())
     assert table in DOCS.read_text(encoding="utf-8")

@@ -56,11 +56,12 @@ def test_a_plan_maps_to_now_later_and_never() -> None:
     assert sim.status.tolist() == [OPEN, OPEN, UNRELEASED, OPEN, OPEN]
     problem = state_problem(sim, horizon_min=120.0)
     assert problem.bookings.tolist() == [0, 1, 3]  # b4 opens beyond the horizon
-    # d1 serves b0, then b2 (unknown now), then b1: b0 now, b1 later. d2 serves b4 (not a
-    # decision of this state) and nothing else: b3 is never served.
+    # d1 serves b0, then b2 (unknown now), then b1: b0 now, b1 later, and its re-plan should
+    # end with b1. d2 serves b4 (not a decision of this state) and nothing else: b3 is never
+    # served, and d2's re-plan should be empty.
     routes = [[0, 2, 1], [4]]
     label = map_plan(sim, problem.bookings, set(), routes)
-    assert label == StateLabel(now=(0,), driver_of={0: 0}, end_booking=(0, -1))
+    assert label == StateLabel(now=(0,), later=(1,), driver_of={0: 0, 1: 0}, end_booking=(1, -1))
 
 
 def test_committed_bookings_end_a_plan_but_are_no_decision() -> None:

@@ -36,13 +36,14 @@ def test_the_loss_falls_on_a_tiny_fixed_dataset() -> None:
         label_solution_limit=5,
         updates_per_day=0,
         learning_rate=0.05,
+        term_scale=40.0,
         noise=0.0,
     )
     learner, env = visited_states(config)
     states = learner.states[:3]
     assert states
     for state in states:
-        state.label = StateLabel((), {}, tuple(-1 for _ in range(env.sim.n_drivers)))
+        state.label = StateLabel((), (), {}, tuple(-1 for _ in range(env.sim.n_drivers)))
     reward = env.config.reward
     before = disagreement(learner.acting, learner.network, states, reward)
     rng = np.random.default_rng(0)

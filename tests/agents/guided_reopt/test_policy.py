@@ -24,9 +24,9 @@ def test_a_zero_network_takes_reopts_decisions() -> None:
 
 
 def test_a_low_prize_leaves_bookings_open() -> None:
-    network = TermNetwork(terms=("prize",))
+    network = TermNetwork(terms=("prize",), term_scale=50.0)
     with torch.no_grad():
-        network.prize[-1].bias.fill_(-5.0)  # -50 reward units: below any booking's worth
+        network.prize[-1].bias.fill_(-5.0)  # about -50 reward units: below a booking's worth
     config = EnvConfig(max_drivers=3)
     played = evaluate_policy(GuidedReoptPolicy(network), DAYS[:1], config)[0]
     reopt = evaluate_policy(make_baseline("reopt"), DAYS[:1], config)[0]

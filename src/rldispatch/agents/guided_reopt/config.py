@@ -27,7 +27,10 @@ class GuidedReoptConfig(HyperparameterConfig):
     )
     hidden: int = hyperparameter("width of each head's hidden layers", 32, kind="int", low=1)
     term_scale: float = hyperparameter(
-        "reward units of a network output of 1", 10.0, low=0.0, low_open=True
+        "the bound of each learned term, in reward units (term_scale * tanh(output))",
+        15.0,
+        low=0.0,
+        low_open=True,
     )
     learning_rate: float = hyperparameter("Adam step size", 1e-3, low=0.0, high=1.0, low_open=True)
     weight_decay: float = hyperparameter("Adam weight decay", 1e-4, low=0.0, high=1.0)

@@ -29,9 +29,15 @@ from rldispatch.agents.guided_reopt.model_file import (
 from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.guided_reopt.search_space import GUIDED_REOPT_SEARCH_SPACE
+from rldispatch.agents.guided_reopt.serving import (
+    SERVING_RUNTIMES,
+    LoadedGuidedModel,
+    load_guided_served_model,
+)
 from rldispatch.agents.kinds import AgentKind, LearnedModel, Learner
 from rldispatch.agents.model_container import env_config_from_dict, env_config_to_dict
 from rldispatch.agents.search_space import Hyperparameter
+from rldispatch.agents.serving import ModelLoadError, ProbeDay
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.ride_model import RideModel, RideProblem
@@ -208,6 +214,19 @@ class GuidedReoptKind(AgentKind):
 
     def search_space(self) -> Sequence[Hyperparameter]:
         return GUIDED_REOPT_SEARCH_SPACE
+
+    serving_runtimes = SERVING_RUNTIMES
+
+    def load_served(self, path: Path, runtime: str, probe_day: ProbeDay) -> LoadedGuidedModel:
+        """Its re-plans with the network on NumPy (no probe: a zero network is ``reopt``,
+        and the loader checks the weights are finite)."""
+        return load_guided_served_model(path, runtime)
+
+    def export_onnx(self, path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
+        raise ModelLoadError(
+            f"onnx: {path} is a guided-reopt model: its decisions are OR-Tools re-plans, which "
+            "ONNX cannot hold (its small network runs on NumPy)"
+        )
 
 
 KIND = GuidedReoptKind()

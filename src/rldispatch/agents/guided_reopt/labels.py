@@ -8,12 +8,14 @@ exact lateness) and its guided local search, warm-started from the re-plan the p
 there. The budget is ``solution_limit`` solutions (the same labels on any machine) under a
 wall-clock cap.
 
-The plan is then read as the state's decisions. Along each driver's route, the bookings of
-the re-plan's problem that come before the first booking not yet released are *now*: the
-full-information plan serves them with that driver, and nothing unknown today comes first.
-A free booking of the problem that the plan serves later (after an unknown booking) or never
-is *open*: the re-optimiser should leave it for a later re-plan. The last *now* booking of
-each route (or none: the driver's start) is where that driver's plan should end.
+The plan is then read as the state's decisions. Along each driver's route, the free bookings
+of the re-plan's problem that come before the first booking not yet released are *now*: the
+full-information plan serves them with that driver, and nothing unknown today comes first. A
+free booking it serves after an unknown booking is *later* and carries no label (whether to
+commit it now depends on what is not known yet); one it never serves should be left out of
+the plan. The last booking of the problem on each route (or none: the driver's start) is
+where that driver's re-plan should end: bookings not yet known are skipped, so the end is
+comparable with the re-plan's, which knows none of them.
 
 Labels are written to a disk cache keyed by the state (day, clock, each booking's status,
 the plans) and the budget; a state seen again is not solved again.
@@ -37,19 +39,24 @@ from rldispatch.policies.routing import search_parameters
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import UNRELEASED, DaySimulator
 
-LABEL_VERSION = 1
+LABEL_VERSION = 2
 
 
 @dataclass(frozen=True)
 class StateLabel:
     """What the full-information plan says at a state.
 
-    :param now: free bookings of the re-plan's problem to assign now.
-    :param driver_of: the plan's driver of each of them.
-    :param end_booking: per driver, the booking its plan should end with (-1: none).
+    :param now: free bookings of the re-plan's problem it serves with nothing unknown today
+        before them on their driver's route: assign now.
+    :param later: free bookings it serves after a booking not yet known: no label (whether
+        to commit them now depends on what is not known yet).
+    :param driver_of: the plan's driver of each booking of ``now`` and ``later``.
+    :param end_booking: per driver, the last booking of the re-plan's problem on its route
+        (-1: none), where the re-plan's plan for that driver should end.
     """
 
     now: tuple[int, ...]
+    later: tuple[int, ...]
     driver_of: dict[int, int]
     end_booking: tuple[int, ...]
 
@@ -62,6 +69,7 @@ class StateLabel:
     def from_dict(cls, data: dict) -> StateLabel:
         return cls(
             now=tuple(int(b) for b in data["now"]),
+            later=tuple(int(b) for b in data["later"]),
             driver_of={int(k): int(v) for k, v in data["driver_of"].items()},
             end_booking=tuple(int(b) for b in data["end_booking"]),
         )
@@ -81,20 +89,21 @@ def map_plan(
     """A full-information plan (booking routes) read as the state's decisions (see the
     module docstring)."""
     in_problem = set(np.asarray(problem_bookings).tolist())
-    now, driver_of, ends = [], {}, []
+    now, later, driver_of, ends = [], [], {}, []
     for driver, route in enumerate(routes):
-        end = -1
+        end, unknown_before = -1, False
         for booking in route:
             if sim.status[booking] == UNRELEASED:
-                break
+                unknown_before = True
+                continue
             if booking not in in_problem:
                 continue
             end = booking
             if booking not in fixed:
-                now.append(booking)
+                (later if unknown_before else now).append(booking)
                 driver_of[booking] = driver
         ends.append(end)
-    return StateLabel(tuple(sorted(now)), driver_of, tuple(ends))
+    return StateLabel(tuple(sorted(now)), tuple(sorted(later)), driver_of, tuple(ends))
 
 
 def full_information_routes(

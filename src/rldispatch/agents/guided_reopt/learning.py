@@ -12,6 +12,8 @@ solves the state's re-plan with them exactly as the policy does, and steps on
 
     sum_b prize_b * (y*_b - y_bar_b) + sum_v (value(end*_v) - value(end_bar_v))
 
+over the labelled bookings (``later`` ones carry no label)
+
 whose gradient is the Fenchel-Young gradient pushed through the network: a booking the
 solver plans and the full-information plan leaves open loses prize, one it leaves out and
 the plan serves now gains; the end the solver chose loses value, the plan's end gains.
@@ -92,16 +94,17 @@ def fenchel_young_step(
     routes = solver_plan(policy, state, network, reward, perturbation)
     free = features.free.tolist()
     planned = {b for route in routes for b in route}
-    target = set(label.now)
+    target, unlabelled = set(label.now), set(label.later)
     y_star = torch.tensor([float(b in planned) for b in free])
     y_bar = torch.tensor([float(b in target) for b in free])
+    labelled = torch.tensor([float(b not in unlabelled) for b in free])
     fixed_last = [route[-1] if route else -1 for route in routes]
     chosen_rows = _end_rows(features, fixed_last)
     target_rows = _end_rows(features, list(label.end_booking))
     network.train()
     prizes = network.prizes(torch.from_numpy(features.booking))
     values = network.values(torch.from_numpy(features.end))
-    loss = (prizes * (y_star - y_bar)).sum() + (
+    loss = (prizes * (y_star - y_bar) * labelled).sum() + (
         values[chosen_rows].sum() - values[target_rows].sum()
     )
     optimizer.zero_grad()
@@ -109,8 +112,8 @@ def fenchel_young_step(
         loss.backward()
         optimizer.step()
     network.eval()
-    decisions = len(free) + len(chosen_rows)
-    differ = float((y_star != y_bar).sum()) + sum(
+    decisions = int(labelled.sum()) + len(chosen_rows)
+    differ = float(((y_star != y_bar).float() * labelled).sum()) + sum(
         a != b for a, b in zip(chosen_rows, target_rows, strict=True)
     )
     return UpdateResult(float(loss.detach()), differ / max(decisions, 1))
@@ -128,7 +131,8 @@ def disagreement(
         routes = solver_plan(policy, state, network, reward)
         planned = {b for route in routes for b in route}
         free = state.features.free.tolist()
-        target = set(label.now)
+        target, unlabelled = set(label.now), set(label.later)
+        free = [b for b in free if b not in unlabelled]
         chosen = _end_rows(state.features, [route[-1] if route else -1 for route in routes])
         wanted = _end_rows(state.features, list(label.end_booking))
         differ = sum((b in planned) != (b in target) for b in free) + sum(

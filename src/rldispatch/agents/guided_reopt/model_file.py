@@ -45,13 +45,13 @@ class GuidedReoptMetadata(MetadataFields):
 
     :param hidden: width of each head's hidden layers.
     :param terms: the learned terms in use.
-    :param term_scale: reward units of an output of 1.
+    :param term_scale: the bound of each term, in reward units.
     :param horizon_min: the re-plans' horizon.
     """
 
     hidden: int
     terms: list[str] = field(default_factory=lambda: list(TERMS))
-    term_scale: float = 10.0
+    term_scale: float = 15.0
     horizon_min: float = 120.0
     feature_version: int = FEATURE_VERSION
     features: dict[str, list[str]] = field(default_factory=feature_names)

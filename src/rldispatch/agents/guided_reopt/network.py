@@ -1,8 +1,9 @@
 """The network of ``guided-reopt``: a prize per open booking and a value per plan end.
 
 Two small multilayer perceptrons, one per term, each ``features -> hidden -> hidden -> 1``
-(ReLU), their outputs times ``term_scale`` reward units. The last layer of each starts at
-zero, so the untrained network adds nothing: the policy is then exactly ``reopt``.
+(ReLU), each output bounded as ``term_scale * tanh(output)`` reward units: a term can tip a
+close choice but never outweigh a booking's whole worth by much. The last layer of each
+starts at zero, so the untrained network adds nothing: the policy is then exactly ``reopt``.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ class TermNetwork(nn.Module):
 
     :param hidden: width of the hidden layers.
     :param terms: the terms the network gives (the others are 0).
-    :param term_scale: reward units of an output of 1.
+    :param term_scale: the bound of each term, in reward units.
     """
 
     def __init__(
-        self, hidden: int = 32, terms: tuple[str, ...] = TERMS, term_scale: float = 10.0
+        self, hidden: int = 32, terms: tuple[str, ...] = TERMS, term_scale: float = 15.0
     ) -> None:
         super().__init__()
         self.hidden = int(hidden)
@@ -54,13 +55,13 @@ class TermNetwork(nn.Module):
         """Prize per booking row, in reward units."""
         if "prize" not in self.terms or rows.shape[0] == 0:
             return torch.zeros(rows.shape[0])
-        return self.prize(rows)[:, 0] * self.term_scale
+        return torch.tanh(self.prize(rows)[:, 0]) * self.term_scale
 
     def values(self, rows: torch.Tensor) -> torch.Tensor:
         """Value per end row, in reward units."""
         if "value" not in self.terms or rows.shape[0] == 0:
             return torch.zeros(rows.shape[0])
-        return self.value(rows)[:, 0] * self.term_scale
+        return torch.tanh(self.value(rows)[:, 0]) * self.term_scale
 
     def evaluate(self, booking: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prizes and end values as NumPy arrays, computed in NumPy (a re-plan's few dozen
@@ -79,4 +80,4 @@ class TermNetwork(nn.Module):
             out = out @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
             if k < len(linear) - 1:
                 out = np.maximum(out, 0.0)
-        return out[:, 0].astype(np.float64) * self.term_scale
+        return np.tanh(out[:, 0].astype(np.float64)) * self.term_scale

@@ -8,8 +8,8 @@ from rldispatch.agents.search_space import Hyperparameter
 GUIDED_REOPT_SEARCH_SPACE: tuple[Hyperparameter, ...] = (
     Hyperparameter("terms", "terms", "the learned terms", choices=("all", "prize", "value")),
     Hyperparameter("hidden", "hidden", "width of each head's hidden layers", choices=(16, 32, 64)),
-    Hyperparameter("term_scale", "scale", "reward units of an output of 1", low=2.0, high=20.0),
-    Hyperparameter("learning_rate", "lr", "Adam step size", low=1e-4, high=1e-2, log=True),
+    Hyperparameter("term_scale", "scale", "bound of each term (reward units)", low=2.0, high=20.0),
+    Hyperparameter("learning_rate", "lr", "Adam step size", low=3e-5, high=3e-3, log=True),
     Hyperparameter(
         "noise",
         "noise",

@@ -1,0 +1,78 @@
+"""Serving a guided-reopt model: rounds and suggestions over HTTP, its ONNX refusal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
+from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.onnx_files import export_onnx
+from rldispatch.agents.serving import ModelLoadError
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.policies.baselines import make_baseline
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+from rldispatch.service.replay import state_body
+from rldispatch.service.snapshot import LiveDay
+from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on
+
+
+@pytest.fixture(scope="module")
+def guided_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    network = TermNetwork(hidden=8)
+    with torch.no_grad():
+        network.prize[-1].weight.normal_(0.0, 0.05)
+    metadata = GuidedReoptMetadata(hidden=8, env_config={"max_drivers": 10})
+    return save_guided_model(
+        tmp_path_factory.mktemp("guided") / "guided.safetensors", network, metadata
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, guided_path: Path) -> Iterator[ThreadedServer]:
+    with ThreadedServer(tmp_path_factory.mktemp("guided-server"), model=guided_path) as server:
+        switch_rl_on(server.url)
+        yield server
+
+
+def round_body() -> dict:
+    scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 3)
+    env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=10))
+    env.reset(options={"scenario": scenario})
+    policy = make_baseline("insertion")
+    for _ in range(30):
+        env.step(policy.act(env))
+    return state_body(env.sim, LiveDay.from_preset("geneva").start_min)
+
+
+def test_a_guided_model_answers_rounds_and_suggestions_over_http(server: ThreadedServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=120.0) as client:
+        status = client.get("/rl/status", headers=auth()).json()["model"]
+        assert (status["loaded"], status["kind"], status["max_drivers"]) == (
+            True,
+            "guided-reopt",
+            None,
+        )
+        played = client.post("/rl/round", json=round_body(), headers=auth())
+        assert played.status_code == 200, played.text
+        answer = played.json()
+        assert answer["source"] == "rl" and answer["assignments"], answer
+        body = suggest_body(booking_id="g1", n_drivers=6, seed=2)
+        suggested = client.post("/rl/suggest", json=body, headers=auth())
+        assert suggested.status_code == 200, suggested.text
+        answer = suggested.json()
+        assert answer["model_version"].startswith("guided-")
+        assert answer["source"] == "rl" or answer["reason"] == "rl_waited", answer
+        if answer["source"] == "rl":
+            assert answer["driver_id"] == answer["candidates"][0]["driver_id"]
+
+
+def test_onnx_export_of_a_guided_model_is_refused_in_one_line(guided_path, tmp_path) -> None:
+    with pytest.raises(ModelLoadError, match="guided-reopt model") as error:
+        export_onnx(guided_path, tmp_path / "guided.onnx")
+    assert "\n" not in str(error.value)
