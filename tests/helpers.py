@@ -26,17 +26,19 @@ TINY = {
 }
 """Each kind's config small enough to train a few days in seconds."""
 CORDEAU_DIR_ENV = "RLDISPATCH_CORDEAU_DIR"
+CORDEAU_DIR = Path(
+    os.environ.get(CORDEAU_DIR_ENV)
+    or (Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks" / "cordeau").resolve()
+)
+"""The Cordeau instances: ``$RLDISPATCH_CORDEAU_DIR``, else the shared benchmark folder, a
+sibling of the repository root."""
 
 
 def cordeau_dir() -> Path:
-    """The Cordeau instances: ``$RLDISPATCH_CORDEAU_DIR``, else the shared benchmark folder, a
-    sibling of the repository root; skip when absent."""
-    given = os.environ.get(CORDEAU_DIR_ENV)
-    root = Path(__file__).resolve().parents[1]
-    folder = Path(given) if given else (root / ".." / "shared" / "benchmarks" / "cordeau").resolve()
-    if not folder.is_dir():
+    """:data:`CORDEAU_DIR`; the test is skipped when it is absent."""
+    if not CORDEAU_DIR.is_dir():
         pytest.skip(
-            f"Cordeau instances not found at {folder} (expected beside the repository, or "
+            f"Cordeau instances not found at {CORDEAU_DIR} (expected beside the repository, or "
             f"at {CORDEAU_DIR_ENV})"
         )
-    return folder
+    return CORDEAU_DIR

@@ -1,12 +1,10 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from rldispatch.cli import main
 from rldispatch.sim.metrics import METRIC_NAMES
-
-CORDEAU_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "cordeau"
+from tests.helpers import CORDEAU_DIR
 
 
 def test_simulate_writes_the_report_contract(tmp_path, capsys):
