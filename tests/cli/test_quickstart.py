@@ -25,7 +25,7 @@ from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.training.callbacks import TENSORBOARD_TAGS
+from rldispatch.training.callbacks import LABELLED_KIND_TAGS, TENSORBOARD_TAGS
 from rldispatch.training.checkpoint import load_checkpoint
 from rldispatch.training.evaluation import evaluate_policies, evaluate_policy
 
@@ -63,8 +63,7 @@ def test_quickstart_trains_the_pairwise_model_and_compares_it(
     events = EventAccumulator(str(out / "train" / "tensorboard"))
     events.Reload()
     no_gradient_step_yet = {"losses/td_loss", "losses/q_values"}  # 2 days < learning_starts
-    guided_reopt_only = {"losses/label_disagreement"}
-    expected = set(TENSORBOARD_TAGS) - no_gradient_step_yet - guided_reopt_only
+    expected = set(TENSORBOARD_TAGS) - no_gradient_step_yet - LABELLED_KIND_TAGS
     assert expected <= set(events.Tags()["scalars"])
     for name in ("training_curves.png", "comparison.png", "routes.png", "table.txt"):
         assert (out / name).stat().st_size > 100, name

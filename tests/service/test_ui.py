@@ -19,6 +19,7 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.config import DEFAULT_TILE_URL, ServiceConfig
 from rldispatch.service.replay import action_of, state_body
 from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.ui import OWN_ROWS_S
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ThreadedServer,
@@ -219,6 +220,9 @@ def test_a_worker_shows_the_newer_state_another_answered_from_the_log(
         ThreadedServer(tmp_path / "b", database_url=database) as second,
     ):
         for answering, other in ((first, second), (second, first), (first, second)):
+            # Rows within OWN_ROWS_S of a worker's own state count as its own: the rounds of
+            # two workers are told apart when they are further apart than that.
+            time.sleep(2 * OWN_ROWS_S)
             body = state_body(env.sim, start)
             answer = httpx.post(f"{answering.url}/rl/round", json=body, headers=auth()).json()
             assert answer["assignments"]

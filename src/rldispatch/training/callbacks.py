@@ -45,6 +45,8 @@ DAY_TAGS = {
 EVALUATION_NAMES = ("reward", "completion_rate", "late_pickup_rate", "cancelled", "distance_km")
 TENSORBOARD_TAGS = (*DAY_TAGS.values(), *(f"eval/{name}" for name in EVALUATION_NAMES))
 """Every tag a training run writes (``docs/training.md`` lists them)."""
+LABELLED_KIND_TAGS = frozenset({"losses/label_disagreement"})
+"""Tags only a kind that learns from labelled states (guided-reopt) writes."""
 
 
 class Callback:
