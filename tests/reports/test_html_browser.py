@@ -8,7 +8,6 @@ with ``RLDISPATCH_REQUIRE_BROWSER=1`` (CI) it fails instead.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +19,12 @@ from rldispatch.reports.report import build_report
 from rldispatch.reports.route_map import record_routes
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.training.evaluation import evaluate_policies
+from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
+from tests.browser import CHROMIUM, sync_playwright_or_skip
 
-CHROMIUM = Path(os.environ.get("RLDISPATCH_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "reports"
+ARTIFACTS = BROWSER_ARTIFACTS / "reports"
 
 pytestmark = pytest.mark.slow
-
-
-def sync_playwright_or_skip() -> Any:
-    required = os.environ.get("RLDISPATCH_REQUIRE_BROWSER") == "1"
-    missing = None
-    if not CHROMIUM.exists():
-        missing = f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium`"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            missing = "the Python package playwright is missing: make installs it (.[dev])"
-    if missing:
-        if required:
-            pytest.fail(f"RLDISPATCH_REQUIRE_BROWSER=1 and {missing}")
-        pytest.skip(missing)
-    return sync_playwright
 
 
 def test_the_report_page_works_offline_in_a_browser(tmp_path: Path) -> None:

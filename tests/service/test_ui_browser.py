@@ -9,7 +9,6 @@ to install it); with ``RLDISPATCH_REQUIRE_BROWSER=1`` (CI) it fails instead.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.fleet_view import clock
 from rldispatch.service.replay import action_of, state_body
 from rldispatch.service.snapshot import LiveDay
+from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
+from tests.browser import CHROMIUM, sync_playwright_or_skip
 from tests.service.helpers import (
     ADMIN_TOKEN,
     READ_TOKEN,
@@ -31,12 +32,7 @@ from tests.service.helpers import (
     switch_rl_on,
 )
 
-CHROMIUM = Path(os.environ.get("RLDISPATCH_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
-INSTALL_HINT = (
-    "install it with `apt-get install -y chromium` (Debian; Playwright drives the system "
-    "browser, no `playwright install`)"
-)
+ARTIFACTS = BROWSER_ARTIFACTS / "ui"
 UNREACHABLE_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
 """Tiles that cannot load (the discard port, which browsers refuse): the page must work
 without a basemap."""
@@ -45,24 +41,6 @@ ROUNDS = 20
 """Rounds of the day replayed before the page is opened (the morning's first hours)."""
 
 pytestmark = pytest.mark.slow
-
-
-def _browser_or_skip() -> Any:
-    """Playwright's sync API with the system Chromium, or skip (fail when it is required)."""
-    required = os.environ.get("RLDISPATCH_REQUIRE_BROWSER") == "1"
-    missing = None
-    if not CHROMIUM.exists():
-        missing = f"no Chromium at {CHROMIUM}: {INSTALL_HINT}"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            missing = "the Python package playwright is missing: make installs it (.[dev])"
-    if missing:
-        if required:
-            pytest.fail(f"RLDISPATCH_REQUIRE_BROWSER=1 and {missing}")
-        pytest.skip(missing)
-    return sync_playwright
 
 
 class Day:
@@ -109,7 +87,7 @@ def _wait_for_sequence(page: Any, sequence: int) -> None:
 
 
 def test_the_dispatchers_page_in_a_browser(tmp_path: Path) -> None:
-    sync_playwright = _browser_or_skip()
+    sync_playwright = sync_playwright_or_skip()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
