@@ -44,9 +44,9 @@ from rldispatch.cli import main as cli
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.replay import dated, replay_days_through
-from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import NOTHING_ASSIGNED, outcomes, suggestions
+from rldispatch.service.decisions.replay import dated, replay_days_through
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.log.tables import NOTHING_ASSIGNED, outcomes, suggestions
 
 READ_TOKEN = "bench-read-token-0123456789"
 ADMIN_TOKEN = "bench-admin-token-0123456789"

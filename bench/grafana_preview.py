@@ -30,8 +30,8 @@ from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.replay import dated, replay_days_through
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.replay import dated, replay_days_through
+from rldispatch.service.decisions.snapshot import LiveDay
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "rldispatch.json"

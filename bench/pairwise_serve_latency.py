@@ -8,7 +8,7 @@ plans.
 Requests are real states: for each fleet size, Geneva-style days whose demand scales with
 the fleet (``geneva_day``) are played with cheapest insertion up to a decision between 09:00
 and 13:00; the simulator's state there (every driver with its plan, the open bookings, at most
-the 1,000 most pressing) is a request (:func:`rldispatch.service.replay.state_body`), and
+the 1,000 most pressing) is a request (:func:`rldispatch.service.decisions.replay.state_body`), and
 ``suggest`` asks about its most pressing open booking. Timed on one thread: ``suggest`` and
 ``dispatch_round`` (the parsed request to the answer) with the model's forward pass on NumPy
 and on ONNX Runtime, and against the reference on the same requests in the same run, a
@@ -36,13 +36,13 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.fleet_days import geneva_day
-from rldispatch.service.ab import ToggleState
 from rldispatch.service.config import DEFAULT_LOOKAHEAD_BUDGET_MS, Lookahead
-from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.replay import state_body
-from rldispatch.service.schemas import MAX_OPEN_BOOKINGS
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.http.schemas import MAX_OPEN_BOOKINGS
 
 
 def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list]:

@@ -3,7 +3,7 @@ answer) against ``insertion``, on the states of held-out geneva days.
 
 The states are those of held-out geneva days played by cheapest insertion, every
 ``--every`` decisions: the fleet with its plans and the open bookings, as ``POST /rl/round``
-receives them (``rldispatch.service.replay.state_body``). Each state is asked as a round
+receives them (``rldispatch.service.decisions.replay.state_body``). Each state is asked as a round
 (``RLDispatchManager.dispatch_round``) and, for its most pressing open booking, as a
 suggestion (``RLDispatchManager.suggest``), RL off so the fallback answers. ``reopt`` runs
 without a time cap (the figures are a re-plan's own time); ``capped_rounds`` counts the
@@ -30,9 +30,9 @@ def day_states(days: int, every: int) -> list[Any]:
     from rldispatch.env import DispatchEnv, EnvConfig
     from rldispatch.policies.baselines import make_baseline
     from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-    from rldispatch.service.fleet_schemas import RoundRequest
-    from rldispatch.service.replay import state_body
-    from rldispatch.service.snapshot import LiveDay
+    from rldispatch.service.decisions.replay import state_body
+    from rldispatch.service.decisions.snapshot import LiveDay
+    from rldispatch.service.http.fleet_schemas import RoundRequest
 
     day = LiveDay.from_preset("geneva")
     states = []
@@ -87,7 +87,7 @@ def main() -> None:
 
     from rldispatch.files import atomic_write_json
     from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
-    from rldispatch.service.manager import LiveRequest, RLDispatchManager
+    from rldispatch.service.decisions.manager import LiveRequest, RLDispatchManager
     from rldispatch.training.threads import single_threaded_numerics
 
     single_threaded_numerics()

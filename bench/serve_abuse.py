@@ -48,7 +48,7 @@ import numpy as np
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
+from rldispatch.service.http.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
 
 READ_TOKEN = "bench-read-token-0123456789"
 ADMIN_TOKEN = "bench-admin-token-0123456789"

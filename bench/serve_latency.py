@@ -155,10 +155,10 @@ def timed(function: Any, arguments: list[Any], repeats: int) -> dict[str, float]
 def in_process(model: Path, repeats: int) -> dict[str, Any]:
     import torch
 
-    from rldispatch.service.ab import ToggleState
-    from rldispatch.service.fleet_schemas import SuggestRequest
-    from rldispatch.service.manager import RLDispatchManager
-    from rldispatch.service.snapshot import live_env
+    from rldispatch.service.decisions.ab import ToggleState
+    from rldispatch.service.decisions.manager import RLDispatchManager
+    from rldispatch.service.decisions.snapshot import live_env
+    from rldispatch.service.http.fleet_schemas import SuggestRequest
 
     torch.set_num_threads(1)
     rl_on = ToggleState(enabled=True, ab_ratio=1.0)

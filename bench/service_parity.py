@@ -54,7 +54,7 @@ from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.replay import state_body
+from rldispatch.service.decisions.replay import state_body
 from rldispatch.sim.simulator import CANCELLED, OPEN, UNRELEASED, DaySimulator
 
 READ_TOKEN = "bench-read-token-0123456789"

@@ -29,6 +29,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 """Top-level modules and packages of ``rldispatch``, lowest layer first."""
 ROOT_LAYER = "env"
+SERVICE_PARTS = ("http", "decisions", "models", "log", "config", "workers", "client")
+"""The service layer's subpackages, and the modules of the whole service beside them."""
 
 
 def module_files(src: Path, package: str) -> dict[str, tuple[Path, bool]]:
@@ -95,6 +97,19 @@ def layer_of(module: str, package: str = PACKAGE) -> int:
     raise KeyError(f"{package}.{top} is in no layer: add it to LAYERS in {Path(__file__).name}")
 
 
+def service_part_of(module: str, package: str = PACKAGE) -> str:
+    """The subpackage (or top-level module) of the service layer that ``module`` is in.
+
+    :raises KeyError: a module of the service outside ``SERVICE_PARTS``.
+    """
+    part = module.split(".")[2]
+    if part not in SERVICE_PARTS:
+        raise KeyError(
+            f"{package}.service.{part} is in no part of the service: add it to SERVICE_PARTS"
+        )
+    return part
+
+
 def upward_imports(graph: dict[str, set[str]], package: str = PACKAGE) -> list[str]:
     """``a -> b`` for each import of ``b`` by ``a`` where ``b``'s layer is above ``a``'s."""
     return [
@@ -156,6 +171,13 @@ def test_every_module_is_in_a_layer(graph):
     assert len(graph) > 100
     for module in graph:
         layer_of(module)
+
+
+def test_every_module_of_the_service_is_in_one_of_its_parts(graph):
+    service = [module for module in graph if module.startswith(f"{PACKAGE}.service.")]
+    parts = [service_part_of(module) for module in service]
+    assert set(parts) == set(SERVICE_PARTS)
+    assert max(parts.count(part) for part in SERVICE_PARTS) <= 16  # with the package's __init__
 
 
 def test_no_import_points_up_a_layer(graph):

@@ -206,7 +206,7 @@ def test_export_onnx_writes_a_pairwise_model_that_serves(
     code = main(["export-onnx", "--model", str(model), "--out", str(out), "--check-states", "50"])
     assert code == 0, capsys.readouterr().err
     assert "ONNX Runtime vs the reference on 50 states" in capsys.readouterr().out
-    from rldispatch.service.loading import load_served_model
+    from rldispatch.service.models.loading import load_served_model
 
     served = load_served_model(out)
     assert (served.kind, served.runtime) == ("pairwise", "onnx")

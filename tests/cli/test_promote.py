@@ -14,9 +14,9 @@ from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import main
 from rldispatch.scenarios.files import save_scenario
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service import registry
-from rldispatch.service.store import create_store_engine
-from rldispatch.service.tables import service_state
+from rldispatch.service.log.store import create_store_engine
+from rldispatch.service.log.tables import service_state
+from rldispatch.service.models import registry
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,

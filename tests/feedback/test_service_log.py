@@ -32,12 +32,12 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.history import write_scenarios
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.app import create_app
 from rldispatch.service.config import ServiceConfig
-from rldispatch.service.replay import state_body
-from rldispatch.service.retention import Retention
-from rldispatch.service.store import create_store_engine
-from rldispatch.service.tables import NOTHING_ASSIGNED, outcomes, suggestions
+from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.http.app import create_app
+from rldispatch.service.log.retention import Retention
+from rldispatch.service.log.store import create_store_engine
+from rldispatch.service.log.tables import NOTHING_ASSIGNED, outcomes, suggestions
 from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, auth
 
 DAY_START_HOUR = 6.0
@@ -560,7 +560,7 @@ def test_a_day_served_in_rounds_is_rebuilt_from_the_states_the_rounds_logged(
 ) -> None:
     """Rounds sent with their ``service_date`` (a day replayed today) land on that day, and
     the rounds' logged states give its bookings: each assigned booking once, as served."""
-    from rldispatch.service.replay import replay_day
+    from rldispatch.service.decisions.replay import replay_day
 
     url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
     scenario = small_day(21, DAY_A, bookings=16, drivers=3)

@@ -25,9 +25,9 @@ from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.env import EnvConfig
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.fleet_schemas import SuggestRequest
-from rldispatch.service.manager import LiveRequest
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.manager import LiveRequest
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.http.fleet_schemas import SuggestRequest
 
 READ_TOKEN = "read-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
@@ -253,8 +253,8 @@ class ThreadedServer:
         """:param options: further :meth:`ServiceConfig.from_env` options."""
         import uvicorn
 
-        from rldispatch.service.app import create_app
         from rldispatch.service.config import ServiceConfig
+        from rldispatch.service.http.app import create_app
 
         config = ServiceConfig.from_env(
             {"RLDISPATCH_TOKENS": READ_TOKEN, "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rldispatch.service.ab import ToggleState, assign_arm, booking_hash_fraction
+from rldispatch.service.decisions.ab import ToggleState, assign_arm, booking_hash_fraction
 
 IDS = [f"booking-{index}" for index in range(4000)]
 

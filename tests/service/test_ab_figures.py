@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert
 
-from rldispatch.service.ab_figures import ab_summary
-from rldispatch.service.store import create_store_engine
-from rldispatch.service.tables import NOTHING_ASSIGNED, ensure_schema, outcomes, suggestions
+from rldispatch.service.log.ab_figures import ab_summary
+from rldispatch.service.log.store import create_store_engine
+from rldispatch.service.log.tables import NOTHING_ASSIGNED, ensure_schema, outcomes, suggestions
 
 NOW = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rldispatch.service.auth import (
+from rldispatch.service.http.auth import (
     AuthConfigError,
     Principal,
     build_registry,

@@ -25,9 +25,9 @@ from rldispatch.cli import main
 from rldispatch.domain import Scenario
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.replay import dated, replay_days_through
-from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.decisions.replay import dated, replay_days_through
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.log.tables import outcomes, suggestions
 from tests.service.helpers import (
     ADMIN_TOKEN,
     READ_TOKEN,

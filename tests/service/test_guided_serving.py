@@ -16,8 +16,8 @@ from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.replay import state_body
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.snapshot import LiveDay
 from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on
 
 

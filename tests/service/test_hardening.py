@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import event
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.store import Store
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.log.store import Store
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from rldispatch.service.ab import assign_arm
-from rldispatch.service.store import suggestions
+from rldispatch.service.decisions.ab import assign_arm
+from rldispatch.service.log.store import suggestions
 from tests.service.helpers import (
     ADMIN_TOKEN,
     READ_TOKEN,

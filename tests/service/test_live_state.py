@@ -9,9 +9,9 @@ from rldispatch.agents.pairwise.features import FeatureBuilder
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import make_preset
-from rldispatch.service.fleet_schemas import RoundRequest
-from rldispatch.service.replay import state_body
-from rldispatch.service.snapshot import LiveDay, live_env
+from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.snapshot import LiveDay, live_env
+from rldispatch.service.http.fleet_schemas import RoundRequest
 
 FEATURES = ("drivers", "bookings", "pairs", "globals", "pair_driver", "pair_slot")
 

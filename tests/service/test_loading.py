@@ -10,9 +10,9 @@ import pytest
 from rldispatch.agents.kinds import kind_names
 from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import EnvConfig
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.loading import load_served_model, probe_day, served_kind
-from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.models.loading import load_served_model, probe_day, served_kind
 from tests.agents.test_kinds import PlainKind, plain_model  # noqa: F401 - a fixture
 from tests.service.helpers import live_request, make_model_file
 

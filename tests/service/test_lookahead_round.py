@@ -13,9 +13,9 @@ import pytest
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.service.config import Lookahead
-from rldispatch.service.fleet_schemas import RoundRequest
-from rldispatch.service.manager import LiveRequest, RLDispatchManager
-from rldispatch.service.snapshot import LiveDay, live_env
+from rldispatch.service.decisions.manager import LiveRequest, RLDispatchManager
+from rldispatch.service.decisions.snapshot import LiveDay, live_env
+from rldispatch.service.http.fleet_schemas import RoundRequest
 from tests.service.helpers import (
     ServerProcess,
     ThreadedServer,

@@ -15,9 +15,9 @@ from rldispatch.agents.dqn.policy import DQNPolicy
 from rldispatch.agents.dqn.serving import LoadedQModel
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
-from rldispatch.service.ab import ToggleState, assign_arm
-from rldispatch.service.manager import FALLBACK_REASONS, RLDispatchManager
-from rldispatch.service.snapshot import live_env
+from rldispatch.service.decisions.ab import ToggleState, assign_arm
+from rldispatch.service.decisions.manager import FALLBACK_REASONS, RLDispatchManager
+from rldispatch.service.decisions.snapshot import live_env
 from tests.service.helpers import live_request, make_model_file
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from rldispatch.service.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
+from rldispatch.service.http.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,

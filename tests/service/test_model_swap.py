@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from rldispatch.agents.dqn.model_file import load_model
-from rldispatch.service.ab import serves_challenger
-from rldispatch.service.model_holder import ModelPathRefused, resolve_model_path
+from rldispatch.service.decisions.ab import serves_challenger
+from rldispatch.service.models.model_holder import ModelPathRefused, resolve_model_path
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,

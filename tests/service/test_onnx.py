@@ -16,8 +16,8 @@ from rldispatch.agents.dqn.serving import OnnxQFunction, TorchQFunction, read_on
 from rldispatch.agents.serving import ModelLoadError
 from rldispatch.cli import main
 from rldispatch.env import EnvConfig
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
 from tests.service.helpers import live_request, make_model_file
 
 

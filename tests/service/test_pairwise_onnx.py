@@ -17,9 +17,9 @@ from rldispatch.agents.pairwise.serving import LoadedPairwiseQModel
 from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.loading import load_served_model
-from rldispatch.service.manager import RLDispatchManager
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.models.loading import load_served_model
 from tests.service.helpers import live_request, make_pairwise_model_file
 
 RL_ON = ToggleState(enabled=True, ab_ratio=1.0)

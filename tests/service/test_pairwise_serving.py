@@ -17,10 +17,10 @@ from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.serving import LoadedPairwiseQModel, pairwise_booking_slots
 from rldispatch.agents.serving import ModelLoadError, driver_slots
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.loading import load_served_model
-from rldispatch.service.manager import TOP_CANDIDATES, LiveRequest, RLDispatchManager
-from rldispatch.service.snapshot import live_env
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import TOP_CANDIDATES, LiveRequest, RLDispatchManager
+from rldispatch.service.decisions.snapshot import live_env
+from rldispatch.service.models.loading import load_served_model
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ServerProcess,

@@ -14,8 +14,8 @@ from rldispatch.agents.model_files import load_learned_model
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.replay import replay_day
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.replay import replay_day
+from rldispatch.service.decisions.snapshot import LiveDay
 from rldispatch.training.evaluation import evaluate_policy
 from tests.service.helpers import (
     ADMIN_TOKEN,

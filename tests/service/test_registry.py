@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from rldispatch.service import registry
-from rldispatch.service.store import create_store_engine
+from rldispatch.service.log.store import create_store_engine
+from rldispatch.service.models import registry
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

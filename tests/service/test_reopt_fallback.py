@@ -17,10 +17,10 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.replay import action_of, state_body
-from rldispatch.service.snapshot import LiveDay, LiveState, live_env
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.decisions.replay import action_of, state_body
+from rldispatch.service.decisions.snapshot import LiveDay, LiveState, live_env
+from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
 from tests.service.helpers import ServerProcess, auth
 
 DAY = make_preset("geneva", HELD_OUT_SEEDS.start + 1)

@@ -15,10 +15,10 @@ import pytest
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.service.config import Lookahead, ServiceConfig
-from rldispatch.service.manager import LiveRequest, RLDispatchManager
-from rldispatch.service.request_budget import RequestBudget
-from rldispatch.service.snapshot import live_env
-from rldispatch.service.workload import Busy, Lane
+from rldispatch.service.decisions.manager import LiveRequest, RLDispatchManager
+from rldispatch.service.decisions.request_budget import RequestBudget
+from rldispatch.service.decisions.snapshot import live_env
+from rldispatch.service.decisions.workload import Busy, Lane
 from tests.service.helpers import ThreadedServer, auth, make_pairwise_model_file, switch_rl_on
 from tests.service.test_round import RL_ON, day_state
 
@@ -137,8 +137,8 @@ def fresh_day_body() -> dict:
     """A held-out day at its start, every booking open: a long round with the lookahead."""
     from rldispatch.env import DispatchEnv, EnvConfig
     from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-    from rldispatch.service.replay import state_body
-    from rldispatch.service.snapshot import LiveDay
+    from rldispatch.service.decisions.replay import state_body
+    from rldispatch.service.decisions.snapshot import LiveDay
 
     scenario = make_preset("geneva", HELD_OUT_SEEDS.start + 3)
     env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=30))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, select
 
-from rldispatch.service.store import suggestions
+from rldispatch.service.log.store import suggestions
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth, suggest_body
 
 RUN_SUGGESTIONS = 25

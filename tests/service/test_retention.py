@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from rldispatch.service.retention import Retention, archive_path, log_size
-from rldispatch.service.store import create_store_engine
-from rldispatch.service.tables import ensure_schema, outcomes, suggestions
+from rldispatch.service.log.retention import Retention, archive_path, log_size
+from rldispatch.service.log.store import create_store_engine
+from rldispatch.service.log.tables import ensure_schema, outcomes, suggestions
 from tests.service.helpers import ServerProcess, ThreadedServer, auth
 
 NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC)

@@ -14,13 +14,13 @@ from sqlalchemy import create_engine, func, select
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.fleet_schemas import RoundRequest
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.replay import state_body
-from rldispatch.service.round_states import resolve_round_request
-from rldispatch.service.snapshot import LiveDay, LiveState, live_env
-from rldispatch.service.tables import NOTHING_ASSIGNED, round_states, suggestions
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.snapshot import LiveDay, LiveState, live_env
+from rldispatch.service.http.fleet_schemas import RoundRequest
+from rldispatch.service.log.round_states import resolve_round_request
+from rldispatch.service.log.tables import NOTHING_ASSIGNED, round_states, suggestions
 from tests.service.helpers import (
     ThreadedServer,
     auth,

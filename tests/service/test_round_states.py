@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from rldispatch.service.round_states import (
+from rldispatch.service.log.round_states import (
     STATE_MINUTE_OF_DAY,
     logged_state,
     resolve_round_request,

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from rldispatch.service.fleet_schemas import MAX_STOPS_PER_DRIVER
+from rldispatch.service.http.fleet_schemas import MAX_STOPS_PER_DRIVER
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
 
 MAX_EXAMPLES = int(os.environ.get("RLDISPATCH_SCHEMATHESIS_EXAMPLES", "50"))

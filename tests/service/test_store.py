@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.store import (
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.log.store import (
     OutcomeRecord,
     OutcomeRefused,
     Store,
@@ -237,7 +237,7 @@ def empty_the_database(url: str) -> None:
     schema, on SQLite the tables."""
     from sqlalchemy import text
 
-    from rldispatch.service.tables import metadata
+    from rldispatch.service.log.tables import metadata
 
     engine = create_engine(url)
     if engine.dialect.name == "postgresql":
@@ -258,8 +258,8 @@ def test_a_database_that_comes_back_empty_gets_its_tables_and_switch_row_again(
 ) -> None:
     from dataclasses import replace
 
-    from rldispatch.service.manager import RLDispatchManager
-    from rldispatch.service.switch_watcher import SwitchWatcher
+    from rldispatch.service.decisions.manager import RLDispatchManager
+    from rldispatch.service.log.switch_watcher import SwitchWatcher
 
     url = (
         f"sqlite:///{tmp_path / 'log.sqlite3'}"
@@ -292,8 +292,8 @@ def test_a_database_that_comes_back_empty_gets_its_tables_and_switch_row_again(
 def test_a_round_is_one_entry_of_the_buffer_its_state_held_once(tmp_path: Path) -> None:
     import json
 
-    from rldispatch.service.round_states import resolve_round_request
-    from rldispatch.service.tables import round_states
+    from rldispatch.service.log.round_states import resolve_round_request
+    from rldispatch.service.log.tables import round_states
 
     store = Store(f"sqlite:///{tmp_path / 'log.sqlite3'}", max_pending_bytes=400_000)
     state_json = json.dumps({"drivers": [{"id": f"d{i}", "note": "x" * 200} for i in range(4000)]})

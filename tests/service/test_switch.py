@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.store import Store
-from rldispatch.service.tables import ensure_schema
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.log.store import Store
+from rldispatch.service.log.tables import ensure_schema
 from tests.service.helpers import ADMIN_TOKEN, ServerProcess, auth, suggest_body
 
 SEEN_WITHIN_S = 1.0

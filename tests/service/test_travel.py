@@ -14,7 +14,7 @@ from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli import main
 from rldispatch.domain import TravelConfig, travel_to_dict
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.replay import replay_day
+from rldispatch.service.decisions.replay import replay_day
 from rldispatch.training.evaluation import evaluate_policy
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth, make_pairwise_model_file
 

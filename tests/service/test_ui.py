@@ -17,9 +17,9 @@ from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.config import DEFAULT_TILE_URL, ServiceConfig
-from rldispatch.service.replay import action_of, state_body
-from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.ui import OWN_ROWS_S
+from rldispatch.service.decisions.replay import action_of, state_body
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.http.ui import OWN_ROWS_S
 from tests.service.helpers import (
     ADMIN_TOKEN,
     ThreadedServer,
@@ -50,7 +50,7 @@ def test_the_page_and_its_assets_are_served_and_hold_no_data(server: ThreadedSer
 
 
 def test_the_pages_policy_lets_images_come_from_the_tile_server() -> None:
-    from rldispatch.service.ui import content_security_policy
+    from rldispatch.service.http.ui import content_security_policy
 
     policy = content_security_policy("https://{s}.tile.example.org/{z}/{x}/{y}.png")
     assert "img-src 'self' data: https://*.tile.example.org;" in policy
@@ -252,12 +252,12 @@ def test_the_wheel_takes_every_asset_of_the_page() -> None:
     import fnmatch
     import tomllib
 
-    import rldispatch.service
+    import rldispatch.service.http
 
     root = Path(__file__).resolve().parents[2]
     settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    patterns = settings["package-data"]["rldispatch.service"]
-    package = Path(rldispatch.service.__file__).parent
+    patterns = settings["package-data"]["rldispatch.service.http"]
+    package = Path(rldispatch.service.http.__file__).parent
     assets = [p.relative_to(package).as_posix() for p in (package / "static").rglob("*")]
     files = [name for name in assets if (package / name).is_file()]
     assert {"static/ui.html", "static/leaflet/leaflet.js", "static/leaflet/LICENSE"} <= set(files)

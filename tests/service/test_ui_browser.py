@@ -18,9 +18,9 @@ import pytest
 
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
-from rldispatch.service.fleet_view import clock
-from rldispatch.service.replay import action_of, state_body
-from rldispatch.service.snapshot import LiveDay
+from rldispatch.service.decisions.replay import action_of, state_body
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.http.fleet_view import clock
 from tests.browser import ARTIFACTS as BROWSER_ARTIFACTS
 from tests.browser import CHROMIUM, sync_playwright_or_skip
 from tests.service.helpers import (

@@ -5,7 +5,7 @@ same days, each model in its own env shape, both scored with the champion's rewa
 The challenger is promoted only when the 95% confidence interval of the paired reward
 difference (challenger − champion) lies wholly above ``--margin``; otherwise it is refused
 (exit code 1) with the figures. Every decision, refusals included, is recorded in the model
-registry of the service's database (:mod:`rldispatch.service.registry`).
+registry of the service's database (:mod:`rldispatch.service.models.registry`).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def held_out_days(folder: Path, holdout: int) -> HeldOutDays:
 
 def load_contender(path: Path, role: str) -> Contender:
     from rldispatch.agents.model_files import ModelFileError, load_learned_model
-    from rldispatch.service.registry import file_sha256
+    from rldispatch.service.models.registry import file_sha256
 
     if path.suffix.lower() == ".onnx":
         raise CliError(
@@ -249,7 +249,7 @@ def resolve_champion(
 ) -> Contender:
     """The champion named by the options (see ``--help``)."""
     from rldispatch.policies.baselines import BASELINES
-    from rldispatch.service.registry import current_champion, find_version
+    from rldispatch.service.models.registry import current_champion, find_version
 
     if args.champion:
         if args.champion in BASELINES and not Path(args.champion).exists():
@@ -408,9 +408,9 @@ def run(args: argparse.Namespace) -> int:
     from rldispatch.database_url import mask_database_url
     from rldispatch.service.client import ServiceClient, ServiceError, admin_token
     from rldispatch.service.config import ServiceConfig
-    from rldispatch.service.registry import record_decision
-    from rldispatch.service.store import create_store_engine
-    from rldispatch.service.tables import ensure_schema
+    from rldispatch.service.log.store import create_store_engine
+    from rldispatch.service.log.tables import ensure_schema
+    from rldispatch.service.models.registry import record_decision
 
     # With the report on stdout (--json -), the lines for people go to stderr.
     out = sys.stderr if args.json == "-" else sys.stdout
@@ -504,8 +504,8 @@ def write_switch_row(
     """Name the challenger in the switch row (compare-and-set); the row's new version."""
     from datetime import UTC, datetime
 
-    from rldispatch.service import switch_row
-    from rldispatch.service.ab import ToggleState
+    from rldispatch.service.decisions.ab import ToggleState
+    from rldispatch.service.log import switch_row
 
     who = args.by or getpass.getuser()
 

@@ -13,7 +13,7 @@ from rldispatch.cli import VERBS
 from rldispatch.cli.common import add_reward_argument, port_number, positive_int
 from rldispatch.policies.baselines import BASELINES
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S, DEFAULT_LOOKAHEAD_BUDGET_MS
-from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
+from rldispatch.service.decisions.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -164,10 +164,10 @@ def run(args: argparse.Namespace) -> int:
 
     from rldispatch.cli import CliError
     from rldispatch.database_url import mask_database_url, mask_secrets_in
-    from rldispatch.service.app import create_app
-    from rldispatch.service.auth import AuthConfigError, build_registry
     from rldispatch.service.config import ServiceConfig, config_environ
-    from rldispatch.service.store import prepare_private_folder
+    from rldispatch.service.http.app import create_app
+    from rldispatch.service.http.auth import AuthConfigError, build_registry
+    from rldispatch.service.log.store import prepare_private_folder
     from rldispatch.service.workers import run_workers, serve
 
     logging.basicConfig(
@@ -270,7 +270,7 @@ def worker_app() -> object:
     environment ``run`` set before starting the workers)."""
     import torch
 
-    from rldispatch.service.app import create_app
+    from rldispatch.service.http.app import create_app
 
     torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
     return create_app()

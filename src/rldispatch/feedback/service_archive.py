@@ -1,7 +1,7 @@
 """The service's archived log days read back as rows, merged with the database's.
 
 ``serve --retain-days N --archive-dir DIR`` writes each pruned day to
-``DIR/<table>-<YYYY-MM-DD>.jsonl`` (:mod:`rldispatch.service.retention`): one JSON object per
+``DIR/<table>-<YYYY-MM-DD>.jsonl`` (:mod:`rldispatch.service.log.retention`): one JSON object per
 row, every column, times in ISO 8601 UTC. Here each line becomes the row the database gave
 before it was pruned, its columns checked against the table (type, and null only where the
 column allows it), so ``collect`` reads an archived day as it read the database.
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String
 
 from rldispatch.scenarios.history.schema import HistoryError
-from rldispatch.service.retention import UNPARSED_KEY, archive_files
+from rldispatch.service.log.retention import UNPARSED_KEY, archive_files
 
 if TYPE_CHECKING:
     from sqlalchemy import Table

@@ -32,16 +32,16 @@ from rldispatch.scenarios.history.results import (
     SkippedDay,
     SkippedRow,
 )
-from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.round_states import resolve_round_request
-from rldispatch.service.tables import NOTHING_ASSIGNED
+from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.log.round_states import resolve_round_request
+from rldispatch.service.log.tables import NOTHING_ASSIGNED
 from rldispatch.text import plural
 
 MINUTE_DECIMALS = 6
 """Minutes in a day file are rounded to this many decimals (a microsecond is 1.7e-8 min)."""
 SUGGESTIONS = "rl_suggestions"
 OUTCOMES = "rl_outcomes"
-"""The service's tables (:mod:`rldispatch.service.tables`)."""
+"""The service's tables (:mod:`rldispatch.service.log.tables`)."""
 COUNT_NAMES = (
     "suggestions_read",
     "suggestions_used",

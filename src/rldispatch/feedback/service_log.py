@@ -3,7 +3,7 @@
 The service logs every ``/rl/suggest`` request as received in ``rl_suggestions.request`` (and
 with each ``/rl/round`` assignment the round's whole state, under ``state``; a round that
 assigned nothing logs its state once, in a row of no booking) and every reported outcome in
-``rl_outcomes`` (:mod:`rldispatch.service.tables`). This module only reads those tables
+``rl_outcomes`` (:mod:`rldispatch.service.log.tables`). This module only reads those tables
 (SQLAlchemy Core, ``SELECT`` only), and the day files retention archived them in
 (:mod:`rldispatch.feedback.service_archive`; a row in both is read from the database), and
 rebuilds the days:
@@ -56,7 +56,7 @@ from rldispatch.feedback.service_days import OUTCOMES, SUGGESTIONS, ServiceDayBu
 from rldispatch.scenarios.history.day_building import check_date_range, check_day_shape
 from rldispatch.scenarios.history.results import CollectResult
 from rldispatch.scenarios.history.schema import HistoryError
-from rldispatch.service.tables import outcomes, suggestions
+from rldispatch.service.log.tables import outcomes, suggestions
 
 SERVICE_DB_ENV = "RLDISPATCH_SERVICE_DB"
 DEFAULT_MIN_BOOKINGS = 5
@@ -127,7 +127,7 @@ def _round_states(
 ) -> dict[str, str]:
     """The rounds' states logged from ``low`` on (key: compressed text), from the database
     and the archive (a service older than the table has none)."""
-    from rldispatch.service.tables import round_states
+    from rldispatch.service.log.tables import round_states
 
     states: dict[str, str] = {}
     if connection is not None and inspect(connection).has_table(round_states.name):

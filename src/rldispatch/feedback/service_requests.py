@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rldispatch.scenarios.history.day_building import MINUTE
 
 if TYPE_CHECKING:
-    from rldispatch.service.fleet_schemas import FleetState
+    from rldispatch.service.http.fleet_schemas import FleetState
 
 
 @dataclass(frozen=True)

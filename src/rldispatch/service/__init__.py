@@ -1,17 +1,17 @@
 """The service: ``RLDispatchManager`` (live state, suggestion, dispatch round, fallback,
-statistics) and, in :mod:`rldispatch.service.api`, the FastAPI app around it with auth,
+statistics) and, in :mod:`rldispatch.service.http.api`, the FastAPI app around it with auth,
 decision log and A/B split. See ``docs/service.md``."""
 
-from rldispatch.service.ab import ToggleState, assign_arm
-from rldispatch.service.answers import Candidate, RoundAssignment
-from rldispatch.service.manager import (
+from rldispatch.service.decisions.ab import ToggleState, assign_arm
+from rldispatch.service.decisions.answers import Candidate, RoundAssignment
+from rldispatch.service.decisions.manager import (
     FALLBACK_REASONS,
     DispatchRound,
     LiveRequest,
     RLDispatchManager,
     Suggestion,
 )
-from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState
+from rldispatch.service.decisions.snapshot import LiveDay, LiveDriver, LiveState
 
 __all__ = [
     "FALLBACK_REASONS",

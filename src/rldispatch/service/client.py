@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from rldispatch.service.auth import ADMIN_TOKEN_FILE, ENV_ADMIN_TOKENS
+from rldispatch.service.http.auth import ADMIN_TOKEN_FILE, ENV_ADMIN_TOKENS
 
 TIMEOUT_S = 60.0
 """A swap loads and checks the model before it answers."""

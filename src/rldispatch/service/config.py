@@ -33,7 +33,7 @@ environment variable            meaning (default)
 ``RLDISPATCH_ARCHIVE_DIR``      write pruned rows here first, a JSON-lines file per day
 ``RLDISPATCH_TOKENS``           read tokens, comma separated
 ``RLDISPATCH_ADMIN_TOKENS``     admin tokens, comma separated
-``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.auth`)
+``RLDISPATCH_TOKENS_FILE``      JSON token file (see :mod:`rldispatch.service.http.auth`)
 ``RLDISPATCH_TILE_URL``         map tiles of the dispatcher's page, a ``{z}/{x}/{y}`` URL
                                 template; ``none``: no basemap (OpenStreetMap's)
 ==============================  ============================================================
@@ -52,7 +52,7 @@ from rldispatch.agents.serving import Lookahead
 from rldispatch.domain import ScenarioError, TravelConfig, travel_from_dict
 from rldispatch.rewards import RewardConfig
 from rldispatch.rewards_file import load_reward_file
-from rldispatch.service.request_budget import DEFAULT_REQUEST_BUDGET_MS
+from rldispatch.service.decisions.request_budget import DEFAULT_REQUEST_BUDGET_MS
 
 ENV_MODEL = "RLDISPATCH_MODEL"
 ENV_RUNTIME = "RLDISPATCH_RUNTIME"
@@ -304,7 +304,7 @@ class ServiceConfig:
 
     @property
     def resolved_database_url(self) -> str:
-        from rldispatch.service.store import default_database_url
+        from rldispatch.service.log.store import default_database_url
 
         return self.database_url or default_database_url(self.data_dir)
 

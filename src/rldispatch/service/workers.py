@@ -16,7 +16,7 @@ refuses a port another process still listens on (:func:`check_port_free`), whate
 Every server here (one process or a worker) shuts down within a bound: on SIGTERM the work
 of requests in progress is stopped at once (their rounds end ``budget``), connections get
 :data:`GRACEFUL_SHUTDOWN_S` to finish, then the log's buffer is written within
-:data:`~rldispatch.service.store.CLOSE_TIMEOUT_S`.
+:data:`~rldispatch.service.log.store.CLOSE_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import uvicorn
 
-from rldispatch.service.request_budget import RequestBudget
+from rldispatch.service.decisions.request_budget import RequestBudget
 
 logger = logging.getLogger("rldispatch.service")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
-from rldispatch.service.snapshot import LiveEnv
+from rldispatch.service.decisions.snapshot import LiveEnv
 from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.sim.simulator import Assignment
 

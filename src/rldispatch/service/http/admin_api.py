@@ -5,7 +5,7 @@ server's disk, inside the models folder (``--models-dir``); the file is loaded a
 this worker first, and a file that cannot serve is refused (422, with the reason) while the old
 model keeps serving. A file that passes is written to the switch row (compare-and-set, with its
 weights' version) and served by this worker at once; every other worker and instance on the
-database loads it within about a second (:mod:`rldispatch.service.switch_watcher`). The
+database loads it within about a second (:mod:`rldispatch.service.log.switch_watcher`). The
 challenger answers a share ``ratio`` of the ``rl`` arm's bookings (by a hash of the booking
 id); ``/rl/metrics`` shows the ``rl`` arm's outcomes per model version.
 """
@@ -23,12 +23,12 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rldispatch.agents.serving import ModelLoadError
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.auth import Admin, Reader
-from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.model_holder import slot_status
-from rldispatch.service.schemas import ModelStatus
-from rldispatch.service.store import StoreUnavailable
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.http.auth import Admin, Reader
+from rldispatch.service.http.errors import ErrorOut, ValidationErrorOut
+from rldispatch.service.http.schemas import ModelStatus
+from rldispatch.service.log.store import StoreUnavailable
+from rldispatch.service.models.model_holder import slot_status
 
 MODEL_PATH_LENGTH = 1024
 

@@ -2,9 +2,10 @@
 answer applied, as positions, plans of stops with their estimated times, and open bookings,
 late and at-risk pickups flagged.
 
-The state is restored in the simulator (:func:`rldispatch.service.snapshot.live_env`, as the
-manager plays it) and the answer's assignments are made there in order, so each stop's time is
-the simulator's estimate, the one the policy decided on.
+The state is restored in the simulator
+(:func:`rldispatch.service.decisions.snapshot.live_env`, as the manager plays it) and the
+answer's assignments are made there in order, so each stop's time is the simulator's estimate,
+the one the policy decided on.
 
 =================  ============================================================================
 flag               when
@@ -25,8 +26,8 @@ import numpy as np
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import EnvConfig
-from rldispatch.service.live_view import SeenState
-from rldispatch.service.snapshot import MINUTES_PER_DAY, LiveDay, live_env
+from rldispatch.service.decisions.snapshot import MINUTES_PER_DAY, LiveDay, live_env
+from rldispatch.service.http.live_view import SeenState
 from rldispatch.sim.simulator import OPEN
 
 AT_RISK_OPEN_MIN = 15.0

@@ -27,13 +27,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import SQLAlchemyError
 
-from rldispatch.service.api import AUTH_RESPONSES, ServiceDep
-from rldispatch.service.auth import Reader
-from rldispatch.service.fleet_view import fleet_view
-from rldispatch.service.live_view import LiveView, SeenState
-from rldispatch.service.logged_state import logged_decisions, logged_state, newest_row
-from rldispatch.service.retention import log_size
-from rldispatch.service.today_figures import today_figures
+from rldispatch.service.http.api import AUTH_RESPONSES, ServiceDep
+from rldispatch.service.http.auth import Reader
+from rldispatch.service.http.fleet_view import fleet_view
+from rldispatch.service.http.live_view import LiveView, SeenState
+from rldispatch.service.http.logged_state import logged_decisions, logged_state, newest_row
+from rldispatch.service.log.retention import log_size
+from rldispatch.service.log.today_figures import today_figures
 
 STATIC_URL = "/ui/static"
 DECISIONS_SHOWN = 25
@@ -68,7 +68,7 @@ def content_security_policy(tile_url: str) -> str:
 
 def static_dir() -> str:
     """The folder of the page's assets inside the package."""
-    return str(resources.files("rldispatch.service") / "static")
+    return str(resources.files("rldispatch.service.http") / "static")
 
 
 class _LoggedCache:
@@ -211,7 +211,9 @@ def page(request: Request) -> HTMLResponse:
         "pollIntervalMs": int(POLL_INTERVAL_S * 1000),
         "static": STATIC_URL,
     }
-    template = (resources.files("rldispatch.service") / "static" / "ui.html").read_text("utf-8")
+    template = (resources.files("rldispatch.service.http") / "static" / "ui.html").read_text(
+        "utf-8"
+    )
     text = template.replace("{{settings}}", html.escape(json.dumps(settings), quote=True))
     policy = content_security_policy(request.app.state.ui_tile_url)
     return HTMLResponse(text, headers={**_SECURITY_HEADERS, "Content-Security-Policy": policy})

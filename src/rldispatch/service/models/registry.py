@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, insert, select
 
-from rldispatch.service.tables import ensure_schema, model_registry
+from rldispatch.service.log.tables import ensure_schema, model_registry
 
 Status = Literal["champion", "challenger", "refused"]
 STATUSES: tuple[Status, ...] = ("champion", "challenger", "refused")

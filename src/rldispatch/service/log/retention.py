@@ -38,8 +38,8 @@ from typing import Any
 from sqlalchemy import JSON, Engine, Table, Text, cast, delete, func, select
 
 from rldispatch.files import atomic_write_bytes
-from rldispatch.service.store import prepare_private_folder
-from rldispatch.service.tables import is_a_suggestion, outcomes, round_states, suggestions
+from rldispatch.service.log.store import prepare_private_folder
+from rldispatch.service.log.tables import is_a_suggestion, outcomes, round_states, suggestions
 
 logger = logging.getLogger("rldispatch.service.retention")
 

@@ -1,13 +1,14 @@
 """The HTTP API (DESIGN.md, "HTTP API contract"): suggest, status, toggle, metrics, outcome,
 and what the routers share (the service's parts, the error answers, the dependencies). The
-app is assembled in :mod:`rldispatch.service.app`; the round's route is in
-:mod:`rldispatch.service.round_api`, the admin routes of the models in
-:mod:`rldispatch.service.admin_api`.
+app is assembled in :mod:`rldispatch.service.http.app`; the round's route is in
+:mod:`rldispatch.service.http.round_api`, the admin routes of the models in
+:mod:`rldispatch.service.http.admin_api`.
 
 ``suggest`` and the dispatch round never wait on I/O (the store queues their records); they
 run in the pool, in two bounded lanes, each within the request budget
-(:mod:`rldispatch.service.workload`, :mod:`rldispatch.service.request_budget`): the event
-loop only reads bodies and hands work over. The endpoints that read or write the database
+(:mod:`rldispatch.service.decisions.workload`,
+:mod:`rldispatch.service.decisions.request_budget`): the event loop only reads bodies and hands
+work over. The endpoints that read or write the database
 (``outcome`` among them: it is checked and written before the answer) run in the pool.
 """
 
@@ -29,19 +30,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from rldispatch.database_url import mask_database_url
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
-from rldispatch.service import prometheus, workload
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.admin_api import save_switch
-from rldispatch.service.auth import Admin, Reader
-from rldispatch.service.errors import ErrorOut, ValidationErrorOut
-from rldispatch.service.fleet_schemas import SuggestRequest, SuggestResponse
-from rldispatch.service.live_view import record_suggestion
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.model_holder import slot_status
-from rldispatch.service.raw_body import documented_body, parse_body
-from rldispatch.service.request_budget import RequestBudget
-from rldispatch.service.retention import Retention, log_size
-from rldispatch.service.schemas import (
+from rldispatch.service.decisions import workload
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.decisions.request_budget import RequestBudget
+from rldispatch.service.http import prometheus
+from rldispatch.service.http.admin_api import save_switch
+from rldispatch.service.http.auth import Admin, Reader
+from rldispatch.service.http.errors import ErrorOut, ValidationErrorOut
+from rldispatch.service.http.fleet_schemas import SuggestRequest, SuggestResponse
+from rldispatch.service.http.live_view import record_suggestion
+from rldispatch.service.http.raw_body import documented_body, parse_body
+from rldispatch.service.http.schemas import (
     ABOut,
     ArmOutcomes,
     LatencyOut,
@@ -56,14 +56,16 @@ from rldispatch.service.schemas import (
     ToggleRequest,
     ToggleStateOut,
 )
-from rldispatch.service.store import (
+from rldispatch.service.log.retention import Retention, log_size
+from rldispatch.service.log.store import (
     OutcomeRecord,
     OutcomeRefused,
     Store,
     StoreUnavailable,
     SuggestionRecord,
 )
-from rldispatch.service.switch_watcher import SwitchWatcher
+from rldispatch.service.log.switch_watcher import SwitchWatcher
+from rldispatch.service.models.model_holder import slot_status
 
 logger = logging.getLogger("rldispatch.service")
 

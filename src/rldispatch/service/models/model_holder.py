@@ -2,8 +2,8 @@
 
 The manager asks :meth:`ModelHolder.for_booking` which model answers a booking: the
 challenger for a share ``challenger_ratio`` of bookings (by a salted hash of the id,
-:func:`~rldispatch.service.ab.serves_challenger`), the champion otherwise. Both are swapped
-without a restart: a new file is loaded and checked first (:func:`load_checked`), and only a
+:func:`~rldispatch.service.decisions.ab.serves_challenger`), the champion otherwise. Both are
+swapped without a restart: a new file is loaded and checked first (:func:`load_checked`), and only a
 model that loaded replaces the one serving; a file that fails leaves the old model serving and
 says why. Requests read the pair of models once, as one immutable value, so a swap never
 mixes two models in one answer.
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from rldispatch.agents.serving import MAX_MODEL_BYTES, ModelLoadError, ServedModel
-from rldispatch.service.ab import ToggleState, serves_challenger
-from rldispatch.service.loading import load_served_model
+from rldispatch.service.decisions.ab import ToggleState, serves_challenger
+from rldispatch.service.models.loading import load_served_model
 
 logger = logging.getLogger("rldispatch.service")
 

@@ -3,7 +3,7 @@
 Every worker of every instance on the database runs one :class:`SwitchWatcher`: a thread that
 reads the row's version every ``interval_s`` (0.5 s: one tiny query, two a second per worker)
 and, when it changed, reads the row and applies it: the toggle state to the manager, the
-champion and challenger files to its :class:`~rldispatch.service.model_holder.ModelHolder`
+champion and challenger files to its :class:`~rldispatch.service.models.model_holder.ModelHolder`
 (loaded in this thread, never in a request). A change made anywhere is thus served everywhere
 within about ``interval_s`` plus a model's load time. While the database is down the process
 keeps the last state it read (RL off if it never read one) and the watcher keeps trying, its
@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.store import Store, StoreUnavailable
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.log.store import Store, StoreUnavailable
 
 logger = logging.getLogger("rldispatch.service")
 

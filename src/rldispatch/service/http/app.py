@@ -1,9 +1,9 @@
 """The service's FastAPI app: ``create_app(config)`` builds the manager (model loaded once),
-the token registry and the store, and mounts the routers (:mod:`rldispatch.service.api`,
-:mod:`rldispatch.service.round_api`, :mod:`rldispatch.service.admin_api`) and the
-dispatcher's page (:mod:`rldispatch.service.ui`). When the app
+the token registry and the store, and mounts the routers (:mod:`rldispatch.service.http.api`,
+:mod:`rldispatch.service.http.round_api`, :mod:`rldispatch.service.http.admin_api`) and the
+dispatcher's page (:mod:`rldispatch.service.http.ui`). When the app
 starts the store's writer starts and the switch row is read and then watched
-(:mod:`rldispatch.service.switch_watcher`), and buffered records are written when it stops.
+(:mod:`rldispatch.service.log.switch_watcher`), and buffered records are written when it stops.
 """
 
 from __future__ import annotations
@@ -15,25 +15,26 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from rldispatch.service import ui, workload
-from rldispatch.service.admin_api import MODEL_RESPONSES, admin_router
-from rldispatch.service.api import (
+from rldispatch.service.config import ServiceConfig
+from rldispatch.service.decisions import workload
+from rldispatch.service.decisions.manager import RLDispatchManager
+from rldispatch.service.decisions.request_budget import RequestBudget
+from rldispatch.service.http import ui
+from rldispatch.service.http.admin_api import MODEL_RESPONSES, admin_router
+from rldispatch.service.http.api import (
     MAX_BODY_BYTES,
     Service,
     ops_router,
     rl_router,
     validation_error,
 )
-from rldispatch.service.auth import build_registry
-from rldispatch.service.config import ServiceConfig
-from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.manager import RLDispatchManager
-from rldispatch.service.raw_body import add_body_schemas
-from rldispatch.service.request_budget import RequestBudget
-from rldispatch.service.retention import Retention
-from rldispatch.service.round_api import round_router
-from rldispatch.service.store import Store, prepare_private_folder
-from rldispatch.service.switch_watcher import SwitchWatcher
+from rldispatch.service.http.auth import build_registry
+from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.http.raw_body import add_body_schemas
+from rldispatch.service.http.round_api import round_router
+from rldispatch.service.log.retention import Retention
+from rldispatch.service.log.store import Store, prepare_private_folder
+from rldispatch.service.log.switch_watcher import SwitchWatcher
 
 
 def create_app(config: ServiceConfig | None = None) -> FastAPI:
@@ -83,7 +84,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
-        docs_url=None,  # served with local assets by rldispatch.service.ui
+        docs_url=None,  # served with local assets by rldispatch.service.http.ui
         redoc_url=None,
     )
     app.state.service = service

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.tables import STATE_ROW_ID, service_state
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.log.tables import STATE_ROW_ID, service_state
 
 MAX_ATTEMPTS = 50
 

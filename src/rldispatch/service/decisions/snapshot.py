@@ -86,7 +86,7 @@ class LiveDriver:
 @dataclass(frozen=True)
 class LiveState:
     """The fleet and the open bookings at ``minute_of_day`` (times from now), as the request
-    schemas validated them (see :mod:`rldispatch.service.fleet_schemas`); ``travel``: the
+    schemas validated them (see :mod:`rldispatch.service.http.fleet_schemas`); ``travel``: the
     fleet's travel model when the request gives one (None: the service's)."""
 
     drivers: tuple[LiveDriver, ...]

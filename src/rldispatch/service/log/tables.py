@@ -86,7 +86,7 @@ round_states = Table(
     sqlite_autoincrement=True,
 )
 """The state of each ``/rl/round``, once, compressed; its rows in ``rl_suggestions`` name it
-(see :mod:`rldispatch.service.round_states`)."""
+(see :mod:`rldispatch.service.log.round_states`)."""
 NOTHING_ASSIGNED = "(nothing assigned)"
 """The ``booking_id`` of the one row a ``/rl/round`` that assigned nothing logs (its state
 under ``request``, ``driver_id`` null): never a booking's id (ids are letters, digits and
@@ -136,7 +136,7 @@ model_registry = Table(
     Column("promoted_by", String(ID_LENGTH), nullable=False),
     Column("promoted_at", DateTime(timezone=True), nullable=False),
 )
-"""Every ``rldispatch promote`` decision (see :mod:`rldispatch.service.registry`)."""
+"""Every ``rldispatch promote`` decision (see :mod:`rldispatch.service.models.registry`)."""
 
 _ADDED_COLUMNS = {
     "rl_outcomes": ("model_version",),

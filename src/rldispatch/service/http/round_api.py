@@ -4,10 +4,10 @@ The body is the fleet with its plans and the open bookings; the answer is the as
 the policy makes, in order, before it chooses to wait (or nothing more can be assigned), and
 the bookings it holds back: the steps ``evaluate`` plays between two moves of the clock.
 Each assignment is logged as a suggestion of its booking; a round that assigns nothing logs
-a row of no booking (:data:`~rldispatch.service.tables.NOTHING_ASSIGNED`), so a booking that
+a row of no booking (:data:`~rldispatch.service.log.tables.NOTHING_ASSIGNED`), so a booking that
 only ever waits is still in the log. The round's state is logged once, compressed, and its
-rows name it (:mod:`rldispatch.service.round_states`). The work runs in the pool within the
-request's budget (:mod:`rldispatch.service.workload`).
+rows name it (:mod:`rldispatch.service.log.round_states`). The work runs in the pool within the
+request's budget (:mod:`rldispatch.service.decisions.workload`).
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from rldispatch.service import workload
-from rldispatch.service.api import (
+from rldispatch.service.decisions import workload
+from rldispatch.service.decisions.manager import DispatchRound
+from rldispatch.service.http.api import (
     WORK_RESPONSES,
     ManagerDep,
     StoreDep,
     local_minute_of_day,
     new_budget,
 )
-from rldispatch.service.auth import Reader
-from rldispatch.service.fleet_schemas import RoundRequest, RoundResponse
-from rldispatch.service.live_view import record_round
-from rldispatch.service.manager import DispatchRound
-from rldispatch.service.raw_body import documented_body, parse_body
-from rldispatch.service.round_states import STATE_MINUTE_OF_DAY
-from rldispatch.service.store import Store, SuggestionRecord
-from rldispatch.service.tables import NOTHING_ASSIGNED
+from rldispatch.service.http.auth import Reader
+from rldispatch.service.http.fleet_schemas import RoundRequest, RoundResponse
+from rldispatch.service.http.live_view import record_round
+from rldispatch.service.http.raw_body import documented_body, parse_body
+from rldispatch.service.log.round_states import STATE_MINUTE_OF_DAY
+from rldispatch.service.log.store import Store, SuggestionRecord
+from rldispatch.service.log.tables import NOTHING_ASSIGNED
 
 round_router = APIRouter(prefix="/rl", tags=["rl"])
 
@@ -76,7 +76,7 @@ def log_round(
     response: RoundResponse,
 ) -> None:
     """A row per assignment (a round that assigns nothing: one row of no booking), all naming
-    the round's state, which is logged once (:mod:`rldispatch.service.round_states`)."""
+    the round's state, which is logged once (:mod:`rldispatch.service.log.round_states`)."""
     rows: list[tuple[str, str | None, Any]] = [
         (a.booking_id, a.driver_id, a) for a in response.assignments
     ]

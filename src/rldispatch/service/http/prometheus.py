@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.manager import FALLBACK_REASONS
-from rldispatch.service.stats import StatsSnapshot
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.decisions.manager import FALLBACK_REASONS
+from rldispatch.service.decisions.stats import StatsSnapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -127,7 +127,7 @@ AB_FIGURES = (
     ("mean_distance_km", "Mean km of the outcomes.", "mean_distance_km"),
 )
 """The A/B figures of the decision log, by arm and by model version: (metric suffix, help,
-key of :func:`rldispatch.service.ab_figures.ab_summary`'s figures)."""
+key of :func:`rldispatch.service.log.ab_figures.ab_summary`'s figures)."""
 
 
 def render_log(size: dict[str, Any], ab: dict[str, Any]) -> str:

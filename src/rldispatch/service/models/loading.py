@@ -26,7 +26,7 @@ from rldispatch.agents.serving import (
 )
 from rldispatch.domain import Booking
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, live_env
+from rldispatch.service.decisions.snapshot import LiveDay, LiveDriver, LiveState, live_env
 
 
 def probe_state(day: LiveDay) -> LiveState:

@@ -3,7 +3,7 @@ answer it (``serve --workers N``, or several instances on one database).
 
 The newest row of ``rl_suggestions`` holds the whole state of its request: a ``/rl/suggest``'s
 as the request itself, a ``/rl/round``'s by the key of its state in ``rl_round_states``
-(:mod:`rldispatch.service.round_states`). The other rows of the same round
+(:mod:`rldispatch.service.log.round_states`). The other rows of the same round
 are the run of rows logged just before it with the same answer's figures (source, reason,
 model version and latency: a round's rows share its answer's) within :data:`SAME_ROUND_S`.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from rldispatch.service.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.live_view import SeenState, onboard_stops
-from rldispatch.service.round_states import STATE_KEY, resolve_round_request
-from rldispatch.service.snapshot import LiveDay
-from rldispatch.service.tables import NOTHING_ASSIGNED, round_states, suggestions
+from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
+from rldispatch.service.http.live_view import SeenState, onboard_stops
+from rldispatch.service.log.round_states import STATE_KEY, resolve_round_request
+from rldispatch.service.log.tables import NOTHING_ASSIGNED, round_states, suggestions
 
 SAME_ROUND_S = 0.25
 MAX_ROUND_ROWS = 1000

@@ -4,14 +4,14 @@ Every suggestion and round is computed in the thread pool, never on the event lo
 loop keeps answering (``/healthz`` among others) whatever the requests in progress. Two
 lanes keep a few large requests from holding up the small ones: bodies of at most
 :data:`LARGE_BODY_BYTES` run in the small lane, the others in the large lane (the body is
-parsed and validated in the pool too: :mod:`rldispatch.service.raw_body`). Each lane runs a
+parsed and validated in the pool too: :mod:`rldispatch.service.http.raw_body`). Each lane runs a
 few requests at once and lets a bounded number wait; a request that finds its lane's queue
 full, or still waits when its budget is spent, is answered ``503`` with ``Retry-After`` at
 once rather than left to time out.
 
 While a request's work runs, its connection is watched: when the client goes away the
 request's budget is stopped, and the work winds down at its next check
-(:mod:`rldispatch.service.request_budget`). While large requests run the cyclic garbage
+(:mod:`rldispatch.service.decisions.request_budget`). While large requests run the cyclic garbage
 collector is paused (its full passes over their objects would hold the GIL for up to a
 second); after each, the memory it freed is handed back to the system.
 """
@@ -32,7 +32,7 @@ from typing import TypeVar
 from fastapi import HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from rldispatch.service.request_budget import RequestBudget
+from rldispatch.service.decisions.request_budget import RequestBudget
 
 LARGE_BODY_BYTES = 64 * 1024
 """Bodies larger than this run in the large lane (about 150 drivers, bookings and stops)."""

@@ -14,10 +14,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from rldispatch.domain import MAX_DETOUR, MAX_SPEED_FACTOR, MAX_SPEED_KMH, Booking, TravelConfig
-from rldispatch.service.answers import Candidate, RoundAssignment
-from rldispatch.service.manager import DispatchRound, LiveRequest, Suggestion
-from rldispatch.service.rounding import Km, Milliseconds, Minutes, Score
-from rldispatch.service.schemas import (
+from rldispatch.service.decisions.answers import Candidate, RoundAssignment
+from rldispatch.service.decisions.manager import DispatchRound, LiveRequest, Suggestion
+from rldispatch.service.decisions.snapshot import (
+    LiveDay,
+    LiveDriver,
+    LiveState,
+    driver_from_request,
+)
+from rldispatch.service.http.rounding import Km, Milliseconds, Minutes, Score
+from rldispatch.service.http.schemas import (
     MAX_DRIVERS_PER_REQUEST,
     MAX_MINUTES_AHEAD,
     MAX_OPEN_BOOKINGS,
@@ -29,7 +35,6 @@ from rldispatch.service.schemas import (
     Reason,
     StrictModel,
 )
-from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveState, driver_from_request
 
 MAX_STOPS_PER_DRIVER = 64
 MAX_PLAN_STOPS = 20_000

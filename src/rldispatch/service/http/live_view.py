@@ -4,7 +4,7 @@ it gave, and the last decisions with who answered them.
 
 Kept in memory, per worker process: recording costs a few small objects and a lock, nothing
 sized by the request is copied (the validated request objects are kept as they are). The
-page's map is computed from it when the page asks (:mod:`rldispatch.service.fleet_view`).
+page's map is computed from it when the page asks (:mod:`rldispatch.service.http.fleet_view`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from rldispatch.service.fleet_schemas import FleetState
-from rldispatch.service.manager import DispatchRound, LiveRequest, RLDispatchManager, Suggestion
-from rldispatch.service.snapshot import LiveState
+from rldispatch.service.decisions.manager import (
+    DispatchRound,
+    LiveRequest,
+    RLDispatchManager,
+    Suggestion,
+)
+from rldispatch.service.decisions.snapshot import LiveState
+from rldispatch.service.http.fleet_schemas import FleetState
 
 MAX_DECISIONS = 60
 

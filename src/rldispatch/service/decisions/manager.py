@@ -1,7 +1,7 @@
 """``RLDispatchManager``: the learned policy behind a heuristic safety net.
 
 Every request is turned into the simulator state a policy sees in ``evaluate`` (see
-:mod:`rldispatch.service.snapshot`), on an env built for that request alone, and played by
+:mod:`rldispatch.service.decisions.snapshot`), on an env built for that request alone, and played by
 the same policy objects ``evaluate`` plays: a pairwise model's ``PairwisePolicy``, a flat
 model's ``DQNPolicy`` (or its Q-function on PyTorch or ONNX Runtime), the fallback's baseline.
 
@@ -9,7 +9,7 @@ Two questions: :meth:`RLDispatchManager.suggest` (which driver for this booking,
 its plan) and :meth:`RLDispatchManager.dispatch_round` (what the policy does now with the
 whole state: the assignments it makes, in order, before it waits, as ``evaluate`` plays it).
 
-The models come from a :class:`~rldispatch.service.model_holder.ModelHolder`: the champion,
+The models come from a :class:`~rldispatch.service.models.model_holder.ModelHolder`: the champion,
 and optionally a challenger answering a share of the ``rl`` arm's bookings (suggestions only;
 rounds are the champion's); either is swapped without a restart, and each answer reads the
 models once, so a swap never mixes two models in one answer.
@@ -63,14 +63,14 @@ from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.rewards import RewardConfig
 from rldispatch.rewards_file import differing_weights, reward_to_dict
-from rldispatch.service.ab import Arm, ToggleState, assign_arm
-from rldispatch.service.answers import Candidate, RoundAssignment, candidates
 from rldispatch.service.config import DEFAULT_FALLBACK_TIME_LIMIT_S
-from rldispatch.service.model_holder import ModelHolder, ModelSlot, slot_status
-from rldispatch.service.request_budget import RequestBudget
-from rldispatch.service.round_play import ModelFailed, Round, RoundEnd, play_round
-from rldispatch.service.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
-from rldispatch.service.stats import StatsSnapshot, SuggestionStats
+from rldispatch.service.decisions.ab import Arm, ToggleState, assign_arm
+from rldispatch.service.decisions.answers import Candidate, RoundAssignment, candidates
+from rldispatch.service.decisions.request_budget import RequestBudget
+from rldispatch.service.decisions.round_play import ModelFailed, Round, RoundEnd, play_round
+from rldispatch.service.decisions.snapshot import LiveDay, LiveDriver, LiveEnv, LiveState, live_env
+from rldispatch.service.decisions.stats import StatsSnapshot, SuggestionStats
+from rldispatch.service.models.model_holder import ModelHolder, ModelSlot, slot_status
 
 logger = logging.getLogger("rldispatch.service")
 
@@ -181,7 +181,7 @@ class RLDispatchManager:
     :param model_path: flat DQN model file (or its ``.onnx`` export) or pairwise model file;
         None serves the fallback only.
     :param runtime: ``auto``, ``numpy``, ``torch`` or ``onnx`` (see
-        :func:`~rldispatch.service.loading.load_served_model`: each kind names its own).
+        :func:`~rldispatch.service.models.loading.load_served_model`: each kind names its own).
     :param fallback_policy: the baseline answering when RL does not (``insertion``).
     :param fallback_time_limit_s: a ``reopt`` fallback's wall-clock cap per re-plan (None:
         none; answers then never depend on the machine's speed).

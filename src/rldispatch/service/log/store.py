@@ -2,7 +2,7 @@
 
 SQLite file by default, PostgreSQL (or any SQLAlchemy URL) with ``RLDISPATCH_DATABASE_URL``.
 Tables are created, and older ones brought up to date, on first contact
-(:mod:`rldispatch.service.tables`).
+(:mod:`rldispatch.service.log.tables`).
 
 Suggestions are written by one background thread, so a slow or dead database never slows or
 fails a suggestion. **Buffer and replay:** records wait in memory, in order, as JSON text,
@@ -12,7 +12,7 @@ do not cut a wait short) and, once it answers, replays the backlog. The buffer h
 dropped, counted as ``lost`` (and ``overflow``) and logged, and so is whatever is still
 buffered when the service stops and the writer cannot write it within the flush bound. A
 round is one entry of the buffer: its decisions and its state, compressed and held once
-(:mod:`rldispatch.service.round_states`), so a large round costs the buffer its compressed
+(:mod:`rldispatch.service.log.round_states`), so a large round costs the buffer its compressed
 state, not a copy per decision. A database that comes back empty (dropped and created again)
 gets its tables again at the next write or read: every failure makes the next contact check
 the schema again.
@@ -44,16 +44,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from rldispatch.database_url import mask_database_url, mask_secrets_in
-from rldispatch.service import switch_row
-from rldispatch.service.ab import ToggleState
-from rldispatch.service.ab_figures import ab_summary
-from rldispatch.service.round_states import (
+from rldispatch.service.decisions.ab import ToggleState
+from rldispatch.service.log import switch_row
+from rldispatch.service.log.ab_figures import ab_summary
+from rldispatch.service.log.round_states import (
     MAX_LOGGED_STATE_BYTES,
     LoggedState,
     logged_state,
     round_request,
 )
-from rldispatch.service.tables import (
+from rldispatch.service.log.tables import (
     ID_LENGTH,
     ensure_schema,
     outcomes,
@@ -572,7 +572,7 @@ class Store:
     # --- A/B figures -------------------------------------------------------------------------
 
     def ab_summary(self) -> dict[str, Any]:
-        """The A/B figures (:func:`rldispatch.service.ab_figures.ab_summary`)."""
+        """The A/B figures (:func:`rldispatch.service.log.ab_figures.ab_summary`)."""
         try:
             self._ensure_schema()
             with self.engine.connect() as connection:

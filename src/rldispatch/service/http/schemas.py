@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from rldispatch.domain import Booking
-from rldispatch.service.manager import FALLBACK_REASONS
-from rldispatch.service.rounding import Km, Milliseconds, Minutes, Share
-from rldispatch.service.snapshot import MINUTES_PER_DAY
+from rldispatch.service.decisions.manager import FALLBACK_REASONS
+from rldispatch.service.decisions.snapshot import MINUTES_PER_DAY
+from rldispatch.service.http.rounding import Km, Milliseconds, Minutes, Share
 
 MAX_DRIVERS_PER_REQUEST = 10_000
 MAX_OPEN_BOOKINGS = 1_000

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rldispatch.service.answers import RoundAssignment, round_assignment
-from rldispatch.service.request_budget import RequestBudget
-from rldispatch.service.snapshot import LiveEnv
+from rldispatch.service.decisions.answers import RoundAssignment, round_assignment
+from rldispatch.service.decisions.request_budget import RequestBudget
+from rldispatch.service.decisions.snapshot import LiveEnv
 from rldispatch.sim.simulator import OPEN
 
 RoundEnd = Literal["wait", "no_feasible_assignment", "all_assigned", "budget"]

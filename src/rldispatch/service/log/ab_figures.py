@@ -9,7 +9,7 @@ reported pickup): a booking still open, cancelled, or whose outcome was not repo
 counts as not completed, so compare it between arms or versions over the same period.
 
 The row a ``/rl/round`` that assigned nothing logs (of no booking:
-:data:`~rldispatch.service.tables.NOTHING_ASSIGNED`) is neither a suggestion nor a booking:
+:data:`~rldispatch.service.log.tables.NOTHING_ASSIGNED`) is neither a suggestion nor a booking:
 it is left out of every figure.
 
 Arms are compared as assigned (intention to treat): a booking of the ``rl`` arm the fallback
@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, distinct, func, literal, null, select
 
-from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
+from rldispatch.service.log.tables import is_a_suggestion, outcomes, suggestions
 
 
 def ab_summary(connection: Connection) -> dict[str, Any]:

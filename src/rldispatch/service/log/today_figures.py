@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, distinct, func, select
 
-from rldispatch.service.tables import is_a_suggestion, outcomes, suggestions
+from rldispatch.service.log.tables import is_a_suggestion, outcomes, suggestions
 
 SIDES = ("rl", "heuristic")
 
