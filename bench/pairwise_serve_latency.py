@@ -45,9 +45,10 @@ from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.http.schemas import MAX_OPEN_BOOKINGS
 
 
-def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list]:
-    """``count`` suggest and round requests of fleets of ``n_drivers`` (parsed)."""
-    suggests, rounds = [], []
+def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list, list]:
+    """``count`` suggest and round requests of fleets of ``n_drivers`` (parsed), and the
+    suggest requests' JSON bodies."""
+    suggests, rounds, bodies = [], [], []
     rng = np.random.default_rng(n_drivers)
     index = 0
     while len(rounds) < count:
@@ -75,7 +76,8 @@ def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list
         others = [b for b in open_bookings if b["id"] != booking]
         suggest = {**body, "booking": asked, "open_bookings": others}
         suggests.append(SuggestRequest.model_validate(suggest).to_live(0.0, day))
-    return suggests, rounds
+        bodies.append(suggest)
+    return suggests, rounds, bodies
 
 
 def main() -> None:
@@ -107,7 +109,7 @@ def main() -> None:
     report: dict[str, Any] = {"model": str(args.model or "untrained"), "fleets": {}}
     day = managers["numpy"].day
     for n_drivers in args.fleets:
-        suggests, rounds = state_requests(n_drivers, args.requests, day)
+        suggests, rounds, bodies = state_requests(n_drivers, args.requests, day)
         figures: dict[str, Any] = {
             "open_bookings_mean": float(np.mean([len(r.open_bookings) for r in rounds])),
             "plan_stops_mean": float(
@@ -121,6 +123,12 @@ def main() -> None:
                 "suggest": timed(manager.suggest, suggests, args.repeats),
                 "round": timed(manager.dispatch_round, rounds, args.repeats),
             }
+        # Reading a request (validation and conversion to a live state), apart from answering.
+        figures["parse"] = timed(
+            lambda body: SuggestRequest.model_validate(body).to_live(0.0, day),
+            bodies,
+            max(args.repeats // 4, len(bodies)),
+        )
         report["fleets"][str(n_drivers)] = figures
         line = [
             f"{n_drivers:4d} drivers ({figures['open_bookings_mean']:.0f} open bookings, "
@@ -134,6 +142,16 @@ def main() -> None:
                     f"{f['p99_us'] / 1e3:6.2f} ms  (CPU p50 {f['cpu_p50_us'] / 1e3:6.2f}, "
                     f"p99 {f['cpu_p99_us'] / 1e3:6.2f} ms)"
                 )
+        parse = figures["parse"]
+        line.append(
+            f"  parse (validate + live state) p50 {parse['p50_us'] / 1e3:6.2f} ms  p99 "
+            f"{parse['p99_us'] / 1e3:6.2f} ms"
+        )
+        heuristic = figures["heuristic"]["suggest"]["cpu_p50_us"]
+        for name in managers:
+            if name != "heuristic":
+                ratio = figures[name]["suggest"]["cpu_p50_us"] / heuristic
+                line.append(f"  {name} suggest / heuristic suggest (CPU p50): {ratio:.2f}")
         print("\n".join(line), flush=True)
     report["sources"] = {name: m.statistics().by_source for name, m in managers.items()}
     if "lookahead" in managers:

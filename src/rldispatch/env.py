@@ -139,13 +139,35 @@ class DispatchEnv(gym.Env):
             raise ValueError("DispatchEnv needs a preset, a scenario or a list of scenarios")
         for day in ([scenario] if scenario else []) + self.scenarios:
             self._check_fits(day)
-        size = self.config.observation_size
-        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
-        self.action_space = spaces.Discrete(self.config.n_actions)
+        self._observation_space: spaces.Box | None = None
+        self._action_space: spaces.Discrete | None = None
         self.sim: DaySimulator | None = None
         self._mask = np.zeros(self.config.n_actions, dtype=bool)
         self._table: InsertionTable | None = None
         self._visible = np.empty(0, dtype=np.int64)
+
+    # The spaces are made when first read: a server builds an env per request and never
+    # reads them.
+    @property
+    def observation_space(self) -> spaces.Box:
+        if self._observation_space is None:
+            size = self.config.observation_size
+            self._observation_space = spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+        return self._observation_space
+
+    @observation_space.setter
+    def observation_space(self, space: spaces.Box) -> None:
+        self._observation_space = space
+
+    @property
+    def action_space(self) -> spaces.Discrete:
+        if self._action_space is None:
+            self._action_space = spaces.Discrete(self.config.n_actions)
+        return self._action_space
+
+    @action_space.setter
+    def action_space(self, space: spaces.Discrete) -> None:
+        self._action_space = space
 
     def _check_fits(self, scenario: Scenario) -> None:
         if len(scenario.drivers) > self.config.max_drivers:

@@ -277,6 +277,68 @@ def write_positions(
 
 
 @njit(cache=True, nogil=True)
+def schedule_plans(
+    drivers,
+    plans,
+    offsets,
+    start_min,
+    anchor_min,
+    anchor_vec,
+    shift_end_min,
+    booking_state,
+    great_circle,
+    scale_km,
+    plan_state,
+):  # pragma: no cover - compiled
+    """:func:`schedule_plan` and :func:`write_positions` of each of ``drivers``: the plan of
+    ``drivers[k]`` is ``plans[offsets[k]:offsets[k + 1]]``, and its pickup starts, completion
+    times and legs (min) come back at the same places of ``(start, complete, leg_min)``.
+    ``start_min``, ``anchor_min``, ``anchor_vec`` and ``shift_end_min`` are per driver of the
+    day; ``booking_state`` is the tuple :func:`fill_best_insertions` takes."""
+    pickup_vec, dropoff_vec, minutes_per_km, earliest_min, latest_min, _, pickup_to_free_min, _ = (
+        booking_state
+    )
+    total = plans.shape[0]
+    start = np.empty(total)
+    complete = np.empty(total)
+    leg_min = np.empty(total)
+    for k in range(drivers.shape[0]):
+        driver = drivers[k]
+        first, end = offsets[k], offsets[k + 1]
+        plan = plans[first:end]
+        s, c, lm, lk, sl = schedule_plan(
+            plan,
+            start_min[driver],
+            anchor_vec[driver],
+            pickup_vec,
+            dropoff_vec,
+            minutes_per_km,
+            earliest_min,
+            latest_min,
+            pickup_to_free_min,
+            shift_end_min[driver],
+            great_circle,
+            scale_km,
+        )
+        start[first:end] = s
+        complete[first:end] = c
+        leg_min[first:end] = lm
+        write_positions(
+            driver,
+            plan,
+            anchor_min[driver],
+            anchor_vec[driver],
+            dropoff_vec,
+            s,
+            c,
+            lk,
+            sl,
+            plan_state,
+        )
+    return start, complete, leg_min
+
+
+@njit(cache=True, nogil=True)
 def visible_bookings(status, earliest_min, latest_min, open_status, until_min):  # pragma: no cover
     """Open bookings whose window opens by ``until_min``, by closing time then index."""
     count = 0

@@ -17,16 +17,20 @@ within capacity.
 from __future__ import annotations
 
 import copy
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, PLACE_KINDS, Scenario
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Scenario
+from rldispatch.sim.columns import DayColumns
 from rldispatch.sim.frame import frame_centre
 from rldispatch.sim.kernels import (
     fill_best_insertions,
     release_and_cancel,
     schedule_plan,
+    schedule_plans,
     write_positions,
 )
 from rldispatch.sim.kernels import next_event_min as next_event_kernel
@@ -108,40 +112,53 @@ class DaySimulator:
     :class:`rldispatch.sim.stop_simulator.StopDaySimulator` (built by
     :func:`rldispatch.sim.stop_simulator.day_simulator`)."""
 
+    has_stops = False
+    """Whether the day has shared rides, breaks or maximum ride times (``Scenario.has_stops``:
+    only a :class:`~rldispatch.sim.stop_simulator.StopDaySimulator` plays them)."""
+
     def __init__(
         self,
         scenario: Scenario,
         lookahead_min: float = 90.0,
         min_advance_min: float = 1.0,
         uncertainty: Uncertainty | None = None,
+        columns: DayColumns | None = None,
+        centre: np.ndarray | None = None,
+        insertion_width: int | None = None,
     ) -> None:
+        """:param columns: the scenario's bookings and drivers as arrays, when they are at
+            hand (default: read from the scenario).
+        :param centre: the reference point of the positions models read (default: the
+            centre of the day's points, :func:`rldispatch.sim.frame.frame_centre`).
+        :param insertion_width: only bookings ``[0, insertion_width)`` can be offered: the
+            insertion cache holds columns for them alone (default: every booking).
+        """
         self.scenario = scenario
         self.uncertainty = uncertainty if uncertainty is not None and uncertainty.active else None
         self.draws = day_draws(uncertainty, scenario) if self.uncertainty else None
         self.lookahead_min = float(lookahead_min)
         self.min_advance_min = float(min_advance_min)
         self.travel = TravelModel(scenario)
-        bookings, drivers = scenario.bookings, scenario.drivers
+        columns = columns if columns is not None else DayColumns.of(scenario)
+        bookings, drivers = columns.bookings, columns.drivers
+        self.booking_ids = bookings.ids
+        self.driver_ids = drivers.ids
         self.n_bookings = len(bookings)
         self.n_drivers = len(drivers)
         self.horizon_min = float(scenario.horizon_min)
+        self._insertion_width = self.n_bookings if insertion_width is None else insertion_width
 
-        def column(values: list[float]) -> np.ndarray:
-            return np.asarray(values, dtype=np.float64)
-
-        self.release_min = column([b.release_min for b in bookings])
-        self.earliest_min = column([b.earliest_min for b in bookings])
-        self.latest_min = column([b.latest_min for b in bookings])
-        self.requested_min = column([b.requested_min for b in bookings])
-        self.service_min = column([b.service_min for b in bookings])
-        self.priority = np.asarray([b.priority for b in bookings], dtype=np.int64)
+        self.release_min = bookings.release_min
+        self.earliest_min = bookings.earliest_min
+        self.latest_min = bookings.latest_min
+        self.requested_min = bookings.requested_min
+        self.service_min = bookings.service_min
+        self.priority = bookings.priority
         # Places by kind (columns in the order of PLACE_KINDS) and their totals.
-        self.load_by_kind = np.asarray(
-            [b.load.as_tuple() for b in bookings], dtype=np.int64
-        ).reshape(-1, len(PLACE_KINDS))
+        self.load_by_kind = bookings.load_by_kind
         self.load = self.load_by_kind.sum(axis=1)
-        self.pickup_xy = column([b.pickup for b in bookings]).reshape(-1, 2)
-        self.dropoff_xy = column([b.dropoff for b in bookings]).reshape(-1, 2)
+        self.pickup_xy = bookings.pickup_xy
+        self.dropoff_xy = bookings.dropoff_xy
         self.pickup_vec = self.travel.embed(self.pickup_xy)
         self.dropoff_vec = self.travel.embed(self.dropoff_xy)
         self.minutes_per_km = self.travel.minutes_per_km(self.requested_min)
@@ -150,22 +167,26 @@ class DaySimulator:
         # Time from the start of the pickup to the end of the drop-off.
         self.pickup_to_free_min = 2.0 * self.service_min + self.ride_min
 
-        self.driver_start_xy = column([d.start for d in drivers]).reshape(-1, 2)
+        self.driver_start_xy = drivers.start_xy
         self.driver_start_vec = self.travel.embed(self.driver_start_xy)
-        self.shift_start_min = column([d.shift[0] for d in drivers])
-        self.shift_end_min = column([d.shift[1] for d in drivers])
-        self.capacity_by_kind = np.asarray(
-            [d.capacity.as_tuple() for d in drivers], dtype=np.int64
-        ).reshape(-1, len(PLACE_KINDS))
+        self.shift_start_min = drivers.shift_start_min
+        self.shift_end_min = drivers.shift_end_min
+        self.capacity_by_kind = drivers.capacity_by_kind
         self.capacity = self.capacity_by_kind.sum(axis=1)
         # fits[driver, booking]: the vehicle has a place of every kind the booking needs.
-        self.fits = np.all(
-            self.load_by_kind[None, :, :] <= self.capacity_by_kind[:, None, :], axis=2
-        )
+        self.fits = np.ones((self.n_drivers, self.n_bookings), dtype=bool)
+        if self.n_bookings and self.n_drivers:
+            needs = self.load_by_kind.max(axis=0) > self.capacity_by_kind.min(axis=0)
+            for kind in np.flatnonzero(needs).tolist():  # kinds some vehicle lacks room for
+                self.fits &= (
+                    self.load_by_kind[None, :, kind] <= self.capacity_by_kind[:, None, kind]
+                )
         # The reference point of the positions models read (see rldispatch.sim.frame).
-        self.frame_centre = frame_centre(
-            np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
-        )
+        if centre is None:
+            centre = frame_centre(
+                np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
+            )
+        self.frame_centre = np.asarray(centre, dtype=np.float64).reshape(2)
         self._fixed_names = frozenset(vars(self)) | {"_fixed_names"}
         self.reset()
 
@@ -213,7 +234,7 @@ class DaySimulator:
         self._pos_next_slack = np.zeros((n_drivers, width))
         self._pos_prev_next_km = np.zeros((n_drivers, width))
         # The best insertion of each (driver, booking), kept until the driver's state changes.
-        self.size_insertion_cache(n_bookings)
+        self.size_insertion_cache(self._insertion_width)
         self._release_and_cancel(0.0)
 
     def copy(self) -> DaySimulator:
@@ -336,6 +357,54 @@ class DaySimulator:
             self._plan_state(),
         )
         self._best_valid[driver] = False
+
+    def _schedule_all(self) -> None:
+        """:meth:`_schedule` of every driver, in one compiled pass (a restored day)."""
+        self._schedule_drivers(range(self.n_drivers))
+
+    def _schedule_drivers(self, drivers: Sequence[int]) -> None:
+        plans = [self.plans[driver] for driver in drivers]
+        sizes = np.fromiter(map(len, plans), dtype=np.int64, count=len(plans))
+        offsets = np.zeros(len(plans) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        flat = np.fromiter(
+            itertools.chain.from_iterable(plans), dtype=np.int64, count=int(offsets[-1])
+        )
+        widest = int(sizes.max(initial=0))
+        if widest + 1 > self._pos_valid.shape[1]:
+            self._widen_positions(2 * (widest + 1))
+        index = np.asarray(drivers, dtype=np.int64)
+        start, complete, leg = schedule_plans(
+            index,
+            flat,
+            offsets,
+            np.maximum(self.anchor_min, self.now_min),
+            self.anchor_min,
+            self.anchor_vec,
+            self.shift_end_min,
+            self._booking_state(),
+            self.travel.great_circle,
+            self.travel.scale_km,
+            self._plan_state(),
+        )
+        pieces = zip(drivers, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+        for driver, first, end in pieces:
+            self.plan_start[driver] = start[first:end]
+            self.plan_complete[driver] = complete[first:end]
+            self.plan_leg_min[driver] = leg[first:end]
+        planned = sizes > 0
+        if flat.size:
+            first = np.minimum(offsets[:-1], flat.size - 1)
+            last = np.maximum(offsets[1:] - 1, 0)
+            anchor_min, anchor_booking = self.anchor_min[index], self.anchor_booking[index]
+            self.plan_end_min[index] = np.where(planned, complete[last], anchor_min)
+            self.plan_end_booking[index] = np.where(planned, flat[last], anchor_booking)
+            self.next_departure_min[index] = np.where(planned, start[first] - leg[first], np.inf)
+        else:
+            self.plan_end_min[index] = self.anchor_min[index]
+            self.plan_end_booking[index] = self.anchor_booking[index]
+            self.next_departure_min[index] = np.inf
+        self._best_valid[index] = False
 
     def _widen_positions(self, width: int) -> None:
         def widen(array: np.ndarray) -> np.ndarray:

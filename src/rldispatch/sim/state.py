@@ -11,11 +11,13 @@ checks that restoring the state of a simulated day at its real decisions gives t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from rldispatch.domain import Scenario
+from rldispatch.sim.columns import DayColumns
 from rldispatch.sim.simulator import ASSIGNED, OPEN, DaySimulator
 
 
@@ -28,6 +30,7 @@ def restore_day(
     frame_centre: np.ndarray | None = None,
     lookahead_min: float = 90.0,
     offered_bookings: int | None = None,
+    columns: DayColumns | None = None,
 ) -> DaySimulator:
     """A simulator of ``scenario`` at minute ``now_min`` of its day.
 
@@ -43,30 +46,33 @@ def restore_day(
     :param offered_bookings: bookings ``[0, offered_bookings)`` are the only open ones that
         can be offered to a driver (the visible ones, listed first): the insertion cache
         holds columns for them alone (default: every booking).
+    :param columns: the scenario's bookings and drivers as arrays, when they are at hand.
     """
-    sim = DaySimulator(scenario, lookahead_min=lookahead_min)
+    width = None
+    if offered_bookings is not None:
+        width = min(max(int(offered_bookings), 0), len(scenario.bookings))
+    sim = DaySimulator(
+        scenario,
+        lookahead_min=lookahead_min,
+        columns=columns,
+        centre=frame_centre,
+        insertion_width=width,
+    )
     n_drivers = sim.n_drivers
     if len(plans) != n_drivers or len(free_min) != n_drivers or len(rides) != n_drivers:
         raise ValueError("restore_day: free_min, plans and rides need one entry per driver")
-    if frame_centre is not None:
-        sim.frame_centre = np.asarray(frame_centre, dtype=np.float64).reshape(2)
     sim.now_min = float(now_min)
     sim.status[:] = OPEN
-    planned = 0
-    for driver, plan in enumerate(plans):
-        plan = [int(booking) for booking in plan]
-        sim.status[plan] = ASSIGNED
-        sim.assigned_driver[plan] = driver
-        sim.plans[driver] = plan
-        planned += len(plan)
-    if planned != int((sim.status == ASSIGNED).sum()):
+    sim.plans = [list(map(int, plan)) for plan in plans]
+    sizes = [len(plan) for plan in sim.plans]
+    planned = np.fromiter(itertools.chain.from_iterable(sim.plans), np.int64, sum(sizes))
+    sim.status[planned] = ASSIGNED
+    sim.assigned_driver[planned] = np.repeat(np.arange(n_drivers), sizes)
+    if planned.size != int((sim.status == ASSIGNED).sum()):
         raise ValueError("restore_day: a booking is in more than one plan")
-    sim._waiting = sim.n_bookings - planned
+    sim._waiting = sim.n_bookings - planned.size
     sim.anchor_min[:] = np.maximum(np.asarray(free_min, dtype=np.float64), sim.shift_start_min)
     sim.rides[:] = np.asarray(rides, dtype=np.int64)
-    if offered_bookings is not None and offered_bookings < sim.n_bookings:
-        sim.size_insertion_cache(max(int(offered_bookings), 0))
-    for driver in range(n_drivers):
-        sim._schedule(driver)
+    sim._schedule_all()
     sim._visible_cache = None
     return sim

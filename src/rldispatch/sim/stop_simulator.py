@@ -92,6 +92,7 @@ class StopDaySimulator(DaySimulator):
                 "breaks or maximum ride times is not simulated yet"
             )
         drivers = scenario.drivers
+        self.has_stops = scenario.has_stops
         self.max_bookings_on_board = (
             MANY_BOOKINGS_ON_BOARD if scenario.shared_rides else ONE_BOOKING_ON_BOARD
         )

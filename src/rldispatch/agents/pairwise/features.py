@@ -20,6 +20,7 @@ Units: times in hours (``_h``) or tens of minutes (``_10min``), distances in ten
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,11 +153,10 @@ class _DayFrame:
         self.pickup = to_frame(sim.pickup_xy).astype(np.float32)
         self.dropoff = to_frame(sim.dropoff_xy).astype(np.float32)
         self.driver_start = to_frame(sim.driver_start_xy).astype(np.float32)
-        self.driver_rank = _id_ranks([driver.id for driver in scenario.drivers])
-        self.booking_rank = _id_ranks([booking.id for booking in scenario.bookings])
+        self.driver_rank = _id_ranks(sim.driver_ids)
 
 
-def _id_ranks(ids: list[str]) -> np.ndarray:
+def _id_ranks(ids: Sequence[str]) -> np.ndarray:
     order = sorted(range(len(ids)), key=ids.__getitem__)
     ranks = np.empty(len(ids), dtype=np.int64)
     ranks[order] = np.arange(len(ids))
@@ -178,17 +178,20 @@ class _PlanCache:
 
     def refresh(self) -> None:
         sim = self.sim
-        limit = None
-        for driver, start in enumerate(sim.plan_start):
-            if start is self.starts[driver]:
-                continue
-            if limit is None:
-                limit = sim.requested_min + LATE_AFTER_REQUESTED_MIN
-                self._packed = None
-            bookings = np.asarray(sim.plans[driver], dtype=np.int64)
-            self.starts[driver] = start
-            self.bookings[driver] = bookings
-            self.late[driver] = int((start > limit[bookings]).sum()) if bookings.size else 0
+        known = self.starts
+        changed = [d for d, start in enumerate(sim.plan_start) if start is not known[d]]
+        if not changed:
+            return
+        self._packed = None
+        for driver in changed:
+            self.starts[driver] = sim.plan_start[driver]
+            self.bookings[driver] = np.asarray(sim.plans[driver], dtype=np.int64)
+        bookings = np.concatenate([self.bookings[d] for d in changed])
+        starts = np.concatenate([self.starts[d] for d in changed])
+        late = starts > sim.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN
+        sizes = [self.bookings[d].size for d in changed]
+        owner = np.repeat(np.arange(len(changed)), sizes)
+        self.late[changed] = np.bincount(owner, weights=late, minlength=len(changed))
 
     def late_total(self) -> int:
         return int(self.late.sum())
@@ -277,7 +280,7 @@ class FeatureBuilder:
             not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
         """
         sim = env.sim
-        if sim.scenario.has_stops:
+        if sim.has_stops:
             raise ScenarioError(
                 f"{sim.scenario.name}: the pairwise network does not read days with shared "
                 "rides, breaks or maximum ride times yet; play them with a baseline"
@@ -385,9 +388,11 @@ class FeatureBuilder:
             pairs[:, 13] = total_delay / 10.0
             pairs[:, 14] = pair_cost <= best[cand_slot] + TIE_TOLERANCE
             pairs[:, 15] = cand_rank / max(k, 1)
-            pair_order = (
-                frame.booking_rank[booking] * (n_drivers + 1) + frame.driver_rank[cand_driver]
-            )
+            # Ties go by booking id, then driver id: ranks among the visible bookings order
+            # the pairs as ranks among all of the day's would.
+            booking_ids = sim.booking_ids
+            visible_rank = _id_ranks([booking_ids[b] for b in visible.tolist()])
+            pair_order = visible_rank[cand_slot] * (n_drivers + 1) + frame.driver_rank[cand_driver]
         else:
             pair_order = np.empty(0, dtype=np.int64)
 

@@ -474,7 +474,7 @@ class RLDispatchManager:
     def _heuristic_answer(self, request: LiveRequest) -> _Answer:
         """The fallback policy on the live state with this booking as the only open one,
         looking ahead far enough to see it (a booking for later gets its driver now)."""
-        live_state = replace(request.state, open_bookings=(request.booking,))
+        live_state = request.state.with_open_bookings((request.booking,))
         config = self.fallback_config(len(live_state.drivers))
         if request.booking.window[0] > config.lookahead_min:
             config = replace(config, lookahead_min=request.booking.window[0])

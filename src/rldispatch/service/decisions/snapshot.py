@@ -12,13 +12,22 @@ simulated day's state sent as a request gives the same env state at its real dec
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rldispatch.domain import Booking, Coords, Driver, Scenario, TravelConfig
+from rldispatch.domain import PLACE_KINDS, Booking, Coords, Places, Scenario, TravelConfig
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import make_preset
+from rldispatch.sim.columns import (
+    BookingColumns,
+    ColumnBookings,
+    ColumnDrivers,
+    DayColumns,
+    DriverColumns,
+)
 from rldispatch.sim.frame import frame_centre
 from rldispatch.sim.state import restore_day
 from rldispatch.sim.travel import TravelModel
@@ -84,10 +93,49 @@ class LiveDriver:
 
 
 @dataclass(frozen=True)
+class LiveFleet:
+    """A live state's drivers as arrays (times from now), and their planned bookings one
+    driver after another."""
+
+    ids: tuple[str, ...]
+    start_xy: np.ndarray
+    free_in_min: np.ndarray
+    shift_in_min: np.ndarray
+    """``(drivers, 2)``: when each shift starts and ends."""
+    capacity_by_kind: np.ndarray
+    rides_today: np.ndarray
+    plan_sizes: np.ndarray
+    committed_stops: tuple[int, ...]
+    planned: BookingColumns
+
+    @classmethod
+    def of(cls, drivers: Sequence[LiveDriver]) -> LiveFleet:
+        count = len(drivers)
+        return cls(
+            ids=tuple(d.id for d in drivers),
+            start_xy=np.asarray([d.start for d in drivers], dtype=np.float64).reshape(count, 2),
+            free_in_min=np.asarray([d.free_in_min for d in drivers], dtype=np.float64),
+            shift_in_min=np.asarray([d.shift for d in drivers], dtype=np.float64).reshape(count, 2),
+            capacity_by_kind=np.asarray(
+                [Places.of(d.capacity).as_tuple() for d in drivers], dtype=np.int64
+            ).reshape(count, len(PLACE_KINDS)),
+            rides_today=np.asarray([d.rides_today for d in drivers], dtype=np.int64),
+            plan_sizes=np.asarray([len(d.plan) for d in drivers], dtype=np.int64),
+            committed_stops=tuple(d.committed_stops for d in drivers),
+            planned=BookingColumns.of([b for d in drivers for b in d.plan]),
+        )
+
+
+@dataclass(frozen=True)
 class LiveState:
     """The fleet and the open bookings at ``minute_of_day`` (times from now), as the request
     schemas validated them (see :mod:`rldispatch.service.http.fleet_schemas`); ``travel``: the
-    fleet's travel model when the request gives one (None: the service's)."""
+    fleet's travel model when the request gives one (None: the service's).
+
+    :attr:`fleet` and :attr:`open_columns` are the same as arrays, made once (the request
+    schemas make them as they read a request) and carried over to the states derived from
+    this one.
+    """
 
     drivers: tuple[LiveDriver, ...]
     open_bookings: tuple[Booking, ...]
@@ -95,10 +143,39 @@ class LiveState:
     area_centre: tuple[float, float] | None = None
     travel: TravelConfig | None = None
 
+    @functools.cached_property
+    def fleet(self) -> LiveFleet:
+        return LiveFleet.of(self.drivers)
+
+    @functools.cached_property
+    def open_columns(self) -> BookingColumns:
+        return BookingColumns.of(self.open_bookings)
+
+    def with_arrays(self) -> LiveState:
+        """The state with :attr:`fleet` and :attr:`open_columns` made now (where a request is
+        read, so answering it works on arrays alone)."""
+        _ = self.fleet, self.open_columns
+        return self
+
     def with_booking_first(self, booking: Booking) -> LiveState:
         """The state with ``booking`` first among the open ones (listed once)."""
-        others = tuple(b for b in self.open_bookings if b.id != booking.id)
-        return replace(self, open_bookings=(booking, *others))
+        ids = self.open_columns.ids
+        kept = np.arange(len(ids))
+        others = self.open_bookings
+        if booking.id in ids:
+            kept = kept[np.asarray(ids, dtype=object) != booking.id]
+            others = tuple(others[k] for k in kept.tolist())
+        state = self.with_open_bookings((booking, *others))
+        columns = (BookingColumns.of((booking,)), self.open_columns.take(kept))
+        state.__dict__["open_columns"] = BookingColumns.join(columns)
+        return state
+
+    def with_open_bookings(self, bookings: tuple[Booking, ...]) -> LiveState:
+        """The same fleet with ``bookings`` open (its arrays carried over)."""
+        state = replace(self, open_bookings=bookings)
+        if "fleet" in self.__dict__:
+            state.__dict__["fleet"] = self.fleet
+        return state
 
 
 def driver_from_request(
@@ -190,63 +267,58 @@ def live_env(
         if origin_min == day.start_min
         else replace(day.travel, start_hour=origin_min / 60.0)
     )
+    open_bookings = state.open_columns
+    fleet = state.fleet
     until = now + config.lookahead_min  # the simulator's visibility test, on its clock
-    opens = [now + b.window[0] for b in state.open_bookings]
-    visible = [b for b, at in zip(state.open_bookings, opens, strict=True) if at <= until]
-    hidden = [b for b, at in zip(state.open_bookings, opens, strict=True) if at > until]
-    if one_decision and len(visible) > config.visible_slots:
-        closes = [now + b.window[1] for b in visible]
-        pressing = sorted(range(len(visible)), key=closes.__getitem__)[: config.visible_slots]
-        first = set(pressing)
-        hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
-        visible = [b for k, b in enumerate(visible) if k in first]
-    planned = [b for d in state.drivers for b in d.plan]
-    bookings = tuple(
-        Booking(
-            id=b.id,
-            release_min=0.0,
-            pickup=b.pickup,
-            dropoff=b.dropoff,
-            requested_min=now + b.requested_min,
-            window=(now + b.window[0], now + b.window[1]),
-            service_min=b.service_min,
-            priority=b.priority,
-            load=b.load,
-        )
-        for b in visible + hidden + planned
-    )
-    drivers = tuple(
-        Driver(d.id, d.start, (now + d.shift[0], now + d.shift[1]), d.capacity)
-        for d in state.drivers
+    shows = now + open_bookings.earliest_min <= until
+    visible = np.flatnonzero(shows)
+    hidden = np.flatnonzero(~shows)
+    if one_decision and visible.size > config.visible_slots:
+        closes = now + open_bookings.latest_min[visible]
+        first = np.zeros(visible.size, dtype=bool)
+        first[np.argsort(closes, kind="stable")[: config.visible_slots]] = True
+        hidden = np.concatenate([visible[~first], hidden])
+        visible = visible[first]
+    bookings = BookingColumns.join(
+        (open_bookings.take(np.concatenate([visible, hidden])), fleet.planned)
+    ).shifted(now, release_min=0.0)
+    drivers = DriverColumns(
+        ids=fleet.ids,
+        start_xy=fleet.start_xy,
+        shift_start_min=now + fleet.shift_in_min[:, 0],
+        shift_end_min=now + fleet.shift_in_min[:, 1],
+        capacity_by_kind=fleet.capacity_by_kind,
     )
     scenario = _validated_scenario(
         name="live",
         coords=day.coords,
         horizon_min=day.horizon_min,
-        drivers=drivers,
-        bookings=bookings,
+        drivers=ColumnDrivers(drivers),
+        bookings=ColumnBookings(bookings),
         travel=travel,
     )
-    plans: list[list[int]] = []
-    index = len(visible) + len(hidden)
-    for driver in state.drivers:
-        plans.append(list(range(index, index + len(driver.plan))))
-        index += len(driver.plan)
+    first_planned = len(open_bookings)
+    ends = first_planned + np.cumsum(fleet.plan_sizes)
+    plans = [
+        range(end - size, end)
+        for end, size in zip(ends.tolist(), fleet.plan_sizes.tolist(), strict=True)
+    ]
     sim = restore_day(
         scenario,
         now,
-        free_min=np.array([now + d.free_in_min for d in state.drivers]),
+        free_min=now + fleet.free_in_min,
         plans=plans,
-        rides=np.array([d.rides_today for d in state.drivers], dtype=np.int64),
+        rides=fleet.rides_today,
         frame_centre=np.array(state.area_centre or day.centre),
         lookahead_min=config.lookahead_min,
         offered_bookings=len(visible),
+        columns=DayColumns(bookings, drivers),
     )
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.resume(sim)
     return LiveEnv(
         env=env,
-        driver_ids=tuple(d.id for d in drivers),
-        booking_ids=tuple(b.id for b in bookings),
-        committed_stops=tuple(d.committed_stops for d in state.drivers),
+        driver_ids=drivers.ids,
+        booking_ids=bookings.ids,
+        committed_stops=fleet.committed_stops,
     )

@@ -336,7 +336,7 @@ class FleetState(StrictModel):
             minute_of_day=now,
             area_centre=None if self.area_centre is None else self.area_centre.pair(),
             travel=travel,
-        )
+        ).with_arrays()
 
 
 class SuggestRequest(FleetState):
