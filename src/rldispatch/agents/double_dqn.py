@@ -3,13 +3,17 @@ the exploration schedule and the parameter count."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rldispatch.agents.kinds import Learner
+from rldispatch.env import DispatchEnv
 
 
 def linear_epsilon(config: Any, step: int) -> float:
@@ -58,6 +62,14 @@ def n_step_returns(
     return returns, discounts, offsets
 
 
+@dataclass(frozen=True)
+class UpdateStats:
+    """Figures of one gradient step."""
+
+    td_loss: float
+    q_mean: float
+
+
 class TargetNetworkAgent:
     """An online Q-network, its target network (a Polyak average of it), the optimizer and
     the exploration RNG; subclasses set these attributes and ``config.tau``."""
@@ -82,6 +94,19 @@ class TargetNetworkAgent:
                 torch._foreach_copy_(targets, onlines)
             else:
                 torch._foreach_lerp_(targets, onlines, tau)
+
+    def gradient_step(self, q_taken: torch.Tensor, target: torch.Tensor) -> UpdateStats:
+        """One optimizer step on the Huber loss between ``q_taken`` and ``target``, the
+        gradient's norm clipped to ``config.max_grad_norm``."""
+        loss = F.smooth_l1_loss(q_taken, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(
+            self.q_network.parameters(), self.config.max_grad_norm, foreach=True
+        )
+        self.optimizer.step()
+        self.updates += 1
+        return UpdateStats(td_loss=loss.item(), q_mean=q_taken.detach().mean().item())
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +136,35 @@ class ReplayLearner(Learner):
 
     losses: list[float]
     q_means: list[float]
+    actions: list[int]
+    rewards: list[float]
+
+    gradient_steps = 1
+    """Gradient steps each time they are due."""
+
+    def learn(self) -> None:
+        """``gradient_steps`` on samples of the buffer every ``config.train_frequency``
+        decisions, once it holds ``config.learning_starts`` (and a batch)."""
+        config = self.config
+        ready = len(self.buffer) >= max(config.learning_starts, config.batch_size)
+        if ready and self.decisions % config.train_frequency == 0:
+            for _ in range(self.gradient_steps):
+                stats = self.agent.update(self.buffer.sample(config.batch_size))
+                self.losses.append(stats.td_loss)
+                self.q_means.append(stats.q_mean)
+
+    @abstractmethod
+    def day_steps(self) -> tuple[Any, ...]:
+        """What the buffer stores of the day's steps before their actions and rewards."""
+
+    def end_day(self, env: DispatchEnv) -> dict[str, float | None]:
+        """Store the day (its n-step returns) in the buffer; the day's figures."""
+        config = self.config
+        if self.actions:
+            self.buffer.add_day(
+                *self.day_steps(), self.actions, self.rewards, config.gamma, config.n_step
+            )
+        return self.day_statistics()
 
     def day_statistics(self) -> dict[str, float | None]:
         """The end-of-day record: exploration rate, mean TD loss and Q of the day's updates."""

@@ -6,24 +6,13 @@ Invalid actions are masked in three places: the greedy argmax, the random explor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from rldispatch.agents.double_dqn import TargetNetworkAgent, adam
+from rldispatch.agents.double_dqn import TargetNetworkAgent, UpdateStats, adam
 from rldispatch.agents.dqn.config import DQNConfig
 from rldispatch.agents.dqn.network import build_q_network, make_q_function
 from rldispatch.agents.dqn.replay import ReplayBatch
-
-
-@dataclass(frozen=True)
-class UpdateStats:
-    """Figures of one gradient step."""
-
-    td_loss: float
-    q_mean: float
 
 
 class DQNAgent(TargetNetworkAgent):
@@ -93,12 +82,4 @@ class DQNAgent(TargetNetworkAgent):
         """One gradient step on the Huber loss between ``Q(s, a)`` and the TD target."""
         target = self.td_target(batch)
         q_taken = self.q_network.q_of_actions(batch.observations, batch.actions)
-        loss = F.smooth_l1_loss(q_taken, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(
-            self.q_network.parameters(), self.config.max_grad_norm, foreach=True
-        )
-        self.optimizer.step()
-        self.updates += 1
-        return UpdateStats(td_loss=loss.item(), q_mean=q_taken.detach().mean().item())
+        return self.gradient_step(q_taken, target)

@@ -82,29 +82,17 @@ class DQNLearner(ReplayLearner):
         self.observations.append(env.observation())
         self.masks.append(env.action_masks())
 
-    def learn(self) -> None:
-        config, agent = self.config, self.agent
-        ready = len(self.buffer) >= max(config.learning_starts, config.batch_size)
-        if ready and self.decisions % config.train_frequency == 0:
-            for _ in range(config.gradient_steps):
-                stats = agent.update(self.buffer.sample(config.batch_size))
-                self.losses.append(stats.td_loss)
-                self.q_means.append(stats.q_mean)
-        if self.decisions % config.target_update_interval == 0:
-            agent.update_target()
+    @property
+    def gradient_steps(self) -> int:
+        return self.config.gradient_steps
 
-    def end_day(self, env: DispatchEnv) -> dict[str, float | None]:
-        config = self.config
-        if self.actions:
-            self.buffer.add_day(
-                np.asarray(self.observations),
-                np.asarray(self.masks),
-                self.actions,
-                self.rewards,
-                config.gamma,
-                config.n_step,
-            )
-        return self.day_statistics()
+    def learn(self) -> None:
+        super().learn()
+        if self.decisions % self.config.target_update_interval == 0:
+            self.agent.update_target()
+
+    def day_steps(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.observations), np.asarray(self.masks)
 
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict

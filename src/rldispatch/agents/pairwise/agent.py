@@ -8,13 +8,10 @@ state's argmax in the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from rldispatch.agents.double_dqn import TargetNetworkAgent, adam
+from rldispatch.agents.double_dqn import TargetNetworkAgent, UpdateStats, adam
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import PairState
 from rldispatch.agents.pairwise.network import (
@@ -28,12 +25,6 @@ from rldispatch.agents.pairwise.replay import PairReplaySample
 
 TIE_TOLERANCE = 1e-5
 """Scores this close count as tied (then the driver and booking ids decide)."""
-
-
-@dataclass(frozen=True)
-class UpdateStats:
-    td_loss: float
-    q_mean: float
 
 
 def best_action_value(
@@ -115,16 +106,9 @@ class PairDQNAgent(TargetNetworkAgent):
         wait_q, pair_q = self.q_network(sample.states)
         taken_pair = sample.action_pairs
         q_taken = torch.where(taken_pair < 0, wait_q, pair_q[taken_pair.clamp(min=0)])
-        loss = F.smooth_l1_loss(q_taken, target)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(
-            self.q_network.parameters(), self.config.max_grad_norm, foreach=True
-        )
-        self.optimizer.step()
+        stats = self.gradient_step(q_taken, target)
         self.update_target()
-        self.updates += 1
-        return UpdateStats(td_loss=loss.item(), q_mean=q_taken.detach().mean().item())
+        return stats
 
     def set_state_value(self, value: float) -> None:
         """Start the state value ``V`` at ``value`` in both networks (the learned part of a

@@ -142,21 +142,8 @@ class PairwiseLearner(ReplayLearner):
         self.actions.append(self.candidate + 1)
         self.rewards.append(self.reward(env, action != 0, reward))
 
-    def learn(self) -> None:
-        config = self.config
-        ready = len(self.buffer) >= max(config.learning_starts, config.batch_size)
-        if ready and self.decisions % config.train_frequency == 0:
-            stats = self.agent.update(self.buffer.sample(config.batch_size))
-            self.losses.append(stats.td_loss)
-            self.q_means.append(stats.q_mean)
-
-    def end_day(self, env: DispatchEnv) -> dict[str, float | None]:
-        config = self.config
-        if self.states:
-            self.buffer.add_day(
-                self.states, self.actions, self.rewards, config.gamma, config.n_step
-            )
-        return self.day_statistics()
+    def day_steps(self) -> tuple[list[PairState]]:
+        return (self.states,)
 
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
