@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from serve_process import ADMIN_TOKEN, READ_TOKEN, ServeProcess
 from sqlalchemy import create_engine, func, select
 
 from rldispatch.agents.model_files import load_learned_model
@@ -48,9 +46,6 @@ from rldispatch.service.decisions.replay import dated, replay_days_through
 from rldispatch.service.decisions.snapshot import LiveDay
 from rldispatch.service.log.tables import NOTHING_ASSIGNED, outcomes, suggestions
 
-READ_TOKEN = "bench-read-token-0123456789"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
-
 
 def pairwise_model(path: Path, noise_std: float) -> Path:
     """The known-reward start (``noise_std`` 0), or with its pair scores drowned in noise."""
@@ -61,41 +56,12 @@ def pairwise_model(path: Path, noise_std: float) -> Path:
     )
 
 
-class Server:
-    """``rldispatch serve`` in its own process on a free loopback port."""
+class Server(ServeProcess):
+    """``rldispatch serve`` of the champion on the shared database, in a process of its own."""
 
     def __init__(self, data_dir: Path, model: Path, database_url: str, models: Path) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
-        environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
-        command = [sys.executable, "-m", "rldispatch.cli", "serve", "--port", str(port)]
-        command += ["--data-dir", str(data_dir), "--database-url", database_url]
-        command += ["--model", str(model), "--models-dir", str(models), "--log-level", "warning"]
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = (data_dir / "server.log").open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, env=environ
-        )
-        deadline = time.monotonic() + 120.0
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: see {data_dir / 'server.log'}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
-        self.log.close()
+        options = ("--database-url", database_url, "--model", str(model), "--models-dir")
+        super().__init__(data_dir, *options, str(models))
 
 
 def count_rows(url: str, table: Any, *where: Any) -> int:

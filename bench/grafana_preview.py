@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from serve_process import ADMIN_TOKEN, READ_TOKEN, ServeProcess, free_port, wait_for
 
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.env import EnvConfig
@@ -35,29 +34,8 @@ from rldispatch.service.decisions.snapshot import LiveDay
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "rldispatch.json"
-READ_TOKEN = "bench-read-token-0123456789"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
 RATE_INTERVAL = "20s"
 STEP_S = 2
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, what: str, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.2)
 
 
 def play(url: str, days: int) -> None:
@@ -223,14 +201,8 @@ def main() -> int:
         return 2
     folder = Path(tempfile.mkdtemp(prefix="grafana-preview-"))
     model = save_untrained_model(folder / "pairwise.safetensors", 0)
-    port, prometheus_port = free_port(), free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
-    environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
-    serve = subprocess.Popen(
-        [sys.executable, "-m", "rldispatch.cli", "serve", "--port", str(port)]
-        + ["--data-dir", str(folder / "data"), "--model", str(model), "--log-level", "warning"],
-        env=environ,
-    )
+    serve = ServeProcess(folder / "data", "--model", str(model))
+    port, prometheus_port = serve.port, free_port()
     (folder / "token").write_text(READ_TOKEN)
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -256,7 +228,6 @@ def main() -> int:
     )
     url, prometheus_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{prometheus_port}"
     try:
-        wait_for(f"{url}/healthz", serve, "rldispatch serve")
         wait_for(f"{prometheus_url}/-/ready", prometheus, "prometheus")
         begin = time.time()
         time.sleep(5)
@@ -265,9 +236,9 @@ def main() -> int:
         time.sleep(2)
         draw(query_panels(prometheus_url, begin, end), args.out)
     finally:
-        for process in (prometheus, serve):
-            process.terminate()
-            process.wait(60)
+        prometheus.terminate()
+        prometheus.wait(60)
+        serve.stop()
         shutil.rmtree(folder, ignore_errors=True)
     return 0
 

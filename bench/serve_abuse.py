@@ -34,8 +34,6 @@ import os
 import platform
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,14 +42,13 @@ from typing import Any
 
 import httpx
 import numpy as np
+from serve_process import READ_TOKEN, ServeProcess
 
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.http.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
 
-READ_TOKEN = "bench-read-token-0123456789"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
 HEADERS = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
@@ -100,48 +97,11 @@ def suggest_of(round_body: dict[str, Any]) -> dict[str, Any]:
     return {**round_body, "booking": first, "open_bookings": others}
 
 
-class Server:
-    """``rldispatch serve`` in a process of its own."""
+class Server(ServeProcess):
+    """``rldispatch serve`` of ``model`` in a process of its own, RL on for every booking."""
 
     def __init__(self, model: Path, data_dir: Path, port: int, *options: str) -> None:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
-        environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir = data_dir
-        self.url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-c",
-            "import sys; from rldispatch.cli import main; sys.exit(main())",
-            "serve",
-            "--model",
-            str(model),
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--log-level",
-            "warning",
-            *options,
-        ]
-        self._log = (data_dir / "server.log").open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=environ
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        toggle = httpx.post(
-            f"{self.url}/rl/toggle",
-            json={"enabled": True, "ab_ratio": 1.0},
-            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-            timeout=30,
-        )
-        toggle.raise_for_status()
+        super().__init__(data_dir, "--model", str(model), *options, port=port, rl_on=True)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -162,14 +122,6 @@ class Server:
             if status["database"]["pending"] == 0:
                 return status["database"]
             time.sleep(0.2)
-
-    def stop(self) -> float:
-        """SIGTERM; seconds until the process exited."""
-        started = time.monotonic()
-        self.process.terminate()
-        self.process.wait(timeout=120)
-        self._log.close()
-        return time.monotonic() - started
 
 
 def post(url: str, path: str, body: dict[str, Any], retry: bool = False) -> tuple[int, float, Any]:

@@ -23,9 +23,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-READ_TOKEN = "bench-read-token-0123456789"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
+from serve_process import READ_TOKEN, ServeProcess
 
 
 def write_prototype_model(path: Path) -> Path:
@@ -197,39 +192,6 @@ def in_process(model: Path, repeats: int) -> dict[str, Any]:
 # --- HTTP ----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(
-    model: Path, data_dir: Path, runtime: str, port: int, workers: int = 1
-) -> subprocess.Popen:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
-    environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from rldispatch.cli import main; sys.exit(main())",
-        "serve",
-        "--model",
-        str(model),
-        "--runtime",
-        runtime,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-        "--workers",
-        str(workers),
-    ]
-    log = (data_dir / "server.log").open("wb")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environ)
-
-
 def http_request(method: str, path: str, token: str, body: Any | None = None) -> bytes:
     payload = b"" if body is None else json.dumps(body).encode()
     head = (
@@ -258,20 +220,6 @@ async def call_once(port: int, request: bytes) -> tuple[int, bytes]:
     answer = await read_response(reader)
     writer.close()
     return answer
-
-
-async def wait_ready(port: int, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            status, _ = await call_once(port, http_request("GET", "/healthz", READ_TOKEN))
-            if status == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        await asyncio.sleep(0.2)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -349,31 +297,22 @@ async def load(
 async def over_http(
     model: Path, runtime: str, connections: int, duration_s: float, workers: int = 1
 ) -> dict:
-    with tempfile.TemporaryDirectory() as folder:
-        port = free_port()
-        server = start_server(model, Path(folder), runtime, port, workers)
-        try:
-            await wait_ready(port)
-            toggle = http_request(
-                "POST", "/rl/toggle", ADMIN_TOKEN, {"enabled": True, "ab_ratio": 1.0}
-            )
-            status, _ = await call_once(port, toggle)
-            assert status == 200, status
-            bodies = [
-                http_request("POST", "/rl/suggest", READ_TOKEN, b) for b in request_bodies(500)
-            ]
-            await load(port, server.pid, bodies, connections, min(5.0, duration_s))  # warm-up
-            result = await load(port, server.pid, bodies, connections, duration_s)
-            status, payload = await call_once(port, http_request("GET", "/rl/metrics", READ_TOKEN))
-            metrics = json.loads(payload)
-            result["server_latency_ms"] = metrics["latency_ms"]
-            result["server_store"] = metrics["database"]
-            result["runtime"] = runtime
-            result["workers"] = workers
-            return result
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(60)
+    options = ("--model", str(model), "--runtime", runtime, "--workers", str(workers))
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        ServeProcess(Path(folder), *options, rl_on=True) as server,
+    ):
+        port = server.port
+        bodies = [http_request("POST", "/rl/suggest", READ_TOKEN, b) for b in request_bodies(500)]
+        await load(port, server.pid, bodies, connections, min(5.0, duration_s))  # warm-up
+        result = await load(port, server.pid, bodies, connections, duration_s)
+        status, payload = await call_once(port, http_request("GET", "/rl/metrics", READ_TOKEN))
+        metrics = json.loads(payload)
+        result["server_latency_ms"] = metrics["latency_ms"]
+        result["server_store"] = metrics["database"]
+        result["runtime"] = runtime
+        result["workers"] = workers
+        return result
 
 
 def main() -> int:

@@ -35,8 +35,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -45,6 +43,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from serve_process import ADMIN_TOKEN, READ_TOKEN, ServeProcess
 
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.agents.pairwise.model_file import save_untrained_model
@@ -57,8 +56,6 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.sim.simulator import CANCELLED, OPEN, UNRELEASED, DaySimulator
 
-READ_TOKEN = "bench-read-token-0123456789"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
 VISIBLE_AHEAD_MIN = 90.0
 """A booking can be given once its window opens within this many minutes (docs)."""
 MIN_STEP_MIN = 1.0
@@ -109,38 +106,13 @@ def random_flat_model(path: Path) -> Path:
     return save_model(path, network, metadata)
 
 
-class Server:
-    """``rldispatch serve`` on a free loopback port (port 0 is not available: the URL must
-    be known), tokens from the environment."""
+class Server(ServeProcess):
+    """``rldispatch serve`` (of ``model``, when given) in a process of its own, with a
+    client."""
 
     def __init__(self, data_dir: Path, model: Path | None) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")}
-        environ.update(RLDISPATCH_TOKENS=READ_TOKEN, RLDISPATCH_ADMIN_TOKENS=ADMIN_TOKEN)
-        command = [sys.executable, "-m", "rldispatch.cli", "serve", "--port", str(self.port)]
-        command += ["--data-dir", str(data_dir), "--log-level", "warning"]
-        if model is not None:
-            command += ["--model", str(model)]
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.log = (data_dir / "server.log").open("wb")
-        self.process = subprocess.Popen(
-            command, stdout=self.log, stderr=subprocess.STDOUT, env=environ
-        )
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120.0)
-        deadline = time.monotonic() + 120.0
-        while True:
-            try:
-                if self.client.get("/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: see {data_dir / 'server.log'}")
-            time.sleep(0.2)
+        super().__init__(data_dir, *(() if model is None else ("--model", str(model))))
+        self.client = httpx.Client(base_url=self.url, timeout=120.0)
 
     def request(self, method: str, path: str, body: Any = None, token: str = READ_TOKEN) -> Any:
         response = self.client.request(
@@ -150,11 +122,9 @@ class Server:
             raise RuntimeError(f"{path}: {response.status_code} {response.text}")
         return response.json()
 
-    def stop(self) -> None:
+    def stop(self) -> float:
         self.client.close()
-        self.process.terminate()
-        self.process.wait(60)
-        self.log.close()
+        return super().stop()
 
 
 # --- the integrator, as docs/service.md tells it ---------------------------------------------
