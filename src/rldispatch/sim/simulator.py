@@ -159,16 +159,20 @@ class DaySimulator:
         self.load = self.load_by_kind.sum(axis=1)
         self.pickup_xy = bookings.pickup_xy
         self.dropoff_xy = bookings.dropoff_xy
-        self.pickup_vec = self.travel.embed(self.pickup_xy)
-        self.dropoff_vec = self.travel.embed(self.dropoff_xy)
+        self.driver_start_xy = drivers.start_xy
+        # Every point embedded at once: pickups, drop-offs, then driver starts.
+        points = np.concatenate([self.pickup_xy, self.dropoff_xy, self.driver_start_xy])
+        vectors = self.travel.embed(points)
+        count = self.n_bookings
+        self.pickup_vec = vectors[:count]
+        self.dropoff_vec = vectors[count : 2 * count]
+        self.driver_start_vec = vectors[2 * count :]
         self.minutes_per_km = self.travel.minutes_per_km(self.requested_min)
         self.ride_km = self.travel.distance_km(self.pickup_vec, self.dropoff_vec)
         self.ride_min = self.ride_km * self.minutes_per_km
         # Time from the start of the pickup to the end of the drop-off.
         self.pickup_to_free_min = 2.0 * self.service_min + self.ride_min
 
-        self.driver_start_xy = drivers.start_xy
-        self.driver_start_vec = self.travel.embed(self.driver_start_xy)
         self.shift_start_min = drivers.shift_start_min
         self.shift_end_min = drivers.shift_end_min
         self.capacity_by_kind = drivers.capacity_by_kind

@@ -100,6 +100,17 @@ class LiveRequest:
     booking: Booking
     state: LiveState
 
+    @functools.cached_property
+    def state_asked_first(self) -> LiveState:
+        """The state with the booking asked about first among the open ones."""
+        return self.state.with_booking_first(self.booking)
+
+    def with_arrays(self) -> LiveRequest:
+        """The request with its states' arrays made now (where it is read)."""
+        self.state.with_arrays()
+        _ = self.state_asked_first
+        return self
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -387,7 +398,7 @@ class RLDispatchManager:
         model = served.model
         if model is None:
             return _Answer(None, "model_load_failed" if served.path else "model_missing")
-        live_state = request.state.with_booking_first(request.booking)
+        live_state = request.state_asked_first
         config = self.rl_config(len(live_state.drivers), len(live_state.open_bookings), model)
         if config is None:
             return _Answer(None, "fleet_too_large")

@@ -345,7 +345,8 @@ class SuggestRequest(FleetState):
     booking: BookingIn
 
     def to_live(self, default_minute_of_day: float, day: LiveDay) -> LiveRequest:
-        return LiveRequest(self.booking.to_domain(), self.to_state(default_minute_of_day, day))
+        state = self.to_state(default_minute_of_day, day)
+        return LiveRequest(self.booking.to_domain(), state).with_arrays()
 
 
 class RoundRequest(FleetState):
