@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from report_file import write_report
 from serve_process import ADMIN_TOKEN, READ_TOKEN, ServeProcess
 from sqlalchemy import create_engine, func, select
+from variants import ci_text
 
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.cli import main as cli
-from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.files import load_scenario, load_scenario_source
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.decisions.replay import dated, replay_days_through
@@ -237,20 +238,16 @@ def main() -> None:
     for key in ("promote_retrained", "promote_start"):
         item = report[key]
         item.pop("evaluation", None)
-        low, high = item["ci95"]
         print(
-            f"{key}: {item['decision']} (exit {item['exit_code']}): challenger - champion "
-            f"{item['reward_diff_mean']:+.1f} per day (95% CI {low:+.1f} to {high:+.1f}) on "
-            f"{item['days']} days; challenger {item['challenger']['mean_reward']:.1f}, champion "
+            f"{key}: {item['decision']} (exit {item['exit_code']}): challenger - champion per "
+            f"day {ci_text(item)} on {item['days']} days; challenger "
+            f"{item['challenger']['mean_reward']:.1f}, champion "
             f"{item['champion']['mean_reward']:.1f}"
         )
     print(f"status: {report['status']}")
     for version, figures in report["metrics_by_version"].items():
         print(f"version {version}: {figures}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.json, report)
-        print(f"report: {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

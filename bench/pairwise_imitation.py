@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 import torch
-from variants import paired, variant_line, variant_summary
+from variants import compare_variants
 
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -119,18 +119,8 @@ def main() -> None:
         name: evaluate_policy(policy, days, env_config, label=name)
         for name, policy in policies.items()
     }
-    start_rewards = [m.reward for m in results[START]]
-    width = max(len(name) for name in results)
     print(f"{len(days)} held-out days (fleets of 7, 13, 24), mean ± half-width of the 95% CI")
-    for name, metrics in results.items():
-        summary = variant_summary(metrics)
-        line = variant_line(name, width, summary)
-        if name != START:
-            rewards = [m.reward for m in metrics]
-            summary["this_minus_start"], text = paired("this - start", rewards, start_rewards)
-            line += text
-        report["variants"][name] = summary
-        print(line, flush=True)
+    report["variants"] = compare_variants(results, [START])
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report: {args.json}")

@@ -18,9 +18,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
 import torch
-from variants import paired
+from variants import compare_variants
 
 from rldispatch.agents.pairwise.agent import PairDQNAgent
 from rldispatch.agents.pairwise.config import PairwiseConfig
@@ -33,7 +32,6 @@ from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
-from rldispatch.reports.stats import mean_ci
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import HELD_OUT_FLEET_SIZES, held_out_days
 from rldispatch.training.evaluation import evaluate_policies
@@ -71,27 +69,15 @@ def main() -> None:
     times = decision_time_summary(results)
     report: dict[str, Any] = {"settings": vars(args), "days": [d.name for d in days]}
     print(f"{len(days)} held-out days (fleets of 7, 13, 24); differences are paired, 95% CI")
-    for name, played in results.items():
-        rewards = [day.reward for day in played]
-        summary: dict[str, Any] = {
-            "reward": mean_ci(rewards),
-            "late_pickup_rate": float(np.mean([day.late_pickup_rate for day in played])),
-            "decision_ms": times.get(name),
-        }
-        line = (
-            f"{name:10s} reward {summary['reward']['mean']:7.1f}  late "
-            f"{summary['late_pickup_rate']:.3f}  decision {times[name]['mean']:8.2f} ms mean "
-            f"{times[name]['p99']:8.2f} ms p99"
-        )
-        summary["day_rewards"] = rewards
-        for other in ("network", "reopt"):
-            if name == other or other not in results:
-                continue
-            others = [day.reward for day in results[other]]
-            summary[f"this_minus_{other}"], text = paired(f"this - {other}", rewards, others)
-            line += text
+
+    def decision_text(name: str) -> str:
+        return f"  decision {times[name]['mean']:8.2f} ms mean {times[name]['p99']:8.2f} ms p99"
+
+    summaries = compare_variants(results, ["network", "reopt"], decision_text)
+    for name, summary in summaries.items():
+        summary["decision_ms"] = times.get(name)
+        summary["day_rewards"] = [day.reward for day in results[name]]
         report[name] = summary
-        print(line, flush=True)
     if args.json:
         atomic_write_json(args.json, report)
         print(f"report: {args.json}")

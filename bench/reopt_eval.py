@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
+from report_file import write_report
+from variants import ci_text
 
 from rldispatch.env import EnvConfig
-from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.report import decision_time_summary
 from rldispatch.reports.stats import mean_ci, paired_difference
@@ -102,17 +102,13 @@ def main() -> None:
     print(f"\n{len(played)} of {len(days)} held-out days in {elapsed_s / 60:.1f} min (one core)")
     for label, part in [("all", report["all"]), *report["by_fleet_size"].items()]:
         pair = part["reopt_vs_matching"]
-        low, high = pair["ci95"]
         timing = part["decision_time_ms"]["reopt"]
         print(
-            f"{label:>4} ({part['days']} days): reopt - matching {pair['reward_diff_mean']:+.1f} "
-            f"(95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.2g}); reopt decision "
-            f"{timing['mean']:.1f} ms mean, {timing['p99']:.1f} ms p99"
+            f"{label:>4} ({part['days']} days): reopt - matching {ci_text(pair)}, p = "
+            f"{pair['p_value']:.2g}; reopt decision {timing['mean']:.1f} ms mean, "
+            f"{timing['p99']:.1f} ms p99"
         )
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.json, report)
-        print(f"report written to {args.json}")
+    write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import platform
 import sqlite3
 import statistics
 import tempfile
@@ -42,6 +41,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from report_file import machine_figures
 from serve_process import READ_TOKEN, ServeProcess
 
 from rldispatch.agents.pairwise.model_file import save_untrained_model
@@ -277,11 +277,7 @@ def main() -> int:
     parser.add_argument("--log-only", action="store_true", help="the log's figures alone")
     args = parser.parse_args()
     report: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg(),
-        },
+        "machine": machine_figures(),
         "request_budget_ms": args.request_budget_ms,
     }
     maximal = fleet_body(MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS)

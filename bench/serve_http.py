@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from serve_latency import over_http, write_prototype_model
-
-from rldispatch.files import atomic_write_json
+from report_file import machine_figures, write_report
+from serve_latency import http_text, over_http, write_prototype_model
 
 
 def main() -> int:
@@ -41,12 +39,7 @@ def main() -> int:
     args = parser.parse_args()
 
     report: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_start": os.getloadavg(),
-        },
+        "machine": machine_figures(),
         "connections": args.connections,
         "duration_s": args.duration,
         "runs": {},
@@ -59,15 +52,7 @@ def main() -> int:
             )
             result["load_average_after"] = os.getloadavg()
             report["runs"][str(workers)] = result
-            print(
-                f"{workers} worker(s), {args.connections} connections, "
-                f"{result['duration_s']:.0f} s: {result['requests_per_s']:.0f} req/s  "
-                f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
-                f"errors {result['errors']} of {result['requests']}  server CPU "
-                f"{result['server_cpu_ms_per_request']:.2f} ms/request  client CPU "
-                f"{result['client_cpu_ms_per_request']:.2f} ms/request",
-                flush=True,
-            )
+            print(http_text(result), flush=True)
     base = report["runs"].get(str(args.workers[0]))
     for result in report["runs"].values():
         result["throughput_vs_first"] = result["requests_per_s"] / base["requests_per_s"]
@@ -78,9 +63,7 @@ def main() -> int:
             f"{last['throughput_vs_first']:.2f}x the throughput"
         )
     report["machine"]["load_average_at_end"] = os.getloadavg()
-    if args.json:
-        atomic_write_json(args.json, report)
-        print(f"figures written to {args.json}")
+    write_report(args.json, report)
     return 0
 
 

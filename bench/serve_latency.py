@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,10 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report_file import machine_figures, write_report
 from serve_process import READ_TOKEN, ServeProcess
 
 
-def write_prototype_model(path: Path) -> Path:
+def write_prototype_model(
+    path: Path, hidden: tuple[int, ...] = (512, 256, 128), wait_bias: float | None = -100.0
+) -> Path:
+    """A flat model of the prototype's observation and actions with random weights (seed 0);
+    ``wait_bias`` set scores waiting that low, so every suggestion takes the RL path."""
     import torch
 
     from rldispatch.agents.dqn.config import DQNConfig
@@ -44,10 +48,10 @@ def write_prototype_model(path: Path) -> Path:
 
     config = EnvConfig()
     torch.manual_seed(0)
-    hidden = (512, 256, 128)
     network = QNetwork(config.observation_size, config.n_actions, hidden)
-    with torch.no_grad():
-        network.head.bias[0] = -100.0
+    if wait_bias is not None:
+        with torch.no_grad():
+            network.head.bias[0] = wait_bias
     metadata = ModelMetadata(
         observation_size=config.observation_size,
         n_actions=config.n_actions,
@@ -315,6 +319,18 @@ async def over_http(
         return result
 
 
+def http_text(result: dict[str, Any]) -> str:
+    """One line of the figures of :func:`over_http`."""
+    return (
+        f"{result['workers']} worker(s), {result['connections']} connections, "
+        f"{result['duration_s']:.0f} s: {result['requests_per_s']:.0f} req/s  "
+        f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+        f"errors {result['errors']} of {result['requests']}  server CPU "
+        f"{result['server_cpu_ms_per_request']:.2f} ms/request  client CPU "
+        f"{result['client_cpu_ms_per_request']:.2f} ms/request"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--model", type=Path, help="model file (default: prototype shapes)")
@@ -329,12 +345,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or write_prototype_model(Path(folder) / "prototype.safetensors")
         report: dict[str, Any] = {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-                "load_average_at_start": os.getloadavg(),
-            },
+            "machine": machine_figures(),
             "model": str(args.model) if args.model else "prototype shapes, random weights",
         }
         report["in_process"] = in_process(model, args.repeats)
@@ -350,19 +361,9 @@ def main() -> int:
                 over_http(model, args.http_runtime, args.connections, args.duration)
             )
             report["http"] = result
-            print(
-                f"HTTP ({result['runtime']}, {result['connections']} connections, "
-                f"{result['duration_s']:.0f} s): p50 {result['p50_ms']:.2f} ms  "
-                f"p99 {result['p99_ms']:.2f} ms  {result['requests_per_s']:.0f} req/s  "
-                f"errors {result['errors']}; server CPU "
-                f"{result['server_cpu_ms_per_request']:.2f} ms/request"
-            )
+            print(f"HTTP ({result['runtime']}): {http_text(result)}")
         report["machine"]["load_average_at_end"] = os.getloadavg()
-    if args.json:
-        from rldispatch.files import atomic_write_json
-
-        atomic_write_json(args.json, report)
-        print(f"figures written to {args.json}")
+    write_report(args.json, report)
     return 0
 
 

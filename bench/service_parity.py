@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from serve_latency import write_prototype_model
 from serve_process import ADMIN_TOKEN, READ_TOKEN, ServeProcess
 
 from rldispatch.agents.model_files import load_learned_model
@@ -83,27 +84,6 @@ def other_city(day: Scenario) -> Scenario:
             replace(b, pickup=moved(b.pickup), dropoff=moved(b.dropoff)) for b in day.bookings
         ),
     )
-
-
-def random_flat_model(path: Path) -> Path:
-    import torch
-
-    from rldispatch.agents.dqn.config import DQNConfig
-    from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
-    from rldispatch.agents.dqn.network import QNetwork
-
-    config = EnvConfig()
-    torch.manual_seed(0)
-    hidden = (64, 64)
-    network = QNetwork(config.observation_size, config.n_actions, hidden)
-    metadata = ModelMetadata(
-        observation_size=config.observation_size,
-        n_actions=config.n_actions,
-        env_config=asdict(config),
-        preset="geneva",
-        hyperparameters=asdict(DQNConfig(hidden_sizes=hidden)),
-    )
-    return save_model(path, network, metadata)
 
 
 class Server(ServeProcess):
@@ -354,7 +334,13 @@ def main() -> int:
             pairwise = args.pairwise_model or save_untrained_model(root / "pairwise.safetensors")
             runs.append(("pairwise", pairwise))
         if "flat" in wanted:
-            runs.append(("flat", args.flat_model or random_flat_model(root / "flat.safetensors")))
+            runs.append(
+                (
+                    "flat",
+                    args.flat_model
+                    or write_prototype_model(root / "flat.safetensors", (64, 64), None),
+                )
+            )
         if "heuristic" in wanted:
             runs.append(("heuristic", None))
         for name, model in runs:

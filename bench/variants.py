@@ -4,7 +4,7 @@ another variant."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,3 +34,34 @@ def paired(label: str, first: Sequence[float], second: Sequence[float]) -> tuple
     pair = paired_difference(list(first), list(second))
     low, high = pair["ci95"]
     return pair, f"  {label} {pair['reward_diff_mean']:+6.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def ci_text(pair: dict[str, Any]) -> str:
+    """A paired difference as ``+x.x (95% CI +a.a to +b.b)``."""
+    low, high = pair["ci95"]
+    return f"{pair['reward_diff_mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f})"
+
+
+def compare_variants(
+    results: dict[str, Sequence[Any]],
+    against: Sequence[str],
+    more: Callable[[str], str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Print a line per variant (:func:`variant_line`, then ``more(name)``, then its paired
+    reward difference to each variant of ``against`` but itself); their summaries, each
+    difference as ``this_minus_<other>``."""
+    width = max(len(name) for name in results)
+    summaries = {}
+    for name, metrics in results.items():
+        summary = variant_summary(metrics)
+        line = variant_line(name, width, summary) + (more(name) if more else "")
+        rewards = [m.reward for m in metrics]
+        for other in against:
+            if other == name or other not in results:
+                continue
+            others = [m.reward for m in results[other]]
+            summary[f"this_minus_{other}"], text = paired(f"this - {other}", rewards, others)
+            line += text
+        summaries[name] = summary
+        print(line, flush=True)
+    return summaries
