@@ -16,6 +16,7 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_jobs_argument,
     add_reward_argument,
+    add_road_network_argument,
     add_uncertainty_arguments,
     choose_reward,
     env_config_for,
@@ -78,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where config entries are trained (default runs/compare)",
     )
     add_reward_argument(parser)
+    add_road_network_argument(parser)
     add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
