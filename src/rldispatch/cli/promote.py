@@ -432,8 +432,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--write-switch-row: not with --service (the service swaps it itself)")
     config = ServiceConfig.from_env(database_url=args.database_url, data_dir=args.data_dir)
     url = config.resolved_database_url
-    held = held_out_days(args.days, args.holdout)
     road_network = road_network_from_args(args)
+    held = held_out_days(args.days, args.holdout)
     held = replace(
         held, days=replace(held.days, scenarios=on_road_network(held.days.scenarios, road_network))
     )
