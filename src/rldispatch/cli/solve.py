@@ -123,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
                 scenario, time_limit_s=time_limit_s, reward=reward.weights, seed=args.seed
             )
         print(in_units(str(result), scenario.coords))
+        if scenario.travel.road_network is not None:
+            print(f"travel: the roads of {scenario.travel.road_network}")
         feasible = result.feasible
     if args.json:
         data = result.to_dict()
