@@ -61,13 +61,9 @@ class TravelModel:
 
         self.network = load_road_network(self.road_network)
         if places is None:
-            places = np.concatenate(
-                [
-                    np.asarray([d.start for d in scenario.drivers], dtype=np.float64),
-                    np.asarray([b.pickup for b in scenario.bookings], dtype=np.float64),
-                    np.asarray([b.dropoff for b in scenario.bookings], dtype=np.float64),
-                ]
-            ).reshape(-1, 2)
+            points = [d.start for d in scenario.drivers]
+            points += [b.pickup for b in scenario.bookings] + [b.dropoff for b in scenario.bookings]
+            places = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         self.place_nodes = np.unique(self.network.snap(places))
         minutes, km = self.network.matrix(self.place_nodes)
         self.road_km = km
