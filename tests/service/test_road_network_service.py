@@ -38,21 +38,23 @@ def test_a_road_day_replayed_through_the_service_takes_evaluates_decisions(
     expected = evaluate_policy(learned.policy, [day], config)[0]
     on_formula = evaluate_policy(learned.policy, [formula_day], config)[0]
     assert expected.as_dict() != on_formula.as_dict()
-    with ThreadedServer(tmp_path, model=model, road_network_path=grid) as server:
-        with httpx.Client(base_url=server.url, timeout=60.0) as client:
-            toggled = client.post(
-                "/rl/toggle", json={"enabled": True, "ab_ratio": 1.0}, headers=auth(ADMIN_TOKEN)
-            )
-            assert toggled.status_code == 200, toggled.text
+    with (
+        ThreadedServer(tmp_path, model=model, road_network_path=grid) as server,
+        httpx.Client(base_url=server.url, timeout=60.0) as client,
+    ):
+        toggled = client.post(
+            "/rl/toggle", json={"enabled": True, "ab_ratio": 1.0}, headers=auth(ADMIN_TOKEN)
+        )
+        assert toggled.status_code == 200, toggled.text
 
-            def post_round(body: dict) -> dict:
-                response = client.post("/rl/round", json=body, headers=auth())
-                assert response.status_code == 200, response.text
-                return response.json()
+        def post_round(body: dict) -> dict:
+            response = client.post("/rl/round", json=body, headers=auth())
+            assert response.status_code == 200, response.text
+            return response.json()
 
-            start_min = day.travel.start_hour * 60
-            replayed = replay_day(post_round, learned.policy, day, config, start_min, True)
-            status = client.get("/rl/status", headers=auth()).json()
+        start_min = day.travel.start_hour * 60
+        replayed = replay_day(post_round, learned.policy, day, config, start_min, True)
+        status = client.get("/rl/status", headers=auth()).json()
     assert replayed.decisions == expected.decisions > 50
     assert replayed.differing == 0
     assert replayed.metrics.as_dict() == expected.as_dict()
