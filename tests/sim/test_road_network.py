@@ -159,6 +159,17 @@ def test_a_missing_or_broken_file_is_refused_naming_it(tmp_path: Path) -> None:
     broken.write_bytes(b"not an extract")
     with pytest.raises(RoadNetworkError, match="broken.osm.pbf: not a readable OpenStreetMap"):
         load_road_network(broken)
+    import osmium
+    from osmium.osm.mutable import Node, Way
+
+    paths = tmp_path / "paths.osm.pbf"
+    writer = osmium.SimpleWriter(str(paths))
+    writer.add_node(Node(id=1, location=(0.0, 0.0)))
+    writer.add_node(Node(id=2, location=(0.01, 0.0)))
+    writer.add_way(Way(id=1, nodes=[1, 2], tags={"highway": "footway"}))
+    writer.close()
+    with pytest.raises(RoadNetworkError, match="paths.osm.pbf: no drivable road"):
+        load_road_network(paths)
 
 
 def town_day(town: Path, hourly: tuple[float, ...]) -> Scenario:
