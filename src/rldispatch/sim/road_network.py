@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -303,6 +304,7 @@ class RoadNetwork:
         self._tree = cKDTree(self._project(np.column_stack([self.lat, self.lon])))
         self.cache_bytes = int(cache_mb * 1024 * 1024)
         self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()  # the service's threads share one network
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -344,7 +346,10 @@ class RoadNetwork:
     def rows(self, sources: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Free-flow minutes and km (float32, every node) of the fastest routes from each
         source node, from the cache where it has them."""
-        sources = np.asarray(sources, dtype=np.int64).reshape(-1)
+        with self._lock:
+            return self._rows_of(np.asarray(sources, dtype=np.int64).reshape(-1))
+
+    def _rows_of(self, sources: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         missing = []
         for node in dict.fromkeys(sources.tolist()):

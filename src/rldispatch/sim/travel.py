@@ -48,7 +48,7 @@ class TravelModel:
         self.hourly_speed_factor = np.asarray(travel.hourly_speed_factor, dtype=np.float64)
         self.great_circle = scenario.coords == "latlon"
         self.scale_km = 2.0 * EARTH_RADIUS_KM * self.detour if self.great_circle else 1.0
-        self.road_network = getattr(travel, "road_network", None)
+        self.road_network = travel.road_network
         self.road_km = NO_ROADS
         self.road_pace_km = NO_ROADS
         if self.road_network is not None:
