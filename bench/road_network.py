@@ -4,7 +4,7 @@
         [--places 2000] [--grid runs/roads/city_grid.osm.pbf] [--city-day runs/roads/city.json] \
         [--json runs/roads/road_network.json]
 
-The extract is a SYNTHETIC street grid (:func:`rldispatch.sim.street_grid.write_street_grid`,
+The extract is a SYNTHETIC street grid (:func:`rldispatch.scenarios.street_grid.write_street_grid`,
 default 150 x 150 junctions 150 m apart around Geneva's centre: 22.4 km square, 22,500
 junctions, arterials every 5th street, half the residential streets one-way); no real
 OpenStreetMap data is read. Measured in one process, one core:
@@ -35,8 +35,8 @@ import numpy as np
 from rldispatch.files import atomic_write_json
 from rldispatch.scenarios.files import save_scenario
 from rldispatch.scenarios.presets import GENEVA_CENTRE, HELD_OUT_SEEDS, GenevaConfig, make_geneva
+from rldispatch.scenarios.street_grid import write_street_grid
 from rldispatch.sim.road_network import RoadNetwork, load_road_network
-from rldispatch.sim.street_grid import write_street_grid
 from rldispatch.sim.travel import TravelModel
 
 

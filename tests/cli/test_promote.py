@@ -371,7 +371,7 @@ def test_an_uncertain_day_on_a_road_network_is_stated_in_the_decision(
     tmp_path: Path, days: Path, models: Path
 ) -> None:
     from rldispatch.scenarios.presets import GENEVA_CENTRE
-    from rldispatch.sim.street_grid import write_street_grid
+    from rldispatch.scenarios.street_grid import write_street_grid
 
     grid = write_street_grid(tmp_path / "grid.osm.pbf", GENEVA_CENTRE, 12, 12, spacing_km=1.0)
     noise = ("--travel-noise", "0.2", "--no-show-rate", "0.05")

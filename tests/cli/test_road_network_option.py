@@ -13,7 +13,7 @@ from rldispatch.cli import main
 from rldispatch.domain import Driver, Scenario
 from rldispatch.scenarios.files import save_scenario
 from rldispatch.scenarios.presets import GENEVA_CENTRE, make_preset
-from rldispatch.sim.street_grid import write_street_grid
+from rldispatch.scenarios.street_grid import write_street_grid
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pytest
 
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.scenarios.presets import GENEVA_CENTRE, HELD_OUT_SEEDS, make_preset
+from rldispatch.scenarios.street_grid import write_street_grid
 from rldispatch.service.decisions.replay import replay_day
-from rldispatch.sim.street_grid import write_street_grid
 from rldispatch.training.evaluation import evaluate_policy
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth, make_pairwise_model_file
 

@@ -16,6 +16,7 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.hindsight import solve_scenario
 from rldispatch.scenarios.files import load_scenario, save_scenario
 from rldispatch.scenarios.presets import GENEVA_CENTRE, make_preset
+from rldispatch.scenarios.street_grid import write_street_grid
 from rldispatch.sim.road_network import (
     RoadNetwork,
     RoadNetworkError,
@@ -26,7 +27,6 @@ from rldispatch.sim.road_network import (
 )
 from rldispatch.sim.simulator import DaySimulator
 from rldispatch.sim.stop_simulator import StopDaySimulator
-from rldispatch.sim.street_grid import write_street_grid
 from rldispatch.sim.validator import check_played_day
 from rldispatch.training.evaluation import run_day
 
