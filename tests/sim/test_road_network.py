@@ -150,6 +150,10 @@ def test_rows_are_computed_once_and_then_read_from_the_cache(town: Path) -> None
     again = network.matrix(nodes[::-1])
     assert (network.cache_misses, network.cache_hits) == (4, 4)
     assert np.array_equal(again[0], first[0][::-1, ::-1])
+    day = network.day_tables(nodes)
+    assert network.day_tables(nodes) is day
+    assert network.table_hits == 1
+    assert np.array_equal(day[1], first[1])
 
 
 def test_a_missing_or_broken_file_is_refused_naming_it(tmp_path: Path) -> None:

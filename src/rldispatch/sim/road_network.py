@@ -16,8 +16,9 @@ A local ``.osm.pbf`` (or ``.osm``) file is read with pyosmium; nothing is downlo
   stops has a route.
 - **Stops** are snapped to the nearest node (a k-d tree on an equirectangular km projection).
 - **Routes** are the fastest (Dijkstra on free-flow minutes, ``scipy.sparse.csgraph``); a
-  route's km are summed along it. Rows (one source to every node) are cached, the least
-  recently used dropped past a byte budget.
+  route's km are summed along it. Rows (one source to every node) are cached, and the tables
+  of a day's places (the next policy plays the same day), each the least recently used
+  dropped past a byte budget.
 
 The hour of the day is applied by :class:`rldispatch.sim.travel.TravelModel`: a leg takes its
 free-flow minutes over the travel model's hourly speed factor, as on the formula.
@@ -253,7 +254,8 @@ class RoadNetwork:
     """A drivable directed graph: fastest free-flow minutes and their km between any two nodes
     (see the module docstring). Build it with :meth:`from_osm` or :meth:`from_edges`.
 
-    :param cache_mb: the most the cached rows (two float32 per node each) may take.
+    :param cache_mb: the most the cached rows (two float32 per node each) may take, and
+        again the most the cached tables of days' places may take.
     """
 
     def __init__(
@@ -305,6 +307,9 @@ class RoadNetwork:
         self.cache_bytes = int(cache_mb * 1024 * 1024)
         self._rows: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()  # the service's threads share one network
+        self._tables: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._table_bytes = 0
+        self.table_hits = 0
         self.cache_hits = 0
         self.cache_misses = 0
 
@@ -402,6 +407,29 @@ class RoadNetwork:
                 minutes[begin + r] = minute_row[nodes]
                 km[begin + r] = km_row[nodes]
         return minutes, km
+
+    def day_tables(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`matrix` of a day's places, kept for the next day on the same places (every
+        policy of an evaluation plays the same days), the least recently used dropped past
+        the byte budget. The tables are shared: never write to them."""
+        nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
+        key = nodes.tobytes()
+        with self._lock:
+            found = self._tables.get(key)
+            if found is not None:
+                self._tables.move_to_end(key)
+                self.table_hits += 1
+                return found
+        tables = self.matrix(nodes)
+        size = tables[0].nbytes + tables[1].nbytes
+        with self._lock:
+            if size <= self.cache_bytes and key not in self._tables:
+                self._tables[key] = tables
+                self._table_bytes += size
+                while self._table_bytes > self.cache_bytes:
+                    _, (old_minutes, old_km) = self._tables.popitem(last=False)
+                    self._table_bytes -= old_minutes.nbytes + old_km.nbytes
+        return tables
 
     def route(self, origin: int, destination: int) -> tuple[float, float]:
         """(free-flow minutes, km) of the fastest route between two nodes."""

@@ -65,7 +65,7 @@ class TravelModel:
             points += [b.pickup for b in scenario.bookings] + [b.dropoff for b in scenario.bookings]
             places = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         self.place_nodes = np.unique(self.network.snap(places))
-        minutes, km = self.network.matrix(self.place_nodes)
+        minutes, km = self.network.day_tables(self.place_nodes)
         self.road_km = km
         self.road_pace_km = (minutes * np.float32(self.speed_kmh / 60.0)).astype(np.float32)
 
