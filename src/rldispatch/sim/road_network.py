@@ -193,12 +193,15 @@ def _ways_to_edges(
                     lon.append(points[at][2])
                 ends.append(index[osm_id])
             minutes_along = max(length / speed * 60.0, MIN_EDGE_MINUTES)
-            if forward:
-                tail.append(ends[0]), head.append(ends[1])
-                km.append(length), minutes.append(minutes_along)
-            if backward:
-                tail.append(ends[1]), head.append(ends[0])
-                km.append(length), minutes.append(minutes_along)
+            for allowed, (origin, destination) in (
+                (forward, (ends[0], ends[1])),
+                (backward, (ends[1], ends[0])),
+            ):
+                if allowed:
+                    tail.append(origin)
+                    head.append(destination)
+                    km.append(length)
+                    minutes.append(minutes_along)
             start, length = k, 0.0
     return (
         np.asarray(lat, dtype=np.float64),
