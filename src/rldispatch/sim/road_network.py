@@ -255,7 +255,8 @@ def _route_km(predecessors, sources, indptr, indices, edge_km):  # pragma: no co
 
 class RoadNetwork:
     """A drivable directed graph: fastest free-flow minutes and their km between any two nodes
-    (see the module docstring). Build it with :meth:`from_osm` or :meth:`from_edges`.
+    (see the module docstring): :meth:`from_osm` reads a file; the constructor takes junctions
+    (``lat``, ``lon``) and directed edges (``tail``, ``head``, ``km``, free-flow ``minutes``).
 
     :param cache_mb: the most the cached rows (two float32 per node each) may take, and
         again the most the cached tables of days' places may take.
@@ -298,12 +299,15 @@ class RoadNetwork:
         size = self.lat.shape[0]
         if size < 2:
             raise RoadNetworkError(f"{source}: no two road junctions connected both ways")
-        self.graph = csr_matrix((minutes, (tail, head)), shape=(size, size))
-        self.graph.sort_indices()
-        # Edge km aligned with the graph's CSR entries.
-        km_graph = csr_matrix((km, (tail, head)), shape=(size, size))
-        km_graph.sort_indices()
-        self.edge_km = km_graph.data.astype(np.float64)
+        # The CSR layout of the edges (by edge number + 1, never a zero that could be dropped),
+        # then the minutes and km of each entry in that order.
+        layout = csr_matrix(
+            (np.arange(1, tail.shape[0] + 1, dtype=np.float64), (tail, head)), shape=(size, size)
+        )
+        layout.sort_indices()
+        edge = layout.data.astype(np.int64) - 1
+        self.graph = csr_matrix((minutes[edge], layout.indices, layout.indptr), shape=(size, size))
+        self.edge_km = km[edge].astype(np.float64)
         self.edges = int(self.graph.nnz)
         self._origin = (float(self.lat.mean()), float(self.lon.mean()))
         self._tree = cKDTree(self._project(np.column_stack([self.lat, self.lon])))
