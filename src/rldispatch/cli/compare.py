@@ -23,6 +23,7 @@ from rldispatch.cli.common import (
     positive_int,
     repeat_stochastic,
     reward_from_args,
+    road_network_from_args,
     uncertainty_from_args,
     uncertainty_report,
 )
@@ -37,7 +38,7 @@ from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
-from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
+from rldispatch.training.days import FleetDays, PresetDays, RoadNetworkDays, TrainingDays
 from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.train import RunSettings, TrainingError, train
 
@@ -112,6 +113,9 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
         days: TrainingDays = FleetDays()
     else:
         days = PresetDays(args.preset or "geneva")
+    road_network = road_network_from_args(args)
+    if road_network is not None:  # trained on the roads it is compared on
+        days = RoadNetworkDays(days, road_network)
     print(f"training {path} ({kind.name}) for {args.train_days} days into {out_dir}")
     every = max(1, args.train_days // 10)
     settings = RunSettings(
@@ -123,7 +127,14 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
     resume = (out_dir / "checkpoints" / "resume.pt").exists()
     try:
         result = train(
-            kind, config, out_dir, days, settings, resume=resume, reward=reward_from_args(args)
+            kind,
+            config,
+            out_dir,
+            days,
+            settings,
+            resume=resume,
+            reward=reward_from_args(args),
+            uncertainty=uncertainty_from_args(args),
         )
     except TrainingError as error:
         raise CliError(str(error)) from error
