@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rldispatch.agents.model_files import load_learned_model
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.cli import main
 from rldispatch.domain import Driver, Scenario
@@ -61,6 +62,9 @@ def test_train_trains_on_roads_under_noise_and_the_run_records_both(
     assert saved["days"]["road_network"] == str(grid)
     assert saved["env_config"]["uncertainty"]["travel_cv"] == 0.2
     assert saved["env_config"]["uncertainty"]["no_show_rate"] == 0.05
+    model = load_learned_model(run / "final_model.safetensors")
+    assert model.training_summary["road_network"] == str(grid)
+    assert model.env_config.uncertainty.travel_cv == 0.2
 
 
 def verb_argv(verb: str, tmp_path: Path) -> list[str]:

@@ -39,7 +39,7 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.sim.noise import Uncertainty
 from rldispatch.training.callbacks import Callback, ProgressBar, TensorBoard
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rldispatch.training.days import TrainingDays, days_from_description
+from rldispatch.training.days import RoadNetworkDays, TrainingDays, days_from_description
 from rldispatch.training.evaluation import evaluate_policy, summarise_days
 from rldispatch.training.threads import single_threaded_numerics
 
@@ -487,6 +487,11 @@ class TrainingRun:
             "seed": self.settings.seed,
             "resumed": self.resumed,
             "stopped_by_time_limit": self.stopped_by_time_limit,
+            **(
+                {"road_network": self.days.road_network}
+                if isinstance(self.days, RoadNetworkDays)
+                else {}
+            ),
         }
 
     def _metrics_document(self) -> dict[str, Any]:
