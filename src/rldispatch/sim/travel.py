@@ -13,8 +13,9 @@ and the simulator's feasibility checks are exact.
 On a road network (``travel.road_network``, :mod:`rldispatch.sim.road_network`) every place of
 the day (driver starts, pickups, drop-offs) is snapped to the network once, and the km and
 free-flow minutes of the fastest routes between them are one matrix each. A point is then
-embedded as ``(slot, unit vector)``: its place's row in the matrices (-1 for a point that is
-not a place of the day, which falls back to the formula) and its point on the sphere. A leg's
+embedded as ``(slot, unit vector)``: the row in the matrices of the place whose junction it
+snaps to (-1 when no place of the day has that junction: then the formula serves) and its
+point on the sphere. A leg's
 time is its *pace km* times the booking's minutes per km: on the formula pace km are the km;
 on roads they are the km the free-flow speed ``speed_kmh`` covers in the route's free-flow
 minutes, so the leg takes those minutes over the hourly speed factor.
