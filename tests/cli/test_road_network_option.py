@@ -39,6 +39,16 @@ def test_simulate_plays_the_days_on_the_roads_and_says_so(tmp_path: Path, grid: 
     assert roads["policies"]["insertion"][km] != formula["policies"]["insertion"][km]
 
 
+def test_a_day_outside_the_extract_is_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    far_away = write_street_grid(tmp_path / "far.osm.pbf", (47.37, 8.54), 4, 4, spacing_km=0.5)
+    simulate(tmp_path, "far", "--road-network", str(far_away))
+    err = capsys.readouterr().err
+    assert "lie more than 1 km from every junction" in err
+    assert "outside the extract" in err
+
+
 def test_solve_solves_a_day_on_the_roads(tmp_path: Path, grid: Path) -> None:
     day = make_preset("geneva", 21)
     save_scenario(day, tmp_path / "day.json")

@@ -249,9 +249,15 @@ def road_network_from_args(args: argparse.Namespace) -> str | None:
     return str(path)
 
 
+FAR_FROM_ROADS_KM = 1.0
+"""A place farther than this from every junction of a day's road network is reported: the
+day probably lies outside the extract."""
+
+
 def on_road_network(scenarios: Sequence[Scenario], road_network: str | None) -> list[Scenario]:
     """The days on ``road_network`` (None: as they are); every road network a day names is
-    read here, so that a broken one is one line before anything is played."""
+    read here, so that a broken one is one line before anything is played, and a day whose
+    places lie far from its roads is pointed out (on stderr)."""
     from rldispatch.sim.road_network import load_road_network
 
     placed = []
@@ -267,9 +273,19 @@ def on_road_network(scenarios: Sequence[Scenario], road_network: str | None) -> 
         named = scenario.travel.road_network
         if named is not None:
             try:
-                load_road_network(named)
+                network = load_road_network(named)
             except ValueError as error:
                 raise CliError(f"{scenario.name}: travel.road_network: {error}") from None
+            points = [d.start for d in scenario.drivers] + [b.pickup for b in scenario.bookings]
+            points += [b.dropoff for b in scenario.bookings]
+            far = int((network.snap_km(np.asarray(points)) > FAR_FROM_ROADS_KM).sum())
+            if far:
+                print(
+                    f"warning: day {scenario.name}: {far} of {len(points)} places lie more than "
+                    f"{FAR_FROM_ROADS_KM:g} km from every junction of {named} (is the day "
+                    "outside the extract?); they travel from the nearest junction",
+                    file=sys.stderr,
+                )
         placed.append(scenario)
     return placed
 

@@ -355,6 +355,11 @@ class RoadNetwork:
         _, nodes = self._tree.query(self._project(points))
         return np.asarray(nodes, dtype=np.int64).reshape(-1)
 
+    def snap_km(self, points: np.ndarray) -> np.ndarray:
+        """How far (km, as the crow flies) each ``(lat, lon)`` point is from its nearest node."""
+        distances, _ = self._tree.query(self._project(points))
+        return np.asarray(distances, dtype=np.float64).reshape(-1)
+
     def rows(self, sources: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Free-flow minutes and km (float32, every node) of the fastest routes from each
         source node, from the cache where it has them."""
