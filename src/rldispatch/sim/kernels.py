@@ -301,8 +301,7 @@ def schedule_plans(
     anchor_vec,
     shift_end_min,
     booking_state,
-    great_circle,
-    scale_km,
+    travel,
     plan_state,
 ):  # pragma: no cover - compiled
     """:func:`schedule_plan` and :func:`write_positions` of each of ``drivers``: the plan of
@@ -332,8 +331,7 @@ def schedule_plans(
             latest_min,
             pickup_to_free_min,
             shift_end_min[driver],
-            great_circle,
-            scale_km,
+            travel,
         )
         start[first:end] = s
         complete[first:end] = c

@@ -138,9 +138,12 @@ class DaySimulator:
         self.draws = day_draws(uncertainty, scenario) if self.uncertainty else None
         self.lookahead_min = float(lookahead_min)
         self.min_advance_min = float(min_advance_min)
-        self.travel = TravelModel(scenario)
         columns = columns if columns is not None else DayColumns.of(scenario)
         bookings, drivers = columns.bookings, columns.drivers
+        places = None
+        if scenario.travel.road_network is not None:
+            places = np.concatenate([drivers.start_xy, bookings.pickup_xy, bookings.dropoff_xy])
+        self.travel = TravelModel(scenario, places)
         self.booking_ids = bookings.ids
         self.driver_ids = drivers.ids
         self.n_bookings = len(bookings)
@@ -391,8 +394,7 @@ class DaySimulator:
             self.anchor_vec,
             self.shift_end_min,
             self._booking_state(),
-            self.travel.great_circle,
-            self.travel.scale_km,
+            self.travel.kernel_args,
             self._plan_state(),
         )
         pieces = zip(drivers, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
