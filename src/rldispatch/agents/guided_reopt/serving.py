@@ -29,6 +29,7 @@ from rldispatch.agents.serving import (
     ModelLoadError,
     driver_slots,
     served_env_config,
+    trained_road_network,
 )
 from rldispatch.env import EnvConfig
 
@@ -51,6 +52,11 @@ class LoadedGuidedModel:
     model: LoadedGuidedReoptModel
     runtime: str = "numpy"
     kind: Literal["guided-reopt"] = "guided-reopt"
+
+    @property
+    def road_network(self) -> str | None:
+        """The road network file it was trained on (None: the travel formula)."""
+        return trained_road_network(self.metadata.training_summary)
 
     @property
     def max_drivers(self) -> int | None:
