@@ -99,6 +99,9 @@ class ReoptPolicy:
     :param time_limit_s: optional wall-clock cap per re-plan (None: none, deterministic).
     :param seed: 0 keeps the bookings in day order in the model; another value shuffles
         them (the solver's tie-breaking).
+    :param commit_within_min: commit a booking the plan gives to a driver only once its
+        planned pickup is at most this many minutes ahead (None: as soon as it is planned);
+        until then it stays open, planned again at each re-plan.
     """
 
     name = "reopt"
@@ -110,7 +113,10 @@ class ReoptPolicy:
         solution_limit: int = DEFAULT_SOLUTION_LIMIT,
         time_limit_s: float | None = None,
         seed: int = 0,
+        commit_within_min: float | None = None,
     ) -> None:
+        if commit_within_min is not None and not commit_within_min >= 0:
+            raise ValueError("reopt: commit_within_min must be >= 0 (or None)")
         if horizon_min <= 0 or replan_every_min < 0 or solution_limit < 0:
             raise ValueError(
                 "reopt: horizon_min must be > 0, replan_every_min >= 0, solution_limit >= 1"
@@ -120,6 +126,7 @@ class ReoptPolicy:
         self.solution_limit = int(solution_limit)
         self.time_limit_s = time_limit_s
         self.seed = int(seed)
+        self.commit_within_min = None if commit_within_min is None else float(commit_within_min)
         self.fallbacks = 0
         self.replans = 0
         self.on_replan: ReplanListener | None = None
@@ -166,7 +173,15 @@ class ReoptPolicy:
     def _planned_action(self, env: DispatchEnv) -> int | None:
         if not self._solved:
             return None
-        return planned_action(env, self._driver_of, self._pickup_of)
+        return planned_action(env, self.committable(env), self._pickup_of)
+
+    def committable(self, env: DispatchEnv) -> dict[int, int]:
+        """booking -> driver of the plan's bookings that may be committed now (all of them
+        unless ``commit_within_min`` holds back those planned for later)."""
+        if self.commit_within_min is None:
+            return self._driver_of
+        until = env.sim.now_min + self.commit_within_min
+        return {b: d for b, d in self._driver_of.items() if self._pickup_of[b] <= until}
 
     def _fallback(self, env: DispatchEnv) -> int:
         """Cheapest insertion of a visible booking the plan has not seen (all of them when
