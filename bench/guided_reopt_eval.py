@@ -36,6 +36,7 @@ from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.scenarios.fleet_days import FleetDayDistribution, held_out_days
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
@@ -51,6 +52,7 @@ TRAINING_DEMAND = (0.8, 1.6)
 def run_training(args: argparse.Namespace) -> None:
     config = GuidedReoptConfig(
         terms=args.terms,
+        label_every=args.label_every,
         label_jobs=args.jobs,
         label_cache=str(Path(args.out).parent / "guided_reopt_labels"),
     )
@@ -138,6 +140,10 @@ def run_evaluation(args: argparse.Namespace) -> None:
     policies = {}
     if "reopt" in names:
         policies["reopt"] = make_baseline("reopt")
+    for name in names:
+        if name.startswith("reopt within "):
+            minutes = float(name.removeprefix("reopt within "))
+            policies[name] = ReoptPolicy(commit_within_min=minutes)
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
         if "guided-reopt" in names:
@@ -214,6 +220,7 @@ def main() -> None:
     training.add_argument("--jobs", type=int, default=2)
     training.add_argument("--terms", default="all")
     training.add_argument("--eval-every", type=int, default=10)
+    training.add_argument("--label-every", type=int, default=8)
     training.add_argument("--selection-days", type=int, default=4)
     training.set_defaults(handler=run_training)
     evaluation = verbs.add_parser("eval")
@@ -221,7 +228,8 @@ def main() -> None:
     evaluation.add_argument(
         "--policies",
         default="reopt,guided-reopt,prize only,value only",
-        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
+        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
+        "T' (reopt committing a planned booking only once its pickup is T minutes ahead)",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
