@@ -218,7 +218,7 @@ def main() -> None:
     training.add_argument("--minutes", type=float, default=25.0)
     training.add_argument("--out", default="runs/guided_reopt")
     training.add_argument("--jobs", type=int, default=2)
-    training.add_argument("--terms", default="all")
+    training.add_argument("--terms", default="prize,value")
     training.add_argument("--eval-every", type=int, default=10)
     training.add_argument("--label-every", type=int, default=8)
     training.add_argument("--selection-days", type=int, default=4)

@@ -12,7 +12,7 @@ from rldispatch.agents.guided_reopt.features import GATE_FEATURES, STATE_FEATURE
 from rldispatch.agents.guided_reopt.gate import gate_targets
 from rldispatch.agents.guided_reopt.labels import StateLabel
 from rldispatch.agents.guided_reopt.learning import gate_step
-from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.guided_reopt.network import TERMS, TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
@@ -24,9 +24,10 @@ DAY = geneva_day(5, 3)
 CONFIG = EnvConfig(max_drivers=3)
 
 
-def test_a_zero_gate_alone_takes_reopts_decisions() -> None:
+@pytest.mark.parametrize("terms", [("gate",), TERMS])
+def test_a_zero_gate_takes_reopts_decisions(terms: tuple[str, ...]) -> None:
     reopt = evaluate_policy(make_baseline("reopt"), [DAY], CONFIG)[0]
-    policy = GuidedReoptPolicy(TermNetwork(terms=("gate",)))
+    policy = GuidedReoptPolicy(TermNetwork(terms=terms))
     guided = evaluate_policy(policy, [DAY], CONFIG)[0]
     assert guided.routes == reopt.routes
     assert guided.reward == reopt.reward
@@ -76,4 +77,5 @@ def test_a_hold_horizon_holds_back_what_is_planned_for_later() -> None:
 def test_gate_terms_are_a_config_choice() -> None:
     assert GuidedReoptConfig(terms="gate").term_names() == ("gate",)
     assert GuidedReoptConfig(terms="prize,gate").term_names() == ("prize", "gate")
-    assert "gate" in GuidedReoptConfig().term_names()
+    assert GuidedReoptConfig().term_names() == ("prize", "value")
+    assert "gate" in GuidedReoptConfig(terms="all").term_names()

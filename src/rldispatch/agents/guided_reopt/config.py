@@ -21,8 +21,9 @@ class GuidedReoptConfig(HyperparameterConfig):
     terms: str = hyperparameter(
         "the learned terms: 'prize' (per open booking) and 'value' (where and when each plan "
         "leaves its driver) in the solver's objective, 'gate' (commit a planned booking now "
-        "or hold it open); one, two joined by a comma, or 'all'",
-        "all",
+        "or hold it open); one, two joined by a comma, or 'all' (the gate is off by default: "
+        "trained on full-information labels it lost reward, docs/guided_reopt.md)",
+        "prize,value",
         kind="choice",
         choices=TERM_CHOICES,
     )

@@ -15,7 +15,7 @@ from rldispatch.agents.guided_reopt.features import (
     GATE_FEATURES,
     STATE_FEATURES,
 )
-from rldispatch.agents.guided_reopt.network import TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.network import DEFAULT_TERMS, TERMS, TermNetwork
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -54,7 +54,7 @@ class GuidedReoptMetadata(MetadataFields):
     """
 
     hidden: int
-    terms: list[str] = field(default_factory=lambda: ["prize", "value"])
+    terms: list[str] = field(default_factory=lambda: list(DEFAULT_TERMS))
     term_scale: float = 15.0
     horizon_min: float = 120.0
     gate_floor_min: float = 15.0

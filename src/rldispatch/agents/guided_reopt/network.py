@@ -25,6 +25,8 @@ from rldispatch.agents.guided_reopt.features import (
 TERMS = ("prize", "value", "gate")
 """The learned terms: ``prize`` (per open booking), ``value`` (per plan end), ``gate`` (commit
 or hold each booking the plan gives to a driver)."""
+DEFAULT_TERMS = ("prize", "value")
+"""The terms a network has unless told otherwise."""
 
 
 def _mlp(inputs: int, hidden: int) -> nn.Sequential:
@@ -47,7 +49,7 @@ class TermNetwork(nn.Module):
     """
 
     def __init__(
-        self, hidden: int = 32, terms: tuple[str, ...] = TERMS, term_scale: float = 15.0
+        self, hidden: int = 32, terms: tuple[str, ...] = DEFAULT_TERMS, term_scale: float = 15.0
     ) -> None:
         super().__init__()
         self.hidden = int(hidden)
