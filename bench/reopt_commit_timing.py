@@ -4,9 +4,10 @@ committed only once their planned pickup is at most T minutes ahead, on training
     .venv/bin/python bench/reopt_commit_timing.py --within 15,30,60 --lausanne-days 6 \
         --geneva-days 6 --jobs 2
 
-Days: ``lausanne`` preset days and geneva-style days of 5 to 10 drivers with 0.8 to 1.6 times
-the preset's demand, both from ``TRAINING_SEEDS`` (never the held-out days). Prints each
-variant's mean reward, completion and late share and its paired difference to ``reopt``.
+Days: ``lausanne`` preset days and geneva-style days of 5 to 10 drivers with ``--demand``
+(0.8 to 1.6 by default) times the preset's demand, both from ``TRAINING_SEEDS`` (never the
+held-out days). Prints each variant's mean reward, completion, late share and decisions and its
+paired difference to ``reopt``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.threads import single_threaded_numerics
 
 TRAINING_FLEETS = (5, 6, 8, 9, 10)
-TRAINING_DEMAND = (0.8, 1.6)
 
 
 def main() -> None:
@@ -34,13 +34,15 @@ def main() -> None:
     parser.add_argument("--lausanne-days", type=int, default=6)
     parser.add_argument("--geneva-days", type=int, default=6)
     parser.add_argument("--first-day", type=int, default=0)
+    parser.add_argument("--demand", default="0.8,1.6", help="geneva days' demand factors, low,high")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     single_threaded_numerics(1)
     policies = {"reopt": ReoptPolicy()}
     for value in args.within.split(","):
         policies[f"within {value}"] = ReoptPolicy(commit_within_min=float(value))
-    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=TRAINING_DEMAND)
+    low, high = (float(v) for v in args.demand.split(","))
+    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=(low, high))
     first = args.first_day
     sets = {
         "lausanne": [
