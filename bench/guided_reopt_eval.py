@@ -142,8 +142,10 @@ def run_evaluation(args: argparse.Namespace) -> None:
         policies["reopt"] = make_baseline("reopt")
     for name in names:
         if name.startswith("reopt within "):
-            minutes = float(name.removeprefix("reopt within "))
-            policies[name] = ReoptPolicy(commit_within_min=minutes)
+            minutes, _, overloaded = name.removeprefix("reopt within ").partition(" ")
+            policies[name] = ReoptPolicy(
+                commit_within_min=float(minutes), hold_only_if_overloaded=overloaded == "overloaded"
+            )
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
         if "guided-reopt" in names:
@@ -229,7 +231,8 @@ def main() -> None:
         "--policies",
         default="reopt,guided-reopt,prize only,value only",
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
-        "T' (reopt committing a planned booking only once its pickup is T minutes ahead)",
+        "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
+        "'reopt within T overloaded' (holding back only while its plan leaves a booking out)",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)

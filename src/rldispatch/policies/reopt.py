@@ -102,6 +102,9 @@ class ReoptPolicy:
     :param commit_within_min: commit a booking the plan gives to a driver only once its
         planned pickup is at most this many minutes ahead (None: as soon as it is planned);
         until then it stays open, planned again at each re-plan.
+    :param hold_only_if_overloaded: with ``commit_within_min``, hold bookings back only while
+        the last re-plan left some open booking of its problem out of the plan (the fleet
+        cannot serve everything it knows of); otherwise commit as ``reopt`` does.
     """
 
     name = "reopt"
@@ -114,6 +117,7 @@ class ReoptPolicy:
         time_limit_s: float | None = None,
         seed: int = 0,
         commit_within_min: float | None = None,
+        hold_only_if_overloaded: bool = False,
     ) -> None:
         if commit_within_min is not None and not commit_within_min >= 0:
             raise ValueError("reopt: commit_within_min must be >= 0 (or None)")
@@ -127,6 +131,7 @@ class ReoptPolicy:
         self.time_limit_s = time_limit_s
         self.seed = int(seed)
         self.commit_within_min = None if commit_within_min is None else float(commit_within_min)
+        self.hold_only_if_overloaded = bool(hold_only_if_overloaded)
         self.fallbacks = 0
         self.replans = 0
         self.on_replan: ReplanListener | None = None
@@ -158,6 +163,7 @@ class ReoptPolicy:
         self._released_at_plan = -1
         self._assigned_at_plan = -1
         self._solved = False
+        self._left_out = 0
 
     def _assigned(self, sim: DaySimulator) -> int:
         return sum(len(plan) for plan in sim.plans) + int(sim.rides.sum())
@@ -179,6 +185,8 @@ class ReoptPolicy:
         """booking -> driver of the plan's bookings that may be committed now (all of them
         unless ``commit_within_min`` holds back those planned for later)."""
         if self.commit_within_min is None:
+            return self._driver_of
+        if self.hold_only_if_overloaded and not self._left_out:
             return self._driver_of
         until = env.sim.now_min + self.commit_within_min
         return {b: d for b, d in self._driver_of.items() if self._pickup_of[b] <= until}
@@ -269,3 +277,7 @@ class ReoptPolicy:
             for booking in route:
                 self._driver_of[booking] = driver
         self._pickup_of = model.planned_pickup_min(solution)
+        fixed = {b for plan in problem.fixed for b in plan}
+        self._left_out = sum(
+            1 for b in problem.bookings.tolist() if b not in fixed and b not in self._driver_of
+        )

@@ -16,7 +16,6 @@ from rldispatch.agents.guided_reopt.network import TERMS, TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import make_baseline
-from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import evaluate_policy
 
@@ -64,14 +63,6 @@ def test_the_gate_loss_falls_on_a_fixed_batch() -> None:
     assert losses[-1] < 0.5 * losses[0]
     scores = network.gate_scores(rows)
     assert np.mean((scores >= 0) == (targets > 0.5)) > 0.9
-
-
-def test_a_hold_horizon_holds_back_what_is_planned_for_later() -> None:
-    held_back = evaluate_policy(ReoptPolicy(commit_within_min=20.0), [DAY], CONFIG)[0]
-    reopt = evaluate_policy(make_baseline("reopt"), [DAY], CONFIG)[0]
-    assert held_back.routes != reopt.routes
-    with pytest.raises(ValueError, match="commit_within_min"):
-        ReoptPolicy(commit_within_min=-1.0)
 
 
 def test_gate_terms_are_a_config_choice() -> None:
