@@ -168,9 +168,11 @@ def run_evaluation(args: argparse.Namespace) -> None:
         policies["reopt"] = make_baseline("reopt")
     for name in names:
         if name.startswith("reopt within "):
-            minutes, _, overloaded = name.removeprefix("reopt within ").partition(" ")
+            minutes, *overloaded = name.removeprefix("reopt within ").split(" ")
             policies[name] = ReoptPolicy(
-                commit_within_min=float(minutes), hold_only_if_overloaded=overloaded == "overloaded"
+                commit_within_min=float(minutes),
+                hold_only_if_overloaded=bool(overloaded),
+                overload_left_out=int(overloaded[1]) if len(overloaded) > 1 else 1,
             )
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
@@ -258,7 +260,8 @@ def main() -> None:
         default="reopt,guided-reopt,prize only,value only",
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
         "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
-        "'reopt within T overloaded' (holding back only while its plan leaves a booking out)",
+        "'reopt within T overloaded [n]' (holding back only while its plan leaves n bookings, "
+        "default 1, out)",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)

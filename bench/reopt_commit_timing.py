@@ -36,8 +36,9 @@ def main() -> None:
     parser.add_argument("--first-day", type=int, default=0)
     parser.add_argument(
         "--overloaded",
-        action="store_true",
-        help="also each T holding back only while the plan leaves a known booking out",
+        default="",
+        help="comma-separated n: also each T holding back only while the plan leaves at least "
+        "n known bookings out",
     )
     parser.add_argument("--demand", default="0.8,1.6", help="geneva days' demand factors, low,high")
     parser.add_argument("--jobs", type=int, default=2)
@@ -46,9 +47,11 @@ def main() -> None:
     policies = {"reopt": ReoptPolicy()}
     for value in args.within.split(","):
         policies[f"within {value}"] = ReoptPolicy(commit_within_min=float(value))
-        if args.overloaded:
-            policies[f"within {value}, overloaded"] = ReoptPolicy(
-                commit_within_min=float(value), hold_only_if_overloaded=True
+        for left_out in args.overloaded.split(",") if args.overloaded else ():
+            policies[f"within {value}, overloaded {left_out}"] = ReoptPolicy(
+                commit_within_min=float(value),
+                hold_only_if_overloaded=True,
+                overload_left_out=int(left_out),
             )
     low, high = (float(v) for v in args.demand.split(","))
     distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=(low, high))
@@ -70,7 +73,7 @@ def main() -> None:
         for name, played in results.items():
             rewards = [d.reward for d in played]
             line = (
-                f"  {name:>22}: reward {np.mean(rewards):.1f}, completion "
+                f"  {name:>24}: reward {np.mean(rewards):.1f}, completion "
                 f"{np.mean([d.completion_rate for d in played]):.1%}, late "
                 f"{np.mean([d.late_pickup_rate for d in played]):.1%}, decisions "
                 f"{np.mean([d.decisions for d in played]):.0f}"

@@ -103,8 +103,9 @@ class ReoptPolicy:
         planned pickup is at most this many minutes ahead (None: as soon as it is planned);
         until then it stays open, planned again at each re-plan.
     :param hold_only_if_overloaded: with ``commit_within_min``, hold bookings back only while
-        the last re-plan left some open booking of its problem out of the plan (the fleet
-        cannot serve everything it knows of); otherwise commit as ``reopt`` does.
+        the last re-plan left at least ``overload_left_out`` open bookings of its problem out of
+        the plan (the fleet cannot serve everything it knows of); otherwise commit as ``reopt``
+        does.
     """
 
     name = "reopt"
@@ -118,9 +119,12 @@ class ReoptPolicy:
         seed: int = 0,
         commit_within_min: float | None = None,
         hold_only_if_overloaded: bool = False,
+        overload_left_out: int = 1,
     ) -> None:
         if commit_within_min is not None and not commit_within_min >= 0:
             raise ValueError("reopt: commit_within_min must be >= 0 (or None)")
+        if overload_left_out < 1:
+            raise ValueError("reopt: overload_left_out must be >= 1")
         if horizon_min <= 0 or replan_every_min < 0 or solution_limit < 0:
             raise ValueError(
                 "reopt: horizon_min must be > 0, replan_every_min >= 0, solution_limit >= 1"
@@ -132,6 +136,7 @@ class ReoptPolicy:
         self.seed = int(seed)
         self.commit_within_min = None if commit_within_min is None else float(commit_within_min)
         self.hold_only_if_overloaded = bool(hold_only_if_overloaded)
+        self.overload_left_out = int(overload_left_out)
         self.fallbacks = 0
         self.replans = 0
         self.on_replan: ReplanListener | None = None
@@ -186,7 +191,7 @@ class ReoptPolicy:
         unless ``commit_within_min`` holds back those planned for later)."""
         if self.commit_within_min is None:
             return self._driver_of
-        if self.hold_only_if_overloaded and not self._left_out:
+        if self.hold_only_if_overloaded and self._left_out < self.overload_left_out:
             return self._driver_of
         until = env.sim.now_min + self.commit_within_min
         return {b: d for b, d in self._driver_of.items() if self._pickup_of[b] <= until}
