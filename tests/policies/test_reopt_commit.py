@@ -30,3 +30,15 @@ def test_holding_only_when_overloaded_is_reopt_on_a_light_day_only() -> None:
     reopt = evaluate_policy(make_baseline("reopt"), [light, heavy], CONFIG)
     assert played[0].routes == reopt[0].routes
     assert played[1].routes != reopt[1].routes
+
+
+def test_a_threshold_no_plan_reaches_never_holds() -> None:
+    heavy = geneva_day(6, 3, bookings_per_driver=(19.0, 21.0))
+    rule = ReoptPolicy(
+        commit_within_min=30.0, hold_only_if_overloaded=True, overload_left_out=10**6
+    )
+    played = evaluate_policy(rule, [heavy], CONFIG)[0]
+    reopt = evaluate_policy(make_baseline("reopt"), [heavy], CONFIG)[0]
+    assert played.routes == reopt.routes
+    with pytest.raises(ValueError, match="overload_left_out"):
+        ReoptPolicy(overload_left_out=0)
