@@ -96,6 +96,7 @@ def state_body(
     }
     if with_travel:
         body["travel"] = travel_to_dict(scenario.travel)
+        body["travel"].pop("road_network", None)  # the service is started with its own
     return body
 
 
