@@ -79,7 +79,11 @@ class LoadedGuidedModel:
         """A player of its own (the policy keeps the plan of the env it last saw); it does
         not look ahead (its re-plans already weigh every open booking)."""
         return GuidedPlayer(
-            GuidedReoptPolicy(self.model.network, horizon_min=self.metadata.horizon_min)
+            GuidedReoptPolicy(
+                self.model.network,
+                horizon_min=self.metadata.horizon_min,
+                floor_min=self.metadata.gate_floor_min,
+            )
         )
 
 
