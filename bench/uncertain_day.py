@@ -3,8 +3,9 @@
     nice -n 10 .venv/bin/python bench/uncertain_day.py [--days 50] [--travel-noise 0.2] \
         [--no-show-rate 0.05] [--model M] [--json bench/uncertain_day.json]
 
-Each policy (random, nearest, insertion, matching, and a pairwise model: ``--model``, else
-the untrained network with its known rewards) plays the same held-out days twice: as
+Each policy (by default random, nearest, insertion, matching, and a pairwise model:
+``--model``, else the untrained network with its known rewards; ``--policies`` picks others,
+``reopt`` among them) plays the same held-out days twice: as
 planned, and with each leg's time drawn around its plan and some patients not there (the
 same draws for every policy: ``rldispatch.sim.noise``). It prints each policy's mean reward
 and late share on both, and the paired difference (uncertain minus certain) with its 95% CI.
@@ -44,16 +45,25 @@ def main() -> int:
     parser.add_argument("--model", type=Path)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--policies",
+        default=",".join((*QUICK, "pairwise")),
+        help="comma-separated: baselines (reopt among them) and 'pairwise'",
+    )
     args = parser.parse_args()
+    names = [name.strip() for name in args.policies.split(",") if name.strip()]
     days = [make_preset("geneva", HELD_OUT_SEEDS.start + k) for k in range(args.days)]
     noise = Uncertainty(args.travel_noise, args.no_show_rate, args.service_delay, args.seed)
     with tempfile.TemporaryDirectory() as folder:
         path = args.model or save_untrained_model(Path(folder) / "pairwise.safetensors")
         model = load_learned_model(path)
-    policies: dict[str, Any] = {name: make_baseline(name, seed=args.seed) for name in QUICK}
-    policies["pairwise"] = model.policy
-    shapes = {name: EnvConfig(max_drivers=max(len(d.drivers) for d in days)) for name in QUICK}
-    shapes["pairwise"] = model.env_config_for(days)
+    baselines = [name for name in names if name != "pairwise"]
+    policies: dict[str, Any] = {name: make_baseline(name, seed=args.seed) for name in baselines}
+    widest = EnvConfig(max_drivers=max(len(d.drivers) for d in days))
+    shapes = {name: widest for name in baselines}
+    if "pairwise" in names:
+        policies["pairwise"] = model.policy
+        shapes["pairwise"] = model.env_config_for(days)
     played = {}
     for label, uncertainty in (("certain", None), ("uncertain", noise)):
         configs = {
