@@ -8,16 +8,17 @@ from tests.helpers import CORDEAU_DIR
 
 
 def test_simulate_writes_the_report_contract(tmp_path, capsys):
+    labels = write_days(tmp_path / "days", 5, bookings=12)
     out = tmp_path / "report.json"
-    code = main(["simulate", "--preset", "classic", "--episodes", "5", "--json", str(out)])
+    code = main(["simulate", "--scenarios", str(tmp_path / "days"), "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
-    for name in ("random", "nearest", "insertion", "matching"):
+    for name in ("random", "nearest", "insertion", "matching", "reopt"):
         assert name in table
     report = json.loads(out.read_text())
-    assert report["scenario"] == "classic"
+    assert report["scenario"] == str(tmp_path / "days")
     assert report["episodes"] == report["days"] == 5
-    assert report["seeds"] == [0, 1, 2, 3, 4]
+    assert report["seeds"] == labels
     assert report["statistics"]["intervals"] is True
     for policy in report["policies"].values():
         for metric in METRIC_NAMES:
@@ -43,6 +44,7 @@ def test_simulate_is_reproducible(tmp_path):
         )
     first, second = (without_timing(json.loads(path.read_text())) for path in paths)
     assert first == second
+    assert first["scenario"] == "geneva" and first["seeds"] == [4, 5]
 
 
 def without_timing(report: dict) -> dict:
@@ -52,11 +54,12 @@ def without_timing(report: dict) -> dict:
 
 
 def test_simulate_over_two_processes_writes_the_same_report(tmp_path):
+    write_days(tmp_path / "days", 2, preset="geneva", bookings=12)
     reports = []
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}.json"
         code = main(
-            ["simulate", "--preset", "geneva", "--episodes", "2", "--seed", "7"]
+            ["simulate", "--scenarios", str(tmp_path / "days")]
             + ["--jobs", jobs, "--json", str(out)]
         )
         assert code == 0
@@ -107,18 +110,11 @@ def test_simulate_shares_rides_on_a_cordeau_instance_within_its_ride_times(tmp_p
 
 
 def test_hindsight_row_beats_every_online_policy_and_reports_regret(tmp_path, capsys):
+    write_days(tmp_path / "days", 2, preset="geneva", bookings=20)
     out = tmp_path / "report.json"
     code = main(
-        [
-            "simulate",
-            "--episodes",
-            "2",
-            "--hindsight",
-            "--hindsight-time-limit",
-            "3",
-            "--json",
-            str(out),
-        ]
+        ["simulate", "--scenarios", str(tmp_path / "days"), "--hindsight"]
+        + ["--hindsight-time-limit", "1", "--json", str(out)]
     )
     assert code == 0
     report = json.loads(out.read_text())
@@ -147,14 +143,23 @@ def test_scenarios_folder_is_split_by_date_for_evaluation(tmp_path):
     assert held_out.labels == ["2025-10-05"]
 
 
-def write_days(folder, count: int, preset: str = "classic") -> list[str]:
+def write_days(
+    folder, count: int, preset: str = "classic", bookings: int | None = None
+) -> list[str]:
+    """``count`` preset days saved as dated scenario files; ``bookings`` keeps only the first
+    that many bookings of each day (a short day: the re-optimiser plays it in a fraction)."""
+    from dataclasses import replace
+
     from rldispatch.scenarios.files import save_scenario
     from rldispatch.scenarios.presets import make_preset
 
     folder.mkdir(parents=True, exist_ok=True)
     labels = [f"2025-10-{k + 1:02d}" for k in range(count)]
     for k, label in enumerate(labels):
-        save_scenario(make_preset(preset, k), folder / f"{label}.json")
+        day = make_preset(preset, k)
+        if bookings is not None:
+            day = replace(day, bookings=day.bookings[:bookings])
+        save_scenario(day, folder / f"{label}.json")
     return labels
 
 
@@ -206,7 +211,7 @@ def test_episodes_caps_a_folder_and_the_cap_is_printed(tmp_path, capsys):
 
 
 def test_repeats_replay_only_the_stochastic_policy_and_keep_one_figure_per_day(tmp_path):
-    write_days(tmp_path / "days", 2)
+    write_days(tmp_path / "days", 2, bookings=12)
     reports = []
     for repeats in ("1", "3"):
         out = tmp_path / f"r{repeats}.json"
