@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.log.store import Store
 from rldispatch.service.log.tables import ensure_schema
-from tests.service.helpers import ADMIN_TOKEN, ServerProcess, auth, suggest_body
+from tests.service.helpers import ADMIN_TOKEN, ServerProcess, ThreadedServer, auth, suggest_body
 
 SEEN_WITHIN_S = 1.0
 
@@ -92,12 +92,13 @@ def seen_within(client: httpx.Client, check, timeout_s: float = 5.0) -> float:
 
 
 def toggle_seen_by_the_other_instance(tmp_path: Path, database_url: str | None) -> None:
+    """Two apps, each with its own store and switch, sharing only the database."""
     data_a, data_b = tmp_path / "a", tmp_path / "b"
     if database_url is None:  # both instances on one SQLite file
         database_url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
     with (
-        ServerProcess(data_a, database_url=database_url) as a,
-        ServerProcess(data_b, database_url=database_url) as b,
+        ThreadedServer(data_a, database_url=database_url) as a,
+        ThreadedServer(data_b, database_url=database_url) as b,
         httpx.Client(base_url=a.url, timeout=30) as client_a,
         httpx.Client(base_url=b.url, timeout=30) as client_b,
     ):
