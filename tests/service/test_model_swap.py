@@ -3,6 +3,7 @@ challenger beside the champion, every instance following."""
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from rldispatch.service.decisions.ab import serves_challenger
 from rldispatch.service.models.model_holder import ModelPathRefused, resolve_model_path
 from tests.service.helpers import (
     ADMIN_TOKEN,
-    ServerProcess,
     ThreadedServer,
     auth,
     make_model_file,
@@ -167,12 +167,17 @@ def test_a_challenger_answers_its_share_and_gets_its_own_outcomes(
         assert answer["model_version"] == champion
 
 
-def test_a_swap_on_one_instance_reaches_the_other(tmp_path: Path, models: Path) -> None:
+def test_a_swap_on_one_instance_reaches_the_other(
+    tmp_path: Path, models: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two apps with their own model holders, sharing only the database: the instance that
+    swaps installs the model itself, so the log line comes from the one that followed."""
     database_url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
     champion = models / "champion.safetensors"
+    caplog.set_level(logging.INFO, logger="rldispatch")
     with (
-        ServerProcess(tmp_path / "a", model=champion, database_url=database_url) as a,
-        ServerProcess(tmp_path / "b", model=champion, database_url=database_url) as b,
+        ThreadedServer(tmp_path / "a", model=champion, database_url=database_url) as a,
+        ThreadedServer(tmp_path / "b", model=champion, database_url=database_url) as b,
     ):
         swapped = httpx.put(
             f"{a.url}/rl/models/champion",
@@ -189,7 +194,7 @@ def test_a_swap_on_one_instance_reaches_the_other(tmp_path: Path, models: Path) 
                 break
             time.sleep(0.05)
         assert status["model"]["version"] == wanted
-        assert "champion now serving" in b.log()
+        assert "champion now serving" in caplog.text
 
 
 def test_a_swap_the_database_does_not_save_changes_nothing(tmp_path: Path, models: Path) -> None:
