@@ -13,14 +13,16 @@ simulated day's state sent as a request gives the same env state at its real dec
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
-from rldispatch.domain import Booking, Coords, Driver, Scenario, TravelConfig
+from rldispatch.domain import Booking, Break, Coords, Driver, Places, Scenario, TravelConfig
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.frame import frame_centre
-from rldispatch.sim.state import restore_day
+from rldispatch.sim.state import restore_day, restore_stop_day
+from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.travel import TravelModel
 
 MINUTES_PER_DAY = 1440.0
@@ -62,6 +64,20 @@ class LiveDay:
         return self.travel.start_hour * 60.0
 
 
+StopKind = Literal["pickup", "dropoff", "onboard", "break"]
+
+
+@dataclass(frozen=True)
+class OnBoard:
+    """A passenger on board: its booking (the drop-off is its ``dropoff``; its ``load``,
+    ``service_min``, ``max_ride_min`` and ``requested_min`` count) and when its pickup ended
+    (minutes from now, negative: in the past; None: not known, which only a passenger
+    without a maximum ride time may leave out)."""
+
+    booking: Booking
+    picked_up_in_min: float | None = None
+
+
 @dataclass(frozen=True)
 class LiveDriver:
     """A driver at now.
@@ -69,18 +85,27 @@ class LiveDriver:
     :param start: where it is free of the work it has set off for.
     :param free_in_min: when it is (negative: since when).
     :param shift: ``(starts, ends)`` in minutes from now.
-    :param plan: the bookings given to it, not set off for, in order.
+    :param capacity: its places by kind (an integer: seated places).
+    :param plan: the bookings given to it, not set off for, in order of their pickups.
     :param committed_stops: stops of the request's plan before them (committed drop-offs).
+    :param stop_order: a plan of stops only (None: pickup then drop-off of each booking of
+        ``plan`` in turn): the stops in order, each ``(kind, index)``: the pickup or the
+        drop-off of ``plan[index]``, the drop-off of ``onboard[index]``, or ``breaks[index]``.
+    :param onboard: the passengers on board (a plan of stops only).
+    :param breaks: the breaks still to take, times from now (a plan of stops only).
     """
 
     id: str
     start: tuple[float, float]
     free_in_min: float
     shift: tuple[float, float]
-    capacity: int = 1
+    capacity: Places | int = 1
     rides_today: int = 0
     plan: tuple[Booking, ...] = ()
     committed_stops: int = 0
+    stop_order: tuple[tuple[StopKind, int], ...] | None = None
+    onboard: tuple[OnBoard, ...] = ()
+    breaks: tuple[Break, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,6 +119,11 @@ class LiveState:
     minute_of_day: float
     area_centre: tuple[float, float] | None = None
     travel: TravelConfig | None = None
+    plans_of_stops: bool = False
+    """The drivers' plans are plans of stops (each driver's ``stop_order``), played as a day
+    with shared rides, breaks or maximum ride times is."""
+    shared_rides: bool = False
+    """With plans of stops: a vehicle may carry several bookings at once."""
 
     def with_booking_first(self, booking: Booking) -> LiveState:
         """The state with ``booking`` first among the open ones (listed once)."""
@@ -160,10 +190,22 @@ class LiveEnv:
     committed_stops: tuple[int, ...]
     """Per driver, stops of its plan before its first planned booking."""
 
+    plans_of_stops: bool = False
+    """The env plays plans of stops: positions are stop indices already."""
+
     def plan_index(self, driver: int, position: int) -> int:
-        """The stop index in the driver's plan of a booking inserted at ``position`` among
-        its planned bookings (its pickup goes there, its drop-off right after)."""
+        """The stop index in the driver's plan of a booking's pickup inserted at
+        ``position`` (among its planned bookings, its drop-off right after; with plans of
+        stops, the stop index itself)."""
+        if self.plans_of_stops:
+            return int(position)
         return self.committed_stops[driver] + 2 * int(position)
+
+    def dropoff_plan_index(self, driver: int, position: int, dropoff_position: int) -> int:
+        """The stop index of the drop-off of that booking, in the plan with its pickup in."""
+        if self.plans_of_stops:
+            return int(dropoff_position)
+        return self.plan_index(driver, position) + 1
 
 
 def live_env(
@@ -201,6 +243,7 @@ def live_env(
         hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
         visible = [b for k, b in enumerate(visible) if k in first]
     planned = [b for d in state.drivers for b in d.plan]
+    aboard = [o.booking for d in state.drivers for o in d.onboard]
     bookings = tuple(
         Booking(
             id=b.id,
@@ -212,11 +255,20 @@ def live_env(
             service_min=b.service_min,
             priority=b.priority,
             load=b.load,
+            max_ride_min=b.max_ride_min,
         )
-        for b in visible + hidden + planned
+        for b in visible + hidden + planned + aboard
     )
     drivers = tuple(
-        Driver(d.id, d.start, (now + d.shift[0], now + d.shift[1]), d.capacity)
+        Driver(
+            d.id,
+            d.start,
+            (now + d.shift[0], now + d.shift[1]),
+            d.capacity,
+            tuple(
+                Break(now + p.earliest_min, now + p.latest_min, p.duration_min) for p in d.breaks
+            ),
+        )
         for d in state.drivers
     )
     scenario = _validated_scenario(
@@ -226,22 +278,44 @@ def live_env(
         drivers=drivers,
         bookings=bookings,
         travel=travel,
+        shared_rides=state.shared_rides,
     )
-    plans: list[list[int]] = []
-    index = len(visible) + len(hidden)
-    for driver in state.drivers:
-        plans.append(list(range(index, index + len(driver.plan))))
-        index += len(driver.plan)
-    sim = restore_day(
-        scenario,
-        now,
-        free_min=np.array([now + d.free_in_min for d in state.drivers]),
-        plans=plans,
-        rides=np.array([d.rides_today for d in state.drivers], dtype=np.int64),
-        frame_centre=np.array(state.area_centre or day.centre),
-        lookahead_min=config.lookahead_min,
-        offered_bookings=len(visible),
-    )
+    centre = np.array(state.area_centre or day.centre)
+    free_min = np.array([now + d.free_in_min for d in state.drivers])
+    rides = np.array([d.rides_today for d in state.drivers], dtype=np.int64)
+    first_planned = len(visible) + len(hidden)
+    if state.plans_of_stops:
+        stops, onboard, picked_done_min = _restore_stops(
+            state, scenario, now, first_planned, len(planned)
+        )
+        sim = restore_stop_day(
+            scenario,
+            now,
+            free_min=free_min,
+            stops=stops,
+            onboard=onboard,
+            picked_done_min=picked_done_min,
+            rides=rides,
+            frame_centre=centre,
+            lookahead_min=config.lookahead_min,
+            offered_bookings=len(visible),
+        )
+    else:
+        plans: list[list[int]] = []
+        index = first_planned
+        for driver in state.drivers:
+            plans.append(list(range(index, index + len(driver.plan))))
+            index += len(driver.plan)
+        sim = restore_day(
+            scenario,
+            now,
+            free_min=free_min,
+            plans=plans,
+            rides=rides,
+            frame_centre=centre,
+            lookahead_min=config.lookahead_min,
+            offered_bookings=len(visible),
+        )
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.resume(sim)
     return LiveEnv(
@@ -249,4 +323,37 @@ def live_env(
         driver_ids=tuple(d.id for d in drivers),
         booking_ids=tuple(b.id for b in bookings),
         committed_stops=tuple(d.committed_stops for d in state.drivers),
+        plans_of_stops=state.plans_of_stops,
     )
+
+
+def _restore_stops(
+    state: LiveState, scenario: Scenario, now: float, first_planned: int, n_planned: int
+) -> tuple[list[list[tuple[int, int]]], list[list[int]], np.ndarray]:
+    """The stops, passengers on board and pickup ends of a state of plans of stops, by the
+    booking indices of :func:`live_env` (planned bookings from ``first_planned``, then those
+    on board)."""
+    picked_done = np.full(len(scenario.bookings), np.nan)
+    stops: list[list[tuple[int, int]]] = []
+    onboard: list[list[int]] = []
+    planned_at = first_planned
+    aboard_at = first_planned + n_planned
+    for driver in state.drivers:
+        mine: list[tuple[int, int]] = []
+        for kind, index in driver.stop_order or ():
+            if kind == "pickup":
+                mine.append((PICKUP, planned_at + index))
+            elif kind == "dropoff":
+                mine.append((DROPOFF, planned_at + index))
+            elif kind == "onboard":
+                mine.append((DROPOFF, aboard_at + index))
+            else:
+                mine.append((BREAK, index))
+        stops.append(mine)
+        onboard.append(list(range(aboard_at, aboard_at + len(driver.onboard))))
+        for k, passenger in enumerate(driver.onboard):
+            if passenger.picked_up_in_min is not None:
+                picked_done[aboard_at + k] = now + passenger.picked_up_in_min
+        planned_at += len(driver.plan)
+        aboard_at += len(driver.onboard)
+    return stops, onboard, picked_done
