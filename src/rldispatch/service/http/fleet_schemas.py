@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from rldispatch.domain import MAX_DETOUR, MAX_SPEED_FACTOR, MAX_SPEED_KMH, Booking, TravelConfig
+from rldispatch.domain import MAX_DETOUR, MAX_SPEED_FACTOR, MAX_SPEED_KMH, TravelConfig
 from rldispatch.service.decisions.answers import Candidate, RoundAssignment
 from rldispatch.service.decisions.manager import DispatchRound, LiveRequest, Suggestion
 from rldispatch.service.decisions.snapshot import (
@@ -34,6 +34,7 @@ from rldispatch.service.http.schemas import (
     MinutesFromNow,
     Reason,
     StrictModel,
+    booking_from_request,
 )
 
 MAX_STOPS_PER_DRIVER = 64
@@ -179,17 +180,7 @@ class DriverIn(StrictModel):
         planned = []
         for pickup, dropoff in zip(self.plan[index::2], self.plan[index + 1 :: 2], strict=True):
             planned.append(
-                Booking(
-                    id=pickup.booking_id,
-                    release_min=0.0,
-                    pickup=pickup.location.pair(),
-                    dropoff=dropoff.location.pair(),
-                    requested_min=pickup.requested_in_min,
-                    window=(pickup.window_opens_in_min, pickup.window_closes_in_min),
-                    service_min=pickup.service_min,
-                    priority=pickup.priority,
-                    load=pickup.load,
-                )
+                booking_from_request(pickup.booking_id, pickup.location, dropoff.location, pickup)
             )
         starts = 0.0 if self.shift_starts_in_min is None else self.shift_starts_in_min
         return driver_from_request(

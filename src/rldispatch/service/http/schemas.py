@@ -8,7 +8,7 @@ message naming it.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -80,17 +80,36 @@ class BookingIn(StrictModel):
         return self
 
     def to_domain(self) -> Booking:
-        return Booking(
-            id=self.id,
-            release_min=0.0,
-            pickup=self.pickup.pair(),
-            dropoff=self.dropoff.pair(),
-            requested_min=self.requested_in_min,
-            window=(self.window_opens_in_min, self.window_closes_in_min),
-            service_min=self.service_min,
-            priority=self.priority,
-            load=self.load,
-        )
+        return booking_from_request(self.id, self.pickup, self.dropoff, self)
+
+
+class PickupTerms(Protocol):
+    """What a request says of a booking's pickup, in minutes from now: a ``BookingIn`` or the
+    pickup stop of a driver's plan."""
+
+    requested_in_min: float
+    window_opens_in_min: float
+    window_closes_in_min: float
+    service_min: float
+    priority: int
+    load: int
+
+
+def booking_from_request(
+    booking_id: str, pickup: Location, dropoff: Location, terms: PickupTerms
+) -> Booking:
+    """The domain booking a request describes, released now (minute 0 of the request)."""
+    return Booking(
+        id=booking_id,
+        release_min=0.0,
+        pickup=pickup.pair(),
+        dropoff=dropoff.pair(),
+        requested_min=terms.requested_in_min,
+        window=(terms.window_opens_in_min, terms.window_closes_in_min),
+        service_min=terms.service_min,
+        priority=terms.priority,
+        load=terms.load,
+    )
 
 
 class ToggleRequest(StrictModel):
