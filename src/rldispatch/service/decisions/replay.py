@@ -204,7 +204,12 @@ def replay_day(
     while not terminated:
         body = state_body(env.sim, day_start_min, with_travel)
         shown.update(booking["id"] for booking in body["open_bookings"])
-        shown.update(stop["booking_id"] for d in body["drivers"] for stop in d["plan"])
+        shown.update(
+            stop["booking_id"]
+            for d in body["drivers"]
+            for stop in d["plan"]
+            if "booking_id" in stop
+        )
         answer = post_round(body)
         rounds += 1
         steps: list[tuple[str, str] | None] = [
