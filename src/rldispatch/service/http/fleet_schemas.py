@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rldispatch.domain import (
     MAX_DETOUR,
@@ -605,8 +605,79 @@ class SuggestRequest(FleetState):
         return LiveRequest(self.booking.to_domain(), self.to_state(default_minute_of_day, day))
 
 
+SHARED_RIDES_EXAMPLE = {
+    "shared_rides": True,
+    "drivers": [
+        {
+            "id": "bus1",
+            "position": {"lat": 46.21, "lon": 6.14},
+            "free_in_min": 0,
+            "shift_starts_in_min": -60,
+            "shift_ends_in_min": 400,
+            "capacity": {"seated": 6},
+            "plan": [
+                {
+                    "kind": "dropoff",
+                    "booking_id": "b-1001",
+                    "location": {"lat": 46.19, "lon": 6.151},
+                    "load": {"seated": 2},
+                    "max_ride_min": 60,
+                    "picked_up_in_min": -5,
+                },
+                {"kind": "break", "earliest_in_min": 150, "latest_in_min": 250, "duration_min": 30},
+            ],
+        },
+        {
+            "id": "van2",
+            "position": {"lat": 46.23, "lon": 6.1},
+            "free_in_min": 0,
+            "shift_starts_in_min": -60,
+            "shift_ends_in_min": 400,
+            "capacity": {"seated": 4, "wheelchair": 1},
+            "plan": [],
+        },
+        {
+            "id": "car3",
+            "position": {"lat": 46.17, "lon": 6.18},
+            "free_in_min": 0,
+            "shift_starts_in_min": -60,
+            "shift_ends_in_min": 400,
+            "capacity": 3,
+            "plan": [],
+        },
+    ],
+    "open_bookings": [
+        {
+            "id": "b-1050",
+            "pickup": {"lat": 46.211, "lon": 6.141},
+            "dropoff": {"lat": 46.19, "lon": 6.15},
+            "requested_in_min": 20,
+            "window_opens_in_min": 10,
+            "window_closes_in_min": 50,
+            "max_ride_min": 60,
+        },
+        {
+            "id": "b-1051",
+            "pickup": {"lat": 46.21, "lon": 6.14},
+            "dropoff": {"lat": 46.19, "lon": 6.15},
+            "requested_in_min": 25,
+            "window_opens_in_min": 15,
+            "window_closes_in_min": 55,
+            "load": {"wheelchair": 1, "seated": 1},
+            "max_ride_min": 60,
+        },
+    ],
+    "minute_of_day": 540,
+    "area_centre": {"lat": 46.2, "lon": 6.14},
+}
+"""A state with plans of stops: a minibus with two seated passengers on board and a break to
+take, a van with a wheelchair place, a car; a seated booking and a wheelchair user."""
+
+
 class RoundRequest(FleetState):
     """The whole state: the fleet with its plans and the open bookings."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [SHARED_RIDES_EXAMPLE]})
 
 
 class CandidateOut(BaseModel):
