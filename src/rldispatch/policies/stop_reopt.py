@@ -36,7 +36,7 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, PLACE_KINDS
-from rldispatch.policies.stop_hindsight import COST_SCALE, LATE_SPREAD_MIN, SLACK_UNITS, TIME_SCALE
+from rldispatch.policies.stop_units import COST_SCALE, LATE_SPREAD_MIN, SLACK_UNITS, TIME_SCALE
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import OPEN
 from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
