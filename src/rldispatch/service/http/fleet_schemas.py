@@ -156,7 +156,7 @@ class StopIn(StrictModel):
                     f"({self.latest_in_min} < {self.earliest_in_min})"
                 )
             for name in BOOKING_FIELDS:
-                if name in self.model_fields_set:
+                if getattr(self, name) is not None:
                     raise ValueError(f"{name}: not for a break")
             return self
         for name in ("booking_id", "location"):
@@ -210,13 +210,12 @@ BOOKING_FIELDS = (
     "requested_in_min",
     "window_opens_in_min",
     "window_closes_in_min",
-    "service_min",
-    "priority",
-    "load",
     "max_ride_min",
     "done_in_min",
     "picked_up_in_min",
 )
+"""A booking's fields a break stop leaves out (its service time, priority and load, which
+have defaults, are not read)."""
 
 
 class DriverIn(StrictModel):
