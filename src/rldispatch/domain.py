@@ -145,13 +145,18 @@ class TravelConfig:
     ``speed_kmh`` is the free-flow speed, ``detour`` multiplies straight-line distance into road
     distance, ``start_hour`` is the clock hour at minute 0, and ``hourly_speed_factor`` scales
     the speed by hour of day (24 values; rush hours below 1). For ``xy`` scenarios one
-    coordinate unit counts as one km.
+    coordinate unit counts as one km. ``road_network`` (``latlon`` only) names an
+    OpenStreetMap extract (``.osm.pbf``): travel then follows its fastest routes at the
+    roads' own speeds instead of the detour formula (:mod:`rldispatch.sim.road_network`), the
+    hourly factor still applying; ``speed_kmh`` and ``detour`` then only matter off the
+    network's places.
     """
 
     speed_kmh: float = 28.0
     detour: float = 1.3
     start_hour: float = 6.0
     hourly_speed_factor: tuple[float, ...] = (1.0,) * 24
+    road_network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,8 @@ def validate_scenario(scenario: Scenario) -> None:
         raise ScenarioError(f"horizon_min: must be positive, got {scenario.horizon_min}")
     _require_range(scenario.horizon_min, 0.0, MAX_MINUTES, "horizon_min")
     _validate_travel(scenario.travel)
+    if scenario.travel.road_network is not None and scenario.coords != "latlon":
+        raise ScenarioError("travel.road_network: needs coords 'latlon'")
     if not scenario.drivers:
         raise ScenarioError("drivers: the fleet is empty; a scenario needs at least one driver")
     seen: set[str] = set()
@@ -320,6 +327,13 @@ def _check_id(identifier: str, where: str) -> None:
 
 
 def _validate_travel(travel: TravelConfig) -> None:
+    if travel.road_network is not None and (
+        not isinstance(travel.road_network, str) or not travel.road_network.strip()
+    ):
+        raise ScenarioError(
+            f"travel.road_network: must be the path of an .osm.pbf file, got "
+            f"{_shown(travel.road_network)}"
+        )
     _require_finite(travel.speed_kmh, "travel.speed_kmh")
     if travel.speed_kmh <= 0:
         raise ScenarioError(f"travel.speed_kmh: must be positive, got {travel.speed_kmh}")
@@ -383,7 +397,7 @@ SCENARIO_KEYS = (
     "drivers",
     "bookings",
 )
-TRAVEL_KEYS = ("speed_kmh", "detour", "start_hour", "hourly_speed_factor")
+TRAVEL_KEYS = ("speed_kmh", "detour", "start_hour", "hourly_speed_factor", "road_network")
 DRIVER_KEYS = ("id", "lat", "lon", "x", "y", "start", "shift", "capacity", "breaks")
 BREAK_KEYS = ("earliest", "latest", "duration")
 BOOKING_KEYS = (
@@ -505,6 +519,7 @@ def _travel_from_dict(value: Any) -> TravelConfig:
         hourly_speed_factor=tuple(
             _number(v, f"travel.hourly_speed_factor[{i}]") for i, v in enumerate(factors)
         ),
+        road_network=travel_data.get("road_network"),
     )
 
 
@@ -603,13 +618,17 @@ def scenario_from_dict(data: dict[str, Any]) -> Scenario:
 
 
 def travel_to_dict(travel: TravelConfig) -> dict[str, Any]:
-    """The scenario format's ``travel`` block of a travel model."""
-    return {
+    """The scenario format's ``travel`` block of a travel model (``road_network`` only when
+    it has one)."""
+    block: dict[str, Any] = {
         "speed_kmh": travel.speed_kmh,
         "detour": travel.detour,
         "start_hour": travel.start_hour,
         "hourly_speed_factor": list(travel.hourly_speed_factor),
     }
+    if travel.road_network is not None:
+        block["road_network"] = travel.road_network
+    return block
 
 
 def travel_from_dict(data: Any) -> TravelConfig:

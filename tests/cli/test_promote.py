@@ -365,3 +365,19 @@ def test_a_margin_that_is_not_finite_is_refused(
         )
     assert exit_code.value.code == 2
     assert f"--margin: must be a finite number, got {margin}" in capsys.readouterr().err
+
+
+def test_an_uncertain_day_on_a_road_network_is_stated_in_the_decision(
+    tmp_path: Path, days: Path, models: Path
+) -> None:
+    from rldispatch.scenarios.presets import GENEVA_CENTRE
+    from rldispatch.scenarios.street_grid import write_street_grid
+
+    grid = write_street_grid(tmp_path / "grid.osm.pbf", GENEVA_CENTRE, 12, 12, spacing_km=1.0)
+    noise = ("--travel-noise", "0.2", "--no-show-rate", "0.05")
+    options = ("--challenger", str(models / "good.safetensors"), "--champion", "insertion")
+    assert promote(tmp_path, days, *options, *noise, "--road-network", str(grid)) in (0, 1)
+    decision = json.loads((tmp_path / "decision.json").read_text())
+    assert decision["uncertainty"]["travel_cv"] == 0.2
+    assert decision["uncertainty"]["no_show_rate"] == 0.05
+    assert decision["road_network"] == str(grid)

@@ -204,3 +204,21 @@ def test_a_studys_reward_weights_are_stored_only_when_they_are_not_the_defaults(
     weighted = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1, reward=doubled)
     assert weighted.to_dict()["reward"]["late_pickup_penalty"] == 10.0
     assert TuneSettings.from_dict(weighted.to_dict()).reward == doubled
+
+
+def test_days_on_a_road_network_keep_their_source_and_select_on_its_roads(tmp_path: Path):
+    from rldispatch.training.days import RoadNetworkDays, days_from_description
+
+    roads = str(tmp_path / "city.osm.pbf")  # named only: no day is played here
+    days = RoadNetworkDays(PresetDays("geneva", selection=2), roads)
+    assert days.day(3).travel.road_network == roads
+    assert days.day(3).bookings == PresetDays("geneva").day(3).bookings
+    again = days_from_description(days.describe())
+    assert isinstance(again, RoadNetworkDays) and again.describe() == days.describe()
+    settings = TuneSettings(agent="pairwise", days=days, max_days=10, eval_days=3)
+    assert isinstance(settings.days, RoadNetworkDays)
+    assert len(settings.days.selection_days) == 3
+    assert all(day.travel.road_network == roads for day in settings.days.selection_days)
+    assert [day.name for day in settings.days.selection_days] == [
+        f"geneva-{seed}" for seed in TUNING_SEEDS[:3]
+    ]

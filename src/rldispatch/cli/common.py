@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,9 @@ class Days:
         if self.available is not None:
             added["days_available"] = self.available
             added["episodes_cap"] = len(self.scenarios)
+        networks = sorted({day.travel.road_network or "" for day in self.scenarios})
+        if networks != [""]:
+            added["road_network"] = networks[0] if len(networks) == 1 else networks
         return added
 
 
@@ -166,7 +169,7 @@ def preset_days(preset: str, first_seed: int, episodes: int) -> Days:
     return Days(preset, [make_preset(preset, seed) for seed in seeds], seeds)
 
 
-def days_from_args(
+def named_days(
     args: argparse.Namespace, first_preset_seed: int = 0, folder_part: str = "all"
 ) -> Days:
     """The days named by ``--preset``, ``--scenario`` or ``--scenarios``.
@@ -206,6 +209,85 @@ def days_from_args(
         )
     count = episodes if episodes is not None else getattr(args, "default_episodes", 20)
     return preset_days(args.preset or "geneva", first_preset_seed + args.seed, count)
+
+
+def days_from_args(
+    args: argparse.Namespace, first_preset_seed: int = 0, folder_part: str = "all"
+) -> Days:
+    """The days named by ``--preset``, ``--scenario`` or ``--scenarios`` (see
+    :func:`named_days`), on the road network of ``--road-network`` when it is given."""
+    days = named_days(args, first_preset_seed, folder_part)
+    road_network = road_network_from_args(args)
+    scenarios = on_road_network(days.scenarios, road_network)
+    return replace(days, scenarios=scenarios)
+
+
+def add_road_network_argument(parser: argparse.ArgumentParser) -> None:
+    """``--road-network FILE.osm.pbf``: travel on a road network instead of the formula."""
+    parser.add_argument(
+        "--road-network",
+        type=Path,
+        metavar="FILE.osm.pbf",
+        help="an OpenStreetMap extract: every day travels on its roads (fastest routes at the "
+        "roads' speeds, the travel model's hourly factor applying) instead of the formula "
+        "(default: each day's own travel block)",
+    )
+
+
+def road_network_from_args(args: argparse.Namespace) -> str | None:
+    """The file of ``--road-network`` (None when not given), read once here: a missing or
+    broken file is one line, exit 2."""
+    from rldispatch.sim.road_network import load_road_network
+
+    path = getattr(args, "road_network", None)
+    if path is None:
+        return None
+    try:
+        load_road_network(path)
+    except ValueError as error:
+        raise CliError(f"--road-network {error}") from None
+    return str(path)
+
+
+FAR_FROM_ROADS_KM = 1.0
+"""A place farther than this from every junction of a day's road network is reported: the
+day probably lies outside the extract."""
+
+
+def on_road_network(scenarios: Sequence[Scenario], road_network: str | None) -> list[Scenario]:
+    """The days on ``road_network`` (None: as they are); every road network a day names is
+    read here, so that a broken one is one line before anything is played, and a day whose
+    places lie far from its roads is pointed out (on stderr)."""
+    from rldispatch.sim.road_network import load_road_network
+
+    placed = []
+    for scenario in scenarios:
+        if road_network is not None:
+            if scenario.coords != "latlon":
+                raise CliError(
+                    f"--road-network: day {scenario.name} has coords '{scenario.coords}'; a road "
+                    "network needs latitude and longitude"
+                )
+            travel = replace(scenario.travel, road_network=road_network)
+            scenario = replace(scenario, travel=travel)
+        named = scenario.travel.road_network
+        if named is not None:
+            try:
+                network = load_road_network(named)
+            except ValueError as error:
+                raise CliError(f"{scenario.name}: travel.road_network: {error}") from None
+            points = [d.start for d in scenario.drivers] + [b.pickup for b in scenario.bookings]
+            points += [b.dropoff for b in scenario.bookings]
+            far = int((network.snap_km(np.asarray(points)) > FAR_FROM_ROADS_KM).sum())
+            if far:
+                print(
+                    f"warning: day {scenario.name}: {far} of {len(points)} places lie more than "
+                    f"{FAR_FROM_ROADS_KM:g} km from every junction of {named} (is the day "
+                    "outside the extract?); they travel from the nearest junction",
+                    file=sys.stderr,
+                )
+        placed.append(scenario)
+    return placed
 
 
 def repeat_stochastic(

@@ -16,12 +16,14 @@ from rldispatch.cli.common import (
     add_day_arguments,
     add_jobs_argument,
     add_reward_argument,
+    add_road_network_argument,
     add_uncertainty_arguments,
     choose_reward,
     env_config_for,
     positive_int,
     repeat_stochastic,
     reward_from_args,
+    road_network_from_args,
     uncertainty_from_args,
     uncertainty_report,
 )
@@ -36,7 +38,7 @@ from rldispatch.files import atomic_write_json
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.reports.report import build_report, format_table
-from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
+from rldispatch.training.days import FleetDays, PresetDays, RoadNetworkDays, TrainingDays
 from rldispatch.training.evaluation import evaluate_policies
 from rldispatch.training.train import RunSettings, TrainingError, train
 
@@ -78,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="where config entries are trained (default runs/compare)",
     )
     add_reward_argument(parser)
+    add_road_network_argument(parser)
     add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")
@@ -110,6 +113,9 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
         days: TrainingDays = FleetDays()
     else:
         days = PresetDays(args.preset or "geneva")
+    road_network = road_network_from_args(args)
+    if road_network is not None:  # trained on the roads it is compared on
+        days = RoadNetworkDays(days, road_network)
     print(f"training {path} ({kind.name}) for {args.train_days} days into {out_dir}")
     every = max(1, args.train_days // 10)
     settings = RunSettings(
@@ -121,7 +127,14 @@ def train_config_entry(path: Path, args: argparse.Namespace, label: str) -> Lear
     resume = (out_dir / "checkpoints" / "resume.pt").exists()
     try:
         result = train(
-            kind, config, out_dir, days, settings, resume=resume, reward=reward_from_args(args)
+            kind,
+            config,
+            out_dir,
+            days,
+            settings,
+            resume=resume,
+            reward=reward_from_args(args),
+            uncertainty=uncertainty_from_args(args),
         )
     except TrainingError as error:
         raise CliError(str(error)) from error

@@ -19,6 +19,7 @@ from rldispatch.cli.common import (
     add_hindsight_arguments,
     add_jobs_argument,
     add_reward_argument,
+    add_road_network_argument,
     add_uncertainty_arguments,
     choose_reward,
     days_from_args,
@@ -81,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_hindsight_arguments(parser)
     add_reward_argument(parser)
+    add_road_network_argument(parser)
     add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", type=str, help="write the report JSON here")

@@ -26,14 +26,21 @@ from rldispatch.cli.common import (
     RewardChoice,
     add_jobs_argument,
     add_reward_argument,
+    add_road_network_argument,
+    add_uncertainty_arguments,
     choose_reward,
     env_config_for,
     finite_float,
+    on_road_network,
     positive_int,
+    road_network_from_args,
+    uncertainty_from_args,
+    uncertainty_report,
 )
 from rldispatch.env import EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.rewards_file import reward_to_dict
+from rldispatch.sim.noise import Uncertainty
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -133,6 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", help="data folder, as serve's (env RLDISPATCH_DATA_DIR)")
     parser.add_argument("--by", help="who promotes, in the registry (default: the OS user)")
     add_reward_argument(parser)
+    add_road_network_argument(parser)
+    add_uncertainty_arguments(parser)
     add_jobs_argument(parser)
     parser.add_argument("--json", help="write the decision report here ('-': print it)")
     parser.set_defaults(handler=run)
@@ -345,9 +354,11 @@ def measure(
     margin: float,
     jobs: int = 1,
     reward: RewardChoice | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> dict[str, Any]:
     """Play both on the held-out days (paired) and decide; the decision report. Both are
-    scored under ``reward`` (default: the champion's weights)."""
+    scored under ``reward`` (default: the champion's weights), on the same uncertain day
+    when ``uncertainty`` is given (None: the certain day)."""
     from rldispatch.reports.report import build_report
     from rldispatch.training.evaluation import evaluate_policies
 
@@ -361,6 +372,7 @@ def measure(
         raise CliError(str(error)) from error
     if reward is not None and reward.source != "model":
         configs = {name: replace(config, reward=reward.weights) for name, config in configs.items()}
+    configs = {name: replace(config, uncertainty=uncertainty) for name, config in configs.items()}
     results = evaluate_policies(
         {"challenger": challenger.policy, "champion": champion.policy},
         scenarios,
@@ -373,7 +385,7 @@ def measure(
         held.days.labels,
         results,
         [("challenger", "champion")],
-        extra=held.days.report_fields(),
+        extra={**held.days.report_fields(), **uncertainty_report(uncertainty)},
     )
     pair = report["paired"]["challenger_vs_champion"]
     promoted, reason = decide(pair, margin)
@@ -390,6 +402,8 @@ def measure(
         if reward is None or reward.source == "model"
         else reward_to_dict(reward.weights),
         **({"reward": reward.report_fields()} if reward is not None else {}),
+        **uncertainty_report(uncertainty),
+        **{key: value for key, value in report.items() if key == "road_network"},
         "challenger": {
             **challenger.info(),
             "mean_reward": report["policies"]["challenger"]["reward"]["mean"],
@@ -418,7 +432,11 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--write-switch-row: not with --service (the service swaps it itself)")
     config = ServiceConfig.from_env(database_url=args.database_url, data_dir=args.data_dir)
     url = config.resolved_database_url
+    road_network = road_network_from_args(args)
     held = held_out_days(args.days, args.holdout)
+    held = replace(
+        held, days=replace(held.days, scenarios=on_road_network(held.days.scenarios, road_network))
+    )
     challenger = load_contender(args.challenger, "challenger")
     client = None
     if args.service:
@@ -443,7 +461,8 @@ def run(args: argparse.Namespace) -> int:
             if contender.env_config is not None
         }
         reward = choose_reward(args, weights, out=out)
-        decision = measure(challenger, champion, held, args.margin, args.jobs, reward)
+        uncertainty = uncertainty_from_args(args)
+        decision = measure(challenger, champion, held, args.margin, args.jobs, reward, uncertainty)
         role = "challenger" if args.as_challenger is not None else "champion"
         promoted = decision["decision"] == "promoted"
         decision["role"] = role if promoted else None

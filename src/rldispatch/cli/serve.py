@@ -146,6 +146,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or a scenario file (env RLDISPATCH_TRAVEL; default: the model's preset's); a request "
         "with its own travel block is played with that",
     )
+    parser.add_argument(
+        "--road-network",
+        type=Path,
+        metavar="FILE.osm.pbf",
+        help="an OpenStreetMap extract: every request travels on its roads (fastest routes at "
+        "the roads' speeds, the travel model's hourly factor applying) instead of the formula "
+        "(env RLDISPATCH_ROAD_NETWORK; default: the formula)",
+    )
     add_reward_argument(parser)
     parser.add_argument(
         "--log-level",
@@ -192,8 +200,10 @@ def run(args: argparse.Namespace) -> int:
             tile_url=args.tile_url,
             travel_path=args.travel,
             reward_path=args.reward,
+            road_network_path=args.road_network,
         )
         config.travel()  # a bad file is one line here, before the service starts
+        config.road_network()
         config.reward()
     except ValueError as error:
         raise CliError(str(error)) from error

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from rldispatch.cli import VERBS, CliError
-from rldispatch.cli.common import add_reward_argument, choose_reward, elapsed_bar
+from rldispatch.cli.common import (
+    add_reward_argument,
+    add_road_network_argument,
+    choose_reward,
+    elapsed_bar,
+    on_road_network,
+    road_network_from_args,
+)
 from rldispatch.files import atomic_write_json
 from rldispatch.text import plural
 
@@ -38,6 +45,7 @@ def register(subparsers: Any) -> None:
         "--seed", type=int, default=0, help="order in which the solver sees the bookings"
     )
     add_reward_argument(parser)
+    add_road_network_argument(parser)
     parser.add_argument("--json", type=Path, help="also write the result as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -77,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--scenario: no such file: {path}")
     reward = choose_reward(args)
     extra: dict[str, Any] = reward.report_fields()
+    road_network = road_network_from_args(args)
+    if road_network is not None and path.suffix == ".txt":
+        raise CliError(
+            "--road-network: a Cordeau instance has xy coordinates; a road network needs "
+            "latitude and longitude"
+        )
     if path.suffix == ".txt":
         instance = read_cordeau(path)
         time_limit_s = 60.0 if args.time_limit is None else args.time_limit
@@ -100,13 +114,17 @@ def run(args: argparse.Namespace) -> int:
             extra["gap_pct"] = gap_pct
         feasible = result.feasible and not problems
     else:
-        scenario = load_scenario(path)
+        (scenario,) = on_road_network([load_scenario(path)], road_network)
+        if scenario.travel.road_network is not None:
+            extra["road_network"] = scenario.travel.road_network
         time_limit_s = 30.0 if args.time_limit is None else args.time_limit
         with elapsed_bar(time_limit_s, "solving", show_progress(args)):
             result = solve_scenario(
                 scenario, time_limit_s=time_limit_s, reward=reward.weights, seed=args.seed
             )
         print(in_units(str(result), scenario.coords))
+        if scenario.travel.road_network is not None:
+            print(f"travel: the roads of {scenario.travel.road_network}")
         feasible = result.feasible
     if args.json:
         data = result.to_dict()

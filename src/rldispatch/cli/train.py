@@ -15,15 +15,26 @@ from rldispatch.agents.model_container import ModelFileError
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     add_reward_argument,
+    add_road_network_argument,
+    add_uncertainty_arguments,
     non_negative_int,
     positive_int,
     reward_from_args,
+    road_network_from_args,
+    uncertainty_from_args,
 )
 from rldispatch.files import atomic_write_json, describe_folder_size
 from rldispatch.scenarios.fleet_days import FleetDayDistribution
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.training.checkpoint import CheckpointError
-from rldispatch.training.days import DaysError, FleetDays, PresetDays, ScenarioDays, TrainingDays
+from rldispatch.training.days import (
+    DaysError,
+    FleetDays,
+    PresetDays,
+    RoadNetworkDays,
+    ScenarioDays,
+    TrainingDays,
+)
 from rldispatch.training.train import (
     RunSettings,
     TrainingError,
@@ -149,21 +160,27 @@ def register(subparsers: argparse._SubParsersAction, argv: list[str]) -> None:
         "size: hundreds of MB with it, a few without; a resumed run refills it)",
     )
     add_reward_argument(parser)
+    add_road_network_argument(parser)
+    add_uncertainty_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", type=str, help="write the training summary JSON here")
     parser.set_defaults(handler=run)
 
 
 def training_days(args: argparse.Namespace, kind_default_days: str) -> TrainingDays:
-    """The day source the arguments ask for."""
+    """The day source the arguments ask for (on ``--road-network`` when given)."""
+    road_network = road_network_from_args(args)
     try:
+        days: TrainingDays
         if args.scenarios is not None:
-            return ScenarioDays(args.scenarios, selection=args.eval_days, seed=args.seed)
-        if args.preset is not None or kind_default_days == "preset":
-            return PresetDays(args.preset or "geneva", selection=args.eval_days or 10)
-        sizes = getattr(args, "fleets", None)
-        distribution = FleetDayDistribution(fleet_sizes=sizes) if sizes else None
-        return FleetDays(distribution, selection=args.eval_days or 16)
+            days = ScenarioDays(args.scenarios, selection=args.eval_days, seed=args.seed)
+        elif args.preset is not None or kind_default_days == "preset":
+            days = PresetDays(args.preset or "geneva", selection=args.eval_days or 10)
+        else:
+            sizes = getattr(args, "fleets", None)
+            distribution = FleetDayDistribution(fleet_sizes=sizes) if sizes else None
+            days = FleetDays(distribution, selection=args.eval_days or 16)
+        return RoadNetworkDays(days, road_network) if road_network is not None else days
     except (DaysError, ValueError) as error:
         raise CliError(str(error)) from error
 
@@ -177,6 +194,13 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError("--config: --resume reads the run's own saved config")
             if args.reward is not None:
                 raise CliError("--reward: --resume reads the run's own saved reward weights")
+            if args.road_network is not None:
+                raise CliError("--road-network: --resume reads the run's own saved days")
+            if uncertainty_from_args(args) is not None:
+                raise CliError(
+                    "--travel-noise, --no-show-rate, --service-delay: --resume reads the run's "
+                    "own saved settings"
+                )
             budget = {"max_days": args.days} if args.days else {}
             if budget_s:
                 budget["max_seconds"] = budget_s
@@ -196,7 +220,14 @@ def run(args: argparse.Namespace) -> int:
             days = training_days(args, kind.default_days)
             reward = reward_from_args(args)
             result = train(
-                kind, config, args.out, days, settings, progress=not args.no_progress, reward=reward
+                kind,
+                config,
+                args.out,
+                days,
+                settings,
+                progress=not args.no_progress,
+                reward=reward,
+                uncertainty=uncertainty_from_args(args),
             )
     except (ConfigError, TrainingError, CheckpointError, ModelFileError, DaysError) as error:
         raise CliError(str(error)) from error

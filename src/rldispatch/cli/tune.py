@@ -20,9 +20,11 @@ from rldispatch.agents.kinds import DEFAULT_KIND, kind_names
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     add_reward_argument,
+    add_road_network_argument,
     non_negative_int,
     positive_int,
     reward_from_args,
+    road_network_from_args,
 )
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.text import plural
@@ -92,6 +94,7 @@ def register(subparsers: Any) -> None:
     )
     what.add_argument("--seed", type=int, default=0, help="training seed of every trial")
     add_reward_argument(what)
+    add_road_network_argument(what)
     what.add_argument(
         "--config",
         type=Path,
@@ -180,15 +183,19 @@ def register(subparsers: Any) -> None:
 
 
 def training_days(args: argparse.Namespace, kind: Any) -> Any:
-    """The day source ``--fleets`` / ``--preset`` names, else the kind's own."""
-    from rldispatch.training.days import FleetDays, PresetDays
+    """The day source ``--fleets`` / ``--preset`` names, else the kind's own (on
+    ``--road-network`` when given)."""
+    from rldispatch.training.days import FleetDays, PresetDays, RoadNetworkDays
     from rldispatch.training.tuning_settings import default_days
 
+    road_network = road_network_from_args(args)
     if args.fleets:
-        return FleetDays(selection=0)
-    if args.preset is not None:
-        return PresetDays(args.preset, selection=0)
-    return default_days(kind)
+        days = FleetDays(selection=0)
+    elif args.preset is not None:
+        days = PresetDays(args.preset, selection=0)
+    else:
+        days = default_days(kind)
+    return RoadNetworkDays(days, road_network) if road_network is not None else days
 
 
 def run(args: argparse.Namespace) -> int:

@@ -167,8 +167,19 @@ def check_cordeau_solution(
 EARTH_RADIUS_KM = 6371.0088
 
 
-def _road_km(scenario: Scenario, a: Sequence[float], b: Sequence[float]) -> float:
-    """Haversine distance times the detour (``latlon``), or Euclidean distance (``xy``)."""
+def _pace_km(scenario: Scenario, a: Sequence[float], b: Sequence[float]) -> float:
+    """The km that set a leg's time: haversine distance times the detour (``latlon``),
+    Euclidean distance (``xy``), or on a road network the km the free-flow speed covers in
+    the fastest route's free-flow minutes (read from the network itself)."""
+    road_network = scenario.travel.road_network
+    if road_network is not None:
+        from rldispatch.sim.road_network import load_road_network
+
+        network = load_road_network(road_network)
+        origin, destination = network.snap(np.asarray([a, b], dtype=np.float64))
+        minutes, _ = network.route(int(origin), int(destination))
+        # In float32, as the travel model's tables hold it.
+        return float(np.float32(minutes) * np.float32(scenario.travel.speed_kmh / 60.0))
     if scenario.coords == "xy":
         return math.hypot(a[0] - b[0], a[1] - b[1])
     lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
@@ -229,7 +240,7 @@ def check_scenario_plan(
                 problems.append(f"{where}: served twice")
             seen.add(booking.id)
             pace = _minutes_per_km(scenario, booking.requested_min) * factor_of[booking.id]
-            arrival = ready_min + _road_km(scenario, here, booking.pickup) * pace
+            arrival = ready_min + _pace_km(scenario, here, booking.pickup) * pace
             if pickup.time_min < arrival - tol:
                 problems.append(
                     f"{where}: picked up at {pickup.time_min:.4f}, arrives {arrival:.4f}"
@@ -239,7 +250,7 @@ def check_scenario_plan(
                 problems.append(
                     f"{where}: pickup {pickup.time_min:.4f} outside [{low:g}, {high:g}]"
                 )
-            ride = _road_km(scenario, booking.pickup, booking.dropoff) * pace
+            ride = _pace_km(scenario, booking.pickup, booking.dropoff) * pace
             if dropoff.time_min < pickup.time_min + booking.service_min + ride - tol:
                 problems.append(f"{where}: dropped off before the ride is over")
             if not booking.load.fits_in(driver.capacity):

@@ -135,8 +135,7 @@ def replay(problem: RideProblem, routes: Sequence[Sequence[int]]) -> Replay:
             sim.latest_min,
             sim.pickup_to_free_min,
             sim.shift_end_min[driver],
-            sim.travel.great_circle,
-            sim.travel.scale_km,
+            sim.travel.kernel_args,
         )
         for booking, pickup in zip(plan.tolist(), start.tolist(), strict=True):
             if served[booking]:
@@ -243,9 +242,14 @@ class RideModel:
         from_vec = np.vstack([sim.dropoff_vec[nb], problem.start_vec])
         busy_from = np.concatenate([sim.pickup_to_free_min[nb], np.zeros(n_drivers)])
         leg_km = sim.travel.distance_km(from_vec[:, None, :], sim.pickup_vec[nb][None, :, :])
+        leg_pace_km = (
+            sim.travel.pace_km(from_vec[:, None, :], sim.pickup_vec[nb][None, :, :])
+            if sim.travel.on_roads
+            else leg_km
+        )
         time_units = np.zeros((size, size), dtype=np.int64)
         cost_units = np.zeros((size, size), dtype=np.int64)
-        leg_min = leg_km * sim.minutes_per_km[nb][None, :]
+        leg_min = leg_pace_km * sim.minutes_per_km[nb][None, :]
         time_units[: n_nodes + n_drivers, :n_nodes] = np.ceil(
             (busy_from[:, None] + leg_min) * TIME_SCALE
         )

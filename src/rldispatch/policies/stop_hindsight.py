@@ -74,8 +74,13 @@ def solve_stop_scenario(
     km = sim.travel.distance_km(vec[:, None, :], vec[None, :, :])
     km[:, 0] = 0.0
     km[0, :] = 0.0
+    pace_km = km
+    if sim.travel.on_roads:
+        pace_km = sim.travel.pace_km(vec[:, None, :], vec[None, :, :])
+        pace_km[:, 0] = 0.0
+        pace_km[0, :] = 0.0
     pace = np.where(booking_of >= 0, sim.minutes_per_km[np.maximum(booking_of, 0)], 0.0)
-    travel_min = km * pace[None, :]
+    travel_min = pace_km * pace[None, :]
     transit = np.ceil((service[:, None] + travel_min) * TIME_SCALE).astype(np.int64)
     arc_cost = np.round(km * reward.km_cost * COST_SCALE).astype(np.int64)
     service_units = np.ceil(service * TIME_SCALE).astype(np.int64)

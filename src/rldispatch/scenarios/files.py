@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,24 @@ def load_scenario(path: str | Path) -> Scenario:
             raise ScenarioError(f"{path}: {SOURCE_KEY}: must be a JSON object")
         data = {key: value for key, value in data.items() if key != SOURCE_KEY}
     try:
-        return scenario_from_dict(data)
+        scenario = scenario_from_dict(data)
     except ScenarioError as error:
         raise ScenarioError(f"{path}: {error}") from None
+    return _road_network_beside(scenario, path)
+
+
+def _road_network_beside(scenario: Scenario, path: Path) -> Scenario:
+    """A scenario's road network file, a relative path taken from the scenario file's folder;
+    refused when it is not there."""
+    named = scenario.travel.road_network
+    if named is None:
+        return scenario
+    network = Path(named)
+    if not network.is_absolute():
+        network = path.parent / network
+    if not network.is_file():
+        raise ScenarioError(f"{path}: travel.road_network: no such file '{named}'")
+    return replace(scenario, travel=replace(scenario.travel, road_network=str(network)))
 
 
 def load_scenario_source(path: str | Path) -> dict[str, Any] | None:

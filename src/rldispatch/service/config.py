@@ -18,6 +18,8 @@ environment variable            meaning (default)
 ``RLDISPATCH_TRAVEL``           the fleet's travel model: a JSON file holding the scenario
                                 format's ``travel`` block, or a scenario file (its block)
                                 (none: the model's preset's)
+``RLDISPATCH_ROAD_NETWORK``     an OpenStreetMap extract (``.osm.pbf``): travel on its roads
+                                instead of the formula, for every request (none)
 ``RLDISPATCH_REWARD``           the reward weights, a JSON file (none: the model's own)
 ``RLDISPATCH_REQUEST_BUDGET_MS``
                                 wall-clock budget of one suggestion or round, ms from its
@@ -67,6 +69,7 @@ ENV_MODELS_DIR = "RLDISPATCH_MODELS_DIR"
 ENV_RETAIN_DAYS = "RLDISPATCH_RETAIN_DAYS"
 ENV_ARCHIVE_DIR = "RLDISPATCH_ARCHIVE_DIR"
 ENV_TRAVEL = "RLDISPATCH_TRAVEL"
+ENV_ROAD_NETWORK = "RLDISPATCH_ROAD_NETWORK"
 ENV_REWARD = "RLDISPATCH_REWARD"
 ENV_TILE_URL = "RLDISPATCH_TILE_URL"
 DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -191,6 +194,7 @@ class ServiceConfig:
     retain_days: int | None = None
     archive_dir: Path | None = None
     travel_path: Path | None = None
+    road_network_path: Path | None = None
     reward_path: Path | None = None
     tile_url: str = DEFAULT_TILE_URL
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -216,6 +220,7 @@ class ServiceConfig:
         travel_path: str | Path | None = None,
         reward_path: str | Path | None = None,
         tile_url: str | None = None,
+        road_network_path: str | Path | None = None,
     ) -> ServiceConfig:
         """The configuration of the options given (None: not given), the environment's for
         the others. ``fallback_time_limit_s=0`` means no cap, ``lookahead_budget_ms=0`` no
@@ -263,6 +268,9 @@ class ServiceConfig:
             travel_path=Path(travel)
             if (travel := travel_path or environ.get(ENV_TRAVEL))
             else None,
+            road_network_path=Path(roads)
+            if (roads := road_network_path or environ.get(ENV_ROAD_NETWORK))
+            else None,
             reward_path=Path(reward)
             if (reward := reward_path or environ.get(ENV_REWARD))
             else None,
@@ -281,6 +289,22 @@ class ServiceConfig:
         if self.travel_path is None:
             return None
         return load_travel_file(self.travel_path)
+
+    def road_network(self) -> str | None:
+        """The road network file every request travels on (None: the formula), read once
+        here so that a missing or broken file is refused before the service starts.
+
+        :raises ValueError: naming the file when it cannot be used.
+        """
+        if self.road_network_path is None:
+            return None
+        from rldispatch.sim.road_network import load_road_network
+
+        try:
+            load_road_network(self.road_network_path)
+        except ValueError as error:
+            raise ValueError(f"road-network: {error}") from None
+        return str(self.road_network_path)
 
     def reward(self) -> RewardConfig | None:
         """The reward weights of ``reward_path`` (None: not given).
@@ -342,6 +366,8 @@ def config_environ(config: ServiceConfig) -> dict[str, str]:
         values[ENV_ARCHIVE_DIR] = str(config.archive_dir)
     if config.travel_path is not None:
         values[ENV_TRAVEL] = str(config.travel_path)
+    if config.road_network_path is not None:
+        values[ENV_ROAD_NETWORK] = str(config.road_network_path)
     if config.reward_path is not None:
         values[ENV_REWARD] = str(config.reward_path)
     if config.tokens_file is not None:

@@ -1,8 +1,10 @@
 """Compiled inner loops of the simulator (Numba).
 
-Both functions work on the embedded points of :class:`rldispatch.sim.travel.TravelModel`:
-``great_circle`` selects ``scale_km * asin(|u - v| / 2)`` (latitude/longitude on the unit
-sphere, ``scale_km = 2 R detour``) over the plain Euclidean ``|u - v|``. They release the GIL
+They work on the embedded points of :class:`rldispatch.sim.travel.TravelModel` and take its
+``kernel_args``, ``travel = (great_circle, scale_km, road_km, road_pace_km)``: on the formula
+(empty road tables) ``great_circle`` selects ``scale_km * asin(|u - v| / 2)`` (latitude/longitude
+on the unit sphere, ``scale_km = 2 R detour``) over the plain Euclidean ``|u - v|``; on a road
+network a point's first component is its place's row in the road tables. They release the GIL
 (``nogil``): a server's other threads, its event loop among them, run while one fills a large
 day's table.
 """
@@ -32,6 +34,26 @@ def distance_km(
 
 
 @njit(cache=True, inline="always")
+def leg_km(a: np.ndarray, b: np.ndarray, travel) -> tuple[float, float]:  # pragma: no cover
+    """(km, pace km) of the leg between two embedded points: its time is the pace km times
+    the minutes per km of the booking it leads to (see ``rldispatch.sim.travel``)."""
+    great_circle, scale_km, road_km, road_pace_km = travel
+    if road_km.shape[0] > 0:
+        i = int(a[0])
+        j = int(b[0])
+        if i >= 0 and j >= 0:
+            return np.float64(road_km[i, j]), np.float64(road_pace_km[i, j])
+        total = 0.0
+        for k in range(1, a.shape[0]):
+            diff = a[k] - b[k]
+            total += diff * diff
+        km = scale_km * math.asin(min(math.sqrt(total) * 0.5, 1.0))
+        return km, km
+    km = distance_km(a, b, great_circle, scale_km)
+    return km, km
+
+
+@njit(cache=True, inline="always")
 def _best_position(
     driver,
     booking,
@@ -54,8 +76,7 @@ def _best_position(
     ride_km,
     fits,
     shift_end_min,
-    great_circle,
-    scale_km,
+    travel,
     late_after_min,
     late_cost,
     delay_cost,
@@ -75,10 +96,8 @@ def _best_position(
         prev_min = pos_prev_min[driver, p]
         if p == 0 and prev_min < now_min:
             prev_min = now_min
-        to_pickup = distance_km(
-            pos_prev_vec[driver, p], pickup_vec[booking], great_circle, scale_km
-        )
-        start = max(prev_min + to_pickup * minutes_per_km[booking], earliest_min[booking])
+        to_pickup, to_pickup_pace = leg_km(pos_prev_vec[driver, p], pickup_vec[booking], travel)
+        start = max(prev_min + to_pickup_pace * minutes_per_km[booking], earliest_min[booking])
         if start > latest_min[booking] + tolerance:
             continue
         complete = start + pickup_to_free_min[booking]
@@ -86,11 +105,9 @@ def _best_position(
         delay = 0.0
         if pos_has_next[driver, p]:
             following = pos_next_booking[driver, p]
-            to_next = distance_km(
-                dropoff_vec[booking], pickup_vec[following], great_circle, scale_km
-            )
+            to_next, to_next_pace = leg_km(dropoff_vec[booking], pickup_vec[following], travel)
             next_start = max(
-                complete + to_next * minutes_per_km[following], earliest_min[following]
+                complete + to_next_pace * minutes_per_km[following], earliest_min[following]
             )
             delay = next_start - pos_next_start[driver, p]
             if delay > pos_next_slack[driver, p] + tolerance:
@@ -116,8 +133,7 @@ def fill_best_insertions(
     booking_state,
     fits,
     shift_end_min,
-    great_circle,
-    scale_km,
+    travel,
     rules,
     best_valid,
     best_cost,
@@ -179,8 +195,7 @@ def fill_best_insertions(
                 ride_km,
                 fits,
                 shift_end_min,
-                great_circle,
-                scale_km,
+                travel,
                 late_after_min,
                 late_cost,
                 delay_cost,
@@ -205,8 +220,7 @@ def schedule_plan(
     latest_min,
     pickup_to_free_min,
     shift_end_min,
-    great_circle,
-    scale_km,
+    travel,
 ):  # pragma: no cover - compiled
     """Pickup starts, completion times, legs (min and km) and slack of a driver's plan.
 
@@ -217,14 +231,15 @@ def schedule_plan(
     start = np.empty(size)
     complete = np.empty(size)
     leg_min = np.empty(size)
-    leg_km = np.empty(size)
+    legs_km = np.empty(size)
     slack = np.empty(size)
     time = start_min
     here = start_vec
     for k in range(size):
         booking = plan[k]
-        leg_km[k] = distance_km(here, pickup_vec[booking], great_circle, scale_km)
-        leg_min[k] = leg_km[k] * minutes_per_km[booking]
+        km, pace_km = leg_km(here, pickup_vec[booking], travel)
+        legs_km[k] = km
+        leg_min[k] = pace_km * minutes_per_km[booking]
         start[k] = max(time + leg_min[k], earliest_min[booking])
         complete[k] = start[k] + pickup_to_free_min[booking]
         time = complete[k]
@@ -234,7 +249,7 @@ def schedule_plan(
         for k in range(size - 2, -1, -1):
             wait_next = start[k + 1] - (complete[k] + leg_min[k + 1])
             slack[k] = min(latest_min[plan[k]] - start[k], wait_next + slack[k + 1])
-    return start, complete, leg_min, leg_km, slack
+    return start, complete, leg_min, legs_km, slack
 
 
 @njit(cache=True, nogil=True)
@@ -246,7 +261,7 @@ def write_positions(
     dropoff_vec,
     start,
     complete,
-    leg_km,
+    legs_km,
     slack,
     plan_state,
 ):  # pragma: no cover - compiled
@@ -273,7 +288,7 @@ def write_positions(
         pos_next_booking[driver, k] = plan[k]
         pos_next_start[driver, k] = start[k]
         pos_next_slack[driver, k] = slack[k]
-        pos_prev_next_km[driver, k] = leg_km[k]
+        pos_prev_next_km[driver, k] = legs_km[k]
 
 
 @njit(cache=True, nogil=True)

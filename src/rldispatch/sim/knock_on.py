@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
-from rldispatch.sim.kernels import distance_km
+from rldispatch.sim.kernels import leg_km
 from rldispatch.sim.simulator import DaySimulator
 
 
@@ -33,8 +33,7 @@ def knock_on_effects(
     requested_min,
     pickup_to_free_min,
     late_after_min,
-    great_circle,
-    scale_km,
+    travel,
 ):  # pragma: no cover - compiled
     """For each pair: planned bookings its insertion makes late, the delay of the next
     planned pickup, the delay summed over the rest of the plan and the minutes of lateness
@@ -58,8 +57,8 @@ def knock_on_effects(
         first = True
         while k < end:
             following = plan_flat[k]
-            leg = distance_km(here, pickup_vec[following], great_circle, scale_km)
-            start = max(time + leg * minutes_per_km[following], earliest_min[following])
+            _, pace_km = leg_km(here, pickup_vec[following], travel)
+            start = max(time + pace_km * minutes_per_km[following], earliest_min[following])
             delay = start - plan_start_flat[k]
             if first:
                 next_delay[q] = max(delay, 0.0)
@@ -121,6 +120,5 @@ def plan_knock_on(
         sim.requested_min,
         sim.pickup_to_free_min,
         LATE_AFTER_REQUESTED_MIN,
-        sim.travel.great_circle,
-        sim.travel.scale_km,
+        sim.travel.kernel_args,
     )

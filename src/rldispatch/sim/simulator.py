@@ -146,7 +146,12 @@ class DaySimulator:
         self.dropoff_vec = self.travel.embed(self.dropoff_xy)
         self.minutes_per_km = self.travel.minutes_per_km(self.requested_min)
         self.ride_km = self.travel.distance_km(self.pickup_vec, self.dropoff_vec)
-        self.ride_min = self.ride_km * self.minutes_per_km
+        self.ride_pace_km = (
+            self.travel.pace_km(self.pickup_vec, self.dropoff_vec)
+            if self.travel.on_roads
+            else self.ride_km
+        )
+        self.ride_min = self.ride_pace_km * self.minutes_per_km
         # Time from the start of the pickup to the end of the drop-off.
         self.pickup_to_free_min = 2.0 * self.service_min + self.ride_min
 
@@ -173,7 +178,7 @@ class DaySimulator:
         """Make every leg to each booking and its ride take ``factor[booking]`` times as
         long (a realised day for a hindsight plan); only before anything is planned."""
         self.minutes_per_km = self.minutes_per_km * np.asarray(factor, dtype=np.float64)
-        self.ride_min = self.ride_km * self.minutes_per_km
+        self.ride_min = self.ride_pace_km * self.minutes_per_km
         self.pickup_to_free_min = 2.0 * self.service_min + self.ride_min
 
     # --- state -------------------------------------------------------------------------------
@@ -311,8 +316,7 @@ class DaySimulator:
             self.latest_min,
             self.pickup_to_free_min,
             self.shift_end_min[driver],
-            self.travel.great_circle,
-            self.travel.scale_km,
+            self.travel.kernel_args,
         )
         self.plan_start[driver] = start
         self.plan_complete[driver] = complete
@@ -392,8 +396,7 @@ class DaySimulator:
             self._booking_state(),
             self.fits,
             self.shift_end_min,
-            self.travel.great_circle,
-            self.travel.scale_km,
+            self.travel.kernel_args,
             INSERTION_RULES,
             valid,
             cost,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from rldispatch.sim.kernels import distance_km
+from rldispatch.sim.kernels import leg_km
 
 PICKUP, DROPOFF, BREAK = 0, 1, 2
 COST_TIE = 1e-9
@@ -42,8 +42,7 @@ def schedule_stops(
     break_latest,
     break_duration,
     shift_end_min,
-    great_circle,
-    scale_km,
+    travel,
     tolerance,
     start_out,
     leg_min_out,
@@ -88,9 +87,9 @@ def schedule_stops(
             time = start + break_duration[ref]
             continue
         target = pickup_vec[ref] if kind == PICKUP else dropoff_vec[ref]
-        leg = distance_km(here, target, great_circle, scale_km)
+        leg, pace_km = leg_km(here, target, travel)
         leg_km_out[k] = leg
-        leg_min_out[k] = leg * minutes_per_km[ref]
+        leg_min_out[k] = pace_km * minutes_per_km[ref]
         total_km += leg
         arrive = time + leg_min_out[k]
         if kind == PICKUP:
@@ -141,8 +140,7 @@ def fill_stop_insertions(
     picked_done_min,
     break_state,
     shift_end_min,
-    great_circle,
-    scale_km,
+    travel,
     rules,
     best_valid,
     best_cost,
@@ -222,8 +220,7 @@ def fill_stop_insertions(
                             break_latest[driver],
                             break_duration[driver],
                             shift_end_min[driver],
-                            great_circle,
-                            scale_km,
+                            travel,
                             tolerance,
                             start_out,
                             leg_min_out,

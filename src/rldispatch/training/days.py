@@ -18,6 +18,7 @@ the days the uninterrupted one would have. A source describes itself as JSON
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +154,49 @@ class ScenarioDays(TrainingDays):
         }
 
 
+class RoadNetworkDays(TrainingDays):
+    """The days of another source, every one travelling on a road network (an OpenStreetMap
+    extract, see :mod:`rldispatch.sim.road_network`) instead of its own formula."""
+
+    def __init__(self, days: TrainingDays, road_network: str) -> None:
+        self.days = days
+        self.road_network = str(road_network)
+        self.preset = days.preset
+        self.selection_days = [self._on_roads(day) for day in days.selection_days]
+
+    def _on_roads(self, day: Scenario) -> Scenario:
+        if day.coords != "latlon":
+            raise DaysError(
+                f"road network: day {day.name} has coords '{day.coords}'; a road network needs "
+                "latitude and longitude"
+            )
+        return replace(day, travel=replace(day.travel, road_network=self.road_network))
+
+    def day(self, index: int) -> Scenario:
+        return self._on_roads(self.days.day(index))
+
+    def with_selection_days(self, days: list[Scenario]) -> TrainingDays:
+        self.selection_days = [self._on_roads(day) for day in days]
+        return self
+
+    def max_drivers(self) -> int:
+        return self.days.max_drivers()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": "road_network",
+            "road_network": self.road_network,
+            "days": self.days.describe(),
+        }
+
+
 def days_from_description(description: dict[str, Any]) -> TrainingDays:
     """The source :meth:`TrainingDays.describe` described."""
     source = description.get("source")
+    if source == "road_network":
+        return RoadNetworkDays(
+            days_from_description(description["days"]), description["road_network"]
+        )
     if source == "fleets":
         distribution = FleetDayDistribution(
             fleet_sizes=tuple(description["fleet_sizes"]),

@@ -36,9 +36,10 @@ from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.env import DispatchEnv
 from rldispatch.files import atomic_write_json, read_json, remove_unfinished_writes
 from rldispatch.rewards import RewardConfig
+from rldispatch.sim.noise import Uncertainty
 from rldispatch.training.callbacks import Callback, ProgressBar, TensorBoard
 from rldispatch.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from rldispatch.training.days import TrainingDays, days_from_description
+from rldispatch.training.days import RoadNetworkDays, TrainingDays, days_from_description
 from rldispatch.training.evaluation import evaluate_policy, summarise_days
 from rldispatch.training.threads import single_threaded_numerics
 
@@ -138,6 +139,7 @@ def train(
     on_evaluation: EvaluationHook | None = None,
     torch_threads: int | None = 1,
     reward: RewardConfig | None = None,
+    uncertainty: Uncertainty | None = None,
 ) -> TrainResult:
     """Train an agent of ``kind`` with ``config`` on ``days`` (see the module docstring).
 
@@ -147,6 +149,8 @@ def train(
         None leaves them.
     :param reward: the reward weights the agent learns under (default: the defaults); the
         model files record them.
+    :param uncertainty: an uncertain day to train and select on (None: the certain day);
+        the model files record it.
     """
     if torch_threads is not None:
         single_threaded_numerics(torch_threads)
@@ -154,7 +158,9 @@ def train(
     callbacks: list[Callback] = [ProgressBar(progress)]
     if tensorboard:
         callbacks.append(TensorBoard(RunPaths(Path(out_dir)).tensorboard))
-    run = TrainingRun(kind, config, Path(out_dir), days, settings, callbacks, on_evaluation, reward)
+    run = TrainingRun(
+        kind, config, Path(out_dir), days, settings, callbacks, on_evaluation, reward, uncertainty
+    )
     run.start(resume)
     return run.run()
 
@@ -176,8 +182,20 @@ def resume_training(out_dir: str | Path, **options: Any) -> TrainResult:
     budget = {key: options.pop(key) for key in ("max_days", "max_seconds") if key in options}
     settings = RunSettings(**{**saved["settings"], **budget})
     days = days_from_description(saved["days"])
-    reward = RewardConfig(**saved.get("env_config", {}).get("reward", {}))
-    return train(kind, config, out_dir, days, settings, resume=True, reward=reward, **options)
+    saved_env = saved.get("env_config", {})
+    reward = RewardConfig(**saved_env.get("reward", {}))
+    uncertainty = Uncertainty(**saved_env["uncertainty"]) if saved_env.get("uncertainty") else None
+    return train(
+        kind,
+        config,
+        out_dir,
+        days,
+        settings,
+        resume=True,
+        reward=reward,
+        uncertainty=uncertainty,
+        **options,
+    )
 
 
 class TrainingRun:
@@ -193,6 +211,7 @@ class TrainingRun:
         callbacks: Sequence[Callback],
         on_evaluation: EvaluationHook | None,
         reward: RewardConfig | None = None,
+        uncertainty: Uncertainty | None = None,
     ) -> None:
         if not isinstance(config, kind.config_type):
             raise TrainingError(f"config: a {kind.name} run takes a {kind.config_type.__name__}")
@@ -208,6 +227,8 @@ class TrainingRun:
         self.env_config = kind.train_env_config(days.max_drivers())
         if reward is not None:
             self.env_config = replace(self.env_config, reward=reward)
+        if uncertainty is not None and uncertainty.active:
+            self.env_config = replace(self.env_config, uncertainty=uncertainty)
         self.env = DispatchEnv(preset=None, scenarios=[days.day(0)], config=self.env_config)
         self.env.reset(seed=settings.seed)
         self.learner: Learner = kind.new_learner(config, self.env, settings.seed)
@@ -466,6 +487,11 @@ class TrainingRun:
             "seed": self.settings.seed,
             "resumed": self.resumed,
             "stopped_by_time_limit": self.stopped_by_time_limit,
+            **(
+                {"road_network": self.days.road_network}
+                if isinstance(self.days, RoadNetworkDays)
+                else {}
+            ),
         }
 
     def _metrics_document(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from rldispatch.scenarios.presets import TUNING_SEEDS, make_preset
 from rldispatch.training.days import (
     FleetDays,
     PresetDays,
+    RoadNetworkDays,
     TrainingDays,
     days_from_description,
 )
@@ -45,6 +46,8 @@ class TuneError(ValueError):
 def tuning_selection_days(days: TrainingDays, count: int) -> list[Scenario]:
     """The first ``count`` days of ``TUNING_SEEDS`` in the style of ``days``: the days every
     trial is scored on (never a training day, never a held-out day)."""
+    if isinstance(days, RoadNetworkDays):  # the same days; the wrapper puts them on its roads
+        return tuning_selection_days(days.days, count)
     if isinstance(days, FleetDays):
         return days.distribution.tuning_days(count)
     if isinstance(days, PresetDays):
@@ -110,12 +113,15 @@ class TuneSettings:
             raise TuneError(f"minutes: must be > 0 per trial, got {self.max_minutes}")
         days = self.days if self.days is not None else default_days(kind)
         description = days.describe()
+        on_roads = description["source"] == "road_network"
+        own = description["days"] if on_roads else description
         if self.eval_days is None:
-            self._set("eval_days", DEFAULT_EVAL_DAYS.get(description["source"], 5))
+            self._set("eval_days", DEFAULT_EVAL_DAYS.get(own["source"], 5))
         if self.eval_days < 1:
             raise TuneError(f"eval_days: must be at least 1, got {self.eval_days}")
         # A fresh copy of the source, so the caller's days keep their own selection days.
-        days = days_from_description({**description, "selection": self.eval_days})
+        own = {**own, "selection": self.eval_days}
+        days = days_from_description({**description, "days": own} if on_roads else own)
         self._set("days", days.with_selection_days(tuning_selection_days(days, self.eval_days)))
         if self.eval_every is None:
             every = max(1, self.max_days // 5) if self.max_days else DEFAULT_EVAL_EVERY_TIMED

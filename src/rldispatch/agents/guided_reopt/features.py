@@ -131,7 +131,12 @@ def build_features(sim: DaySimulator, problem: RideProblem) -> StateFeatures:
     booking_rows = np.zeros((free.size, len(BOOKING_FEATURES)), dtype=np.float32)
     if free.size:
         km = _distance_km(sim, free_vec, sim.pickup_vec[free])  # (drivers, free)
-        arrive = np.maximum(free_min[:, None], now) + km * sim.minutes_per_km[free][None, :]
+        pace_km = (
+            sim.travel.pace_km(free_vec[:, None, :], sim.pickup_vec[free][None, :, :])
+            if sim.travel.on_roads
+            else km
+        )
+        arrive = np.maximum(free_min[:, None], now) + pace_km * sim.minutes_per_km[free][None, :]
         slack = sim.latest_min[free][None, :] - arrive
         slack = np.where((sim.shift_end_min > now)[:, None], slack, -np.inf)
         open_idx = np.flatnonzero(sim.status == OPEN)

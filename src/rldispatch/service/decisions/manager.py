@@ -198,6 +198,8 @@ class RLDispatchManager:
         A request that carries its own is played with it.
     :param reward: the reward weights answers are scored under (``serve --reward``; None:
         the model's own); they weigh a ``reopt`` fallback's and a lookahead's choices.
+    :param road_network: an OpenStreetMap extract every request travels on (``serve
+        --road-network``; None: the formula), a request's own travel block included.
     """
 
     def __init__(
@@ -214,6 +216,7 @@ class RLDispatchManager:
         lookahead: Lookahead | None = None,
         travel: TravelConfig | None = None,
         reward: RewardConfig | None = None,
+        road_network: str | None = None,
     ) -> None:
         if fallback_policy not in BASELINES:
             raise ValueError(
@@ -240,6 +243,8 @@ class RLDispatchManager:
         if travel is not None:
             self.day = replace(self.day, travel=travel)
             self.travel_source = "serve --travel"
+        if road_network is not None:
+            self.day = replace(self.day, travel=replace(self.day.travel, road_network=road_network))
         self._travel_counts = {"requests_with_travel": 0, "travel_differs_from_training": 0}
         differing = self.reward_status()["differing"]
         if differing:

@@ -153,6 +153,7 @@ def state_body(
         body["shared_rides"] = bool(scenario.shared_rides)
     if with_travel:
         body["travel"] = travel_to_dict(scenario.travel)
+        body["travel"].pop("road_network", None)  # the service is started with its own
     return body
 
 

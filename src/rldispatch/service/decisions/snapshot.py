@@ -150,11 +150,14 @@ def driver_from_request(
     free = free_in_min
     for where, service_min, done_in_min in committed:
         if done_in_min is None:
-            travel = TravelModel(_TravelSource(day.coords, day.travel))
-            a, b = travel.embed(np.array([start, where]))
-            km = float(travel.distance_km(a, b))
+            legs = np.array([start, where])
+            travel = TravelModel(_TravelSource(day.coords, day.travel), places=legs)
+            a, b = travel.embed(legs)
+            pace_km = float(travel.pace_km(a, b))
             at = minute_of_day - day.start_min + max(free, 0.0)  # minutes into the service day
-            free = max(free, 0.0) + km * float(travel.minutes_per_km(np.array(at))) + service_min
+            free = (
+                max(free, 0.0) + pace_km * float(travel.minutes_per_km(np.array(at))) + service_min
+            )
         else:
             free = done_in_min
         start = where
@@ -224,7 +227,8 @@ def live_env(
     whatever the number of open bookings.
     """
     if state.travel is not None:
-        day = replace(day, travel=state.travel)
+        # A request cannot name a file of the server: the service's road network, if any.
+        day = replace(day, travel=replace(state.travel, road_network=day.travel.road_network))
     origin_min = min(day.start_min, state.minute_of_day)
     now = state.minute_of_day - origin_min
     travel = (

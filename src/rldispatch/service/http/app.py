@@ -51,6 +51,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         lookahead=config.lookahead_settings,
         travel=config.travel(),
         reward=config.reward(),
+        road_network=config.road_network(),
     )
     store = Store(config.resolved_database_url)
     watcher = SwitchWatcher(store, manager)
