@@ -110,8 +110,15 @@ class StopRideModel:
         km = sim.travel.distance_km(vec[:, None, :], vec[None, :, :])
         km[:, 0] = 0.0
         km[0, :] = 0.0
+        pace_km = km  # the km a leg's time is counted on (on a road network, its own)
+        if sim.travel.on_roads:
+            pace_km = sim.travel.pace_km(vec[:, None, :], vec[None, :, :])
+            pace_km[:, 0] = 0.0
+            pace_km[0, :] = 0.0
         pace = np.where(self.booking_of >= 0, sim.minutes_per_km[booking], 0.0)
-        transit = np.ceil((service[:, None] + km * pace[None, :]) * TIME_SCALE).astype(np.int64)
+        transit = np.ceil((service[:, None] + pace_km * pace[None, :]) * TIME_SCALE).astype(
+            np.int64
+        )
         arc_cost = np.round(km * reward.km_cost * COST_SCALE).astype(np.int64)
         service_units = np.ceil(service * TIME_SCALE).astype(np.int64)
 
