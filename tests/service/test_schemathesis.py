@@ -170,10 +170,9 @@ def _keep_stops(driver: dict[str, Any], shared_rides: bool) -> None:
     for stop in plan:
         stop.pop("done_in_min", None)
     if not shared_rides:
-        on_board = [
-            s for s in plan if s.get("kind") == "dropoff" and s["booking_id"][-3:-1] == "-d"
-        ]
-        driver["plan"] = [s for s in plan if s not in on_board[1:]]
+        picked = {s["booking_id"] for s in plan if s.get("kind") == "pickup"}
+        on_board = [s for s in plan if s.get("kind") == "dropoff" and s["booking_id"] not in picked]
+        driver["plan"] = [s for s in plan if all(s is not extra for extra in on_board[1:])]
 
 
 def _keep_fleet_rules(body: dict[str, Any]) -> None:
