@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from rldispatch.domain import MAX_BREAKS
 from rldispatch.service.http.fleet_schemas import MAX_STOPS_PER_DRIVER
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
 
@@ -127,7 +128,7 @@ def _keep_plan_in_order(driver: dict[str, Any], name: str) -> None:
             stop["location"] = stop.get("location") or {"lat": 46.2, "lon": 6.14}
     on_board = [stop for stop in stops if stop.get("kind") == "dropoff"]
     pickups = [stop for stop in stops if stop.get("kind") == "pickup"]
-    breaks = [_keep_break(stop) for stop in stops if stop.get("kind") == "break"]
+    breaks = [_keep_break(stop) for stop in stops if stop.get("kind") == "break"][:MAX_BREAKS]
     plan = []
     for index, stop in enumerate(on_board):
         stop["booking_id"] = f"{stop['booking_id'][:40]}-{name}-d{index}"

@@ -210,6 +210,10 @@ def test_a_suggestion_answers_the_pickup_and_drop_off_positions(server: ServerPr
             lambda s: s.update(shared_rides=False),
             "drivers[0].plan[0]: two bookings on board at once",
         ),
+        (
+            lambda s: s["drivers"][1].update(plan=[dict(BREAK)] * 11),
+            "plan: 11 breaks, at most 10 a shift",
+        ),
     ],
 )
 def test_bad_plans_of_stops_are_refused_naming_the_field(

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rldispatch.domain import (
+    MAX_BREAKS,
     MAX_DETOUR,
     MAX_SPEED_FACTOR,
     MAX_SPEED_KMH,
@@ -222,8 +223,8 @@ class DriverIn(StrictModel):
     """A driver: where and when it is free of the work it has set off for, its shift, its
     places and its plan. Without a plan (the older request shape) it is just where and when
     it will be free. Rules: ``shift_ends_in_min`` is after ``shift_starts_in_min`` (default:
-    now); a plan holds each booking's pickup at most once, its drop-off once and after it;
-    see the stop's description for the two shapes of plan."""
+    now); a plan holds each booking's pickup at most once, its drop-off once and after it,
+    and at most 10 breaks; see the stop's description for the two shapes of plan."""
 
     id: Identifier
     position: Location = Field(
@@ -269,6 +270,9 @@ class DriverIn(StrictModel):
                 "shift_ends_in_min: the shift ends before it starts "
                 f"({self.shift_ends_in_min} <= shift_starts_in_min {starts})"
             )
+        breaks = sum(stop.kind == "break" for stop in self.plan)
+        if breaks > MAX_BREAKS:
+            raise ValueError(f"plan: {breaks} breaks, at most {MAX_BREAKS} a shift")
         picked: set[str] = set()
         dropped: set[str] = set()
         for index, stop in enumerate(self.plan):
