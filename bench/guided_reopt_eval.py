@@ -15,8 +15,12 @@ ablations (only the prizes, only the end values: the same network with the other
 switched off). ``reopt`` is also the untrained model (a zero network gives its decisions,
 tested). The days: ``held_out_days`` (geneva, fleets 7, 13 and 24 in turn, ``HELD_OUT_SEEDS``)
 and ``lausanne`` preset days (12 drivers, overloaded, from ``HELD_OUT_SEEDS``). It prints each
-policy's mean reward, completion, the paired difference to ``reopt`` with its 95% CI, and
-decision times (p50, p99) against ``reopt``'s.
+policy's mean reward, completion, the paired difference to ``reopt`` with its 95% CI (and
+that of the service part of the reward alone: served, late, cancelled, km, without the
+idle-wait penalty and the balance bonus), and decision times (p50, p99) against ``reopt``'s.
+``--policies`` also takes ``reopt within T`` and ``reopt within T overloaded`` (``reopt``
+holding planned bookings back until their pickup is T minutes ahead; with ``overloaded`` only
+while its plan leaves a known booking out).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.reports.stats import mean_ci, paired_difference
+from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import FleetDayDistribution, held_out_days
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
 from rldispatch.training.days import FleetDays
@@ -51,6 +57,7 @@ TRAINING_DEMAND = (0.8, 1.6)
 def run_training(args: argparse.Namespace) -> None:
     config = GuidedReoptConfig(
         terms=args.terms,
+        label_every=args.label_every,
         label_jobs=args.jobs,
         label_cache=str(Path(args.out).parent / "guided_reopt_labels"),
     )
@@ -84,6 +91,19 @@ def _times(days: list) -> dict[str, float]:
     }
 
 
+def _service(day: PlayedDay) -> float:
+    """The day's reward from service alone: bookings served, late pickups, cancellations and
+    km, without the idle-wait penalty and the workload-balance bonus."""
+    weights = RewardConfig()
+    late = round(day.late_pickup_rate * day.served)
+    return (
+        weights.assignment_bonus * day.served
+        - weights.late_pickup_penalty * late
+        - weights.cancellation_penalty * day.cancelled
+        - weights.km_cost * day.distance_km
+    )
+
+
 def _report(days: list[str], results: dict) -> dict:
     report = {"days": list(days), "policies": {}, "vs_reopt": {}}
     for name, played in results.items():
@@ -98,6 +118,9 @@ def _report(days: list[str], results: dict) -> dict:
             report["vs_reopt"][name] = paired_difference(
                 [d.reward for d in played], [d.reward for d in results["reopt"]]
             )
+            report["vs_reopt"][name]["service"] = paired_difference(
+                [_service(d) for d in played], [_service(d) for d in results["reopt"]]
+            )
     return report
 
 
@@ -109,6 +132,11 @@ def _print(label: str, report: dict) -> None:
         if pair is not None:
             low, high = pair["ci95"]
             diff = f", - reopt {pair['reward_diff_mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f})"
+            service = pair["service"]
+            low, high = service["ci95"]
+            diff += (
+                f" [service only {service['reward_diff_mean']:+.1f} ({low:+.1f} to {high:+.1f})]"
+            )
         ms = part["decision_ms"]
         print(
             f"  {name:>16}: reward {part['reward']['mean']:.1f}, completion "
@@ -138,6 +166,14 @@ def run_evaluation(args: argparse.Namespace) -> None:
     policies = {}
     if "reopt" in names:
         policies["reopt"] = make_baseline("reopt")
+    for name in names:
+        if name.startswith("reopt within "):
+            minutes, *overloaded = name.removeprefix("reopt within ").split(" ")
+            policies[name] = ReoptPolicy(
+                commit_within_min=float(minutes),
+                hold_only_if_overloaded=bool(overloaded),
+                overload_left_out=int(overloaded[1]) if len(overloaded) > 1 else 1,
+            )
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
         if "guided-reopt" in names:
@@ -212,8 +248,9 @@ def main() -> None:
     training.add_argument("--minutes", type=float, default=25.0)
     training.add_argument("--out", default="runs/guided_reopt")
     training.add_argument("--jobs", type=int, default=2)
-    training.add_argument("--terms", default="all", choices=("all", "prize", "value"))
+    training.add_argument("--terms", default="prize,value")
     training.add_argument("--eval-every", type=int, default=10)
+    training.add_argument("--label-every", type=int, default=8)
     training.add_argument("--selection-days", type=int, default=4)
     training.set_defaults(handler=run_training)
     evaluation = verbs.add_parser("eval")
@@ -221,7 +258,10 @@ def main() -> None:
     evaluation.add_argument(
         "--policies",
         default="reopt,guided-reopt,prize only,value only",
-        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only'",
+        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
+        "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
+        "'reopt within T overloaded [n]' (holding back only while its plan leaves n bookings, "
+        "default 1, out)",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)

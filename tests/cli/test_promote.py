@@ -368,7 +368,7 @@ def test_a_margin_that_is_not_finite_is_refused(
 
 
 def test_an_uncertain_day_on_a_road_network_is_stated_in_the_decision(
-    tmp_path: Path, days: Path, models: Path
+    tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rldispatch.scenarios.presets import GENEVA_CENTRE
     from rldispatch.scenarios.street_grid import write_street_grid
@@ -381,3 +381,6 @@ def test_an_uncertain_day_on_a_road_network_is_stated_in_the_decision(
     assert decision["uncertainty"]["travel_cv"] == 0.2
     assert decision["uncertainty"]["no_show_rate"] == 0.05
     assert decision["road_network"] == str(grid)
+    line = "trained on the travel formula, played on the road network grid.osm.pbf"
+    assert f"challenger: {line}\n" in capsys.readouterr().out
+    assert decision["road_network_override"] == {"challenger": line}

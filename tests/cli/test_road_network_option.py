@@ -134,3 +134,35 @@ def test_an_xy_day_is_refused_on_a_road_network(
     argv = ["simulate", "--scenario", str(tmp_path / "plain.json"), "--road-network", str(grid)]
     assert main(argv) == 2
     assert "day plain has coords 'xy'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("trained_on_roads", "played_on_roads", "line"),
+    [
+        (True, False, "trained on the road network grid.osm.pbf, played on the travel formula"),
+        (False, True, "trained on the travel formula, played on the road network grid.osm.pbf"),
+        (True, True, None),
+    ],
+)
+def test_evaluate_names_a_travel_other_than_the_models_training(
+    trained_on_roads: bool,
+    played_on_roads: bool,
+    line: str | None,
+    tmp_path: Path,
+    grid: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = {"road_network": str(grid)} if trained_on_roads else {}
+    model = save_untrained_model(tmp_path / "model.safetensors", training_summary=summary)
+    out = tmp_path / "report.json"
+    argv = ["evaluate", "--model", str(model), "--episodes", "1", "--json", str(out)]
+    assert main([*argv, *(["--road-network", str(grid)] if played_on_roads else [])]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(out.read_text())
+    name = load_learned_model(model).policy.name
+    if line is None:
+        assert "trained on the" not in printed
+        assert "road_network_override" not in report
+    else:
+        assert f"{name}: {line}\n" in printed
+        assert report["road_network_override"] == {name: line}

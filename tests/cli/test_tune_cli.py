@@ -92,6 +92,27 @@ def test_a_worker_with_other_settings_than_the_study_exits_2(tmp_path, capsys):
     assert _trials(url, "rldispatch") == []
 
 
+def test_tune_trains_and_scores_trials_on_an_uncertain_day_and_the_study_records_it(
+    tmp_path, capsys
+):
+    out = tmp_path / "out"
+    noise = ["--travel-noise", "0.2", "--no-show-rate", "0.05", "--service-delay", "0.1"]
+    assert main(["tune", *FAST, *noise, "--trials", "1", "--out", str(out), "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    line = "on an uncertain day (travel noise 0.2, no-show rate 0.05, service delay 0.1)"
+    assert f"trials {line}" in printed
+    assert line in (out / "top_trials.md").read_text()
+    summary = json.loads((out / "tuning_summary.json").read_text())
+    wanted = {"travel_cv": 0.2, "no_show_rate": 0.05, "service_delay_cv": 0.1, "seed": 0}
+    assert summary["settings"]["uncertainty"] == wanted
+    (trial,) = _trials(f"sqlite:///{out / 'study.db'}", "rldispatch")
+    run = json.loads((Path(trial.user_attrs["run_dir"]) / "run.json").read_text())
+    assert run["env_config"]["uncertainty"] == wanted
+    # A worker on the certain day does not join the study of the uncertain one.
+    assert main(["tune", *FAST, "--trials", "1", "--out", str(out), "--no-plots"]) == 2
+    assert "uncertainty: study has {'travel_cv': 0.2" in capsys.readouterr().err
+
+
 def test_a_worker_with_another_agent_than_the_study_exits_2_in_one_line(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     settings = TuneSettings(agent="dqn", max_days=1, eval_days=1)

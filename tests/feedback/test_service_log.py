@@ -120,11 +120,13 @@ def play_day(client: TestClient, day: date, scenario: Scenario) -> ServedDay:
     return ServedDay(scenario, asked, pickup_min)
 
 
-def service_app(url: str, data_dir: Path) -> TestClient:
+def service_app(url: str, data_dir: Path, **options: Any) -> TestClient:
+    """:param options: further :meth:`ServiceConfig.from_env` options."""
     config = ServiceConfig.from_env(
         {"RLDISPATCH_TOKENS": READ_TOKEN, "RLDISPATCH_ADMIN_TOKENS": ADMIN_TOKEN},
         data_dir=data_dir,
         database_url=url,
+        **options,
     )
     return TestClient(create_app(config))
 
@@ -660,6 +662,44 @@ def test_a_booking_that_only_waited_through_rounds_that_assigned_nothing_is_coll
     assert day.counts["suggestions_used"] == 3
     assert day.counts["rounds_without_assignment"] == 2
     assert result.skipped_rows == ()
+
+
+def test_collected_days_travel_as_the_service_played_them(tmp_path: Path) -> None:
+    """The log records the travel each request was played with (its own block, else the
+    service's ``--travel``) and the service's road network: a rebuilt day travels so."""
+    from rldispatch.scenarios.presets import GENEVA_CENTRE
+    from rldispatch.scenarios.street_grid import write_street_grid
+
+    grid = write_street_grid(tmp_path / "grid.osm.pbf", GENEVA_CENTRE, 8, 8, spacing_km=0.9)
+    served = {"speed_kmh": 30.0, "detour": 1.35, "hourly_speed_factor": [1.0] * 24}
+    (tmp_path / "travel.json").write_text(json.dumps(served))
+    own = {"speed_kmh": 20.0, "detour": 1.5, "start_hour": 5.0}
+    url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
+    options = {"travel_path": tmp_path / "travel.json", "road_network_path": grid}
+    with service_app(url, tmp_path / "data", **options) as client:
+        play_rounds(client, DAY_A)
+        for number, travel in ((1, own), (2, own), (3, None)):
+            body = round_body(DAY_B, 420.0 + number, [])
+            body["booking"] = round_booking(DAY_B, number, 30.0)
+            answer = client.post(
+                "/rl/suggest",
+                json={**body, **({"travel": travel} if travel else {})},
+                headers=auth(),
+            )
+            assert answer.status_code == 200, answer.text
+
+    result = collect_service_days(url, DAY_A, DAY_B, day_start_hour=6.0, min_bookings=1)
+
+    assert result.skipped_rows == ()
+    rounds, suggested = result.days
+    assert rounds.scenario.travel.speed_kmh == 30.0 and rounds.scenario.travel.detour == 1.35
+    assert rounds.scenario.travel.hourly_speed_factor == (1.0,) * 24
+    assert suggested.scenario.travel.speed_kmh == 20.0 and suggested.scenario.travel.detour == 1.5
+    for day in result.days:
+        assert day.scenario.travel.road_network == str(grid)
+        assert day.scenario.travel.start_hour == 6.0  # the collected day's minute 0
+    assert "1 request played with another travel model than the day's" in " ".join(suggested.notes)
+    assert not any("travel" in note for note in rounds.notes)
 
 
 def pruned_to(url: str, archive: Path, first_kept: date, *, cut_short: bool = False) -> None:

@@ -206,6 +206,20 @@ def test_a_studys_reward_weights_are_stored_only_when_they_are_not_the_defaults(
     assert TuneSettings.from_dict(weighted.to_dict()).reward == doubled
 
 
+def test_a_studys_uncertain_day_is_stored_only_when_something_is_drawn():
+    from rldispatch.sim.noise import Uncertainty
+
+    days = PresetDays("geneva", selection=0)
+    certain = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1, uncertainty=None)
+    assert "uncertainty" not in certain.to_dict()  # earlier studies still match
+    zero = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1, uncertainty=Uncertainty())
+    assert "uncertainty" not in zero.to_dict()
+    noise = Uncertainty(travel_cv=0.2, no_show_rate=0.05, service_delay_cv=0.1, seed=3)
+    noisy = TuneSettings(agent="dqn", days=days, max_days=2, eval_days=1, uncertainty=noise)
+    assert noisy.to_dict()["uncertainty"]["no_show_rate"] == 0.05
+    assert TuneSettings.from_dict(noisy.to_dict()).uncertainty == noise
+
+
 def test_days_on_a_road_network_keep_their_source_and_select_on_its_roads(tmp_path: Path):
     from rldispatch.training.days import RoadNetworkDays, days_from_description
 

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rldispatch.agents.config_fields import HyperparameterConfig
-from rldispatch.agents.serving import ModelLoadError, ProbeDay, ServedModel
+from rldispatch.agents.serving import (
+    ModelLoadError,
+    ProbeDay,
+    ServedModel,
+    trained_road_network,
+)
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
@@ -86,6 +91,11 @@ class LearnedModel:
     version: str
     path: Path
     training_summary: dict[str, Any]
+
+    @property
+    def road_network(self) -> str | None:
+        """The road network file it was trained on (None: the travel formula)."""
+        return trained_road_network(self.training_summary)
 
     def env_config_for(self, days: Sequence[Scenario]) -> EnvConfig:
         """The env config to play ``days`` with (a kind may fix its driver slots)."""

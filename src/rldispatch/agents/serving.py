@@ -10,7 +10,7 @@ values (``slot_values``, and ``slot_pick`` among them), and the action of a disp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +29,33 @@ ProbeDay = Callable[[str | None, EnvConfig], DispatchEnv]
 """A tiny live day of a preset's area (two drivers, one booking, at the start of the service
 day) on an env config, as the service builds a request's env: what a kind may probe a model
 with before it serves."""
+
+
+def trained_road_network(training_summary: Mapping[str, Any] | None) -> str | None:
+    """The road network file a model was trained on, as its training summary names it (None:
+    the travel formula)."""
+    named = (training_summary or {}).get("road_network")
+    return None if named is None else str(named)
+
+
+def road_network_difference(
+    trained: str | None, played: str | None | Sequence[str | None]
+) -> str | None:
+    """One line saying how the travel a model plays differs from its training's (None: the
+    same). A road network is known by its file name: the path it was trained at may lie on
+    another machine."""
+    networks = [played] if played is None or isinstance(played, str) else list(played)
+    names = sorted({_travel_name(network) for network in networks})
+    wanted = _travel_name(trained)
+    if names == [wanted]:
+        return None
+    return f"trained on {wanted}, played on {' and '.join(names)}"
+
+
+def _travel_name(road_network: str | None) -> str:
+    if road_network is None:
+        return "the travel formula"
+    return f"the road network {Path(road_network).name}"
 
 
 class ModelLoadError(ValueError):
@@ -88,6 +115,8 @@ class ServedModel(Protocol):
     runtime: str
     can_look_ahead: bool
     """Whether its players take a :class:`Lookahead` (the others ignore it)."""
+    road_network: str | None
+    """The road network file it was trained on (None: the travel formula)."""
 
     @property
     def max_drivers(self) -> int | None:

@@ -109,14 +109,16 @@ def register(subparsers: Any) -> None:
         metavar="KMH",
         type=float,
         default=DEFAULT_TRAVEL.speed_kmh,
-        help=f"free-flow speed of the travel model (default: {DEFAULT_TRAVEL.speed_kmh:g})",
+        help="free-flow speed of the travel model of days whose log does not record the "
+        f"travel played (default: {DEFAULT_TRAVEL.speed_kmh:g})",
     )
     parser.add_argument(
         "--detour",
         metavar="FACTOR",
         type=float,
         default=DEFAULT_TRAVEL.detour,
-        help=f"road distance over straight-line distance (default: {DEFAULT_TRAVEL.detour:g})",
+        help="road distance over straight-line distance, as --speed-kmh "
+        f"(default: {DEFAULT_TRAVEL.detour:g})",
     )
     parser.add_argument(
         "--timezone",

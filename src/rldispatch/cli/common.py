@@ -471,6 +471,24 @@ def choose_reward(
     return RewardChoice(weights, source, overridden)
 
 
+def say_road_network_differences(
+    models: Mapping[str, str | None], scenarios: Sequence[Scenario], out: Any = None
+) -> dict[str, str]:
+    """Per model (label: the road network file it trained on, None: the formula) whose
+    training travel differs from the days' (each day's ``travel.road_network``): one line
+    saying how, printed (to ``out``, default stdout) and returned for the report."""
+    from rldispatch.agents.serving import road_network_difference
+
+    played = [scenario.travel.road_network for scenario in scenarios]
+    differing = {}
+    for label, trained in models.items():
+        line = road_network_difference(trained, played)
+        if line:
+            differing[label] = line
+            print(f"{label}: {line}", file=out or sys.stdout)
+    return differing
+
+
 def _fraction(name: str, high: float) -> Any:
     def parse(text: str) -> float:
         try:

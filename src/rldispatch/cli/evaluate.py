@@ -24,6 +24,7 @@ from rldispatch.cli.common import (
     choose_reward,
     days_from_args,
     repeat_stochastic,
+    say_road_network_differences,
     uncertainty_from_args,
     uncertainty_report,
 )
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compare_baseline:
         policies |= {other: make_baseline(other, seed=args.seed) for other in COMPARED_BASELINES}
     reward = choose_reward(args, {name: model.env_config.reward})
+    roads = say_road_network_differences({name: model.road_network}, days.scenarios)
     uncertainty = uncertainty_from_args(args)
     env_config = replace(
         model.env_config_for(days.scenarios), reward=reward.weights, uncertainty=uncertainty
@@ -163,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         **days.report_fields(),
         **reward.report_fields(),
         **uncertainty_report(uncertainty),
+        **({"road_network_override": roads} if roads else {}),
     }
     route_days = html_route_days(day_indexes, days, policies, results, env_config)
     if args.hindsight:

@@ -34,6 +34,7 @@ from rldispatch.cli.common import (
     on_road_network,
     positive_int,
     road_network_from_args,
+    say_road_network_differences,
     uncertainty_from_args,
     uncertainty_report,
 )
@@ -180,6 +181,13 @@ class Contender:
             own = agent_kind(self.kind).play_env_config(self.env_config, days)
         yardstick = reward_of.env_config or own
         return replace(own, reward=yardstick.reward)
+
+    @property
+    def road_network(self) -> str | None:
+        """The road network file it was trained on (None: the travel formula)."""
+        from rldispatch.agents.serving import trained_road_network
+
+        return trained_road_network(self.training_summary)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -461,8 +469,19 @@ def run(args: argparse.Namespace) -> int:
             if contender.env_config is not None
         }
         reward = choose_reward(args, weights, out=out)
+        roads = say_road_network_differences(
+            {
+                name: contender.road_network
+                for name, contender in (("champion", champion), ("challenger", challenger))
+                if contender.env_config is not None
+            },
+            held.days.scenarios,
+            out=out,
+        )
         uncertainty = uncertainty_from_args(args)
         decision = measure(challenger, champion, held, args.margin, args.jobs, reward, uncertainty)
+        if roads:
+            decision["road_network_override"] = roads
         role = "challenger" if args.as_challenger is not None else "champion"
         promoted = decision["decision"] == "promoted"
         decision["role"] = role if promoted else None

@@ -21,10 +21,12 @@ from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
     add_reward_argument,
     add_road_network_argument,
+    add_uncertainty_arguments,
     non_negative_int,
     positive_int,
     reward_from_args,
     road_network_from_args,
+    uncertainty_from_args,
 )
 from rldispatch.scenarios.presets import PRESETS
 from rldispatch.text import plural
@@ -95,6 +97,7 @@ def register(subparsers: Any) -> None:
     what.add_argument("--seed", type=int, default=0, help="training seed of every trial")
     add_reward_argument(what)
     add_road_network_argument(what)
+    add_uncertainty_arguments(parser)
     what.add_argument(
         "--config",
         type=Path,
@@ -239,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             base_config=base_config,
             reward=reward_from_args(args),
+            uncertainty=uncertainty_from_args(args),
         )
         heartbeat = HeartbeatSettings(args.heartbeat_s, args.grace_s, args.max_retry)
         pruner = PrunerSettings(args.pruner, args.pruner_startup_trials, args.warmup_evals)

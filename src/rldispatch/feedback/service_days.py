@@ -5,8 +5,8 @@ rules)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -33,7 +33,11 @@ from rldispatch.scenarios.history.results import (
     SkippedRow,
 )
 from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
-from rldispatch.service.log.round_states import resolve_round_request
+from rldispatch.service.log.round_states import (
+    logged_road_network,
+    resolve_round_request,
+    suggestion_body,
+)
 from rldispatch.service.log.tables import NOTHING_ASSIGNED
 from rldispatch.text import plural
 
@@ -78,6 +82,8 @@ class _Day:
     drivers: list[DriverSeen] = field(default_factory=list)
     outcome_rows: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
+    travels: Counter[TravelConfig] = field(default_factory=Counter)
+    """The travel the service played the day's requests with (rows that logged it)."""
 
 
 class ServiceDayBuilder:
@@ -170,7 +176,7 @@ class ServiceDayBuilder:
         schema, body_data = (
             (RoundRequest, request["state"])
             if round_clock is not None
-            else (SuggestRequest, request)
+            else (SuggestRequest, suggestion_body(request))
         )
         try:
             body = schema.model_validate(body_data)
@@ -196,6 +202,9 @@ class ServiceDayBuilder:
             if known is None or (seen.clock, seen.row_id) < (known.clock, known.row_id):
                 self.first_seen[seen.booking_id] = seen
         target = self.days[day]
+        if body.travel is not None:
+            played = travel_for(body.travel.to_domain(), self.day_start_hour)
+            target.travels[replace(played, road_network=logged_road_network(request))] += 1
         target.drivers.extend(drivers)
         target.suggestion_ids.append(row_id)
         target.counts["suggestions_read"] += 1
@@ -308,6 +317,20 @@ class ServiceDayBuilder:
                 }
             )
 
+    def _travel(self, state: _Day, notes: list[str]) -> TravelConfig:
+        """The travel the service played the day with (of several, the most requests'; a
+        note counts the others), else the options' (a log that did not record it)."""
+        if not state.travels:
+            return self.travel
+        (played, _), *others = state.travels.most_common()
+        if others:
+            other = sum(count for _, count in others)
+            notes.append(
+                f"{plural(other, 'request')} played with another travel model than the "
+                "day's (the most requests'), rebuilt with the day's"
+            )
+        return played
+
     def _drivers(self, day: date, seen: list[DriverSeen]) -> tuple[list[Driver], list[str]]:
         start = service_day_start(day, self.day_start_hour)
         by_driver: dict[str, list[DriverSeen]] = defaultdict(list)
@@ -356,6 +379,7 @@ class ServiceDayBuilder:
             outcome_ids = [o["outcome_id"] for o in outcome_rows]
             day_bookings = sorted(bookings_by_day[day], key=lambda b: (b.requested_min, b.id))
             drivers, notes = self._drivers(day, state.drivers)
+            travel = self._travel(state, notes)
             left_out = [p for p in unplaced if p.day == day]
             if left_out:
                 notes.append(
@@ -379,7 +403,7 @@ class ServiceDayBuilder:
                         horizon_min=float(self.horizon_min),
                         drivers=tuple(drivers),
                         bookings=tuple(day_bookings),
-                        travel=self.travel,
+                        travel=travel,
                         shared_rides=any(d.shared_rides for d in state.drivers),
                     )
                 except ScenarioError as error:

@@ -105,6 +105,13 @@ class ReoptPolicy:
     :param time_limit_s: optional wall-clock cap per re-plan (None: none, deterministic).
     :param seed: 0 keeps the bookings in day order in the model; another value shuffles
         them (the solver's tie-breaking).
+    :param commit_within_min: commit a booking the plan gives to a driver only once its
+        planned pickup is at most this many minutes ahead (None: as soon as it is planned);
+        until then it stays open, planned again at each re-plan.
+    :param hold_only_if_overloaded: with ``commit_within_min``, hold bookings back only while
+        the last re-plan left at least ``overload_left_out`` open bookings of its problem out of
+        the plan (the fleet cannot serve everything it knows of); otherwise commit as ``reopt``
+        does.
     """
 
     name = "reopt"
@@ -116,7 +123,14 @@ class ReoptPolicy:
         solution_limit: int = DEFAULT_SOLUTION_LIMIT,
         time_limit_s: float | None = None,
         seed: int = 0,
+        commit_within_min: float | None = None,
+        hold_only_if_overloaded: bool = False,
+        overload_left_out: int = 1,
     ) -> None:
+        if commit_within_min is not None and not commit_within_min >= 0:
+            raise ValueError("reopt: commit_within_min must be >= 0 (or None)")
+        if overload_left_out < 1:
+            raise ValueError("reopt: overload_left_out must be >= 1")
         if horizon_min <= 0 or replan_every_min < 0 or solution_limit < 0:
             raise ValueError(
                 "reopt: horizon_min must be > 0, replan_every_min >= 0, solution_limit >= 1"
@@ -126,6 +140,9 @@ class ReoptPolicy:
         self.solution_limit = int(solution_limit)
         self.time_limit_s = time_limit_s
         self.seed = int(seed)
+        self.commit_within_min = None if commit_within_min is None else float(commit_within_min)
+        self.hold_only_if_overloaded = bool(hold_only_if_overloaded)
+        self.overload_left_out = int(overload_left_out)
         self.fallbacks = 0
         self.replans = 0
         self.on_replan: ReplanListener | None = None
@@ -157,6 +174,7 @@ class ReoptPolicy:
         self._released_at_plan = -1
         self._assigned_at_plan = -1
         self._solved = False
+        self._left_out = 0
 
     def _assigned(self, sim: DaySimulator) -> int:
         return sum(len(plan) for plan in sim.plans) + int(sim.rides.sum())
@@ -172,7 +190,17 @@ class ReoptPolicy:
     def _planned_action(self, env: DispatchEnv) -> int | None:
         if not self._solved:
             return None
-        return planned_action(env, self._driver_of, self._pickup_of)
+        return planned_action(env, self.committable(env), self._pickup_of)
+
+    def committable(self, env: DispatchEnv) -> dict[int, int]:
+        """booking -> driver of the plan's bookings that may be committed now (all of them
+        unless ``commit_within_min`` holds back those planned for later)."""
+        if self.commit_within_min is None:
+            return self._driver_of
+        if self.hold_only_if_overloaded and self._left_out < self.overload_left_out:
+            return self._driver_of
+        until = env.sim.now_min + self.commit_within_min
+        return {b: d for b, d in self._driver_of.items() if self._pickup_of[b] <= until}
 
     def _fallback(self, env: DispatchEnv) -> int:
         """Cheapest insertion of a visible booking the plan has not seen (all of them when
@@ -263,6 +291,10 @@ class ReoptPolicy:
             for booking in route:
                 self._driver_of[booking] = driver
         self._pickup_of = model.planned_pickup_min(solution)
+        fixed = {b for plan in problem.fixed for b in plan}
+        self._left_out = sum(
+            1 for b in problem.bookings.tolist() if b not in fixed and b not in self._driver_of
+        )
 
     def _replan_stops(self, env: DispatchEnv, sim: StopDaySimulator) -> None:
         """The re-plan of a day of stops (:mod:`rldispatch.policies.stop_reopt`): shared
@@ -279,9 +311,11 @@ class ReoptPolicy:
         self._driver_of, self._pickup_of = {}, {}
         if solution is None:
             self._routes = [[] for _ in range(sim.n_drivers)]
+            self._left_out = len(bookings)
             return
         self._routes = model.booking_routes(solution)
         for driver, route in enumerate(self._routes):
             for booking in route:
                 self._driver_of[booking] = driver
         self._pickup_of = model.planned_pickup_min(solution)
+        self._left_out = sum(1 for b in bookings.tolist() if b not in self._driver_of)

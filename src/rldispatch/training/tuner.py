@@ -119,6 +119,7 @@ class TrialObjective:
                 tensorboard=self.tensorboard,
                 on_evaluation=report,
                 reward=settings.reward,
+                uncertainty=settings.uncertainty,
             )
         except optuna.TrialPruned:
             raise

@@ -192,7 +192,9 @@ def write_outputs(
             out_dir / "top_trials.md",
             f"# Top {len(top)} trials of study {study.study_name} ({settings.agent})\n\n"
             f"Reward: mean reward on {settings.eval_days} evaluation days after "
-            f"{settings.budget_text()}.\n\n" + top_trials_markdown(top, settings.space) + "\n",
+            f"{settings.budget_text()}{uncertainty_text(settings.to_dict())}.\n\n"
+            + top_trials_markdown(top, settings.space)
+            + "\n",
         )
     )
     files["param_importances"] = str(
@@ -218,6 +220,17 @@ def write_outputs(
     return summary
 
 
+def uncertainty_text(settings: dict[str, Any]) -> str:
+    """`` on an uncertain day (...)`` when the study's trials draw noise, else empty."""
+    noise = settings.get("uncertainty")
+    if not noise:
+        return ""
+    return (
+        f" on an uncertain day (travel noise {noise['travel_cv']:g}, no-show rate "
+        f"{noise['no_show_rate']:g}, service delay {noise['service_delay_cv']:g})"
+    )
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a few printed lines."""
     counts = summary["trials"]
@@ -234,6 +247,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"this worker: {plural(mine['total'], 'trial')} ({mine['complete']} complete, "
             f"{mine['pruned']} pruned, {mine['fail']} failed) in {worker['wall_time_s']:.0f} s"
         )
+    noise = uncertainty_text(summary["settings"])
+    if noise:
+        lines.append(f"trials{noise}")
     best = summary.get("best_trial")
     if best:
         lines.append(f"best: trial {best['number']}, mean evaluation reward {best['value']:.1f}")

@@ -21,6 +21,7 @@ from rldispatch.agents.search_space import Hyperparameter, config_from_params
 from rldispatch.domain import Scenario
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.presets import TUNING_SEEDS, make_preset
+from rldispatch.sim.noise import Uncertainty
 from rldispatch.training.days import (
     FleetDays,
     PresetDays,
@@ -88,6 +89,8 @@ class TuneSettings:
     :param base_config: the hyperparameters that are not tuned (default: the kind's defaults).
     :param reward: the reward weights trials learn and are scored under (default: the
         defaults; stored in the study only when they differ, so earlier studies still match).
+    :param uncertainty: the uncertain day trials train and are scored on (None: the certain
+        day; stored in the study only when something is drawn).
     """
 
     agent: str = DEFAULT_KIND
@@ -99,6 +102,7 @@ class TuneSettings:
     seed: int = 0
     base_config: HyperparameterConfig | None = None
     reward: RewardConfig | None = None
+    uncertainty: Uncertainty | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -220,10 +224,13 @@ class TuneSettings:
             seed=int(data["seed"]),
             base_config=base_config,
             reward=RewardConfig(**data["reward"]) if data.get("reward") else None,
+            uncertainty=Uncertainty(**data["uncertainty"]) if data.get("uncertainty") else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
         reward = {} if self.reward in (None, RewardConfig()) else {"reward": asdict(self.reward)}
+        if self.uncertainty is not None and self.uncertainty.active:
+            reward["uncertainty"] = self.uncertainty.to_dict()
         return {
             "agent": self.agent,
             "days": self.days.describe(),

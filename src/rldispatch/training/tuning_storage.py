@@ -141,6 +141,10 @@ def open_study(
     return OpenedStudy(study, created, sampler_seed, settings)
 
 
+OPTIONAL_SETTINGS = ("reward", "uncertainty")
+"""Settings a study stores only when they differ from the defaults."""
+
+
 def _check_joined_settings(study: optuna.Study, study_name: str, wanted: dict) -> None:
     stored = None
     for _ in range(50):  # a worker that created the study a moment ago may not have set it yet
@@ -157,10 +161,12 @@ def _check_joined_settings(study: optuna.Study, study_name: str, wanted: dict) -
             f"--agent {wanted['agent']}: study {study_name} tunes the {stored_agent} agent; "
             f"start this worker with --agent {stored_agent} or choose another --study"
         )
-    differing = [key for key in wanted if stored.get(key) != wanted[key]]
+    # The settings stored only when they are not the defaults count when either side has them.
+    keys = [*wanted, *(key for key in OPTIONAL_SETTINGS if key in stored and key not in wanted)]
+    differing = [key for key in keys if stored.get(key) != wanted.get(key)]
     if differing:
         details = "; ".join(
-            f"{key}: study has {_short(stored.get(key))}, this worker {_short(wanted[key])}"
+            f"{key}: study has {_short(stored.get(key))}, this worker {_short(wanted.get(key))}"
             for key in differing
         )
         raise TuneError(

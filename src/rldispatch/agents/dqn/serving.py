@@ -21,6 +21,7 @@ from rldispatch.agents.serving import (
     ModelLoadError,
     check_file_size,
     served_env_config,
+    trained_road_network,
 )
 from rldispatch.env import EnvConfig
 
@@ -48,6 +49,8 @@ class ModelInfo:
     env_config: EnvConfig
     observation_size: int
     n_actions: int
+    road_network: str | None = None
+    """The road network file it was trained on (None: the travel formula)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ class LoadedQModel:
     @property
     def env_config(self) -> EnvConfig:
         return self.info.env_config
+
+    @property
+    def road_network(self) -> str | None:
+        return self.info.road_network
 
     @property
     def max_drivers(self) -> int | None:
@@ -135,6 +142,7 @@ def model_info(
     env_config: Mapping[str, Any],
     observation_size: Any,
     n_actions: Any,
+    training_summary: Mapping[str, Any] | None = None,
 ) -> ModelInfo:
     """Check a model's declared shapes against its env config."""
     config = served_env_config(env_config)
@@ -154,6 +162,7 @@ def model_info(
         env_config=config,
         observation_size=int(observation_size),
         n_actions=int(n_actions),
+        road_network=trained_road_network(training_summary),
     )
 
 
@@ -198,6 +207,7 @@ def load_torch_model(path: Path) -> tuple[Any, ModelInfo]:
         metadata.env_config,
         metadata.observation_size,
         metadata.n_actions,
+        metadata.training_summary,
     )
     return loaded, info
 
@@ -252,6 +262,7 @@ def read_onnx_metadata(model_bytes: bytes) -> ModelInfo:
             data["env_config"],
             data["observation_size"],
             data["n_actions"],
+            data.get("training_summary") if isinstance(data, dict) else None,
         )
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, ModelLoadError):

@@ -9,7 +9,7 @@ from typing import ClassVar
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
 from rldispatch.agents.guided_reopt.network import TERMS
 
-TERM_CHOICES = ("all", *TERMS)
+TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate")
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,11 @@ class GuidedReoptConfig(HyperparameterConfig):
     prefix: ClassVar[str] = "guided-reopt"
 
     terms: str = hyperparameter(
-        "the learned terms in the solver's objective: 'prize' (per open booking), 'value' "
-        "(where and when each plan leaves its driver) or 'all'",
-        "all",
+        "the learned terms: 'prize' (per open booking) and 'value' (where and when each plan "
+        "leaves its driver) in the solver's objective, 'gate' (commit a planned booking now "
+        "or hold it open); one, two joined by a comma, or 'all' (the gate is off by default: "
+        "trained on full-information labels it lost reward, docs/guided_reopt.md)",
+        "prize,value",
         kind="choice",
         choices=TERM_CHOICES,
     )
@@ -68,6 +70,25 @@ class GuidedReoptConfig(HyperparameterConfig):
         kind="int",
         low=0,
     )
+    gate_floor_min: float = hyperparameter(
+        "the gate commits every planned booking whose pickup is at most this many minutes "
+        "ahead, whatever its score",
+        15.0,
+        low=0.0,
+    )
+    gate_steps_per_day: int = hyperparameter(
+        "full-batch gradient steps of the gate's weighted cross-entropy at the end of each "
+        "training day, on the gate rows of every day so far",
+        40,
+        kind="int",
+        low=0,
+    )
+    gate_hold_weight: float = hyperparameter(
+        "weight of a 'hold' label against a 'commit' label in the gate's cross-entropy",
+        1.0,
+        low=0.0,
+        low_open=True,
+    )
     horizon_min: float = hyperparameter(
         "plan the open bookings whose window opens within this many minutes (as reopt)",
         120.0,
@@ -81,4 +102,4 @@ class GuidedReoptConfig(HyperparameterConfig):
 
     def term_names(self) -> tuple[str, ...]:
         """The learned terms, by name."""
-        return TERMS if self.terms == "all" else (self.terms,)
+        return TERMS if self.terms == "all" else tuple(self.terms.split(","))

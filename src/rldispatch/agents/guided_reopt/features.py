@@ -64,7 +64,18 @@ BOOKING_FEATURES = (
 )
 END_FEATURES = ("free_in_h", "free_at_day", "centre_km", "demand_near", "hotspot", "empty_plan")
 STATE_FEATURES = ("day_share", "open_per_driver", "load", "urgent_rate")
-FEATURE_VERSION = 1
+GATE_FEATURES = (
+    "pickup_in_h",
+    "closes_in_h",
+    "pickup_slack_h",
+    "urgent",
+    "ride_h",
+    "notice_h",
+    "driver_busy_h",
+    "plan_rank",
+)
+"""The commit gate's rows (:mod:`rldispatch.agents.guided_reopt.gate` explains them)."""
+FEATURE_VERSION = 2
 NEAR_KM = 3.0
 """What counts as near (rivals, demand, hotspots)."""
 AHEAD_MIN = 60.0

@@ -18,8 +18,9 @@ import torch
 
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
 from rldispatch.agents.guided_reopt.features import build_features
+from rldispatch.agents.guided_reopt.gate import gate_rows, gate_targets, plan_rank
 from rldispatch.agents.guided_reopt.labels import LabelBudget, Labeller, LabelRequest
-from rldispatch.agents.guided_reopt.learning import LabelledState, fenchel_young_step
+from rldispatch.agents.guided_reopt.learning import LabelledState, fenchel_young_step, gate_step
 from rldispatch.agents.guided_reopt.model_file import (
     FORMAT_NAME,
     GuidedReoptMetadata,
@@ -41,6 +42,7 @@ from rldispatch.agents.serving import ModelLoadError, ProbeDay
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.ride_model import RideModel, RideProblem
+from rldispatch.sim.simulator import OPEN
 
 
 class GuidedReoptLearner(Learner):
@@ -63,7 +65,9 @@ class GuidedReoptLearner(Learner):
             jobs=config.label_jobs,
             cache_dir=config.label_cache or None,
         )
-        self.acting = GuidedReoptPolicy(self.network, horizon_min=config.horizon_min)
+        self.acting = GuidedReoptPolicy(
+            self.network, horizon_min=config.horizon_min, floor_min=config.gate_floor_min
+        )
         self.acting.on_replan = self._on_replan
         self.states: list[LabelledState] = []
         self.day_states: list[LabelledState] = []
@@ -86,7 +90,21 @@ class GuidedReoptLearner(Learner):
         if not features.free.size:
             return
         routes = model.booking_routes(solution)
-        self.day_states.append(LabelledState(env.sim.copy(), features, routes))
+        sim = env.sim
+        pickup_of = model.planned_pickup_min(solution)
+        driver_of = {b: d for d, route in enumerate(routes) for b in route}
+        floor = sim.now_min + self.config.gate_floor_min
+        asked = [
+            b
+            for b in env.visible.tolist()
+            if b in driver_of and sim.status[b] == OPEN and pickup_of[b] > floor
+        ]
+        rows = gate_rows(sim, asked, driver_of, pickup_of, plan_rank(sim, routes))
+        state = LabelledState(sim.copy(), features, routes)
+        state.gate_bookings = tuple(asked)
+        state.gate_drivers = tuple(driver_of[b] for b in asked)
+        state.gate_rows = rows
+        self.day_states.append(state)
         del warm_routes
 
     def start_day(self, env: DispatchEnv) -> None:
@@ -111,7 +129,8 @@ class GuidedReoptLearner(Learner):
             state.label = label
         self.states += self.day_states
         losses, shares = [], []
-        if self.states and self.config.updates_per_day:
+        gate_loss = self._gate_steps()
+        if self.states and self.config.updates_per_day and self.network.objective_terms:
             fresh = list(range(len(self.states) - len(self.day_states), len(self.states)))
             older = self.rng.integers(0, len(self.states), self.config.updates_per_day)
             order = (fresh + older.tolist())[: self.config.updates_per_day]
@@ -135,12 +154,38 @@ class GuidedReoptLearner(Learner):
             "q_mean": None,
             "disagreement": float(np.mean(shares)) if shares else None,
             "labelled_states": len(self.states),
+            "gate_loss": gate_loss,
         }
+
+    def _gate_steps(self) -> float | None:
+        """``gate_steps_per_day`` full-batch steps on the gate rows of every day so far."""
+        if "gate" not in self.network.terms or not self.config.gate_steps_per_day:
+            return None
+        rows, targets = [], []
+        for state in self.states:
+            if state.label is None or state.gate_rows is None or not state.gate_bookings:
+                continue
+            driver_of = dict(zip(state.gate_bookings, state.gate_drivers, strict=True))
+            rows.append(state.gate_rows)
+            targets.append(gate_targets(state.gate_bookings, driver_of, state.label))
+        if not rows:
+            return None
+        table, wanted = np.vstack(rows), np.concatenate(targets)
+        losses = [
+            gate_step(self.network, self.optimizer, table, wanted, self.config.gate_hold_weight)
+            for _ in range(self.config.gate_steps_per_day)
+        ]
+        return losses[0]
 
     def policy(self, name: str) -> GuidedReoptPolicy:
         network = copy.deepcopy(self.network)
         network.eval()
-        return GuidedReoptPolicy(network, name=name, horizon_min=self.config.horizon_min)
+        return GuidedReoptPolicy(
+            network,
+            name=name,
+            horizon_min=self.config.horizon_min,
+            floor_min=self.config.gate_floor_min,
+        )
 
     def save_model(
         self, path: str | Path, env_config: EnvConfig, preset: str | None, summary: dict
@@ -151,6 +196,7 @@ class GuidedReoptLearner(Learner):
             terms=list(config.term_names()),
             term_scale=config.term_scale,
             horizon_min=config.horizon_min,
+            gate_floor_min=config.gate_floor_min,
             env_config=env_config_to_dict(env_config),
             preset=preset,
             hyperparameters=config.to_dict(),
@@ -203,7 +249,10 @@ class GuidedReoptKind(AgentKind):
         return LearnedModel(
             kind=self.name,
             policy=GuidedReoptPolicy(
-                loaded.network, name=name or self.name, horizon_min=metadata.horizon_min
+                loaded.network,
+                name=name or self.name,
+                horizon_min=metadata.horizon_min,
+                floor_min=metadata.gate_floor_min,
             ),
             env_config=env_config_from_dict(metadata.env_config or {}),
             preset=metadata.preset,

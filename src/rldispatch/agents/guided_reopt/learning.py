@@ -37,12 +37,40 @@ from rldispatch.sim.simulator import DaySimulator
 
 @dataclass
 class LabelledState:
-    """A visited state, what the network read there, and (once solved) its label."""
+    """A visited state, what the network read there, and (once solved) its label.
+
+    ``gate_bookings`` are the planned bookings the commit gate was asked about there, each
+    with its planned driver (``gate_drivers``) and its gate row (``gate_rows``)."""
 
     sim: DaySimulator
     features: StateFeatures
     warm_routes: list[list[int]]
     label: StateLabel | None = None
+    gate_bookings: tuple[int, ...] = ()
+    gate_drivers: tuple[int, ...] = ()
+    gate_rows: np.ndarray | None = None
+
+
+def gate_step(
+    network: TermNetwork,
+    optimizer: torch.optim.Optimizer,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    hold_weight: float,
+) -> float:
+    """One full-batch step of the gate's weighted binary cross-entropy (commit = 1, hold =
+    0, a hold label weighing ``hold_weight``); returns the loss before the step."""
+    network.train()
+    logits = network.gate_logits(torch.from_numpy(np.asarray(rows, dtype=np.float32)))
+    target = torch.from_numpy(np.asarray(targets, dtype=np.float32))
+    weight = torch.where(target > 0.5, 1.0, float(hold_weight))
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight)
+    optimizer.zero_grad()
+    if loss.requires_grad:
+        loss.backward()
+        optimizer.step()
+    network.eval()
+    return float(loss.detach())
 
 
 @dataclass(frozen=True)

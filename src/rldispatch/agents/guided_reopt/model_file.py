@@ -12,9 +12,10 @@ from rldispatch.agents.guided_reopt.features import (
     BOOKING_FEATURES,
     END_FEATURES,
     FEATURE_VERSION,
+    GATE_FEATURES,
     STATE_FEATURES,
 )
-from rldispatch.agents.guided_reopt.network import TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.network import DEFAULT_TERMS, TERMS, TermNetwork
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -36,6 +37,7 @@ def feature_names() -> dict[str, list[str]]:
         "booking": list(BOOKING_FEATURES),
         "end": list(END_FEATURES),
         "state": list(STATE_FEATURES),
+        "gate": list(GATE_FEATURES),
     }
 
 
@@ -47,12 +49,15 @@ class GuidedReoptMetadata(MetadataFields):
     :param terms: the learned terms in use.
     :param term_scale: the bound of each term, in reward units.
     :param horizon_min: the re-plans' horizon.
+    :param gate_floor_min: the commit gate commits every planned booking whose pickup is at
+        most this many minutes ahead.
     """
 
     hidden: int
-    terms: list[str] = field(default_factory=lambda: list(TERMS))
+    terms: list[str] = field(default_factory=lambda: list(DEFAULT_TERMS))
     term_scale: float = 15.0
     horizon_min: float = 120.0
+    gate_floor_min: float = 15.0
     feature_version: int = FEATURE_VERSION
     features: dict[str, list[str]] = field(default_factory=feature_names)
     env_config: dict[str, Any] = field(default_factory=dict)

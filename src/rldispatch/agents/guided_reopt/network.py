@@ -1,9 +1,12 @@
-"""The network of ``guided-reopt``: a prize per open booking and a value per plan end.
+"""The network of ``guided-reopt``: a prize per open booking, a value per plan end and a
+commit score per planned booking.
 
-Two small multilayer perceptrons, one per term, each ``features -> hidden -> hidden -> 1``
-(ReLU), each output bounded as ``term_scale * tanh(output)`` reward units: a term can tip a
-close choice but never outweigh a booking's whole worth by much. The last layer of each
-starts at zero, so the untrained network adds nothing: the policy is then exactly ``reopt``.
+Small multilayer perceptrons, one per term, each ``features -> hidden -> hidden -> 1``
+(ReLU). The prize and the value are bounded as ``term_scale * tanh(output)`` reward units: a
+term can tip a close choice but never outweigh a booking's whole worth by much. The commit
+score is a logit (commit when it is at least 0; :mod:`.gate`). The last layer of each starts
+at zero, so the untrained network adds nothing and commits every planned booking: the policy
+is then exactly ``reopt``. The gate's head exists only when ``gate`` is one of its terms.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from torch import nn
 from rldispatch.agents.guided_reopt.features import (
     BOOKING_FEATURES,
     END_FEATURES,
+    GATE_FEATURES,
     STATE_FEATURES,
 )
 
-TERMS = ("prize", "value")
-"""The learned terms: ``prize`` (per open booking), ``value`` (per plan end)."""
+TERMS = ("prize", "value", "gate")
+"""The learned terms: ``prize`` (per open booking), ``value`` (per plan end), ``gate`` (commit
+or hold each booking the plan gives to a driver)."""
+DEFAULT_TERMS = ("prize", "value")
+"""The terms a network has unless told otherwise."""
 
 
 def _mlp(inputs: int, hidden: int) -> nn.Sequential:
@@ -42,7 +49,7 @@ class TermNetwork(nn.Module):
     """
 
     def __init__(
-        self, hidden: int = 32, terms: tuple[str, ...] = TERMS, term_scale: float = 15.0
+        self, hidden: int = 32, terms: tuple[str, ...] = DEFAULT_TERMS, term_scale: float = 15.0
     ) -> None:
         super().__init__()
         self.hidden = int(hidden)
@@ -50,6 +57,25 @@ class TermNetwork(nn.Module):
         self.term_scale = float(term_scale)
         self.prize = _mlp(len(BOOKING_FEATURES) + len(STATE_FEATURES), self.hidden)
         self.value = _mlp(len(END_FEATURES) + len(STATE_FEATURES), self.hidden)
+        if "gate" in self.terms:
+            self.gate = _mlp(len(GATE_FEATURES) + len(STATE_FEATURES), self.hidden)
+
+    @property
+    def objective_terms(self) -> bool:
+        """Whether the network adds terms to the re-plan's objective (prize or value)."""
+        return "prize" in self.terms or "value" in self.terms
+
+    def gate_logits(self, rows: torch.Tensor) -> torch.Tensor:
+        """Commit logit per gate row (0 without a gate: commit)."""
+        if "gate" not in self.terms or rows.shape[0] == 0:
+            return torch.zeros(rows.shape[0])
+        return self.gate(rows)[:, 0]
+
+    def gate_scores(self, rows: np.ndarray) -> np.ndarray:
+        """Commit logits as a NumPy array, computed in NumPy (commit when >= 0)."""
+        if "gate" not in self.terms or rows.shape[0] == 0:
+            return np.zeros(rows.shape[0])
+        return self._linear_stack(self.gate, rows)
 
     def prizes(self, rows: torch.Tensor) -> torch.Tensor:
         """Prize per booking row, in reward units."""
@@ -74,10 +100,13 @@ class TermNetwork(nn.Module):
         )
 
     def _forward(self, layers: nn.Sequential, rows: np.ndarray) -> np.ndarray:
+        return np.tanh(self._linear_stack(layers, rows)) * self.term_scale
+
+    def _linear_stack(self, layers: nn.Sequential, rows: np.ndarray) -> np.ndarray:
         out = np.asarray(rows, dtype=np.float32)
         linear = [layer for layer in layers if isinstance(layer, nn.Linear)]
         for k, layer in enumerate(linear):
             out = out @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
             if k < len(linear) - 1:
                 out = np.maximum(out, 0.0)
-        return np.tanh(out[:, 0].astype(np.float64)) * self.term_scale
+        return out[:, 0].astype(np.float64)

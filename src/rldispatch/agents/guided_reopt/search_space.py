@@ -6,7 +6,12 @@ from __future__ import annotations
 from rldispatch.agents.search_space import Hyperparameter
 
 GUIDED_REOPT_SEARCH_SPACE: tuple[Hyperparameter, ...] = (
-    Hyperparameter("terms", "terms", "the learned terms", choices=("all", "prize", "value")),
+    Hyperparameter(
+        "terms",
+        "terms",
+        "the learned terms",
+        choices=("prize,value", "prize", "value", "gate", "all"),
+    ),
     Hyperparameter("hidden", "hidden", "width of each head's hidden layers", choices=(16, 32, 64)),
     Hyperparameter("term_scale", "scale", "bound of each term (reward units)", low=2.0, high=20.0),
     Hyperparameter("learning_rate", "lr", "Adam step size", low=3e-5, high=3e-3, log=True),

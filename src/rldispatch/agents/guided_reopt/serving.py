@@ -29,6 +29,7 @@ from rldispatch.agents.serving import (
     ModelLoadError,
     driver_slots,
     served_env_config,
+    trained_road_network,
 )
 from rldispatch.env import EnvConfig
 
@@ -53,6 +54,11 @@ class LoadedGuidedModel:
     kind: Literal["guided-reopt"] = "guided-reopt"
 
     @property
+    def road_network(self) -> str | None:
+        """The road network file it was trained on (None: the travel formula)."""
+        return trained_road_network(self.metadata.training_summary)
+
+    @property
     def max_drivers(self) -> int | None:
         """None: it plays any fleet."""
         return None
@@ -73,7 +79,11 @@ class LoadedGuidedModel:
         """A player of its own (the policy keeps the plan of the env it last saw); it does
         not look ahead (its re-plans already weigh every open booking)."""
         return GuidedPlayer(
-            GuidedReoptPolicy(self.model.network, horizon_min=self.metadata.horizon_min)
+            GuidedReoptPolicy(
+                self.model.network,
+                horizon_min=self.metadata.horizon_min,
+                floor_min=self.metadata.gate_floor_min,
+            )
         )
 
 

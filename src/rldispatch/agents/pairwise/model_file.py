@@ -138,12 +138,13 @@ def save_untrained_model(
     seed: int = 0,
     adjust: Callable[[PairQNetwork], None] | None = None,
     reward: RewardConfig | None = None,
+    training_summary: dict[str, Any] | None = None,
 ) -> Path:
     """A model file of the network before any training: the known reward of an action
     (``reward``'s weights, default the defaults, which the file records; shaping weight 1,
     scale 0.2) added to zeroed output layers, its other weights drawn from ``seed``.
     ``adjust`` may change the network before it is saved (tests and benchmarks blur its
-    pair scores to make a weaker model)."""
+    pair scores to make a weaker model); ``training_summary`` is recorded as given."""
     import torch
 
     from rldispatch.agents.pairwise.reward import TrainingReward
@@ -161,5 +162,6 @@ def save_untrained_model(
         head_hidden=network.head_hidden,
         candidates_per_booking=6,
         env_config=asdict(EnvConfig(max_drivers=30, reward=reward)),
+        training_summary=dict(training_summary or {}),
     )
     return save_pairwise_model(path, network, metadata)

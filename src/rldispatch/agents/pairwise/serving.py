@@ -39,6 +39,7 @@ from rldispatch.agents.serving import (
     check_runtime,
     driver_slots,
     served_env_config,
+    trained_road_network,
 )
 from rldispatch.env import EnvConfig
 
@@ -78,6 +79,11 @@ class LoadedPairwiseQModel:
     scorer: OnnxPairQ | None = None
     kind: str = "pairwise"
     can_look_ahead: bool = True
+
+    @property
+    def road_network(self) -> str | None:
+        """The road network file it was trained on (None: the travel formula)."""
+        return trained_road_network(self.metadata.training_summary)
 
     def env_config_for(self, n_drivers: int) -> EnvConfig:
         """The model's env config with :func:`driver_slots` driver slots."""

@@ -58,7 +58,13 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from rldispatch.agents.serving import MAX_MODEL_BYTES, InvalidValues, Lookahead, ServedModel
+from rldispatch.agents.serving import (
+    MAX_MODEL_BYTES,
+    InvalidValues,
+    Lookahead,
+    ServedModel,
+    road_network_difference,
+)
 from rldispatch.domain import Booking, ScenarioError, TravelConfig, travel_to_dict
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
@@ -254,6 +260,9 @@ class RLDispatchManager:
                 self.model_version,
                 ", ".join(differing),
             )
+        roads = self.road_network_differing()
+        if roads:
+            logger.warning("the model %s was %s", self.model_version, roads)
         self.stats = SuggestionStats()
         self._state = state or ToggleState()
         self._state_lock = threading.Lock()
@@ -605,8 +614,17 @@ class RLDispatchManager:
             "source": self.travel_source,
             "served": travel_to_dict(self.day.travel),
             "trained": travel_to_dict(self.trained_travel()),
+            "trained_road_network": self.model.road_network if self.model else None,
+            "road_network_differing": self.road_network_differing(),
             "requests": self.travel_counts(),
         }
+
+    def road_network_differing(self) -> str | None:
+        """How the road network requests travel on differs from the champion's training
+        (None: the same, or no model)."""
+        if self.model is None:
+            return None
+        return road_network_difference(self.model.road_network, self.day.travel.road_network)
 
     def reward_status(self) -> dict[str, Any]:
         """The reward weights answers are scored under, the champion's own, and which differ."""

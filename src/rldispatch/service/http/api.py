@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from rldispatch.database_url import mask_database_url
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, TravelConfig
 from rldispatch.service.decisions import workload
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.decisions.manager import RLDispatchManager
@@ -57,6 +57,7 @@ from rldispatch.service.http.schemas import (
     ToggleStateOut,
 )
 from rldispatch.service.log.retention import Retention, log_size
+from rldispatch.service.log.round_states import ROAD_NETWORK
 from rldispatch.service.log.store import (
     OutcomeRecord,
     OutcomeRefused,
@@ -241,7 +242,7 @@ async def suggest(
                 shadow_reason=suggestion.shadow_reason,
                 model_version=suggestion.model_version,
                 latency_ms=suggestion.latency_ms,
-                request=body,
+                request=logged_suggestion_request(body, manager.day.travel),
                 response=response,
             )
         )
@@ -250,6 +251,16 @@ async def suggest(
 
     text = await workload.answer(request, len(raw), budget, work)
     return Response(text or "{}", media_type="application/json")
+
+
+def logged_suggestion_request(body: SuggestRequest, served: TravelConfig) -> Any:
+    """What a suggestion's row records of its request: the body with the travel block it was
+    played with (its own, else the service's), and the service's road network file beside
+    it when there is one (:func:`rldispatch.service.log.round_states.suggestion_body`)."""
+    played = body.as_played(served)
+    if served.road_network is None:
+        return played
+    return {**played.model_dump(mode="json"), ROAD_NETWORK: served.road_network}
 
 
 def new_budget(request: Request) -> RequestBudget:

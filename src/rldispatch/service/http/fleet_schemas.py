@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -449,6 +449,16 @@ class TravelIn(StrictModel):
         description="the speed's factor in each clock hour 0-23 (rush hours below 1)",
     )
 
+    @classmethod
+    def from_domain(cls, travel: TravelConfig) -> TravelIn:
+        """The block of ``travel`` (its road network, a file of the server, left out)."""
+        return cls(
+            speed_kmh=travel.speed_kmh,
+            detour=travel.detour,
+            start_hour=travel.start_hour,
+            hourly_speed_factor=list(travel.hourly_speed_factor),
+        )
+
     def to_domain(self) -> TravelConfig:
         return TravelConfig(
             speed_kmh=self.speed_kmh,
@@ -581,6 +591,13 @@ class FleetState(StrictModel):
                     )
                 where[stop.booking_id] = place
         return self
+
+    def as_played(self, served: TravelConfig) -> Self:
+        """This request as the service played it: with ``served``'s travel block when it
+        carried none (what its log records)."""
+        if self.travel is not None:
+            return self
+        return self.model_copy(update={"travel": TravelIn.from_domain(served)})
 
     def to_state(self, default_minute_of_day: float, day: LiveDay) -> LiveState:
         now = default_minute_of_day if self.minute_of_day is None else self.minute_of_day

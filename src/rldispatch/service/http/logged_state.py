@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from rldispatch.service.decisions.snapshot import LiveDay
 from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.http.live_view import SeenState, onboard_stops
-from rldispatch.service.log.round_states import STATE_KEY, resolve_round_request
+from rldispatch.service.log.round_states import STATE_KEY, resolve_round_request, suggestion_body
 from rldispatch.service.log.tables import NOTHING_ASSIGNED, round_states, suggestions
 
 SAME_ROUND_S = 0.25
@@ -103,7 +103,7 @@ def logged_state(engine: Engine, row_id: int, day: LiveDay, sequence: int) -> Se
             state = body.to_state(default_minute, day)
             asked = None
         else:
-            body = SuggestRequest.model_validate(request)
+            body = SuggestRequest.model_validate(suggestion_body(request))
             live = body.to_live(default_minute, day)
             state = live.state.with_booking_first(live.booking)
             asked = live.booking.id

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from rldispatch.domain import TravelConfig
 from rldispatch.service.decisions import workload
 from rldispatch.service.decisions.manager import DispatchRound
 from rldispatch.service.http.api import (
@@ -31,7 +32,7 @@ from rldispatch.service.http.auth import Reader
 from rldispatch.service.http.fleet_schemas import RoundRequest, RoundResponse
 from rldispatch.service.http.live_view import record_round
 from rldispatch.service.http.raw_body import documented_body, parse_body
-from rldispatch.service.log.round_states import STATE_MINUTE_OF_DAY
+from rldispatch.service.log.round_states import ROAD_NETWORK, STATE_MINUTE_OF_DAY
 from rldispatch.service.log.store import Store, SuggestionRecord
 from rldispatch.service.log.tables import NOTHING_ASSIGNED
 
@@ -61,7 +62,7 @@ async def dispatch_round(
             return None  # nobody will read it: not logged, never acted on
         response = RoundResponse.from_round(answer)
         record_round(request.app.state.live_view, manager, body, state, answer)
-        log_round(store, body, state.minute_of_day, answer, response)
+        log_round(store, body, state.minute_of_day, answer, response, manager.day.travel)
         return response.model_dump_json()
 
     text = await workload.answer(request, len(raw), budget, work)
@@ -74,9 +75,12 @@ def log_round(
     minute_of_day: float,
     answer: DispatchRound,
     response: RoundResponse,
+    served: TravelConfig,
 ) -> None:
     """A row per assignment (a round that assigns nothing: one row of no booking), all naming
-    the round's state, which is logged once (:mod:`rldispatch.service.log.round_states`)."""
+    the round's state, which is logged once (:mod:`rldispatch.service.log.round_states`), with
+    the travel the round was played with: the request's block, else ``served``'s (the
+    service's), and the road network file in the summary when there is one."""
     rows: list[tuple[str, str | None, Any]] = [
         (a.booking_id, a.driver_id, a) for a in response.assignments
     ]
@@ -104,5 +108,8 @@ def log_round(
     summary: dict[str, Any] = {"minute_of_day": minute_of_day, "drivers": len(body.drivers)}
     if body.minute_of_day is not None:  # kept beside the state: the same state every minute
         summary[STATE_MINUTE_OF_DAY] = body.minute_of_day
-    state_json = body.model_dump_json(exclude_none=True, exclude={"minute_of_day"})
+    if served.road_network is not None:
+        summary[ROAD_NETWORK] = served.road_network
+    played = body.as_played(served)
+    state_json = played.model_dump_json(exclude_none=True, exclude={"minute_of_day"})
     store.record_round(records, summary, state_json)

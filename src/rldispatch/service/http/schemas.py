@@ -260,6 +260,14 @@ class TravelStatus(BaseModel):
         description="the travel model a request without its own travel block is played with"
     )
     trained: dict[str, Any] = Field(description="the travel model the champion trained with")
+    trained_road_network: str | None = Field(
+        None, description="the road network file the champion trained on (null: the formula)"
+    )
+    road_network_differing: str | None = Field(
+        None,
+        description="how the road network requests travel on differs from the champion's "
+        "training, in one line (null: the same)",
+    )
     requests: dict[str, int] = Field(
         description="requests of this worker with their own travel block "
         "(requests_with_travel) and those whose travel differs from the champion's training "

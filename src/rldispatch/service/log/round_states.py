@@ -28,6 +28,9 @@ COMPRESSION_LEVEL = 6
 STATE_KEY = "state_key"
 STATE_OMITTED = "state_omitted"
 STATE_MINUTE_OF_DAY = "state_minute_of_day"
+ROAD_NETWORK = "road_network"
+"""The road network file a request travelled on (``serve --road-network``), when the service
+has one: in a round's summary, and beside the fields of a suggestion's logged request."""
 """The request's own ``minute_of_day``, kept in the rows rather than in the state: rounds
 sent every minute on an unchanged fleet then share one stored state."""
 
@@ -98,3 +101,21 @@ def resolve_round_request(request: Any, states: dict[str, str]) -> Any:
     if STATE_MINUTE_OF_DAY in summary:
         state["minute_of_day"] = summary[STATE_MINUTE_OF_DAY]
     return {**request, "state": state}
+
+
+def logged_road_network(request: Any) -> str | None:
+    """The road network file a logged request (a round's or a suggestion's) travelled on
+    (None: the travel formula, or a row of a service that did not log it)."""
+    if not isinstance(request, dict):
+        return None
+    summary = request.get("round")
+    value = (summary if isinstance(summary, dict) else request).get(ROAD_NETWORK)
+    return value if isinstance(value, str) else None
+
+
+def suggestion_body(request: Any) -> Any:
+    """A suggestion's logged request without the road network logged beside its fields: the
+    ``/rl/suggest`` body as it was sent, its ``travel`` block the one the service played."""
+    if isinstance(request, dict) and ROAD_NETWORK in request:
+        return {key: value for key, value in request.items() if key != ROAD_NETWORK}
+    return request
