@@ -24,10 +24,16 @@ bench reports the decisions that differ and compares each day's figures.
 
 ``--city other`` plays the held-out geneva days moved to another city with its own travel
 model (30 km/h, detour 1.35, no rush hours, day starting at 7:00), each request carrying the
-day's ``travel`` block. Usage::
+day's ``travel`` block. ``--preset geneva-mix`` plays the held-out patient-transport days
+(shared rides, places by kind, ride limits, breaks): the requests carry plans of stops,
+and each answer's pickup and drop-off positions are checked against where the world put
+them; ``--fallbacks`` names the heuristics served (each one a server started with
+``--fallback``). Usage::
 
     .venv/bin/python bench/service_parity.py --days 20 --json bench/service_parity.json
     .venv/bin/python bench/service_parity.py --city other --policies pairwise --days 20
+    .venv/bin/python bench/service_parity.py --preset geneva-mix --policies heuristic \
+        --fallbacks insertion,matching,nearest --days 20 --json bench/service_parity_mix.json
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.sim.simulator import CANCELLED, OPEN, UNRELEASED, DaySimulator
+from rldispatch.sim.stop_simulator import StopDaySimulator, day_simulator
+from rldispatch.sim.validator import check_played_day
 
 VISIBLE_AHEAD_MIN = 90.0
 """A booking can be given once its window opens within this many minutes (docs)."""
@@ -90,8 +98,11 @@ class Server(ServeProcess):
     """``rldispatch serve`` (of ``model``, when given) in a process of its own, with a
     client."""
 
-    def __init__(self, data_dir: Path, model: Path | None) -> None:
-        super().__init__(data_dir, *(() if model is None else ("--model", str(model))))
+    def __init__(self, data_dir: Path, model: Path | None, fallback: str = "insertion") -> None:
+        options = ["--fallback", fallback]
+        if model is not None:
+            options += ["--model", str(model)]
+        super().__init__(data_dir, *options)
         self.client = httpx.Client(base_url=self.url, timeout=120.0)
 
     def request(self, method: str, path: str, body: Any = None, token: str = READ_TOKEN) -> Any:
@@ -146,13 +157,17 @@ class Operated:
     plan_index_mismatches: int = 0
     sources: dict[str, int] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)
+    check: dict[str, int] = field(default_factory=dict)
+    """The simulator's validator on the operated day: places of the wrong kind or too few,
+    rides over their limit, breaks missed, and every problem it found."""
 
 
 def operate_day(
     server: Server, day: Scenario, config: EnvConfig, with_travel: bool, trace: int = 0
 ) -> Operated:
     """Operate ``day`` through ``POST /rl/round`` by the documented schedule."""
-    world = DaySimulator(day, lookahead_min=config.lookahead_min)
+    world = day_simulator(day, lookahead_min=config.lookahead_min)
+    stops = isinstance(world, StopDaySimulator)
     start_min = day.travel.start_hour * 60.0
     ids = {b.id: k for k, b in enumerate(day.bookings)}
     drivers = {d.id: k for k, d in enumerate(day.drivers)}
@@ -181,7 +196,14 @@ def operate_day(
                 carried_all = False
                 break  # the rest was planned on top of it: ask again at once
             done = world.assign(driver, booking)
-            result.plan_index_mismatches += step["plan_index"] != 2 * done.position
+            if stops:
+                where = (done.position, done.dropoff_position)
+            else:
+                where = (2 * done.position, 2 * done.position + 1)
+            result.plan_index_mismatches += (
+                step["plan_index"],
+                step["dropoff_plan_index"],
+            ) != where
             result.decisions.append((world.now_min, step["booking_id"], step["driver_id"]))
             assigned += 1
         if answer["ended"] == "wait" and carried_all:
@@ -201,6 +223,13 @@ def operate_day(
         assigned, world.late_pickups, cancelled, world.distance_km, world.rides, waits
     )
     result.figures = world.metrics(reward, assigned + waits).as_dict()
+    check = check_played_day(world)
+    result.check = {
+        "wrong_place": check.wrong_place,
+        "over_ride_limit": check.max_ride_violations,
+        "missed_breaks": check.missed_breaks,
+        "problems": len(check.problems),
+    }
     return result
 
 
@@ -259,6 +288,8 @@ def parity(
     started = time.perf_counter()
     decisions = differ = rounds = not_carried = mismatched = same_days = 0
     sources: dict[str, int] = {}
+    checks: dict[str, int] = {}
+    occupancy = shared = 0.0
     served_reward = evaluated_reward = 0.0
     for index, day in enumerate(days):
         operated = operate_day(server, day, config, with_travel, trace if index == 0 else 0)
@@ -271,6 +302,10 @@ def parity(
         same_days += same_figures(operated.figures, figures)
         served_reward += operated.figures["reward"]
         evaluated_reward += figures["reward"]
+        occupancy += operated.figures.get("occupancy", 0.0)
+        shared += operated.figures.get("shared_ride_share", 0.0)
+        for key, count in operated.check.items():
+            checks[key] = checks.get(key, 0) + count
         for source, count in operated.sources.items():
             sources[source] = sources.get(source, 0) + count
     elapsed = time.perf_counter() - started
@@ -287,13 +322,17 @@ def parity(
         "reward_per_day_evaluate": evaluated_reward / len(days),
         "round_sources": sources,
         "travel_requests": status.get("travel", {}).get("requests"),
+        "occupancy_served": occupancy / len(days),
+        "shared_ride_share_served": shared / len(days),
+        "validator_served": checks,
         "replay_s": elapsed,
     }
     print(
-        f"{name:9s}: {decisions} decisions in {rounds} rounds, {differ} differing; identical "
-        f"day metrics on {same_days}/{len(days)} days; reward/day served "
+        f"{name:9s}: {decisions} decisions in {rounds} rounds, {differ} differing, "
+        f"{mismatched} plan positions differing; identical day metrics on "
+        f"{same_days}/{len(days)} days; reward/day served "
         f"{result['reward_per_day_served']:.1f} vs evaluate "
-        f"{result['reward_per_day_evaluate']:.1f} ({elapsed:.0f} s)"
+        f"{result['reward_per_day_evaluate']:.1f}; validator {checks} ({elapsed:.0f} s)"
     )
     return result
 
@@ -302,6 +341,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--city", choices=["geneva", "other"], default="geneva")
+    parser.add_argument(
+        "--preset",
+        choices=["geneva", "geneva-mix"],
+        default="geneva",
+        help="the held-out days played (geneva-mix: shared rides, places by kind, breaks)",
+    )
+    parser.add_argument(
+        "--fallbacks",
+        default="insertion",
+        help="the heuristic run: the fallbacks served, comma separated (default insertion)",
+    )
     parser.add_argument(
         "--policies", default="pairwise,flat,heuristic", help="comma separated (default all)"
     )
@@ -316,11 +366,12 @@ def main() -> int:
     parser.add_argument("--trace", type=int, default=0, help="print the first N rounds of day 1")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    days = [make_preset("geneva", HELD_OUT_SEEDS.start + k) for k in range(args.days)]
+    days = [make_preset(args.preset, HELD_OUT_SEEDS.start + k) for k in range(args.days)]
     with_travel = args.city == "other" and not args.without_travel
     if args.city == "other":
         days = [other_city(day) for day in days]
     report: dict[str, Any] = {
+        "preset": args.preset,
         "city": args.city,
         "travel": asdict(days[0].travel),
         "seeds": [HELD_OUT_SEEDS.start, args.days],
@@ -342,12 +393,18 @@ def main() -> int:
                 )
             )
         if "heuristic" in wanted:
-            runs.append(("heuristic", None))
+            for fallback in args.fallbacks.split(","):
+                runs.append(
+                    ("heuristic" if fallback == "insertion" else f"heuristic-{fallback}", None)
+                )
         for name, model in runs:
-            server = Server(root / name, model)
+            fallback = (
+                name.removeprefix("heuristic-") if name.startswith("heuristic-") else "insertion"
+            )
+            server = Server(root / name, model, fallback)
             try:
                 if model is None:
-                    policy = make_baseline("insertion")
+                    policy = make_baseline(fallback)
                     config = EnvConfig(max_drivers=max(len(d.drivers) for d in days))
                 else:
                     learned = load_learned_model(model)
@@ -363,6 +420,7 @@ def main() -> int:
         atomic_write_json(args.json, report)
     failed = any(
         report[name]["differing_decisions"]
+        or report[name]["plan_index_mismatches"]
         or report[name]["days_with_identical_metrics"] != args.days
         for name, _ in runs
     )

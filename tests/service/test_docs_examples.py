@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from rldispatch.agents.pairwise.model_file import save_untrained_model
-from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, ServerProcess, auth
+from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, ServerProcess, auth, switch_rl_on
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "service.md"
 DOCUMENTED_PORT = "127.0.0.1:8000"
@@ -174,3 +174,10 @@ def test_the_status_examples_log_has_the_services_fields(answers: dict[str, Any]
     assert set(log) == set(documented)
     assert set(log["pruned"]) <= set(documented["pruned"])  # nothing pruned: no retention here
     assert log["suggestions"] == 2  # the round's assignment and the suggestion
+
+
+def test_the_shared_rides_example_is_the_services_answer(server: ServerProcess) -> None:
+    heading = "Shared rides, places by kind, ride limits, breaks: plans of stops"
+    switch_rl_on(server.url)  # the pairwise model answers rounds, but reads no stops
+    answered = run_curl(block(heading, "curl"), server)
+    same_shape_and_values(documented_json(heading), answered)

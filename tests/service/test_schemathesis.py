@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from rldispatch.domain import MAX_BREAKS
 from rldispatch.service.http.fleet_schemas import MAX_STOPS_PER_DRIVER
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
 
@@ -83,34 +84,104 @@ def _keep_shift_in_order(driver: dict[str, Any]) -> None:
         driver["shift_ends_in_min"] = max(driver["shift_ends_in_min"], 1.0)
 
 
+BREAK_ONLY = ("earliest_in_min", "latest_in_min", "duration_min")
+BOOKING_ONLY = (
+    "booking_id",
+    "location",
+    "requested_in_min",
+    "window_opens_in_min",
+    "window_closes_in_min",
+    "max_ride_min",
+    "done_in_min",
+    "picked_up_in_min",
+)
+
+
+def _keep_places(value: Any) -> None:
+    """Places by kind hold at least one place."""
+    if isinstance(value, dict) and sum(v for v in value.values() if isinstance(v, int)) < 1:
+        value["seated"] = 1
+
+
+def _keep_break(stop: dict[str, Any]) -> dict[str, Any]:
+    for key in BOOKING_ONLY:
+        stop.pop(key, None)
+    stop["earliest_in_min"] = stop.get("earliest_in_min") or 0.0
+    stop["latest_in_min"] = max(stop.get("latest_in_min") or 0.0, stop["earliest_in_min"])
+    stop["duration_min"] = stop.get("duration_min") or 30.0
+    return stop
+
+
 def _keep_plan_in_order(driver: dict[str, Any], name: str) -> None:
-    """The plan's drop-offs without a pickup first, then each pickup (with its times, the
-    window in order) followed by its own drop-off; every booking id unique in the request."""
+    """The plan's drop-offs without a pickup first (without a ride limit), then each pickup
+    (with its times, the window in order) followed by its own drop-off, then the breaks;
+    every booking id unique in the request."""
     stops = [stop for stop in driver.get("plan") or [] if isinstance(stop, dict)]
     if not stops:
         return
+    for stop in stops:
+        _keep_places(stop.get("load"))
+        if stop.get("kind") != "break":
+            for key in BREAK_ONLY:
+                stop.pop(key, None)
+            stop["booking_id"] = stop.get("booking_id") or "x"
+            stop["location"] = stop.get("location") or {"lat": 46.2, "lon": 6.14}
     on_board = [stop for stop in stops if stop.get("kind") == "dropoff"]
     pickups = [stop for stop in stops if stop.get("kind") == "pickup"]
+    breaks = [_keep_break(stop) for stop in stops if stop.get("kind") == "break"][:MAX_BREAKS]
     plan = []
     for index, stop in enumerate(on_board):
         stop["booking_id"] = f"{stop['booking_id'][:40]}-{name}-d{index}"
+        stop.pop("max_ride_min", None)
+        stop.pop("picked_up_in_min", None)
         plan.append(stop)
-    for index, pickup in enumerate(pickups[: (MAX_STOPS_PER_DRIVER - len(plan)) // 2]):
+    room = MAX_STOPS_PER_DRIVER - len(plan) - len(breaks)
+    for index, pickup in enumerate(pickups[: max(room, 0) // 2]):
         pickup["booking_id"] = f"{pickup['booking_id'][:40]}-{name}-p{index}"
         for key in ("requested_in_min", "window_opens_in_min", "window_closes_in_min"):
             if pickup.get(key) is None:
                 pickup[key] = 10.0
         pickup.pop("done_in_min", None)
+        pickup.pop("picked_up_in_min", None)
         _keep_window_in_order(pickup)
         dropoff = {"kind": "dropoff", "booking_id": pickup["booking_id"]}
         plan += [pickup, {**dropoff, "location": pickup["location"]}]
-    driver["plan"] = plan
+    driver["plan"] = plan + breaks[: MAX_STOPS_PER_DRIVER - len(plan)]
+
+
+def _plans_of_stops(body: dict[str, Any]) -> bool:
+    """The request's plans are plans of stops (see the stop's description)."""
+    stops = [
+        stop
+        for driver in body.get("drivers") or []
+        if isinstance(driver, dict)
+        for stop in driver.get("plan") or []
+    ]
+    bookings = [body.get("booking"), *(body.get("open_bookings") or [])]
+    return (
+        body.get("shared_rides") is not None
+        or any(stop.get("kind") == "break" or stop.get("max_ride_min") for stop in stops)
+        or any(isinstance(b, dict) and b.get("max_ride_min") is not None for b in bookings)
+    )
+
+
+def _keep_stops(driver: dict[str, Any], shared_rides: bool) -> None:
+    """A plan of stops: no done_in_min; one passenger on board at most without sharing."""
+    plan = driver.get("plan") or []
+    for stop in plan:
+        stop.pop("done_in_min", None)
+    if not shared_rides:
+        picked = {s["booking_id"] for s in plan if s.get("kind") == "pickup"}
+        on_board = [s for s in plan if s.get("kind") == "dropoff" and s["booking_id"] not in picked]
+        driver["plan"] = [s for s in plan if all(s is not extra for extra in on_board[1:])]
 
 
 def _keep_fleet_rules(body: dict[str, Any]) -> None:
     """The rules of a fleet request (``/rl/suggest``, ``/rl/round``) stated in words."""
     for booking in [body.get("booking"), *(body.get("open_bookings") or [])]:
         _keep_window_in_order(booking)
+        if isinstance(booking, dict):
+            _keep_places(booking.get("load"))
     if isinstance(body.get("booking"), dict) and "id" in body["booking"]:
         body["booking"]["id"] = f"{body['booking']['id'][:50]}-b"
     for items, tag in ((body.get("drivers"), "d"), (body.get("open_bookings"), "o")):
@@ -119,8 +190,13 @@ def _keep_fleet_rules(body: dict[str, Any]) -> None:
                 item["id"] = f"{item['id'][:50]}-{tag}{index}"  # ids unique
     for index, driver in enumerate(body.get("drivers") or []):
         if isinstance(driver, dict):
+            _keep_places(driver.get("capacity"))
             _keep_shift_in_order(driver)
             _keep_plan_in_order(driver, f"v{index}")
+    if _plans_of_stops(body):
+        for driver in body.get("drivers") or []:
+            if isinstance(driver, dict):
+                _keep_stops(driver, body.get("shared_rides") is True)
 
 
 def keep_documented_rules(case: schemathesis.Case, model_path: Path) -> schemathesis.Case:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
+from rldispatch.domain import Booking, Break, Driver, Scenario, ScenarioError, TravelConfig
 from rldispatch.feedback.service_archive import UnreadableLine
 from rldispatch.feedback.service_requests import (
     BookingSeen,
@@ -270,6 +270,7 @@ class ServiceDayBuilder:
                     service_min=seen.service_min,
                     priority=seen.priority,
                     load=seen.load,
+                    max_ride_min=seen.max_ride_min,
                 )
             )
             self.booking_days[booking_id] = day
@@ -345,8 +346,22 @@ class ServiceDayBuilder:
             if shift[1] <= shift[0]:
                 notes.append(f"driver {driver_id!r}: shift outside the service hours, left out")
                 continue
+            breaks = []
+            for earliest, latest, duration in first.breaks:
+                low = max(_minutes((earliest - start) / MINUTE), shift[0])
+                high = min(_minutes((latest - start) / MINUTE), shift[1] - duration)
+                if high < low:
+                    notes.append(f"driver {driver_id!r}: a break outside its shift, left out")
+                    continue
+                breaks.append(Break(low, high, duration))
             drivers.append(
-                Driver(id=driver_id, start=first.position, shift=shift, capacity=first.capacity)
+                Driver(
+                    id=driver_id,
+                    start=first.position,
+                    shift=shift,
+                    capacity=first.capacity,
+                    breaks=tuple(breaks),
+                )
             )
         return drivers, notes
 
@@ -389,6 +404,7 @@ class ServiceDayBuilder:
                         drivers=tuple(drivers),
                         bookings=tuple(day_bookings),
                         travel=travel,
+                        shared_rides=any(d.shared_rides for d in state.drivers),
                     )
                 except ScenarioError as error:
                     reason = f"not a valid scenario: {error}"

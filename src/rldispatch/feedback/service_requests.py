@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from rldispatch.domain import Places
 from rldispatch.scenarios.history.day_building import MINUTE
 
 if TYPE_CHECKING:
@@ -32,18 +33,29 @@ class BookingSeen:
     window_closes: datetime
     service_min: float
     priority: int
-    load: int
+    load: Places
+    max_ride_min: float | None = None
 
 
 @dataclass(frozen=True)
 class DriverSeen:
+    """A driver as one request showed it; ``breaks`` are the breaks its plan still held,
+    ``(earliest, latest, duration_min)``, and ``shared_rides`` the request's flag."""
+
     driver_id: str
     clock: datetime
     row_id: int
     position: tuple[float, float]
     shift_starts: datetime
     shift_ends: datetime
-    capacity: int
+    capacity: Places
+    breaks: tuple[tuple[datetime, datetime, float], ...] = ()
+    shared_rides: bool = False
+
+
+def _places(value: Any) -> Places:
+    """A request's places (an integer: seated places; else its places by kind)."""
+    return value.to_domain() if hasattr(value, "to_domain") else Places(seated=int(value))
 
 
 def first_validation_error(error: ValidationError) -> str:
@@ -110,16 +122,18 @@ def observations(
             window_closes=at(b.window_closes_in_min),
             service_min=b.service_min,
             priority=b.priority,
-            load=b.load,
+            load=_places(b.load),
+            max_ride_min=b.max_ride_min,
         )
         for b in (*([body.booking] if hasattr(body, "booking") else []), *body.open_bookings)
     ]
     drivers = []
     for driver in body.drivers:
-        for index, stop in enumerate(driver.plan):
+        dropoffs = {s.booking_id: s for s in driver.plan if s.kind == "dropoff"}
+        for stop in driver.plan:
             if stop.kind != "pickup":
                 continue
-            dropoff = driver.plan[index + 1]
+            dropoff = dropoffs[stop.booking_id]
             bookings.append(
                 BookingSeen(
                     booking_id=stop.booking_id,
@@ -132,7 +146,8 @@ def observations(
                     window_closes=at(stop.window_closes_in_min or 0.0),
                     service_min=stop.service_min,
                     priority=stop.priority,
-                    load=stop.load,
+                    load=_places(stop.load),
+                    max_ride_min=stop.max_ride_min,
                 )
             )
         starts = 0.0 if driver.shift_starts_in_min is None else driver.shift_starts_in_min
@@ -144,7 +159,13 @@ def observations(
                 position=driver.position.pair(),
                 shift_starts=at(starts),
                 shift_ends=at(driver.shift_ends_in_min),
-                capacity=driver.capacity,
+                capacity=_places(driver.capacity),
+                breaks=tuple(
+                    (at(s.earliest_in_min), at(s.latest_in_min), s.duration_min)
+                    for s in driver.plan
+                    if s.kind == "break"
+                ),
+                shared_rides=bool(body.shared_rides),
             )
         )
     return bookings, drivers

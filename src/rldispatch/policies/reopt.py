@@ -27,6 +27,10 @@ says after the plans changed. A visible booking the plan never saw (new since th
 re-plan) and a state the model cannot solve fall back to cheapest insertion
 (``fallbacks`` counts those decisions).
 
+On a day of stops (shared rides, places by kind, ride limits, breaks) the re-plan is the
+pickup-and-delivery model of :mod:`rldispatch.policies.stop_reopt` instead, which shares
+rides; the policy acts on it the same way.
+
 The model of a re-plan is built in one place (:meth:`ReoptPolicy.replan_model`); a subclass
 may add terms to its objective (:meth:`ReoptPolicy.objective_terms`), as ``guided-reopt``
 does with learned prizes and end values.
@@ -45,8 +49,10 @@ from rldispatch.policies.base import assignment_action
 from rldispatch.policies.plan_actions import planned_action
 from rldispatch.policies.ride_model import ObjectiveTerms, RideModel, RideProblem
 from rldispatch.policies.routing import search_parameters
+from rldispatch.policies.stop_reopt import StopRideModel, insertion_stops, open_bookings_within
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import OPEN, UNRELEASED, DaySimulator
+from rldispatch.sim.stop_simulator import StopDaySimulator
 
 DEFAULT_SOLUTION_LIMIT = 0
 """The budget of a re-plan: 0 is greedy descent to a local optimum; ``n > 0`` is guided local
@@ -261,6 +267,9 @@ class ReoptPolicy:
 
     def _replan(self, env: DispatchEnv) -> None:
         sim = env.sim
+        if isinstance(sim, StopDaySimulator):
+            self._replan_stops(env, sim)
+            return
         self.replans += 1
         problem = self.problem(sim)
         terms = self.objective_terms(env, problem)
@@ -286,3 +295,27 @@ class ReoptPolicy:
         self._left_out = sum(
             1 for b in problem.bookings.tolist() if b not in fixed and b not in self._driver_of
         )
+
+    def _replan_stops(self, env: DispatchEnv, sim: StopDaySimulator) -> None:
+        """The re-plan of a day of stops (:mod:`rldispatch.policies.stop_reopt`): shared
+        rides, places by kind, ride limits and breaks, the drivers' stops locked."""
+        self.replans += 1
+        bookings = open_bookings_within(sim, self.horizon_min)
+        model = StopRideModel(sim, bookings, env.config.reward, self.horizon_min)
+        solution = model.solve(insertion_stops(sim, bookings), self.search_parameters())
+        self._planned_min = sim.now_min
+        self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
+        self._assigned_at_plan = self._assigned(sim)
+        self._known = set(bookings.tolist())
+        self._solved = solution is not None
+        self._driver_of, self._pickup_of = {}, {}
+        if solution is None:
+            self._routes = [[] for _ in range(sim.n_drivers)]
+            self._left_out = len(bookings)
+            return
+        self._routes = model.booking_routes(solution)
+        for driver, route in enumerate(self._routes):
+            for booking in route:
+                self._driver_of[booking] = driver
+        self._pickup_of = model.planned_pickup_min(solution)
+        self._left_out = sum(1 for b in bookings.tolist() if b not in self._driver_of)

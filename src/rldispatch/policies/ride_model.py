@@ -1,10 +1,12 @@
 """A day under the simulator's rules as an OR-Tools routing model, planned from any state.
 
 A driver serves one booking at a time (drive to the pickup, wait for the window, pick up,
-ride, drop off; no pooling), so a node is a whole ride: the travel time of an arc ``a -> b``
-is ``a``'s pickup-to-free time (services and ride) plus the drive from ``a``'s drop-off to
-``b``'s pickup at ``b``'s speed, exactly the simulator's legs. Each driver starts where and
-when it is free (:class:`RideProblem`), may end anywhere (a shared end node), and must be done
+ride, drop off; no pooling; days of stops, with shared rides, are re-planned by
+:mod:`rldispatch.policies.stop_reopt` instead), so a node is a whole ride: the travel time
+of an arc ``a -> b`` is ``a``'s pickup-to-free time (services and ride) plus the drive from
+``a``'s drop-off to ``b``'s pickup at ``b``'s speed, exactly the simulator's legs. Each
+driver starts where and when it is free (:class:`RideProblem`), may end anywhere (a shared
+end node), and must be done
 by the end of its shift; a booking goes only to drivers that can carry its load.
 
 The objective is the day's reward (:class:`rldispatch.rewards.RewardConfig`), negated, in

@@ -38,22 +38,12 @@ from ortools.constraint_solver import pywrapcp
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, PLACE_KINDS, Scenario
 from rldispatch.policies.hindsight_result import HindsightResult, Stop
 from rldispatch.policies.routing import search_parameters, status_name, vehicle_nodes
+from rldispatch.policies.stop_units import COST_SCALE, LATE_SPREAD_MIN, SLACK_UNITS, TIME_SCALE
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import ASSIGNED, SERVED
 from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.stop_simulator import StopDaySimulator
 from rldispatch.sim.validator import check_played_day
-
-TIME_SCALE = 1000
-"""Solver units per minute."""
-COST_SCALE = 1000
-"""Solver units per reward unit."""
-SLACK_UNITS = 100
-"""Integer units added to every upper bound (windows, ride limits, shifts, breaks), so that
-rounding travel up never makes a plan the simulator accepts look infeasible; the simulator's
-replay judges the plan exactly."""
-LATE_SPREAD_MIN = 10.0
-"""The late-pickup penalty is charged linearly, in full at this many minutes late."""
 
 
 def solve_stop_scenario(

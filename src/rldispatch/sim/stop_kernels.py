@@ -20,6 +20,9 @@ from numba import njit
 from rldispatch.sim.kernels import leg_km
 
 PICKUP, DROPOFF, BREAK = 0, 1, 2
+COST_TIE = 1e-9
+"""Insertion costs closer than this are a tie, which the earliest positions win: the same
+choice whether times are counted from the start of the day or from now (a live request)."""
 
 
 @njit(cache=True, nogil=True)
@@ -154,7 +157,8 @@ def fill_stop_insertions(
     onboard_bookings, plan_km) per driver; ``booking_rules`` is (requested_min,); ``rules`` is
     (late after, late cost, delay cost, tolerance). The cost is the added km, plus the late
     cost per minute the pickup is late, plus the delay cost per minute the insertion pushes
-    the stops already planned back (the largest push).
+    the stops already planned back (the largest push). Of costs within :data:`COST_TIE`
+    of each other the first found (earliest pickup, then drop-off, position) is kept.
     """
     kinds, refs, sizes, starts, anchor_min, anchor_vec, onboard, onboard_bookings, plan_km = (
         plan_state
@@ -232,7 +236,7 @@ def fill_stop_insertions(
                         pickup = start_out[p]
                         late_min = max(pickup - requested_min[booking] - late_after_min, 0.0)
                         value = added_km + late_cost * late_min + delay_cost * push
-                        if value < best:
+                        if value < best - COST_TIE:
                             best = value
                             best_km = added_km
                             best_pickup = pickup

@@ -133,6 +133,9 @@ class StopDaySimulator(DaySimulator):
             [(BREAK, k) for k in range(int(self.break_count[d]))] for d in range(n_drivers)
         ]
         self.stop_log: list[LoggedStop] = []
+        self.anchor_xy = self.driver_start_xy.copy()
+        """Where each driver is, or will be once the stop it has set off for is done (the
+        day's coordinates)."""
         self.onboard = np.zeros((n_drivers, len(PLACE_KINDS)), dtype=np.int64)
         self.onboard_bookings: list[list[int]] = [[] for _ in range(n_drivers)]
         self.picked_done_min = np.full(n_bookings, np.nan)
@@ -368,6 +371,30 @@ class StopDaySimulator(DaySimulator):
             driver, booking, position, added_km, pickup_min, bool(late), dropoff_position
         )
 
+    def insertion_knock_on(
+        self, driver: int, booking: int, position: int, dropoff_position: int
+    ) -> tuple[int, float]:
+        """What giving ``booking`` to ``driver`` at these positions does to the pickups
+        already planned: how many it makes late and the minutes of lateness it adds."""
+        stops = list(self.stops[driver])
+        stops.insert(position, (PICKUP, booking))
+        stops.insert(dropoff_position, (DROPOFF, booking))
+        before = dict(zip(self.plans[driver], self.plan_start[driver].tolist(), strict=True))
+        saved = self.stops[driver]
+        self.stops[driver] = stops
+        try:
+            _, _, _, kinds, refs, start, _, _ = self._run_schedule(driver)
+        finally:
+            self.stops[driver] = saved
+        made_late, late_added = 0, 0.0
+        for kind, ref, at in zip(kinds.tolist(), refs.tolist(), start.tolist(), strict=True):
+            if kind != PICKUP or ref == booking:
+                continue
+            limit = self.requested_min[ref] + LATE_AFTER_REQUESTED_MIN
+            made_late += int(at > limit >= before[ref])
+            late_added += max(at - limit, 0.0) - max(before[ref] - limit, 0.0)
+        return made_late, late_added
+
     # --- clock -------------------------------------------------------------------------------
 
     def _lock_departures(self, until_min: float) -> tuple[int, int]:
@@ -399,12 +426,14 @@ class StopDaySimulator(DaySimulator):
                     self.rides[driver] += 1
                     picked += 1
                     done, where = start + self.service_min[ref], self.pickup_vec[ref]
+                    self.anchor_xy[driver] = self.pickup_xy[ref]
                 elif kind == DROPOFF:
                     aboard.remove(ref)
                     self.onboard[driver] -= self.load_by_kind[ref]
                     self.dropoff_min[ref] = start
                     self.anchor_booking[driver] = ref
                     done, where = start + self.service_min[ref], self.dropoff_vec[ref]
+                    self.anchor_xy[driver] = self.dropoff_xy[ref]
                 else:
                     self.breaks_taken += 1
                     done, where = start + self.break_duration_min[driver, ref], None

@@ -11,6 +11,7 @@ from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.service.decisions.snapshot import LiveEnv
 from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.sim.simulator import Assignment
+from rldispatch.sim.stop_simulator import StopDaySimulator
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,9 @@ class Candidate:
     :param q_value: the model's value of giving the booking to this driver (RL answers).
     :param insertion_cost: the heuristic's cost: km added, plus 2 km per minute late, plus
         0.1 km per minute the next planned pickup is pushed back.
-    :param plan_index: where the booking's pickup goes in the driver's plan of stops (its
-        drop-off right after).
+    :param plan_index: where the booking's pickup goes in the driver's plan of stops.
+    :param dropoff_plan_index: where its drop-off goes, in the plan with the pickup in (right
+        after it unless rides are shared).
     :param pickup_in_min: the estimated pickup, in minutes from now.
     :param own_late_min: minutes the pickup is late (beyond 5 after the requested time).
     :param knock_on_late_min: minutes of lateness the insertion adds to the planned pickups.
@@ -41,6 +43,7 @@ class Candidate:
     knock_on_late_min: float
     knock_on_made_late: int
     cancellation_avoided: bool
+    dropoff_plan_index: int = -1
 
 
 def finite_or_none(value: float) -> float | None:
@@ -62,9 +65,19 @@ def candidates(
     booking = int(env.visible[slot])
     pickup = table.pickup_min[drivers, slot]
     position = table.position[drivers, slot]
-    made_late, _, _, late_added = plan_knock_on(
-        sim, drivers, np.full(drivers.size, booking), pickup, position
-    )
+    if isinstance(sim, StopDaySimulator):
+        dropoff = table.dropoff_position[drivers, slot]
+        effects = [
+            sim.insertion_knock_on(int(d), booking, int(p), int(q))
+            for d, p, q in zip(drivers, position, dropoff, strict=True)
+        ]
+        made_late = np.array([made for made, _ in effects], dtype=np.int64)
+        late_added = np.array([added for _, added in effects])
+    else:
+        dropoff = np.full(drivers.size, -1)
+        made_late, _, _, late_added = plan_knock_on(
+            sim, drivers, np.full(drivers.size, booking), pickup, position
+        )
     own_late = np.maximum(pickup - sim.requested_min[booking] - LATE_AFTER_REQUESTED_MIN, 0.0)
     clock_step = max(sim.next_event_min(), sim.now_min + sim.min_advance_min)
     waiting_cancels = bool(sim.latest_min[booking] < clock_step)
@@ -76,6 +89,9 @@ def candidates(
             pickup_in_min=finite_or_none(pickup[k] - sim.now_min),
             added_km=finite_or_none(table.added_km[driver, slot]),
             plan_index=live.plan_index(int(driver), int(position[k])),
+            dropoff_plan_index=live.dropoff_plan_index(
+                int(driver), int(position[k]), int(dropoff[k])
+            ),
             late=bool(own_late[k] > 0.0),
             own_late_min=float(own_late[k]),
             knock_on_late_min=float(late_added[k]),
@@ -97,6 +113,7 @@ class RoundAssignment:
     pickup_in_min: float
     late: bool
     added_km: float
+    dropoff_plan_index: int = -1
 
 
 def round_assignment(live: LiveEnv, assignment: Assignment) -> RoundAssignment:
@@ -108,4 +125,7 @@ def round_assignment(live: LiveEnv, assignment: Assignment) -> RoundAssignment:
         pickup_in_min=assignment.pickup_min - sim.now_min,
         late=assignment.late,
         added_km=assignment.added_km,
+        dropoff_plan_index=live.dropoff_plan_index(
+            assignment.driver, assignment.position, assignment.dropoff_position
+        ),
     )

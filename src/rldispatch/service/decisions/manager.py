@@ -28,6 +28,8 @@ reason                      when
 ``fleet_too_large``         more drivers than the model has driver slots (flat models only)
 ``booking_not_visible``     the booking is not among the model's visible booking slots
 ``no_feasible_driver``      no driver can serve the booking in time
+``stops_not_read``          the model does not read plans of stops (shared rides, breaks,
+                            ride limits) and the request has them
 ``model_error``             the model raised or answered the wrong shape (also an error)
 ``invalid_action``          the model's Q-values for the allowed actions are not finite
 ``request_budget``          the request's time budget was spent before the model answered
@@ -63,7 +65,7 @@ from rldispatch.agents.serving import (
     ServedModel,
     road_network_difference,
 )
-from rldispatch.domain import Booking, TravelConfig, travel_to_dict
+from rldispatch.domain import Booking, ScenarioError, TravelConfig, travel_to_dict
 from rldispatch.env import EnvConfig
 from rldispatch.policies.baselines import BASELINES, make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
@@ -90,6 +92,7 @@ FALLBACK_REASONS = (
     "fleet_too_large",
     "booking_not_visible",
     "no_feasible_driver",
+    "stops_not_read",
     "model_error",
     "invalid_action",
     "request_budget",
@@ -451,6 +454,8 @@ class RLDispatchManager:
         values and the value of waiting."""
         try:
             drivers, values, wait_q = self._player(model).slot_values(live.env, slot)
+        except ScenarioError as error:
+            raise ModelFailed("stops_not_read", error) from error
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             raise ModelFailed("model_error", error) from error
@@ -572,6 +577,8 @@ class RLDispatchManager:
             return Round(failure.reason)
         except InvalidValues:
             return Round("invalid_action")
+        except ScenarioError:
+            return Round("stops_not_read")
         except Exception as error:  # noqa: BLE001 - a failing model must never fail a request
             self._model_failed(error)
             return Round("model_error")

@@ -17,6 +17,8 @@ from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.simulator import OPEN, DaySimulator
+from rldispatch.sim.stop_kernels import BREAK, PICKUP
+from rldispatch.sim.stop_simulator import StopDaySimulator
 
 
 def _location(point: np.ndarray) -> dict[str, float]:
@@ -25,14 +27,64 @@ def _location(point: np.ndarray) -> dict[str, float]:
 
 def _booking_times(sim: DaySimulator, booking: int) -> dict[str, Any]:
     now = sim.now_min
-    return {
+    times = {
         "requested_in_min": float(sim.requested_min[booking] - now),
         "window_opens_in_min": float(sim.earliest_min[booking] - now),
         "window_closes_in_min": float(sim.latest_min[booking] - now),
         "service_min": float(sim.service_min[booking]),
         "priority": int(sim.priority[booking]),
-        "load": int(sim.load[booking]),
+        "load": _load(sim, booking),
     }
+    limit = sim.scenario.bookings[booking].max_ride_min
+    if limit is not None:
+        times["max_ride_min"] = float(limit)
+    return times
+
+
+def _load(sim: DaySimulator, booking: int) -> int | dict[str, int]:
+    return sim.scenario.bookings[booking].load.to_json()
+
+
+def _stop_plan(sim: StopDaySimulator, driver: int) -> list[dict[str, Any]]:
+    """A driver's plan of stops as the request sends it."""
+    now = sim.now_min
+    bookings = sim.scenario.bookings
+    aboard = set(sim.onboard_bookings[driver])
+    plan: list[dict[str, Any]] = []
+    for kind, ref in sim.stops[driver]:
+        if kind == BREAK:
+            plan.append(
+                {
+                    "kind": "break",
+                    "earliest_in_min": float(sim.break_earliest_min[driver, ref] - now),
+                    "latest_in_min": float(sim.break_latest_min[driver, ref] - now),
+                    "duration_min": float(sim.break_duration_min[driver, ref]),
+                }
+            )
+        elif kind == PICKUP:
+            plan.append(
+                {
+                    "kind": "pickup",
+                    "booking_id": bookings[ref].id,
+                    "location": _location(sim.pickup_xy[ref]),
+                    **_booking_times(sim, ref),
+                }
+            )
+        else:
+            stop = {
+                "kind": "dropoff",
+                "booking_id": bookings[ref].id,
+                "location": _location(sim.dropoff_xy[ref]),
+                "service_min": float(sim.service_min[ref]),
+                "load": _load(sim, ref),
+            }
+            if ref in aboard:
+                stop["requested_in_min"] = float(sim.requested_min[ref] - now)
+                stop["picked_up_in_min"] = float(sim.picked_done_min[ref] - now)
+                if bookings[ref].max_ride_min is not None:
+                    stop["max_ride_min"] = float(bookings[ref].max_ride_min)
+            plan.append(stop)
+    return plan
 
 
 def state_body(
@@ -43,12 +95,15 @@ def state_body(
     day's travel model as the request's ``travel`` block)."""
     scenario = sim.scenario
     now = sim.now_min
+    stops = isinstance(sim, StopDaySimulator)
     drivers = []
     for index, driver in enumerate(scenario.drivers):
         anchor = int(sim.anchor_booking[index])
         position = sim.dropoff_xy[anchor] if anchor >= 0 else sim.driver_start_xy[index]
-        plan = []
-        for booking in sim.plans[index]:
+        if stops:
+            position = sim.anchor_xy[index]
+        plan = _stop_plan(sim, index) if stops else []
+        for booking in [] if stops else sim.plans[index]:
             booking_id = scenario.bookings[booking].id
             plan.append(
                 {
@@ -64,7 +119,7 @@ def state_body(
                     "booking_id": booking_id,
                     "location": _location(sim.dropoff_xy[booking]),
                     "service_min": float(sim.service_min[booking]),
-                    "load": int(sim.load[booking]),
+                    "load": _load(sim, booking),
                 }
             )
         drivers.append(
@@ -74,7 +129,7 @@ def state_body(
                 "free_in_min": float(sim.anchor_min[index] - now),
                 "shift_starts_in_min": float(sim.shift_start_min[index] - now),
                 "shift_ends_in_min": float(sim.shift_end_min[index] - now),
-                "capacity": int(sim.capacity[index]),
+                "capacity": driver.capacity.to_json(),
                 "rides_today": int(sim.rides[index]),
                 "plan": plan,
             }
@@ -94,6 +149,8 @@ def state_body(
         "minute_of_day": float(day_start_min + now),
         "area_centre": _location(sim.frame_centre),
     }
+    if stops:
+        body["shared_rides"] = bool(scenario.shared_rides)
     if with_travel:
         body["travel"] = travel_to_dict(scenario.travel)
         body["travel"].pop("road_network", None)  # the service is started with its own
@@ -148,7 +205,12 @@ def replay_day(
     while not terminated:
         body = state_body(env.sim, day_start_min, with_travel)
         shown.update(booking["id"] for booking in body["open_bookings"])
-        shown.update(stop["booking_id"] for d in body["drivers"] for stop in d["plan"])
+        shown.update(
+            stop["booking_id"]
+            for d in body["drivers"]
+            for stop in d["plan"]
+            if "booking_id" in stop
+        )
         answer = post_round(body)
         rounds += 1
         steps: list[tuple[str, str] | None] = [

@@ -15,10 +15,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
-from rldispatch.domain import PLACE_KINDS, Booking, Coords, Places, Scenario, TravelConfig
+from rldispatch.domain import (
+    PLACE_KINDS,
+    Booking,
+    Break,
+    Coords,
+    Driver,
+    Places,
+    Scenario,
+    TravelConfig,
+)
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.columns import (
@@ -29,7 +39,8 @@ from rldispatch.sim.columns import (
     DriverColumns,
 )
 from rldispatch.sim.frame import frame_centre
-from rldispatch.sim.state import restore_day
+from rldispatch.sim.state import restore_day, restore_stop_day
+from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP
 from rldispatch.sim.travel import TravelModel
 
 MINUTES_PER_DAY = 1440.0
@@ -71,6 +82,20 @@ class LiveDay:
         return self.travel.start_hour * 60.0
 
 
+StopKind = Literal["pickup", "dropoff", "onboard", "break"]
+
+
+@dataclass(frozen=True)
+class OnBoard:
+    """A passenger on board: its booking (the drop-off is its ``dropoff``; its ``load``,
+    ``service_min``, ``max_ride_min`` and ``requested_min`` count) and when its pickup ended
+    (minutes from now, negative: in the past; None: not known, which only a passenger
+    without a maximum ride time may leave out)."""
+
+    booking: Booking
+    picked_up_in_min: float | None = None
+
+
 @dataclass(frozen=True)
 class LiveDriver:
     """A driver at now.
@@ -78,18 +103,27 @@ class LiveDriver:
     :param start: where it is free of the work it has set off for.
     :param free_in_min: when it is (negative: since when).
     :param shift: ``(starts, ends)`` in minutes from now.
-    :param plan: the bookings given to it, not set off for, in order.
+    :param capacity: its places by kind (an integer: seated places).
+    :param plan: the bookings given to it, not set off for, in order of their pickups.
     :param committed_stops: stops of the request's plan before them (committed drop-offs).
+    :param stop_order: a plan of stops only (None: pickup then drop-off of each booking of
+        ``plan`` in turn): the stops in order, each ``(kind, index)``: the pickup or the
+        drop-off of ``plan[index]``, the drop-off of ``onboard[index]``, or ``breaks[index]``.
+    :param onboard: the passengers on board (a plan of stops only).
+    :param breaks: the breaks still to take, times from now (a plan of stops only).
     """
 
     id: str
     start: tuple[float, float]
     free_in_min: float
     shift: tuple[float, float]
-    capacity: int = 1
+    capacity: Places | int = 1
     rides_today: int = 0
     plan: tuple[Booking, ...] = ()
     committed_stops: int = 0
+    stop_order: tuple[tuple[StopKind, int], ...] | None = None
+    onboard: tuple[OnBoard, ...] = ()
+    breaks: tuple[Break, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +176,11 @@ class LiveState:
     minute_of_day: float
     area_centre: tuple[float, float] | None = None
     travel: TravelConfig | None = None
+    plans_of_stops: bool = False
+    """The drivers' plans are plans of stops (each driver's ``stop_order``), played as a day
+    with shared rides, breaks or maximum ride times is."""
+    shared_rides: bool = False
+    """With plans of stops: a vehicle may carry several bookings at once."""
 
     @functools.cached_property
     def fleet(self) -> LiveFleet:
@@ -240,10 +279,22 @@ class LiveEnv:
     committed_stops: tuple[int, ...]
     """Per driver, stops of its plan before its first planned booking."""
 
+    plans_of_stops: bool = False
+    """The env plays plans of stops: positions are stop indices already."""
+
     def plan_index(self, driver: int, position: int) -> int:
-        """The stop index in the driver's plan of a booking inserted at ``position`` among
-        its planned bookings (its pickup goes there, its drop-off right after)."""
+        """The stop index in the driver's plan of a booking's pickup inserted at
+        ``position`` (among its planned bookings, its drop-off right after; with plans of
+        stops, the stop index itself)."""
+        if self.plans_of_stops:
+            return int(position)
         return self.committed_stops[driver] + 2 * int(position)
+
+    def dropoff_plan_index(self, driver: int, position: int, dropoff_position: int) -> int:
+        """The stop index of the drop-off of that booking, in the plan with its pickup in."""
+        if self.plans_of_stops:
+            return int(dropoff_position)
+        return self.plan_index(driver, position) + 1
 
 
 def live_env(
@@ -271,9 +322,11 @@ def live_env(
         if origin_min == day.start_min
         else replace(day.travel, start_hour=origin_min / 60.0)
     )
+    until = now + config.lookahead_min  # the simulator's visibility test, on its clock
+    if state.plans_of_stops:
+        return _live_stop_env(state, day, config, one_decision, now, until, travel)
     open_bookings = state.open_columns
     fleet = state.fleet
-    until = now + config.lookahead_min  # the simulator's visibility test, on its clock
     shows = now + open_bookings.earliest_min <= until
     visible = np.flatnonzero(shows)
     hidden = np.flatnonzero(~shows)
@@ -300,6 +353,7 @@ def live_env(
         drivers=ColumnDrivers(drivers),
         bookings=ColumnBookings(bookings),
         travel=travel,
+        shared_rides=state.shared_rides,
     )
     first_planned = len(open_bookings)
     ends = first_planned + np.cumsum(fleet.plan_sizes)
@@ -326,3 +380,123 @@ def live_env(
         booking_ids=bookings.ids,
         committed_stops=fleet.committed_stops,
     )
+
+
+def _live_stop_env(
+    state: LiveState,
+    day: LiveDay,
+    config: EnvConfig,
+    one_decision: bool,
+    now: float,
+    until: float,
+    travel: TravelConfig,
+) -> LiveEnv:
+    """:func:`live_env` of a state of plans of stops (shared rides, breaks, ride limits):
+    the same booking index order, then the bookings on board."""
+    opens = [now + b.window[0] for b in state.open_bookings]
+    visible = [b for b, at in zip(state.open_bookings, opens, strict=True) if at <= until]
+    hidden = [b for b, at in zip(state.open_bookings, opens, strict=True) if at > until]
+    if one_decision and len(visible) > config.visible_slots:
+        closes = [now + b.window[1] for b in visible]
+        pressing = sorted(range(len(visible)), key=closes.__getitem__)[: config.visible_slots]
+        first = set(pressing)
+        hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
+        visible = [b for k, b in enumerate(visible) if k in first]
+    planned = [b for d in state.drivers for b in d.plan]
+    aboard = [o.booking for d in state.drivers for o in d.onboard]
+    bookings = tuple(
+        Booking(
+            id=b.id,
+            release_min=0.0,
+            pickup=b.pickup,
+            dropoff=b.dropoff,
+            requested_min=now + b.requested_min,
+            window=(now + b.window[0], now + b.window[1]),
+            service_min=b.service_min,
+            priority=b.priority,
+            load=b.load,
+            max_ride_min=b.max_ride_min,
+        )
+        for b in visible + hidden + planned + aboard
+    )
+    drivers = tuple(
+        Driver(
+            d.id,
+            d.start,
+            (now + d.shift[0], now + d.shift[1]),
+            d.capacity,
+            tuple(
+                Break(now + p.earliest_min, now + p.latest_min, p.duration_min) for p in d.breaks
+            ),
+        )
+        for d in state.drivers
+    )
+    scenario = _validated_scenario(
+        name="live",
+        coords=day.coords,
+        horizon_min=day.horizon_min,
+        drivers=drivers,
+        bookings=bookings,
+        travel=travel,
+        shared_rides=state.shared_rides,
+    )
+    centre = np.array(state.area_centre or day.centre)
+    free_min = np.array([now + d.free_in_min for d in state.drivers])
+    rides = np.array([d.rides_today for d in state.drivers], dtype=np.int64)
+    first_planned = len(visible) + len(hidden)
+    stops, onboard, picked_done_min = _restore_stops(
+        state, scenario, now, first_planned, len(planned)
+    )
+    sim = restore_stop_day(
+        scenario,
+        now,
+        free_min=free_min,
+        stops=stops,
+        onboard=onboard,
+        picked_done_min=picked_done_min,
+        rides=rides,
+        frame_centre=centre,
+        lookahead_min=config.lookahead_min,
+        offered_bookings=len(visible),
+    )
+    env = DispatchEnv(preset=None, scenario=scenario, config=config)
+    env.resume(sim)
+    return LiveEnv(
+        env=env,
+        driver_ids=tuple(d.id for d in drivers),
+        booking_ids=tuple(b.id for b in bookings),
+        committed_stops=tuple(d.committed_stops for d in state.drivers),
+        plans_of_stops=True,
+    )
+
+
+def _restore_stops(
+    state: LiveState, scenario: Scenario, now: float, first_planned: int, n_planned: int
+) -> tuple[list[list[tuple[int, int]]], list[list[int]], np.ndarray]:
+    """The stops, passengers on board and pickup ends of a state of plans of stops, by the
+    booking indices of :func:`live_env` (planned bookings from ``first_planned``, then those
+    on board)."""
+    picked_done = np.full(len(scenario.bookings), np.nan)
+    stops: list[list[tuple[int, int]]] = []
+    onboard: list[list[int]] = []
+    planned_at = first_planned
+    aboard_at = first_planned + n_planned
+    for driver in state.drivers:
+        mine: list[tuple[int, int]] = []
+        for kind, index in driver.stop_order or ():
+            if kind == "pickup":
+                mine.append((PICKUP, planned_at + index))
+            elif kind == "dropoff":
+                mine.append((DROPOFF, planned_at + index))
+            elif kind == "onboard":
+                mine.append((DROPOFF, aboard_at + index))
+            else:
+                mine.append((BREAK, index))
+        stops.append(mine)
+        onboard.append(list(range(aboard_at, aboard_at + len(driver.onboard))))
+        for k, passenger in enumerate(driver.onboard):
+            if passenger.picked_up_in_min is not None:
+                picked_done[aboard_at + k] = now + passenger.picked_up_in_min
+        planned_at += len(driver.plan)
+        aboard_at += len(driver.onboard)
+    return stops, onboard, picked_done

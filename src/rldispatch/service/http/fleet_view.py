@@ -24,11 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, Places
 from rldispatch.env import EnvConfig
 from rldispatch.service.decisions.snapshot import MINUTES_PER_DAY, LiveDay, live_env
 from rldispatch.service.http.live_view import SeenState
-from rldispatch.sim.simulator import OPEN
+from rldispatch.sim.simulator import OPEN, DaySimulator
+from rldispatch.sim.stop_kernels import DROPOFF, PICKUP
+from rldispatch.sim.stop_simulator import StopDaySimulator
 
 AT_RISK_OPEN_MIN = 15.0
 """An open booking whose window closes within this many minutes is at risk."""
@@ -85,7 +87,8 @@ def fleet_view(seen: SeenState, day: LiveDay, config: EnvConfig) -> dict[str, An
     late = at_risk = planned = 0
     for d, live_driver in enumerate(state.drivers):
         stops: list[dict[str, Any]] = []
-        for booking_id, lat, lon, done_in_min in seen.onboard.get(live_driver.id, ()):
+        committed = () if state.plans_of_stops else seen.onboard.get(live_driver.id, ())
+        for booking_id, lat, lon, done_in_min in committed:
             stops.append(
                 {
                     "kind": "dropoff",
@@ -95,36 +98,13 @@ def fleet_view(seen: SeenState, day: LiveDay, config: EnvConfig) -> dict[str, An
                     "onboard": True,
                 }
             )
-        for k, booking in enumerate(sim.plans[d]):
-            identifier = live.booking_ids[booking]
-            eta = float(sim.plan_start[d][k])
-            requested = float(sim.requested_min[booking])
-            is_late, is_at_risk = pickup_flags(eta, requested)
-            late += is_late
-            at_risk += is_at_risk
-            planned += 1
-            common = {"booking_id": identifier, "new": identifier in placed_now}
-            stops.append(
-                {
-                    "kind": "pickup",
-                    **common,
-                    "at": _point(sim.pickup_xy[booking]),
-                    "eta_in_min": _minutes(eta - now),
-                    "requested_in_min": _minutes(requested - now),
-                    "late_by_min": _minutes(max(eta - requested, 0.0)),
-                    "late": is_late,
-                    "at_risk": is_at_risk,
-                    "priority": int(sim.priority[booking]),
-                }
-            )
-            stops.append(
-                {
-                    "kind": "dropoff",
-                    **common,
-                    "at": _point(sim.dropoff_xy[booking]),
-                    "eta_in_min": _minutes(float(sim.plan_complete[d][k]) - now),
-                }
-            )
+        if isinstance(sim, StopDaySimulator):
+            counts = _stop_entries(sim, d, live.booking_ids, placed_now, stops)
+        else:
+            counts = _booking_entries(sim, d, live.booking_ids, placed_now, stops)
+        late += counts[0]
+        at_risk += counts[1]
+        planned += counts[2]
         drivers.append(
             {
                 "id": live_driver.id,
@@ -134,7 +114,7 @@ def fleet_view(seen: SeenState, day: LiveDay, config: EnvConfig) -> dict[str, An
                 "shift_ends_in_min": round(live_driver.shift[1], 1),
                 "on_shift": bool(live_driver.shift[0] <= 0.0 < live_driver.shift[1]),
                 "rides_today": live_driver.rides_today,
-                "capacity": live_driver.capacity,
+                "capacity": places_json(live_driver.capacity),
                 "stops": stops,
             }
         )
@@ -185,3 +165,95 @@ def fleet_view(seen: SeenState, day: LiveDay, config: EnvConfig) -> dict[str, An
             "at_risk": int(at_risk),
         },
     }
+
+
+def places_json(capacity: Places | int) -> int | dict[str, int]:
+    """A driver's places as the API writes them: an integer when all are seated."""
+    return capacity.to_json() if isinstance(capacity, Places) else int(capacity)
+
+
+def _pickup_entry(
+    sim: DaySimulator, booking: int, identifier: str, eta: float, new: bool
+) -> tuple[dict[str, Any], bool, bool]:
+    now = sim.now_min
+    requested = float(sim.requested_min[booking])
+    is_late, is_at_risk = pickup_flags(eta, requested)
+    entry = {
+        "kind": "pickup",
+        "booking_id": identifier,
+        "new": new,
+        "at": _point(sim.pickup_xy[booking]),
+        "eta_in_min": _minutes(eta - now),
+        "requested_in_min": _minutes(requested - now),
+        "late_by_min": _minutes(max(eta - requested, 0.0)),
+        "late": is_late,
+        "at_risk": is_at_risk,
+        "priority": int(sim.priority[booking]),
+    }
+    return entry, is_late, is_at_risk
+
+
+def _booking_entries(
+    sim: DaySimulator,
+    d: int,
+    ids: tuple[str, ...],
+    placed_now: set[str],
+    stops: list[dict[str, Any]],
+) -> tuple[int, int, int]:
+    """A plan of whole bookings' stops: each pickup, then its drop-off; (late, at risk,
+    planned) pickups."""
+    late = at_risk = 0
+    now = sim.now_min
+    for k, booking in enumerate(sim.plans[d]):
+        identifier = ids[booking]
+        entry, is_late, is_at_risk = _pickup_entry(
+            sim, booking, identifier, float(sim.plan_start[d][k]), identifier in placed_now
+        )
+        late += is_late
+        at_risk += is_at_risk
+        stops.append(entry)
+        stops.append(
+            {
+                "kind": "dropoff",
+                "booking_id": identifier,
+                "new": identifier in placed_now,
+                "at": _point(sim.dropoff_xy[booking]),
+                "eta_in_min": _minutes(float(sim.plan_complete[d][k]) - now),
+            }
+        )
+    return late, at_risk, len(sim.plans[d])
+
+
+def _stop_entries(
+    sim: StopDaySimulator,
+    d: int,
+    ids: tuple[str, ...],
+    placed_now: set[str],
+    stops: list[dict[str, Any]],
+) -> tuple[int, int, int]:
+    """A plan of stops' pickups and drop-offs in order (breaks are not drawn); (late, at
+    risk, planned) pickups."""
+    late = at_risk = planned = 0
+    now = sim.now_min
+    aboard = set(sim.onboard_bookings[d])
+    for (kind, ref), start in zip(sim.stops[d], sim.stop_start[d].tolist(), strict=True):
+        if kind == PICKUP:
+            entry, is_late, is_at_risk = _pickup_entry(
+                sim, ref, ids[ref], start, ids[ref] in placed_now
+            )
+            late += is_late
+            at_risk += is_at_risk
+            planned += 1
+            stops.append(entry)
+        elif kind == DROPOFF:
+            entry = {
+                "kind": "dropoff",
+                "booking_id": ids[ref],
+                "new": ids[ref] in placed_now,
+                "at": _point(sim.dropoff_xy[ref]),
+                "eta_in_min": _minutes(start - now),
+            }
+            if ref in aboard:
+                entry["onboard"] = True
+            stops.append(entry)
+    return late, at_risk, planned

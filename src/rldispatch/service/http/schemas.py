@@ -7,12 +7,13 @@ message naming it.
 
 from __future__ import annotations
 
+import difflib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from rldispatch.domain import Booking
+from rldispatch.domain import PLACE_KINDS, Booking, Places
 from rldispatch.service.decisions.manager import FALLBACK_REASONS
 from rldispatch.service.decisions.snapshot import MINUTES_PER_DAY
 from rldispatch.service.http.rounding import Km, Milliseconds, Minutes, Share
@@ -51,6 +52,63 @@ class Location(StrictModel):
         return (self.lat, self.lon)
 
 
+MAX_PLACES = 16
+"""Bound on a vehicle's places and a booking's load, of each kind, in a request."""
+MAX_RIDE_MIN = MINUTES_PER_DAY
+
+
+class PlacesIn(StrictModel):
+    """Places by kind: a vehicle's capacity or a booking's load. At least one in all; a kind
+    left out is 0. A plain integer instead of this object means that many seated places."""
+
+    seated: Annotated[int, Field(ge=0, le=MAX_PLACES)] = 0
+    wheelchair: Annotated[int, Field(ge=0, le=MAX_PLACES)] = 0
+    stretcher: Annotated[int, Field(ge=0, le=MAX_PLACES)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_kinds(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for key in value:
+                if key not in PLACE_KINDS:
+                    close = difflib.get_close_matches(str(key), PLACE_KINDS, n=1, cutoff=0.5)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ValueError(
+                        f"{key}: unknown kind of place{hint}; the kinds are "
+                        + ", ".join(PLACE_KINDS)
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _some_place(self) -> PlacesIn:
+        if self.seated + self.wheelchair + self.stretcher < 1:
+            raise ValueError("seated, wheelchair, stretcher: at least one place in all")
+        return self
+
+    def to_domain(self) -> Places:
+        return Places(self.seated, self.wheelchair, self.stretcher)
+
+
+PlacesOrSeats = Annotated[int, Field(ge=1, le=MAX_PLACES)] | PlacesIn
+
+
+def places(value: int | PlacesIn) -> Places:
+    """A request's places as the domain's (an integer: seated places)."""
+    return value.to_domain() if isinstance(value, PlacesIn) else Places(seated=value)
+
+
+LOAD_DESCRIPTION = (
+    'places the booking takes by kind, e.g. {"wheelchair": 1, "seated": 1} for a '
+    "patient with a companion; an integer: that many seated places (default 1)"
+)
+MAX_RIDE_DESCRIPTION = (
+    "the longest the patient may stay on board, minutes from the end of the pickup to the "
+    "start of the drop-off (default: no limit); a request with one is played with plans of "
+    "stops"
+)
+MaxRideMin = Annotated[float, Field(gt=0.0, le=MAX_RIDE_MIN, allow_inf_nan=False)]
+
+
 class BookingIn(StrictModel):
     """A booking, its times in minutes from now. Rule: ``window_closes_in_min`` is not
     before ``window_opens_in_min``."""
@@ -68,7 +126,8 @@ class BookingIn(StrictModel):
     )
     service_min: Annotated[float, Field(ge=0.0, le=120.0, allow_inf_nan=False)] = 2.0
     priority: Literal[0, 1] = Field(0, description="1 for urgent")
-    load: Annotated[int, Field(ge=1, le=16)] = 1
+    load: PlacesOrSeats = Field(1, description=LOAD_DESCRIPTION)
+    max_ride_min: MaxRideMin | None = Field(None, description=MAX_RIDE_DESCRIPTION)
 
     @model_validator(mode="after")
     def _window_in_order(self) -> BookingIn:
@@ -92,7 +151,8 @@ class PickupTerms(Protocol):
     window_closes_in_min: float
     service_min: float
     priority: int
-    load: int
+    load: int | PlacesIn
+    max_ride_min: float | None
 
 
 def booking_from_request(
@@ -108,7 +168,8 @@ def booking_from_request(
         window=(terms.window_opens_in_min, terms.window_closes_in_min),
         service_min=terms.service_min,
         priority=terms.priority,
-        load=terms.load,
+        load=places(terms.load),
+        max_ride_min=terms.max_ride_min,
     )
 
 
