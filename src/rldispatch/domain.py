@@ -25,8 +25,11 @@ MAX_BREAKS = 10
 """Bound on the breaks of one driver's shift."""
 MAX_XY = 1e6
 """Bound on the absolute value of an ``xy`` coordinate."""
+MIN_SPEED_KMH = 1.0
+"""Below this a vehicle is not travelling: minutes per km would run to infinity."""
 MAX_SPEED_KMH = 1000.0
 MAX_DETOUR = 10.0
+MIN_SPEED_FACTOR = 0.01
 MAX_SPEED_FACTOR = 10.0
 MAX_ID_LENGTH = 200
 
@@ -337,7 +340,7 @@ def _validate_travel(travel: TravelConfig) -> None:
     _require_finite(travel.speed_kmh, "travel.speed_kmh")
     if travel.speed_kmh <= 0:
         raise ScenarioError(f"travel.speed_kmh: must be positive, got {travel.speed_kmh}")
-    _require_range(travel.speed_kmh, 0.0, MAX_SPEED_KMH, "travel.speed_kmh")
+    _require_range(travel.speed_kmh, MIN_SPEED_KMH, MAX_SPEED_KMH, "travel.speed_kmh")
     _require_finite(travel.detour, "travel.detour")
     if travel.detour < 1.0:
         raise ScenarioError(f"travel.detour: must be at least 1, got {travel.detour}")
@@ -354,7 +357,7 @@ def _validate_travel(travel: TravelConfig) -> None:
         _require_finite(factor, where)
         if factor <= 0:
             raise ScenarioError(f"{where}: must be positive")
-        _require_range(factor, 0.0, MAX_SPEED_FACTOR, where)
+        _require_range(factor, MIN_SPEED_FACTOR, MAX_SPEED_FACTOR, where)
 
 
 def _validate_booking(booking: Booking, coords: Coords, where: str) -> None:

@@ -185,6 +185,7 @@ def test_unknown_key_is_refused_with_the_closest_known_key(tmp_path, mutate, exp
         (('"service_min": 2.0', '"service_min": 1e300'), "service_min: 1e+300 is outside"),
         (('"start_hour": 7.0', '"start_hour": 99'), "travel.start_hour: must be a clock hour"),
         (('"speed_kmh": 30.0', '"speed_kmh": 1e9'), "travel.speed_kmh"),
+        (('"speed_kmh": 30.0', '"speed_kmh": 1e-300'), "travel.speed_kmh: 1e-300 is outside"),
         (('"shift": [0.0', '"shift": [-1e200'), "driver 'd1': shift[0]"),
     ],
     ids=[
@@ -199,6 +200,7 @@ def test_unknown_key_is_refused_with_the_closest_known_key(tmp_path, mutate, exp
         "service-1e300",
         "start-hour-99",
         "speed-1e9",
+        "speed-1e-300",
         "shift-1e200",
     ],
 )

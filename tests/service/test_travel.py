@@ -89,6 +89,8 @@ def test_serve_travel_sets_the_travel_model_a_request_without_one_plays(
     ("travel", "field"),
     [
         ({"speed_kmh": 0}, "speed_kmh"),
+        ({"speed_kmh": 1e-300}, "speed_kmh"),
+        ({"hourly_speed_factor": [1e-300] * 24}, "hourly_speed_factor"),
         ({"detour": 0.5}, "detour"),
         ({"hourly_speed_factor": [1.0] * 23}, "hourly_speed_factor"),
         ({"speed": 30}, "speed"),

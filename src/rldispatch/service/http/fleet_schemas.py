@@ -18,6 +18,8 @@ from rldispatch.domain import (
     MAX_DETOUR,
     MAX_SPEED_FACTOR,
     MAX_SPEED_KMH,
+    MIN_SPEED_FACTOR,
+    MIN_SPEED_KMH,
     Booking,
     Break,
     TravelConfig,
@@ -436,12 +438,12 @@ class TravelIn(StrictModel):
     minute 0, as in a scenario file."""
 
     speed_kmh: float = Field(
-        DEFAULT_TRAVEL.speed_kmh, gt=0.0, le=MAX_SPEED_KMH, allow_inf_nan=False
+        DEFAULT_TRAVEL.speed_kmh, ge=MIN_SPEED_KMH, le=MAX_SPEED_KMH, allow_inf_nan=False
     )
     detour: float = Field(DEFAULT_TRAVEL.detour, ge=1.0, le=MAX_DETOUR, allow_inf_nan=False)
     start_hour: float = Field(DEFAULT_TRAVEL.start_hour, ge=0.0, lt=24.0, allow_inf_nan=False)
     hourly_speed_factor: list[
-        Annotated[float, Field(gt=0.0, le=MAX_SPEED_FACTOR, allow_inf_nan=False)]
+        Annotated[float, Field(ge=MIN_SPEED_FACTOR, le=MAX_SPEED_FACTOR, allow_inf_nan=False)]
     ] = Field(
         default_factory=lambda: list(DEFAULT_TRAVEL.hourly_speed_factor),
         min_length=24,
