@@ -327,15 +327,7 @@ def live_env(
         return _live_stop_env(state, day, config, one_decision, now, until, travel)
     open_bookings = state.open_columns
     fleet = state.fleet
-    shows = now + open_bookings.earliest_min <= until
-    visible = np.flatnonzero(shows)
-    hidden = np.flatnonzero(~shows)
-    if one_decision and visible.size > config.visible_slots:
-        closes = now + open_bookings.latest_min[visible]
-        first = np.zeros(visible.size, dtype=bool)
-        first[np.argsort(closes, kind="stable")[: config.visible_slots]] = True
-        hidden = np.concatenate([visible[~first], hidden])
-        visible = visible[first]
+    visible, hidden = _offered_first(state, now, until, config, one_decision)
     bookings = BookingColumns.join(
         (open_bookings.take(np.concatenate([visible, hidden])), fleet.planned)
     ).shifted(now, release_min=0.0)
@@ -382,6 +374,25 @@ def live_env(
     )
 
 
+def _offered_first(
+    state: LiveState, now: float, until: float, config: EnvConfig, one_decision: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the state's open bookings that can be offered now (window opening by
+    ``until``; with ``one_decision`` only the ``visible_slots`` closing first), and of the
+    others, each in the request's order (see :func:`live_env`)."""
+    open_bookings = state.open_columns
+    shows = now + open_bookings.earliest_min <= until
+    visible = np.flatnonzero(shows)
+    hidden = np.flatnonzero(~shows)
+    if one_decision and visible.size > config.visible_slots:
+        closes = now + open_bookings.latest_min[visible]
+        first = np.zeros(visible.size, dtype=bool)
+        first[np.argsort(closes, kind="stable")[: config.visible_slots]] = True
+        hidden = np.concatenate([visible[~first], hidden])
+        visible = visible[first]
+    return visible, hidden
+
+
 def _live_stop_env(
     state: LiveState,
     day: LiveDay,
@@ -393,15 +404,8 @@ def _live_stop_env(
 ) -> LiveEnv:
     """:func:`live_env` of a state of plans of stops (shared rides, breaks, ride limits):
     the same booking index order, then the bookings on board."""
-    opens = [now + b.window[0] for b in state.open_bookings]
-    visible = [b for b, at in zip(state.open_bookings, opens, strict=True) if at <= until]
-    hidden = [b for b, at in zip(state.open_bookings, opens, strict=True) if at > until]
-    if one_decision and len(visible) > config.visible_slots:
-        closes = [now + b.window[1] for b in visible]
-        pressing = sorted(range(len(visible)), key=closes.__getitem__)[: config.visible_slots]
-        first = set(pressing)
-        hidden = [b for k, b in enumerate(visible) if k not in first] + hidden
-        visible = [b for k, b in enumerate(visible) if k in first]
+    visible, hidden = _offered_first(state, now, until, config, one_decision)
+    open_in_order = [state.open_bookings[k] for k in np.concatenate([visible, hidden]).tolist()]
     planned = [b for d in state.drivers for b in d.plan]
     aboard = [o.booking for d in state.drivers for o in d.onboard]
     bookings = tuple(
@@ -417,7 +421,7 @@ def _live_stop_env(
             load=b.load,
             max_ride_min=b.max_ride_min,
         )
-        for b in visible + hidden + planned + aboard
+        for b in open_in_order + planned + aboard
     )
     drivers = tuple(
         Driver(
@@ -443,7 +447,7 @@ def _live_stop_env(
     centre = np.array(state.area_centre or day.centre)
     free_min = np.array([now + d.free_in_min for d in state.drivers])
     rides = np.array([d.rides_today for d in state.drivers], dtype=np.int64)
-    first_planned = len(visible) + len(hidden)
+    first_planned = len(open_in_order)
     stops, onboard, picked_done_min = _restore_stops(
         state, scenario, now, first_planned, len(planned)
     )

@@ -420,13 +420,17 @@ class DriverIn(StrictModel):
         )
 
 
-def _first_duplicate(ids: list[str]) -> tuple[str, int, int] | None:
+def _refuse_duplicate_ids(ids: list[str], field: str, what: str) -> None:
+    """Refuse the first id used twice in the list ``field``, naming both places."""
     seen: dict[str, int] = {}
     for index, identifier in enumerate(ids):
         if identifier in seen:
-            return identifier, seen[identifier], index
+            first = seen[identifier]
+            raise ValueError(
+                f"{field}[{index}].id: {what} id {identifier!r} is used twice "
+                f"({field}[{first}] and {field}[{index}])"
+            )
         seen[identifier] = index
-    return None
 
 
 DEFAULT_TRAVEL = TravelConfig()
@@ -524,13 +528,7 @@ class FleetState(StrictModel):
     @field_validator("drivers")
     @classmethod
     def _unique_driver_ids(cls, drivers: list[DriverIn]) -> list[DriverIn]:
-        duplicate = _first_duplicate([d.id for d in drivers])
-        if duplicate:
-            identifier, first, second = duplicate
-            raise ValueError(
-                f"drivers[{second}].id: driver id {identifier!r} is used twice "
-                f"(drivers[{first}] and drivers[{second}])"
-            )
+        _refuse_duplicate_ids([d.id for d in drivers], "drivers", "driver")
         stops = sum(len(d.plan) for d in drivers)
         if stops > MAX_PLAN_STOPS:
             raise ValueError(f"drivers[].plan: {stops} stops in all, more than {MAX_PLAN_STOPS}")
@@ -539,13 +537,7 @@ class FleetState(StrictModel):
     @field_validator("open_bookings")
     @classmethod
     def _unique_booking_ids(cls, bookings: list[BookingIn]) -> list[BookingIn]:
-        duplicate = _first_duplicate([b.id for b in bookings])
-        if duplicate:
-            identifier, first, second = duplicate
-            raise ValueError(
-                f"open_bookings[{second}].id: booking id {identifier!r} is used twice "
-                f"(open_bookings[{first}] and open_bookings[{second}])"
-            )
+        _refuse_duplicate_ids([b.id for b in bookings], "open_bookings", "booking")
         return bookings
 
     def plans_of_stops(self) -> bool:
