@@ -277,24 +277,9 @@ class ReoptPolicy:
         model, solution = self.replan_model(problem, env.config.reward, terms, warm_routes)
         if self.on_replan is not None:
             self.on_replan(env, problem, warm_routes, model, solution)
-        self._planned_min = sim.now_min
-        self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
-        self._assigned_at_plan = self._assigned(sim)
-        self._known = set(problem.bookings.tolist())
-        self._solved = solution is not None
-        self._driver_of, self._pickup_of = {}, {}
-        if solution is None:
-            self._routes = [[] for _ in range(sim.n_drivers)]
-            return
-        self._routes = model.booking_routes(solution)
-        for driver, route in enumerate(self._routes):
-            for booking in route:
-                self._driver_of[booking] = driver
-        self._pickup_of = model.planned_pickup_min(solution)
         fixed = {b for plan in problem.fixed for b in plan}
-        self._left_out = sum(
-            1 for b in problem.bookings.tolist() if b not in fixed and b not in self._driver_of
-        )
+        free = [b for b in problem.bookings.tolist() if b not in fixed]
+        self._keep_plan(sim, problem.bookings, free, model, solution)
 
     def _replan_stops(self, env: DispatchEnv, sim: StopDaySimulator) -> None:
         """The re-plan of a day of stops (:mod:`rldispatch.policies.stop_reopt`): shared
@@ -303,19 +288,31 @@ class ReoptPolicy:
         bookings = open_bookings_within(sim, self.horizon_min)
         model = StopRideModel(sim, bookings, env.config.reward, self.horizon_min)
         solution = model.solve(insertion_stops(sim, bookings), self.search_parameters())
+        self._keep_plan(sim, bookings, bookings.tolist(), model, solution)
+
+    def _keep_plan(
+        self,
+        sim: DaySimulator,
+        known: np.ndarray,
+        free: list[int],
+        model: RideModel | StopRideModel,
+        solution: Any | None,
+    ) -> None:
+        """Remember a re-plan: its moment, the bookings it knew, who each booking goes to and
+        when, and how many of its ``free`` (not yet committed) bookings it leaves out."""
         self._planned_min = sim.now_min
         self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
         self._assigned_at_plan = self._assigned(sim)
-        self._known = set(bookings.tolist())
+        self._known = set(known.tolist())
         self._solved = solution is not None
         self._driver_of, self._pickup_of = {}, {}
         if solution is None:
             self._routes = [[] for _ in range(sim.n_drivers)]
-            self._left_out = len(bookings)
+            self._left_out = len(free)
             return
         self._routes = model.booking_routes(solution)
         for driver, route in enumerate(self._routes):
             for booking in route:
                 self._driver_of[booking] = driver
         self._pickup_of = model.planned_pickup_min(solution)
-        self._left_out = sum(1 for b in bookings.tolist() if b not in self._driver_of)
+        self._left_out = sum(1 for b in free if b not in self._driver_of)
