@@ -16,7 +16,7 @@ from rldispatch.scenarios.presets import GENEVA_CENTRE, HELD_OUT_SEEDS, make_pre
 from rldispatch.scenarios.street_grid import write_street_grid
 from rldispatch.service.decisions.replay import replay_day
 from rldispatch.training.evaluation import evaluate_policy
-from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth, make_pairwise_model_file
+from tests.service.helpers import ThreadedServer, auth, make_pairwise_model_file, switch_rl_on
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,7 @@ def test_a_road_day_replayed_through_the_service_takes_evaluates_decisions(
         ThreadedServer(tmp_path, model=model, road_network_path=grid) as server,
         httpx.Client(base_url=server.url, timeout=60.0) as client,
     ):
-        toggled = client.post(
-            "/rl/toggle", json={"enabled": True, "ab_ratio": 1.0}, headers=auth(ADMIN_TOKEN)
-        )
-        assert toggled.status_code == 200, toggled.text
+        switch_rl_on(server.url)
 
         def post_round(body: dict) -> dict:
             response = client.post("/rl/round", json=body, headers=auth())
