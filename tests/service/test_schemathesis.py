@@ -32,7 +32,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from rldispatch.domain import MAX_BREAKS
-from rldispatch.service.http.fleet_schemas import MAX_STOPS_PER_DRIVER
+from rldispatch.service.http.fleet_schemas import (
+    BOOKING_FIELDS,
+    BREAK_FIELDS,
+    MAX_STOPS_PER_DRIVER,
+)
 from tests.service.helpers import ADMIN_TOKEN, ThreadedServer, auth
 
 MAX_EXAMPLES = int(os.environ.get("RLDISPATCH_SCHEMATHESIS_EXAMPLES", "50"))
@@ -84,19 +88,6 @@ def _keep_shift_in_order(driver: dict[str, Any]) -> None:
         driver["shift_ends_in_min"] = max(driver["shift_ends_in_min"], 1.0)
 
 
-BREAK_ONLY = ("earliest_in_min", "latest_in_min", "duration_min")
-BOOKING_ONLY = (
-    "booking_id",
-    "location",
-    "requested_in_min",
-    "window_opens_in_min",
-    "window_closes_in_min",
-    "max_ride_min",
-    "done_in_min",
-    "picked_up_in_min",
-)
-
-
 def _keep_places(value: Any) -> None:
     """Places by kind hold at least one place."""
     if isinstance(value, dict) and sum(v for v in value.values() if isinstance(v, int)) < 1:
@@ -104,7 +95,7 @@ def _keep_places(value: Any) -> None:
 
 
 def _keep_break(stop: dict[str, Any]) -> dict[str, Any]:
-    for key in BOOKING_ONLY:
+    for key in BOOKING_FIELDS:
         stop.pop(key, None)
     stop["earliest_in_min"] = stop.get("earliest_in_min") or 0.0
     stop["latest_in_min"] = max(stop.get("latest_in_min") or 0.0, stop["earliest_in_min"])
@@ -122,7 +113,7 @@ def _keep_plan_in_order(driver: dict[str, Any], name: str) -> None:
     for stop in stops:
         _keep_places(stop.get("load"))
         if stop.get("kind") != "break":
-            for key in BREAK_ONLY:
+            for key in BREAK_FIELDS:
                 stop.pop(key, None)
             stop["booking_id"] = stop.get("booking_id") or "x"
             stop["location"] = stop.get("location") or {"lat": 46.2, "lon": 6.14}

@@ -150,7 +150,7 @@ class StopIn(StrictModel):
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> StopIn:
         if self.kind == "break":
-            for name in ("earliest_in_min", "latest_in_min", "duration_min"):
+            for name in BREAK_FIELDS:
                 if getattr(self, name) is None:
                     raise ValueError(f"{name}: required for a break")
             if self.latest_in_min < self.earliest_in_min:
@@ -165,7 +165,7 @@ class StopIn(StrictModel):
         for name in ("booking_id", "location"):
             if getattr(self, name) is None:
                 raise ValueError(f"{name}: required for a {self.kind}")
-        for name in ("earliest_in_min", "latest_in_min", "duration_min"):
+        for name in BREAK_FIELDS:
             if getattr(self, name) is not None:
                 raise ValueError(f"{name}: only for a break")
         if self.kind == "pickup":
@@ -207,6 +207,8 @@ class StopIn(StrictModel):
         return OnBoard(booking, picked)
 
 
+BREAK_FIELDS = ("earliest_in_min", "latest_in_min", "duration_min")
+"""A break stop's own fields."""
 BOOKING_FIELDS = (
     "booking_id",
     "location",
