@@ -191,9 +191,12 @@ class LiveState:
         return BookingColumns.of(self.open_bookings)
 
     def with_arrays(self) -> LiveState:
-        """The state with :attr:`fleet` and :attr:`open_columns` made now (where a request is
-        read, so answering it works on arrays alone)."""
-        _ = self.fleet, self.open_columns
+        """The state with :attr:`open_columns` and, for plans of bookings, :attr:`fleet` made
+        now (where a request is read, so answering it works on arrays alone; plans of stops
+        are restored from the drivers themselves)."""
+        _ = self.open_columns
+        if not self.plans_of_stops:
+            _ = self.fleet
         return self
 
     def with_booking_first(self, booking: Booking) -> LiveState:
