@@ -15,7 +15,8 @@ and on ONNX Runtime, and against the reference on the same requests in the same 
 manager without a model (every answer the insertion heuristic's). Wall-clock and thread-CPU
 p50/p99. Reading a request is timed apart (``parse``: its JSON bytes validated and converted
 to a live state, as the service reads them), and with the answer (``suggest_from_bytes``, for
-NumPy and the heuristic): the whole of a request's time in process. ``--lookahead N`` adds a manager whose rounds look ahead (``serve --lookahead``).
+NumPy and the heuristic): the whole of a request's time in process. ``--lookahead N`` adds
+a manager whose rounds look ahead (``serve --lookahead``).
 
 Without ``--model`` an untrained pairwise network is used (the known reward of an action on
 zeroed output layers; its latency is a trained one's: same shapes).

@@ -76,7 +76,10 @@ def test_bytes_give_the_request_and_state_the_parsed_json_gives(body: dict[str, 
     assert from_bytes.to_state(0.0, day).plans_of_stops == (body is SHARED_RIDES_EXAMPLE)
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"\xff\xfe\x00garbage", b'{"drivers": [', b"[" * 5000])
+NOT_JSON = [b"not json", b"\xff\xfe\x00garbage", b'{"drivers": [', b"[" * 5000]
+
+
+@pytest.mark.parametrize("raw", NOT_JSON)
 def test_bytes_that_are_not_json_are_refused_as_such(raw: bytes) -> None:
     with pytest.raises(RequestValidationError) as refused:
         parse_body(RoundRequest, raw)
