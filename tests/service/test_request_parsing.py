@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -12,9 +13,15 @@ from rldispatch.domain import Booking, Places
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import make_preset
+from rldispatch.service.decisions.answers import Candidate, RoundAssignment
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.service.decisions.snapshot import LiveDay
-from rldispatch.service.http.fleet_schemas import SHARED_RIDES_EXAMPLE, RoundRequest
+from rldispatch.service.http.fleet_schemas import (
+    SHARED_RIDES_EXAMPLE,
+    AssignmentOut,
+    CandidateOut,
+    RoundRequest,
+)
 from rldispatch.service.http.raw_body import parse_body
 from rldispatch.service.http.schemas import BookingIn, booking_from_request
 
@@ -118,3 +125,10 @@ def test_a_stop_that_breaks_a_rule_is_refused_naming_the_field(
     (item,) = refused.value.errors()
     assert item["loc"][:5] == ("body", "drivers", 1, "plan", 0)
     assert words in item["msg"]
+
+
+def test_answers_are_written_with_every_field_of_the_decision() -> None:
+    candidate = Candidate("d1", 1.5, 2.25, 12.0, 3.5, 2, False, 0.0, 1.0, 1, True, 3)
+    assignment = RoundAssignment("b-1", "d1", 2, 12.0, False, 3.5, 3)
+    assert CandidateOut.from_candidate(candidate).model_dump() == dataclasses.asdict(candidate)
+    assert AssignmentOut.from_assignment(assignment).model_dump() == dataclasses.asdict(assignment)

@@ -747,7 +747,7 @@ class CandidateOut(BaseModel):
 
     @classmethod
     def from_candidate(cls, candidate: Candidate) -> CandidateOut:
-        return cls(**dataclasses.asdict(candidate))
+        return cls(**vars(candidate))  # scalar fields: no deep copy (dataclasses.asdict)
 
 
 class SuggestResponse(BaseModel):
@@ -813,7 +813,7 @@ class AssignmentOut(BaseModel):
 
     @classmethod
     def from_assignment(cls, assignment: RoundAssignment) -> AssignmentOut:
-        return cls(**dataclasses.asdict(assignment))
+        return cls(**vars(assignment))
 
 
 class RoundResponse(BaseModel):
