@@ -130,5 +130,9 @@ def test_a_stop_that_breaks_a_rule_is_refused_naming_the_field(
 def test_answers_are_written_with_every_field_of_the_decision() -> None:
     candidate = Candidate("d1", 1.5, 2.25, 12.0, 3.5, 2, False, 0.0, 1.0, 1, True, 3)
     assignment = RoundAssignment("b-1", "d1", 2, 12.0, False, 3.5, 3)
-    assert CandidateOut.from_candidate(candidate).model_dump() == dataclasses.asdict(candidate)
-    assert AssignmentOut.from_assignment(assignment).model_dump() == dataclasses.asdict(assignment)
+    written = CandidateOut.from_candidate(candidate).model_dump()
+    assert written == CandidateOut(**dataclasses.asdict(candidate)).model_dump()
+    assert written["dropoff_plan_index"] == 3 and written["knock_on_made_late"] == 1
+    written = AssignmentOut.from_assignment(assignment).model_dump()
+    assert written == AssignmentOut(**dataclasses.asdict(assignment)).model_dump()
+    assert written["dropoff_plan_index"] == 3 and written["booking_id"] == "b-1"
