@@ -186,10 +186,10 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _interleaved(geneva: int, lausanne: int) -> list[tuple[str, Scenario]]:
+def _interleaved(geneva: int, lausanne: int, geneva_from: int = 0) -> list[tuple[str, Scenario]]:
     """The evaluation days, the two sets interleaved (so a run cut short has both)."""
     sets = [
-        [("geneva", day) for day in held_out_days(geneva)],
+        [("geneva", day) for day in held_out_days(geneva, start=geneva_from)],
         [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
     ]
     days = []
@@ -225,7 +225,7 @@ def run_evaluation(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in _rows(log)}
     started = time.perf_counter()
-    for label, day in _interleaved(args.geneva_days, args.lausanne_days):
+    for label, day in _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from):
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
@@ -320,6 +320,7 @@ def main() -> None:
         "default 1, out)",
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
+    evaluation.add_argument("--geneva-from", type=int, default=0, help="first geneva day")
     evaluation.add_argument("--lausanne-days", type=int, default=20)
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
