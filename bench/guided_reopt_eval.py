@@ -72,6 +72,7 @@ def run_training(args: argparse.Namespace) -> None:
             es_batch_days=args.es_batch_days,
             es_sigma=args.es_sigma,
             es_step=args.es_step,
+            es_features=args.es_features,
         )
         demand = _demand(args.demand, ES_DEMAND)
     else:
@@ -299,6 +300,7 @@ def main() -> None:
     training.add_argument("--es-batch-days", type=int, default=2)
     training.add_argument("--es-sigma", type=float, default=0.25)
     training.add_argument("--es-step", type=float, default=0.3)
+    training.add_argument("--es-features", default="", help="features the search moves")
     training.add_argument("--resume", action="store_true")
     training.set_defaults(handler=run_training)
     selection = verbs.add_parser("select")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
+from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
 from rldispatch.agents.guided_reopt.network import TERMS
 
 TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate")
@@ -120,6 +121,9 @@ class GuidedReoptConfig(HyperparameterConfig):
     es_batch_days: int = hyperparameter(
         "es: training days whose pairs make one update", 2, kind="int", low=1
     )
+    es_features: str = ""
+    """es: the linear gate's features the search may move, comma-separated names of
+    ``LINEAR_GATE_FEATURES`` ('': all of them); the others keep weight 0."""
     es_jobs: int = hyperparameter(
         "es: processes that play a day's perturbed gates and reopt", 1, kind="int", low=1
     )
@@ -133,11 +137,25 @@ class GuidedReoptConfig(HyperparameterConfig):
     def check(self) -> None:
         if not isinstance(self.label_cache, str) or "\0" in self.label_cache:
             raise ConfigError("guided-reopt.label_cache: must be a folder name")
+        if not isinstance(self.es_features, str):
+            raise ConfigError("guided-reopt.es_features: must be a string of feature names")
+        self.es_mask()
         if self.trainer == "es" and self.terms != "gate":
             raise ConfigError(
                 "guided-reopt.trainer: 'es' learns the commit gate alone; set terms to 'gate' "
                 f"(got {self.terms!r})"
             )
+
+    def es_mask(self) -> tuple[float, ...]:
+        """1 for each linear gate feature the search may move, else 0."""
+        names = [n for n in self.es_features.split(",") if n] if self.es_features else None
+        unknown = sorted(set(names or ()) - set(LINEAR_GATE_FEATURES))
+        if unknown:
+            raise ConfigError(
+                f"guided-reopt.es_features: unknown {unknown}; choose from "
+                f"{', '.join(LINEAR_GATE_FEATURES)}"
+            )
+        return tuple(float(names is None or n in names) for n in LINEAR_GATE_FEATURES)
 
     @property
     def gate_form(self) -> str:

@@ -16,7 +16,8 @@ normalised by the spread of the differences so that the step is in units of the
 perturbation whatever the reward's scale (no step when every pair played alike). The
 training loop plays the ``+`` twin of the day's first pair itself; the other plays are spread
 over ``es_jobs`` processes. No gradient flows through the solver: only played days count,
-idle-wait penalty included.
+idle-wait penalty included. ``es_features`` limits the search to some of the features (the
+others' perturbations are 0, so their weights stay 0).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class EsGateLearner(Learner):
         """Draw the day's pairs; the loop plays the first pair's ``+`` twin, the workers (if
         any) start on the others now."""
         self.day_eps = self.rng.standard_normal((self.config.es_pairs, self.weights.size))
+        self.day_eps *= np.asarray(self.config.es_mask())
         self.acting = self._policy(self.weights + self.config.es_sigma * self.day_eps[0])
         self.tasks = self._day_tasks(env)
         self.pending = []
