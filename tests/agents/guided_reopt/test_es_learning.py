@@ -50,9 +50,9 @@ def test_the_es_direction_follows_the_better_twins() -> None:
     assert es_direction(eps, np.zeros(3)).tolist() == [0.0, 0.0]
 
 
-def _one_day(seed: int) -> EsGateLearner:
+def _one_day(seed: int, config: GuidedReoptConfig = ES) -> EsGateLearner:
     env = DispatchEnv(preset=None, scenarios=[DAY], config=CONFIG)
-    learner = EsGateLearner(ES, env, seed)
+    learner = EsGateLearner(config, env, seed)
     env.reset(options={"scenario": DAY})
     learner.start_day(env)
     terminated = env.sim.done
@@ -71,6 +71,22 @@ def test_an_es_update_moves_the_weights_reproducibly() -> None:
     assert first.reopt_reward == {
         DAY.name: evaluate_policy(make_baseline("reopt"), [DAY], CONFIG)[0].reward
     }
+
+
+def test_es_features_limit_the_search() -> None:
+    config = GuidedReoptConfig(
+        terms="gate",
+        trainer="es",
+        es_sigma=3.0,
+        es_batch_days=1,
+        es_features="bias,left_out_per_driver",
+    )
+    learner = _one_day(3, config)
+    weights = dict(zip(LINEAR_GATE_FEATURES, learner.weights.tolist(), strict=True))
+    moved = [name for name, w in weights.items() if w != 0.0]
+    assert moved and set(moved) <= {"bias", "left_out_per_driver"}
+    with pytest.raises(ConfigError, match="es_features"):
+        GuidedReoptConfig(terms="gate", trainer="es", es_features="bias,nowhere")
 
 
 def test_the_model_file_keeps_the_gate_weights(tmp_path) -> None:
