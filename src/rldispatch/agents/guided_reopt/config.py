@@ -100,14 +100,14 @@ class GuidedReoptConfig(HyperparameterConfig):
     )
     es_sigma: float = hyperparameter(
         "es: standard deviation of the Gaussian perturbation of the gate's weights",
-        0.25,
+        0.8,
         low=0.0,
         low_open=True,
     )
     es_step: float = hyperparameter(
         "es: step size of an update, in units of the perturbation (the estimate is divided by "
         "the root mean square of the pairs' reward differences)",
-        0.3,
+        0.25,
         low=0.0,
         low_open=True,
     )
@@ -119,7 +119,7 @@ class GuidedReoptConfig(HyperparameterConfig):
         low=1,
     )
     es_batch_days: int = hyperparameter(
-        "es: training days whose pairs make one update", 2, kind="int", low=1
+        "es: training days whose pairs make one update", 1, kind="int", low=1
     )
     es_features: str = ""
     """es: the linear gate's features the search may move, comma-separated names of
