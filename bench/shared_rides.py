@@ -45,12 +45,22 @@ FIGURES = (
 COUNTS = ("wrong_place", "max_ride_violations", "missed_breaks", "breaks_taken")
 
 
+def summarise(per_day: list[dict[str, float]]) -> dict[str, Any]:
+    """Mean figures of a policy's days (reward with its 95% CI) and the validator's counts
+    summed."""
+    summary: dict[str, Any] = {
+        key: float(np.mean([row[key] for row in per_day])) for key in FIGURES
+    }
+    summary["reward_ci95"] = mean_ci([row["reward"] for row in per_day])["ci95"]
+    summary.update({key: int(sum(row[key] for row in per_day)) for key in COUNTS})
+    summary["days"] = len(per_day)
+    return summary
+
+
 def play_policy(policy: Policy, days: list, seeds: list[int]) -> dict[str, Any]:
-    """Mean figures of one policy over the days, each day's figures, and the validator's
-    counts summed."""
+    """One policy over the days: :func:`summarise`, decision times and each day's figures."""
     env = DispatchEnv(env_config_for(days))
     per_day: list[dict[str, float]] = []
-    counts = dict.fromkeys(COUNTS, 0)
     decision_ms: list[float] = []
     for seed, day in zip(seeds, days, strict=True):
         played = run_day(policy, env, day)
@@ -60,17 +70,38 @@ def play_policy(policy: Policy, days: list, seeds: list[int]) -> dict[str, Any]:
         row["max_ride_violations"] = check.max_ride_violations
         row["missed_breaks"] = check.missed_breaks
         row["breaks_taken"] = played.breaks_taken
-        for key in COUNTS:
-            counts[key] += int(row[key])
         per_day.append(row)
         decision_ms.extend(played.decision_ms)
-    summary: dict[str, Any] = {
-        key: float(np.mean([row[key] for row in per_day])) for key in FIGURES
+    return {
+        **summarise(per_day),
+        "decision_ms_mean": float(np.mean(decision_ms)) if decision_ms else 0.0,
+        "decision_ms_p99": float(np.percentile(decision_ms, 99)) if decision_ms else 0.0,
+        "per_day": per_day,
     }
-    summary["reward_ci95"] = mean_ci([row["reward"] for row in per_day])["ci95"]
-    summary["decision_ms_mean"] = float(np.mean(decision_ms)) if decision_ms else 0.0
-    summary["decision_ms_p99"] = float(np.percentile(decision_ms, 99)) if decision_ms else 0.0
-    return {**summary, **counts, "days": len(per_day), "per_day": per_day}
+
+
+def line(name: str, row: dict[str, Any]) -> str:
+    """One line of the table."""
+    low, high = row["reward_ci95"]
+    times = (
+        f"{row['decision_ms_mean']:.1f}/{row['decision_ms_p99']:.1f}"
+        if "decision_ms_mean" in row
+        else "-"
+    )
+    return (
+        f"{name:<18} {row['days']:4d} {row['reward']:8.1f} ±{(high - low) / 2:5.1f} "
+        f"{row['completion_rate']:6.1%} {row['late_pickup_rate']:6.1%} {row['occupancy']:6.2f} "
+        f"{row['shared_ride_share']:7.1%} {row['ride_time_ratio']:8.2f}  "
+        f"{row['wrong_place']:11d}  {row['max_ride_violations']:10d}  "
+        f"{row['missed_breaks']:13d}  {row['breaks_taken']:6d}  {times}"
+    )
+
+
+HEADER = (
+    f"{'policy':<18} {'days':>4} {'reward':>8} {'95% CI':>6} {'done':>6} {'late':>6} "
+    f"{'occup':>6} {'shared':>7} {'ride/dir':>8}  wrong-place  over-limit  missed-breaks  "
+    "breaks  mean/p99 ms"
+)
 
 
 def make_policies(args: argparse.Namespace) -> dict[str, Policy]:
@@ -123,27 +154,18 @@ def main() -> None:
     seeds = [HELD_OUT_SEEDS[args.first_day + k] for k in range(args.days)]
     days = [make_preset("geneva-mix", seed) for seed in seeds]
     report: dict[str, Any] = {"preset": "geneva-mix", "seeds": seeds, "policies": {}}
-    header = (
-        f"{'policy':<18} {'days':>4} {'reward':>8} {'done':>6} {'late':>6} {'occup':>6} "
-        f"{'shared':>7} {'ride/dir':>8}"
-    )
-    print(header + "  wrong-place  over-limit  missed-breaks  breaks  mean/p99 ms", flush=True)
+    print(HEADER, flush=True)
     rows: dict[str, dict[str, Any]] = {}
-    for name, policy in make_policies(args).items():
-        started = time.perf_counter()
-        row = play_policy(policy, days, seeds)
-        row["seconds"] = time.perf_counter() - started
-        rows[name] = row
-        print(
-            f"{name:<18} {row['days']:4d} {row['reward']:8.1f} {row['completion_rate']:6.1%} "
-            f"{row['late_pickup_rate']:6.1%} {row['occupancy']:6.2f} "
-            f"{row['shared_ride_share']:7.1%} {row['ride_time_ratio']:8.2f}  "
-            f"{row['wrong_place']:11d}  {row['max_ride_violations']:10d}  "
-            f"{row['missed_breaks']:13d}  {row['breaks_taken']:6d}  "
-            f"{row['decision_ms_mean']:.1f}/{row['decision_ms_p99']:.1f}",
-            flush=True,
-        )
-    report["policies"] = dict(rows)
+    if days:
+        for name, policy in make_policies(args).items():
+            started = time.perf_counter()
+            row = play_policy(policy, days, seeds)
+            row["seconds"] = time.perf_counter() - started
+            rows[name] = row
+            print(line(name, row), flush=True)
+            report["policies"] = dict(rows)
+            if args.json:  # after each policy: a run stopped early keeps what it played
+                atomic_write_json(args.json, report)
     played_here = set(rows)
     for path in args.also:  # an earlier run's days; several runs of one policy add up
         with open(path, encoding="utf-8") as file:
@@ -151,10 +173,12 @@ def main() -> None:
         for name, row in earlier["policies"].items():
             if name in played_here or "per_day" not in row:
                 continue
-            if name in rows:
-                rows[name] = {**rows[name], "per_day": rows[name]["per_day"] + row["per_day"]}
-            else:
-                rows[name] = row
+            per_day = rows[name]["per_day"] + row["per_day"] if name in rows else row["per_day"]
+            rows[name] = {**summarise(per_day), "per_day": per_day}
+    if args.also:
+        print("with the days of " + ", ".join(args.also))
+        for name, row in rows.items():
+            print(line(name, row))
     differences = {}
     names = list(rows)
     for i, first in enumerate(names):
@@ -169,6 +193,7 @@ def main() -> None:
                 f"(95% CI {low:+.1f} to {high:+.1f}, p = {pair['p_value']:.2g}, "
                 f"{pair['days']} days)"
             )
+    report["policies"] = rows
     report["paired_reward_differences"] = differences
     if args.json:
         atomic_write_json(args.json, report)
