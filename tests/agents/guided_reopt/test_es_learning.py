@@ -73,6 +73,11 @@ def test_an_es_update_moves_the_weights_reproducibly() -> None:
     }
 
 
+def test_two_worker_processes_give_the_weights_of_one() -> None:
+    two = GuidedReoptConfig(**{**ES.to_dict(), "es_jobs": 2})
+    assert _one_day(3, two).weights.tolist() == _one_day(3).weights.tolist()
+
+
 def test_es_features_limit_the_search() -> None:
     config = GuidedReoptConfig(
         terms="gate",
