@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
@@ -146,14 +147,24 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _interleaved(geneva: int, lausanne: int) -> list[tuple[str, Scenario]]:
-    """The evaluation days, the two sets interleaved (so a run cut short has both)."""
+def _interleaved(
+    geneva: int, lausanne: int, geneva_from: int = 0, lausanne_from: int = 0
+) -> list[tuple[str, Scenario]]:
+    """The evaluation days, the two sets interleaved (so a run cut short has both): geneva
+    held-out days ``geneva_from`` to ``geneva - 1`` and lausanne days ``lausanne_from`` to
+    ``lausanne - 1`` (a day keeps its name, so runs of parts of a set pair by day)."""
+    if not 0 <= geneva_from <= geneva:
+        raise ValueError(f"--geneva-from must be between 0 and --geneva-days, got {geneva_from}")
+    if not 0 <= lausanne_from <= lausanne:
+        raise ValueError(
+            f"--lausanne-from must be between 0 and --lausanne-days, got {lausanne_from}"
+        )
     sets = [
-        [("geneva", day) for day in held_out_days(geneva)],
-        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
+        [("geneva", day) for day in held_out_days(geneva - geneva_from, start=geneva_from)],
+        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne_from, lausanne)],
     ]
     days = []
-    for k in range(max(geneva, lausanne)):
+    for k in range(max(len(part) for part in sets)):
         days += [part[k] for part in sets if k < len(part)]
     return days
 
@@ -185,7 +196,8 @@ def run_evaluation(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in _rows(log)}
     started = time.perf_counter()
-    for label, day in _interleaved(args.geneva_days, args.lausanne_days):
+    days = _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from, args.lausanne_from)
+    for label, day in days:
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
@@ -193,13 +205,21 @@ def run_evaluation(args: argparse.Namespace) -> None:
             played = evaluate_policies({name: policy}, [day], env_config)[name][0]
             row = {"set": label, "day": day.name, "policy": name, **played.as_dict()}
             row["decision_ms"] = list(played.decision_ms)
-            with log.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(row) + "\n")
+            _append_line(log, json.dumps(row))
             print(
                 f"{label} {day.name} {name}: {played.reward:.1f} "
                 f"({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
+
+
+def _append_line(log: Path, line: str) -> None:
+    """One line appended by a single write (two processes may share a log)."""
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(descriptor)
 
 
 def _rows(log: Path) -> list[dict]:
@@ -265,6 +285,12 @@ def main() -> None:
     )
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
+    evaluation.add_argument(
+        "--geneva-from", type=int, default=0, help="the first geneva held-out day played"
+    )
+    evaluation.add_argument(
+        "--lausanne-from", type=int, default=0, help="the first lausanne day played"
+    )
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
     summary = verbs.add_parser("summary")
