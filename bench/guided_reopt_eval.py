@@ -20,7 +20,8 @@ that of the service part of the reward alone: served, late, cancelled, km, witho
 idle-wait penalty and the balance bonus), and decision times (p50, p99) against ``reopt``'s.
 ``--policies`` also takes ``reopt within T`` and ``reopt within T overloaded`` (``reopt``
 holding planned bookings back until their pickup is T minutes ahead; with ``overloaded`` only
-while its plan leaves a known booking out).
+while its plan leaves a known booking out), and with ``--pairwise-model`` ``pairwise`` and
+``lookahead N`` (that network with the lookahead expert on its N best pairs).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ import numpy as np
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.kinds import agent_kind
+from rldispatch.agents.model_files import load_learned_model
+from rldispatch.cli.evaluate import lookahead_policy
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
@@ -185,6 +188,21 @@ def run_evaluation(args: argparse.Namespace) -> None:
                 hold_only_if_overloaded=bool(overloaded),
                 overload_left_out=int(overloaded[1]) if len(overloaded) > 1 else 1,
             )
+    env_configs = {}
+    if args.pairwise_model:
+        pairwise = load_learned_model(args.pairwise_model)
+        if "pairwise" in names:
+            policies["pairwise"] = pairwise.policy
+            env_configs["pairwise"] = pairwise
+        for name in names:
+            if name.startswith("lookahead "):
+                policies[name] = lookahead_policy(pairwise, int(name.removeprefix("lookahead ")))
+                env_configs[name] = pairwise
+    missing = [name for name in names if name not in policies and not args.model]
+    if missing:
+        raise SystemExit(
+            f"--policies: {', '.join(missing)} need --model (guided-reopt) or --pairwise-model"
+        )
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
         if "guided-reopt" in names:
@@ -201,10 +219,15 @@ def run_evaluation(args: argparse.Namespace) -> None:
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
-            env_config = EnvConfig(max_drivers=len(day.drivers))
+            model = env_configs.get(name)
+            if model is None:
+                env_config = EnvConfig(max_drivers=len(day.drivers))
+            else:
+                env_config = model.env_config_for([day])
             played = evaluate_policies({name: policy}, [day], env_config)[name][0]
             row = {"set": label, "day": day.name, "policy": name, **played.as_dict()}
             row["decision_ms"] = list(played.decision_ms)
+            row["routes"] = [list(route) for route in played.routes]
             _append_line(log, json.dumps(row))
             print(
                 f"{label} {day.name} {name}: {played.reward:.1f} "
@@ -230,8 +253,9 @@ def _rows(log: Path) -> list[dict]:
 
 def run_summary(args: argparse.Namespace) -> None:
     """Each policy against ``reopt`` on the days both played (paired)."""
-    rows = _rows(Path(args.log))
-    report = {"log": args.log, "sets": {}}
+    logs = args.log or ["runs/guided_reopt_eval.jsonl"]
+    rows = [row for log in logs for row in _rows(Path(log))]
+    report = {"log": logs, "sets": {}}
     for label in ("geneva", "lausanne"):
         by_policy: dict[str, dict[str, PlayedDay]] = {}
         for row in rows:
@@ -239,6 +263,7 @@ def run_summary(args: argparse.Namespace) -> None:
                 continue
             fields = {k: v for k, v in row.items() if k not in ("set", "day", "policy")}
             fields["decision_ms"] = tuple(fields["decision_ms"])
+            fields["routes"] = tuple(tuple(route) for route in fields.get("routes", ()))
             by_policy.setdefault(row["policy"], {})[row["day"]] = PlayedDay(**fields)
         if "reopt" not in by_policy:
             continue
@@ -281,8 +306,10 @@ def main() -> None:
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
         "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
         "'reopt within T overloaded [n]' (holding back only while its plan leaves n bookings, "
-        "default 1, out)",
+        "default 1, out), 'pairwise' and 'lookahead N' (the --pairwise-model's network, "
+        "alone and with the lookahead expert on its N best pairs, as evaluate --lookahead N)",
     )
+    evaluation.add_argument("--pairwise-model", help="the pairwise model file")
     evaluation.add_argument("--geneva-days", type=int, default=12)
     evaluation.add_argument("--lausanne-days", type=int, default=20)
     evaluation.add_argument(
@@ -294,7 +321,12 @@ def main() -> None:
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
     summary = verbs.add_parser("summary")
-    summary.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
+    summary.add_argument(
+        "--log",
+        action="append",
+        help="a per-day log (default runs/guided_reopt_eval.jsonl); may be repeated, the rows "
+        "of every log are paired by day",
+    )
     summary.add_argument("--json", default="runs/guided_reopt_eval.json")
     summary.set_defaults(handler=run_summary)
     args = parser.parse_args()
