@@ -6,6 +6,7 @@ geneva-style TRAINING days (never held-out ones).
     .venv/bin/python bench/reopt_gap.py hindsight --fleets 6,12,18 --days-per-fleet 2 \
         --log runs/reopt_gap.jsonl --time-limit 20
     .venv/bin/python bench/reopt_gap.py summary --log runs/reopt_gap.jsonl
+    .venv/bin/python bench/reopt_gap.py prize --prizes 5,10,20 --days 6 --log runs/prize_check.jsonl
 
 Days: for each fleet size n of ``--fleets``, ``--days-per-fleet`` geneva days of n drivers with
 the preset's demand per driver, seeds from ``TRAINING_SEEDS`` (1000 * n onwards). ``play``
@@ -13,7 +14,10 @@ plays ``reopt`` and the lookahead (3 best pairs) and logs each day; ``hindsight`
 hindsight plan of each day (started from the better played routes). ``summary`` splits each
 policy's reward into its parts (bookings served, late pickups, cancellations, km, idle waits,
 balance bonus), per fleet size, as differences ``other - reopt``, and says how many of the
-bookings both served went to the same driver.
+bookings both served went to the same driver. ``prize`` plays ``reopt`` and ``guided-reopt``
+with the same prize for every open booking (a network whose prize head is a constant) on
+training days of ``bench/guided_reopt_es.py``'s distribution (from day 1000 on) and prints each
+against ``reopt`` with the waits apart.
 """
 
 from __future__ import annotations
@@ -26,17 +30,23 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli.evaluate import lookahead_policy
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.hindsight import solve_scenario
+from rldispatch.reports.stats import mean_ci
 from rldispatch.rewards import RewardConfig
-from rldispatch.scenarios.fleet_days import geneva_day
+from rldispatch.scenarios.fleet_days import FleetDayDistribution, geneva_day
 from rldispatch.scenarios.presets import TRAINING_SEEDS
 from rldispatch.training.evaluation import run_day
 from rldispatch.training.threads import single_threaded_numerics
+
+PRIZE_SCALE = 30.0
 
 
 def _days(fleets: str, per_fleet: int) -> list:
@@ -129,6 +139,52 @@ def run_hindsight(args: argparse.Namespace) -> None:
         print(f"{day.name} hindsight: {result.metrics.reward:.1f}", flush=True)
 
 
+def run_prize(args: argparse.Namespace) -> None:
+    single_threaded_numerics(1)
+    log = Path(args.log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    distribution = FleetDayDistribution(fleet_sizes=(5, 6, 8, 9, 10), demand_factors=(0.8, 1.6))
+    policies = {"reopt": make_baseline("reopt")}
+    for prize in (float(part) for part in args.prizes.split(",")):
+        if not 0 < prize < PRIZE_SCALE:
+            raise SystemExit(f"--prizes: each must be in (0, {PRIZE_SCALE:g}), got {prize}")
+        network = TermNetwork(hidden=4, terms=("prize",), term_scale=PRIZE_SCALE)
+        with torch.no_grad():
+            network.prize[-1].bias.fill_(float(np.arctanh(prize / PRIZE_SCALE)))
+        network.requires_grad_(False)
+        policies[f"prize {prize:g}"] = GuidedReoptPolicy(network, name=f"prize {prize:g}")
+    done = {(row["day"], row["policy"]) for row in _rows(log)}
+    for day in distribution.days(1000, args.days):
+        for name, policy in policies.items():
+            if (day.name, name) in done:
+                continue
+            env = DispatchEnv(
+                preset=None, scenario=day, config=EnvConfig(max_drivers=len(day.drivers))
+            )
+            played = run_day(policy, env, day)
+            row = {"day": day.name, "drivers": len(day.drivers), "policy": name}
+            row.update(played.as_dict())
+            row["routes"] = [list(route) for route in played.routes]
+            _append(log, row)
+            print(f"{day.name} {name}: {played.reward:.1f}", flush=True)
+    rows = _rows(log)
+    by_day: dict[str, dict[str, dict]] = defaultdict(dict)
+    for row in rows:
+        by_day[row["day"]][row["policy"]] = row
+    for name in policies:
+        if name == "reopt":
+            continue
+        pairs = [p for p in by_day.values() if "reopt" in p and name in p]
+        total = [p[name]["reward"] - p["reopt"]["reward"] for p in pairs]
+        waits = [_parts(p[name])["waits"] - _parts(p["reopt"])["waits"] for p in pairs]
+        summary = mean_ci(total)
+        low, high = summary["ci95"]
+        print(
+            f"{name} - reopt: {summary['mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f}) on "
+            f"{len(pairs)} days, of which waits {np.mean(waits):+.1f}"
+        )
+
+
 def _same_driver(a: dict, b: dict) -> tuple[int, int]:
     """Bookings both served, and how many of them by the same driver."""
     driver_a = {booking: d for d, route in enumerate(a["routes"]) for booking in route}
@@ -182,6 +238,11 @@ def main() -> None:
             sub.add_argument("--pairwise-model", required=True)
         else:
             sub.add_argument("--time-limit", type=float, default=20.0)
+    prize = verbs.add_parser("prize")
+    prize.add_argument("--prizes", default="5,10,20")
+    prize.add_argument("--days", type=int, default=6)
+    prize.add_argument("--log", default="runs/prize_check.jsonl")
+    prize.set_defaults(handler=run_prize)
     summary = verbs.add_parser("summary")
     summary.add_argument("--log", default="runs/reopt_gap.jsonl")
     summary.set_defaults(handler=run_summary)
