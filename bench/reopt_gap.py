@@ -145,7 +145,7 @@ def run_prize(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     distribution = FleetDayDistribution(fleet_sizes=(5, 6, 8, 9, 10), demand_factors=(0.8, 1.6))
     policies = {"reopt": make_baseline("reopt")}
-    for prize in (float(part) for part in args.prizes.split(",")):
+    for prize in (float(part) for part in args.prizes.split(",") if part):
         if not 0 < prize < PRIZE_SCALE:
             raise SystemExit(f"--prizes: each must be in (0, {PRIZE_SCALE:g}), got {prize}")
         network = TermNetwork(hidden=4, terms=("prize",), term_scale=PRIZE_SCALE)
@@ -153,6 +153,12 @@ def run_prize(args: argparse.Namespace) -> None:
             network.prize[-1].bias.fill_(float(np.arctanh(prize / PRIZE_SCALE)))
         network.requires_grad_(False)
         policies[f"prize {prize:g}"] = GuidedReoptPolicy(network, name=f"prize {prize:g}")
+    if args.take:
+        network = TermNetwork(hidden=4, terms=("take",))
+        with torch.no_grad():
+            network.take[-1].bias.fill_(1.0)
+        network.requires_grad_(False)
+        policies["take always"] = GuidedReoptPolicy(network, name="take always")
     done = {(row["day"], row["policy"]) for row in _rows(log)}
     for day in distribution.days(1000, args.days):
         for name, policy in policies.items():
@@ -240,6 +246,11 @@ def main() -> None:
             sub.add_argument("--time-limit", type=float, default=20.0)
     prize = verbs.add_parser("prize")
     prize.add_argument("--prizes", default="5,10,20")
+    prize.add_argument(
+        "--take",
+        action="store_true",
+        help="also play the take term always taking (instead of waiting) what the plan leaves out",
+    )
     prize.add_argument("--days", type=int, default=6)
     prize.add_argument("--log", default="runs/prize_check.jsonl")
     prize.set_defaults(handler=run_prize)

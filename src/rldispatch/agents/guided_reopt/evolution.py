@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from rldispatch.agents.guided_reopt.network import TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.network import ALL_TERMS, TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
@@ -71,7 +71,8 @@ def set_vector(network: TermNetwork, heads: Sequence[str], vector: np.ndarray) -
 class EvolutionSettings:
     """Evolution strategies' settings (module docstring).
 
-    :param heads: the heads whose last layer is learned (``prize``, ``value``, ``gate``).
+    :param heads: the heads whose last layer is learned (``prize``, ``value``, ``gate``,
+        ``take``).
     :param sigma: standard deviation of a perturbation of each weight.
     :param pairs: antithetic pairs of perturbations per iteration.
     :param days_per_iteration: training days each perturbation plays (the same for all).
@@ -95,8 +96,8 @@ class EvolutionSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.heads or not set(self.heads) <= set(TERMS):
-            raise ValueError(f"heads: needs one or more of {TERMS}, got {self.heads!r}")
+        if not self.heads or not set(self.heads) <= set(ALL_TERMS):
+            raise ValueError(f"heads: needs one or more of {ALL_TERMS}, got {self.heads!r}")
         for name in ("sigma", "step_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)!r}")

@@ -15,7 +15,7 @@ from rldispatch.agents.guided_reopt.features import (
     GATE_FEATURES,
     STATE_FEATURES,
 )
-from rldispatch.agents.guided_reopt.network import DEFAULT_TERMS, TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.network import ALL_TERMS, DEFAULT_TERMS, TermNetwork
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -97,8 +97,8 @@ def load_guided_model(path: str | Path) -> LoadedGuidedReoptModel:
     try:
         metadata = GuidedReoptMetadata.from_dict(values)
         terms = tuple(str(term) for term in metadata.terms)
-        if not set(terms) <= set(TERMS):
-            raise ValueError(f"unknown terms {sorted(set(terms) - set(TERMS))}")
+        if not set(terms) <= set(ALL_TERMS):
+            raise ValueError(f"unknown terms {sorted(set(terms) - set(ALL_TERMS))}")
     except (TypeError, ValueError) as error:
         raise GuidedReoptModelError(f"{path}: unreadable model metadata ({error})") from error
     if metadata.feature_version != FEATURE_VERSION or metadata.features != feature_names():
