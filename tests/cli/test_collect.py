@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from sqlalchemy import create_engine, update
@@ -16,7 +16,7 @@ from tests.feedback.test_service_log import (
     DAY_A,
     DAY_B,
     SMALL_DAY,
-    TODAY,
+    after_today,
     build_log,
     log_for_the_archive,
     play_rounds,
@@ -303,7 +303,7 @@ def test_collect_reads_the_archive_of_pruned_days_alone_or_with_the_database(tmp
         url, tmp_path / "both", "--archive-dir", str(archive), "--json", str(summary_path)
     )
     printed = capsys.readouterr().out
-    pruned_to(url, archive, TODAY + timedelta(days=1))
+    pruned_to(url, archive, after_today())
     with service_app(url, tmp_path / "data") as client:  # logged since, on the small day
         play_rounds(client, SMALL_DAY)
     after = collect_service(

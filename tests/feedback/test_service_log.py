@@ -46,6 +46,14 @@ TODAY = datetime.now(UTC).date()
 DAY_A = TODAY - timedelta(days=3)
 DAY_B = TODAY - timedelta(days=2)
 SMALL_DAY = TODAY - timedelta(days=1)
+
+
+def after_today() -> date:
+    """The day after the current date, read when called: rows logged "today" are before it
+    even when a run crosses midnight after this module was imported."""
+    return datetime.now(UTC).date() + timedelta(days=1)
+
+
 SINCE, UNTIL = DAY_A, SMALL_DAY
 
 
@@ -760,7 +768,7 @@ def test_days_pruned_to_the_archive_are_collected_as_they_were_from_the_database
     assert skipped_rows_of(partly) == skipped_rows_of(before)
 
     # Everything pruned (outcomes too: they were reported today): the archive alone.
-    pruned_to(url, archive, TODAY + timedelta(days=1))
+    pruned_to(url, archive, after_today())
     assert all_row_ids(url) == ([], [])
     archived = collect(None, archive_dir=archive)
     assert written(archived, tmp_path / "archived") == expected
@@ -786,7 +794,7 @@ def archived_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[b
     log_for_the_archive(url, folder / "data")
     before = collect(url)
     expected = written(before, folder / "before")
-    pruned_to(url, folder / "archive", TODAY + timedelta(days=1))
+    pruned_to(url, folder / "archive", after_today())
     return folder / "archive", expected, before
 
 
