@@ -108,8 +108,10 @@ def _service(day: PlayedDay) -> float:
     )
 
 
-def _report(days: list[str], results: dict) -> dict:
-    report = {"days": list(days), "policies": {}, "vs_reopt": {}}
+def _report(days: list[str], results: dict, base: str = "reopt") -> dict:
+    """Each policy's figures on ``days`` and its paired difference to ``base`` (under
+    ``vs_reopt``, whatever ``base`` is)."""
+    report = {"days": list(days), "against": base, "policies": {}, "vs_reopt": {}}
     for name, played in results.items():
         report["policies"][name] = {
             "reward": mean_ci([d.reward for d in played]),
@@ -118,12 +120,12 @@ def _report(days: list[str], results: dict) -> dict:
             "decision_ms": _times(played),
             "per_day_reward": [d.reward for d in played],
         }
-        if name != "reopt" and "reopt" in results:
+        if name != base and base in results:
             report["vs_reopt"][name] = paired_difference(
-                [d.reward for d in played], [d.reward for d in results["reopt"]]
+                [d.reward for d in played], [d.reward for d in results[base]]
             )
             report["vs_reopt"][name]["service"] = paired_difference(
-                [_service(d) for d in played], [_service(d) for d in results["reopt"]]
+                [_service(d) for d in played], [_service(d) for d in results[base]]
             )
     return report
 
@@ -135,7 +137,10 @@ def _print(label: str, report: dict) -> None:
         diff = ""
         if pair is not None:
             low, high = pair["ci95"]
-            diff = f", - reopt {pair['reward_diff_mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f})"
+            diff = (
+                f", - {report.get('against', 'reopt')} {pair['reward_diff_mean']:+.1f} "
+                f"(95% CI {low:+.1f} to {high:+.1f})"
+            )
             service = pair["service"]
             low, high = service["ci95"]
             diff += (
@@ -252,7 +257,7 @@ def _rows(log: Path) -> list[dict]:
 
 
 def run_summary(args: argparse.Namespace) -> None:
-    """Each policy against ``reopt`` on the days both played (paired)."""
+    """Each policy against ``--against`` (``reopt``) on the days both played (paired)."""
     logs = args.log or ["runs/guided_reopt_eval.jsonl"]
     rows = [row for log in logs for row in _rows(Path(log))]
     report = {"log": logs, "sets": {}}
@@ -265,20 +270,21 @@ def run_summary(args: argparse.Namespace) -> None:
             fields["decision_ms"] = tuple(fields["decision_ms"])
             fields["routes"] = tuple(tuple(route) for route in fields.get("routes", ()))
             by_policy.setdefault(row["policy"], {})[row["day"]] = PlayedDay(**fields)
-        if "reopt" not in by_policy:
+        base = args.against
+        if base not in by_policy:
             continue
         report["sets"][label] = {}
         for name, days in by_policy.items():
-            if name == "reopt":
+            if name == base:
                 continue
-            common = sorted(set(days) & set(by_policy["reopt"]))
+            common = sorted(set(days) & set(by_policy[base]))
             if len(common) < 2:
                 continue
             results = {
-                "reopt": [by_policy["reopt"][d] for d in common],
+                base: [by_policy[base][d] for d in common],
                 name: [days[d] for d in common],
             }
-            part = _report(common, results)
+            part = _report(common, results, base)
             report["sets"][label][name] = part
             _print(f"{label}, {name}", part)
     if args.json:
@@ -328,6 +334,9 @@ def main() -> None:
         "of every log are paired by day",
     )
     summary.add_argument("--json", default="runs/guided_reopt_eval.json")
+    summary.add_argument(
+        "--against", default="reopt", help="the policy every other is paired with (reopt)"
+    )
     summary.set_defaults(handler=run_summary)
     args = parser.parse_args()
     args.handler(args)
