@@ -48,7 +48,7 @@ from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.reports.stats import mean_ci, paired_difference
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import FleetDayDistribution, held_out_days
-from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_lausanne
+from rldispatch.scenarios.presets import HELD_OUT_SEEDS, TUNING_SEEDS, make_lausanne
 from rldispatch.training.days import FleetDays
 from rldispatch.training.evaluation import PlayedDay, evaluate_policies
 from rldispatch.training.threads import single_threaded_numerics
@@ -56,18 +56,42 @@ from rldispatch.training.train import RunSettings, train
 
 TRAINING_FLEETS = (5, 6, 8, 9, 10)
 TRAINING_DEMAND = (0.8, 1.6)
+ES_DEMAND = (0.8, 2.5)
+
+
+def _demand(text: str | None, default: tuple[float, float]) -> tuple[float, float]:
+    if not text:
+        return default
+    low, high = (float(v) for v in text.split(","))
+    return low, high
 
 
 def run_training(args: argparse.Namespace) -> None:
-    config = GuidedReoptConfig(
-        terms=args.terms,
-        label_every=args.label_every,
-        label_jobs=args.jobs,
-        label_cache=str(Path(args.out).parent / "guided_reopt_labels"),
-    )
-    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=TRAINING_DEMAND)
+    if args.trainer == "es":
+        config = GuidedReoptConfig(
+            terms="gate",
+            trainer="es",
+            es_jobs=args.jobs,
+            es_pairs=args.es_pairs,
+            es_batch_days=args.es_batch_days,
+            es_sigma=args.es_sigma,
+            es_step=args.es_step,
+            es_features=args.es_features,
+        )
+        demand = _demand(args.demand, ES_DEMAND)
+    else:
+        config = GuidedReoptConfig(
+            terms=args.terms,
+            label_every=args.label_every,
+            label_jobs=args.jobs,
+            label_cache=str(Path(args.out).parent / "guided_reopt_labels"),
+        )
+        demand = _demand(args.demand, TRAINING_DEMAND)
+    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=demand)
     settings = RunSettings(
-        max_seconds=args.minutes * 60.0, eval_every_days=args.eval_every, checkpoint_every_days=5
+        max_seconds=args.minutes * 60.0,
+        eval_every_days=args.eval_every,
+        checkpoint_every_days=args.checkpoint_every,
     )
     result = train(
         "guided-reopt",
@@ -76,8 +100,25 @@ def run_training(args: argparse.Namespace) -> None:
         FleetDays(distribution, selection=args.selection_days),
         settings,
         progress=False,
+        resume=args.resume,
     )
     print(result.summary())
+
+
+def run_selection(args: argparse.Namespace) -> None:
+    """``reopt`` and each model on the same tuning-seed days (never held-out ones), paired."""
+    demand = _demand(args.demand, ES_DEMAND)
+    distribution = FleetDayDistribution(fleet_sizes=TRAINING_FLEETS, demand_factors=demand)
+    days = distribution.days(args.first_day, args.days, TUNING_SEEDS)
+    policies = {"reopt": make_baseline("reopt")}
+    for path in args.models.split(","):
+        policies[path] = agent_kind("guided-reopt").load_model(path, name=path).policy
+    env_config = EnvConfig(max_drivers=max(len(day.drivers) for day in days))
+    results = evaluate_policies(policies, days, env_config, jobs=args.jobs)
+    report = _report([day.name for day in days], results)
+    _print(f"tuning days {args.first_day}..{args.first_day + args.days - 1}", report)
+    if args.json:
+        atomic_write_json(args.json, report)
 
 
 def _ablation(policy: GuidedReoptPolicy, terms: tuple[str, ...], name: str) -> GuidedReoptPolicy:
@@ -155,21 +196,11 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _interleaved(
-    geneva: int, lausanne: int, geneva_from: int = 0, lausanne_from: int = 0
-) -> list[tuple[str, Scenario]]:
-    """The evaluation days, the two sets interleaved (so a run cut short has both): geneva
-    held-out days ``geneva_from`` to ``geneva - 1`` and lausanne days ``lausanne_from`` to
-    ``lausanne - 1`` (a day keeps its name, so runs of parts of a set pair by day)."""
-    if not 0 <= geneva_from <= geneva:
-        raise ValueError(f"--geneva-from must be between 0 and --geneva-days, got {geneva_from}")
-    if not 0 <= lausanne_from <= lausanne:
-        raise ValueError(
-            f"--lausanne-from must be between 0 and --lausanne-days, got {lausanne_from}"
-        )
+def _interleaved(geneva: int, lausanne: int, geneva_from: int = 0) -> list[tuple[str, Scenario]]:
+    """The evaluation days, the two sets interleaved (so a run cut short has both)."""
     sets = [
-        [("geneva", day) for day in held_out_days(geneva - geneva_from, start=geneva_from)],
-        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne_from, lausanne)],
+        [("geneva", day) for day in held_out_days(geneva, start=geneva_from)],
+        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
     ]
     days = []
     for k in range(max(len(part) for part in sets)):
@@ -219,8 +250,7 @@ def run_evaluation(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in _rows(log)}
     started = time.perf_counter()
-    days = _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from, args.lausanne_from)
-    for label, day in days:
+    for label, day in _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from):
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
@@ -303,7 +333,24 @@ def main() -> None:
     training.add_argument("--eval-every", type=int, default=10)
     training.add_argument("--label-every", type=int, default=8)
     training.add_argument("--selection-days", type=int, default=4)
+    training.add_argument("--checkpoint-every", type=int, default=5)
+    training.add_argument("--trainer", choices=("dagger", "es"), default="dagger")
+    training.add_argument("--demand", help="low,high demand factors of the training days")
+    training.add_argument("--es-pairs", type=int, default=2)
+    training.add_argument("--es-batch-days", type=int, default=1)
+    training.add_argument("--es-sigma", type=float, default=0.8)
+    training.add_argument("--es-step", type=float, default=0.25)
+    training.add_argument("--es-features", default="", help="features the search moves")
+    training.add_argument("--resume", action="store_true")
     training.set_defaults(handler=run_training)
+    selection = verbs.add_parser("select")
+    selection.add_argument("--models", required=True, help="comma-separated model files")
+    selection.add_argument("--days", type=int, default=12)
+    selection.add_argument("--first-day", type=int, default=0)
+    selection.add_argument("--demand", help="low,high demand factors of the tuning days")
+    selection.add_argument("--jobs", type=int, default=2)
+    selection.add_argument("--json")
+    selection.set_defaults(handler=run_selection)
     evaluation = verbs.add_parser("eval")
     evaluation.add_argument("--model", help="the guided-reopt model file")
     evaluation.add_argument(
@@ -317,13 +364,14 @@ def main() -> None:
     )
     evaluation.add_argument("--pairwise-model", help="the pairwise model file")
     evaluation.add_argument("--geneva-days", type=int, default=12)
+    evaluation.add_argument(
+        "--geneva-from",
+        type=int,
+        default=0,
+        help="first geneva day (--geneva-days are played from it; days keep their names, so "
+        "runs of parts of the set pair by day)",
+    )
     evaluation.add_argument("--lausanne-days", type=int, default=20)
-    evaluation.add_argument(
-        "--geneva-from", type=int, default=0, help="the first geneva held-out day played"
-    )
-    evaluation.add_argument(
-        "--lausanne-from", type=int, default=0, help="the first lausanne day played"
-    )
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
     summary = verbs.add_parser("summary")

@@ -19,7 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from rldispatch.agents.guided_reopt.features import StateFeatures, build_features
-from rldispatch.agents.guided_reopt.gate import DEFAULT_FLOOR_MIN, gate_rows, plan_rank
+from rldispatch.agents.guided_reopt.gate import (
+    DEFAULT_FLOOR_MIN,
+    gate_rows,
+    linear_gate_rows,
+    plan_rank,
+)
 from rldispatch.agents.guided_reopt.network import TAKE_TERM, TermNetwork
 from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
 from rldispatch.env import DispatchEnv
@@ -131,7 +136,11 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         asked = [b for b in env.visible.tolist() if b in driver_of and self._pickup_of[b] > floor]
         if not asked:
             return driver_of
-        rows = gate_rows(sim, asked, driver_of, self._pickup_of, plan_rank(sim, self._routes))
+        rank = plan_rank(sim, self._routes)
+        if self.network.linear_gate:
+            rows = linear_gate_rows(sim, asked, driver_of, self._pickup_of, rank, self._left_out)
+        else:
+            rows = gate_rows(sim, asked, driver_of, self._pickup_of, rank)
         scores = self.network.gate_scores(rows)
         held = {b for b, score in zip(asked, scores, strict=True) if score < 0.0}
         self.held += len(held)
