@@ -20,7 +20,8 @@ that of the service part of the reward alone: served, late, cancelled, km, witho
 idle-wait penalty and the balance bonus), and decision times (p50, p99) against ``reopt``'s.
 ``--policies`` also takes ``reopt within T`` and ``reopt within T overloaded`` (``reopt``
 holding planned bookings back until their pickup is T minutes ahead; with ``overloaded`` only
-while its plan leaves a known booking out).
+while its plan leaves a known booking out), and with ``--pairwise-model`` ``pairwise`` and
+``lookahead N`` (that network with the lookahead expert on its N best pairs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import time
 from pathlib import Path
 
@@ -36,6 +38,8 @@ import numpy as np
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.kinds import agent_kind
+from rldispatch.agents.model_files import load_learned_model
+from rldispatch.cli.evaluate import lookahead_policy
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
@@ -145,8 +149,10 @@ def _service(day: PlayedDay) -> float:
     )
 
 
-def _report(days: list[str], results: dict) -> dict:
-    report = {"days": list(days), "policies": {}, "vs_reopt": {}}
+def _report(days: list[str], results: dict, base: str = "reopt") -> dict:
+    """Each policy's figures on ``days`` and its paired difference to ``base`` (under
+    ``vs_reopt``, whatever ``base`` is)."""
+    report = {"days": list(days), "against": base, "policies": {}, "vs_reopt": {}}
     for name, played in results.items():
         report["policies"][name] = {
             "reward": mean_ci([d.reward for d in played]),
@@ -155,12 +161,12 @@ def _report(days: list[str], results: dict) -> dict:
             "decision_ms": _times(played),
             "per_day_reward": [d.reward for d in played],
         }
-        if name != "reopt" and "reopt" in results:
+        if name != base and base in results:
             report["vs_reopt"][name] = paired_difference(
-                [d.reward for d in played], [d.reward for d in results["reopt"]]
+                [d.reward for d in played], [d.reward for d in results[base]]
             )
             report["vs_reopt"][name]["service"] = paired_difference(
-                [_service(d) for d in played], [_service(d) for d in results["reopt"]]
+                [_service(d) for d in played], [_service(d) for d in results[base]]
             )
     return report
 
@@ -172,7 +178,10 @@ def _print(label: str, report: dict) -> None:
         diff = ""
         if pair is not None:
             low, high = pair["ci95"]
-            diff = f", - reopt {pair['reward_diff_mean']:+.1f} (95% CI {low:+.1f} to {high:+.1f})"
+            diff = (
+                f", - {report.get('against', 'reopt')} {pair['reward_diff_mean']:+.1f} "
+                f"(95% CI {low:+.1f} to {high:+.1f})"
+            )
             service = pair["service"]
             low, high = service["ci95"]
             diff += (
@@ -194,7 +203,7 @@ def _interleaved(geneva: int, lausanne: int, geneva_from: int = 0) -> list[tuple
         [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
     ]
     days = []
-    for k in range(max(geneva, lausanne)):
+    for k in range(max(len(part) for part in sets)):
         days += [part[k] for part in sets if k < len(part)]
     return days
 
@@ -215,6 +224,21 @@ def run_evaluation(args: argparse.Namespace) -> None:
                 hold_only_if_overloaded=bool(overloaded),
                 overload_left_out=int(overloaded[1]) if len(overloaded) > 1 else 1,
             )
+    env_configs = {}
+    if args.pairwise_model:
+        pairwise = load_learned_model(args.pairwise_model)
+        if "pairwise" in names:
+            policies["pairwise"] = pairwise.policy
+            env_configs["pairwise"] = pairwise
+        for name in names:
+            if name.startswith("lookahead "):
+                policies[name] = lookahead_policy(pairwise, int(name.removeprefix("lookahead ")))
+                env_configs[name] = pairwise
+    missing = [name for name in names if name not in policies and not args.model]
+    if missing:
+        raise SystemExit(
+            f"--policies: {', '.join(missing)} need --model (guided-reopt) or --pairwise-model"
+        )
     if args.model:
         guided = agent_kind("guided-reopt").load_model(args.model).policy
         if "guided-reopt" in names:
@@ -230,17 +254,30 @@ def run_evaluation(args: argparse.Namespace) -> None:
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
-            env_config = EnvConfig(max_drivers=len(day.drivers))
+            model = env_configs.get(name)
+            if model is None:
+                env_config = EnvConfig(max_drivers=len(day.drivers))
+            else:
+                env_config = model.env_config_for([day])
             played = evaluate_policies({name: policy}, [day], env_config)[name][0]
             row = {"set": label, "day": day.name, "policy": name, **played.as_dict()}
             row["decision_ms"] = list(played.decision_ms)
-            with log.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(row) + "\n")
+            row["routes"] = [list(route) for route in played.routes]
+            _append_line(log, json.dumps(row))
             print(
                 f"{label} {day.name} {name}: {played.reward:.1f} "
                 f"({time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
+
+
+def _append_line(log: Path, line: str) -> None:
+    """One line appended by a single write (two processes may share a log)."""
+    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(descriptor)
 
 
 def _rows(log: Path) -> list[dict]:
@@ -250,9 +287,10 @@ def _rows(log: Path) -> list[dict]:
 
 
 def run_summary(args: argparse.Namespace) -> None:
-    """Each policy against ``reopt`` on the days both played (paired)."""
-    rows = _rows(Path(args.log))
-    report = {"log": args.log, "sets": {}}
+    """Each policy against ``--against`` (``reopt``) on the days both played (paired)."""
+    logs = args.log or ["runs/guided_reopt_eval.jsonl"]
+    rows = [row for log in logs for row in _rows(Path(log))]
+    report = {"log": logs, "sets": {}}
     for label in ("geneva", "lausanne"):
         by_policy: dict[str, dict[str, PlayedDay]] = {}
         for row in rows:
@@ -260,21 +298,23 @@ def run_summary(args: argparse.Namespace) -> None:
                 continue
             fields = {k: v for k, v in row.items() if k not in ("set", "day", "policy")}
             fields["decision_ms"] = tuple(fields["decision_ms"])
+            fields["routes"] = tuple(tuple(route) for route in fields.get("routes", ()))
             by_policy.setdefault(row["policy"], {})[row["day"]] = PlayedDay(**fields)
-        if "reopt" not in by_policy:
+        base = args.against
+        if base not in by_policy:
             continue
         report["sets"][label] = {}
         for name, days in by_policy.items():
-            if name == "reopt":
+            if name == base:
                 continue
-            common = sorted(set(days) & set(by_policy["reopt"]))
+            common = sorted(set(days) & set(by_policy[base]))
             if len(common) < 2:
                 continue
             results = {
-                "reopt": [by_policy["reopt"][d] for d in common],
+                base: [by_policy[base][d] for d in common],
                 name: [days[d] for d in common],
             }
-            part = _report(common, results)
+            part = _report(common, results, base)
             report["sets"][label][name] = part
             _print(f"{label}, {name}", part)
     if args.json:
@@ -319,16 +359,32 @@ def main() -> None:
         help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
         "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
         "'reopt within T overloaded [n]' (holding back only while its plan leaves n bookings, "
-        "default 1, out)",
+        "default 1, out), 'pairwise' and 'lookahead N' (the --pairwise-model's network, "
+        "alone and with the lookahead expert on its N best pairs, as evaluate --lookahead N)",
     )
+    evaluation.add_argument("--pairwise-model", help="the pairwise model file")
     evaluation.add_argument("--geneva-days", type=int, default=12)
-    evaluation.add_argument("--geneva-from", type=int, default=0, help="first geneva day")
+    evaluation.add_argument(
+        "--geneva-from",
+        type=int,
+        default=0,
+        help="first geneva day (--geneva-days are played from it; days keep their names, so "
+        "runs of parts of the set pair by day)",
+    )
     evaluation.add_argument("--lausanne-days", type=int, default=20)
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
     summary = verbs.add_parser("summary")
-    summary.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
+    summary.add_argument(
+        "--log",
+        action="append",
+        help="a per-day log (default runs/guided_reopt_eval.jsonl); may be repeated, the rows "
+        "of every log are paired by day",
+    )
     summary.add_argument("--json", default="runs/guided_reopt_eval.json")
+    summary.add_argument(
+        "--against", default="reopt", help="the policy every other is paired with (reopt)"
+    )
     summary.set_defaults(handler=run_summary)
     args = parser.parse_args()
     args.handler(args)

@@ -16,7 +16,7 @@ from rldispatch.agents.guided_reopt.features import (
     STATE_FEATURES,
 )
 from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
-from rldispatch.agents.guided_reopt.network import DEFAULT_TERMS, GATE_FORMS, TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.network import ALL_TERMS, DEFAULT_TERMS, GATE_FORMS, TermNetwork
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -102,8 +102,8 @@ def load_guided_model(path: str | Path) -> LoadedGuidedReoptModel:
     try:
         metadata = GuidedReoptMetadata.from_dict(values)
         terms = tuple(str(term) for term in metadata.terms)
-        if not set(terms) <= set(TERMS):
-            raise ValueError(f"unknown terms {sorted(set(terms) - set(TERMS))}")
+        if not set(terms) <= set(ALL_TERMS):
+            raise ValueError(f"unknown terms {sorted(set(terms) - set(ALL_TERMS))}")
         if metadata.gate_form not in GATE_FORMS:
             raise ValueError(f"unknown gate_form {metadata.gate_form!r}")
     except (TypeError, ValueError) as error:

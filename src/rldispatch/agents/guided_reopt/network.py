@@ -1,5 +1,5 @@
-"""The network of ``guided-reopt``: a prize per open booking, a value per plan end and a
-commit score per planned booking.
+"""The network of ``guided-reopt``: a prize per open booking, a value per plan end, a
+commit score per planned booking and a take score per booking the plan leaves out.
 
 Small multilayer perceptrons, one per term, each ``features -> hidden -> hidden -> 1``
 (ReLU). The prize and the value are bounded as ``term_scale * tanh(output)`` reward units: a
@@ -9,7 +9,8 @@ at zero, so the untrained network adds nothing and commits every planned booking
 is then exactly ``reopt``. The gate's head exists only when ``gate`` is one of its terms; it
 is a perceptron (``gate_form="mlp"``) or a linear score over :data:`.gate.LINEAR_GATE_FEATURES`
 (``gate_form="linear"``: ``1 + weights @ row``, its weights starting at zero), which evolution
-strategies train from the day's reward (:mod:`.es_learning`).
+strategies train from the day's reward (:mod:`.es_learning`). The take head exists only with
+``take`` (trained from the reward by :mod:`.evolution`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES, linear_gat
 TERMS = ("prize", "value", "gate")
 """The learned terms: ``prize`` (per open booking), ``value`` (per plan end), ``gate`` (commit
 or hold each booking the plan gives to a driver)."""
+TAKE_TERM = "take"
+"""A term learned from the reward alone (:mod:`.evolution`), not by imitation: ``take`` scores
+each visible booking the plan leaves out when the policy would otherwise wait while an
+assignment is possible; the best one is taken (by its cheapest driver) when its score is
+above 0."""
+ALL_TERMS = (*TERMS, TAKE_TERM)
+"""Every term a network may have."""
 DEFAULT_TERMS = ("prize", "value")
 """The terms a network has unless told otherwise."""
 GATE_FORMS = ("mlp", "linear")
@@ -73,6 +81,8 @@ class TermNetwork(nn.Module):
         self.value = _mlp(len(END_FEATURES) + len(STATE_FEATURES), self.hidden)
         if "gate" in self.terms and gate_form == "mlp":
             self.gate = _mlp(len(GATE_FEATURES) + len(STATE_FEATURES), self.hidden)
+        if TAKE_TERM in self.terms:
+            self.take = _mlp(len(BOOKING_FEATURES) + len(STATE_FEATURES), self.hidden)
         if "gate" in self.terms and gate_form == "linear":
             self.gate_weights = nn.Parameter(
                 torch.zeros(len(LINEAR_GATE_FEATURES), dtype=torch.float64), requires_grad=False
@@ -115,6 +125,13 @@ class TermNetwork(nn.Module):
         if self.gate_form == "linear":
             return linear_gate_scores(self.linear_weights(), rows)
         return self._linear_stack(self.gate, rows)
+
+    def take_scores(self, rows: np.ndarray) -> np.ndarray:
+        """Take scores of left-out bookings' rows (booking features), computed in NumPy
+        (take the best when it is above 0; 0 without the term: wait, as ``reopt``)."""
+        if TAKE_TERM not in self.terms or rows.shape[0] == 0:
+            return np.zeros(rows.shape[0])
+        return self._linear_stack(self.take, rows)
 
     def prizes(self, rows: torch.Tensor) -> torch.Tensor:
         """Prize per booking row, in reward units."""
