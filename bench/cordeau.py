@@ -2,7 +2,11 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/cordeau.py --time-limit 60 --jobs 2 --json cordeau.json
+    .venv/bin/python bench/cordeau.py --time-limit 60 --jobs 1 --json cordeau.json
+    .venv/bin/python bench/cordeau.py --time-limit 60 --generate 96:8:1 144:12:3
+
+``--generate N:M:SEED`` solves instances of the published shape with N requests and M
+vehicles drawn from SEED (``generate_cordeau``) instead of the files (no best-known cost).
 
 Each instance is solved on one core; ``--jobs`` runs that many instances side by side (keep it
 at or below the number of cores so each solve keeps its core). Feasibility is judged by the
@@ -22,17 +26,29 @@ from typing import Any
 from rldispatch.files import atomic_write_json
 from rldispatch.policies.hindsight import CORDEAU_FIRST_SOLUTIONS, solve_cordeau
 from rldispatch.policies.hindsight_check import check_cordeau_solution
-from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
+from rldispatch.policies.hindsight_cordeau import CORDEAU_METHODS
+from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, generate_cordeau, read_cordeau
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO_ROOT / ".." / "shared" / "benchmarks" / "cordeau"
 
 
-def solve_one(path: Path, time_limit_s: float, seed: int, first_solutions: list[str]) -> dict:
-    instance = read_cordeau(path)
+def solve_one(
+    source: Path | tuple[int, int, int],
+    time_limit_s: float,
+    seed: int,
+    first_solutions: list[str],
+    method: str = "ruin_recreate",
+) -> dict:
+    """Solve a file, or a generated instance given as (requests, vehicles, seed)."""
+    instance = read_cordeau(source) if isinstance(source, Path) else generate_cordeau(*source)
     cpu_started_s = time.process_time()
     result = solve_cordeau(
-        instance, time_limit_s=time_limit_s, seed=seed, first_solutions=first_solutions
+        instance,
+        time_limit_s=time_limit_s,
+        seed=seed,
+        first_solutions=first_solutions,
+        method=method,
     )
     cpu_s = time.process_time() - cpu_started_s
     problems = check_cordeau_solution(instance, result.routes, claimed_cost=result.cost)
@@ -78,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         default=list(CORDEAU_FIRST_SOLUTIONS),
         help="OR-Tools first-solution strategies to compare before guided local search",
     )
+    parser.add_argument(
+        "--method", choices=CORDEAU_METHODS, default=CORDEAU_METHODS[0], help="the search"
+    )
+    parser.add_argument(
+        "--generate", nargs="+", metavar="N:M:SEED", help="generated instances instead of files"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="instances solved side by side")
     parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args(argv)
@@ -86,8 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     if not folder.is_dir():
         print(f"no such folder: {folder}", file=sys.stderr)
         return 2
-    paths = sorted(folder.glob("*.txt"), key=lambda p: (len(p.stem), p.stem))
-    if args.instances:
+    paths: list = sorted(folder.glob("*.txt"), key=lambda p: (len(p.stem), p.stem))
+    if args.generate:
+        try:
+            paths = [tuple(int(v) for v in spec.split(":")) for spec in args.generate]
+        except ValueError:
+            paths = []
+        if not paths or any(len(spec) != 3 for spec in paths):
+            print("--generate: each instance is N:M:SEED (three integers)", file=sys.stderr)
+            return 2
+    elif args.instances:
         wanted = set(args.instances)
         paths = [p for p in paths if p.stem in wanted]
         missing = wanted - {p.stem for p in paths}
@@ -100,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     print("instance " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [
-            pool.submit(solve_one, path, args.time_limit, args.seed, args.first_solutions)
+            pool.submit(
+                solve_one, path, args.time_limit, args.seed, args.first_solutions, args.method
+            )
             for path in paths
         ]
         rows = []
@@ -119,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "time_limit_s": args.time_limit,
                 "seed": args.seed,
+                "method": args.method,
                 "first_solutions": args.first_solutions,
                 "instances": rows,
                 "mean_gap_pct": mean_gap,

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from rldispatch.domain import ScenarioError
-from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
+from rldispatch.scenarios.cordeau import (
+    BEST_KNOWN_COSTS,
+    cordeau_text,
+    generate_cordeau,
+    read_cordeau,
+)
 from rldispatch.scenarios.files import load_scenario
 from tests.helpers import cordeau_dir
 
@@ -199,3 +204,40 @@ def test_binary_instance_file_is_one_line(tmp_path):
     path.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(ScenarioError, match="not a text file"):
         read_cordeau(path)
+
+
+# --- generated instances ------------------------------------------------------------------------
+
+
+def test_a_generated_instance_has_the_published_shape():
+    instance = generate_cordeau(120, 10, seed=7)
+    assert (instance.n_requests, instance.n_vehicles) == (120, 10)
+    assert np.abs(instance.pickup_xy).max() <= 10 and np.abs(instance.dropoff_xy).max() <= 10
+    narrow_pickup = instance.pickup_window[:, 1] - instance.pickup_window[:, 0] == 15
+    narrow_dropoff = instance.dropoff_window[:, 1] - instance.dropoff_window[:, 0] == 15
+    assert np.all(narrow_pickup ^ narrow_dropoff)
+    assert narrow_pickup.sum() == narrow_dropoff.sum() == 60
+    assert instance.dropoff_window[narrow_dropoff, 1].max() <= instance.max_route_duration - 30
+
+
+def test_a_generated_instance_depends_only_on_its_seed():
+    first, again, other = (generate_cordeau(40, 4, seed=s) for s in (3, 3, 4))
+    assert np.array_equal(first.pickup_xy, again.pickup_xy)
+    assert np.array_equal(first.dropoff_window, again.dropoff_window)
+    assert not np.array_equal(first.pickup_xy, other.pickup_xy)
+
+
+def test_a_generated_instance_written_out_reads_back_the_same(tmp_path):
+    instance = generate_cordeau(30, 3, seed=1, capacity=6, max_ride_time=45, max_load=6)
+    path = tmp_path / "g3-30.txt"
+    path.write_text(cordeau_text(instance))
+    back = read_cordeau(path)
+    assert (back.n_vehicles, back.capacity, back.max_ride_time) == (3, 6, 45)
+    for field in ("pickup_xy", "dropoff_xy", "pickup_window", "dropoff_window", "load"):
+        assert np.array_equal(getattr(back, field), getattr(instance, field)), field
+    assert back.end_depot_window == instance.end_depot_window
+
+
+def test_generating_more_vehicles_than_requests_is_refused():
+    with pytest.raises(ScenarioError, match="n_vehicles"):
+        generate_cordeau(3, 4, seed=0)

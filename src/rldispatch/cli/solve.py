@@ -42,7 +42,10 @@ def register(subparsers: Any) -> None:
         help="seconds of search (default 60 for a Cordeau instance, 30 for a scenario)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="order in which the solver sees the bookings"
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of a Cordeau search; the order in which a scenario's bookings are seen",
     )
     add_reward_argument(parser)
     add_road_network_argument(parser)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from ortools.constraint_solver import pywrapcp
 
+from rldispatch.policies.darp_search import darp_data, ruin_recreate
 from rldispatch.policies.hindsight_result import HindsightResult, Stop, day_metrics
 from rldispatch.policies.routing import solve_portfolio, vehicle_nodes
 from rldispatch.rewards import RewardConfig
@@ -39,12 +40,18 @@ def _cordeau_points(instance: CordeauInstance) -> np.ndarray:
     )
 
 
+CORDEAU_METHODS = ("ruin_recreate", "ortools")
+"""Searches :func:`solve_cordeau` offers; the first is the default."""
+
+
 def solve_cordeau(
     instance: CordeauInstance,
     time_limit_s: float = 60.0,
     seed: int = 0,
     first_solutions: Sequence[str] = CORDEAU_FIRST_SOLUTIONS,
     reward: RewardConfig | None = None,
+    method: str = "ruin_recreate",
+    iteration_limit: int | None = None,
 ) -> HindsightResult:
     """Solve a static dial-a-ride instance, minimising total distance.
 
@@ -52,11 +59,24 @@ def solve_cordeau(
     the defaults); the search minimises distance, as the published instances do.
 
     :param time_limit_s: wall-clock budget of the search.
-    :param seed: 0 numbers the requests in file order; any other value shuffles the order in
-        which the solver sees them, which changes its tie-breaking (a cheap multi-start).
-    :param first_solutions: OR-Tools first-solution strategies; with several, each gets a
-        short greedy descent and the best one is improved by guided local search.
+    :param seed: the search's random seed (``ruin_recreate``); for ``ortools``, 0 numbers the
+        requests in file order and any other value shuffles the order in which the solver
+        sees them, which changes its tie-breaking (a cheap multi-start).
+    :param first_solutions: OR-Tools first-solution strategies (``ortools`` only); with
+        several, each gets a short greedy descent and the best one is improved by guided
+        local search.
+    :param method: ``ruin_recreate`` (:mod:`rldispatch.policies.darp_search`, compiled) or
+        ``ortools`` (the routing solver with guided local search).
+    :param iteration_limit: ``ruin_recreate`` only: stop after this many iterations (or at
+        the time limit, whichever comes first); the result is then the same for a seed on
+        any machine as long as the time limit is not what stops it.
     """
+    if method not in CORDEAU_METHODS:
+        raise ValueError(f"method must be one of {', '.join(CORDEAU_METHODS)}, got {method!r}")
+    if iteration_limit is not None and iteration_limit < 0:
+        raise ValueError(f"iteration_limit must be >= 0, got {iteration_limit}")
+    if method == "ruin_recreate":
+        return _solve_ruin_recreate(instance, time_limit_s, seed, iteration_limit, reward)
     started = time.monotonic()
     n = instance.n_requests
     m = instance.n_vehicles
@@ -178,6 +198,42 @@ def solve_cordeau(
         solve_time_s=elapsed,
         status=status,
         objective=solution.ObjectiveValue() / scale,
+    )
+
+
+def _solve_ruin_recreate(
+    instance: CordeauInstance,
+    time_limit_s: float,
+    seed: int,
+    iteration_limit: int | None,
+    reward: RewardConfig | None,
+) -> HindsightResult:
+    started = time.monotonic()
+    n = instance.n_requests
+    solution = ruin_recreate(darp_data(instance), time_limit_s, seed, iteration_limit)
+    routes = []
+    served = np.zeros(n, dtype=bool)
+    for nodes, starts in zip(solution.routes, solution.starts, strict=True):
+        stops = []
+        for node, start_min in zip(nodes, starts, strict=True):
+            is_pickup = node <= n
+            request = (node if is_pickup else node - n) - 1
+            served[request] = True
+            stops.append(Stop(str(request + 1), "pickup" if is_pickup else "dropoff", start_min))
+        routes.append(tuple(stops))
+    dropped = tuple(str(i + 1) for i in np.flatnonzero(~served))
+    cost = _route_distance(instance, routes)
+    return HindsightResult(
+        name=instance.name,
+        feasible=not dropped,
+        cost=cost,
+        metrics=_cordeau_metrics(instance, routes, reward or RewardConfig()),
+        routes=tuple(routes),
+        vehicles=tuple(f"v{k + 1}" for k in range(instance.n_vehicles)),
+        dropped=dropped,
+        solve_time_s=time.monotonic() - started,
+        status=solution.status,
+        objective=solution.cost,
     )
 
 

@@ -317,3 +317,104 @@ def read_cordeau(path: str | Path) -> CordeauInstance:
         pickup_window=_frozen(pickups[:, 5:7]),
         dropoff_window=_frozen(dropoffs[:, 5:7]),
     )
+
+
+def generate_cordeau(
+    n_requests: int,
+    n_vehicles: int,
+    seed: int,
+    max_route_duration: float = 720.0,
+    capacity: int = 3,
+    max_ride_time: float = 30.0,
+    max_load: int = 1,
+    service_min: float = 3.0,
+    window_min: float = 15.0,
+    name: str | None = None,
+) -> CordeauInstance:
+    """A random instance of the published instances' shape, drawn from ``seed``.
+
+    As in the a-series: points uniform in the square [-10, 10]², the depot at its centre;
+    half the requests outbound (a ``window_min`` window on the pickup), half inbound (on the
+    drop-off); the other stop's window is the whole day; each route lasts at most
+    ``max_route_duration``, which is also when the depot closes. A narrow window opens
+    uniformly so that the request can still be served and the vehicle be back in time.
+    Loads are uniform in ``1..max_load``. Feasibility is likely, not guaranteed, with about
+    as many requests per vehicle as the published files (12 for 720 minutes).
+    """
+    if n_requests < 1 or n_vehicles < 1 or n_vehicles > n_requests:
+        raise ScenarioError(
+            f"n_requests ({n_requests}) and n_vehicles ({n_vehicles}) must be at least 1, "
+            "with no more vehicles than requests"
+        )
+    if not 1 <= max_load <= capacity:
+        raise ScenarioError(f"max_load must be in [1, capacity={capacity}], got {max_load}")
+    horizon = float(max_route_duration)
+    if horizon < 2 * max_ride_time + 2 * window_min + 60.0:
+        raise ScenarioError(
+            f"max_route_duration {horizon:g} is too short for rides of {max_ride_time:g} min"
+        )
+    rng = np.random.default_rng(seed)
+    pickup_xy = rng.uniform(-10.0, 10.0, size=(n_requests, 2))
+    dropoff_xy = rng.uniform(-10.0, 10.0, size=(n_requests, 2))
+    inbound = np.zeros(n_requests, dtype=bool)
+    inbound[n_requests // 2 :] = True
+    inbound = rng.permutation(inbound)
+    # Room to reach the pickup from the depot (inbound) and to get back after the drop-off
+    # (the depot is at most 10 * sqrt(2) away).
+    reach = 15.0 + service_min
+    outbound_opens = rng.uniform(
+        0.0, horizon - window_min - max_ride_time - 2 * service_min - 30.0, size=n_requests
+    )
+    inbound_opens = rng.uniform(
+        max_ride_time + reach, horizon - window_min - service_min - 30.0, size=n_requests
+    )
+    opens = np.where(inbound, inbound_opens, outbound_opens)
+    whole_day = np.tile([0.0, DAY_MIN], (n_requests, 1))
+    narrow = np.column_stack([np.floor(opens), np.floor(opens) + window_min])
+    pickup_window = np.where(inbound[:, None], whole_day, narrow)
+    dropoff_window = np.where(inbound[:, None], narrow, whole_day)
+    load = rng.integers(1, max_load + 1, size=n_requests)
+    service = np.full(n_requests, float(service_min))
+    return CordeauInstance(
+        name=name or f"g{n_vehicles}-{n_requests}-s{seed}",
+        n_vehicles=n_vehicles,
+        max_route_duration=horizon,
+        capacity=capacity,
+        max_ride_time=float(max_ride_time),
+        depot_xy=(0.0, 0.0),
+        depot_window=(0.0, DAY_MIN),
+        end_depot_window=(0.0, horizon),
+        pickup_xy=_frozen(np.round(pickup_xy, 3)),
+        dropoff_xy=_frozen(np.round(dropoff_xy, 3)),
+        pickup_service=_frozen(service),
+        dropoff_service=_frozen(service),
+        load=_frozen(load, np.int64),
+        pickup_window=_frozen(pickup_window),
+        dropoff_window=_frozen(dropoff_window),
+    )
+
+
+def cordeau_text(instance: CordeauInstance) -> str:
+    """The instance in the published file format (read back by :func:`read_cordeau`)."""
+    n = instance.n_requests
+    lines = [
+        f"{instance.n_vehicles} {2 * n} {instance.max_route_duration:g} {instance.capacity} "
+        f"{instance.max_ride_time:g}"
+    ]
+
+    def node(i: int, xy, service: float, load: int, window) -> str:
+        return f"{i} {xy[0]:.3f} {xy[1]:.3f} {service:g} {load} {window[0]:g} {window[1]:g}"
+
+    lines.append(node(0, instance.depot_xy, 0.0, 0, instance.depot_window))
+    for i in range(n):
+        lines.append(
+            node(i + 1, instance.pickup_xy[i], float(instance.pickup_service[i]),
+                 int(instance.load[i]), instance.pickup_window[i])
+        )  # fmt: skip
+    for i in range(n):
+        lines.append(
+            node(n + i + 1, instance.dropoff_xy[i], float(instance.dropoff_service[i]),
+                 -int(instance.load[i]), instance.dropoff_window[i])
+        )  # fmt: skip
+    lines.append(node(2 * n + 1, instance.depot_xy, 0.0, 0, instance.end_depot_window))
+    return "\n".join(lines) + "\n"

@@ -17,6 +17,9 @@ TensorBoard tags (the x axis is the decision count):
 | ``charts/decisions_per_second`` | training speed since the run (or its resume) started |
 | ``losses/td_loss``, ``losses/q_values`` | mean TD loss and Q of the actions taken, per day |
 | ``losses/label_disagreement`` | guided-reopt: share of decisions where re-plan and label differ |
+| ``es/gain_vs_reopt`` | guided-reopt ``trainer="es"``: perturbed gates' mean reward − reopt's |
+| ``es/pair_spread`` | the same: mean absolute reward difference of a pair's twins |
+| ``es/gate_weight_norm``, ``es/cpu_minutes`` | the same: the gate weights' norm; training CPU |
 | ``eval/reward``, ``eval/completion_rate`` | mean over the selection days, per evaluation |
 | ``eval/late_pickup_rate``, ``eval/cancelled``, ``eval/distance_km`` | the same |
 """
@@ -41,12 +44,24 @@ DAY_TAGS = {
     "td_loss": "losses/td_loss",
     "q_mean": "losses/q_values",
     "disagreement": "losses/label_disagreement",
+    "es_gain": "es/gain_vs_reopt",
+    "es_spread": "es/pair_spread",
+    "es_weight_norm": "es/gate_weight_norm",
+    "cpu_minutes": "es/cpu_minutes",
 }
 EVALUATION_NAMES = ("reward", "completion_rate", "late_pickup_rate", "cancelled", "distance_km")
 TENSORBOARD_TAGS = (*DAY_TAGS.values(), *(f"eval/{name}" for name in EVALUATION_NAMES))
 """Every tag a training run writes (``docs/training.md`` lists them)."""
-LABELLED_KIND_TAGS = frozenset({"losses/label_disagreement"})
-"""Tags only a kind that learns from labelled states (guided-reopt) writes."""
+LABELLED_KIND_TAGS = frozenset(
+    {
+        "losses/label_disagreement",
+        "es/gain_vs_reopt",
+        "es/pair_spread",
+        "es/gate_weight_norm",
+        "es/cpu_minutes",
+    }
+)
+"""Tags only guided-reopt's trainers write (labelled states; evolution strategies)."""
 
 
 class Callback:

@@ -12,7 +12,7 @@ import atexit
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
 from rldispatch.progress import progress_bar
@@ -55,6 +55,14 @@ def check_jobs(jobs: int) -> int:
     if int(jobs) != jobs or jobs < 1:
         raise ValueError(f"jobs: must be a positive integer, got {jobs!r}")
     return int(jobs)
+
+
+def parallel_submit(function: Callable[[T], R], items: Sequence[T], jobs: int) -> list[Future]:
+    """Start ``function(item)`` for every item on the pool of ``jobs`` processes and return
+    at once, one future per item in order (the caller collects them with ``.result()``
+    while it does other work)."""
+    pool = _pool(check_jobs(jobs))
+    return [pool.submit(function, item) for item in items]
 
 
 def parallel_map(

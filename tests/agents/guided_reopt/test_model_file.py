@@ -60,3 +60,15 @@ def test_a_file_of_other_features_is_refused(tmp_path) -> None:
     path = save_guided_model(tmp_path / "old.safetensors", network, metadata)
     with pytest.raises(GuidedReoptModelError, match="features version 0"):
         load_guided_model(path)
+
+
+def test_a_take_term_round_trips(tmp_path) -> None:
+    network = TermNetwork(hidden=8, terms=("take",))
+    with torch.no_grad():
+        network.take[-1].bias.fill_(0.5)
+    path = save_guided_model(
+        tmp_path / "take.safetensors", network, GuidedReoptMetadata(hidden=8, terms=["take"])
+    )
+    loaded = load_guided_model(path)
+    assert loaded.network.terms == ("take",)
+    assert loaded.network.take[-1].bias.item() == 0.5

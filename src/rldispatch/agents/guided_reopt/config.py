@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
+from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
 from rldispatch.agents.guided_reopt.network import TERMS
 
 TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate")
@@ -89,6 +90,43 @@ class GuidedReoptConfig(HyperparameterConfig):
         low=0.0,
         low_open=True,
     )
+    trainer: str = hyperparameter(
+        "how the model learns: 'dagger' (Fenchel-Young steps on full-information plans of "
+        "visited states) or 'es' (evolution strategies on the day's reward: a linear commit "
+        "gate, with terms 'gate' alone)",
+        "dagger",
+        kind="choice",
+        choices=("dagger", "es"),
+    )
+    es_sigma: float = hyperparameter(
+        "es: standard deviation of the Gaussian perturbation of the gate's weights",
+        0.8,
+        low=0.0,
+        low_open=True,
+    )
+    es_step: float = hyperparameter(
+        "es: step size of an update, in units of the perturbation (the estimate is divided by "
+        "the root mean square of the pairs' reward differences)",
+        0.25,
+        low=0.0,
+        low_open=True,
+    )
+    es_pairs: int = hyperparameter(
+        "es: antithetic pairs of perturbed gates played on each training day (each pair on "
+        "the same day: common random numbers)",
+        2,
+        kind="int",
+        low=1,
+    )
+    es_batch_days: int = hyperparameter(
+        "es: training days whose pairs make one update", 1, kind="int", low=1
+    )
+    es_features: str = ""
+    """es: the linear gate's features the search may move, comma-separated names of
+    ``LINEAR_GATE_FEATURES`` ('': all of them); the others keep weight 0."""
+    es_jobs: int = hyperparameter(
+        "es: processes that play a day's perturbed gates and reopt", 1, kind="int", low=1
+    )
     horizon_min: float = hyperparameter(
         "plan the open bookings whose window opens within this many minutes (as reopt)",
         120.0,
@@ -99,6 +137,30 @@ class GuidedReoptConfig(HyperparameterConfig):
     def check(self) -> None:
         if not isinstance(self.label_cache, str) or "\0" in self.label_cache:
             raise ConfigError("guided-reopt.label_cache: must be a folder name")
+        if not isinstance(self.es_features, str):
+            raise ConfigError("guided-reopt.es_features: must be a string of feature names")
+        self.es_mask()
+        if self.trainer == "es" and self.terms != "gate":
+            raise ConfigError(
+                "guided-reopt.trainer: 'es' learns the commit gate alone; set terms to 'gate' "
+                f"(got {self.terms!r})"
+            )
+
+    def es_mask(self) -> tuple[float, ...]:
+        """1 for each linear gate feature the search may move, else 0."""
+        names = [n for n in self.es_features.split(",") if n] if self.es_features else None
+        unknown = sorted(set(names or ()) - set(LINEAR_GATE_FEATURES))
+        if unknown:
+            raise ConfigError(
+                f"guided-reopt.es_features: unknown {unknown}; choose from "
+                f"{', '.join(LINEAR_GATE_FEATURES)}"
+            )
+        return tuple(float(names is None or n in names) for n in LINEAR_GATE_FEATURES)
+
+    @property
+    def gate_form(self) -> str:
+        """The commit gate's form: linear for evolution strategies, else a perceptron."""
+        return "linear" if self.trainer == "es" else "mlp"
 
     def term_names(self) -> tuple[str, ...]:
         """The learned terms, by name."""

@@ -93,3 +93,64 @@ def gate_targets(
         ],
         dtype=np.float32,
     )
+
+
+LINEAR_GATE_FEATURES = (
+    "bias",
+    "left_out_per_driver",
+    "load",
+    "pickup_in_h",
+    "slack_h",
+    "urgent",
+    "driver_busy_h",
+    "plan_rank",
+    "left_out_x_pickup",
+    "load_x_pickup",
+)
+"""The linear gate's row per planned booking (trained by evolution strategies,
+:mod:`.es_learning`): a constant 1; the open bookings the last re-plan left out of its plan
+per driver on duty (the overload signal, relative to the fleet; [0, 2]); work known and not
+done over driver time left ([0, 2]); hours to the planned pickup ([0, 4]); window close
+minus planned pickup, hours ([-1, 2]); urgent or not; hours until the planned driver is free
+of its committed plan, / 2 ([0, 2]); free bookings before it on its route, / 5 ([0, 2]);
+and the products of the first two signals with the hours to the pickup."""
+
+
+def linear_gate_rows(
+    sim: DaySimulator,
+    bookings: Sequence[int],
+    driver_of: Mapping[int, int],
+    pickup_of: Mapping[int, float],
+    rank_of: Mapping[int, int],
+    left_out: int,
+) -> np.ndarray:
+    """One :data:`LINEAR_GATE_FEATURES` row per booking of ``bookings``; ``left_out`` is the
+    number of open bookings the last re-plan left out of its plan."""
+    now = sim.now_min
+    index = np.asarray(list(bookings), dtype=np.int64)
+    rows = np.zeros((index.size, len(LINEAR_GATE_FEATURES)), dtype=np.float64)
+    if not index.size:
+        return rows
+    on_duty = max(int(np.sum(sim.shift_end_min > now)), 1)
+    left_out_pd = min(left_out / on_duty, 2.0)
+    load = min(float(state_row(sim)[2]), 2.0)
+    drivers = np.asarray([driver_of[b] for b in index.tolist()], dtype=np.int64)
+    pickup = np.asarray([pickup_of[b] for b in index.tolist()], dtype=np.float64)
+    ahead_h = np.clip((pickup - now) / 60.0, 0.0, 4.0)
+    rows[:, 0] = 1.0
+    rows[:, 1] = left_out_pd
+    rows[:, 2] = load
+    rows[:, 3] = ahead_h
+    rows[:, 4] = np.clip((sim.latest_min[index] - pickup) / 60.0, -1.0, 2.0)
+    rows[:, 5] = sim.priority[index] > 0
+    rows[:, 6] = np.clip((sim.driver_free_min()[drivers] - now) / 120.0, 0.0, 2.0)
+    rows[:, 7] = np.minimum([rank_of.get(b, 0) / 5.0 for b in index.tolist()], 2.0)
+    rows[:, 8] = left_out_pd * ahead_h
+    rows[:, 9] = load * ahead_h
+    return rows
+
+
+def linear_gate_scores(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Commit score ``1 + rows @ weights`` per row (commit when >= 0): zero weights commit
+    every planned booking."""
+    return 1.0 + rows @ np.asarray(weights, dtype=np.float64)

@@ -15,7 +15,8 @@ from rldispatch.agents.guided_reopt.features import (
     GATE_FEATURES,
     STATE_FEATURES,
 )
-from rldispatch.agents.guided_reopt.network import DEFAULT_TERMS, TERMS, TermNetwork
+from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
+from rldispatch.agents.guided_reopt.network import ALL_TERMS, DEFAULT_TERMS, GATE_FORMS, TermNetwork
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -51,6 +52,8 @@ class GuidedReoptMetadata(MetadataFields):
     :param horizon_min: the re-plans' horizon.
     :param gate_floor_min: the commit gate commits every planned booking whose pickup is at
         most this many minutes ahead.
+    :param gate_form: the gate's form, ``"mlp"`` or ``"linear"``; a linear gate's weights
+        are the tensor ``gate_weights``, in the order of ``linear_gate_features``.
     """
 
     hidden: int
@@ -58,6 +61,8 @@ class GuidedReoptMetadata(MetadataFields):
     term_scale: float = 15.0
     horizon_min: float = 120.0
     gate_floor_min: float = 15.0
+    gate_form: str = "mlp"
+    linear_gate_features: list[str] = field(default_factory=list)
     feature_version: int = FEATURE_VERSION
     features: dict[str, list[str]] = field(default_factory=feature_names)
     env_config: dict[str, Any] = field(default_factory=dict)
@@ -97,8 +102,10 @@ def load_guided_model(path: str | Path) -> LoadedGuidedReoptModel:
     try:
         metadata = GuidedReoptMetadata.from_dict(values)
         terms = tuple(str(term) for term in metadata.terms)
-        if not set(terms) <= set(TERMS):
-            raise ValueError(f"unknown terms {sorted(set(terms) - set(TERMS))}")
+        if not set(terms) <= set(ALL_TERMS):
+            raise ValueError(f"unknown terms {sorted(set(terms) - set(ALL_TERMS))}")
+        if metadata.gate_form not in GATE_FORMS:
+            raise ValueError(f"unknown gate_form {metadata.gate_form!r}")
     except (TypeError, ValueError) as error:
         raise GuidedReoptModelError(f"{path}: unreadable model metadata ({error})") from error
     if metadata.feature_version != FEATURE_VERSION or metadata.features != feature_names():
@@ -106,9 +113,18 @@ def load_guided_model(path: str | Path) -> LoadedGuidedReoptModel:
             f"{path}: the model was trained on features version {metadata.feature_version}; "
             f"this rldispatch computes version {FEATURE_VERSION} (retrain the model)"
         )
+    linear = "gate" in terms and metadata.gate_form == "linear"
+    if linear and metadata.linear_gate_features != list(LINEAR_GATE_FEATURES):
+        raise GuidedReoptModelError(
+            f"{path}: its linear gate reads {metadata.linear_gate_features}; this rldispatch "
+            f"computes {list(LINEAR_GATE_FEATURES)} (retrain the model)"
+        )
     try:
         network = build_matching(
-            lambda: TermNetwork(int(metadata.hidden), terms, float(metadata.term_scale)), state
+            lambda: TermNetwork(
+                int(metadata.hidden), terms, float(metadata.term_scale), metadata.gate_form
+            ),
+            state,
         )
     except (RuntimeError, TypeError, ValueError) as error:
         raise GuidedReoptModelError(

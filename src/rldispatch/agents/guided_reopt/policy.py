@@ -5,7 +5,10 @@ booking a prize (added to the price of leaving it out of the plan: a low prize l
 solver leave the booking open for a later re-plan) and each place a driver's plan may end a
 value (added to the reward of ending there). Acting on the plan, its commit gate
 (:mod:`.gate`) holds back the planned bookings it scores below 0 (unless their planned
-pickup is at most ``floor_min`` minutes ahead): they stay open for the next re-plan.
+pickup is at most ``floor_min`` minutes ahead): they stay open for the next re-plan. Where
+``reopt`` would wait while an assignment is possible (every visible booking it could commit
+is one its plan leaves out), the ``take`` term scores those bookings and gives the best one to
+its cheapest driver when its score is above 0 (learned from the reward, :mod:`.evolution`).
 Everything else is ``reopt``'s: the same problem, locked commitments, warm start, search
 budget and acting on the plan. With a zero network the model is ``reopt``'s to the last
 integer and the gate commits every planned booking, so it takes ``reopt``'s decisions.
@@ -16,13 +19,20 @@ from __future__ import annotations
 import numpy as np
 
 from rldispatch.agents.guided_reopt.features import StateFeatures, build_features
-from rldispatch.agents.guided_reopt.gate import DEFAULT_FLOOR_MIN, gate_rows, plan_rank
-from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.guided_reopt.gate import (
+    DEFAULT_FLOOR_MIN,
+    gate_rows,
+    linear_gate_rows,
+    plan_rank,
+)
+from rldispatch.agents.guided_reopt.network import TAKE_TERM, TermNetwork
 from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
 from rldispatch.env import DispatchEnv
+from rldispatch.policies.base import assignment_action
 from rldispatch.policies.reopt import DEFAULT_HORIZON_MIN, ReoptPolicy
 from rldispatch.policies.ride_model import ObjectiveTerms, RideProblem
 from rldispatch.sim.simulator import DaySimulator
+from rldispatch.sim.stop_simulator import StopDaySimulator
 
 
 def objective_terms(
@@ -67,6 +77,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         self.name = name
         self.floor_min = float(floor_min)
         self.held = 0
+        self.taken = 0
 
     def features(self, sim: DaySimulator, problem: RideProblem) -> StateFeatures:
         return build_features(sim, problem)
@@ -75,6 +86,45 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         if not self.network.objective_terms:
             return None
         return objective_terms(self.network, self.features(env.sim, problem), env.sim.n_drivers)
+
+    def act(self, env: DispatchEnv) -> int:
+        """``reopt``'s action; with the ``take`` term, where it would wait while an assignment
+        is possible, the best-scored visible booking its plan leaves out goes to its cheapest
+        driver when that score is above 0."""
+        action = super().act(env)
+        if action != 0 or TAKE_TERM not in self.network.terms:
+            return action
+        return self._take(env)
+
+    def _take(self, env: DispatchEnv) -> int:
+        table = env.table
+        sim = env.sim
+        if table is None or not self._solved or isinstance(sim, StopDaySimulator):
+            return 0
+        grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
+        left_out = [
+            (slot, booking)
+            for slot, booking in enumerate(env.visible.tolist())
+            if booking in self._known
+            and booking not in self._driver_of
+            and grid[: sim.n_drivers, slot].any()
+        ]
+        if not left_out:
+            return 0
+        features = self.features(sim, self.problem(sim))
+        row_of = {booking: k for k, booking in enumerate(features.free.tolist())}
+        candidates = [(slot, booking) for slot, booking in left_out if booking in row_of]
+        if not candidates:
+            return 0
+        rows = features.booking[[row_of[booking] for _, booking in candidates]]
+        scores = self.network.take_scores(rows)
+        best = int(np.argmax(scores))
+        if not scores[best] > 0.0:
+            return 0
+        slot = candidates[best][0]
+        column = np.where(grid[: sim.n_drivers, slot], table.cost[: sim.n_drivers, slot], np.inf)
+        self.taken += 1
+        return assignment_action(env, int(np.argmin(column)), slot)
 
     def committable(self, env: DispatchEnv) -> dict[int, int]:
         """The plan's visible bookings the gate lets commit now (every one without a gate)."""
@@ -86,7 +136,11 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         asked = [b for b in env.visible.tolist() if b in driver_of and self._pickup_of[b] > floor]
         if not asked:
             return driver_of
-        rows = gate_rows(sim, asked, driver_of, self._pickup_of, plan_rank(sim, self._routes))
+        rank = plan_rank(sim, self._routes)
+        if self.network.linear_gate:
+            rows = linear_gate_rows(sim, asked, driver_of, self._pickup_of, rank, self._left_out)
+        else:
+            rows = gate_rows(sim, asked, driver_of, self._pickup_of, rank)
         scores = self.network.gate_scores(rows)
         held = {b for b, score in zip(asked, scores, strict=True) if score < 0.0}
         self.held += len(held)
