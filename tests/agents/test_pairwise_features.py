@@ -18,10 +18,13 @@ from rldispatch.agents.pairwise.features import (
 from rldispatch.agents.pairwise.network import KnownReward, NumpyPairQ, PairBatch, PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.agents.pairwise.reward import TrainingReward
+from rldispatch.domain import Booking, Driver, Places, Scenario, TravelConfig
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import InsertionPolicy
 from rldispatch.scenarios.fleet_days import geneva_day
+from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim.knock_on import plan_knock_on
+from rldispatch.sim.stop_kernels import DROPOFF
 
 KNOWN = KnownReward(assignment=4.0, per_10km=-0.2, per_late=-1.0, wait=-0.2)
 
@@ -121,7 +124,7 @@ def test_chosen_pair_does_not_depend_on_the_order_of_drivers_and_bookings(known_
     exactly (identical drivers at the depot): the ids break the ties, not the positions."""
     scenario = geneva_day(5, 8)
     other = shuffled_scenario(scenario, 1)
-    torch.manual_seed(2)
+    torch.manual_seed(0)
     network = PairQNetwork(hidden=16, head_hidden=8, known_reward=known_reward)
     policy = PairwisePolicy(network, candidates_per_booking=4)
     config = EnvConfig(max_drivers=8)
@@ -157,10 +160,13 @@ def test_chosen_pair_does_not_depend_on_the_order_of_drivers_and_bookings(known_
     assert compared >= 30
 
 
-def test_knock_on_lateness_predicts_the_planned_late_pickups() -> None:
+@pytest.mark.parametrize("day", ["geneva", "geneva-mix"])
+def test_knock_on_lateness_predicts_the_planned_late_pickups(day: str) -> None:
     """``late + knock_on_late`` of a pair is exactly how many more planned pickups are late
-    once the simulator has made that assignment."""
-    env = DispatchEnv(preset=None, scenario=geneva_day(8, 6), config=EnvConfig(max_drivers=6))
+    once the simulator has made that assignment (plans of stops too)."""
+    scenario = geneva_day(8, 6) if day == "geneva" else make_preset("geneva-mix", 8)
+    config = EnvConfig(max_drivers=len(scenario.drivers))
+    env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.reset()
     builder = FeatureBuilder(6)
     late_columns = [PAIR_FEATURES.index("late"), PAIR_FEATURES.index("knock_on_late")]
@@ -214,8 +220,11 @@ def test_the_cached_plans_count_and_pack_what_the_simulator_holds() -> None:
     assert checked > 50 and late > 0
 
 
-def test_known_reward_is_the_shaped_reward_of_an_assignment() -> None:
-    env = DispatchEnv(preset=None, scenario=geneva_day(4, 20), config=EnvConfig(max_drivers=20))
+@pytest.mark.parametrize("day", ["geneva", "geneva-mix"])
+def test_known_reward_is_the_shaped_reward_of_an_assignment(day: str) -> None:
+    scenario = geneva_day(4, 20) if day == "geneva" else make_preset("geneva-mix", 4)
+    config = EnvConfig(max_drivers=len(scenario.drivers))
+    env = DispatchEnv(preset=None, scenario=scenario, config=config)
     env.reset()
     reward = TrainingReward(env.config.reward, shaping_weight=1.0, scale=0.2)
     reward.start(env)
@@ -236,7 +245,7 @@ def test_known_reward_is_the_shaped_reward_of_an_assignment() -> None:
         if env.sim.now_min == now:  # the clock did not move: the assignment's reward alone
             assert shaped == pytest.approx(float(predicted[pair]), abs=1e-4)
             checked += 1
-    assert checked > 30
+    assert checked > (30 if day == "geneva" else 10)  # a geneva-mix day's clock moves more often
 
 
 def test_candidates_are_the_cheapest_feasible_drivers_of_each_booking(day_env) -> None:
@@ -252,11 +261,90 @@ def test_candidates_are_the_cheapest_feasible_drivers_of_each_booking(day_env) -
             assert table.cost[drivers, slot].max() <= table.cost[others, slot].min()
 
 
-def test_a_day_of_stops_is_refused_in_one_line() -> None:
-    from rldispatch.domain import ScenarioError
-    from rldispatch.scenarios.presets import make_preset
+def corridor_day() -> Scenario:
+    """A minibus (2 seats, a wheelchair place) and two patients along one road to the same
+    clinic; the second is released once the first is on board. One minute a km."""
 
-    env = DispatchEnv(preset=None, scenario=make_preset("geneva-mix", 0))
+    def booking(name: str, pickup, dropoff, earliest: float, release: float) -> Booking:
+        return Booking(
+            id=name,
+            release_min=release,
+            pickup=pickup,
+            dropoff=dropoff,
+            requested_min=earliest,
+            window=(earliest, earliest + 30.0),
+            service_min=1.0,
+        )
+
+    return Scenario(
+        name="corridor",
+        coords="xy",
+        horizon_min=300.0,
+        drivers=(Driver("bus", (0.0, 0.0), (0.0, 300.0), capacity=Places(seated=2, wheelchair=1)),),
+        bookings=(
+            booking("b1", (1.0, 0.0), (20.0, 0.0), 10.0, 0.0),
+            booking("b2", (3.0, 0.0), (20.0, 0.5), 12.0, 10.5),
+        ),
+        travel=TravelConfig(speed_kmh=60.0, detour=1.0, start_hour=0.0),
+        shared_rides=True,
+    )
+
+
+def test_a_booking_behind_one_on_board_shows_the_delay_it_imposes_and_the_places_left() -> None:
+    day = corridor_day()
+    env = DispatchEnv(preset=None, scenario=day, config=EnvConfig(max_drivers=1))
     env.reset()
-    with pytest.raises(ScenarioError, match="geneva-mix-0: the pairwise network does not read"):
-        FeatureBuilder().build(env)
+    builder = FeatureBuilder(6)
+    first = builder.build(env)
+    assert first.n_pairs == 1  # b1 alone, nobody on board: a ride of its own
+    column = {name: i for i, name in enumerate(PAIR_FEATURES)}
+    alone = first.pairs[0]
+    assert alone[column["shared"]] == 0.0 and alone[column["ride_time_ratio"]] == 1.0
+    assert alone[column["seated_left_div4"]] == pytest.approx(1 / 4)
+    assert alone[column["onboard_delay_10min"]] == 0.0
+    env.step(first.action(0))
+    sim = env.sim
+    assert sim.onboard_bookings[0] == [0] and env.visible.tolist() == [1]
+    state = builder.build(env)
+    assert state.n_pairs == 1
+    pair = state.pairs[0]
+    # b1 picked up at 10 (done at 11 at km 1) would reach the clinic at 30. Picking b2 up
+    # on the way (km 3, window open at 12, arrival 13, done 14) brings b1 there at 31,
+    # one minute late; b2 is dropped at 32.5 after b1 (the cheapest order), a ride of
+    # 18.5 minutes against 17.007 direct, with both seats taken all the way.
+    assert env.table.position[0, 0] == 0 and env.table.dropoff_position[0, 0] == 2
+    assert pair[column["onboard_delay_10min"]] == pytest.approx(0.1)
+    assert pair[column["planned_dropoff_delay_10min"]] == 0.0
+    assert pair[column["ride_time_ratio"]] == pytest.approx(18.5 / np.hypot(17.0, 0.5))
+    assert pair[column["seated_left_div4"]] == 0.0
+    assert pair[column["wheelchair_left"]] == 1.0
+    assert pair[column["stretcher_left"]] == 0.0
+    assert pair[column["shared"]] == 1.0
+    # What the simulator then does: b1's drop-off one minute later than planned.
+    planned = sim.stop_start[0][-1]
+    _, _, done, _, _ = env.step(state.action(0))
+    while not done:
+        _, _, done, _, _ = env.step(0)
+    starts = {(stop.kind, stop.ref): stop.start_min for stop in sim.stop_log}
+    assert starts[(DROPOFF, 0)] - planned == pytest.approx(1.0)
+    assert starts[(DROPOFF, 1)] == pytest.approx(32.5)
+
+
+def test_a_day_of_bookings_carried_one_at_a_time_reads_plain_shared_ride_features(
+    day_env: DispatchEnv,
+) -> None:
+    state = FeatureBuilder(6).build(day_env)
+    column = {name: i for i, name in enumerate(PAIR_FEATURES)}
+    pairs = state.pairs
+    assert state.n_pairs > 5
+    np.testing.assert_array_equal(pairs[:, column["shared"]], 0.0)
+    np.testing.assert_array_equal(pairs[:, column["ride_time_ratio"]], 1.0)
+    np.testing.assert_array_equal(pairs[:, column["onboard_delay_10min"]], 0.0)
+    np.testing.assert_array_equal(
+        pairs[:, column["planned_dropoff_delay_10min"]],
+        pairs[:, column["knock_on_total_delay_10min"]],
+    )
+    sim = day_env.sim
+    booking = day_env.visible[state.pair_slot]
+    seats = sim.capacity_by_kind[state.pair_driver, 0] - sim.load_by_kind[booking, 0]
+    np.testing.assert_allclose(pairs[:, column["seated_left_div4"]], seats / 4.0)

@@ -124,3 +124,20 @@ def test_one_model_serves_fleets_of_any_size(model_path: Path) -> None:
         assert env.action_masks()[action]
         state = FeatureBuilder(3).build(env)
         assert state.drivers.shape[0] == n_drivers
+
+
+def test_a_model_of_the_features_before_shared_rides_is_refused_in_one_line(
+    model_path: Path,
+) -> None:
+    """A version-1 file (16 pair features, no shared-ride features) names both versions."""
+
+    def version_one(metadata: dict) -> None:
+        metadata["feature_version"] = 1
+        metadata["features"]["pair"] = metadata["features"]["pair"][:16]
+
+    rewrite_metadata(model_path, version_one)
+    with pytest.raises(PairwiseModelError) as refused:
+        load_pairwise_model(model_path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "features version 1" in message and "version 2 (retrain the model)" in message

@@ -178,6 +178,6 @@ def test_the_status_examples_log_has_the_services_fields(answers: dict[str, Any]
 
 def test_the_shared_rides_example_is_the_services_answer(server: ServerProcess) -> None:
     heading = "Shared rides, places by kind, ride limits, breaks: plans of stops"
-    switch_rl_on(server.url)  # the pairwise model answers rounds, but reads no stops
+    switch_rl_on(server.url)  # the pairwise model answers rounds of plans of stops too
     answered = run_curl(block(heading, "curl"), server)
     same_shape_and_values(documented_json(heading), answered)

@@ -30,7 +30,8 @@ def pairwise_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_pairwise_model_file(tmp_path_factory.mktemp("pw") / "pairwise.safetensors")
 
 
-def test_onnx_decides_as_numpy_on_held_out_days(pairwise_path: Path) -> None:
+@pytest.mark.parametrize("preset", ["geneva", "geneva-mix"])
+def test_onnx_decides_as_numpy_on_held_out_days(pairwise_path: Path, preset: str) -> None:
     loaded = load_pairwise_model(pairwise_path)
     numpy_policy = PairwisePolicy(loaded)
     scorer = OnnxPairQ(export_pairwise_onnx_bytes(loaded.network, loaded.metadata))
@@ -38,7 +39,7 @@ def test_onnx_decides_as_numpy_on_held_out_days(pairwise_path: Path) -> None:
     decisions = differing = 0
     largest = 0.0
     for k in range(2):
-        day = make_preset("geneva", HELD_OUT_SEEDS.start + 100 + k)
+        day = make_preset(preset, HELD_OUT_SEEDS.start + 100 + k)
         env = DispatchEnv(preset=None, scenario=day, config=EnvConfig(max_drivers=10))
         env.reset(options={"scenario": day})
         terminated = False

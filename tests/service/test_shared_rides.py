@@ -253,13 +253,14 @@ def test_interleaved_stops_without_the_new_keys_are_refused_as_before(
     assert accepted.status_code == 200, accepted.text
 
 
-def test_a_model_that_reads_no_stops_leaves_them_to_the_heuristic(tmp_path: Path) -> None:
+def test_a_pairwise_model_answers_a_round_of_plans_of_stops(tmp_path: Path) -> None:
     model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
     with ServerProcess(tmp_path / "data", model=model) as process:
         switch_rl_on(process.url)
         answer = post(process, "/rl/round", shared_state()).json()
-        assert (answer["source"], answer["reason"]) == ("fallback", "stops_not_read")
-        assert {a["booking_id"] for a in answer["assignments"]} == {"b-1", "b-2", "w-1"}
+        assert (answer["source"], answer["reason"]) == ("rl", None)
+        assigned = {a["booking_id"]: a["driver_id"] for a in answer["assignments"]}
+        assert set(assigned) == {"b-1", "b-2", "w-1"} and assigned["w-1"] == "van"
         metrics = httpx.get(f"{process.url}/rl/metrics", headers=auth(), timeout=30).json()
         assert metrics["errors"] == 0
 

@@ -272,3 +272,53 @@ def test_an_uncertain_day_of_stops_is_refused_in_one_line():
     with pytest.raises(ScenarioError, match="corridor: an uncertain day"):
         day_simulator(corridor_day(), uncertainty=Uncertainty(travel_cv=0.2))
     assert isinstance(day_simulator(corridor_day(), uncertainty=Uncertainty()), StopDaySimulator)
+
+
+def test_insertion_effects_agree_with_the_simulators_knock_on_and_its_schedule():
+    """On a geneva-mix day, for every feasible insertion of the visible bookings: the planned
+    pickups made late and the lateness added are the simulator's own (insertion_knock_on),
+    and after the assignment the ride time and the drop-off delays are what was predicted."""
+    day = make_preset("geneva-mix", 3)
+    env = DispatchEnv(preset=None, scenario=day)
+    env.reset()
+    policy = make_baseline("insertion")
+    rng = np.random.default_rng(0)
+    checked = shared = delayed = 0
+    for _ in range(60):
+        sim, table = env.sim, env.table
+        drivers, slots = np.nonzero(table.feasible)
+        if drivers.size:
+            pick = rng.choice(drivers.size, size=min(8, drivers.size), replace=False)
+            drivers, slots = drivers[pick], slots[pick]
+            bookings = env.visible[slots]
+            effects = sim.insertion_effects(
+                drivers,
+                bookings,
+                table.position[drivers, slots],
+                table.dropoff_position[drivers, slots],
+            )
+            for row, d, b, s in zip(effects, drivers, bookings, slots, strict=True):
+                made_late, late_added = sim.insertion_knock_on(
+                    int(d), int(b), int(table.position[d, s]), int(table.dropoff_position[d, s])
+                )
+                assert row[0] == made_late and row[3] == pytest.approx(late_added, abs=1e-6)
+                planned = dict(zip(sim.stops[d], sim.stop_start[d].tolist(), strict=True))
+                copied = sim.copy()
+                copied.assign(int(d), int(b))
+                after = dict(zip(copied.stops[d], copied.stop_start[d].tolist(), strict=True))
+                onboard = sum(
+                    max(after[(DROPOFF, r)] - at, 0.0)
+                    for (kind, r), at in planned.items()
+                    if kind == DROPOFF and r in sim.onboard_bookings[d]
+                )
+                ride = after[(DROPOFF, b)] - after[(PICKUP, b)] - sim.service_min[b]
+                assert row[4] == pytest.approx(onboard, abs=1e-6)
+                assert row[6] == pytest.approx(ride / sim.ride_min[b], abs=1e-6)
+                assert row[7:10].min() >= 0
+                checked += 1
+                shared += row[10] > 0
+                delayed += row[4] > 0
+        _, _, done, _, _ = env.step(policy.act(env))
+        if done:
+            break
+    assert checked > 100 and shared > 0 and delayed > 0

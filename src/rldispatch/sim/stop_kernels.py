@@ -248,3 +248,148 @@ def fill_stop_insertions(
             best_position[driver, booking] = best_p
             best_dropoff_position[driver, booking] = best_d
             best_valid[driver, booking] = True
+
+
+@njit(cache=True, nogil=True)
+def stop_insertion_effects(
+    pair_driver,
+    pair_booking,
+    pair_position,
+    pair_dropoff_position,
+    now_min,
+    plan_state,
+    booking_arrays,
+    capacity,
+    max_bookings_on_board,
+    picked_done_min,
+    break_state,
+    shift_end_min,
+    travel,
+    tolerance,
+    requested_min,
+    ride_min,
+    late_after_min,
+    out,
+):  # pragma: no cover - compiled
+    """What each pair's insertion (pickup at ``pair_position``, drop-off at
+    ``pair_dropoff_position`` in the plan after the pickup went in, as
+    :func:`fill_stop_insertions` counts them) does to the driver's stops, written to ``out``
+    ``(pairs, 11)``, times in minutes against the stops' planned starts:
+
+    0 planned pickups made late, 1 delay of the next planned pickup after the inserted one,
+    2 delay summed over the planned pickups, 3 lateness added to the planned pickups,
+    4 delay summed over the drop-offs of the passengers on board, 5 delay summed over the
+    drop-offs of the bookings planned (not yet picked up), 6 the inserted booking's ride time
+    over its direct time, 7-9 the places of each kind left while it is on board (the least
+    over its ride; three kinds at most), 10 whether another booking is on board during its
+    ride (1) or not (0). An infeasible insertion leaves its row at zero but
+    for ``-1`` in column 6.
+
+    ``plan_state`` is (kinds, refs, sizes, starts, anchor_min, anchor_vec, onboard,
+    onboard_bookings), ``break_state`` (earliest, latest, duration), as in
+    :func:`fill_stop_insertions`.
+    """
+    kinds, refs, sizes, starts, anchor_min, anchor_vec, onboard, onboard_bookings = plan_state
+    break_earliest, break_latest, break_duration = break_state
+    load_by_kind = booking_arrays[6]
+    service_min = booking_arrays[5]
+    n_kinds = onboard.shape[1]
+    width = kinds.shape[1] + 2
+    new_kinds = np.empty(width, dtype=np.int64)
+    new_refs = np.empty(width, dtype=np.int64)
+    origin = np.empty(width, dtype=np.int64)
+    start_out = np.empty(width)
+    leg_min_out = np.empty(width)
+    leg_km_out = np.empty(width)
+    load = np.empty(n_kinds, dtype=np.int64)
+    least_left = np.empty(n_kinds, dtype=np.int64)
+    for q in range(pair_driver.shape[0]):
+        driver = pair_driver[q]
+        booking = pair_booking[q]
+        p = pair_position[q]
+        d = pair_dropoff_position[q]
+        size = sizes[driver]
+        for k in range(out.shape[1]):
+            out[q, k] = 0.0
+        old = 0
+        for k in range(size + 2):
+            if k == p:
+                new_kinds[k] = PICKUP
+                new_refs[k] = booking
+                origin[k] = -1
+            elif k == d:
+                new_kinds[k] = DROPOFF
+                new_refs[k] = booking
+                origin[k] = -1
+            else:
+                new_kinds[k] = kinds[driver, old]
+                new_refs[k] = refs[driver, old]
+                origin[k] = old
+                old += 1
+        feasible, _, _ = schedule_stops(
+            new_kinds,
+            new_refs,
+            size + 2,
+            max(anchor_min[driver], now_min),
+            anchor_vec[driver],
+            onboard[driver],
+            onboard_bookings[driver],
+            capacity[driver],
+            max_bookings_on_board,
+            booking_arrays,
+            picked_done_min,
+            break_earliest[driver],
+            break_latest[driver],
+            break_duration[driver],
+            shift_end_min[driver],
+            travel,
+            tolerance,
+            start_out,
+            leg_min_out,
+            leg_km_out,
+        )
+        if not feasible:
+            out[q, 6] = -1.0
+            continue
+        first = True
+        count = onboard_bookings[driver]
+        for c in range(n_kinds):
+            load[c] = onboard[driver, c]
+            least_left[c] = capacity[driver, c]
+        for k in range(size + 2):
+            kind = new_kinds[k]
+            ref = new_refs[k]
+            if kind == PICKUP:
+                count += 1
+                for c in range(n_kinds):
+                    load[c] += load_by_kind[ref, c]
+            elif kind == DROPOFF:
+                count -= 1
+                for c in range(n_kinds):
+                    load[c] -= load_by_kind[ref, c]
+            if p <= k < d:
+                if count > 1:
+                    out[q, 10] = 1.0
+                for c in range(n_kinds):
+                    least_left[c] = min(least_left[c], capacity[driver, c] - load[c])
+            if origin[k] < 0 or kind == BREAK:
+                continue
+            before = starts[driver, origin[k]]
+            delay = start_out[k] - before
+            if kind == PICKUP:
+                if k > p and first:
+                    out[q, 1] = max(delay, 0.0)
+                    first = False
+                out[q, 2] += max(delay, 0.0)
+                limit = requested_min[ref] + late_after_min
+                if start_out[k] > limit and before <= limit:
+                    out[q, 0] += 1.0
+                out[q, 3] += max(start_out[k] - limit, 0.0) - max(before - limit, 0.0)
+            elif np.isnan(picked_done_min[ref]):
+                out[q, 5] += max(delay, 0.0)
+            else:
+                out[q, 4] += max(delay, 0.0)
+        ride = start_out[d] - start_out[p] - service_min[booking]
+        out[q, 6] = ride / ride_min[booking] if ride_min[booking] > 0.0 else 1.0
+        for c in range(min(n_kinds, 3)):
+            out[q, 7 + c] = least_left[c]

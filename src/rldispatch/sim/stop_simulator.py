@@ -42,7 +42,14 @@ from rldispatch.sim.simulator import (
     DaySimulator,
     InsertionTable,
 )
-from rldispatch.sim.stop_kernels import BREAK, DROPOFF, PICKUP, fill_stop_insertions, schedule_stops
+from rldispatch.sim.stop_kernels import (
+    BREAK,
+    DROPOFF,
+    PICKUP,
+    fill_stop_insertions,
+    schedule_stops,
+    stop_insertion_effects,
+)
 
 ONE_BOOKING_ON_BOARD = 1
 MANY_BOOKINGS_ON_BOARD = 1_000_000
@@ -394,6 +401,56 @@ class StopDaySimulator(DaySimulator):
             made_late += int(at > limit >= before[ref])
             late_added += max(at - limit, 0.0) - max(before[ref] - limit, 0.0)
         return made_late, late_added
+
+    def insertion_effects(
+        self,
+        pair_driver: np.ndarray,
+        pair_booking: np.ndarray,
+        position: np.ndarray,
+        dropoff_position: np.ndarray,
+    ) -> np.ndarray:
+        """What each insertion (driver, booking, pickup and drop-off positions as
+        :meth:`best_insertions` gives them) does to the driver's stops, one row per pair:
+        :func:`~rldispatch.sim.stop_kernels.stop_insertion_effects`'s eleven columns (planned
+        pickups made late, delays of the planned pickups, of the drop-offs of those on board
+        and of those planned, the ride time over the direct time, places left by kind, shared).
+        """
+        n = int(np.size(pair_driver))
+        out = np.zeros((n, 11))
+        if n == 0:
+            return out
+        stops = (
+            self._stop_kinds,
+            self._stop_refs,
+            self._stop_sizes,
+            self._stop_starts,
+            self.anchor_min,
+            self.anchor_vec,
+            self.onboard,
+            np.asarray([len(b) for b in self.onboard_bookings], dtype=np.int64),
+        )
+        breaks = (self.break_earliest_min, self.break_latest_min, self.break_duration_min)
+        stop_insertion_effects(
+            np.asarray(pair_driver, dtype=np.int64),
+            np.asarray(pair_booking, dtype=np.int64),
+            np.asarray(position, dtype=np.int64),
+            np.asarray(dropoff_position, dtype=np.int64),
+            self.now_min,
+            stops,
+            self._booking_arrays,
+            self.capacity_by_kind,
+            self.max_bookings_on_board,
+            self.picked_done_min,
+            breaks,
+            self.shift_end_min,
+            self.travel.kernel_args,
+            FEASIBILITY_TOLERANCE_MIN,
+            self.requested_min,
+            self.ride_min,
+            float(LATE_AFTER_REQUESTED_MIN),
+            out,
+        )
+        return out
 
     # --- clock -------------------------------------------------------------------------------
 

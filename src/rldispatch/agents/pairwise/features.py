@@ -6,7 +6,10 @@ A state is four sets of numbers, none tied to a fixed number of drivers or booki
 - one row per visible **booking** (:data:`BOOKING_FEATURES`),
 - one row per **candidate pair** (driver, booking) (:data:`PAIR_FEATURES`): the cheapest
   feasible insertion the env already computed (``env.table``: ETA, detour, lateness, slack
-  to the window) and its knock-on effect on the driver's plan (bookings it would make late),
+  to the window) and its knock-on effect on the driver's plan (bookings it would make late);
+  on days of stops (shared rides) also the delay it imposes on the drop-offs of those on
+  board and planned, the booking's ride time over its direct time, the places of each kind
+  left while it is on board and whether it shares the vehicle,
 - one **global** row (:data:`GLOBAL_FEATURES`).
 
 Candidates are, for each visible booking, the ``candidates_per_booking`` feasible drivers
@@ -25,14 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rldispatch.domain import LATE_AFTER_REQUESTED_MIN, ScenarioError
+from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
 from rldispatch.sim.frame import LocalFrame
 from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.sim.simulator import OPEN
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 """Changes whenever a feature changes meaning; model files record it."""
 
 DRIVER_FEATURES = (
@@ -81,6 +84,13 @@ PAIR_FEATURES = (
     "knock_on_total_delay_10min",  # summed over the rest of the plan
     "cheapest",  # the cheapest driver for this booking
     "cost_rank_share",  # rank of this driver's cost among the booking's candidates
+    "onboard_delay_10min",  # drop-offs of the passengers on board pushed back, summed
+    "planned_dropoff_delay_10min",  # drop-offs of the bookings planned pushed back, summed
+    "ride_time_ratio",  # the booking's ride time over its direct time (1: carried alone)
+    "seated_left_div4",  # places of each kind left while it is on board (the least)
+    "wheelchair_left",
+    "stretcher_left",
+    "shared",  # another passenger on board during its ride
 )
 GLOBAL_FEATURES = (
     "time_of_day",  # fraction of the horizon gone
@@ -280,11 +290,6 @@ class FeatureBuilder:
             not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
         """
         sim = env.sim
-        if sim.has_stops:
-            raise ScenarioError(
-                f"{sim.scenario.name}: the pairwise network does not read days with shared "
-                "rides, breaks or maximum ride times yet; play them with a baseline"
-            )
         frame = self.frame(sim)
         now = sim.now_min
         n_drivers = sim.n_drivers
@@ -368,10 +373,25 @@ class FeatureBuilder:
             requested = sim.requested_min[booking]
             late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
             driver_best = cost.min(axis=1)
-            made_late, next_delay, total_delay, _ = plan_knock_on(
-                sim, cand_driver, booking, pickup, position, packed=plans.packed()
-            )
-            sizes = plan_sizes[cand_driver]
+            if sim.has_stops:
+                effects = sim.insertion_effects(
+                    cand_driver, booking, position, table.dropoff_position[cand_driver, cand_slot]
+                )
+                made_late, next_delay, total_delay = effects[:, 0], effects[:, 1], effects[:, 2]
+                onboard_delay, dropoff_delay = effects[:, 4], effects[:, 5]
+                ride_ratio, places_left, shared = effects[:, 6], effects[:, 7:10], effects[:, 10]
+                sizes = np.fromiter(map(len, sim.stops), dtype=np.int64, count=n_drivers)
+                sizes = sizes[cand_driver]
+            else:
+                made_late, next_delay, total_delay, _ = plan_knock_on(
+                    sim, cand_driver, booking, pickup, position, packed=plans.packed()
+                )
+                # One booking on board at a time: its drop-off follows its pickup, and each
+                # planned drop-off moves with its pickup.
+                onboard_delay, dropoff_delay = np.zeros(n_pairs), total_delay
+                ride_ratio, shared = np.ones(n_pairs), np.zeros(n_pairs)
+                places_left = sim.capacity_by_kind[cand_driver] - sim.load_by_kind[booking]
+                sizes = plan_sizes[cand_driver]
             pairs[:, 0] = pair_cost / 10.0
             pairs[:, 1] = (pair_cost - best[cand_slot]) / 10.0
             pairs[:, 2] = (pair_cost - driver_best[cand_driver]) / 10.0
@@ -388,6 +408,12 @@ class FeatureBuilder:
             pairs[:, 13] = total_delay / 10.0
             pairs[:, 14] = pair_cost <= best[cand_slot] + TIE_TOLERANCE
             pairs[:, 15] = cand_rank / max(k, 1)
+            pairs[:, 16] = onboard_delay / 10.0
+            pairs[:, 17] = dropoff_delay / 10.0
+            pairs[:, 18] = ride_ratio
+            pairs[:, 19] = places_left[:, 0] / 4.0
+            pairs[:, 20:22] = places_left[:, 1:3]
+            pairs[:, 22] = shared
             # Ties go by booking id, then driver id: ranks among the visible bookings order
             # the pairs as ranks among all of the day's would.
             booking_ids = sim.booking_ids
