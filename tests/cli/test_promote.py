@@ -22,6 +22,7 @@ from tests.service.helpers import (
     ServerProcess,
     auth,
     make_pairwise_model_file,
+    seek_detours_and_lateness,
 )
 
 SMALL_DAY_BOOKINGS = 24
@@ -46,17 +47,15 @@ def write_small_days(folder: Path, count: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``good``: the known-reward start (what training starts from); ``bad``: its pair
-    scores drowned in large random weights, so it dispatches almost at random."""
+    """``good``: the known-reward start (what training starts from); ``bad``: the same with
+    the known reward's km and lateness weights negated, so it picks the pairs that add the
+    most km and make the most pickups late: worse by construction, whatever the seed."""
     folder = tmp_path_factory.mktemp("models")
     make_pairwise_model_file(
         folder / "good.safetensors", tweak=lambda network: network.pair_out.weight.zero_()
     )
-    make_pairwise_model_file(
-        folder / "bad.safetensors",
-        seed=1,
-        tweak=lambda network: network.pair_out.weight.normal_(std=5.0),
-    )
+
+    make_pairwise_model_file(folder / "bad.safetensors", seed=1, tweak=seek_detours_and_lateness)
     return folder
 
 

@@ -81,6 +81,14 @@ def make_pairwise_model_file(
     return save_untrained_model(path, seed, adjust)
 
 
+def seek_detours_and_lateness(network: PairQNetwork) -> None:
+    """A ``tweak`` for :func:`make_pairwise_model_file` that makes a model worse by
+    construction: its pair scores are zeroed and its known reward's km and lateness weights
+    negated, so it picks the pairs that add the most km and make the most pickups late."""
+    network.pair_out.weight.zero_()
+    network.known_reward[1:3].neg_()
+
+
 def suggest_body(
     booking_id: str = "b1",
     n_drivers: int = 5,

@@ -34,6 +34,7 @@ from tests.service.helpers import (
     ServerProcess,
     auth,
     make_pairwise_model_file,
+    seek_detours_and_lateness,
     switch_rl_on,
 )
 
@@ -119,7 +120,7 @@ def test_the_service_log_becomes_training_days_and_a_promoted_model(
     champion = make_pairwise_model_file(
         models / "champion.safetensors",
         seed=1,
-        tweak=lambda network: network.pair_out.weight.normal_(std=0.5),
+        tweak=seek_detours_and_lateness,
     )
     champion_model = load_learned_model(champion)
     week = {day: small_day(100 + k, day) for k, day in enumerate(DAYS)}
