@@ -46,9 +46,8 @@ from rldispatch.agents.kinds import Learner
 from rldispatch.agents.model_container import env_config_to_dict
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.parallel import parallel_map, parallel_submit
 from rldispatch.policies.reopt import ReoptPolicy
-from rldispatch.training.evaluation import run_day
-from rldispatch.training.parallel import parallel_map, parallel_submit
 
 
 def head_layers(network: TermNetwork, heads: Sequence[str]) -> list[torch.nn.Linear]:
@@ -131,8 +130,11 @@ def play_es(task: EsPlay) -> tuple[float, float]:
             task.network, horizon_min=task.horizon_min, floor_min=task.floor_min
         )
     env = DispatchEnv(preset=None, scenarios=[task.day], config=task.env_config)
-    played = run_day(policy, env, task.day)
-    return float(played.reward), time.process_time() - started
+    env.reset(options={"scenario": task.day})
+    terminated = False
+    while not terminated:
+        _, _, terminated, _, _ = env.step(policy.act(env))
+    return float(env.metrics().reward), time.process_time() - started
 
 
 def es_direction(
