@@ -15,7 +15,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "rldispatch"
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("domain", "rewards", "rewards_file", "text", "files", "database_url", "progress"),
+    ("domain", "rewards", "rewards_file", "text", "files", "database_url", "progress", "parallel"),
     ("scenarios",),
     ("sim",),
     ("env",),

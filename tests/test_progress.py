@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from rldispatch.parallel import parallel_map
 from rldispatch.progress import on_terminal, progress_bar
-from rldispatch.training.parallel import parallel_map
 
 
 def _draw(count: int) -> None:

@@ -7,6 +7,7 @@ import torch
 
 from rldispatch.agents.pairwise.network import PairQNetwork
 from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.parallel import check_jobs, parallel_map
 from rldispatch.policies import make_baseline
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import (
@@ -15,7 +16,6 @@ from rldispatch.training.evaluation import (
     evaluate_policies,
     evaluate_policy,
 )
-from rldispatch.training.parallel import check_jobs, parallel_map
 
 DAYS = [geneva_day(2_000_100 + k, 3) for k in range(5)]
 

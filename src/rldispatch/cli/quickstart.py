@@ -44,6 +44,7 @@ from rldispatch.cli.evaluate import baseline_names
 from rldispatch.domain import Scenario
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_bytes, atomic_write_json, describe_folder_size
+from rldispatch.parallel import THREAD_VARIABLES
 from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
@@ -59,7 +60,6 @@ from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
 from rldispatch.text import plural
 from rldispatch.training.days import FleetDays, PresetDays, TrainingDays
 from rldispatch.training.evaluation import PlayedDay, evaluate_policies, evaluate_policy
-from rldispatch.training.parallel import THREAD_VARIABLES
 from rldispatch.training.threads import single_threaded_numerics
 from rldispatch.training.train import RunSettings, train
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from rldispatch.agents.config_fields import ConfigError
 from rldispatch.agents.kinds import DEFAULT_KIND, agent_kind, kind_names
@@ -45,7 +46,7 @@ from rldispatch.training.train import (
 
 OPTIONS_DEPEND_ON_ARGV = True
 DEFAULT_MINUTES = 20.0
-FLEET_OPTIONS = ("--fleets",)
+FLEET_OPTIONS = ("--fleets", "--demand")
 """Options of the kinds that train on days of every fleet size."""
 
 
@@ -69,6 +70,17 @@ def fleet_sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"needs fleet sizes >= 1, got {text!r}")
     return sizes
+
+
+def demand_factors(text: str) -> tuple[float, float]:
+    """``0.8,1.6``: the low and high factor of the fleet days' bookings per driver."""
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like 0.8,1.6, got {text!r}") from None
+    if not 0 < low <= high:
+        raise argparse.ArgumentTypeError(f"needs 0 < low <= high, got {text!r}")
+    return low, high
 
 
 def chosen_kind(argv: list[str]) -> str:
@@ -115,6 +127,12 @@ def register(subparsers: argparse._SubParsersAction, argv: list[str]) -> None:
             type=fleet_sizes,
             help="fleet sizes of the training days, e.g. 5-30 (default: 5 to 30 without the "
             "held-out sizes 7, 13 and 24)",
+        )
+        parser.add_argument(
+            "--demand",
+            type=demand_factors,
+            help="bookings per driver of the fleet days: LOW,HIGH times the preset's "
+            "(default 0.8,1.25; 0.8,1.6 has overloaded days)",
         )
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument(
@@ -178,7 +196,11 @@ def training_days(args: argparse.Namespace, kind_default_days: str) -> TrainingD
             days = PresetDays(args.preset or "geneva", selection=args.eval_days or 10)
         else:
             sizes = getattr(args, "fleets", None)
-            distribution = FleetDayDistribution(fleet_sizes=sizes) if sizes else None
+            demand = getattr(args, "demand", None)
+            shape: dict[str, Any] = {"fleet_sizes": sizes} if sizes else {}
+            if demand:
+                shape["demand_factors"] = demand
+            distribution = FleetDayDistribution(**shape) if shape else None
             days = FleetDays(distribution, selection=args.eval_days or 16)
         return RoadNetworkDays(days, road_network) if road_network is not None else days
     except (DaysError, ValueError) as error:
@@ -196,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
                 raise CliError("--reward: --resume reads the run's own saved reward weights")
             if args.road_network is not None:
                 raise CliError("--road-network: --resume reads the run's own saved days")
+            if getattr(args, "demand", None) is not None:
+                raise CliError("--demand: --resume reads the run's own saved days")
             if uncertainty_from_args(args) is not None:
                 raise CliError(
                     "--travel-noise, --no-show-rate, --service-delay: --resume reads the run's "

@@ -17,9 +17,9 @@ TensorBoard tags (the x axis is the decision count):
 | ``charts/decisions_per_second`` | training speed since the run (or its resume) started |
 | ``losses/td_loss``, ``losses/q_values`` | mean TD loss and Q of the actions taken, per day |
 | ``losses/label_disagreement`` | guided-reopt: share of decisions where re-plan and label differ |
-| ``es/gain_vs_reopt`` | guided-reopt ``trainer="es"``: perturbed gates' mean reward − reopt's |
+| ``es/gain_vs_reopt`` | guided-reopt ``trainer="es"``: the perturbations' mean reward − reopt's |
 | ``es/pair_spread`` | the same: mean absolute reward difference of a pair's twins |
-| ``es/gate_weight_norm``, ``es/cpu_minutes`` | the same: the gate weights' norm; training CPU |
+| ``es/gate_weight_norm``, ``es/cpu_minutes`` | the same: the searched weights' norm; training CPU |
 | ``eval/reward``, ``eval/completion_rate`` | mean over the selection days, per evaluation |
 | ``eval/late_pickup_rate``, ``eval/cancelled``, ``eval/distance_km`` | the same |
 """

@@ -1,7 +1,7 @@
 """Running policies on days: the same days for every policy, so results pair up.
 
 Days are independent, so :func:`evaluate_policies` and :func:`hindsight_results` can spread
-them over processes (``jobs``, :mod:`rldispatch.training.parallel`): each policy's days go
+them over processes (``jobs``, :mod:`rldispatch.parallel`): each policy's days go
 in blocks of consecutive days, each block to a fresh copy of the policy, and the results come
 back in day order, identical to one process. A policy that carries state from one day to the
 next (``carries_state_across_days = True``, e.g. the random policy's generator) plays all its
@@ -22,11 +22,11 @@ import numpy as np
 
 from rldispatch.domain import Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.parallel import parallel_map
 from rldispatch.policies.base import Policy
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.noise import Uncertainty, day_draws, realised_day
-from rldispatch.training.parallel import parallel_map
 
 BLOCKS_PER_JOB = 4
 """Blocks of days per process and policy: small enough to balance the load."""

@@ -8,9 +8,11 @@ from typing import ClassVar
 
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
 from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
-from rldispatch.agents.guided_reopt.network import TERMS
+from rldispatch.agents.guided_reopt.network import TAKE_TERM, TERMS
 
-TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate")
+TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate", TAKE_TERM)
+ES_TERMS = ("gate", TAKE_TERM)
+"""The terms evolution strategies learn (``trainer="es"``): the linear gate or the take head."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class GuidedReoptConfig(HyperparameterConfig):
         "the learned terms: 'prize' (per open booking) and 'value' (where and when each plan "
         "leaves its driver) in the solver's objective, 'gate' (commit a planned booking now "
         "or hold it open); one, two joined by a comma, or 'all' (the gate is off by default: "
-        "trained on full-information labels it lost reward, docs/guided_reopt.md)",
+        "trained on full-information labels it lost reward, docs/guided_reopt.md); or 'take' "
+        "(take a booking the plan leaves out where reopt would wait; trainer 'es' only)",
         "prize,value",
         kind="choice",
         choices=TERM_CHOICES,
@@ -93,39 +96,49 @@ class GuidedReoptConfig(HyperparameterConfig):
     trainer: str = hyperparameter(
         "how the model learns: 'dagger' (Fenchel-Young steps on full-information plans of "
         "visited states) or 'es' (evolution strategies on the day's reward: a linear commit "
-        "gate, with terms 'gate' alone)",
+        "gate with terms 'gate', or the take head's last layer with terms 'take')",
         "dagger",
         kind="choice",
         choices=("dagger", "es"),
     )
     es_sigma: float = hyperparameter(
-        "es: standard deviation of the Gaussian perturbation of the gate's weights",
+        "es: standard deviation of the Gaussian perturbation of each searched weight",
         0.8,
         low=0.0,
         low_open=True,
     )
     es_step: float = hyperparameter(
         "es: step size of an update, in units of the perturbation (the estimate is divided by "
-        "the root mean square of the pairs' reward differences)",
+        "es_scale)",
         0.25,
         low=0.0,
         low_open=True,
     )
+    es_scale: str = hyperparameter(
+        "es: the update's normaliser: 'pair_rms' (root mean square of the pairs' reward "
+        "differences) or 'reward_std' (standard deviation of all the twins' rewards)",
+        "pair_rms",
+        kind="choice",
+        choices=("pair_rms", "reward_std"),
+    )
     es_pairs: int = hyperparameter(
-        "es: antithetic pairs of perturbed gates played on each training day (each pair on "
-        "the same day: common random numbers)",
+        "es: antithetic pairs of perturbations played on each training day (each pair on "
+        "the same days: common random numbers)",
         2,
         kind="int",
         low=1,
     )
     es_batch_days: int = hyperparameter(
-        "es: training days whose pairs make one update", 1, kind="int", low=1
+        "es: training days one update's pairs play (the same directions on each)",
+        1,
+        kind="int",
+        low=1,
     )
     es_features: str = ""
     """es: the linear gate's features the search may move, comma-separated names of
     ``LINEAR_GATE_FEATURES`` ('': all of them); the others keep weight 0."""
     es_jobs: int = hyperparameter(
-        "es: processes that play a day's perturbed gates and reopt", 1, kind="int", low=1
+        "es: processes that play a day's perturbations and reopt", 1, kind="int", low=1
     )
     horizon_min: float = hyperparameter(
         "plan the open bookings whose window opens within this many minutes (as reopt)",
@@ -140,11 +153,17 @@ class GuidedReoptConfig(HyperparameterConfig):
         if not isinstance(self.es_features, str):
             raise ConfigError("guided-reopt.es_features: must be a string of feature names")
         self.es_mask()
-        if self.trainer == "es" and self.terms != "gate":
+        if self.trainer == "es" and self.terms not in ES_TERMS:
             raise ConfigError(
-                "guided-reopt.trainer: 'es' learns the commit gate alone; set terms to 'gate' "
-                f"(got {self.terms!r})"
+                "guided-reopt.trainer: 'es' learns the commit gate or the take head alone; set "
+                f"terms to 'gate' or 'take' (got {self.terms!r})"
             )
+        if self.trainer != "es" and TAKE_TERM in self.term_names():
+            raise ConfigError(
+                "guided-reopt.terms: 'take' has no label to imitate; it needs trainer 'es'"
+            )
+        if self.es_features and self.terms != "gate":
+            raise ConfigError("guided-reopt.es_features: limits the linear gate's search alone")
 
     def es_mask(self) -> tuple[float, ...]:
         """1 for each linear gate feature the search may move, else 0."""

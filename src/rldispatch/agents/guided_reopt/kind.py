@@ -3,8 +3,9 @@ agent-kind interface. Training is DAgger on the policy's own days: each day is p
 the current policy, one re-plan in ``label_every`` is kept as a state to label, the day's
 states are labelled with their full-information plans (over ``label_jobs`` processes, with a
 disk cache), and ``updates_per_day`` Fenchel-Young steps are taken on the states of every
-day so far (:mod:`.learning`). With ``trainer="es"`` a linear commit gate learns from the
-day's reward by evolution strategies instead (:mod:`.es_learning`)."""
+day so far (:mod:`.learning`). With ``trainer="es"`` a linear commit gate (``terms="gate"``)
+or the take head (``terms="take"``) learns from the day's reward by evolution strategies
+instead (:mod:`.es_learning`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
-from rldispatch.agents.guided_reopt.es_learning import EsGateLearner
+from rldispatch.agents.guided_reopt.es_learning import EsLearner
 from rldispatch.agents.guided_reopt.features import build_features
 from rldispatch.agents.guided_reopt.gate import gate_rows, gate_targets, plan_rank
 from rldispatch.agents.guided_reopt.labels import LabelBudget, Labeller, LabelRequest
@@ -244,7 +245,7 @@ class GuidedReoptKind(AgentKind):
 
     def new_learner(self, config: GuidedReoptConfig, env: DispatchEnv, seed: int) -> Learner:
         if config.trainer == "es":
-            return EsGateLearner(config, env, seed)
+            return EsLearner(config, env, seed)
         return GuidedReoptLearner(config, env, seed)
 
     def load_model(self, path: str | Path, name: str | None = None) -> LearnedModel:

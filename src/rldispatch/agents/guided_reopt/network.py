@@ -10,7 +10,7 @@ is then exactly ``reopt``. The gate's head exists only when ``gate`` is one of i
 is a perceptron (``gate_form="mlp"``) or a linear score over :data:`.gate.LINEAR_GATE_FEATURES`
 (``gate_form="linear"``: ``1 + weights @ row``, its weights starting at zero), which evolution
 strategies train from the day's reward (:mod:`.es_learning`). The take head exists only with
-``take`` (trained from the reward by :mod:`.evolution`).
+``take`` (trained from the reward by :mod:`.es_learning` too).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ TERMS = ("prize", "value", "gate")
 """The learned terms: ``prize`` (per open booking), ``value`` (per plan end), ``gate`` (commit
 or hold each booking the plan gives to a driver)."""
 TAKE_TERM = "take"
-"""A term learned from the reward alone (:mod:`.evolution`), not by imitation: ``take`` scores
+"""A term learned from the reward alone (:mod:`.es_learning`), not by imitation: ``take`` scores
 each visible booking the plan leaves out when the policy would otherwise wait while an
 assignment is possible; the best one is taken (by its cheapest driver) when its score is
 above 0."""

@@ -8,7 +8,7 @@ value (added to the reward of ending there). Acting on the plan, its commit gate
 pickup is at most ``floor_min`` minutes ahead): they stay open for the next re-plan. Where
 ``reopt`` would wait while an assignment is possible (every visible booking it could commit
 is one its plan leaves out), the ``take`` term scores those bookings and gives the best one to
-its cheapest driver when its score is above 0 (learned from the reward, :mod:`.evolution`).
+its cheapest driver when its score is above 0 (learned from the reward, :mod:`.es_learning`).
 Everything else is ``reopt``'s: the same problem, locked commitments, warm start, search
 budget and acting on the plan. With a zero network the model is ``reopt``'s to the last
 integer and the gate commits every planned booking, so it takes ``reopt``'s decisions.
