@@ -128,6 +128,30 @@ def schedule_stops(
 
 
 @njit(cache=True, nogil=True)
+def plan_with_insertion(
+    kinds, refs, size, booking, p, d, new_kinds, new_refs, origin
+):  # pragma: no cover - compiled
+    """Write into ``new_kinds``/``new_refs`` a driver's ``size`` stops with ``booking``'s
+    pickup at position ``p`` and its drop-off at ``d`` (``p < d``); ``origin`` holds each new
+    stop's index in the old plan, ``-1`` for the two inserted."""
+    old = 0
+    for k in range(size + 2):
+        if k == p:
+            new_kinds[k] = PICKUP
+            new_refs[k] = booking
+            origin[k] = -1
+        elif k == d:
+            new_kinds[k] = DROPOFF
+            new_refs[k] = booking
+            origin[k] = -1
+        else:
+            new_kinds[k] = kinds[old]
+            new_refs[k] = refs[old]
+            origin[k] = old
+            old += 1
+
+
+@njit(cache=True, nogil=True)
 def fill_stop_insertions(
     candidates,
     now_min,
@@ -188,22 +212,17 @@ def fill_stop_insertions(
             if fits[driver, booking]:
                 for p in range(size + 1):
                     for d in range(p + 1, size + 2):
-                        # The new plan: old stops with the pickup at p and the drop-off at d.
-                        old = 0
-                        for k in range(size + 2):
-                            if k == p:
-                                new_kinds[k] = PICKUP
-                                new_refs[k] = booking
-                                origin[k] = -1
-                            elif k == d:
-                                new_kinds[k] = DROPOFF
-                                new_refs[k] = booking
-                                origin[k] = -1
-                            else:
-                                new_kinds[k] = kinds[driver, old]
-                                new_refs[k] = refs[driver, old]
-                                origin[k] = old
-                                old += 1
+                        plan_with_insertion(
+                            kinds[driver],
+                            refs[driver],
+                            size,
+                            booking,
+                            p,
+                            d,
+                            new_kinds,
+                            new_refs,
+                            origin,
+                        )
                         feasible, km, _ = schedule_stops(
                             new_kinds,
                             new_refs,
@@ -311,21 +330,9 @@ def stop_insertion_effects(
         size = sizes[driver]
         for k in range(out.shape[1]):
             out[q, k] = 0.0
-        old = 0
-        for k in range(size + 2):
-            if k == p:
-                new_kinds[k] = PICKUP
-                new_refs[k] = booking
-                origin[k] = -1
-            elif k == d:
-                new_kinds[k] = DROPOFF
-                new_refs[k] = booking
-                origin[k] = -1
-            else:
-                new_kinds[k] = kinds[driver, old]
-                new_refs[k] = refs[driver, old]
-                origin[k] = old
-                old += 1
+        plan_with_insertion(
+            kinds[driver], refs[driver], size, booking, p, d, new_kinds, new_refs, origin
+        )
         feasible, _, _ = schedule_stops(
             new_kinds,
             new_refs,
