@@ -266,6 +266,19 @@ class StopDaySimulator(DaySimulator):
         self._stop_refs = widen(self._stop_refs)
         self._stop_starts = widen(self._stop_starts)
 
+    def _plan_state(self) -> tuple:
+        """The drivers' plans of stops as the compiled kernels read them (``plan_state``)."""
+        return (
+            self._stop_kinds,
+            self._stop_refs,
+            self._stop_sizes,
+            self._stop_starts,
+            self.anchor_min,
+            self.anchor_vec,
+            self.onboard,
+            np.asarray([len(b) for b in self.onboard_bookings], dtype=np.int64),
+        )
+
     def _fill(
         self,
         candidates: np.ndarray,
@@ -281,17 +294,7 @@ class StopDaySimulator(DaySimulator):
         fill_stop_insertions(
             candidates,
             self.now_min,
-            (
-                self._stop_kinds,
-                self._stop_refs,
-                self._stop_sizes,
-                self._stop_starts,
-                self.anchor_min,
-                self.anchor_vec,
-                self.onboard,
-                np.asarray([len(b) for b in self.onboard_bookings], dtype=np.int64),
-                self.plan_km,
-            ),
+            (*self._plan_state(), self.plan_km),
             self._booking_arrays,
             (self.requested_min,),
             self.fits,
@@ -419,16 +422,7 @@ class StopDaySimulator(DaySimulator):
         out = np.zeros((n, 11))
         if n == 0:
             return out
-        stops = (
-            self._stop_kinds,
-            self._stop_refs,
-            self._stop_sizes,
-            self._stop_starts,
-            self.anchor_min,
-            self.anchor_vec,
-            self.onboard,
-            np.asarray([len(b) for b in self.onboard_bookings], dtype=np.int64),
-        )
+        stops = self._plan_state()
         breaks = (self.break_earliest_min, self.break_latest_min, self.break_duration_min)
         stop_insertion_effects(
             np.asarray(pair_driver, dtype=np.int64),
