@@ -320,3 +320,15 @@ def test_a_round_is_one_entry_of_the_buffer_its_state_held_once(tmp_path: Path) 
     assert {request["round"]["state_key"] for request in requests} == {logged.key}
     assert resolve_round_request(requests[0], states)["state"] == json.loads(state_json)
     assert (store.counts()["written"], store.counts()["lost"]) == (300, 0)
+
+
+def test_records_buffered_together_are_written_in_one_transaction(sqlite_url: str) -> None:
+    store = Store(sqlite_url, gather_s=0.5)
+    store.start()
+    for index in range(20):
+        store.record_suggestion(suggestion(f"b{index}"))
+    assert store.flush(10.0)
+    written, attempts = store.written, store.write_attempts
+    store.close()
+    assert (written, attempts) == (20, 1)
+    assert booking_ids(sqlite_url) == [f"b{index}" for index in range(20)]

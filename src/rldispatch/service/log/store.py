@@ -7,7 +7,8 @@ Tables are created, and older ones brought up to date, on first contact
 Suggestions are written by one background thread, so a slow or dead database never slows or
 fails a suggestion. **Buffer and replay:** records wait in memory, in order, as JSON text,
 until the database takes them; while it is down the writer retries with backoff (new records
-do not cut a wait short) and, once it answers, replays the backlog. The buffer holds at most
+do not cut a wait short) and, once it answers, replays the backlog. The writer waits
+``gather_s`` after a record for others to join it in one transaction. The buffer holds at most
 ``max_pending`` decisions and ``max_pending_bytes`` bytes of JSON; beyond either the oldest are
 dropped, counted as ``lost`` (and ``overflow``) and logged, and so is whatever is still
 buffered when the service stops and the writer cannot write it within the flush bound. A
@@ -70,6 +71,9 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 512
 """Bytes a buffered record costs beyond its JSON text (object, ids, timestamps)."""
 BATCH_SIZE = 200
+GATHER_S = 0.02
+"""How long the writer waits, once a record is buffered, for more to write with it (fewer
+than a batch pending): a transaction per batch of requests, not per request."""
 OUTCOME_WAIT_S = 2.0
 CLOSE_TIMEOUT_S = 5.0
 """How long stopping waits for the writer to write what is buffered; the rest is lost,
@@ -216,8 +220,10 @@ class Store:
         batch_size: int = BATCH_SIZE,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 5.0,
+        gather_s: float = GATHER_S,
     ) -> None:
         self.url = url
+        self.gather_s = gather_s
         self.engine = create_store_engine(url)
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
@@ -406,6 +412,13 @@ class Store:
                     self._condition.wait()
                 if not self._pending:
                     return
+                gather = not self._closing and self._pending_decisions < self.batch_size
+            if gather:
+                # Let the records of the next moments join this one's transaction: one
+                # write for many requests under load. Asleep outside the lock, the writer
+                # is not woken by each record buffered meanwhile.
+                time.sleep(self.gather_s)
+            with self._condition:
                 self._in_flight = batch = self._next_batch()
             try:
                 self.write_attempts += 1
