@@ -23,6 +23,8 @@ Units: times in hours (``_h``) or tens of minutes (``_10min``), distances in ten
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -174,49 +176,42 @@ def _id_ranks(ids: Sequence[str]) -> np.ndarray:
 
 
 class _PlanCache:
-    """Each driver's plan as an array and its count of late planned pickups, recomputed only
-    for drivers whose schedule changed (the simulator replaces ``plan_start[d]`` then), and
-    every plan packed for :func:`plan_knock_on` (repacked only after a change)."""
+    """Every driver's plan packed for :func:`plan_knock_on` and the count of late planned
+    pickups, made again only after a schedule changed (the simulator replaces
+    ``plan_start[d]`` then): one pass over the plans, whatever the number of drivers."""
 
     def __init__(self, sim: DaySimulator) -> None:
         self.sim = sim
-        n = sim.n_drivers
-        self.starts: list[np.ndarray | None] = [None] * n
-        self.bookings: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * n
-        self.late = np.zeros(n, dtype=np.int64)
+        self._starts: list[np.ndarray] = []
+        self._late_total = 0
         self._packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def refresh(self) -> None:
         sim = self.sim
-        known = self.starts
-        changed = [d for d, start in enumerate(sim.plan_start) if start is not known[d]]
-        if not changed:
+        if self._packed is not None and not any(map(operator.is_not, sim.plan_start, self._starts)):
             return
-        self._packed = None
-        for driver in changed:
-            self.starts[driver] = sim.plan_start[driver]
-            self.bookings[driver] = np.asarray(sim.plans[driver], dtype=np.int64)
-        bookings = np.concatenate([self.bookings[d] for d in changed])
-        starts = np.concatenate([self.starts[d] for d in changed])
+        plans = sim.plans
+        sizes = np.fromiter(map(len, plans), dtype=np.int64, count=len(plans))
+        offsets = np.zeros(len(plans) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        bookings = np.fromiter(
+            itertools.chain.from_iterable(plans), dtype=np.int64, count=int(offsets[-1])
+        )
+        starts = np.concatenate([np.zeros(0), *sim.plan_start])
         late = starts > sim.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN
-        sizes = [self.bookings[d].size for d in changed]
-        owner = np.repeat(np.arange(len(changed)), sizes)
-        self.late[changed] = np.bincount(owner, weights=late, minlength=len(changed))
+        self._late_total = int(np.count_nonzero(late))
+        self._starts = list(sim.plan_start)
+        self._packed = (bookings, offsets, starts)
 
     def late_total(self) -> int:
-        return int(self.late.sum())
+        return self._late_total
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every driver's plan one after another: ``(bookings, offsets, starts)``."""
+        """Every driver's plan one after another: ``(bookings, offsets, starts)`` (as of the
+        last :meth:`refresh`)."""
         if self._packed is None:
-            sizes = [bookings.size for bookings in self.bookings]
-            offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-            np.cumsum(sizes, out=offsets[1:])
-            self._packed = (
-                np.concatenate([np.zeros(0, dtype=np.int64), *self.bookings]),
-                offsets,
-                np.concatenate([np.zeros(0), *self.starts]),
-            )
+            self.refresh()
+        assert self._packed is not None
         return self._packed
 
 
