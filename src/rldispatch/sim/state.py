@@ -67,7 +67,7 @@ def restore_day(
         raise ValueError("restore_day: free_min, plans and rides need one entry per driver")
     sim.now_min = float(now_min)
     sim.status[:] = OPEN
-    sim.plans = [list(map(int, plan)) for plan in plans]
+    sim.plans = [list(plan) if isinstance(plan, range) else list(map(int, plan)) for plan in plans]
     sizes = [len(plan) for plan in sim.plans]
     planned = np.fromiter(itertools.chain.from_iterable(sim.plans), np.int64, sum(sizes))
     sim.status[planned] = ASSIGNED

@@ -3,6 +3,7 @@ in the driver's plan, when it is picked up, and the parts of its score."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,7 @@ class Candidate:
 def finite_or_none(value: float) -> float | None:
     """``value`` as a float, or None when it is not finite (JSON has no NaN)."""
     value = float(value)
-    return value if np.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 def candidates(
@@ -81,24 +82,48 @@ def candidates(
     own_late = np.maximum(pickup - sim.requested_min[booking] - LATE_AFTER_REQUESTED_MIN, 0.0)
     clock_step = max(sim.next_event_min(), sim.now_min + sim.min_advance_min)
     waiting_cancels = bool(sim.latest_min[booking] < clock_step)
+    # Each column read once as Python numbers (the same values ``float(array[k])`` gives).
+    values = [None] * drivers.size if q_values is None else np.asarray(q_values).tolist()
+    columns = zip(
+        drivers.tolist(),
+        values,
+        table.cost[drivers, slot].tolist(),
+        (pickup - sim.now_min).tolist(),
+        table.added_km[drivers, slot].tolist(),
+        position.tolist(),
+        np.asarray(dropoff).tolist(),
+        own_late.tolist(),
+        np.asarray(late_added, dtype=np.float64).tolist(),
+        np.asarray(made_late).tolist(),
+        strict=True,
+    )
     return tuple(
         Candidate(
             driver_id=live.driver_ids[driver],
-            q_value=None if q_values is None else float(q_values[k]),
-            insertion_cost=finite_or_none(table.cost[driver, slot]),
-            pickup_in_min=finite_or_none(pickup[k] - sim.now_min),
-            added_km=finite_or_none(table.added_km[driver, slot]),
-            plan_index=live.plan_index(int(driver), int(position[k])),
-            dropoff_plan_index=live.dropoff_plan_index(
-                int(driver), int(position[k]), int(dropoff[k])
-            ),
-            late=bool(own_late[k] > 0.0),
-            own_late_min=float(own_late[k]),
-            knock_on_late_min=float(late_added[k]),
-            knock_on_made_late=int(made_late[k]),
+            q_value=None if q_value is None else float(q_value),
+            insertion_cost=finite_or_none(cost),
+            pickup_in_min=finite_or_none(pickup_in),
+            added_km=finite_or_none(added),
+            plan_index=live.plan_index(driver, int(at)),
+            dropoff_plan_index=live.dropoff_plan_index(driver, int(at), int(dropoff_at)),
+            late=own > 0.0,
+            own_late_min=float(own),
+            knock_on_late_min=float(added_late),
+            knock_on_made_late=int(made),
             cancellation_avoided=waiting_cancels,
         )
-        for k, driver in enumerate(drivers.tolist())
+        for (
+            driver,
+            q_value,
+            cost,
+            pickup_in,
+            added,
+            at,
+            dropoff_at,
+            own,
+            added_late,
+            made,
+        ) in columns
     )
 
 

@@ -60,5 +60,6 @@ def play_round(live: LiveEnv, act: Any, budget: RequestBudget | None = None) -> 
         if not (0 < action < mask.size and mask[action]):
             raise ModelFailed("invalid_action")
         made.append(round_assignment(live, env.assign(action)))
-    waiting = tuple(live.booking_ids[b] for b in np.flatnonzero(env.sim.status == OPEN))
+    ids = live.booking_ids
+    waiting = tuple(ids[b] for b in np.flatnonzero(env.sim.status == OPEN).tolist())
     return Round(None, tuple(made), waiting, ended)

@@ -211,7 +211,7 @@ def record_suggestion(
         shadow_driver_id=suggestion.shadow_driver_id,
     )
     placed = ((suggestion.booking_id, suggestion.driver_id),) if suggestion.driver_id else ()
-    state = request.state.with_booking_first(request.booking)
+    state = request.state_asked_first  # made where the request was read
     view.saw(
         "suggest",
         state,
