@@ -188,10 +188,13 @@ class DaySimulator:
         # fits[driver, booking]: the vehicle has a place of every kind the booking needs.
         self.fits = np.ones((self.n_drivers, self.n_bookings), dtype=bool)
         if self.n_bookings and self.n_drivers:
-            needs = self.load_by_kind.max(axis=0) > self.capacity_by_kind.min(axis=0)
+            least = self.capacity_by_kind.min(axis=0)
+            needs = self.load_by_kind.max(axis=0) > least
             for kind in np.flatnonzero(needs).tolist():  # kinds some vehicle lacks room for
-                self.fits &= (
-                    self.load_by_kind[None, :, kind] <= self.capacity_by_kind[:, None, kind]
+                # Only the bookings needing more of the kind than the smallest vehicle has.
+                needy = np.flatnonzero(self.load_by_kind[:, kind] > least[kind])
+                self.fits[:, needy] &= (
+                    self.load_by_kind[needy, kind][None, :] <= self.capacity_by_kind[:, kind, None]
                 )
         # The reference point of the positions models read (see rldispatch.sim.frame).
         if centre is None:
