@@ -97,3 +97,18 @@ def test_a_fleet_larger_than_the_driver_slots_is_refused_naming_the_field():
 
 def test_package_exports_the_env():
     assert rldispatch.ENV_ID in gym.registry
+
+
+def test_continuing_from_a_simulator_is_resuming_it_without_the_first_observation():
+    played = DispatchEnv(preset="geneva")
+    played.reset(seed=4)
+    for _ in range(5):
+        played.step(int(np.flatnonzero(played.action_masks()[1:])[0]) + 1)
+    resumed = DispatchEnv(preset="geneva")
+    observation, info = resumed.resume(played.sim.copy())
+    continued = DispatchEnv(preset="geneva")
+    continued.continue_from(played.sim.copy())
+    assert np.array_equal(continued.action_masks(), info["action_mask"])
+    assert np.array_equal(continued.visible, resumed.visible)
+    assert np.array_equal(continued.observation(), observation)
+    assert np.array_equal(observation, played.observation())

@@ -232,6 +232,12 @@ class DispatchEnv(gym.Env):
         """Play on from a simulator already at a moment of its day (a live state, see
         :func:`rldispatch.sim.state.restore_day`) instead of a new day. The clock does not
         move, even when no assignment is possible; rewards count from here."""
+        self.continue_from(sim)
+        return self._observation(), self._info()
+
+    def continue_from(self, sim: DaySimulator) -> None:
+        """:meth:`resume` without making the first observation (for a caller that reads
+        the mask and table, or asks for the observation when it needs it)."""
         self._check_fits(sim.scenario)
         self.scenario = sim.scenario
         self.sim = sim
@@ -241,7 +247,6 @@ class DispatchEnv(gym.Env):
         self.idle_waits = 0
         self.invalid_actions = 0
         self._update_mask()
-        return self._observation(), self._info()
 
     def assign(self, action: int) -> Assignment:
         """Take an assignment action without moving the clock afterwards (one step of a
@@ -301,12 +306,21 @@ class DispatchEnv(gym.Env):
         return make_preset(self.preset, day_seed)
 
     def _set_frame(self, scenario: Scenario) -> None:
-        sim = self.sim
-        self._to_frame = LocalFrame(sim.frame_centre, scenario.coords).scaled
-        self._driver_xy_frame = self._to_frame(sim.driver_start_xy)
-        self._pickup_frame = self._to_frame(sim.pickup_xy)
-        self._dropoff_frame = self._to_frame(sim.dropoff_xy)
+        self._frame: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._terminated = False
+
+    def _positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Driver starts, pickups and drop-offs in the day's frame (what the observation
+        reads), made when first asked for."""
+        if self._frame is None:
+            sim = self.sim
+            to_frame = LocalFrame(sim.frame_centre, sim.scenario.coords).scaled
+            self._frame = (
+                to_frame(sim.driver_start_xy),
+                to_frame(sim.pickup_xy),
+                to_frame(sim.dropoff_xy),
+            )
+        return self._frame
 
     def _advance_reward(self, outcome: Any) -> float:
         weights = self.config.reward
@@ -358,12 +372,13 @@ class DispatchEnv(gym.Env):
         sim = self.sim
         config = self.config
         observation = np.zeros(config.observation_size, dtype=np.float32)
+        driver_xy, pickup, dropoff = self._positions()
         fill_observation(
             observation,
             config.max_drivers,
-            self._driver_xy_frame,
-            self._dropoff_frame,
-            self._pickup_frame,
+            driver_xy,
+            dropoff,
+            pickup,
             sim.plan_end_booking,
             sim.plan_end_min,
             sim.rides,

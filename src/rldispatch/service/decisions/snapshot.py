@@ -368,7 +368,7 @@ def live_env(
         columns=DayColumns(bookings, drivers),
     )
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
-    env.resume(sim)
+    env.continue_from(sim)
     return LiveEnv(
         env=env,
         driver_ids=drivers.ids,
@@ -467,7 +467,7 @@ def _live_stop_env(
         offered_bookings=len(visible),
     )
     env = DispatchEnv(preset=None, scenario=scenario, config=config)
-    env.resume(sim)
+    env.continue_from(sim)
     return LiveEnv(
         env=env,
         driver_ids=tuple(d.id for d in drivers),
