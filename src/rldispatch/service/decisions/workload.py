@@ -118,6 +118,9 @@ class Lane:
     async def _acquire(self, timeout_s: float | None) -> bool:
         """A slot within ``timeout_s`` (None: however long); a slot granted as the wait
         times out is handed back, never lost."""
+        if not self._slots.locked():  # one is free: taken now, no task or timer made
+            await self._slots.acquire()
+            return True
         acquiring = asyncio.ensure_future(self._slots.acquire())
         done, _ = await asyncio.wait({acquiring}, timeout=timeout_s)
         if done:
@@ -189,12 +192,16 @@ def new_lanes() -> Lanes:
 
 
 async def _watch_client(request: Request, budget: RequestBudget) -> None:
-    """Stop ``budget`` when the client disconnects (checked every :data:`DISCONNECT_POLL_S`)."""
-    while not budget.spent():
+    """Stop ``budget`` when the client disconnects (checked every :data:`DISCONNECT_POLL_S`,
+    the first time one poll after the work starts: a request answered sooner costs no
+    check)."""
+    while True:
+        await asyncio.sleep(DISCONNECT_POLL_S)
+        if budget.spent():
+            return
         if await request.is_disconnected():
             budget.stop("client_disconnected")
             return
-        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 async def answer(
