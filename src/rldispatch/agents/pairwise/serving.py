@@ -104,11 +104,10 @@ class LoadedPairwiseQModel:
         """Its training config with a driver slot per driver (as ``evaluate`` plays it) and,
         for a one-booking question of ``n_bookings`` open bookings, a booking slot for each
         (see :func:`pairwise_booking_slots`)."""
-        config = replace(self.env_config, max_drivers=max(n_drivers, 1))
-        if n_bookings is not None:
-            slots = pairwise_booking_slots(self.env_config.visible_slots, n_bookings)
-            config = replace(config, visible_slots=slots)
-        return config
+        if n_bookings is None:
+            return replace(self.env_config, max_drivers=max(n_drivers, 1))
+        slots = pairwise_booking_slots(self.env_config.visible_slots, n_bookings)
+        return replace(self.env_config, max_drivers=max(n_drivers, 1), visible_slots=slots)
 
     def new_player(self, lookahead: Lookahead | None = None) -> PairwisePlayer:
         """A player on the shared weights; with ``lookahead`` its actions (a round's) are the
