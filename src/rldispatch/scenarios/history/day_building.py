@@ -562,15 +562,18 @@ def assemble_days(
             for status, count in sorted(withdrawn.items())
         )
         day_shifts = []
+        fleet_problems = []
         for row in shifts_by_day[day]:
             shift, row_problems = _check_shift(row, day, day_start_hour, horizon_min)
-            problems.extend(row_problems)
+            fleet_problems.extend(row_problems)
             if shift is not None:
                 day_shifts.append(shift)
         drivers, shift_problems, shift_notes = _day_drivers(day_shifts, day, horizon_min)
-        problems.extend(shift_problems)
+        fleet_problems.extend(shift_problems)
+        problems.extend(fleet_problems)
         notes.extend(shift_notes)
-        problems.extend(_place_problems(records, drivers, day))
+        if not fleet_problems:  # a malformed shift leaves the fleet unknown: nothing to match
+            problems.extend(_place_problems(records, drivers, day))
         if problems:
             skipped.append(SkippedDay(day, _malformed_reason(problems), tuple(problems)))
             continue
