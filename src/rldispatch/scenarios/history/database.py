@@ -113,12 +113,39 @@ def collect_days(
     )
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+class _Record:
+    """One database row: reads its numbers, collecting values that are not (SQLite keeps
+    whatever was written, a text in a number column too) instead of failing on them."""
 
+    def __init__(self, values: Mapping[str, Any], label: str) -> None:
+        self.values = values
+        self.label = label
+        self.problems: list[RowProblem] = []
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+    def number(self, field: str, column: str | None = None) -> float | None:
+        """The column ``column`` (default ``field``) as a float; None when empty, absent or
+        not a number (then a problem on ``field``)."""
+        value = self.values.get(column or field)
+        if value is None:
+            return None
+        try:
+            return float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.problems.append(RowProblem(self.label, field, f"not a number: {value!r}"))
+            return None
+
+    def integer(self, field: str, column: str | None = None) -> int | None:
+        """As :meth:`number`, for a whole number."""
+        value = self.values.get(column or field)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        number = self.number(field, column)
+        if number is None:
+            return None
+        if not number.is_integer():
+            self.problems.append(RowProblem(self.label, field, f"not a whole number: {value!r}"))
+            return None
+        return int(number)
 
 
 def _readable_columns(connection: Connection, model: type[HistoryBase]) -> dict[str, Column]:
@@ -139,41 +166,45 @@ def _readable_columns(connection: Connection, model: type[HistoryBase]) -> dict[
     return {column.name: column for column in table.columns if column.name in present}
 
 
-def _booking_from_record(record: Mapping[str, Any]) -> BookingRow:
+def _booking_from_record(values: Mapping[str, Any]) -> BookingRow:
     """A booking row; an optional column the table lacks or leaves empty is absent (no
     places of the kind, no ride limit)."""
-    return BookingRow(
-        record=f"booking {record['id']!r}",
-        id=record["id"],
-        created_at=record["created_at"],
-        requested_pickup_at=record["requested_pickup_at"],
-        window_start=record["window_start"],
-        window_end=record["window_end"],
-        pickup_lat=_optional_float(record["pickup_lat"]),
-        pickup_lon=_optional_float(record["pickup_lon"]),
-        dropoff_lat=_optional_float(record["dropoff_lat"]),
-        dropoff_lon=_optional_float(record["dropoff_lon"]),
-        service_min=_optional_float(record["service_min"]),
-        priority=_optional_int(record["priority"]),
-        load=_optional_int(record["load"]),
-        status=record["status"] or BOOKING_DEFAULTS["status"],
-        wheelchair_load=_optional_int(record.get("wheelchair_load")) or 0,
-        stretcher_load=_optional_int(record.get("stretcher_load")) or 0,
-        max_ride_min=_optional_float(record.get("max_ride_min")),
+    record = _Record(values, f"booking {values['id']!r}")
+    row = BookingRow(
+        record=record.label,
+        id=values["id"],
+        created_at=values["created_at"],
+        requested_pickup_at=values["requested_pickup_at"],
+        window_start=values["window_start"],
+        window_end=values["window_end"],
+        pickup_lat=record.number("pickup_lat"),
+        pickup_lon=record.number("pickup_lon"),
+        dropoff_lat=record.number("dropoff_lat"),
+        dropoff_lon=record.number("dropoff_lon"),
+        service_min=record.number("service_min"),
+        priority=record.integer("priority"),
+        load=record.integer("load"),
+        status=values["status"] or BOOKING_DEFAULTS["status"],
+        wheelchair_load=record.integer("wheelchair_load") or 0,
+        stretcher_load=record.integer("stretcher_load") or 0,
+        max_ride_min=record.number("max_ride_min"),
     )
+    row.parse_problems = tuple(record.problems)
+    return row
 
 
-def _shift_from_record(record: Mapping[str, Any]) -> ShiftRow:
+def _shift_from_record(values: Mapping[str, Any]) -> ShiftRow:
     """A shift starts at its own location if it has one, else at the driver's home; its
-    vehicle is its own when it gives any of its places, else the driver's."""
-    driver_id = record["driver_id"]
-    label = f"shift {record['id']} of driver {driver_id!r}"
-    if record["of_driver_id"] is None:
-        problem = RowProblem(label, "driver_id", "no such driver in history_drivers")
+    vehicle is its own when it gives any of its places (an empty one: none of that kind),
+    else the driver's."""
+    driver_id = values["driver_id"]
+    record = _Record(values, f"shift {values['id']} of driver {driver_id!r}")
+    if values["of_driver_id"] is None:
+        problem = RowProblem(record.label, "driver_id", "no such driver in history_drivers")
         return ShiftRow(
-            label,
+            record.label,
             driver_id,
-            record["service_date"],
+            values["service_date"],
             None,
             None,
             None,
@@ -181,27 +212,32 @@ def _shift_from_record(record: Mapping[str, Any]) -> ShiftRow:
             None,
             parse_problems=(problem,),
         )
-    has_start = record["start_lat"] is not None or record["start_lon"] is not None
-    own_vehicle = any(record.get(name) is not None for name in SHIFT_PLACE_FIELDS)
-    if own_vehicle:
-        vehicle = {name: record.get(name) or 0 for name in SHIFT_PLACE_FIELDS}
-    else:
-        vehicle = {name: record.get(f"of_driver_{name}") for name in SHIFT_PLACE_FIELDS}
-    return ShiftRow(
-        record=label,
-        driver_id=driver_id,
-        service_date=record["service_date"],
-        start_at=record["start_at"],
-        end_at=record["end_at"],
-        start_lat=_optional_float(record["start_lat" if has_start else "of_driver_home_lat"]),
-        start_lon=_optional_float(record["start_lon" if has_start else "of_driver_home_lon"]),
-        capacity=_optional_int(vehicle["capacity"]),
-        wheelchair_capacity=_optional_int(vehicle["wheelchair_capacity"]) or 0,
-        stretcher_capacity=_optional_int(vehicle["stretcher_capacity"]) or 0,
-        break_earliest_at=record.get("break_earliest_at"),
-        break_latest_at=record.get("break_latest_at"),
-        break_duration_min=_optional_float(record.get("break_duration_min")),
+    has_start = values["start_lat"] is not None or values["start_lon"] is not None
+    lat, lon = (
+        ("start_lat", "start_lon") if has_start else ("of_driver_home_lat", "of_driver_home_lon")
     )
+    own_vehicle = any(values.get(name) is not None for name in SHIFT_PLACE_FIELDS)
+    vehicle = {
+        name: record.integer(name, name if own_vehicle else f"of_driver_{name}")
+        for name in SHIFT_PLACE_FIELDS
+    }
+    row = ShiftRow(
+        record=record.label,
+        driver_id=driver_id,
+        service_date=values["service_date"],
+        start_at=values["start_at"],
+        end_at=values["end_at"],
+        start_lat=record.number("start_lat", lat),
+        start_lon=record.number("start_lon", lon),
+        capacity=(vehicle["capacity"] or 0) if own_vehicle else vehicle["capacity"],
+        wheelchair_capacity=vehicle["wheelchair_capacity"] or 0,
+        stretcher_capacity=vehicle["stretcher_capacity"] or 0,
+        break_earliest_at=values.get("break_earliest_at"),
+        break_latest_at=values.get("break_latest_at"),
+        break_duration_min=record.number("break_duration_min"),
+    )
+    row.parse_problems = tuple(record.problems)
+    return row
 
 
 def write_synthetic_history(
