@@ -234,7 +234,7 @@ def _check_positive_minutes(
     if value is None:
         problem(name, "missing")
     elif not (math.isfinite(value) and 0 < value <= MAX_MINUTES):
-        problem(name, f"must be a finite number of minutes > 0, got {value}")
+        problem(name, f"must be a finite number of minutes > 0 and <= {MAX_MINUTES:g}, got {value}")
     else:
         return True
     return False
