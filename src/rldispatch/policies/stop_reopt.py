@@ -241,18 +241,21 @@ class StopRideModel:
 
     def solve(self, warm_stops: list[list[tuple[int, int]]] | None, params: Any) -> Any | None:
         """The best plan the search finds from ``warm_stops`` (each driver's stops; None or
-        a start the model refuses: OR-Tools' own first solution), or None."""
+        routes the model refuses: OR-Tools' own first solution), or None.
+
+        The start is handed to the search as its routes (successor variables) alone.
+        Reading it as a whole solution first (``ReadAssignmentFromRoutes``) took minutes on
+        some states of a day with breaks, placing the break intervals."""
         routing, manager = self.routing, self.manager
         routing.CloseModelWithParameters(params)
-        initial = None
         if warm_stops is not None:
             routes = [
                 [manager.NodeToIndex(node) for node in route]
                 for route in self._node_routes(warm_stops)
             ]
-            initial = routing.ReadAssignmentFromRoutes(routes, True)
-        if initial is not None:
-            return routing.SolveFromAssignmentWithParameters(initial, params)
+            start = routing.solver().Assignment()
+            if routing.RoutesToAssignment(routes, True, True, start):
+                return routing.SolveFromAssignmentWithParameters(start, params)
         return routing.SolveWithParameters(params)
 
     def booking_routes(self, solution: Any) -> list[list[int]]:
