@@ -23,6 +23,7 @@ from tests.feedback.test_service_log import (
     pruned_to,
     service_app,
 )
+from tests.scenarios.history.kinds_day import write_kinds_csvs, write_kinds_rows
 from tests.scenarios.test_history import export_csv
 
 DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
@@ -333,3 +334,47 @@ def test_the_archive_without_dates_or_with_the_history_is_refused(history_url, t
     errors = capsys.readouterr().err
     assert "--archive-dir needs --since DATE and --until DATE" in errors
     assert "--archive-dir goes with --service-db URL, or alone" in errors
+
+
+def test_shared_ride_days_from_the_csv_and_the_database_play_in_simulate(tmp_path, capsys):
+    bookings, shifts = write_kinds_csvs(tmp_path / "export")
+    url = f"sqlite:///{tmp_path / 'kinds.db'}"
+    engine = create_engine(url)
+    write_kinds_rows(engine)
+    engine.dispose()
+    from_csv, from_db = tmp_path / "csv_days", tmp_path / "db_days"
+
+    by_csv = main(
+        ["collect", "--csv", str(bookings), "--shifts-csv", str(shifts), "--shared-rides"]
+        + ["--out", str(from_csv)]
+    )
+    by_db = main(
+        ["collect", "--db", url, "--since", "2025-10-20", "--until", "2025-10-20"]
+        + ["--shared-rides", "--out", str(from_db)]
+    )
+    day_file = from_csv / "2025-10-20.json"
+    played = main(
+        ["simulate", "--scenario", str(day_file), "--policy", "insertion"]
+        + ["--json", str(tmp_path / "report.json")]
+    )
+
+    assert (by_csv, by_db, played) == (0, 0, 0)
+    assert day_file.read_bytes() == (from_db / "2025-10-20.json").read_bytes()
+    data = json.loads(day_file.read_text())
+    assert data["shared_rides"] is True
+    assert data["drivers"][1]["capacity"] == {"seated": 4, "wheelchair": 1}
+    assert data["drivers"][0]["breaks"] == [{"earliest": 240.0, "latest": 330.0, "duration": 30.0}]
+    assert data["bookings"][1]["load"] == {"wheelchair": 1}
+    assert data["bookings"][1]["max_ride_min"] == 45.0
+    assert data["bookings"][0]["load"] == 1
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["policies"]["insertion"]["completion_rate"]["mean"] > 0
+
+
+def test_shared_rides_with_the_service_log_is_refused(service_log, tmp_path, capsys):
+    url, _ = service_log
+
+    code = collect_service(url, tmp_path / "days", "--shared-rides")
+
+    assert code == 2
+    assert "--shared-rides goes with --db or --csv" in capsys.readouterr().err

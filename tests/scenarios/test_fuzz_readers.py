@@ -9,6 +9,7 @@ CI sees the same inputs every time.
 
 from __future__ import annotations
 
+import csv
 import json
 import tempfile
 from pathlib import Path
@@ -220,3 +221,42 @@ def test_history_csv_reader_on_one_bad_field(column, value):
 @given(st.binary(max_size=2000))
 def test_history_csv_reader_on_random_bytes(data):
     read_history_bytes(",".join(BOOKING_CSV_COLUMNS).encode() + b"\n" + data)
+
+
+KINDS_DAY = Path(__file__).parent / "history" / "data" / "kinds_day"
+PLACE_RIDE_BREAK_COLUMNS = (
+    ("bookings.csv", "b2", "load"),
+    ("bookings.csv", "b2", "wheelchair_load"),
+    ("bookings.csv", "b3", "stretcher_load"),
+    ("bookings.csv", "b3", "max_ride_min"),
+    ("shifts.csv", "d2", "capacity"),
+    ("shifts.csv", "d2", "wheelchair_capacity"),
+    ("shifts.csv", "d3", "stretcher_capacity"),
+    ("shifts.csv", "d1", "break_earliest_at"),
+    ("shifts.csv", "d1", "break_latest_at"),
+    ("shifts.csv", "d3", "break_duration_min"),
+)
+
+
+@FUZZ
+@given(st.sampled_from(PLACE_RIDE_BREAK_COLUMNS), CSV_TEXT | TIME_TEXT)
+def test_history_csv_reader_on_one_bad_place_ride_or_break_field(where, value):
+    name, key, column = where
+    with tempfile.TemporaryDirectory() as folder:
+        paths = {}
+        for file in ("bookings.csv", "shifts.csv"):
+            paths[file] = Path(folder) / file
+            paths[file].write_text((KINDS_DAY / file).read_text())
+        with paths[name].open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        next(row for row in rows if key in row.values())[column] = value
+        with paths[name].open("w", newline="", encoding="utf-8", errors="surrogatepass") as handle:
+            writer = csv.DictWriter(handle, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        try:
+            result = collect_csv(paths["bookings.csv"], paths["shifts.csv"], shared_rides=True)
+        except HistoryError as error:
+            assert "\n" not in str(error)
+        else:
+            assert len(result.days) + len(result.skipped) == 1

@@ -37,6 +37,7 @@ EXAMPLES = f"""examples:
   rldispatch collect --db postgresql+psycopg://dispatch@db:5432/company \\
       --since 2025-09-01 --until 2025-10-31 --out days/
   rldispatch collect --csv bookings.csv --shifts-csv shifts.csv --out days/
+  rldispatch collect --csv bookings.csv --shifts-csv shifts.csv --shared-rides --out days/
   rldispatch collect --service-db postgresql+psycopg://rl@db:5432/rldispatch \\
       --since 2025-11-01 --until 2025-11-07 --timezone Europe/Zurich --out served/
   rldispatch collect --service-db sqlite:///data/service.sqlite3 \\
@@ -133,6 +134,12 @@ def register(subparsers: Any) -> None:
         help=f"with --service-db or --archive-dir: a day with fewer bookings is skipped "
         f"(default: {DEFAULT_MIN_BOOKINGS})",
     )
+    parser.add_argument(
+        "--shared-rides",
+        action="store_true",
+        help="with --db or --csv: mark the days as shared-ride days (a vehicle carries "
+        "several bookings at once, within its places of each kind)",
+    )
     parser.add_argument("--json", metavar="OUT", type=Path, help="write a JSON summary here")
     parser.set_defaults(handler=run)
 
@@ -180,7 +187,9 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
         _refuse_service_options(args)
         source = f"{args.csv} with shifts {args.shifts_csv}"
         try:
-            return collect_csv(args.csv, args.shifts_csv, since, until, **shape), source
+            return collect_csv(
+                args.csv, args.shifts_csv, since, until, **shape, shared_rides=args.shared_rides
+            ), source
         except HistoryError as error:
             raise CliError(str(error)) from None
     if args.shifts_csv is not None:
@@ -198,6 +207,11 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
     if args.archive_dir is not None:
         sources.append(f"archive {args.archive_dir}")
     source = " and ".join(sources)
+    if kind == "service" and args.shared_rides:
+        raise CliError(
+            "--shared-rides goes with --db or --csv (the service's log records whether its "
+            "days shared rides)"
+        )
     try:
         if kind == "service":
             return collect_service_days(
@@ -212,7 +226,7 @@ def _collect(args: argparse.Namespace) -> tuple[CollectResult, str]:
                 ),
             ), source
         _refuse_service_options(args)
-        return collect_days(url, since, until, **shape), source
+        return collect_days(url, since, until, **shape, shared_rides=args.shared_rides), source
     except HistoryError as error:
         raise CliError(str(error)) from None
     except SQLAlchemyError as error:

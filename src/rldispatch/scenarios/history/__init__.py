@@ -16,6 +16,11 @@ pickup time. Turning rows into minutes from the start of the day:
 - a shift is clipped to ``[0, horizon_min]``; a shift wholly outside the service hours is left
   out with a note.
 
+Places have kinds (seated, wheelchair, stretcher): a booking's ``load`` and a vehicle's
+``capacity`` are its seated places, the ``wheelchair_``/``stretcher_`` columns the others; a
+shift may hold one break and a booking a ride limit. These columns are optional, and a table of
+an older database without them reads as if they were empty (:data:`OPTIONAL_COLUMNS`).
+
 Every row is checked. A day with any malformed booking or shift is skipped whole, with the
 booking id (or driver) and the field reported, so a partial day never trains the agent; no row
 is ever repaired silently. A day with no driver on shift, or no bookings, is skipped with its
@@ -46,6 +51,7 @@ from rldispatch.scenarios.history.results import (
     write_scenarios,
 )
 from rldispatch.scenarios.history.schema import (
+    OPTIONAL_COLUMNS,
     HistoryAssignment,
     HistoryBase,
     HistoryBooking,
@@ -62,6 +68,7 @@ __all__ = [
     "BOOKING_DEFAULTS",
     "DEFAULT_TRAVEL",
     "MINUTE",
+    "OPTIONAL_COLUMNS",
     "SHIFT_CSV_COLUMNS",
     "SHIFT_CSV_OPTIONAL_COLUMNS",
     "WITHDRAWN_STATUSES",

@@ -33,9 +33,24 @@ BOOKING_CSV_COLUMNS = (
     "dropoff_lat",
     "dropoff_lon",
 )
-BOOKING_CSV_OPTIONAL_COLUMNS = ("service_min", "priority", "load", "status")
+BOOKING_CSV_OPTIONAL_COLUMNS = (
+    "service_min",
+    "priority",
+    "load",
+    "status",
+    "wheelchair_load",
+    "stretcher_load",
+    "max_ride_min",
+)
 SHIFT_CSV_COLUMNS = ("driver_id", "service_date", "start_at", "end_at", "start_lat", "start_lon")
-SHIFT_CSV_OPTIONAL_COLUMNS = ("capacity",)
+SHIFT_CSV_OPTIONAL_COLUMNS = (
+    "capacity",
+    "wheelchair_capacity",
+    "stretcher_capacity",
+    "break_earliest_at",
+    "break_latest_at",
+    "break_duration_min",
+)
 
 
 class _CsvRow:
@@ -146,6 +161,9 @@ def _bookings_from_csv(path: Path) -> list[BookingRow]:
             priority=csv_row.integer("priority", BOOKING_DEFAULTS["priority"]),
             load=csv_row.integer("load", BOOKING_DEFAULTS["load"]),
             status=csv_row.text("status") or BOOKING_DEFAULTS["status"],
+            wheelchair_load=csv_row.integer("wheelchair_load", 0),
+            stretcher_load=csv_row.integer("stretcher_load", 0),
+            max_ride_min=csv_row.number("max_ride_min"),
         )
         row.parse_problems = tuple(csv_row.problems)
         rows.append(row)
@@ -166,6 +184,11 @@ def _shifts_from_csv(path: Path) -> list[ShiftRow]:
             start_lat=csv_row.number("start_lat"),
             start_lon=csv_row.number("start_lon"),
             capacity=csv_row.integer("capacity", 1),
+            wheelchair_capacity=csv_row.integer("wheelchair_capacity", 0),
+            stretcher_capacity=csv_row.integer("stretcher_capacity", 0),
+            break_earliest_at=csv_row.moment("break_earliest_at"),
+            break_latest_at=csv_row.moment("break_latest_at"),
+            break_duration_min=csv_row.number("break_duration_min"),
         )
         row.parse_problems = tuple(csv_row.problems)
         rows.append(row)
@@ -181,12 +204,14 @@ def collect_csv(
     horizon_min: float = 840.0,
     travel: TravelConfig | None = None,
     withdrawn_statuses: Iterable[str] = WITHDRAWN_STATUSES,
+    shared_rides: bool = False,
 ) -> CollectResult:
     """Rebuild service days from a bookings CSV and a shifts CSV (see ``docs/history.md``).
 
     The same checks as :func:`collect_days`: a day with any malformed row is skipped whole, each
     problem reported with its line, booking id or driver, and field. Without ``since`` or
-    ``until`` every day in the files is collected.
+    ``until`` every day in the files is collected. ``shared_rides`` marks the days as days
+    whose vehicles carry several bookings at once.
     """
     check_day_shape(day_start_hour, horizon_min)
     check_date_range(since, until)
@@ -199,4 +224,5 @@ def collect_csv(
         horizon_min=horizon_min,
         travel=travel_for(travel, day_start_hour),
         withdrawn_statuses=frozenset(status.lower() for status in withdrawn_statuses),
+        shared_rides=shared_rides,
     )

@@ -10,7 +10,17 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rldispatch.domain import Booking, Driver, Scenario, ScenarioError, TravelConfig
+from rldispatch.domain import (
+    MAX_MINUTES,
+    PLACE_KINDS,
+    Booking,
+    Break,
+    Driver,
+    Places,
+    Scenario,
+    ScenarioError,
+    TravelConfig,
+)
 from rldispatch.scenarios.history.results import (
     CollectedDay,
     CollectResult,
@@ -56,6 +66,9 @@ class BookingRow:
     priority: int | None
     load: int | None
     status: str
+    wheelchair_load: int | None = 0
+    stretcher_load: int | None = 0
+    max_ride_min: float | None = None
     parse_problems: tuple[RowProblem, ...] = ()
 
     def placing_time(self) -> tuple[str, datetime] | None:
@@ -78,7 +91,19 @@ class ShiftRow:
     start_lat: float | None
     start_lon: float | None
     capacity: int | None
+    wheelchair_capacity: int | None = 0
+    stretcher_capacity: int | None = 0
+    break_earliest_at: datetime | None = None
+    break_latest_at: datetime | None = None
+    break_duration_min: float | None = None
     parse_problems: tuple[RowProblem, ...] = ()
+
+
+BOOKING_PLACE_FIELDS = ("load", "wheelchair_load", "stretcher_load")
+"""A booking's places by kind, in the order of :data:`PLACE_KINDS`."""
+SHIFT_PLACE_FIELDS = ("capacity", "wheelchair_capacity", "stretcher_capacity")
+"""A shift's vehicle's places by kind, in the order of :data:`PLACE_KINDS`."""
+BREAK_FIELDS = ("break_earliest_at", "break_latest_at", "break_duration_min")
 
 
 @dataclass(frozen=True)
@@ -86,8 +111,10 @@ class _Shift:
     driver_id: str
     start: tuple[float, float]
     shift_min: tuple[float, float]
-    capacity: int
+    capacity: Places
     record: str
+    break_min: tuple[float, float, float] | None = None
+    """The break's earliest start, latest start and duration, in minutes of the day."""
 
 
 FIRST_YEAR, LAST_YEAR = 1900, 2999
@@ -168,11 +195,49 @@ def _check_coordinate(
         problem(name, f"{value} is outside [-{limit:g}, {limit:g}]")
 
 
-def _check_seats(value: int | None, name: str, problem: Callable[[str, str], None]) -> None:
+def _check_places(
+    row: BookingRow | ShiftRow,
+    names: Sequence[str],
+    reported: set[str],
+    problem: Callable[[str, str], None],
+) -> Places | None:
+    """The places by kind of the fields ``names`` (seated first); None after a problem.
+
+    Seated places alone must be at least 1 (as before places had kinds); with places of
+    another kind, seated may be 0. No kind may be negative."""
+    if any(name in reported for name in names):
+        return None
+    seated_name, *other_names = names
+    counts = [getattr(row, name) for name in names]
+    if counts[0] is None:
+        problem(seated_name, "missing")
+        return None
+    others = [count or 0 for count in counts[1:]]
+    fine = True
+    for name, count in zip(other_names, others, strict=True):
+        if count < 0:
+            problem(name, f"must be 0 or more places, got {count}")
+            fine = False
+    if not any(others):
+        if counts[0] < 1:
+            problem(seated_name, f"must be at least 1 seat, got {counts[0]}")
+            return None
+    elif counts[0] < 0:
+        problem(seated_name, f"must be 0 or more seats, got {counts[0]}")
+        return None
+    return Places(int(counts[0]), *(int(count) for count in others)) if fine else None
+
+
+def _check_positive_minutes(
+    value: float | None, name: str, problem: Callable[[str, str], None]
+) -> bool:
     if value is None:
         problem(name, "missing")
-    elif value < 1:
-        problem(name, f"must be at least 1 seat, got {value}")
+    elif not (math.isfinite(value) and 0 < value <= MAX_MINUTES):
+        problem(name, f"must be a finite number of minutes > 0 and <= {MAX_MINUTES:g}, got {value}")
+    else:
+        return True
+    return False
 
 
 def _check_booking(
@@ -201,9 +266,10 @@ def _check_booking(
         problem("service_min", f"must be a finite number of minutes >= 0, got {row.service_min}")
     if "priority" not in reported and row.priority not in (0, 1):
         problem("priority", f"must be 0 (normal) or 1 (urgent), got {row.priority}")
-    if "load" not in reported:
-        _check_seats(row.load, "load", problem)
-    if problems:
+    load = _check_places(row, BOOKING_PLACE_FIELDS, reported, problem)
+    if row.max_ride_min is not None and "max_ride_min" not in reported:
+        _check_positive_minutes(row.max_ride_min, "max_ride_min", problem)
+    if problems or load is None:
         return None, problems
 
     requested = minutes["requested_pickup_at"]
@@ -235,7 +301,8 @@ def _check_booking(
         window=(max(window_start, 0.0), window_end),
         service_min=float(row.service_min),
         priority=int(row.priority),
-        load=int(row.load),
+        load=load,
+        max_ride_min=None if row.max_ride_min is None else float(row.max_ride_min),
     )
     return booking, []
 
@@ -253,28 +320,78 @@ def _check_shift(
         return None, problems
     if not row.driver_id:
         problem("driver_id", "missing")
-    minutes = _check_moments(
-        row, ("start_at", "end_at"), service_day_start(day, day_start_hour), problem, reported
-    )
+    day_start = service_day_start(day, day_start_hour)
+    minutes = _check_moments(row, ("start_at", "end_at"), day_start, problem, reported)
     for name, limit in (("start_lat", 90.0), ("start_lon", 180.0)):
         if name not in reported:
             _check_coordinate(getattr(row, name), name, limit, problem)
-    if "capacity" not in reported:
-        _check_seats(row.capacity, "capacity", problem)
+    capacity = _check_places(row, SHIFT_PLACE_FIELDS, reported, problem)
     if not problems and minutes["end_at"] <= minutes["start_at"]:
         problem("end_at", f"the shift ends ({row.end_at}) before it starts ({row.start_at})")
-    if problems:
+    break_min = _check_break(row, day_start, minutes, problem, reported)
+    if problems or capacity is None:
         return None, problems
     return (
         _Shift(
             driver_id=row.driver_id,
             start=(float(row.start_lat), float(row.start_lon)),
             shift_min=(minutes["start_at"], minutes["end_at"]),
-            capacity=int(row.capacity),
+            capacity=capacity,
             record=row.record,
+            break_min=break_min,
         ),
         [],
     )
+
+
+def _check_break(
+    row: ShiftRow,
+    day_start: datetime,
+    shift_minutes: dict[str, float],
+    problem: Callable[[str, str], None],
+    reported: set[str],
+) -> tuple[float, float, float] | None:
+    """The shift's break (earliest start, latest start, duration) in minutes of the day, or
+    None without one; a break given in part, or not within its shift, is a problem."""
+    given = [name for name in BREAK_FIELDS if getattr(row, name) is not None or name in reported]
+    if not given:
+        return None
+    for name in BREAK_FIELDS:
+        if name not in given:
+            problem(name, f"missing: a break needs all of {', '.join(BREAK_FIELDS)}")
+    if len(given) < len(BREAK_FIELDS):
+        return None
+    minutes = _check_moments(row, BREAK_FIELDS[:2], day_start, problem, reported)
+    duration_ok = "break_duration_min" not in reported and _check_positive_minutes(
+        row.break_duration_min, "break_duration_min", problem
+    )
+    if len(minutes) < 2 or not duration_ok:
+        return None
+    earliest, latest = minutes["break_earliest_at"], minutes["break_latest_at"]
+    duration = float(row.break_duration_min)
+    if latest < earliest:
+        problem(
+            "break_latest_at",
+            f"the break's latest start ({row.break_latest_at}) is before its earliest "
+            f"({row.break_earliest_at})",
+        )
+        return None
+    if len(shift_minutes) < 2:
+        return None
+    if earliest < shift_minutes["start_at"]:
+        problem(
+            "break_earliest_at",
+            f"{row.break_earliest_at} is before the shift starts ({row.start_at})",
+        )
+        return None
+    if latest + duration > shift_minutes["end_at"]:
+        problem(
+            "break_latest_at",
+            f"a break from {row.break_latest_at} for {duration:g} min ends after the shift "
+            f"({row.end_at})",
+        )
+        return None
+    return earliest, latest, duration
 
 
 def _natural_key(identifier: str) -> list[Any]:
@@ -310,15 +427,67 @@ def _day_drivers(
                 notes.append(f"{shift.record}: outside the service hours, left out")
                 continue
             kept += 1
+            breaks: tuple[Break, ...] = ()
+            if shift.break_min is not None:
+                earliest, latest, duration = shift.break_min
+                earliest, latest = max(earliest, start_min), min(latest, end_min - duration)
+                if latest < earliest:
+                    notes.append(
+                        f"{shift.record}: its break is outside the service hours, left out"
+                    )
+                else:
+                    breaks = (Break(earliest, latest, duration),)
             drivers.append(
                 Driver(
                     id=driver_id if kept == 1 else f"{driver_id}#{kept}",
                     start=shift.start,
                     shift=(start_min, end_min),
                     capacity=shift.capacity,
+                    breaks=breaks,
                 )
             )
     return drivers, problems, notes
+
+
+def _place_problems(
+    bookings: Sequence[tuple[str, Booking]], drivers: Sequence[Driver], day: date
+) -> list[RowProblem]:
+    """Bookings with wheelchair or stretcher places that no vehicle of the day can carry: a
+    kind no vehicle has (enough of), or all of the booking's places in no single vehicle."""
+    if not drivers:
+        return []
+    most = {kind: max(getattr(driver.capacity, kind) for driver in drivers) for kind in PLACE_KINDS}
+    problems = []
+    for record, booking in bookings:
+        load = booking.load
+        if not (load.wheelchair or load.stretcher):
+            continue
+        short = False
+        for kind, name in zip(PLACE_KINDS[1:], BOOKING_PLACE_FIELDS[1:], strict=True):
+            need = getattr(load, kind)
+            if need > most[kind]:
+                short = True
+                has = f"more than {most[kind]}" if most[kind] else "one"
+                problems.append(
+                    RowProblem(
+                        record,
+                        name,
+                        f"needs {plural(need, f'{kind} place')}; no shift on its day has {has}",
+                        day,
+                    )
+                )
+        if not short and not any(load.fits_in(driver.capacity) for driver in drivers):
+            counts = zip(PLACE_KINDS, load.as_tuple(), strict=True)
+            places = ", ".join(f"{count} {kind}" for kind, count in counts if count)
+            problems.append(
+                RowProblem(
+                    record,
+                    "load",
+                    f"needs {places} places together; no shift on its day has room for all",
+                    day,
+                )
+            )
+    return problems
 
 
 def _malformed_reason(problems: Sequence[RowProblem], shown: int = 3) -> str:
@@ -337,6 +506,7 @@ def assemble_days(
     horizon_min: float,
     travel: TravelConfig,
     withdrawn_statuses: frozenset[str],
+    shared_rides: bool = False,
 ) -> CollectResult:
     def in_range(day: date) -> bool:
         return (since is None or day >= since) and (until is None or day <= until)
@@ -375,6 +545,7 @@ def assemble_days(
         problems: list[RowProblem] = []
         notes: list[str] = []
         day_bookings = []
+        records: list[tuple[str, Booking]] = []
         withdrawn: dict[str, int] = defaultdict(int)
         for row in sorted(bookings_by_day[day], key=lambda r: r.id):
             status = row.status.strip().lower()
@@ -385,19 +556,24 @@ def assemble_days(
             problems.extend(row_problems)
             if booking is not None:
                 day_bookings.append(booking)
+                records.append((row.record, booking))
         notes.extend(
             f"{plural(count, 'booking')} with status {status!r} left out (withdrawn)"
             for status, count in sorted(withdrawn.items())
         )
         day_shifts = []
+        fleet_problems = []
         for row in shifts_by_day[day]:
             shift, row_problems = _check_shift(row, day, day_start_hour, horizon_min)
-            problems.extend(row_problems)
+            fleet_problems.extend(row_problems)
             if shift is not None:
                 day_shifts.append(shift)
         drivers, shift_problems, shift_notes = _day_drivers(day_shifts, day, horizon_min)
-        problems.extend(shift_problems)
+        fleet_problems.extend(shift_problems)
+        problems.extend(fleet_problems)
         notes.extend(shift_notes)
+        if not fleet_problems:  # a malformed shift leaves the fleet unknown: nothing to match
+            problems.extend(_place_problems(records, drivers, day))
         if problems:
             skipped.append(SkippedDay(day, _malformed_reason(problems), tuple(problems)))
             continue
@@ -416,6 +592,7 @@ def assemble_days(
                 drivers=tuple(drivers),
                 bookings=tuple(day_bookings),
                 travel=travel,
+                shared_rides=shared_rides,
             )
         except ScenarioError as error:
             skipped.append(SkippedDay(day, f"not a valid scenario: {error}"))

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy import (
+    Column,
     Date,
     DateTime,
     Double,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     create_engine,
+    inspect,
     text,
 )
 from sqlalchemy.engine import URL, make_url
@@ -39,6 +41,12 @@ class HistoryDriver(HistoryBase):
     home_lat: Mapped[float | None] = mapped_column(Double)
     home_lon: Mapped[float | None] = mapped_column(Double)
     capacity: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    wheelchair_capacity: Mapped[int | None] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
+    stretcher_capacity: Mapped[int | None] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
 
 
 class HistoryShift(HistoryBase):
@@ -51,6 +59,12 @@ class HistoryShift(HistoryBase):
     end_at: Mapped[datetime | None] = mapped_column(DateTime)
     start_lat: Mapped[float | None] = mapped_column(Double)
     start_lon: Mapped[float | None] = mapped_column(Double)
+    capacity: Mapped[int | None] = mapped_column(Integer)
+    wheelchair_capacity: Mapped[int | None] = mapped_column(Integer)
+    stretcher_capacity: Mapped[int | None] = mapped_column(Integer)
+    break_earliest_at: Mapped[datetime | None] = mapped_column(DateTime)
+    break_latest_at: Mapped[datetime | None] = mapped_column(DateTime)
+    break_duration_min: Mapped[float | None] = mapped_column(Double)
 
 
 class HistoryBooking(HistoryBase):
@@ -69,6 +83,11 @@ class HistoryBooking(HistoryBase):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     load: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
     status: Mapped[str] = mapped_column(String(32), default="booked", server_default="booked")
+    wheelchair_load: Mapped[int | None] = mapped_column(
+        Integer, default=0, server_default=text("0")
+    )
+    stretcher_load: Mapped[int | None] = mapped_column(Integer, default=0, server_default=text("0"))
+    max_ride_min: Mapped[float | None] = mapped_column(Double)
 
 
 class HistoryAssignment(HistoryBase):
@@ -83,9 +102,46 @@ class HistoryAssignment(HistoryBase):
     distance_km: Mapped[float | None] = mapped_column(Double)
 
 
+OPTIONAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "history_drivers": ("wheelchair_capacity", "stretcher_capacity"),
+    "history_shifts": (
+        "capacity",
+        "wheelchair_capacity",
+        "stretcher_capacity",
+        "break_earliest_at",
+        "break_latest_at",
+        "break_duration_min",
+    ),
+    "history_bookings": ("wheelchair_load", "stretcher_load", "max_ride_min"),
+}
+"""Columns a table of an older history database may lack: read as absent (no places of the
+kind, the driver's vehicle, no break, no ride limit)."""
+
+
 def create_schema(engine: Engine) -> None:
-    """Create the ``history_`` tables that do not exist yet."""
+    """Create the ``history_`` tables that do not exist yet, and add to an older table the
+    :data:`OPTIONAL_COLUMNS` it lacks (nullable, with their server defaults)."""
     HistoryBase.metadata.create_all(engine)
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        for table_name, names in OPTIONAL_COLUMNS.items():
+            table = HistoryBase.metadata.tables[table_name]
+            present = {column["name"] for column in inspector.get_columns(table_name)}
+            for name in names:
+                if name not in present:
+                    connection.execute(text(_add_column_sql(table.c[name], engine)))
+
+
+def _add_column_sql(column: Column, engine: Engine) -> str:
+    preparer = engine.dialect.identifier_preparer
+    sql = (
+        f"ALTER TABLE {preparer.format_table(column.table)} ADD COLUMN "
+        f"{preparer.format_column(column)} {column.type.compile(dialect=engine.dialect)}"
+    )
+    default = column.server_default
+    if default is not None:
+        sql += f" DEFAULT {default.arg.text}"
+    return sql
 
 
 def masked_url(url: str | URL) -> str:
