@@ -8,14 +8,16 @@ import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, free_port
+from tests.service.helpers import ADMIN_TOKEN, READ_TOKEN, SERVER_START_TIMEOUT_S, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_]+)(?::(?P<op>[?-])(?P<text>[^}]*))?\}")
@@ -33,6 +35,18 @@ def interpolate(value: str, environ: dict[str, str]) -> str:
         return text or ""
 
     return VARIABLE.sub(one, value)
+
+
+def wait_until_listening(server: subprocess.Popen, port: int) -> bool:
+    """Whether 127.0.0.1:``port`` accepts a connection before the server stops or the start
+    timeout of the service tests passes."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +139,14 @@ def test_the_image_runs_rldispatch_serve_and_its_health_check_passes(
     assert health[0] == "python" and "/healthz" in health[-1]
     check = [sys.executable, *health[1:-1], health[-1].replace(":8000/", f":{port}/")]
     try:
-        for _ in range(300):
+        # Wait in this process for the port to open; a health check is a new interpreter, so
+        # it only runs once the server listens.
+        assert wait_until_listening(server, int(port)), "the server never listened"
+        for _ in range(20):
             if subprocess.run(check, capture_output=True).returncode == 0:
                 break
             assert server.poll() is None, "the server stopped"
+            time.sleep(0.5)
         else:
             pytest.fail(f"the health check never passed: {shlex.join(check)}")
     finally:

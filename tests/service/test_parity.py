@@ -1,6 +1,7 @@
-"""Days replayed through a real server, the way docs/service.md tells an integrator to call
-it, decide what ``evaluate`` decides: for a pairwise model, a flat model and the heuristic,
-the same decision at every state and the same figures of the day."""
+"""Days replayed through a real server (the app under uvicorn, in a thread of the test's
+process), the way docs/service.md tells an integrator to call it, decide what ``evaluate``
+decides: for a pairwise model, a flat model and the heuristic, the same decision at every state
+and the same figures of the day."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from rldispatch.service.decisions.snapshot import LiveDay
 from rldispatch.training.evaluation import evaluate_policy
 from tests.service.helpers import (
     ADMIN_TOKEN,
-    ServerProcess,
+    ThreadedServer,
     auth,
     make_model_file,
     make_pairwise_model_file,
@@ -28,7 +29,7 @@ from tests.service.helpers import (
 DAYS = [make_preset("geneva", HELD_OUT_SEEDS.start + k) for k in range(2)]
 
 
-def replay_through(server: ServerProcess, policy, config: EnvConfig, rl: bool) -> list:
+def replay_through(server: ThreadedServer, policy, config: EnvConfig, rl: bool) -> list:
     """Each day replayed through ``POST /rl/round``; RL switched on first when ``rl``."""
     with httpx.Client(base_url=server.url, timeout=60.0) as client:
         if rl:
@@ -65,13 +66,13 @@ def test_learned_models_serve_what_evaluate_plays(tmp_path: Path, kind: str) -> 
         path = make_model_file(tmp_path / "flat.safetensors", hidden_sizes=(32, 32), seed=3)
     learned = load_learned_model(path)
     config = learned.env_config_for(DAYS)
-    with ServerProcess(tmp_path / "data", model=path) as server:
+    with ThreadedServer(tmp_path / "data", model=path) as server:
         replayed = replay_through(server, learned.policy, config, rl=True)
     check_parity(replayed, load_learned_model(path).policy, config)
 
 
 def test_the_heuristic_fallback_serves_what_evaluate_plays(tmp_path: Path) -> None:
     config = replace(EnvConfig(), max_drivers=len(DAYS[0].drivers))
-    with ServerProcess(tmp_path / "data") as server:
+    with ThreadedServer(tmp_path / "data") as server:
         replayed = replay_through(server, make_baseline("insertion"), config, rl=False)
     check_parity(replayed, make_baseline("insertion"), config)

@@ -1,6 +1,7 @@
 """Plans of stops through the API: shared rides, places by kind, ride limits, breaks and
-passengers on board, over a real HTTP server; and the state such a request describes is the
-simulator's at every decision of a played patient-transport day."""
+passengers on board, over a real HTTP server (the app under uvicorn in a thread of the test's
+process); and the state such a request describes is the simulator's at every decision of a
+played patient-transport day."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from rldispatch.service.decisions.snapshot import LiveDay, live_env
 from rldispatch.service.http.fleet_schemas import RoundRequest
 from rldispatch.sim.validator import check_played_day
 from rldispatch.training.evaluation import evaluate_policy
-from tests.service.helpers import ServerProcess, auth, make_pairwise_model_file, switch_rl_on
+from tests.service.helpers import ThreadedServer, auth, make_pairwise_model_file, switch_rl_on
 
 CENTRE = {"lat": 46.2, "lon": 6.14}
 
@@ -119,18 +120,18 @@ def shared_state() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     data = tmp_path_factory.mktemp("shared")
-    with ServerProcess(data) as process:
+    with ThreadedServer(data) as process:
         yield process
 
 
-def post(server: ServerProcess, path: str, body: dict) -> httpx.Response:
+def post(server: ThreadedServer, path: str, body: dict) -> httpx.Response:
     return httpx.post(f"{server.url}{path}", json=body, headers=auth(), timeout=60)
 
 
 def test_a_round_shares_the_minibus_and_keeps_the_wheelchair_user_to_the_van(
-    server: ServerProcess,
+    server: ThreadedServer,
 ) -> None:
     response = post(server, "/rl/round", shared_state())
     assert response.status_code == 200, response.text
@@ -146,7 +147,7 @@ def test_a_round_shares_the_minibus_and_keeps_the_wheelchair_user_to_the_van(
     assert bus[0]["plan_index"] == 0  # picked up before the passenger on board is dropped
 
 
-def test_the_dispatchers_page_draws_the_plans_of_stops(server: ServerProcess) -> None:
+def test_the_dispatchers_page_draws_the_plans_of_stops(server: ThreadedServer) -> None:
     assert post(server, "/rl/round", shared_state()).status_code == 200
     response = httpx.get(f"{server.url}/ui/state", headers=auth(), timeout=60)
     assert response.status_code == 200, response.text
@@ -158,7 +159,7 @@ def test_the_dispatchers_page_draws_the_plans_of_stops(server: ServerProcess) ->
     assert {s["booking_id"] for s in bus if s["kind"] == "pickup"} == {"b-1", "b-2"}
 
 
-def test_without_shared_rides_one_booking_rides_at_a_time(server: ServerProcess) -> None:
+def test_without_shared_rides_one_booking_rides_at_a_time(server: ThreadedServer) -> None:
     state = shared_state()
     state["shared_rides"] = False
     state["drivers"][0]["plan"] = [{**ON_BOARD, "load": 1}, BREAK]
@@ -170,7 +171,7 @@ def test_without_shared_rides_one_booking_rides_at_a_time(server: ServerProcess)
             assert assignment["plan_index"] >= 1
 
 
-def test_a_suggestion_answers_the_pickup_and_drop_off_positions(server: ServerProcess) -> None:
+def test_a_suggestion_answers_the_pickup_and_drop_off_positions(server: ThreadedServer) -> None:
     state = shared_state()
     wheelchair = state["open_bookings"].pop()
     response = post(server, "/rl/suggest", {**state, "booking": wheelchair})
@@ -217,7 +218,7 @@ def test_a_suggestion_answers_the_pickup_and_drop_off_positions(server: ServerPr
     ],
 )
 def test_bad_plans_of_stops_are_refused_naming_the_field(
-    server: ServerProcess, change: Any, message: str
+    server: ThreadedServer, change: Any, message: str
 ) -> None:
     state = shared_state()
     second = {**ON_BOARD, "booking_id": "p-2", "load": 1}
@@ -229,7 +230,7 @@ def test_bad_plans_of_stops_are_refused_naming_the_field(
 
 
 def test_interleaved_stops_without_the_new_keys_are_refused_as_before(
-    server: ServerProcess,
+    server: ThreadedServer,
 ) -> None:
     pickup = {
         "kind": "pickup",
@@ -255,7 +256,7 @@ def test_interleaved_stops_without_the_new_keys_are_refused_as_before(
 
 def test_a_pairwise_model_answers_a_round_of_plans_of_stops(tmp_path: Path) -> None:
     model = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
-    with ServerProcess(tmp_path / "data", model=model) as process:
+    with ThreadedServer(tmp_path / "data", model=model) as process:
         switch_rl_on(process.url)
         answer = post(process, "/rl/round", shared_state()).json()
         assert (answer["source"], answer["reason"]) == ("rl", None)
@@ -266,7 +267,7 @@ def test_a_pairwise_model_answers_a_round_of_plans_of_stops(tmp_path: Path) -> N
 
 
 def test_a_shared_ride_day_replayed_through_the_server_decides_what_evaluate_decides(
-    server: ServerProcess,
+    server: ThreadedServer,
 ) -> None:
     scenario = make_preset("geneva-mix", HELD_OUT_SEEDS.start)
     config = EnvConfig(max_drivers=len(scenario.drivers))

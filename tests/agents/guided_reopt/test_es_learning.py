@@ -110,8 +110,14 @@ def _one_day(seed: int, config: GuidedReoptConfig = ES) -> EsLearner:
     return learner
 
 
-def test_an_es_update_moves_the_weights_reproducibly() -> None:
-    first, again, other = _one_day(3), _one_day(3), _one_day(4)
+@pytest.fixture(scope="module")
+def learner_3() -> EsLearner:
+    """The learner after one day of seed 3 (the tests read it, none changes it)."""
+    return _one_day(3)
+
+
+def test_an_es_update_moves_the_weights_reproducibly(learner_3: EsLearner) -> None:
+    first, again, other = learner_3, _one_day(3), _one_day(4)
     assert np.abs(first.weights).sum() > 0.0
     assert first.weights.tolist() == again.weights.tolist()
     assert first.weights.tolist() != other.weights.tolist()
@@ -120,9 +126,9 @@ def test_an_es_update_moves_the_weights_reproducibly() -> None:
     }
 
 
-def test_two_worker_processes_give_the_weights_of_one() -> None:
+def test_two_worker_processes_give_the_weights_of_one(learner_3: EsLearner) -> None:
     two = GuidedReoptConfig(**{**ES.to_dict(), "es_jobs": 2})
-    assert _one_day(3, two).weights.tolist() == _one_day(3).weights.tolist()
+    assert _one_day(3, two).weights.tolist() == learner_3.weights.tolist()
 
 
 def test_es_features_limit_the_search() -> None:
@@ -141,8 +147,8 @@ def test_es_features_limit_the_search() -> None:
         GuidedReoptConfig(terms="gate", trainer="es", es_features="bias,nowhere")
 
 
-def test_the_model_file_keeps_the_gate_weights(tmp_path) -> None:
-    learner = _one_day(3)
+def test_the_model_file_keeps_the_gate_weights(tmp_path, learner_3: EsLearner) -> None:
+    learner = learner_3
     path = learner.save_model(tmp_path / "gate.safetensors", CONFIG, "geneva", {})
     model = agent_kind("guided-reopt").load_model(path)
     assert model.policy.network.linear_gate
