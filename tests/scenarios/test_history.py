@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import math
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy import create_engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from rldispatch.domain import Scenario
@@ -328,23 +327,6 @@ def test_csv_without_a_required_column_is_refused(tmp_path):
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_engine(postgres_url):
-    """An engine whose tables live in a fresh schema, dropped afterwards."""
-    schema = f"test_history_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(postgres_url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.mark.postgres

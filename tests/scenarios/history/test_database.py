@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import uuid
 from datetime import date, datetime
 from pathlib import Path
 
@@ -107,23 +106,6 @@ def engine(tmp_path: Path):
     engine = create_engine(f"sqlite:///{tmp_path / 'history.db'}")
     yield engine
     engine.dispose()
-
-
-@pytest.fixture
-def postgres_engine(postgres_url):
-    """An engine whose tables live in a fresh schema, dropped afterwards."""
-    schema = f"test_history_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(postgres_url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 def write_old_history(engine: Engine) -> None:
