@@ -31,6 +31,7 @@ from rldispatch.scenarios.history import (
 )
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.sim import DaySimulator
+from tests.scenarios.history.kinds_day import set_csv_cell
 
 DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
 SEED = 7
@@ -284,26 +285,13 @@ def test_csv_since_and_until_pick_the_days(engine, tmp_path):
     assert [collected.day for collected in result.days] == DAYS[1:]
 
 
-def _rewrite_csv_cell(path: Path, booking_id: str, column: str, value: str) -> int:
-    """Set one cell; returns the line number of the row changed."""
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    index = next(i for i, row in enumerate(rows) if row["id"] == booking_id)
-    rows[index][column] = value
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return index + 2
-
-
 def test_csv_malformed_rows_are_reported_with_line_booking_and_field(engine, tmp_path):
     write_synthetic_history(engine, DAYS, seed=SEED)
     bookings, shifts = tmp_path / "bookings.csv", tmp_path / "shifts.csv"
     export_csv(engine, bookings, shifts)
     not_a_number = f"{DAYS[0].isoformat()}-b2"
-    line = _rewrite_csv_cell(bookings, not_a_number, "pickup_lat", "north")
-    _rewrite_csv_cell(bookings, f"{DAYS[1].isoformat()}-b2", "dropoff_lat", "nan")
+    line = set_csv_cell(bookings, not_a_number, "pickup_lat", "north")
+    set_csv_cell(bookings, f"{DAYS[1].isoformat()}-b2", "dropoff_lat", "nan")
 
     result = collect_csv(bookings, shifts)
 
