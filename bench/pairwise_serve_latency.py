@@ -45,6 +45,7 @@ from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.decisions.manager import RLDispatchManager
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.decisions.workload import settle_heap
 from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
 from rldispatch.service.http.raw_body import parse_body
 from rldispatch.service.http.schemas import MAX_OPEN_BOOKINGS
@@ -121,9 +122,11 @@ def main() -> None:
                 np.mean([sum(2 * len(d.plan) for d in r.drivers) for r in rounds])
             ),
         }
-        for name, manager in managers.items():
+        for manager in managers.values():
             for request in suggests:  # compiled kernels, caches
                 manager.suggest(request)
+        settle_heap()  # as the service does once it has warmed up
+        for name, manager in managers.items():
             figures[name] = {
                 "suggest": timed(manager.suggest, suggests, args.repeats),
                 "round": timed(manager.dispatch_round, rounds, args.repeats),

@@ -64,6 +64,20 @@ def _malloc_trim() -> Callable[[], None]:
 release_free_memory = _malloc_trim()
 
 
+def settle_heap() -> None:
+    """Collect once, then put every object alive (modules, the model, start-up caches) out
+    of the cyclic collector's reach (``gc.freeze``).
+
+    The collector's full pass walks every tracked object: after start-up that is a few
+    hundred thousand of them, and a pass that falls inside a request adds tens of ms to its
+    answer (at 300 drivers, a p99 of 300 ms for reading a request against a p50 of 15 ms).
+    Frozen objects are never walked, so later passes see only what requests make. Called
+    once the service has loaded its model and warmed up.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class Busy(HTTPException):
     """503 with ``Retry-After``: the lane's queue is full, or the request waited its whole
     budget."""

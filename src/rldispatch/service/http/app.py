@@ -67,6 +67,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
         await asyncio.to_thread(store.start)
         await asyncio.to_thread(watcher.sync)
         await asyncio.to_thread(manager.warm_up)
+        workload.settle_heap()
         watcher.start()
         if retention is not None:
             retention.start()
