@@ -299,15 +299,23 @@ async def load(
 
 
 async def over_http(
-    model: Path, runtime: str, connections: int, duration_s: float, workers: int = 1
+    model: Path,
+    runtime: str,
+    connections: int,
+    duration_s: float,
+    workers: int = 1,
+    request_bodies_: list[dict[str, Any]] | None = None,
 ) -> dict:
+    """:param request_bodies_: the suggest requests posted in turn (default: 500 of
+    :func:`request_bodies`, drivers without plans)."""
     options = ("--model", str(model), "--runtime", runtime, "--workers", str(workers))
     with (
         tempfile.TemporaryDirectory() as folder,
         ServeProcess(Path(folder), *options, rl_on=True) as server,
     ):
         port = server.port
-        bodies = [http_request("POST", "/rl/suggest", READ_TOKEN, b) for b in request_bodies(500)]
+        posted = request_bodies(500) if request_bodies_ is None else request_bodies_
+        bodies = [http_request("POST", "/rl/suggest", READ_TOKEN, b) for b in posted]
         await load(port, server.pid, bodies, connections, min(5.0, duration_s))  # warm-up
         result = await load(port, server.pid, bodies, connections, duration_s)
         status, payload = await call_once(port, http_request("GET", "/rl/metrics", READ_TOKEN))
