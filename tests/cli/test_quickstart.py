@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from rldispatch.agents.model_files import model_kind
 from rldispatch.cli import main
 from rldispatch.cli.quickstart import (
+    GUIDED_REOPT_NOTE,
     _play_reopt_day,
     comparison_report,
     played_in_time,
@@ -102,10 +103,14 @@ def test_reopt_on_fewer_days_is_compared_on_those_days_alone() -> None:
     table = quickstart_table(report)
     assert "reopt played (the first 5 of 6; its paired difference is on these days)" in table
     assert "insertion_vs_reopt: reward difference" in table
+    assert GUIDED_REOPT_NOTE in table  # guided-reopt untrained is reopt
 
     reopt += evaluate_policy(ReoptPolicy(), days[5:], config)
     every_day = comparison_report("insertion", seeds, results, reopt)
     assert "reopt" not in every_day
+    assert GUIDED_REOPT_NOTE in quickstart_table(every_day)
+    without_reopt = comparison_report("insertion", seeds, results, [])
+    assert GUIDED_REOPT_NOTE not in quickstart_table(without_reopt)
     assert set(every_day["policies"]) == {"insertion", "nearest", "reopt"}
     differences = [a.reward - b.reward for a, b in zip(learned, reopt, strict=True)]
     assert every_day["paired"]["insertion_vs_reopt"]["reward_diff_mean"] == pytest.approx(
