@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rldispatch.agents.kinds import agent_kind, kind_names
 from rldispatch.cli import VERBS, build_parser, main
 
 
@@ -40,6 +41,17 @@ def test_each_verb_has_its_own_help(verb: str, capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert out.startswith(f"usage: rldispatch {verb}")
     assert "--" in out  # its own options, not the one-line stub
+
+
+@pytest.mark.parametrize("kind", kind_names())
+def test_train_help_says_the_untrained_start_is_kept_unless_training_beats_it(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--agent", kind, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"the untrained start included ({agent_kind(kind).untrained_start})" in out
+    assert "does not beat its start there returns the start" in out
 
 
 def test_an_unknown_verb_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -180,6 +180,9 @@ class AgentKind(ABC):
     """The ``format`` its model files name in their header."""
     default_days: str
     """``fleets`` (days of every fleet size) or ``preset`` (days of one preset)."""
+    untrained_start = "the network before its first training day"
+    """What the kind plays before any training (for ``--help``): a run's best model is its
+    best evaluation on the selection days, this start included."""
 
     @abstractmethod
     def train_env_config(self, max_drivers: int) -> EnvConfig:

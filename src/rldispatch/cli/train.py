@@ -108,7 +108,10 @@ def register(subparsers: argparse._SubParsersAction, argv: list[str]) -> None:
         "files: the later dates are held out for evaluate, the last training dates select "
         "the best model). The run folder gets TensorBoard logs, checkpoints, best and final "
         "models and training_metrics.json; --resume continues a stopped or killed run from "
-        "its last checkpoint with its own saved config.",
+        "its last checkpoint with its own saved config. The best model is the best "
+        "evaluation on the selection days, the untrained start included"
+        + (f" ({kind.untrained_start})" if kind else "")
+        + ": a run whose training does not beat its start there returns the start.",
     )
     parser.add_argument(
         "--agent",

@@ -232,6 +232,7 @@ class GuidedReoptLearner(Learner):
 class GuidedReoptKind(AgentKind):
     name = "guided-reopt"
     summary = "reopt's OR-Tools re-plans with learned booking prizes and plan-end values"
+    untrained_start = "reopt exactly"
     config_type = GuidedReoptConfig
     model_format = FORMAT_NAME
     default_days = "fleets"

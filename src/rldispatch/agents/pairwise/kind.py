@@ -164,6 +164,7 @@ class PairwiseLearner(ReplayLearner):
 class PairwiseKind(AgentKind):
     name = "pairwise"
     summary = "one network for any fleet, scoring each (driver, booking) pair"
+    untrained_start = "the greedy policy on the known part of each action's reward"
     config_type = PairwiseConfig
     model_format = FORMAT_NAME
     default_days = "fleets"
