@@ -33,6 +33,23 @@ def test_the_top_level_help_lists_every_verb_without_loading_pytorch() -> None:
     assert result.stdout.strip().endswith("False")
 
 
+def test_serve_refuses_a_taken_port_before_loading_pytorch(tmp_path: Path) -> None:
+    code = (
+        "import socket, sys\n"
+        "from rldispatch.cli import main\n"
+        "taken = socket.socket()\n"
+        "taken.bind(('127.0.0.1', 0))\n"
+        "taken.listen()\n"
+        "port = str(taken.getsockname()[1])\n"
+        f"code = main(['serve', '--port', port, '--data-dir', {str(tmp_path)!r}])\n"
+        "print(code, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "port: cannot listen on 127.0.0.1:" in result.stderr
+    assert result.stdout.split() == ["2", "False"]
+    assert not any(tmp_path.iterdir())  # refused before the service set anything up
+
+
 @pytest.mark.parametrize("verb", list(VERBS))
 def test_each_verb_has_its_own_help(verb: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

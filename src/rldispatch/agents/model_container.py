@@ -5,6 +5,10 @@ code). The header's ``__metadata__`` names the ``format`` (``rldispatch-dqn`` or
 ``rldispatch-pairwise``), its ``format_version`` and the kind's own ``metadata`` as JSON.
 Files are written atomically (temporary file, then rename). Each kind checks its own metadata
 (``agents/dqn/model_file.py``, ``agents/pairwise/model_file.py``).
+
+PyTorch is imported by the functions that read or write tensors, not with this module: what
+reads a header alone (the service's start, ``rldispatch serve`` refusing an address) loads
+without it.
 """
 
 from __future__ import annotations
@@ -16,17 +20,17 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
 from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_bytes
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.noise import Uncertainty
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_HEADER_BYTES = 100_000_000
 FORMATS = ("rldispatch-dqn", "rldispatch-pairwise", "rldispatch-guided-reopt")
@@ -96,6 +100,8 @@ def write_model_file(
 
     Fills in ``version``, ``created_utc`` and ``rldispatch_version`` when they are empty.
     """
+    from safetensors.torch import save as save_tensors
+
     from rldispatch import __version__
 
     state = {
@@ -197,6 +203,8 @@ def read_model_file(
             f"{path}: model format version {info.get('format_version')} is not supported "
             f"(this rldispatch reads version {format_version})"
         )
+    from safetensors.torch import load as load_tensors
+
     try:
         metadata = json.loads(info["metadata"])
         tensors = load_tensors(data)
@@ -216,6 +224,8 @@ def read_model_file(
 
 def non_finite_tensor(tensors: dict[str, torch.Tensor]) -> str | None:
     """The name of the first tensor with a NaN or infinite value, or None."""
+    import torch
+
     for name, tensor in sorted(tensors.items()):
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             return name
@@ -233,6 +243,8 @@ def build_matching(
 
     :raises ValueError: naming the first names or shapes that differ.
     """
+    import torch
+
     with torch.device("meta"):
         skeleton = build()
     expected = {name: tuple(tensor.shape) for name, tensor in skeleton.state_dict().items()}

@@ -165,6 +165,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # An address it cannot listen on is refused first, before the service's modules load.
+    check_listen_address(args.host, args.port)
     import torch
     import uvicorn
     from sqlalchemy import create_engine
@@ -217,7 +219,6 @@ def run(args: argparse.Namespace) -> int:
             f"database-url: {mask_database_url(url)} is not a usable database URL "
             f"({mask_secrets_in(str(error), url)})"
         ) from error
-    check_listen_address(args.host, args.port)
     try:
         if args.workers == 1:
             app = create_app(config)
