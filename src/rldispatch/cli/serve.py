@@ -6,6 +6,7 @@ import argparse
 import copy
 import logging
 import os
+import sys
 from pathlib import Path
 
 from rldispatch.agents.serving import RUNTIMES
@@ -167,7 +168,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # An address it cannot listen on is refused first, before the service's modules load.
     check_listen_address(args.host, args.port)
-    import torch
     import uvicorn
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    torch.set_num_threads(1)  # small networks answer faster on one thread
+    one_torch_thread()
     try:
         config = ServiceConfig.from_env(
             model_path=args.model,
@@ -279,9 +279,18 @@ def check_listen_address(host: str, port: int) -> None:
 def worker_app() -> object:
     """The app of one worker process of ``serve --workers N`` (its options come from the
     environment ``run`` set before starting the workers)."""
-    import torch
-
     from rldispatch.service.http.app import create_app
 
-    torch.set_num_threads(1)  # as in a single-process serve: small networks, one thread
+    one_torch_thread()  # as in a single-process serve
     return create_app()
+
+
+def one_torch_thread() -> None:
+    """PyTorch on one thread in this process, whenever it loads (small networks answer
+    faster on one): the service loads it only with a model that needs it, and it reads
+    ``OMP_NUM_THREADS`` when it does."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    else:
+        os.environ["OMP_NUM_THREADS"] = "1"
