@@ -19,12 +19,11 @@ policy's routes can be beaten).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+from report_file import append_row, read_rows
 
 from rldispatch.policies.hindsight import solve_scenario
 from rldispatch.reports.stats import mean_ci
@@ -32,30 +31,15 @@ from rldispatch.scenarios.fleet_days import held_out_days
 from rldispatch.training.threads import single_threaded_numerics
 
 
-def _rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _append_line(path: Path, line: str) -> None:
-    """One line appended by a single write."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, (line + "\n").encode("utf-8"))
-    finally:
-        os.close(descriptor)
-
-
 def run_solve(args: argparse.Namespace) -> None:
     """The hindsight plan of each day, started from the best logged routes of that day."""
     if args.time_limit <= 0:
         raise SystemExit(f"--time-limit: must be positive, got {args.time_limit}")
     single_threaded_numerics(1)
-    played = [row for log in args.log for row in _rows(Path(log)) if row.get("set") == "geneva"]
+    played = [row for log in args.log for row in read_rows(Path(log)) if row.get("set") == "geneva"]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {row["day"] for row in _rows(out)}
+    done = {row["day"] for row in read_rows(out)}
     for day in held_out_days(args.days):
         if day.name in done:
             continue
@@ -82,7 +66,7 @@ def run_solve(args: argparse.Namespace) -> None:
             "time_limit_s": args.time_limit,
             "wall_s": time.perf_counter() - started,
         }
-        _append_line(out, json.dumps(row))
+        append_row(out, row)
         print(
             f"{day.name}: hindsight {row['reward']:.1f} (from {row['started_from']}, "
             f"{row['wall_s']:.0f} s)",
@@ -92,9 +76,9 @@ def run_solve(args: argparse.Namespace) -> None:
 
 def run_summary(args: argparse.Namespace) -> None:
     """Each policy's regret to the hindsight plan on the days both have."""
-    plans = {row["day"]: row for row in _rows(Path(args.hindsight))}
+    plans = {row["day"]: row for row in read_rows(Path(args.hindsight))}
     by_policy: dict[str, dict[str, dict]] = {}
-    for row in (row for log in args.log for row in _rows(Path(log))):
+    for row in (row for log in args.log for row in read_rows(Path(log))):
         if row.get("set") == "geneva" and row["day"] in plans:
             by_policy.setdefault(row["policy"], {})[row["day"]] = row
     print(f"{len(plans)} hindsight plans")

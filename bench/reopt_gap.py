@@ -23,14 +23,13 @@ against ``reopt`` with the waits apart.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from report_file import append_row, read_rows
 
 from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
@@ -58,20 +57,6 @@ def _days(fleets: str, per_fleet: int) -> list:
     return days
 
 
-def _rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _append(path: Path, row: dict) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, (json.dumps(row) + "\n").encode("utf-8"))
-    finally:
-        os.close(descriptor)
-
-
 def _parts(row: dict) -> dict[str, float]:
     """The reward's parts; the waits are what the other parts leave."""
     weights = RewardConfig()
@@ -95,7 +80,7 @@ def run_play(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     pairwise = load_learned_model(args.pairwise_model)
     policies = {"reopt": make_baseline("reopt"), "lookahead 3": lookahead_policy(pairwise, 3)}
-    done = {(row["day"], row["policy"]) for row in _rows(log)}
+    done = {(row["day"], row["policy"]) for row in read_rows(log)}
     for day in _days(args.fleets, args.days_per_fleet):
         for name, policy in policies.items():
             if (day.name, name) in done:
@@ -109,14 +94,14 @@ def run_play(args: argparse.Namespace) -> None:
             row = {"day": day.name, "drivers": len(day.drivers), "policy": name}
             row.update(played.as_dict())
             row["routes"] = [list(route) for route in played.routes]
-            _append(log, row)
+            append_row(log, row)
             print(f"{day.name} {name}: {played.reward:.1f}", flush=True)
 
 
 def run_hindsight(args: argparse.Namespace) -> None:
     single_threaded_numerics(1)
     log = Path(args.log)
-    rows = _rows(log)
+    rows = read_rows(log)
     done = {row["day"] for row in rows if row["policy"] == "hindsight"}
     for day in _days(args.fleets, args.days_per_fleet):
         played = [row for row in rows if row["day"] == day.name and row["policy"] != "hindsight"]
@@ -135,7 +120,7 @@ def run_hindsight(args: argparse.Namespace) -> None:
             for driver in day.drivers
         ]
         row["started_from"] = start["policy"]
-        _append(log, row)
+        append_row(log, row)
         print(f"{day.name} hindsight: {result.metrics.reward:.1f}", flush=True)
 
 
@@ -159,7 +144,7 @@ def run_prize(args: argparse.Namespace) -> None:
             network.take[-1].bias.fill_(1.0)
         network.requires_grad_(False)
         policies["take always"] = GuidedReoptPolicy(network, name="take always")
-    done = {(row["day"], row["policy"]) for row in _rows(log)}
+    done = {(row["day"], row["policy"]) for row in read_rows(log)}
     for day in distribution.days(1000, args.days):
         for name, policy in policies.items():
             if (day.name, name) in done:
@@ -171,9 +156,9 @@ def run_prize(args: argparse.Namespace) -> None:
             row = {"day": day.name, "drivers": len(day.drivers), "policy": name}
             row.update(played.as_dict())
             row["routes"] = [list(route) for route in played.routes]
-            _append(log, row)
+            append_row(log, row)
             print(f"{day.name} {name}: {played.reward:.1f}", flush=True)
-    rows = _rows(log)
+    rows = read_rows(log)
     by_day: dict[str, dict[str, dict]] = defaultdict(dict)
     for row in rows:
         by_day[row["day"]][row["policy"]] = row
@@ -201,7 +186,7 @@ def _same_driver(a: dict, b: dict) -> tuple[int, int]:
 
 def run_summary(args: argparse.Namespace) -> None:
     by_day: dict[str, dict[str, dict]] = defaultdict(dict)
-    for row in _rows(Path(args.log)):
+    for row in read_rows(Path(args.log)):
         by_day[row["day"]][row["policy"]] = row
     for other in ("lookahead 3", "hindsight"):
         by_fleet: dict[int, list[dict[str, float]]] = defaultdict(list)
