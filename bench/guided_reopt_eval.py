@@ -21,7 +21,9 @@ idle-wait penalty and the balance bonus), and decision times (p50, p99) against 
 ``--policies`` also takes ``reopt within T`` and ``reopt within T overloaded`` (``reopt``
 holding planned bookings back until their pickup is T minutes ahead; with ``overloaded`` only
 while its plan leaves a known booking out), and with ``--pairwise-model`` ``pairwise`` and
-``lookahead N`` (that network with the lookahead expert on its N best pairs).
+``lookahead N`` (that network with the lookahead expert on its N best pairs), and
+``guided-reopt insertion`` and ``guided-reopt replan`` (the model with its taken bookings'
+driver chosen by cheapest insertion or by a re-plan with the booking forced in).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
-from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
+from rldispatch.agents.guided_reopt.policy import TAKE_DRIVERS, GuidedReoptPolicy
 from rldispatch.agents.kinds import agent_kind
 from rldispatch.agents.model_files import load_learned_model
 from rldispatch.cli.evaluate import lookahead_policy
@@ -125,6 +127,17 @@ def _ablation(policy: GuidedReoptPolicy, terms: tuple[str, ...], name: str) -> G
     network = copy.deepcopy(policy.network)
     network.terms = terms
     return GuidedReoptPolicy(network, name=name, horizon_min=policy.horizon_min)
+
+
+def _take_driver(policy: GuidedReoptPolicy, take_driver: str, name: str) -> GuidedReoptPolicy:
+    """The same model with its taken bookings' driver chosen by ``take_driver``."""
+    return GuidedReoptPolicy(
+        policy.network,
+        name=name,
+        horizon_min=policy.horizon_min,
+        floor_min=policy.floor_min,
+        take_driver=take_driver,
+    )
 
 
 def _times(days: list) -> dict[str, float]:
@@ -246,6 +259,10 @@ def run_evaluation(args: argparse.Namespace) -> None:
         for term in ("prize", "value"):
             if f"{term} only" in names:
                 policies[f"{term} only"] = _ablation(guided, (term,), f"{term} only")
+        for take_driver in TAKE_DRIVERS:
+            name = f"guided-reopt {take_driver}"
+            if name in names:
+                policies[name] = _take_driver(guided, take_driver, name)
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in _rows(log)}
@@ -356,8 +373,10 @@ def main() -> None:
     evaluation.add_argument(
         "--policies",
         default="reopt,guided-reopt,prize only,value only",
-        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'reopt within "
-        "T' (reopt committing a planned booking only once its pickup is T minutes ahead), "
+        help="comma-separated: reopt, guided-reopt, 'prize only', 'value only', 'guided-reopt "
+        "insertion' and 'guided-reopt replan' (the model with its taken bookings' driver chosen "
+        "so, whatever its file says), 'reopt within T' (reopt committing a planned booking "
+        "only once its pickup is T minutes ahead), "
         "'reopt within T overloaded [n]' (holding back only while its plan leaves n bookings, "
         "default 1, out), 'pairwise' and 'lookahead N' (the --pairwise-model's network, "
         "alone and with the lookahead expert on its N best pairs, as evaluate --lookahead N)",

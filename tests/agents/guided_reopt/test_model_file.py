@@ -72,3 +72,22 @@ def test_a_take_term_round_trips(tmp_path) -> None:
     loaded = load_guided_model(path)
     assert loaded.network.terms == ("take",)
     assert loaded.network.take[-1].bias.item() == 0.5
+
+
+def test_the_take_driver_round_trips_into_the_loaded_policy(tmp_path) -> None:
+    network = TermNetwork(hidden=8, terms=("take",))
+    old = save_guided_model(
+        tmp_path / "old.safetensors", network, GuidedReoptMetadata(hidden=8, terms=["take"])
+    )
+    assert agent_kind("guided-reopt").load_model(old).policy.take_driver == "insertion"
+    metadata = GuidedReoptMetadata(hidden=8, terms=["take"], take_driver="replan")
+    path = save_guided_model(tmp_path / "replan.safetensors", network, metadata)
+    assert load_guided_model(path).metadata.take_driver == "replan"
+    assert agent_kind("guided-reopt").load_model(path).policy.take_driver == "replan"
+    bad = save_guided_model(
+        tmp_path / "bad.safetensors",
+        network,
+        GuidedReoptMetadata(hidden=8, terms=["take"], take_driver="nearest"),
+    )
+    with pytest.raises(GuidedReoptModelError, match="take_driver"):
+        load_guided_model(bad)

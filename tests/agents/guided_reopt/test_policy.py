@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import torch
 
 from rldispatch.agents.guided_reopt.network import TermNetwork
-from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
+from rldispatch.agents.guided_reopt.policy import FORCED_PRIZE, GuidedReoptPolicy
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
+from rldispatch.policies.ride_model import ObjectiveTerms, RideModel, RideProblem, replay
+from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import evaluate_policy, run_day
 
@@ -61,3 +66,60 @@ def test_a_positive_take_head_takes_what_the_plan_leaves_out_instead_of_waiting(
         waits[name] = env.idle_waits
     assert waits["reopt"] > 0
     assert waits["take"] < waits["reopt"]
+
+
+class _RecordingPolicy(GuidedReoptPolicy):
+    """Keeps each forced re-plan: the forced booking, its problem and the plan's routes."""
+
+    def __init__(self, network: TermNetwork) -> None:
+        super().__init__(network, take_driver="replan")
+        self.forced: list[tuple[int, RideProblem, list[list[int]]]] = []
+
+    def replan_model(
+        self,
+        problem: RideProblem,
+        reward: RewardConfig,
+        terms: ObjectiveTerms | None,
+        warm_routes: list[list[int]],
+    ) -> tuple[RideModel, Any | None]:
+        model, solution = super().replan_model(problem, reward, terms, warm_routes)
+        forced = [b for b, prize in (terms.prize if terms else {}).items() if prize >= FORCED_PRIZE]
+        if forced and solution is not None:
+            self.forced.append((forced[0], problem, model.booking_routes(solution)))
+        return model, solution
+
+
+def test_replan_take_driver_commits_the_driver_of_a_re_plan_with_the_booking_forced_in() -> None:
+    day = DAYS[1]  # more bookings than 3 drivers serve: the plan leaves some out
+    config = EnvConfig(max_drivers=3)
+    policy = _RecordingPolicy(_take_network(1.0))
+    env = DispatchEnv(preset=None, scenario=day, config=config)
+    env.reset(options={"scenario": day})
+    slots = config.visible_slots
+    checked = 0
+    terminated = False
+    while not terminated:
+        forced, misses = len(policy.forced), policy.forced_misses
+        action = policy.act(env)
+        committed = None
+        if len(policy.forced) > forced and policy.forced_misses == misses:
+            driver, slot = divmod(action - 1, slots)
+            booking, problem, routes = policy.forced[-1]
+            assert int(env.visible[slot]) == booking
+            assert booking in routes[driver]  # the forced re-plan's driver, none other
+            assert replay(problem, routes).problems == ()  # every pickup in its window
+            assert env.action_masks()[action]
+            assert policy._driver_of[booking] == driver  # the forced plan is the policy's now
+            committed = (booking, driver)
+        _, _, terminated, _, _ = env.step(action)
+        if committed is not None:
+            booking, driver = committed
+            assert env.sim.assigned_driver[booking] == driver
+            checked += 1
+    assert checked > 0
+    assert policy.taken >= checked
+
+
+def test_take_driver_is_checked() -> None:
+    with pytest.raises(ValueError, match="take_driver"):
+        GuidedReoptPolicy(_take_network(1.0), take_driver="nearest")

@@ -9,6 +9,7 @@ from typing import ClassVar
 from rldispatch.agents.config_fields import ConfigError, HyperparameterConfig, hyperparameter
 from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
 from rldispatch.agents.guided_reopt.network import TAKE_TERM, TERMS
+from rldispatch.agents.guided_reopt.policy import TAKE_DRIVERS
 
 TERM_CHOICES = ("all", *TERMS, "prize,value", "prize,gate", "value,gate", TAKE_TERM)
 ES_TERMS = ("gate", TAKE_TERM)
@@ -139,6 +140,13 @@ class GuidedReoptConfig(HyperparameterConfig):
     ``LINEAR_GATE_FEATURES`` ('': all of them); the others keep weight 0."""
     es_jobs: int = hyperparameter(
         "es: processes that play a day's perturbations and reopt", 1, kind="int", low=1
+    )
+    take_driver: str = hyperparameter(
+        "take: who gets a taken booking: 'insertion' (the driver of its cheapest insertion) or "
+        "'replan' (the driver a re-plan with the booking forced in gives it)",
+        "insertion",
+        kind="choice",
+        choices=TAKE_DRIVERS,
     )
     horizon_min: float = hyperparameter(
         "plan the open bookings whose window opens within this many minutes (as reopt)",

@@ -117,6 +117,7 @@ class EsPlay:
     env_config: EnvConfig
     horizon_min: float
     floor_min: float
+    take_driver: str = "insertion"
 
 
 def play_es(task: EsPlay) -> tuple[float, float]:
@@ -127,7 +128,10 @@ def play_es(task: EsPlay) -> tuple[float, float]:
         policy: Any = ReoptPolicy(horizon_min=task.horizon_min)
     else:
         policy = GuidedReoptPolicy(
-            task.network, horizon_min=task.horizon_min, floor_min=task.floor_min
+            task.network,
+            horizon_min=task.horizon_min,
+            floor_min=task.floor_min,
+            take_driver=task.take_driver,
         )
     env = DispatchEnv(preset=None, scenarios=[task.day], config=task.env_config)
     env.reset(options={"scenario": task.day})
@@ -204,6 +208,7 @@ class EsLearner(Learner):
             name=name,
             horizon_min=self.config.horizon_min,
             floor_min=self.config.gate_floor_min,
+            take_driver=self.config.take_driver,
         )
 
     def start_day(self, env: DispatchEnv) -> None:
@@ -231,7 +236,10 @@ class EsLearner(Learner):
         if day.name not in self.reopt_reward:
             networks.append(None)
         return [
-            EsPlay(n, day, env.config, config.horizon_min, config.gate_floor_min) for n in networks
+            EsPlay(
+                n, day, env.config, config.horizon_min, config.gate_floor_min, config.take_driver
+            )
+            for n in networks
         ]
 
     def act(self, env: DispatchEnv) -> int:
@@ -315,6 +323,7 @@ class EsLearner(Learner):
             term_scale=config.term_scale,
             horizon_min=config.horizon_min,
             gate_floor_min=config.gate_floor_min,
+            take_driver=config.take_driver,
             gate_form=network.gate_form if "gate" in network.terms else "mlp",
             linear_gate_features=list(LINEAR_GATE_FEATURES) if linear else [],
             env_config=env_config_to_dict(env_config),

@@ -69,7 +69,10 @@ class GuidedReoptLearner(Learner):
             cache_dir=config.label_cache or None,
         )
         self.acting = GuidedReoptPolicy(
-            self.network, horizon_min=config.horizon_min, floor_min=config.gate_floor_min
+            self.network,
+            horizon_min=config.horizon_min,
+            floor_min=config.gate_floor_min,
+            take_driver=config.take_driver,
         )
         self.acting.on_replan = self._on_replan
         self.states: list[LabelledState] = []
@@ -188,6 +191,7 @@ class GuidedReoptLearner(Learner):
             name=name,
             horizon_min=self.config.horizon_min,
             floor_min=self.config.gate_floor_min,
+            take_driver=self.config.take_driver,
         )
 
     def save_model(
@@ -200,6 +204,7 @@ class GuidedReoptLearner(Learner):
             term_scale=config.term_scale,
             horizon_min=config.horizon_min,
             gate_floor_min=config.gate_floor_min,
+            take_driver=config.take_driver,
             env_config=env_config_to_dict(env_config),
             preset=preset,
             hyperparameters=config.to_dict(),
@@ -259,6 +264,7 @@ class GuidedReoptKind(AgentKind):
                 name=name or self.name,
                 horizon_min=metadata.horizon_min,
                 floor_min=metadata.gate_floor_min,
+                take_driver=metadata.take_driver,
             ),
             env_config=env_config_from_dict(metadata.env_config or {}),
             preset=metadata.preset,

@@ -17,6 +17,7 @@ from rldispatch.agents.guided_reopt.features import (
 )
 from rldispatch.agents.guided_reopt.gate import LINEAR_GATE_FEATURES
 from rldispatch.agents.guided_reopt.network import ALL_TERMS, DEFAULT_TERMS, GATE_FORMS, TermNetwork
+from rldispatch.agents.guided_reopt.policy import TAKE_DRIVERS
 from rldispatch.agents.model_container import (
     MetadataFields,
     ModelFileError,
@@ -52,6 +53,8 @@ class GuidedReoptMetadata(MetadataFields):
     :param horizon_min: the re-plans' horizon.
     :param gate_floor_min: the commit gate commits every planned booking whose pickup is at
         most this many minutes ahead.
+    :param take_driver: who gets a booking the ``take`` term takes (``"insertion"`` or
+        ``"replan"``; files without it: ``"insertion"``).
     :param gate_form: the gate's form, ``"mlp"`` or ``"linear"``; a linear gate's weights
         are the tensor ``gate_weights``, in the order of ``linear_gate_features``.
     """
@@ -61,6 +64,7 @@ class GuidedReoptMetadata(MetadataFields):
     term_scale: float = 15.0
     horizon_min: float = 120.0
     gate_floor_min: float = 15.0
+    take_driver: str = "insertion"
     gate_form: str = "mlp"
     linear_gate_features: list[str] = field(default_factory=list)
     feature_version: int = FEATURE_VERSION
@@ -106,6 +110,8 @@ def load_guided_model(path: str | Path) -> LoadedGuidedReoptModel:
             raise ValueError(f"unknown terms {sorted(set(terms) - set(ALL_TERMS))}")
         if metadata.gate_form not in GATE_FORMS:
             raise ValueError(f"unknown gate_form {metadata.gate_form!r}")
+        if metadata.take_driver not in TAKE_DRIVERS:
+            raise ValueError(f"unknown take_driver {metadata.take_driver!r}")
     except (TypeError, ValueError) as error:
         raise GuidedReoptModelError(f"{path}: unreadable model metadata ({error})") from error
     if metadata.feature_version != FEATURE_VERSION or metadata.features != feature_names():

@@ -7,14 +7,19 @@ value (added to the reward of ending there). Acting on the plan, its commit gate
 (:mod:`.gate`) holds back the planned bookings it scores below 0 (unless their planned
 pickup is at most ``floor_min`` minutes ahead): they stay open for the next re-plan. Where
 ``reopt`` would wait while an assignment is possible (every visible booking it could commit
-is one its plan leaves out), the ``take`` term scores those bookings and gives the best one to
-its cheapest driver when its score is above 0 (learned from the reward, :mod:`.es_learning`).
+is one its plan leaves out), the ``take`` term scores those bookings and takes the best one when
+its score is above 0 (learned from the reward, :mod:`.es_learning`): to its cheapest driver by
+the env's insertion cost (``take_driver="insertion"``), or to the driver a re-plan with the
+booking forced in gives it (``take_driver="replan"``; that plan, in which committed bookings
+keep the env's windows but may turn late, becomes the policy's plan).
 Everything else is ``reopt``'s: the same problem, locked commitments, warm start, search
 budget and acting on the plan. With a zero network the model is ``reopt``'s to the last
 integer and the gate commits every planned booking, so it takes ``reopt``'s decisions.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,6 +38,13 @@ from rldispatch.policies.reopt import DEFAULT_HORIZON_MIN, ReoptPolicy
 from rldispatch.policies.ride_model import ObjectiveTerms, RideProblem
 from rldispatch.sim.simulator import DaySimulator
 from rldispatch.sim.stop_simulator import StopDaySimulator
+
+TAKE_DRIVERS = ("insertion", "replan")
+"""How a taken booking's driver is chosen: the env's cheapest insertion, or a re-plan with the
+booking forced in."""
+FORCED_PRIZE = 10_000.0
+"""Reward units added to the price of leaving the taken booking out of its forced re-plan: far
+above any plan's cost, so the re-plan serves it whenever its model can."""
 
 
 def objective_terms(
@@ -57,6 +69,9 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
     :param network: the learned terms (eval mode; never changed here).
     :param floor_min: a planned booking whose pickup is at most this many minutes ahead is
         committed whatever the gate says.
+    :param take_driver: who gets a booking the ``take`` term takes: ``"insertion"``, the
+        driver of its cheapest insertion; ``"replan"``, the driver a re-plan with the booking
+        forced in gives it (cheapest insertion when that re-plan cannot serve it).
     """
 
     name = "guided-reopt"
@@ -69,15 +84,21 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         solution_limit: int = 0,
         time_limit_s: float | None = None,
         floor_min: float = DEFAULT_FLOOR_MIN,
+        take_driver: str = "insertion",
     ) -> None:
         super().__init__(
             horizon_min=horizon_min, solution_limit=solution_limit, time_limit_s=time_limit_s
         )
+        if take_driver not in TAKE_DRIVERS:
+            raise ValueError(f"guided-reopt: take_driver must be one of {TAKE_DRIVERS}")
         self.network = network
         self.name = name
         self.floor_min = float(floor_min)
+        self.take_driver = take_driver
         self.held = 0
         self.taken = 0
+        self.forced_replans = 0
+        self.forced_misses = 0
 
     def features(self, sim: DaySimulator, problem: RideProblem) -> StateFeatures:
         return build_features(sim, problem)
@@ -89,8 +110,8 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
 
     def act(self, env: DispatchEnv) -> int:
         """``reopt``'s action; with the ``take`` term, where it would wait while an assignment
-        is possible, the best-scored visible booking its plan leaves out goes to its cheapest
-        driver when that score is above 0."""
+        is possible, the best-scored visible booking its plan leaves out is taken when that
+        score is above 0 (its driver as ``take_driver`` says)."""
         action = super().act(env)
         if action != 0 or TAKE_TERM not in self.network.terms:
             return action
@@ -121,10 +142,42 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         best = int(np.argmax(scores))
         if not scores[best] > 0.0:
             return 0
-        slot = candidates[best][0]
-        column = np.where(grid[: sim.n_drivers, slot], table.cost[: sim.n_drivers, slot], np.inf)
+        slot, booking = candidates[best]
         self.taken += 1
+        if self.take_driver == "replan":
+            driver = self._forced_driver(env, booking)
+            if driver is not None and grid[driver, slot]:
+                return assignment_action(env, driver, slot)
+            self.forced_misses += 1
+        column = np.where(grid[: sim.n_drivers, slot], table.cost[: sim.n_drivers, slot], np.inf)
         return assignment_action(env, int(np.argmin(column)), slot)
+
+    def _forced_driver(self, env: DispatchEnv, booking: int) -> int | None:
+        """Re-plan with ``booking`` forced in (:data:`FORCED_PRIZE` on leaving it out), keep
+        that plan as the policy's, and return the driver it gives the booking (None when the
+        re-plan leaves it out all the same or finds no plan).
+
+        The forced re-plan holds committed bookings to the env's rule (pickup within the
+        window), not to ``reopt``'s stricter one (a committed booking on time stays on time):
+        the bookings ``take`` scores are those the stricter rule leaves out, so under it the
+        re-plan could not serve them. Its model does not charge a committed booking made late.
+        """
+        sim = env.sim
+        problem = replace(self.problem(sim), keep_on_time=frozenset())
+        terms = self.objective_terms(env, problem) or ObjectiveTerms()
+        prize = dict(terms.prize)
+        prize[booking] = prize.get(booking, 0.0) + FORCED_PRIZE
+        warm_routes = self._warm_routes(sim, problem)
+        model, solution = self.replan_model(
+            problem, env.config.reward, replace(terms, prize=prize), warm_routes
+        )
+        self.forced_replans += 1
+        if solution is None:
+            return None
+        fixed = {b for plan in problem.fixed for b in plan}
+        free = [b for b in problem.bookings.tolist() if b not in fixed]
+        self._keep_plan(sim, problem.bookings, free, model, solution)
+        return self._driver_of.get(booking)
 
     def committable(self, env: DispatchEnv) -> dict[int, int]:
         """The plan's visible bookings the gate lets commit now (every one without a gate)."""

@@ -83,6 +83,7 @@ class LoadedGuidedModel:
                 self.model.network,
                 horizon_min=self.metadata.horizon_min,
                 floor_min=self.metadata.gate_floor_min,
+                take_driver=self.metadata.take_driver,
             )
         )
 
