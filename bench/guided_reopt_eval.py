@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+from report_file import append_row, read_rows
 
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
 from rldispatch.agents.guided_reopt.policy import TAKE_DRIVERS, GuidedReoptPolicy
@@ -265,7 +264,7 @@ def run_evaluation(args: argparse.Namespace) -> None:
                 policies[name] = _take_driver(guided, take_driver, name)
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
-    done = {(row["day"], row["policy"]) for row in _rows(log)}
+    done = {(row["day"], row["policy"]) for row in read_rows(log)}
     started = time.perf_counter()
     for label, day in _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from):
         for name, policy in policies.items():
@@ -280,7 +279,7 @@ def run_evaluation(args: argparse.Namespace) -> None:
             row = {"set": label, "day": day.name, "policy": name, **played.as_dict()}
             row["decision_ms"] = list(played.decision_ms)
             row["routes"] = [list(route) for route in played.routes]
-            _append_line(log, json.dumps(row))
+            append_row(log, row)
             print(
                 f"{label} {day.name} {name}: {played.reward:.1f} "
                 f"({time.perf_counter() - started:.0f} s)",
@@ -288,25 +287,10 @@ def run_evaluation(args: argparse.Namespace) -> None:
             )
 
 
-def _append_line(log: Path, line: str) -> None:
-    """One line appended by a single write (two processes may share a log)."""
-    descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, (line + "\n").encode("utf-8"))
-    finally:
-        os.close(descriptor)
-
-
-def _rows(log: Path) -> list[dict]:
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
-
-
 def run_summary(args: argparse.Namespace) -> None:
     """Each policy against ``--against`` (``reopt``) on the days both played (paired)."""
     logs = args.log or ["runs/guided_reopt_eval.jsonl"]
-    rows = [row for log in logs for row in _rows(Path(log))]
+    rows = [row for log in logs for row in read_rows(Path(log))]
     report = {"log": logs, "sets": {}}
     for label in ("geneva", "lausanne"):
         by_policy: dict[str, dict[str, PlayedDay]] = {}
