@@ -40,7 +40,7 @@ def run_solve(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {row["day"] for row in read_rows(out)}
-    for day in held_out_days(args.days):
+    for day in held_out_days(args.days, start=args.first_day):
         if day.name in done:
             continue
         with_routes = [row for row in played if row["day"] == day.name and row.get("routes")]
@@ -76,7 +76,7 @@ def run_solve(args: argparse.Namespace) -> None:
 
 def run_summary(args: argparse.Namespace) -> None:
     """Each policy's regret to the hindsight plan on the days both have."""
-    plans = {row["day"]: row for row in read_rows(Path(args.hindsight))}
+    plans = {row["day"]: row for path in args.hindsight for row in read_rows(Path(path))}
     by_policy: dict[str, dict[str, dict]] = {}
     for row in (row for log in args.log for row in read_rows(Path(log))):
         if row.get("set") == "geneva" and row["day"] in plans:
@@ -104,6 +104,13 @@ def main() -> None:
         "--log", required=True, action="append", help="an eval log (jsonl); may be repeated"
     )
     solving.add_argument("--days", type=int, default=10, help="the first N geneva held-out days")
+    solving.add_argument(
+        "--first-day",
+        type=int,
+        default=0,
+        help="solve from this held-out day on (runs on parts of the set, each with its --out, "
+        "are read together by summary: pass each with --hindsight)",
+    )
     solving.add_argument("--time-limit", type=float, default=20.0, help="seconds per day")
     solving.add_argument("--out", required=True, help="hindsight plans (jsonl, appended)")
     solving.set_defaults(handler=run_solve)
@@ -111,7 +118,7 @@ def main() -> None:
     summary.add_argument(
         "--log", required=True, action="append", help="an eval log (jsonl); may be repeated"
     )
-    summary.add_argument("--hindsight", required=True)
+    summary.add_argument("--hindsight", required=True, action="append")
     summary.set_defaults(handler=run_summary)
     args = parser.parse_args()
     args.handler(args)
