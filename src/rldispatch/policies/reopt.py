@@ -277,6 +277,13 @@ class ReoptPolicy:
         model, solution = self.replan_model(problem, env.config.reward, terms, warm_routes)
         if self.on_replan is not None:
             self.on_replan(env, problem, warm_routes, model, solution)
+        self._keep_solution(sim, problem, model, solution)
+
+    def _keep_solution(
+        self, sim: DaySimulator, problem: RideProblem, model: RideModel, solution: Any | None
+    ) -> None:
+        """Remember a re-plan of ``problem`` (:meth:`_keep_plan`): its bookings not committed
+        yet are the free ones."""
         fixed = {b for plan in problem.fixed for b in plan}
         free = [b for b in problem.bookings.tolist() if b not in fixed]
         self._keep_plan(sim, problem.bookings, free, model, solution)

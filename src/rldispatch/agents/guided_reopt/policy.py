@@ -174,9 +174,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         self.forced_replans += 1
         if solution is None:
             return None
-        fixed = {b for plan in problem.fixed for b in plan}
-        free = [b for b in problem.bookings.tolist() if b not in fixed]
-        self._keep_plan(sim, problem.bookings, free, model, solution)
+        self._keep_solution(sim, problem, model, solution)
         return self._driver_of.get(booking)
 
     def committable(self, env: DispatchEnv) -> dict[int, int]:
