@@ -30,6 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rldispatch.agents.pairwise.feature_kernels import (
+    booking_rows,
+    candidate_kernel,
+    driver_rows,
+    pair_rows,
+)
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
@@ -177,19 +183,54 @@ def _id_ranks(ids: Sequence[str]) -> np.ndarray:
 
 class _PlanCache:
     """Every driver's plan packed for :func:`plan_knock_on` and the count of late planned
-    pickups, made again only after a schedule changed (the simulator replaces
-    ``plan_start[d]`` then): one pass over the plans, whatever the number of drivers."""
+    pickups, kept up to date as schedules change (the simulator replaces ``plan_start[d]``
+    then): the plans of the few drivers a decision changed are spliced into the packed arrays,
+    and everything is packed again only when many changed (the clock moved)."""
+
+    SPLICED_SHARE = 32
+    """Changed drivers are spliced in one by one while they are at most one in this many (or
+    one); beyond, every plan is packed again (cheaper then)."""
 
     def __init__(self, sim: DaySimulator) -> None:
         self.sim = sim
         self._starts: list[np.ndarray] = []
+        self._late: np.ndarray = np.zeros(0, dtype=np.int64)  # late planned pickups per driver
         self._late_total = 0
         self._packed: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def refresh(self) -> None:
         sim = self.sim
-        if self._packed is not None and not any(map(operator.is_not, sim.plan_start, self._starts)):
+        if self._packed is None:
+            self._pack_all()
             return
+        changed = list(
+            itertools.compress(
+                range(len(self._starts)), map(operator.is_not, sim.plan_start, self._starts)
+            )
+        )
+        if not changed:
+            return
+        if len(changed) > max(1, len(self._starts) // self.SPLICED_SHARE):
+            self._pack_all()
+            return
+        bookings, offsets, starts = self._packed
+        offsets = offsets.copy()
+        for driver in changed:
+            first, end = int(offsets[driver]), int(offsets[driver + 1])
+            plan = np.asarray(sim.plans[driver], dtype=np.int64)
+            plan_start = sim.plan_start[driver]
+            bookings = np.concatenate((bookings[:first], plan, bookings[end:]))
+            starts = np.concatenate((starts[:first], plan_start, starts[end:]))
+            offsets[driver + 1 :] += plan.size - (end - first)
+            late = plan_start > sim.requested_min[plan] + LATE_AFTER_REQUESTED_MIN
+            late_count = int(np.count_nonzero(late))
+            self._late_total += late_count - int(self._late[driver])
+            self._late[driver] = late_count
+            self._starts[driver] = plan_start
+        self._packed = (bookings, offsets, starts)
+
+    def _pack_all(self) -> None:
+        sim = self.sim
         plans = sim.plans
         sizes = np.fromiter(map(len, plans), dtype=np.int64, count=len(plans))
         offsets = np.zeros(len(plans) + 1, dtype=np.int64)
@@ -199,12 +240,18 @@ class _PlanCache:
         )
         starts = np.concatenate([np.zeros(0), *sim.plan_start])
         late = starts > sim.requested_min[bookings] + LATE_AFTER_REQUESTED_MIN
+        owner = np.repeat(np.arange(len(plans)), sizes)
+        self._late = np.bincount(owner[late], minlength=len(plans)).astype(np.int64)
         self._late_total = int(np.count_nonzero(late))
         self._starts = list(sim.plan_start)
         self._packed = (bookings, offsets, starts)
 
     def late_total(self) -> int:
         return self._late_total
+
+    def plan_sizes(self) -> np.ndarray:
+        """Bookings in each driver's plan (as of the last :meth:`refresh`)."""
+        return np.diff(self.packed()[1])
 
     def packed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every driver's plan one after another: ``(bookings, offsets, starts)`` (as of the
@@ -220,21 +267,8 @@ def cheapest_candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each booking (column), its ``k`` feasible drivers of least cost, ties by driver
     id rank: ``(driver, slot, rank among the booking's candidates)``, by slot then rank."""
-    n_drivers, m = cost.shape
-    if m == 0 or n_drivers == 0 or k == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    if n_drivers > k:
-        kth = np.partition(cost, k - 1, axis=0)[k - 1]
-        chosen = feasible & (cost <= kth[None, :])
-    else:
-        chosen = feasible
-    rows, cols = np.nonzero(chosen)
-    order = np.lexsort((driver_rank[rows], cost[rows, cols], cols))
-    rows, cols = rows[order], cols[order]
-    rank = np.arange(rows.size) - np.searchsorted(cols, cols, side="left")
-    keep = rank < k
-    return rows[keep], cols[keep], rank[keep]
+    driver, slot, rank, _, _, _ = candidate_kernel(cost, feasible, driver_rank, k)
+    return driver, slot, rank
 
 
 class FeatureBuilder:
@@ -293,28 +327,22 @@ class FeatureBuilder:
         slots = env.config.visible_slots
 
         # --- drivers
-        plan_sizes = np.fromiter(map(len, sim.plans), dtype=np.int64, count=n_drivers)
-        free_min = sim.driver_free_min()
-        free_booking = sim.driver_free_booking()
-        free_xy = np.where(
-            (free_booking >= 0)[:, None],
-            frame.dropoff[np.maximum(free_booking, 0)] if sim.n_bookings else 0.0,
+        plans = self._plans(sim)
+        plan_sizes = plans.plan_sizes()
+        idle = sim.idle_drivers()
+        drivers, on_shift_count = driver_rows(
+            now,
+            sim.driver_free_min(),
+            sim.driver_free_booking(),
+            plan_sizes,
+            sim.rides,
+            sim.shift_start_min,
+            sim.shift_end_min,
+            sim.capacity,
+            idle,
+            frame.dropoff,
             frame.driver_start,
         )
-        rides = sim.rides.astype(np.float64)
-        on_shift = (sim.shift_start_min <= now) & (sim.shift_end_min > now)
-        idle = sim.idle_drivers()
-        drivers = np.empty((n_drivers, len(DRIVER_FEATURES)), dtype=np.float32)
-        drivers[:, 0] = (free_min - now) / 60.0
-        drivers[:, 1] = plan_sizes / 4.0
-        drivers[:, 2] = rides / 10.0
-        drivers[:, 3] = (rides - rides.sum() / n_drivers) / 10.0 if n_drivers else 0.0
-        drivers[:, 4] = np.maximum(sim.shift_end_min - now, 0.0) / 60.0
-        drivers[:, 5] = on_shift
-        drivers[:, 6] = np.maximum(sim.shift_start_min - now, 0.0) / 60.0
-        drivers[:, 7] = sim.capacity - 1
-        drivers[:, 8] = idle
-        drivers[:, 9:11] = free_xy
 
         # --- candidates
         m = visible.size
@@ -325,48 +353,37 @@ class FeatureBuilder:
             feasible = np.zeros((n_drivers, m), dtype=bool)
             cost = np.full((n_drivers, m), np.inf)
         k = min(self.candidates_per_booking, n_drivers)
-        cand_driver, cand_slot, cand_rank = cheapest_candidates(
+        cand_driver, cand_slot, cand_rank, n_feasible, best, second = candidate_kernel(
             cost, feasible, frame.driver_rank, k
         )
         n_pairs = cand_driver.size
 
         # --- bookings
-        n_feasible = feasible.sum(axis=0)
-        if m and n_drivers > 1:
-            best, second = np.partition(cost, 1, axis=0)[:2]
-        else:
-            best = cost[0] if m and n_drivers else np.full(m, np.inf)
-            second = np.full(m, np.inf)
-        best_finite = np.where(np.isfinite(best), best, 0.0)
-        regret = np.where(
-            np.isfinite(second) & np.isfinite(best),
-            np.minimum((second - best_finite) / 10.0, REGRET_CAP_10KM),
+        bookings = booking_rows(
+            visible,
+            now,
+            sim.latest_min,
+            sim.earliest_min,
+            sim.requested_min,
+            sim.priority,
+            sim.load,
+            sim.ride_km,
+            n_feasible,
+            n_drivers,
+            best,
+            second,
+            frame.pickup,
+            frame.dropoff,
             REGRET_CAP_10KM,
         )
-        bookings = np.empty((m, len(BOOKING_FEATURES)), dtype=np.float32)
-        bookings[:, 0] = (sim.latest_min[visible] - now) / 60.0
-        bookings[:, 1] = (sim.earliest_min[visible] - now) / 60.0
-        bookings[:, 2] = (sim.requested_min[visible] - now) / 60.0
-        bookings[:, 3] = sim.priority[visible]
-        bookings[:, 4] = sim.load[visible] - 1
-        bookings[:, 5] = sim.ride_km[visible] / 10.0
-        bookings[:, 6] = n_feasible / max(n_drivers, 1)
-        bookings[:, 7] = n_feasible / 10.0
-        bookings[:, 8] = best_finite / 10.0
-        bookings[:, 9] = regret
-        bookings[:, 10:12] = frame.pickup[visible]
-        bookings[:, 12:14] = frame.dropoff[visible]
 
         # --- pairs
-        plans = self._plans(sim)
-        pairs = np.zeros((n_pairs, len(PAIR_FEATURES)), dtype=np.float32)
         if n_pairs:
             booking = visible[cand_slot]
             pair_cost = cost[cand_driver, cand_slot]
             pickup = table.pickup_min[cand_driver, cand_slot]
             position = table.position[cand_driver, cand_slot].astype(np.int64)
             requested = sim.requested_min[booking]
-            late_min = np.maximum(pickup - requested - LATE_AFTER_REQUESTED_MIN, 0.0)
             driver_best = cost.min(axis=1)
             if sim.has_stops:
                 effects = sim.insertion_effects(
@@ -387,34 +404,39 @@ class FeatureBuilder:
                 ride_ratio, shared = np.ones(n_pairs), np.zeros(n_pairs)
                 places_left = sim.capacity_by_kind[cand_driver] - sim.load_by_kind[booking]
                 sizes = plan_sizes[cand_driver]
-            pairs[:, 0] = pair_cost / 10.0
-            pairs[:, 1] = (pair_cost - best[cand_slot]) / 10.0
-            pairs[:, 2] = (pair_cost - driver_best[cand_driver]) / 10.0
-            pairs[:, 3] = table.added_km[cand_driver, cand_slot] / 10.0
-            pairs[:, 4] = (pickup - now) / 60.0
-            pairs[:, 5] = (pickup - requested) / 10.0
-            pairs[:, 6] = late_min > 0.0
-            pairs[:, 7] = late_min / 10.0
-            pairs[:, 8] = (sim.latest_min[booking] - pickup) / 10.0
-            pairs[:, 9] = position / np.maximum(sizes, 1)
-            pairs[:, 10] = position >= sizes
-            pairs[:, 11] = made_late
-            pairs[:, 12] = next_delay / 10.0
-            pairs[:, 13] = total_delay / 10.0
-            pairs[:, 14] = pair_cost <= best[cand_slot] + TIE_TOLERANCE
-            pairs[:, 15] = cand_rank / max(k, 1)
-            pairs[:, 16] = onboard_delay / 10.0
-            pairs[:, 17] = dropoff_delay / 10.0
-            pairs[:, 18] = ride_ratio
-            pairs[:, 19] = places_left[:, 0] / 4.0
-            pairs[:, 20:22] = places_left[:, 1:3]
-            pairs[:, 22] = shared
+            pairs = pair_rows(
+                cand_driver,
+                cand_slot,
+                cand_rank,
+                k,
+                now,
+                pair_cost,
+                best,
+                driver_best,
+                table.added_km,
+                pickup,
+                requested,
+                sim.latest_min[booking],
+                position,
+                sizes,
+                made_late,
+                next_delay,
+                total_delay,
+                onboard_delay,
+                dropoff_delay,
+                ride_ratio,
+                places_left,
+                shared,
+                LATE_AFTER_REQUESTED_MIN,
+                TIE_TOLERANCE,
+            )
             # Ties go by booking id, then driver id: ranks among the visible bookings order
             # the pairs as ranks among all of the day's would.
             booking_ids = sim.booking_ids
             visible_rank = _id_ranks([booking_ids[b] for b in visible.tolist()])
             pair_order = visible_rank[cand_slot] * (n_drivers + 1) + frame.driver_rank[cand_driver]
         else:
+            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
             pair_order = np.empty(0, dtype=np.int64)
 
         # --- global
@@ -427,8 +449,8 @@ class FeatureBuilder:
                 n_drivers / 30.0,
                 m / scale,
                 (open_count - m) / scale,
-                idle.sum() / scale,
-                on_shift.sum() / scale,
+                int(np.count_nonzero(idle)) / scale,
+                on_shift_count / scale,
                 n_pairs / max(m * k, 1),
                 plan_sizes.sum() / scale,
                 planned_late / scale,
