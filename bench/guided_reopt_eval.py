@@ -208,11 +208,16 @@ def _print(label: str, report: dict) -> None:
         )
 
 
-def _interleaved(geneva: int, lausanne: int, geneva_from: int = 0) -> list[tuple[str, Scenario]]:
+def _interleaved(
+    geneva: int, lausanne: int, geneva_from: int = 0, lausanne_from: int = 0
+) -> list[tuple[str, Scenario]]:
     """The evaluation days, the two sets interleaved (so a run cut short has both)."""
     sets = [
         [("geneva", day) for day in held_out_days(geneva, start=geneva_from)],
-        [("lausanne", make_lausanne(HELD_OUT_SEEDS[k])) for k in range(lausanne)],
+        [
+            ("lausanne", make_lausanne(HELD_OUT_SEEDS[k]))
+            for k in range(lausanne_from, lausanne_from + lausanne)
+        ],
     ]
     days = []
     for k in range(max(len(part) for part in sets)):
@@ -266,7 +271,9 @@ def run_evaluation(args: argparse.Namespace) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in read_rows(log)}
     started = time.perf_counter()
-    for label, day in _interleaved(args.geneva_days, args.lausanne_days, args.geneva_from):
+    for label, day in _interleaved(
+        args.geneva_days, args.lausanne_days, args.geneva_from, args.lausanne_from
+    ):
         for name, policy in policies.items():
             if (day.name, name) in done:
                 continue
@@ -375,6 +382,9 @@ def main() -> None:
         "runs of parts of the set pair by day)",
     )
     evaluation.add_argument("--lausanne-days", type=int, default=20)
+    evaluation.add_argument(
+        "--lausanne-from", type=int, default=0, help="first lausanne day (as --geneva-from)"
+    )
     evaluation.add_argument("--log", default="runs/guided_reopt_eval.jsonl")
     evaluation.set_defaults(handler=run_evaluation)
     summary = verbs.add_parser("summary")

@@ -19,11 +19,14 @@ from rldispatch.agents.pairwise.model_file import (
     PairwiseModelError,
     load_pairwise_model,
     save_pairwise_model,
+    save_untrained_model,
 )
 from rldispatch.agents.pairwise.network import KnownReward, PairQNetwork
-from rldispatch.agents.pairwise.policy import PairwisePolicy
+from rldispatch.agents.pairwise.policy import PairwisePolicy, known_reward_policy
 from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.fleet_days import geneva_day
+from rldispatch.training.evaluation import run_day
 
 
 def trained_looking_network() -> PairQNetwork:
@@ -141,3 +144,21 @@ def test_a_model_of_the_features_before_shared_rides_is_refused_in_one_line(
     message = str(refused.value)
     assert "\n" not in message
     assert "features version 1" in message and "version 2 (retrain the model)" in message
+
+
+def test_the_known_reward_policy_plays_as_the_untrained_model_file(tmp_path: Path) -> None:
+    reward = RewardConfig(km_cost=0.3, late_pickup_penalty=8.0)
+    path = save_untrained_model(tmp_path / "untrained.safetensors", reward=reward)
+    day = geneva_day(4, 5)
+    config = EnvConfig(max_drivers=5, reward=reward)
+    torch.manual_seed(1)
+    before = torch.rand(3)
+    torch.manual_seed(1)
+    in_memory = known_reward_policy(reward)
+    assert torch.equal(torch.rand(3), before)  # torch's global random state untouched
+    routes = []
+    for policy in (PairwisePolicy.from_file(path), in_memory):
+        env = DispatchEnv(preset=None, scenario=day, config=config)
+        routes.append(run_day(policy, env, day).routes)
+    assert routes[0] == routes[1]
+    assert sum(len(route) for route in routes[0]) > 0

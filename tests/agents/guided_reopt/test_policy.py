@@ -9,6 +9,7 @@ import torch
 
 from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import FORCED_PRIZE, GuidedReoptPolicy
+from rldispatch.agents.pairwise.policy import known_reward_policy
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.ride_model import ObjectiveTerms, RideModel, RideProblem, replay
@@ -45,10 +46,12 @@ def _take_network(bias: float) -> TermNetwork:
     return network
 
 
-def test_a_zero_take_head_waits_as_reopt_does() -> None:
+@pytest.mark.parametrize("take_driver", ["insertion", "known-reward"])
+def test_a_zero_take_head_waits_as_reopt_does(take_driver: str) -> None:
     config = EnvConfig(max_drivers=3)
     reopt = evaluate_policy(make_baseline("reopt"), DAYS[1:], config)[0]
-    guided = evaluate_policy(GuidedReoptPolicy(_take_network(0.0)), DAYS[1:], config)[0]
+    policy = GuidedReoptPolicy(_take_network(0.0), take_driver=take_driver)
+    guided = evaluate_policy(policy, DAYS[1:], config)[0]
     assert guided.routes == reopt.routes
     assert guided.reward == reopt.reward
 
@@ -123,3 +126,26 @@ def test_replan_take_driver_commits_the_driver_of_a_re_plan_with_the_booking_for
 def test_take_driver_is_checked() -> None:
     with pytest.raises(ValueError, match="take_driver"):
         GuidedReoptPolicy(_take_network(1.0), take_driver="nearest")
+
+
+def test_known_reward_take_acts_as_the_known_reward_policy_where_reopt_waits() -> None:
+    day = DAYS[1]
+    config = EnvConfig(max_drivers=3)
+    policy = GuidedReoptPolicy(_take_network(1.0), take_driver="known-reward")
+    reopt = make_baseline("reopt")
+    greedy = known_reward_policy(config.reward)
+    env = DispatchEnv(preset=None, scenario=day, config=config)
+    env.reset(options={"scenario": day})
+    taken = 0
+    terminated = False
+    while not terminated:
+        planned = reopt.act(env)
+        action = policy.act(env)
+        if planned != 0:
+            assert action == planned
+        else:
+            assert action == greedy.act(env)
+            taken += action != 0
+        _, _, terminated, _, _ = env.step(action)
+    assert taken > 0
+    assert policy.taken == taken

@@ -142,8 +142,9 @@ class GuidedReoptConfig(HyperparameterConfig):
         "es: processes that play a day's perturbations and reopt", 1, kind="int", low=1
     )
     take_driver: str = hyperparameter(
-        "take: who gets a taken booking: 'insertion' (the driver of its cheapest insertion) or "
-        "'replan' (the driver a re-plan with the booking forced in gives it)",
+        "take: who gets a taken booking: 'insertion' (the driver of its cheapest insertion), "
+        "'replan' (the driver a re-plan with the booking forced in gives it) or 'known-reward' "
+        "(the assignment with the best known reward, booking and driver)",
         "insertion",
         kind="choice",
         choices=TAKE_DRIVERS,

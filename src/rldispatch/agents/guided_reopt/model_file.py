@@ -53,7 +53,7 @@ class GuidedReoptMetadata(MetadataFields):
     :param horizon_min: the re-plans' horizon.
     :param gate_floor_min: the commit gate commits every planned booking whose pickup is at
         most this many minutes ahead.
-    :param take_driver: who gets a booking the ``take`` term takes (``"insertion"`` or
+    :param take_driver: how the ``take`` term chooses (``"insertion"``, ``"known-reward"`` or
         ``"replan"``; files without it: ``"insertion"``).
     :param gate_form: the gate's form, ``"mlp"`` or ``"linear"``; a linear gate's weights
         are the tensor ``gate_weights``, in the order of ``linear_gate_features``.

@@ -11,7 +11,12 @@ is one its plan leaves out), the ``take`` term scores those bookings and takes t
 its score is above 0 (learned from the reward, :mod:`.es_learning`): to its cheapest driver by
 the env's insertion cost (``take_driver="insertion"``), or to the driver a re-plan with the
 booking forced in gives it (``take_driver="replan"``; that plan, in which committed bookings
-keep the env's windows but may turn late, becomes the policy's plan).
+keep the env's windows but may turn late, becomes the policy's plan). With
+``take_driver="known-reward"`` the term scores every visible booking a driver may take (those
+the plan holds back too) and, when the best score is above 0, the action is the one whose
+reward known at the decision is best (km, lateness it causes, knock-on lateness:
+:func:`~rldispatch.agents.pairwise.policy.known_reward_policy`, the pairwise network's
+untrained start), booking and driver both.
 Everything else is ``reopt``'s: the same problem, locked commitments, warm start, search
 budget and acting on the plan. With a zero network the model is ``reopt``'s to the last
 integer and the gate commits every planned booking, so it takes ``reopt``'s decisions.
@@ -32,16 +37,19 @@ from rldispatch.agents.guided_reopt.gate import (
 )
 from rldispatch.agents.guided_reopt.network import TAKE_TERM, TermNetwork
 from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
+from rldispatch.agents.pairwise.policy import PairwisePolicy, known_reward_policy
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
 from rldispatch.policies.reopt import DEFAULT_HORIZON_MIN, ReoptPolicy
 from rldispatch.policies.ride_model import ObjectiveTerms, RideProblem
+from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 from rldispatch.sim.stop_simulator import StopDaySimulator
 
-TAKE_DRIVERS = ("insertion", "replan")
-"""How a taken booking's driver is chosen: the env's cheapest insertion, or a re-plan with the
-booking forced in."""
+TAKE_DRIVERS = ("insertion", "replan", "known-reward")
+"""How a take is chosen: the best-scored booking the plan leaves out to the env's cheapest
+insertion, or to the driver of a re-plan with the booking forced in; or the assignment with
+the best known reward."""
 FORCED_PRIZE = 10_000.0
 """Reward units added to the price of leaving the taken booking out of its forced re-plan: far
 above any plan's cost, so the re-plan serves it whenever its model can."""
@@ -71,7 +79,9 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         committed whatever the gate says.
     :param take_driver: who gets a booking the ``take`` term takes: ``"insertion"``, the
         driver of its cheapest insertion; ``"replan"``, the driver a re-plan with the booking
-        forced in gives it (cheapest insertion when that re-plan cannot serve it).
+        forced in gives it (cheapest insertion when that re-plan cannot serve it);
+        ``"known-reward"``, the assignment with the best known reward among every visible
+        booking (the term scores them all).
     """
 
     name = "guided-reopt"
@@ -95,6 +105,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         self.name = name
         self.floor_min = float(floor_min)
         self.take_driver = take_driver
+        self._known_reward: tuple[RewardConfig, PairwisePolicy] | None = None
         self.held = 0
         self.taken = 0
         self.forced_replans = 0
@@ -123,18 +134,18 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         if table is None or not self._solved or isinstance(sim, StopDaySimulator):
             return 0
         grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
-        left_out = [
+        by_known_reward = self.take_driver == "known-reward"
+        takeable = [
             (slot, booking)
             for slot, booking in enumerate(env.visible.tolist())
-            if booking in self._known
-            and booking not in self._driver_of
+            if (by_known_reward or (booking in self._known and booking not in self._driver_of))
             and grid[: sim.n_drivers, slot].any()
         ]
-        if not left_out:
+        if not takeable:
             return 0
         features = self.features(sim, self.problem(sim))
         row_of = {booking: k for k, booking in enumerate(features.free.tolist())}
-        candidates = [(slot, booking) for slot, booking in left_out if booking in row_of]
+        candidates = [(slot, booking) for slot, booking in takeable if booking in row_of]
         if not candidates:
             return 0
         rows = features.booking[[row_of[booking] for _, booking in candidates]]
@@ -142,6 +153,10 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         best = int(np.argmax(scores))
         if not scores[best] > 0.0:
             return 0
+        if by_known_reward:
+            action = self._known_reward_policy(env.config.reward).act(env)
+            self.taken += action != 0
+            return action
         slot, booking = candidates[best]
         self.taken += 1
         if self.take_driver == "replan":
@@ -151,6 +166,12 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
             self.forced_misses += 1
         column = np.where(grid[: sim.n_drivers, slot], table.cost[: sim.n_drivers, slot], np.inf)
         return assignment_action(env, int(np.argmin(column)), slot)
+
+    def _known_reward_policy(self, reward: RewardConfig) -> PairwisePolicy:
+        """The known-reward policy of ``reward``'s weights (made once per weights)."""
+        if self._known_reward is None or self._known_reward[0] != reward:
+            self._known_reward = (reward, known_reward_policy(reward))
+        return self._known_reward[1]
 
     def _forced_driver(self, env: DispatchEnv, booking: int) -> int | None:
         """Re-plan with ``booking`` forced in (:data:`FORCED_PRIZE` on leaving it out), keep

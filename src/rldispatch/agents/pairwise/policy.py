@@ -24,6 +24,7 @@ from rldispatch.agents.pairwise.model_file import (
 )
 from rldispatch.agents.pairwise.network import NumpyPairQ, PairQNetwork, choose
 from rldispatch.env import DispatchEnv
+from rldispatch.rewards import RewardConfig
 
 
 @dataclass(frozen=True)
@@ -159,3 +160,21 @@ class PairwisePolicy(LearnedPolicy):
             )
             for pair in self.scores(env).for_slot(slot)
         ]
+
+
+def known_reward_policy(reward: RewardConfig, name: str = "known-reward") -> PairwisePolicy:
+    """The pairwise network's untrained start, in memory: each action scored by the part of
+    its reward known when it is chosen (``reward``'s weights, shaping weight 1), so the policy
+    takes the action whose known reward is best. Its hidden weights never reach a score (the
+    output layers are zero) and are drawn without touching torch's global random state."""
+    import torch
+
+    from rldispatch.agents.pairwise.reward import TrainingReward
+
+    known = TrainingReward(reward, shaping_weight=1.0, scale=0.2).known_reward()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        network = PairQNetwork(known_reward=known)
+    network.eval()
+    network.requires_grad_(False)
+    return PairwisePolicy(network, name=name, candidates_per_booking=6)
