@@ -284,7 +284,7 @@ def comparison_report(
 
 GUIDED_REOPT_NOTE = (
     "guided-reopt (reopt with learned terms in its objective) plays as reopt until trained: "
-    "the reopt row is its untrained start. Training its take term takes about 40 CPU-minutes, "
+    "the reopt row is its untrained start. Training its take term takes about 30 CPU-minutes, "
     "beyond the quickstart: rldispatch train --agent guided-reopt --config take.json "
     "(docs/guided_reopt.md gives the file and the held-out figures)."
 )
