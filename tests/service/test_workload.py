@@ -26,7 +26,9 @@ def test_settle_heap_freezes_what_is_alive_and_not_what_comes_later(unfrozen: No
     frozen = gc.get_freeze_count()
     assert frozen >= len(kept)
     later = [[index] for index in range(1000)]
-    assert gc.get_freeze_count() == frozen
+    # Not one more: what is made later stays out (a frozen object freed meanwhile, by another
+    # test's thread, leaves the frozen set smaller).
+    assert gc.get_freeze_count() <= frozen
     walked = {id(obj) for obj in gc.get_objects()}  # what the collector's passes see
     assert id(later[0]) in walked
     assert id(kept[0]) not in walked
