@@ -133,6 +133,19 @@ def load_pairwise_model(path: str | Path) -> LoadedPairwiseModel:
     return LoadedPairwiseModel(network=network, metadata=metadata, path=path)
 
 
+def untrained_network(reward: RewardConfig, seed: int = 0) -> PairQNetwork:
+    """The network before any training: the known reward of an action (``reward``'s weights,
+    shaping weight 1, scale 0.2) added to zeroed output layers, its other weights drawn after
+    seeding torch's global random state with ``seed`` (which it leaves advanced)."""
+    import torch
+
+    from rldispatch.agents.pairwise.reward import TrainingReward
+
+    known = TrainingReward(reward, shaping_weight=1.0, scale=0.2).known_reward()
+    torch.manual_seed(seed)
+    return PairQNetwork(known_reward=known)
+
+
 def save_untrained_model(
     path: str | Path,
     seed: int = 0,
@@ -140,20 +153,17 @@ def save_untrained_model(
     reward: RewardConfig | None = None,
     training_summary: dict[str, Any] | None = None,
 ) -> Path:
-    """A model file of the network before any training: the known reward of an action
-    (``reward``'s weights, default the defaults, which the file records; shaping weight 1,
-    scale 0.2) added to zeroed output layers, its other weights drawn from ``seed``.
-    ``adjust`` may change the network before it is saved (tests and benchmarks blur its
-    pair scores to make a weaker model); ``training_summary`` is recorded as given."""
+    """A model file of the network before any training (:func:`untrained_network` of
+    ``reward``, default the defaults, which the file records; torch's global random state is
+    left seeded from ``seed``). ``adjust`` may change the network before it is saved (tests
+    and benchmarks blur its pair scores to make a weaker model); ``training_summary`` is
+    recorded as given."""
     import torch
 
-    from rldispatch.agents.pairwise.reward import TrainingReward
     from rldispatch.env import EnvConfig
 
     reward = reward or RewardConfig()
-    known = TrainingReward(reward, shaping_weight=1.0, scale=0.2).known_reward()
-    torch.manual_seed(seed)
-    network = PairQNetwork(known_reward=known)
+    network = untrained_network(reward, seed)
     if adjust is not None:
         with torch.no_grad():
             adjust(network)

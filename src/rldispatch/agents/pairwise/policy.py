@@ -21,6 +21,7 @@ from rldispatch.agents.pairwise.model_file import (
     LoadedPairwiseModel,
     PairwiseMetadata,
     load_pairwise_model,
+    untrained_network,
 )
 from rldispatch.agents.pairwise.network import NumpyPairQ, PairQNetwork, choose
 from rldispatch.env import DispatchEnv
@@ -169,12 +170,8 @@ def known_reward_policy(reward: RewardConfig, name: str = "known-reward") -> Pai
     output layers are zero) and are drawn without touching torch's global random state."""
     import torch
 
-    from rldispatch.agents.pairwise.reward import TrainingReward
-
-    known = TrainingReward(reward, shaping_weight=1.0, scale=0.2).known_reward()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        network = PairQNetwork(known_reward=known)
+        network = untrained_network(reward, seed=0)
     network.eval()
     network.requires_grad_(False)
     return PairwisePolicy(network, name=name, candidates_per_booking=6)
