@@ -8,8 +8,9 @@ plans.
 Requests are real states: for each fleet size, Geneva-style days whose demand scales with
 the fleet (``geneva_day``) are played with cheapest insertion up to a decision between 09:00
 and 13:00; the simulator's state there (every driver with its plan, the open bookings, at most
-the 1,000 most pressing) is a request (:func:`rldispatch.service.decisions.replay.state_body`), and
-``suggest`` asks about its most pressing open booking. Timed on one thread: ``suggest`` and
+the 1,000 most pressing) is a request
+(:func:`rldispatch.service.decisions.replay.mid_day_states`), and ``suggest`` asks about its
+most pressing open booking. Timed on one thread: ``suggest`` and
 ``dispatch_round`` (the parsed request to the answer) with the model's forward pass on NumPy
 and on ONNX Runtime, and against the reference on the same requests in the same run, a
 manager without a model (every answer the insertion heuristic's). Wall-clock and thread-CPU
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import tempfile
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,13 @@ import torch
 from serve_latency import timed
 
 from rldispatch.agents.pairwise.model_file import save_untrained_model
-from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.env import EnvConfig
 from rldispatch.files import atomic_write_json
-from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.service.config import DEFAULT_LOOKAHEAD_BUDGET_MS, Lookahead
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.decisions.manager import RLDispatchManager
-from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.replay import mid_day_states
 from rldispatch.service.decisions.snapshot import LiveDay
 from rldispatch.service.decisions.workload import settle_heap
 from rldispatch.service.http.fleet_schemas import RoundRequest, SuggestRequest
@@ -55,28 +56,18 @@ def state_requests(n_drivers: int, count: int, day: LiveDay) -> tuple[list, list
     """``count`` suggest and round requests of fleets of ``n_drivers`` (parsed), and the
     suggest requests' JSON bodies."""
     suggests, rounds, bodies = [], [], []
-    rng = np.random.default_rng(n_drivers)
-    index = 0
-    while len(rounds) < count:
-        scenario = geneva_day(index, max(n_drivers, 10))
-        index += 1
-        env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=n_drivers))
-        env.reset(options={"scenario": scenario})
-        policy = make_baseline("insertion")
-        stop_at = float(rng.uniform(180.0, 420.0))  # 09:00 to 13:00
-        terminated = False
-        while not terminated and env.sim.now_min < stop_at:
-            _, _, terminated, _, _ = env.step(policy.act(env))
-        if terminated:
-            continue
-        body = state_body(env.sim, day.start_min)
-        # A request holds at most 1,000 open bookings: the most pressing (a 300-driver day
-        # has more open, advance bookings included).
-        body["open_bookings"] = sorted(
-            body["open_bookings"], key=lambda b: b["window_closes_in_min"]
-        )[:MAX_OPEN_BOOKINGS]
+    # A request holds at most 1,000 open bookings: the most pressing (a 300-driver day has
+    # more open, advance bookings included).
+    states = mid_day_states(
+        lambda index: geneva_day(index, max(n_drivers, 10)),
+        EnvConfig(max_drivers=n_drivers),
+        day.start_min,
+        np.random.default_rng(n_drivers),
+        MAX_OPEN_BOOKINGS,
+    )
+    for env, body in islice(states, count):
         rounds.append(RoundRequest.model_validate(body).to_state(0.0, day))
-        booking = scenario.bookings[int(env.visible[0])].id
+        booking = env.sim.scenario.bookings[int(env.visible[0])].id
         open_bookings = body["open_bookings"]
         asked = next(b for b in open_bookings if b["id"] == booking)
         others = [b for b in open_bookings if b["id"] != booking]

@@ -5,9 +5,10 @@ replayed week (``tests/test_feedback_loop.py``, ``bench/feedback_loop.py``) run 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from itertools import count
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from rldispatch.domain import Scenario, travel_to_dict
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.base import Policy
+from rldispatch.policies.baselines import make_baseline
 from rldispatch.sim.metrics import DayMetrics
 from rldispatch.sim.simulator import OPEN, DaySimulator
 from rldispatch.sim.stop_kernels import BREAK, PICKUP
@@ -155,6 +157,36 @@ def state_body(
         body["travel"] = travel_to_dict(scenario.travel)
         body["travel"].pop("road_network", None)  # the service is started with its own
     return body
+
+
+def mid_day_states(
+    day_of: Callable[[int], Scenario],
+    config: EnvConfig,
+    day_start_min: float,
+    rng: np.random.Generator,
+    max_open_bookings: int,
+) -> Iterator[tuple[DispatchEnv, dict[str, Any]]]:
+    """Days ``day_of(0)``, ``day_of(1)``, ... each played with cheapest insertion up to a
+    decision at a clock drawn from ``rng`` (one draw a day, uniform in 180 to 420 minutes after
+    the day's start: 09:00 to 13:00), as the env there and its :func:`state_body` with the
+    ``max_open_bookings`` most pressing open bookings (soonest closing window first, as a
+    request holds at most so many). A day that ends before its drawn clock is skipped."""
+    for index in count():
+        scenario = day_of(index)
+        env = DispatchEnv(preset=None, scenario=scenario, config=config)
+        env.reset(options={"scenario": scenario})
+        policy = make_baseline("insertion")
+        stop_at = float(rng.uniform(180.0, 420.0))
+        terminated = False
+        while not terminated and env.sim.now_min < stop_at:
+            _, _, terminated, _, _ = env.step(policy.act(env))
+        if terminated:
+            continue
+        body = state_body(env.sim, day_start_min)
+        body["open_bookings"] = sorted(
+            body["open_bookings"], key=lambda b: b["window_closes_in_min"]
+        )[:max_open_bookings]
+        yield env, body
 
 
 def action_of(env: DispatchEnv, booking_id: str, driver_id: str) -> int | None:
