@@ -4,6 +4,7 @@ assigns with features built from scratch before every decision, at 10, 50 and 30
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,10 @@ import pytest
 
 from rldispatch.agents.pairwise.features import FeatureBuilder
 from rldispatch.env import DispatchEnv, EnvConfig
-from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.decisions.manager import RLDispatchManager
-from rldispatch.service.decisions.replay import state_body
+from rldispatch.service.decisions.replay import mid_day_states
 from rldispatch.service.decisions.round_play import play_round
 from rldispatch.service.decisions.snapshot import LiveDay, LiveState, live_env
 from rldispatch.service.http.fleet_schemas import RoundRequest
@@ -29,37 +29,33 @@ def fleet_states(n_drivers: int, count: int, day: LiveDay) -> list[LiveState]:
     """``count`` round requests of geneva days of ``n_drivers`` drivers, each played with
     cheapest insertion up to a decision between 09:00 and 13:00 (at most the 1,000 most
     pressing open bookings, as a request holds)."""
-    rng = np.random.default_rng(n_drivers)
-    states = []
-    seed = 0
-    while len(states) < count:
-        scenario = geneva_day(seed, n_drivers)
-        seed += 1
-        env = DispatchEnv(preset=None, scenario=scenario, config=EnvConfig(max_drivers=n_drivers))
-        env.reset(options={"scenario": scenario})
-        policy = make_baseline("insertion")
-        stop_at = float(rng.uniform(180.0, 420.0))
-        terminated = False
-        while not terminated and env.sim.now_min < stop_at:
-            _, _, terminated, _, _ = env.step(policy.act(env))
-        if terminated:
-            continue
-        body = state_body(env.sim, day.start_min)
-        body["open_bookings"] = sorted(
-            body["open_bookings"], key=lambda b: b["window_closes_in_min"]
-        )[:MAX_OPEN_BOOKINGS]
-        states.append(RoundRequest.model_validate(body).to_state(0.0, day))
-    return states
+    states = mid_day_states(
+        lambda seed: geneva_day(seed, n_drivers),
+        EnvConfig(max_drivers=n_drivers),
+        day.start_min,
+        np.random.default_rng(n_drivers),
+        MAX_OPEN_BOOKINGS,
+    )
+    return [
+        RoundRequest.model_validate(body).to_state(0.0, day) for _, body in islice(states, count)
+    ]
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> RLDispatchManager:
+    """A manager serving an untrained pairwise model (its pair scores drawn at random) to
+    every request."""
+    path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
+    manager = RLDispatchManager(path, state=RL_ON)
+    assert manager.model is not None
+    return manager
 
 
 @pytest.mark.parametrize(("n_drivers", "count"), [(10, 4), (50, 3), (300, 2)])
 def test_a_round_assigns_what_features_built_from_scratch_assign(
-    tmp_path: Path, n_drivers: int, count: int
+    manager: RLDispatchManager, n_drivers: int, count: int
 ) -> None:
-    path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
-    manager = RLDispatchManager(path, state=RL_ON)
     model = manager.model
-    assert model is not None
     assigned = 0
     for state in fleet_states(n_drivers, count, manager.day):
         kept = manager.dispatch_round(state)
@@ -81,12 +77,9 @@ def test_a_round_assigns_what_features_built_from_scratch_assign(
 
 @pytest.mark.parametrize(("n_drivers", "count"), [(50, 5), (300, 3)])
 def test_the_features_kept_through_a_round_are_the_features_built_from_scratch(
-    tmp_path: Path, n_drivers: int, count: int
+    manager: RLDispatchManager, n_drivers: int, count: int
 ) -> None:
-    path = make_pairwise_model_file(tmp_path / "pairwise.safetensors")
-    manager = RLDispatchManager(path, state=RL_ON)
     model = manager.model
-    assert model is not None
     decisions = 0
     for state in fleet_states(n_drivers, count, manager.day):
         policy = model.policy()
