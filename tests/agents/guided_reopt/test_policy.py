@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from rldispatch.agents.guided_reopt.network import TermNetwork
-from rldispatch.agents.guided_reopt.policy import FORCED_PRIZE, GuidedReoptPolicy
+from rldispatch.agents.guided_reopt.policy import FORCED_PRIZE, TAKE_LOOKAHEAD, GuidedReoptPolicy
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import known_reward_policy
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
@@ -46,7 +47,7 @@ def _take_network(bias: float) -> TermNetwork:
     return network
 
 
-@pytest.mark.parametrize("take_driver", ["insertion", "known-reward"])
+@pytest.mark.parametrize("take_driver", ["insertion", "known-reward", "lookahead"])
 def test_a_zero_take_head_waits_as_reopt_does(take_driver: str) -> None:
     config = EnvConfig(max_drivers=3)
     reopt = evaluate_policy(make_baseline("reopt"), DAYS[1:], config)[0]
@@ -149,3 +150,31 @@ def test_known_reward_take_acts_as_the_known_reward_policy_where_reopt_waits() -
         _, _, terminated, _, _ = env.step(action)
     assert taken > 0
     assert policy.taken == taken
+
+
+def test_lookahead_take_plays_the_known_rewards_best_assignments_on_where_reopt_waits() -> None:
+    day = geneva_day(6, 5, bookings_per_driver=(19.0, 21.0))  # overloaded: reopt waits
+    config = EnvConfig(max_drivers=5)
+    policy = GuidedReoptPolicy(_take_network(1.0), take_driver="lookahead")
+    reopt = make_baseline("reopt")
+    greedy = known_reward_policy(config.reward)
+    expert = LookaheadExpert(greedy.q_function, TAKE_LOOKAHEAD)
+    env = DispatchEnv(preset=None, scenario=day, config=config)
+    env.reset(options={"scenario": day})
+    taken = differs = 0
+    terminated = False
+    while not terminated:
+        planned = reopt.act(env)
+        action = policy.act(env)
+        if planned != 0:
+            assert action == planned
+        else:
+            state = greedy.features.build(env)
+            assert action == state.action(expert.choose(env, state))
+            taken += action != 0
+            differs += action != greedy.act(env)
+        _, _, terminated, _, _ = env.step(action)
+    assert taken > 0
+    assert policy.taken == taken
+    assert expert.rollouts > 0
+    assert differs > 0  # the look ahead changed some of the known reward's choices

@@ -16,7 +16,10 @@ keep the env's windows but may turn late, becomes the policy's plan). With
 the plan holds back too) and, when the best score is above 0, the action is the one whose
 reward known at the decision is best (km, lateness it causes, knock-on lateness:
 :func:`~rldispatch.agents.pairwise.policy.known_reward_policy`, the pairwise network's
-untrained start), booking and driver both.
+untrained start), booking and driver both; with ``take_driver="lookahead"`` that known-reward
+network's :data:`TAKE_LOOKAHEAD` best assignments are each played on in a copy of the day on the
+bookings known now (:class:`~rldispatch.agents.pairwise.lookahead.LookaheadExpert`) and the one
+whose copy ends with the most reward is taken.
 Everything else is ``reopt``'s: the same problem, locked commitments, warm start, search
 budget and acting on the plan. With a zero network the model is ``reopt``'s to the last
 integer and the gate commits every planned booking, so it takes ``reopt``'s decisions.
@@ -37,6 +40,7 @@ from rldispatch.agents.guided_reopt.gate import (
 )
 from rldispatch.agents.guided_reopt.network import TAKE_TERM, TermNetwork
 from rldispatch.agents.kinds import CandidateScore, LearnedPolicy
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import PairwisePolicy, known_reward_policy
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
@@ -46,10 +50,12 @@ from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import DaySimulator
 from rldispatch.sim.stop_simulator import StopDaySimulator
 
-TAKE_DRIVERS = ("insertion", "replan", "known-reward")
+TAKE_DRIVERS = ("insertion", "replan", "known-reward", "lookahead")
 """How a take is chosen: the best-scored booking the plan leaves out to the env's cheapest
-insertion, or to the driver of a re-plan with the booking forced in; or the assignment with
-the best known reward."""
+insertion, or to the driver of a re-plan with the booking forced in; the assignment with the
+best known reward; or the best of the known reward's best assignments played on."""
+TAKE_LOOKAHEAD = 3
+"""Assignments a ``lookahead`` take plays on (the known reward's best first)."""
 FORCED_PRIZE = 10_000.0
 """Reward units added to the price of leaving the taken booking out of its forced re-plan: far
 above any plan's cost, so the re-plan serves it whenever its model can."""
@@ -81,7 +87,9 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         driver of its cheapest insertion; ``"replan"``, the driver a re-plan with the booking
         forced in gives it (cheapest insertion when that re-plan cannot serve it);
         ``"known-reward"``, the assignment with the best known reward among every visible
-        booking (the term scores them all).
+        booking (the term scores them all); ``"lookahead"``, the best of the
+        :data:`TAKE_LOOKAHEAD` assignments of best known reward, each played on in a copy of
+        the day on the bookings known now.
     """
 
     name = "guided-reopt"
@@ -106,6 +114,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         self.floor_min = float(floor_min)
         self.take_driver = take_driver
         self._known_reward: tuple[RewardConfig, PairwisePolicy] | None = None
+        self._take_expert: LookaheadExpert | None = None
         self.held = 0
         self.taken = 0
         self.forced_replans = 0
@@ -134,7 +143,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         if table is None or not self._solved or isinstance(sim, StopDaySimulator):
             return 0
         grid = env.action_masks()[1:].reshape(env.config.max_drivers, env.config.visible_slots)
-        by_known_reward = self.take_driver == "known-reward"
+        by_known_reward = self.take_driver in ("known-reward", "lookahead")
         takeable = [
             (slot, booking)
             for slot, booking in enumerate(env.visible.tolist())
@@ -154,7 +163,7 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         if not scores[best] > 0.0:
             return 0
         if by_known_reward:
-            action = self._known_reward_policy(env.config.reward).act(env)
+            action = self._known_reward_action(env)
             self.taken += action != 0
             return action
         slot, booking = candidates[best]
@@ -171,7 +180,21 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         """The known-reward policy of ``reward``'s weights (made once per weights)."""
         if self._known_reward is None or self._known_reward[0] != reward:
             self._known_reward = (reward, known_reward_policy(reward))
+            self._take_expert = None
         return self._known_reward[1]
+
+    def _known_reward_action(self, env: DispatchEnv) -> int:
+        """The known-reward policy's action; with ``take_driver="lookahead"`` the best of its
+        :data:`TAKE_LOOKAHEAD` best assignments, each played on in a copy of the day."""
+        policy = self._known_reward_policy(env.config.reward)
+        if self.take_driver != "lookahead":
+            return policy.act(env)
+        if self._take_expert is None:
+            self._take_expert = LookaheadExpert(
+                policy.q_function, TAKE_LOOKAHEAD, policy.features.candidates_per_booking
+            )
+        state = policy.features.build(env)
+        return state.action(self._take_expert.choose(env, state))
 
     def _forced_driver(self, env: DispatchEnv, booking: int) -> int | None:
         """Re-plan with ``booking`` forced in (:data:`FORCED_PRIZE` on leaving it out), keep
