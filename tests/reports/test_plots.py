@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.reports.plots import (
+    QUICKSTART_RUN,
     load_training_curves,
     moving_average,
     plot_comparison,
@@ -56,6 +57,16 @@ def test_curves_from_training_metrics_skip_episodes_without_updates(tmp_path) ->
     np.testing.assert_allclose(curves["eval_reward"].values, [900.0, 950.0])
     out = plot_training_curves(curves, tmp_path / "curves.png")
     assert out.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_curves_of_a_quickstart_folder_are_its_training_run(tmp_path) -> None:
+    run = tmp_path / QUICKSTART_RUN
+    run.mkdir()
+    (run / "training_metrics.json").write_text(json.dumps(metrics_document()))
+    curves = load_training_curves(tmp_path)
+    np.testing.assert_allclose(curves["eval_reward"].values, [900.0, 950.0])
+    (tmp_path / "training_metrics.json").write_text(json.dumps({"evaluations": []}))
+    assert load_training_curves(tmp_path)["eval_reward"].values.size == 0  # its own first
 
 
 def test_curves_from_tensorboard_logs(tmp_path) -> None:

@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "training", help="training curves of a run (training_metrics.json or TensorBoard logs)"
     )
     training.add_argument(
-        "source", type=Path, help="run folder, training_metrics.json or TensorBoard log folder"
+        "source",
+        type=Path,
+        help="run folder (or a quickstart folder), training_metrics.json or TensorBoard log folder",
     )
     training.add_argument("--out", type=Path, required=True, help="PNG file to write")
     training.add_argument(

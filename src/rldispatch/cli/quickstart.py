@@ -49,6 +49,7 @@ from rldispatch.policies.base import Policy
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.reports.plots import (
+    QUICKSTART_RUN,
     load_training_curves,
     plot_comparison,
     plot_routes,
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     single_threaded_numerics()
     out: Path = args.out
-    run_dir = out / "train"
+    run_dir = out / QUICKSTART_RUN
     if run_dir.exists():
         shutil.rmtree(run_dir)  # the quickstart always starts afresh
     out.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,10 @@ TENSORBOARD_TAGS = {
 # --- training curves -------------------------------------------------------------------------
 
 
+QUICKSTART_RUN = "train"
+"""The subfolder of a quickstart folder holding its training run."""
+
+
 @dataclass(frozen=True)
 class Curve:
     """Values against env steps; ``drivers`` is each point's fleet size when the run recorded
@@ -70,8 +74,15 @@ class Curve:
 
 def load_training_curves(source: str | Path) -> dict[str, Curve]:
     """Curves keyed ``reward``, ``epsilon``, ``td_loss``, ``q_mean``, ``eval_reward`` (x: env
-    steps) from a run folder, its ``training_metrics.json`` or a TensorBoard log folder."""
+    steps) from a run folder, its ``training_metrics.json``, a TensorBoard log folder or a
+    quickstart folder (its run is in ``train/``)."""
     source = Path(source)
+    quickstart_run = source / QUICKSTART_RUN
+    if (
+        not (source / "training_metrics.json").exists()
+        and (quickstart_run / "training_metrics.json").exists()
+    ):
+        source = quickstart_run
     if source.is_dir() and (source / "training_metrics.json").exists():
         source = source / "training_metrics.json"
     if source.is_file():
