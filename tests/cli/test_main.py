@@ -160,3 +160,16 @@ def test_serve_on_a_taken_port_is_one_line_before_the_service_starts(
         f"rldispatch serve: error: port: cannot listen on 127.0.0.1:{port} (Address already in use)"
     )
     assert not (tmp_path / "data" / "admin-token").exists()
+
+
+def test_a_closed_reader_ends_the_command_quietly_with_sigpipes_status() -> None:
+    # The reader goes before the command writes (``rldispatch ... | head`` once head is done).
+    command = [sys.executable, "-m", "rldispatch.cli", "simulate", "--preset", "geneva"]
+    command += ["--episodes", "1", "--policy", "insertion"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "BrokenPipeError" not in error
+    assert "Traceback" not in error

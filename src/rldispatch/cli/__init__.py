@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from typing import NoReturn
 
@@ -30,6 +32,9 @@ VERBS = {
 }
 """Each verb and its one-line help; the verb's module is ``rldispatch.cli.<verb with _>``."""
 EXIT_BAD_INPUT = 2
+EXIT_OUTPUT_CLOSED = 141
+"""The exit status of a command whose reader closed its output (``rldispatch ... | head``):
+128 plus SIGPIPE's number, as a shell reports a program the signal stopped."""
 
 
 class CliError(Exception):
@@ -93,13 +98,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rldispatch {args.verb}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed reader shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a worker's, a socket): a real error
+        return EXIT_OUTPUT_CLOSED
     except (CliError, ScenarioError, FileNotFoundError) as error:
         print(f"rldispatch {args.verb}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"rldispatch {args.verb}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone; if so, what is still to be
+    written goes to the null device (the interpreter's last flush would fail again)."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no descriptor (a captured stream)
+        return False
+    if closed:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    return closed
 
 
 if __name__ == "__main__":
