@@ -23,7 +23,9 @@ holding planned bookings back until their pickup is T minutes ahead; with ``over
 while its plan leaves a known booking out), and with ``--pairwise-model`` ``pairwise`` and
 ``lookahead N`` (that network with the lookahead expert on its N best pairs), and
 ``guided-reopt insertion`` and ``guided-reopt replan`` (the model with its taken bookings'
-driver chosen by cheapest insertion or by a re-plan with the booking forced in).
+driver chosen by cheapest insertion or by a re-plan with the booking forced in), and
+``guided-reopt+lookahead N`` (the model's own action against the known reward's N best
+assignments, each played on: ``evaluate --lookahead N`` of a guided-reopt model).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import numpy as np
 from report_file import append_row, read_rows
 
 from rldispatch.agents.guided_reopt.config import GuidedReoptConfig
+from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
 from rldispatch.agents.guided_reopt.policy import TAKE_DRIVERS, GuidedReoptPolicy
 from rldispatch.agents.kinds import agent_kind
 from rldispatch.agents.model_files import load_learned_model
@@ -267,6 +270,10 @@ def run_evaluation(args: argparse.Namespace) -> None:
             name = f"guided-reopt {take_driver}"
             if name in names:
                 policies[name] = _take_driver(guided, take_driver, name)
+        for name in names:
+            if name.startswith("guided-reopt+lookahead "):
+                candidates = int(name.removeprefix("guided-reopt+lookahead "))
+                policies[name] = GuidedLookaheadPolicy(guided, candidates, name=name)
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in read_rows(log)}

@@ -119,7 +119,9 @@ def test_evaluate_refuses_the_lookahead_for_a_flat_model_or_no_candidates(
 
     flat = make_model_file(tmp_path / "flat.safetensors", hidden_sizes=(8,))
     assert main(["evaluate", "--model", str(flat), "--lookahead", "2", "--episodes", "1"]) == 2
-    assert "--lookahead: needs a pairwise model" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--lookahead: a dqn model" in error
+    assert "has no look ahead" in error
     model = pairwise_run / "run" / "best_model.safetensors"
     assert main(["evaluate", "--model", str(model), "--lookahead", "-1", "--episodes", "1"]) == 2
     assert "--lookahead: must be at least 1" in capsys.readouterr().err

@@ -220,6 +220,12 @@ class AgentKind(ABC):
         """
         raise ModelLoadError(f"model: a {self.name} model cannot be served")
 
+    def lookahead_policy(self, model: LearnedModel, candidates: int) -> Policy | None:
+        """``model`` with a look ahead on top (``evaluate --lookahead N``): at each decision
+        ``candidates`` assignments played on in copies of the day on the bookings known then,
+        the best taken; None when the kind has none."""
+        return None
+
     def export_onnx(self, path: Path, check_states: int, seed: int) -> tuple[bytes, int, float]:
         """A model file's ONNX graph (its metadata included), the number of real states it was
         checked on, and the largest difference of its values to the model's own there.

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rldispatch.agents.dqn.model_file import ModelFileError
+from rldispatch.agents.kinds import agent_kind
 from rldispatch.agents.model_files import LearnedModel, load_learned_model
 from rldispatch.cli import VERBS, CliError
 from rldispatch.cli.common import (
@@ -76,10 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also play a pairwise model with the lookahead expert: at each decision its N "
-        "best pairs are played on, on a copy of the day that knows only the bookings known "
-        "then, and the one that ends best is taken (tenths of a second a decision; default "
-        "0: not played)",
+        help="also play the model with a look ahead: at each decision N assignments (a "
+        "pairwise model's N best pairs; a guided-reopt model's own action and the known "
+        "reward's N best) are played on, on a copy of the day that knows only the bookings "
+        "known then, and the one that ends best is taken (tenths of a second a decision; "
+        "default 0: not played)",
     )
     add_hindsight_arguments(parser)
     add_reward_argument(parser)
@@ -99,21 +101,13 @@ def load_model_or_fail(path: Path, name: str | None = None) -> LearnedModel:
 
 
 def lookahead_policy(model: LearnedModel, candidates: int) -> Policy:
-    """The lookahead expert on ``model``'s network (pairwise models only)."""
-    from rldispatch.agents.pairwise.lookahead import LookaheadPolicy
-    from rldispatch.agents.pairwise.policy import PairwisePolicy
-
+    """``model`` with its kind's look ahead on ``candidates`` assignments a decision."""
     if candidates < 1:
         raise CliError(f"--lookahead: must be at least 1, got {candidates}")
-    policy = model.policy
-    if not isinstance(policy, PairwisePolicy) or policy.network is None:
-        raise CliError(f"--lookahead: needs a pairwise model, {model.path} is {model.kind}")
-    return LookaheadPolicy(
-        policy.q_function,
-        candidates,
-        policy.features.candidates_per_booking,
-        name=f"{policy.name}+lookahead",
-    )
+    policy = agent_kind(model.kind).lookahead_policy(model, candidates)
+    if policy is None:
+        raise CliError(f"--lookahead: a {model.kind} model ({model.path}) has no look ahead")
+    return policy
 
 
 def held_out_days(args: argparse.Namespace, default_preset: str | None) -> Days:

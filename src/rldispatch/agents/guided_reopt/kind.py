@@ -24,6 +24,7 @@ from rldispatch.agents.guided_reopt.features import build_features
 from rldispatch.agents.guided_reopt.gate import gate_rows, gate_targets, plan_rank
 from rldispatch.agents.guided_reopt.labels import LabelBudget, Labeller, LabelRequest
 from rldispatch.agents.guided_reopt.learning import LabelledState, fenchel_young_step, gate_step
+from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
 from rldispatch.agents.guided_reopt.model_file import (
     FORMAT_NAME,
     GuidedReoptMetadata,
@@ -275,6 +276,13 @@ class GuidedReoptKind(AgentKind):
 
     def search_space(self) -> Sequence[Hyperparameter]:
         return GUIDED_REOPT_SEARCH_SPACE
+
+    def lookahead_policy(self, model: LearnedModel, candidates: int) -> GuidedLookaheadPolicy:
+        """Its own action against the known reward's ``candidates`` best assignments, each
+        played on (:mod:`.lookahead`)."""
+        policy = model.policy
+        assert isinstance(policy, GuidedReoptPolicy)
+        return GuidedLookaheadPolicy(policy, candidates)
 
     serving_runtimes = SERVING_RUNTIMES
 

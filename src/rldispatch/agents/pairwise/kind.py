@@ -14,6 +14,7 @@ from rldispatch.agents.model_container import env_config_from_dict, env_config_t
 from rldispatch.agents.pairwise.agent import PairDQNAgent, greedy_candidate
 from rldispatch.agents.pairwise.config import PairwiseConfig
 from rldispatch.agents.pairwise.features import FeatureBuilder, PairState
+from rldispatch.agents.pairwise.lookahead import LookaheadPolicy
 from rldispatch.agents.pairwise.model_file import (
     FORMAT_NAME,
     PairwiseMetadata,
@@ -196,6 +197,17 @@ class PairwiseKind(AgentKind):
 
     def search_space(self) -> Sequence[Hyperparameter]:
         return PAIRWISE_SEARCH_SPACE
+
+    def lookahead_policy(self, model: LearnedModel, candidates: int) -> LookaheadPolicy:
+        """The lookahead expert on the model's network: its ``candidates`` best pairs."""
+        policy = model.policy
+        assert isinstance(policy, PairwisePolicy)
+        return LookaheadPolicy(
+            policy.q_function,
+            candidates,
+            policy.features.candidates_per_booking,
+            name=f"{policy.name}+lookahead",
+        )
 
     def load_served(self, path: Path, runtime: str, probe_day: ProbeDay) -> LoadedPairwiseQModel:
         """Its network on NumPy or ONNX Runtime, probed with one decision on a tiny live day."""

@@ -87,12 +87,18 @@ class LookaheadExpert:
         """The reward of taking ``candidate`` in the env's state and playing the bookings
         known now to their end with the network's greedy choices; None when abandoned (past
         ``deadline``, on :func:`time.perf_counter`, or ``should_stop``)."""
+        return self.action_reward(env, state.action(candidate), deadline)
+
+    def action_reward(
+        self, env: DispatchEnv, action: int, deadline: float | None = None
+    ) -> float | None:
+        """:meth:`rollout_reward` of an env action (``0``: wait), whoever chose it."""
         sim = env.sim.copy()
         sim.forget_unreleased()
         sim.offer_every_booking()  # a live day's copy offers its later bookings as it plays
         rollout = self._environment(env)
         rollout.resume(sim)
-        _, total, terminated, _, _ = rollout.step(state.action(candidate))
+        _, total, terminated, _, _ = rollout.step(action)
         features, q_function = self.features, self.q_function
         should_stop = self.should_stop
         while not terminated:

@@ -1,0 +1,79 @@
+"""``guided-reopt`` with the look ahead: its own action against the known reward's best
+assignments, each played on in a copy of the day; the best is taken, ties to its own."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
+from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
+from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert
+from rldispatch.agents.pairwise.policy import known_reward_policy
+from rldispatch.cli import main
+from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.scenarios.files import save_scenario
+from rldispatch.scenarios.fleet_days import geneva_day
+
+OVERLOADED = geneva_day(6, 4, bookings_per_driver=(19.0, 21.0))
+
+
+def test_each_action_is_the_best_played_on_of_its_own_and_the_known_rewards_best() -> None:
+    config = EnvConfig(max_drivers=4)
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), candidates=2)
+    twin = GuidedReoptPolicy(TermNetwork())  # the same re-plans at the same states: reopt
+    greedy = known_reward_policy(config.reward)
+    expert = LookaheadExpert(greedy.q_function, 2)
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    overruled = looked = 0
+    terminated = False
+    while not terminated:
+        own = twin.act(env)
+        state = greedy.features.build(env)
+        _, order = expert.ranked(state)
+        looked_at = dict.fromkeys(state.action(int(c)) for c in order)
+        actions = [own] + [a for a in looked_at if a != own]
+        action = policy.act(env)
+        if len(actions) == 1:
+            assert action == own
+        else:
+            rewards = [expert.action_reward(env, a) for a in actions]
+            best = max(rewards)
+            assert action == actions[rewards.index(best)]  # the first best: its own on ties
+            looked += 1
+        overruled += action != own
+        _, _, terminated, _, _ = env.step(action)
+    assert looked > 0
+    assert overruled > 0  # the look changed some of reopt's decisions
+    assert policy.overruled == overruled
+
+
+def test_candidates_are_checked_and_the_policy_pickles_after_use() -> None:
+    with pytest.raises(ValueError, match="candidates"):
+        GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), candidates=0)
+    config = EnvConfig(max_drivers=4)
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), candidates=1)
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    for _ in range(3):
+        env.step(policy.act(env))
+    copy = pickle.loads(pickle.dumps(policy))  # worker processes of evaluate --jobs
+    assert copy.candidates == 1 and copy.guided.name == policy.guided.name
+
+
+def test_evaluate_plays_a_guided_model_with_its_look_ahead(tmp_path: Path) -> None:
+    model = save_guided_model(
+        tmp_path / "guided.safetensors", TermNetwork(), GuidedReoptMetadata(hidden=32)
+    )
+    day = save_scenario(geneva_day(3, 3), tmp_path / "day.json")
+    out = tmp_path / "report.json"
+    args = ["evaluate", "--model", str(model), "--scenario", str(day), "--lookahead", "2"]
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["policies"]) == {"guided-reopt", "guided-reopt+lookahead"}
