@@ -86,6 +86,21 @@ def test_held_out_dates_and_the_cap_are_printed():
     assert "--episodes 2 played the first 2 days of 3" in table
 
 
+def test_an_uncertain_days_settings_are_printed_and_a_certain_day_says_nothing():
+    report = report_of(2)
+    report["uncertainty"] = {
+        "travel_cv": 0.2,
+        "no_show_rate": 0.05,
+        "service_delay_cv": 0.0,
+        "seed": 7,
+    }
+    table = format_table(report)
+    assert "an uncertain day (--travel-noise 0.2, --no-show-rate 0.05, drawn from seed 7" in table
+    assert "--service-delay" not in table
+    report["uncertainty"] = {"travel_cv": 0.0, "no_show_rate": 0.0, "service_delay_cv": 0.0}
+    assert "uncertain" not in format_table(report)
+
+
 def test_plural():
     assert [plural(n, "day") for n in (0, 1, 2)] == ["0 days", "1 day", "2 days"]
     assert plural(1, "trial") == "1 trial"

@@ -174,7 +174,26 @@ def _days_lines(report: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"--repeats {repeats['count']}: no stochastic policy here; each day is played once"
         )
+    uncertainty = report.get("uncertainty") or {}
+    settings = [
+        f"{option} {uncertainty[key]:g}"
+        for key, option in UNCERTAINTY_OPTIONS
+        if uncertainty.get(key)
+    ]
+    if settings:
+        lines.append(
+            f"an uncertain day ({', '.join(settings)}, drawn from seed "
+            f"{uncertainty.get('seed', 0)}, the same for every policy)"
+        )
     return lines
+
+
+UNCERTAINTY_OPTIONS = (
+    ("travel_cv", "--travel-noise"),
+    ("no_show_rate", "--no-show-rate"),
+    ("service_delay_cv", "--service-delay"),
+)
+"""The report's uncertainty settings and the options that set them."""
 
 
 def decision_time_summary(results: Mapping[str, Sequence[DayMetrics]]) -> dict[str, Any]:
