@@ -3,10 +3,11 @@
 At each decision the policy's own action (``reopt``'s re-plan with the learned terms, its
 take where the re-plan waits) and the known reward's ``N`` best assignments are each played
 on in a copy of the day that knows only the bookings known then, every later decision of the
-copy the known-reward network's greedy choice
-(:class:`~rldispatch.agents.pairwise.lookahead.LookaheadExpert`, the expert of the pairwise
-network's ``--lookahead``); the action whose copy ends with the most reward is taken, ties to
-the policy's own. The look costs a rollout per action (tenths of a second on a day of 20
+copy the known-reward network's greedy choice (the network the policy's own takes use,
+:meth:`GuidedReoptPolicy.known_reward`, under
+:class:`~rldispatch.agents.pairwise.lookahead.LookaheadExpert`, the expert of the pairwise
+network's ``--lookahead``); the action whose copy ends with the most reward is taken, ties
+to the policy's own. The look costs a rollout per action (tenths of a second on a day of 20
 drivers); with no time budget the choice never depends on the machine's speed.
 """
 
@@ -16,9 +17,8 @@ import numpy as np
 
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
-from rldispatch.agents.pairwise.policy import known_reward_policy
+from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.env import DispatchEnv
-from rldispatch.rewards import RewardConfig
 
 
 class GuidedLookaheadPolicy:
@@ -35,24 +35,25 @@ class GuidedLookaheadPolicy:
         self.guided = guided
         self.candidates = int(candidates)
         self.name = name or f"{guided.name}+lookahead"
-        self._reward: RewardConfig | None = None
         self._expert: LookaheadExpert | None = None
         self.overruled = 0  # decisions where another action than the policy's own was taken
 
-    def expert(self, reward: RewardConfig) -> LookaheadExpert:
-        """The look ahead on the known-reward network of ``reward``'s weights."""
-        if self._expert is None or self._reward != reward:
-            greedy = known_reward_policy(reward)
-            self._expert = LookaheadExpert(
+    def expert(self, greedy: PairwisePolicy) -> LookaheadExpert:
+        """The look ahead on ``greedy``'s network (made again when the network is another:
+        other reward weights). Its own feature builder: the rollouts' copies would otherwise
+        evict the day ``greedy``'s builder keeps."""
+        expert = self._expert
+        if expert is None or expert.q_function is not greedy.q_function:
+            expert = self._expert = LookaheadExpert(
                 greedy.q_function, self.candidates, greedy.features.candidates_per_booking
             )
-            self._reward = reward
-        return self._expert
+        return expert
 
     def act(self, env: DispatchEnv) -> int:
         own = int(self.guided.act(env))
-        expert = self.expert(env.config.reward)
-        state = expert.features.build(env)
+        greedy = self.guided.known_reward(env.config.reward)
+        expert = self.expert(greedy)
+        state = greedy.features.build(env)
         _, order = expert.ranked(state)
         actions = [own]
         for candidate in order.tolist():
@@ -65,9 +66,3 @@ class GuidedLookaheadPolicy:
         best = actions[int(np.argmax(rewards))]
         self.overruled += best != own
         return best
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_expert"] = None  # rebuilt on first use (worker processes)
-        state["_reward"] = None
-        return state

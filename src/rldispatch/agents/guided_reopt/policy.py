@@ -176,25 +176,25 @@ class GuidedReoptPolicy(ReoptPolicy, LearnedPolicy):
         column = np.where(grid[: sim.n_drivers, slot], table.cost[: sim.n_drivers, slot], np.inf)
         return assignment_action(env, int(np.argmin(column)), slot)
 
-    def _known_reward_policy(self, reward: RewardConfig) -> PairwisePolicy:
+    def known_reward(self, reward: RewardConfig) -> PairwisePolicy:
         """The known-reward policy of ``reward``'s weights (made once per weights)."""
         if self._known_reward is None or self._known_reward[0] != reward:
             self._known_reward = (reward, known_reward_policy(reward))
-            self._take_expert = None
         return self._known_reward[1]
 
     def _known_reward_action(self, env: DispatchEnv) -> int:
         """The known-reward policy's action; with ``take_driver="lookahead"`` the best of its
         :data:`TAKE_LOOKAHEAD` best assignments, each played on in a copy of the day."""
-        policy = self._known_reward_policy(env.config.reward)
+        policy = self.known_reward(env.config.reward)
         if self.take_driver != "lookahead":
             return policy.act(env)
-        if self._take_expert is None:
-            self._take_expert = LookaheadExpert(
+        expert = self._take_expert
+        if expert is None or expert.q_function is not policy.q_function:
+            expert = self._take_expert = LookaheadExpert(
                 policy.q_function, TAKE_LOOKAHEAD, policy.features.candidates_per_booking
             )
         state = policy.features.build(env)
-        return state.action(self._take_expert.choose(env, state))
+        return state.action(expert.choose(env, state))
 
     def _forced_driver(self, env: DispatchEnv, booking: int) -> int | None:
         """Re-plan with ``booking`` forced in (:data:`FORCED_PRIZE` on leaving it out), keep
