@@ -25,7 +25,9 @@ while its plan leaves a known booking out), and with ``--pairwise-model`` ``pair
 ``guided-reopt insertion`` and ``guided-reopt replan`` (the model with its taken bookings'
 driver chosen by cheapest insertion or by a re-plan with the booking forced in), and
 ``guided-reopt+lookahead N`` (the model's own action against the known reward's N best
-assignments, each played on: ``evaluate --lookahead N`` of a guided-reopt model).
+assignments, each played on: ``evaluate --lookahead N`` of a guided-reopt model), and
+``guided-reopt+lookahead N ms B`` (the same within a wall-clock budget of B ms a decision,
+its re-plan included, as ``serve --lookahead N --lookahead-budget-ms B`` plays it).
 """
 
 from __future__ import annotations
@@ -272,8 +274,11 @@ def run_evaluation(args: argparse.Namespace) -> None:
                 policies[name] = _take_driver(guided, take_driver, name)
         for name in names:
             if name.startswith("guided-reopt+lookahead "):
-                candidates = int(name.removeprefix("guided-reopt+lookahead "))
-                policies[name] = GuidedLookaheadPolicy(guided, candidates, name=name)
+                candidates, *budget = name.removeprefix("guided-reopt+lookahead ").split(" ms ")
+                budget_s = float(budget[0]) / 1e3 if budget else None
+                policies[name] = GuidedLookaheadPolicy(
+                    guided, int(candidates), name=name, time_budget_s=budget_s
+                )
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
     done = {(row["day"], row["policy"]) for row in read_rows(log)}

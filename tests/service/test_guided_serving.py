@@ -9,16 +9,25 @@ import httpx
 import pytest
 import torch
 
-from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
+from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
+from rldispatch.agents.guided_reopt.model_file import (
+    GuidedReoptMetadata,
+    load_guided_model,
+    save_guided_model,
+)
 from rldispatch.agents.guided_reopt.network import TermNetwork
+from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.onnx_files import export_onnx
 from rldispatch.agents.serving import ModelLoadError
 from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.policies.baselines import make_baseline
 from rldispatch.scenarios.presets import HELD_OUT_SEEDS, make_preset
+from rldispatch.service.config import Lookahead
+from rldispatch.service.decisions.manager import RLDispatchManager
 from rldispatch.service.decisions.replay import state_body
-from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.decisions.snapshot import LiveDay, live_env
 from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on
+from tests.service.test_round import RL_ON, day_state
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +85,37 @@ def test_onnx_export_of_a_guided_model_is_refused_in_one_line(guided_path, tmp_p
     with pytest.raises(ModelLoadError, match="guided-reopt model") as error:
         export_onnx(guided_path, tmp_path / "guided.onnx")
     assert "\n" not in str(error.value)
+
+
+def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
+    guided_path: Path,
+) -> None:
+    state, day = day_state(decisions=0)
+    manager = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, None))
+    answer = manager.dispatch_round(state)
+    assert answer.source == "rl" and answer.reason is None
+    live = live_env(state, day, manager.rl_config(len(state.drivers)))
+    model = load_guided_model(guided_path)
+    policy = GuidedLookaheadPolicy(
+        GuidedReoptPolicy(model.network, horizon_min=model.metadata.horizon_min), 2
+    )
+    env, made = live.env, []
+    while env.action_masks()[1:].any() and not env.sim.done:
+        action = policy.act(env)
+        if action == 0:
+            break
+        assigned = env.assign(action)
+        made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
+    got = [(a.booking_id, a.driver_id) for a in answer.assignments]
+    assert got == made and got
+    plain = RLDispatchManager(guided_path, state=RL_ON).dispatch_round(state)
+    assert [(a.booking_id, a.driver_id) for a in plain.assignments] != got  # it looked ahead
+    assert manager.lookahead_status() == {
+        "candidates": 2,
+        "budget_ms": None,
+        "decisions_cut_short": 0,
+    }
+    hurried = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, 1e-9))
+    rushed = hurried.dispatch_round(state)  # every look cut: the plain re-plan's round
+    assert rushed.assignments == plain.assignments
+    assert hurried.lookahead_status()["decisions_cut_short"] > 0

@@ -67,9 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help=(
-            "a pairwise model's decisions (each of a round's, a suggestion's driver) play its N "
-            "best candidates on in copies of the live day and take the best (env "
-            "RLDISPATCH_LOOKAHEAD; default 0: none)"
+            "a pairwise or guided-reopt model's decisions (each of a round's, a suggestion's "
+            "driver) play its own choice and N other candidates on in copies of the live day "
+            "and take the best (env RLDISPATCH_LOOKAHEAD; default 0: none)"
         ),
     )
     parser.add_argument(

@@ -7,6 +7,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
@@ -17,6 +18,7 @@ from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import known_reward_policy
 from rldispatch.cli import main
 from rldispatch.env import DispatchEnv, EnvConfig
+from rldispatch.policies.base import assignment_action
 from rldispatch.scenarios.files import save_scenario
 from rldispatch.scenarios.fleet_days import geneva_day
 
@@ -77,3 +79,44 @@ def test_evaluate_plays_a_guided_model_with_its_look_ahead(tmp_path: Path) -> No
     assert main([*args, "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert set(report["policies"]) == {"guided-reopt", "guided-reopt+lookahead"}
+
+
+@pytest.mark.parametrize("limit", ["budget", "stop"])
+def test_a_spent_budget_or_a_stop_leaves_the_re_plan_s_own_action(limit: str) -> None:
+    with pytest.raises(ValueError, match="time_budget_s"):
+        GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), time_budget_s=0.0)
+    config = EnvConfig(max_drivers=4)
+    budget = 1e-9 if limit == "budget" else None  # spent by the first rollout step
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 3, time_budget_s=budget)
+    if limit == "stop":
+        policy.should_stop = lambda: True
+    twin = GuidedReoptPolicy(TermNetwork())
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    for _ in range(25):
+        action = policy.act(env)
+        assert action == twin.act(env)
+        env.step(action)
+    assert policy.cut_short > 0 and policy.overruled == 0
+
+
+def test_a_booking_s_driver_is_the_one_whose_rollout_ends_best() -> None:
+    config = EnvConfig(max_drivers=4)
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), candidates=2)
+    expert = LookaheadExpert(known_reward_policy(config.reward).q_function, 2)
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    picked = changed = 0
+    for _ in range(30):
+        scores = policy.guided.candidate_scores(env, 0)
+        drivers = np.array([score.driver for score in scores], dtype=np.int64)
+        if drivers.size > 1:
+            rewards = [
+                expert.action_reward(env, assignment_action(env, int(d), 0)) for d in drivers[:3]
+            ]
+            pick = policy.pick_driver(env, 0, drivers)
+            assert pick == rewards.index(max(rewards))
+            picked += 1
+            changed += pick != 0
+        env.step(policy.guided.act(env))
+    assert picked > 0 and changed > 0

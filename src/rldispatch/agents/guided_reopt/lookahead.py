@@ -9,9 +9,20 @@ copy the known-reward network's greedy choice (the network the policy's own take
 network's ``--lookahead``); the action whose copy ends with the most reward is taken, ties
 to the policy's own. The look costs a rollout per action (tenths of a second on a day of 20
 drivers); with no time budget the choice never depends on the machine's speed.
+
+To serve it (``serve --lookahead N`` with a guided-reopt model), ``time_budget_s`` bounds a
+whole decision, the re-plan included: the actions are played on in turn (its own first) until
+the budget is spent, a rollout in progress then counts for nothing, and the choice is the best
+of those played to their end (its own when none was). A decision whose re-plan alone spends
+the budget is the re-plan's, so a budget below ``reopt``'s slowest decisions keeps the slowest
+decisions at ``reopt``'s time. A caller may also stop the look at any step
+(:attr:`GuidedLookaheadPolicy.should_stop`: a request's budget spent, its client gone).
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -19,6 +30,7 @@ from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.env import DispatchEnv
+from rldispatch.policies.base import assignment_action
 
 
 class GuidedLookaheadPolicy:
@@ -27,16 +39,32 @@ class GuidedLookaheadPolicy:
 
     :param guided: the policy whose action is always among those played on.
     :param candidates: the known reward's best assignments played on beside it.
+    :param time_budget_s: wall-clock budget of one decision, its re-plan included (None:
+        none, the choice then never depends on the machine's speed).
+
+    ``should_stop`` (None: never) is asked at every rollout step too; once it answers True no
+    rollout goes on.
     """
 
-    def __init__(self, guided: GuidedReoptPolicy, candidates: int = 3, name: str = "") -> None:
+    def __init__(
+        self,
+        guided: GuidedReoptPolicy,
+        candidates: int = 3,
+        name: str = "",
+        time_budget_s: float | None = None,
+    ) -> None:
         if candidates < 1:
             raise ValueError(f"candidates: must be at least 1, got {candidates!r}")
+        if time_budget_s is not None and not time_budget_s > 0:
+            raise ValueError(f"time_budget_s: must be positive or None, got {time_budget_s!r}")
         self.guided = guided
         self.candidates = int(candidates)
+        self.time_budget_s = time_budget_s
         self.name = name or f"{guided.name}+lookahead"
         self._expert: LookaheadExpert | None = None
+        self.should_stop: Callable[[], bool] | None = None
         self.overruled = 0  # decisions where another action than the policy's own was taken
+        self.cut_short = 0  # decisions whose budget ran out before every action was played on
 
     def expert(self, greedy: PairwisePolicy) -> LookaheadExpert:
         """The look ahead on ``greedy``'s network (made again when the network is another:
@@ -50,6 +78,7 @@ class GuidedLookaheadPolicy:
         return expert
 
     def act(self, env: DispatchEnv) -> int:
+        deadline = self._deadline()
         own = int(self.guided.act(env))
         greedy = self.guided.known_reward(env.config.reward)
         expert = self.expert(greedy)
@@ -62,7 +91,47 @@ class GuidedLookaheadPolicy:
                 actions.append(action)
         if len(actions) == 1:
             return own
-        rewards = [expert.action_reward(env, action) for action in actions]
-        best = actions[int(np.argmax(rewards))]
+        best = actions[self._best_played_on(env, expert, actions, deadline)]
         self.overruled += best != own
         return best
+
+    def pick_driver(self, env: DispatchEnv, slot: int, drivers: np.ndarray) -> int:
+        """Which of ``drivers`` (the booking in ``slot``'s candidates, the plan's first) to
+        give it: the index of the one whose rollout ends best among the first
+        ``candidates + 1`` (the plan's and as many others as an action looks at); 0 when no
+        rollout ran to its end (a suggestion's look ahead, within the same budget)."""
+        deadline = self._deadline()
+        if drivers.size <= 1:
+            return 0
+        expert = self.expert(self.guided.known_reward(env.config.reward))
+        looked = drivers[: self.candidates + 1].tolist()
+        actions = [assignment_action(env, driver, slot) for driver in looked]
+        return self._best_played_on(env, expert, actions, deadline)
+
+    def release(self) -> None:
+        """Drop the rollout env and the day its builder keeps (after a served request)."""
+        if self._expert is not None:
+            self._expert.release()
+
+    def _deadline(self) -> float | None:
+        budget = self.time_budget_s
+        return None if budget is None else time.perf_counter() + budget
+
+    def _best_played_on(
+        self, env: DispatchEnv, expert: LookaheadExpert, actions: list[int], deadline: float | None
+    ) -> int:
+        """The index in ``actions`` of the one whose rollout ends best, the first on ties,
+        among those played to their end before ``deadline`` or ``should_stop``; 0 when none
+        was."""
+        expert.should_stop = self.should_stop
+        rewards: list[float] = []
+        try:
+            for action in actions:
+                reward = expert.action_reward(env, action, deadline)
+                if reward is None:
+                    self.cut_short += 1
+                    break
+                rewards.append(reward)
+        finally:
+            expert.should_stop = None
+        return int(np.argmax(rewards)) if rewards else 0

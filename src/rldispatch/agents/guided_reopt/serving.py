@@ -5,7 +5,9 @@ re-planning the live state with OR-Tools, its learned terms in the objective, so
 fleet and runs its network on NumPy (there is no ONNX export: the solver is the model's
 larger part). A round is the plan's assignments (:meth:`GuidedPlayer.act`); a suggestion is the
 driver the plan gives the booking, or waiting when the plan leaves it open
-(:meth:`GuidedPlayer.slot_values`).
+(:meth:`GuidedPlayer.slot_values`). With ``serve --lookahead N`` its actions and a suggestion's
+driver are the look ahead's (:mod:`rldispatch.agents.guided_reopt.lookahead`): the plan's
+choice played on against others in copies of the live day, within the decision's budget.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
 from rldispatch.agents.guided_reopt.model_file import (
     GuidedReoptMetadata,
     GuidedReoptModelError,
@@ -76,25 +79,37 @@ class LoadedGuidedModel:
         return config
 
     def new_player(self, lookahead: Lookahead | None = None) -> GuidedPlayer:
-        """A player of its own (the policy keeps the plan of the env it last saw); it does
-        not look ahead (its re-plans already weigh every open booking)."""
-        return GuidedPlayer(
-            GuidedReoptPolicy(
-                self.model.network,
-                horizon_min=self.metadata.horizon_min,
-                floor_min=self.metadata.gate_floor_min,
-                take_driver=self.metadata.take_driver,
-            )
+        """A player of its own (the policy keeps the plan of the env it last saw); with
+        ``lookahead`` its plan's choices are played on against the known reward's best, within
+        the lookahead's budget per decision."""
+        policy = GuidedReoptPolicy(
+            self.model.network,
+            horizon_min=self.metadata.horizon_min,
+            floor_min=self.metadata.gate_floor_min,
+            take_driver=self.metadata.take_driver,
         )
+        if lookahead is None:
+            return GuidedPlayer(policy)
+        looking = GuidedLookaheadPolicy(
+            policy, lookahead.candidates, time_budget_s=lookahead.time_budget_s
+        )
+        return GuidedPlayer(policy, looking)
 
 
 class GuidedPlayer:
-    """The guided re-optimiser deciding on a live env."""
+    """The guided re-optimiser deciding on a live env; with a look ahead, its actions and a
+    booking's driver are the look ahead's."""
 
-    lookahead = None
-
-    def __init__(self, policy: GuidedReoptPolicy) -> None:
+    def __init__(
+        self, policy: GuidedReoptPolicy, lookahead: GuidedLookaheadPolicy | None = None
+    ) -> None:
         self.policy = policy
+        self.lookahead = lookahead
+
+    def release(self) -> None:
+        """Drop what the look ahead keeps of the last request's day."""
+        if self.lookahead is not None:
+            self.lookahead.release()
 
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
         """The drivers for the booking in ``slot``, the plan's first; their values; waiting's."""
@@ -104,10 +119,14 @@ class GuidedPlayer:
         return drivers, values, WAIT_VALUE
 
     def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
-        return 0
+        if self.lookahead is None:
+            return 0
+        return self.lookahead.pick_driver(env, slot, drivers)
 
     def act(self, env: Any) -> int:
-        return self.policy.act(env)
+        if self.lookahead is None:
+            return self.policy.act(env)
+        return self.lookahead.act(env)
 
 
 def load_guided_served_model(path: str | Path, runtime: str = "auto") -> LoadedGuidedModel:

@@ -208,9 +208,9 @@ class RLDispatchManager:
     :param state: the initial toggle state (RL off by default).
     :param day: travel model, clock and area of the service day (default: the model's preset).
     :param models_dir: the folder model files named by the switch row must lie in.
-    :param lookahead: how a pairwise model's answers look ahead (None: they are the
-        network's): each round decision, and the driver of a suggestion among the booking's
-        best candidates; a flat model's never do.
+    :param lookahead: how a pairwise or guided-reopt model's answers look ahead (None: they
+        are the model's own): each round decision, and the driver of a suggestion among the
+        booking's best candidates; a flat model's never do.
     :param travel: the fleet's travel model (``serve --travel``; None: the model's preset's).
         A request that carries its own is played with it.
     :param reward: the reward weights answers are scored under (``serve --reward``; None:
