@@ -80,6 +80,9 @@ class GuidedLookaheadPolicy:
     def act(self, env: DispatchEnv) -> int:
         deadline = self._deadline()
         own = int(self.guided.act(env))
+        if self._stopped(deadline):  # the re-plan spent the budget: no copy is made
+            self.cut_short += 1
+            return own
         greedy = self.guided.known_reward(env.config.reward)
         expert = self.expert(greedy)
         state = greedy.features.build(env)
@@ -112,6 +115,11 @@ class GuidedLookaheadPolicy:
         """Drop the rollout env and the day its builder keeps (after a served request)."""
         if self._expert is not None:
             self._expert.release()
+
+    def _stopped(self, deadline: float | None) -> bool:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return True
+        return self.should_stop is not None and self.should_stop()
 
     def _deadline(self) -> float | None:
         budget = self.time_budget_s
