@@ -123,7 +123,7 @@ class Lane:
                     retry_after_s,
                 )
             try:
-                return await run_in_threadpool(_run, work, large)
+                return await run_in_threadpool(run_work, work, large)
             finally:
                 self._slots.release()
         finally:
@@ -178,7 +178,9 @@ class _CollectorPause:
 _collector_pause = _CollectorPause()
 
 
-def _run(work: Callable[[], T], large: bool) -> T:
+def run_work(work: Callable[[], T], large: bool) -> T:
+    """``work`` as a request's thread runs it: a large request's with the cyclic collector
+    paused, and the memory it freed handed back to the system after it."""
     if not large:
         return work()
     try:
