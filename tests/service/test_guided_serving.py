@@ -26,8 +26,9 @@ from rldispatch.service.config import Lookahead
 from rldispatch.service.decisions.manager import RLDispatchManager
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.service.decisions.snapshot import LiveDay, live_env
+from rldispatch.service.http.fleet_schemas import RoundRequest
 from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on
-from tests.service.test_round import RL_ON, day_state
+from tests.service.test_round import RL_ON, state_body_of_day
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +89,11 @@ def test_onnx_export_of_a_guided_model_is_refused_in_one_line(guided_path, tmp_p
 
 
 def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
-    guided_path: Path,
+    guided_path: Path, tmp_path: Path
 ) -> None:
-    state, day = day_state(decisions=0)
+    body = state_body_of_day()
+    day = LiveDay.from_preset("geneva")
+    state = RoundRequest.model_validate(body).to_state(0.0, day)
     manager = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, None))
     answer = manager.dispatch_round(state)
     assert answer.source == "rl" and answer.reason is None
@@ -110,11 +113,15 @@ def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
     assert got == made and got
     plain = RLDispatchManager(guided_path, state=RL_ON).dispatch_round(state)
     assert [(a.booking_id, a.driver_id) for a in plain.assignments] != got  # it looked ahead
-    assert manager.lookahead_status() == {
-        "candidates": 2,
-        "budget_ms": None,
-        "decisions_cut_short": 0,
-    }
+    with ThreadedServer(
+        tmp_path / "data", model=guided_path, lookahead=2, lookahead_budget_ms=0
+    ) as server:
+        switch_rl_on(server.url)
+        served = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=120)
+        assert served.status_code == 200, served.text
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+    assert [(a["booking_id"], a["driver_id"]) for a in served.json()["assignments"]] == got
+    assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
     hurried = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, 1e-9))
     rushed = hurried.dispatch_round(state)  # every look cut: the plain re-plan's round
     assert rushed.assignments == plain.assignments

@@ -55,6 +55,7 @@ class LoadedGuidedModel:
     model: LoadedGuidedReoptModel
     runtime: str = "numpy"
     kind: Literal["guided-reopt"] = "guided-reopt"
+    can_look_ahead: bool = True
 
     @property
     def road_network(self) -> str | None:
