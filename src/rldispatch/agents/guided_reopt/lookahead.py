@@ -14,8 +14,7 @@ To serve it (``serve --lookahead N`` with a guided-reopt model), ``time_budget_s
 whole decision, the re-plan included: the actions are played on in turn (its own first) until
 the budget is spent, a rollout in progress then counts for nothing, and the choice is the best
 of those played to their end (its own when none was). A decision whose re-plan alone spends
-the budget is the re-plan's, so a budget below ``reopt``'s slowest decisions keeps the slowest
-decisions at ``reopt``'s time. A caller may also stop the look at any step
+the budget is the re-plan's, with no copy made. A caller may also stop the look at any step
 (:attr:`GuidedLookaheadPolicy.should_stop`: a request's budget spent, its client gone).
 """
 
@@ -102,7 +101,8 @@ class GuidedLookaheadPolicy:
         """Which of ``drivers`` (the booking in ``slot``'s candidates, the plan's first) to
         give it: the index of the one whose rollout ends best among the first
         ``candidates + 1`` (the plan's and as many others as an action looks at); 0 when no
-        rollout ran to its end (a suggestion's look ahead, within the same budget)."""
+        rollout ran to its end (a suggestion's look ahead; its budget counts from this call,
+        the re-plan that ranked ``drivers`` done)."""
         deadline = self._deadline()
         if drivers.size <= 1:
             return 0
