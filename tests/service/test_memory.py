@@ -19,7 +19,7 @@ from tests.service.helpers import (
     suggest_body,
 )
 
-CONCURRENT = 6
+CONCURRENT = 4
 RSS_BOUND_MB = 400.0
 """RSS after the maximal requests may exceed idle by at most this (one maximal request's
 state is about 300 MB while it is answered; before, each thread kept it: 4.8 GB)."""
