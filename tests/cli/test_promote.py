@@ -242,6 +242,7 @@ def test_write_switch_row_names_the_new_champion(tmp_path: Path, days: Path, mod
     assert row.updated_by == "tester"
 
 
+@pytest.mark.slow
 def test_a_running_service_refuses_an_outside_model_serves_a_challenger_and_swaps(
     tmp_path: Path,
     days: Path,

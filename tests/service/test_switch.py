@@ -140,6 +140,7 @@ def test_a_toggle_on_one_instance_reaches_another_on_postgres(
     toggle_seen_by_the_other_instance(tmp_path, postgres_schema_url)
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers_shares_tokens_and_the_switch_and_restarts_a_dead_worker(
     tmp_path: Path,
 ) -> None:

@@ -50,6 +50,7 @@ def wait_for(condition, timeout_s: float) -> bool:
     return condition()
 
 
+@pytest.mark.slow
 def test_a_held_port_is_refused_and_killing_the_supervisor_stops_its_workers(
     tmp_path: Path,
 ) -> None:
