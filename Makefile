@@ -19,9 +19,10 @@ simulate: $(STAMP)
 	$(BIN)/rldispatch simulate --preset geneva --episodes 20
 
 # Tests run in parallel, one process per core; a module's tests stay on one process so its
-# fixtures are built once.
+# fixtures are built once. Modules go out in collection order, where tests/conftest.py puts
+# the modules with slow tests first, so the short ones fill the end.
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n auto --dist loadscope --durations=10
+	$(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -55,3 +55,14 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
     with engine.begin() as connection:
         connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     engine.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with a test marked ``slow`` run first, each module's tests in their order.
+
+    Under ``pytest -n --dist loadscope`` a worker takes one module at a time in this order, so
+    the long modules start early and the short ones fill the end: no worker waits idle while
+    another finishes a long module.
+    """
+    slow_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)

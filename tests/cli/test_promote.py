@@ -242,15 +242,55 @@ def test_write_switch_row_names_the_new_champion(tmp_path: Path, days: Path, mod
     assert row.updated_by == "tester"
 
 
-def test_promote_swaps_a_running_service_without_a_restart(
-    tmp_path: Path, days: Path, models: Path
+@pytest.mark.slow
+def test_a_running_service_refuses_an_outside_model_serves_a_challenger_and_swaps(
+    tmp_path: Path,
+    days: Path,
+    models: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The service serves the bad model; promote measures the good one against it, hands it
-    over, and /rl/status shows the new version from then on, the process never restarted."""
+    """One running service serving the bad model: a model outside its models folder is
+    refused; ``--as-challenger`` serves the good one beside the champion; a plain promote
+    measures the good one against the champion, hands it over, and /rl/status shows the new
+    version from then on, the process never restarted."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside = elsewhere / "good.safetensors"
+    outside.write_bytes((models / "good.safetensors").read_bytes())
     database_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
     with ServerProcess(
         tmp_path / "data", model=models / "bad.safetensors", database_url=database_url
     ) as server:
+        # A model outside the models folder: refused, nothing recorded, nothing served.
+        code = main(
+            ["promote", "--challenger", str(outside), "--days", str(days)]
+            + ["--service", server.url, "--token", ADMIN_TOKEN, "--database-url", database_url]
+        )
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "outside the models folder" in err and "--models-dir" in err
+        assert "nothing recorded" in err
+        assert status["model"]["version"] == version_of(models / "bad.safetensors")
+
+        # As challenger, the admin token from the environment, as serve's is.
+        with monkeypatch.context() as environment:
+            environment.setenv("RLDISPATCH_ADMIN_TOKENS", ADMIN_TOKEN)
+            code = main(
+                ["promote", "--challenger", str(models / "good.safetensors"), "--days", str(days)]
+                + ["--service", server.url, "--as-challenger", "0.3"]
+                + ["--database-url", database_url, "--json", str(tmp_path / "decision.json")],
+            )
+        served = httpx.get(f"{server.url}/rl/models", headers=auth(), timeout=30).json()
+        assert code == 0
+        assert served["champion"]["version"] == version_of(models / "bad.safetensors")
+        assert served["challenger"]["version"] == version_of(models / "good.safetensors")
+        assert served["challenger_ratio"] == 0.3
+        decision = json.loads((tmp_path / "decision.json").read_text())
+        assert decision["role"] == "challenger" and decision["registry"]["status"] == "challenger"
+
+        # Promoted: the running service swaps its champion without a restart.
         before = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
         assert before["model"]["version"] == version_of(models / "bad.safetensors")
         code = main(
@@ -282,29 +322,6 @@ def test_promote_swaps_a_running_service_without_a_restart(
     assert champion is not None and champion.report["handed_to"]["service"] == server.url
 
 
-def test_a_model_outside_the_models_folder_is_refused_by_the_service(
-    tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    outside = elsewhere / "good.safetensors"
-    outside.write_bytes((models / "good.safetensors").read_bytes())
-    database_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    with ServerProcess(
-        tmp_path / "data", model=models / "bad.safetensors", database_url=database_url
-    ) as server:
-        code = main(
-            ["promote", "--challenger", str(outside), "--days", str(days)]
-            + ["--service", server.url, "--token", ADMIN_TOKEN, "--database-url", database_url]
-        )
-        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "outside the models folder" in err and "--models-dir" in err
-    assert "nothing recorded" in err
-    assert status["model"]["version"] == version_of(models / "bad.safetensors")
-
-
 def test_a_challenger_selected_on_a_held_out_day_is_refused(
     tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -320,29 +337,6 @@ def test_a_challenger_selected_on_a_held_out_day_is_refused(
     )
     assert code == 2
     assert "trained or selected on held-out days (2025-10-06)" in capsys.readouterr().err
-
-
-def test_as_challenger_serves_it_beside_the_champion(
-    tmp_path: Path, days: Path, models: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The admin token comes from the environment, as serve's does."""
-    monkeypatch.setenv("RLDISPATCH_ADMIN_TOKENS", ADMIN_TOKEN)
-    database_url = f"sqlite:///{tmp_path / 'service.sqlite3'}"
-    with ServerProcess(
-        tmp_path / "data", model=models / "bad.safetensors", database_url=database_url
-    ) as server:
-        code = main(
-            ["promote", "--challenger", str(models / "good.safetensors"), "--days", str(days)]
-            + ["--service", server.url, "--as-challenger", "0.3", "--database-url", database_url]
-            + ["--json", str(tmp_path / "decision.json")],
-        )
-        served = httpx.get(f"{server.url}/rl/models", headers=auth(), timeout=30).json()
-    assert code == 0
-    assert served["champion"]["version"] == version_of(models / "bad.safetensors")
-    assert served["challenger"]["version"] == version_of(models / "good.safetensors")
-    assert served["challenger_ratio"] == 0.3
-    decision = json.loads((tmp_path / "decision.json").read_text())
-    assert decision["role"] == "challenger" and decision["registry"]["status"] == "challenger"
 
 
 @pytest.mark.parametrize("margin", ["nan", "inf", "-inf"])

@@ -31,6 +31,7 @@ from rldispatch.training.checkpoint import load_checkpoint
 from rldispatch.training.evaluation import evaluate_policies, evaluate_policy
 
 
+@pytest.mark.slow
 def test_quickstart_trains_the_pairwise_model_and_compares_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

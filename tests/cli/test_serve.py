@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.service.helpers import READ_TOKEN, suggest_body
 
 
@@ -34,6 +36,7 @@ def test_a_service_without_a_model_answers_without_loading_pytorch(tmp_path: Pat
     assert run_python(code) == ["200", "fallback", "False"]  # the heuristic's answer
 
 
+@pytest.mark.slow
 def test_pytorch_runs_on_one_thread_whether_it_loads_before_or_after() -> None:
     after = (
         "from rldispatch.cli.serve import one_torch_thread\n"

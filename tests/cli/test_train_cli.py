@@ -152,8 +152,10 @@ def trained_model(tmp_path_factory) -> Path:
     return out / "run" / "best_model.safetensors"
 
 
-def test_evaluate_compares_with_every_baseline_on_the_same_days(tmp_path, trained_model):
-    report_path = tmp_path / "report.json"
+@pytest.fixture(scope="module")
+def evaluated_report(tmp_path_factory, trained_model) -> Path:
+    """``evaluate --compare-baseline`` of the trained model on three held-out days."""
+    report_path = tmp_path_factory.mktemp("evaluated") / "report.json"
     code = main(
         [
             "evaluate",
@@ -167,7 +169,11 @@ def test_evaluate_compares_with_every_baseline_on_the_same_days(tmp_path, traine
         ]
     )
     assert code == 0
-    report = json.loads(report_path.read_text())
+    return report_path
+
+
+def test_evaluate_compares_with_every_baseline_on_the_same_days(evaluated_report):
+    report = json.loads(evaluated_report.read_text())
     assert set(report["policies"]) == {
         "dqn",
         "random",
@@ -249,20 +255,8 @@ def test_compare_trains_a_config_entry(tmp_path, tiny_config) -> None:
     assert list(json.loads(report_path.read_text())["policies"]) == ["tiny", "nearest"]
 
 
-def test_plot_writes_the_three_kinds_of_png(tmp_path, trained_model) -> None:
-    report_path = tmp_path / "report.json"
-    main(
-        [
-            "evaluate",
-            "--model",
-            str(trained_model),
-            "--episodes",
-            "2",
-            "--compare-baseline",
-            "--json",
-            str(report_path),
-        ]
-    )
+def test_plot_writes_the_three_kinds_of_png(tmp_path, trained_model, evaluated_report) -> None:
+    report_path = evaluated_report
     run_dir = trained_model.parent
     outputs = {
         "training.png": ["plot", "training", str(run_dir)],

@@ -157,6 +157,7 @@ def _storage_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_killed_workers_trial_fails_after_the_grace_period_and_the_study_goes_on(
     kind, tmp_path, request
@@ -231,6 +232,7 @@ def test_a_killed_workers_trial_fails_after_the_grace_period_and_the_study_goes_
             delete_study(url, study)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_share_one_postgres_study(postgres_url, tmp_path):
     study = f"pair-{uuid.uuid4().hex[:10]}"

@@ -331,6 +331,7 @@ def test_the_hindsight_plan_of_a_day_of_stops_shares_rides_and_keeps_the_rules()
     assert result.metrics.shared_ride_share == 1.0 and result.metrics.breaks_taken == 1
 
 
+@pytest.mark.slow
 def test_the_hindsight_plan_of_a_geneva_mix_day_is_never_worse_than_insertion():
     day = make_preset("geneva-mix", 2_000_000)
     env = DispatchEnv(preset=None, scenario=day)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from rldispatch.domain import Booking, Driver, Places, Scenario
 from rldispatch.env import DispatchEnv, EnvConfig
@@ -89,6 +90,7 @@ def test_passengers_on_board_and_committed_stops_stay_with_their_driver() -> Non
     assert dropped - sim.picked_done_min[0] <= 30.0 + 0.1
 
 
+@pytest.mark.slow
 def test_reopt_shares_rides_on_a_patient_transport_day_within_the_rules() -> None:
     day = make_preset("geneva-mix", 7)
     day = replace(day, bookings=day.bookings[:30])

@@ -112,6 +112,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_schema_url")
 
 
+@pytest.mark.slow
 def test_the_service_log_becomes_training_days_and_a_promoted_model(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

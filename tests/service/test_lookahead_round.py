@@ -114,6 +114,7 @@ def test_a_round_over_http_looks_ahead_and_the_status_says_so(tmp_path: Path) ->
     assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
 
 
+@pytest.mark.slow
 def test_serve_hands_the_lookahead_to_every_worker(tmp_path: Path) -> None:
     model = make_pairwise_model_file(tmp_path / "models" / "pairwise.safetensors")
     options = ("--lookahead", "3", "--lookahead-budget-ms", "250", "--workers", "2")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from rldispatch.service.http.schemas import MAX_DRIVERS_PER_REQUEST, MAX_OPEN_BOOKINGS
 from tests.service.helpers import (
@@ -19,7 +20,7 @@ from tests.service.helpers import (
     suggest_body,
 )
 
-CONCURRENT = 6
+CONCURRENT = 4
 RSS_BOUND_MB = 400.0
 """RSS after the maximal requests may exceed idle by at most this (one maximal request's
 state is about 300 MB while it is answered; before, each thread kept it: 4.8 GB)."""
@@ -43,6 +44,7 @@ def wait_until_written(client: httpx.Client, timeout_s: float = 120.0) -> None:
     raise AssertionError("the decision log was not written")
 
 
+@pytest.mark.slow
 def test_rss_after_concurrent_maximal_requests_stays_near_idle(tmp_path: Path) -> None:
     # The known-reward start (pair scores zeroed): it assigns whenever a pair's known reward
     # beats waiting, so the shadow answers a driver; the whole network still runs.

@@ -5,9 +5,9 @@ whatever runs beside it."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -88,13 +88,18 @@ def day_states(count: int, decisions_apart: int = 12) -> list[LiveState]:
     return states
 
 
-def test_rounds_are_a_fresh_reopt_on_the_same_state(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def reopt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One ``serve --fallback reopt`` for the module: its answers do not depend on the
+    requests before them."""
+    with ServerProcess(tmp_path_factory.mktemp("reopt") / "data", extra_args=NO_CAP) as server:
+        yield server
+
+
+def test_rounds_are_a_fresh_reopt_on_the_same_state(reopt_server: ServerProcess) -> None:
     env = day_env()
     rounds = assigned = 0
-    with (
-        ServerProcess(tmp_path / "data", extra_args=NO_CAP) as server,
-        httpx.Client(base_url=server.url, timeout=60.0) as client,
-    ):
+    with httpx.Client(base_url=reopt_server.url, timeout=60.0) as client:
         for _ in range(ROUNDS):
             response = client.post("/rl/round", json=state_body(env.sim, START_MIN), headers=auth())
             assert response.status_code == 200, response.text
@@ -112,7 +117,7 @@ def test_rounds_are_a_fresh_reopt_on_the_same_state(tmp_path: Path) -> None:
 
 
 def test_suggestion_is_a_fresh_reopt_of_the_booking_among_the_drivers_plans(
-    tmp_path: Path,
+    reopt_server: ServerProcess,
 ) -> None:
     env = day_env()
     policy = make_baseline("insertion")
@@ -122,10 +127,7 @@ def test_suggestion_is_a_fresh_reopt_of_the_booking_among_the_drivers_plans(
     open_bookings = body.pop("open_bookings")
     assert len(open_bookings) >= 4 and any(d["plan"] for d in body["drivers"])
     day = LiveDay.from_preset("geneva")
-    with (
-        ServerProcess(tmp_path / "data", extra_args=NO_CAP) as server,
-        httpx.Client(base_url=server.url, timeout=60.0) as client,
-    ):
+    with httpx.Client(base_url=reopt_server.url, timeout=60.0) as client:
         given = 0
         for booking in open_bookings[:4]:
             others = [b for b in open_bookings if b is not booking]

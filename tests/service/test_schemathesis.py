@@ -215,6 +215,7 @@ def api_server(
         yield server
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_api_answers_within_its_schema(
     api_server: ThreadedServer, model_path: Path, mode: GenerationMode

@@ -50,19 +50,14 @@ def wait_for(condition, timeout_s: float) -> bool:
     return condition()
 
 
-def test_killing_the_supervisor_stops_its_workers_and_frees_the_port(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_held_port_is_refused_and_killing_the_supervisor_stops_its_workers(
+    tmp_path: Path,
+) -> None:
     with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as server:
         supervisor = server.process.pid
         assert wait_for(lambda: len(workers_of(supervisor)) == 2, 30)
-        workers = workers_of(supervisor)
-        os.kill(supervisor, signal.SIGKILL)
-        server.process.wait()
-        assert wait_for(lambda: not any(alive(pid) for pid in workers), 10)
-        check_port_free("127.0.0.1", server.port)  # raises while a worker still listens
-
-
-def test_a_second_serve_refuses_a_port_its_workers_still_hold(tmp_path: Path) -> None:
-    with ServerProcess(tmp_path / "data", extra_args=("--workers", "2")) as first:
+        # A second serve on the port the workers hold is refused in one line.
         result = subprocess.run(
             [
                 sys.executable,
@@ -70,7 +65,7 @@ def test_a_second_serve_refuses_a_port_its_workers_still_hold(tmp_path: Path) ->
                 "import sys; from rldispatch.cli import main; sys.exit(main())",
                 "serve",
                 "--port",
-                str(first.port),
+                str(server.port),
                 "--data-dir",
                 str(tmp_path / "second"),
             ],
@@ -79,7 +74,14 @@ def test_a_second_serve_refuses_a_port_its_workers_still_hold(tmp_path: Path) ->
             timeout=120,
             env={k: v for k, v in os.environ.items() if not k.startswith("RLDISPATCH_")},
         )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rldispatch serve: error: port:")
-    assert str(first.port) in lines[0]
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rldispatch serve: error: port:")
+        assert str(server.port) in lines[0]
+        # Killing the supervisor takes its workers with it and frees the port.
+        workers = workers_of(supervisor)
+        assert len(workers) == 2
+        os.kill(supervisor, signal.SIGKILL)
+        server.process.wait()
+        assert wait_for(lambda: not any(alive(pid) for pid in workers), 10)
+        check_port_free("127.0.0.1", server.port)  # raises while a worker still listens

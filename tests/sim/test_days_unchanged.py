@@ -21,6 +21,7 @@ from rldispatch.training.evaluation import run_day
 EXPECTED = json.loads((Path(__file__).parent / "data" / "figures_before_stops.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("day_key", sorted({key.rsplit("/", 1)[0] for key in EXPECTED}))
 def test_preset_days_play_exactly_as_before(day_key):
     preset, seed = day_key.split("/")

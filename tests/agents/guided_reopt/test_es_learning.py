@@ -209,6 +209,7 @@ def _take_vector(run) -> list[float]:
     return get_vector(model.policy.network, ("take",)).tolist()
 
 
+@pytest.mark.slow
 def test_train_cli_learns_the_take_term_resumes_and_reproduces_it_for_a_seed(tmp_path) -> None:
     (tmp_path / "es.json").write_text(json.dumps(TAKE))
     eval_args = ("--eval-every", "1", "--eval-days", "1", "--demand", "1.6,1.6")
