@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
+from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.kinds import kind_names
-from rldispatch.agents.serving import ModelLoadError
+from rldispatch.agents.serving import ModelLoadError, ServedModel
 from rldispatch.env import EnvConfig
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.decisions.manager import RLDispatchManager
 from rldispatch.service.models.loading import load_served_model, probe_day, served_kind
 from tests.agents.test_kinds import PlainKind, plain_model  # noqa: F401 - a fixture
-from tests.service.helpers import live_request, make_model_file
+from tests.service.helpers import live_request, make_model_file, make_pairwise_model_file
 
 SERVICE = Path(__file__).resolve().parents[2] / "src" / "rldispatch" / "service"
 
@@ -85,3 +87,25 @@ def test_the_probe_day_is_a_live_day_of_two_drivers_and_one_booking() -> None:
     env = probe_day("geneva", EnvConfig(max_drivers=2))
     assert env.sim.n_drivers == 2 and env.visible.size == 1
     assert env.action_masks().sum() >= 2  # waiting, and at least one driver can take it
+
+
+def test_every_shipped_kind_s_served_model_has_what_the_service_reads(tmp_path: Path) -> None:
+    """Each kind's loaded model carries every attribute of ``ServedModel``: the service reads
+    them of any model (a missing one fails a request, not the load)."""
+    files = {
+        "dqn": make_model_file(tmp_path / "dqn.safetensors"),
+        "pairwise": make_pairwise_model_file(tmp_path / "pairwise.safetensors"),
+        "guided-reopt": save_guided_model(
+            tmp_path / "guided.safetensors", TermNetwork(), GuidedReoptMetadata(hidden=32)
+        ),
+    }
+    assert set(files) == set(kind_names())  # a new kind is added here too
+    members = set(ServedModel.__annotations__) | {
+        name for name in vars(ServedModel) if not name.startswith("_")
+    }
+    assert {"can_look_ahead", "new_player", "serving_config"} <= members
+    for kind, path in files.items():
+        model = load_served_model(path)
+        assert model.kind == kind
+        missing = sorted(name for name in members if not hasattr(model, name))
+        assert not missing, f"{kind}: {missing}"
