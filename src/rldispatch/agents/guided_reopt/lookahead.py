@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
-from rldispatch.agents.pairwise.lookahead import LookaheadExpert
+from rldispatch.agents.pairwise.lookahead import LookaheadExpert, check_look, look_stopped
 from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
@@ -52,10 +52,7 @@ class GuidedLookaheadPolicy:
         name: str = "",
         time_budget_s: float | None = None,
     ) -> None:
-        if candidates < 1:
-            raise ValueError(f"candidates: must be at least 1, got {candidates!r}")
-        if time_budget_s is not None and not time_budget_s > 0:
-            raise ValueError(f"time_budget_s: must be positive or None, got {time_budget_s!r}")
+        check_look(candidates, time_budget_s)
         self.guided = guided
         self.candidates = int(candidates)
         self.time_budget_s = time_budget_s
@@ -79,7 +76,7 @@ class GuidedLookaheadPolicy:
     def act(self, env: DispatchEnv) -> int:
         deadline = self._deadline()
         own = int(self.guided.act(env))
-        if self._stopped(deadline):  # the re-plan spent the budget: no copy is made
+        if look_stopped(deadline, self.should_stop):  # the re-plan spent it: no copy made
             self.cut_short += 1
             return own
         greedy = self.guided.known_reward(env.config.reward)
@@ -116,11 +113,6 @@ class GuidedLookaheadPolicy:
         if self._expert is not None:
             self._expert.release()
 
-    def _stopped(self, deadline: float | None) -> bool:
-        if deadline is not None and time.perf_counter() >= deadline:
-            return True
-        return self.should_stop is not None and self.should_stop()
-
     def _deadline(self) -> float | None:
         budget = self.time_budget_s
         return None if budget is None else time.perf_counter() + budget
@@ -132,14 +124,10 @@ class GuidedLookaheadPolicy:
         among those played to their end before ``deadline`` or ``should_stop``; 0 when none
         was."""
         expert.should_stop = self.should_stop
-        rewards: list[float] = []
         try:
-            for action in actions:
-                reward = expert.action_reward(env, action, deadline)
-                if reward is None:
-                    self.cut_short += 1
-                    break
-                rewards.append(reward)
+            rewards = expert.action_rewards(env, actions, deadline)
         finally:
             expert.should_stop = None
-        return int(np.argmax(rewards)) if rewards else 0
+        if rewards.size < len(actions):
+            self.cut_short += 1
+        return int(np.argmax(rewards)) if rewards.size else 0

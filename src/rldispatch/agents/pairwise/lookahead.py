@@ -33,6 +33,22 @@ from rldispatch.agents.pairwise.network import NumpyPairQ, choose
 from rldispatch.env import DispatchEnv
 
 
+def check_look(candidates: int, time_budget_s: float | None) -> None:
+    """Refuse a look ahead of fewer than one candidate or a budget that is not positive."""
+    if candidates < 1:
+        raise ValueError(f"candidates: must be at least 1, got {candidates!r}")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"time_budget_s: must be positive or None, got {time_budget_s!r}")
+
+
+def look_stopped(deadline: float | None, should_stop: Callable[[], bool] | None) -> bool:
+    """Whether a look must stop now: ``deadline`` (on :func:`time.perf_counter`) passed, or
+    ``should_stop`` answers True."""
+    if deadline is not None and time.perf_counter() >= deadline:
+        return True
+    return should_stop is not None and should_stop()
+
+
 class LookaheadExpert:
     """Chooses among the network's best pairs by playing each on in a copy of the day.
 
@@ -55,10 +71,7 @@ class LookaheadExpert:
         candidates_per_booking: int = 6,
         time_budget_s: float | None = None,
     ) -> None:
-        if candidates < 1:
-            raise ValueError(f"candidates: must be at least 1, got {candidates!r}")
-        if time_budget_s is not None and not time_budget_s > 0:
-            raise ValueError(f"time_budget_s: must be positive or None, got {time_budget_s!r}")
+        check_look(candidates, time_budget_s)
         self.q_function = q_function
         self.candidates = int(candidates)
         self.time_budget_s = time_budget_s
@@ -102,9 +115,7 @@ class LookaheadExpert:
         features, q_function = self.features, self.q_function
         should_stop = self.should_stop
         while not terminated:
-            if (deadline is not None and time.perf_counter() >= deadline) or (
-                should_stop is not None and should_stop()
-            ):
+            if look_stopped(deadline, should_stop):
                 return None
             next_state = features.build(rollout)
             action = greedy_candidate(q_function, next_state)
@@ -129,9 +140,17 @@ class LookaheadExpert:
         for nothing: fewer rewards than candidates, none at all when the first was cut)."""
         budget = self.time_budget_s
         deadline = None if budget is None else time.perf_counter() + budget
+        return self.action_rewards(env, [state.action(int(c)) for c in order], deadline)
+
+    def action_rewards(
+        self, env: DispatchEnv, actions: list[int], deadline: float | None = None
+    ) -> np.ndarray:
+        """:meth:`action_reward` of each of ``actions``, in order, until ``deadline`` passes
+        or the caller stops the look (fewer rewards than actions then; the decision counts
+        in :attr:`cut_short`)."""
         rewards: list[float] = []
-        for candidate in order:
-            reward = self.rollout_reward(env, state, int(candidate), deadline)
+        for action in actions:
+            reward = self.action_reward(env, action, deadline)
             if reward is None:
                 self.cut_short += 1
                 break
