@@ -299,3 +299,21 @@ class ThreadedServer:
 
 def auth(token: str = READ_TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def round_looking_ahead_over_http(
+    data_dir: Path, model: Path, body: dict, candidates: int, timeout_s: float
+) -> tuple[dict, dict]:
+    """``body`` posted to ``/rl/round`` of a server of ``model`` whose answers look ahead at
+    ``candidates`` candidates with no budget, RL on (the round within ``timeout_s``): the
+    answer and ``/rl/status`` after it."""
+    with ThreadedServer(
+        data_dir, model=model, lookahead=candidates, lookahead_budget_ms=0
+    ) as server:
+        switch_rl_on(server.url)
+        response = httpx.post(
+            f"{server.url}/rl/round", json=body, headers=auth(), timeout=timeout_s
+        )
+        assert response.status_code == 200, response.text
+        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
+    return response.json(), status

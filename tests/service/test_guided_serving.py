@@ -27,7 +27,13 @@ from rldispatch.service.decisions.manager import RLDispatchManager
 from rldispatch.service.decisions.replay import state_body
 from rldispatch.service.decisions.snapshot import LiveDay, live_env
 from rldispatch.service.http.fleet_schemas import RoundRequest
-from tests.service.helpers import ThreadedServer, auth, suggest_body, switch_rl_on
+from tests.service.helpers import (
+    ThreadedServer,
+    auth,
+    round_looking_ahead_over_http,
+    suggest_body,
+    switch_rl_on,
+)
 from tests.service.test_round import RL_ON, state_body_of_day
 
 
@@ -113,14 +119,8 @@ def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
     assert got == made and got
     plain = RLDispatchManager(guided_path, state=RL_ON).dispatch_round(state)
     assert [(a.booking_id, a.driver_id) for a in plain.assignments] != got  # it looked ahead
-    with ThreadedServer(
-        tmp_path / "data", model=guided_path, lookahead=2, lookahead_budget_ms=0
-    ) as server:
-        switch_rl_on(server.url)
-        served = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=120)
-        assert served.status_code == 200, served.text
-        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
-    assert [(a["booking_id"], a["driver_id"]) for a in served.json()["assignments"]] == got
+    served, status = round_looking_ahead_over_http(tmp_path / "data", guided_path, body, 2, 120)
+    assert [(a["booking_id"], a["driver_id"]) for a in served["assignments"]] == got
     assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
     hurried = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, 1e-9))
     rushed = hurried.dispatch_round(state)  # every look cut: the plain re-plan's round

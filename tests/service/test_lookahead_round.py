@@ -22,7 +22,7 @@ from tests.service.helpers import (
     auth,
     make_model_file,
     make_pairwise_model_file,
-    switch_rl_on,
+    round_looking_ahead_over_http,
 )
 from tests.service.test_round import RL_ON, day_state, state_body_of_day
 
@@ -101,15 +101,9 @@ def test_a_round_over_http_looks_ahead_and_the_status_says_so(tmp_path: Path) ->
     state = RoundRequest.model_validate(body).to_state(0.0, LiveDay.from_preset("geneva"))
     lookahead = Lookahead(2, None)
     expected = RLDispatchManager(model, state=RL_ON, lookahead=lookahead).dispatch_round(state)
-    with ThreadedServer(
-        tmp_path / "data", model=model, lookahead=2, lookahead_budget_ms=0
-    ) as server:
-        switch_rl_on(server.url)
-        response = httpx.post(f"{server.url}/rl/round", json=body, headers=auth(), timeout=60)
-        assert response.status_code == 200, response.text
-        status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
-    assert response.json()["source"] == "rl"
-    got = [(a["booking_id"], a["driver_id"]) for a in response.json()["assignments"]]
+    served, status = round_looking_ahead_over_http(tmp_path / "data", model, body, 2, 60)
+    assert served["source"] == "rl"
+    got = [(a["booking_id"], a["driver_id"]) for a in served["assignments"]]
     assert got == answered(expected) and got
     assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
 
