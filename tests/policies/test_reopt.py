@@ -10,7 +10,7 @@ from rldispatch.env import DispatchEnv
 from rldispatch.policies import make_baseline
 from rldispatch.policies.reopt import ReoptPolicy
 from rldispatch.policies.ride_model import RideModel
-from rldispatch.policies.routing import search_parameters
+from rldispatch.policies.routing import search_cut_short, search_parameters
 from rldispatch.scenarios.fleet_days import geneva_day
 from rldispatch.training.evaluation import evaluate_policy
 
@@ -121,3 +121,31 @@ def test_reopt_replanning_every_quarter_hour_plays_valid_days_with_fewer_replans
     env = play(sparse, SMALL_DAYS[1])
     assert env.metrics().served > 0
     assert 0 < sparse.replans < every.replans
+
+
+def test_a_re_plan_begun_past_its_deadline_keeps_the_warm_start_and_inserts_new_bookings():
+    day = geneva_day(6, 4, bookings_per_driver=(19.0, 21.0))
+    replans = []
+
+    def listen(env, problem, warm_routes, model, solution):
+        routes = model.booking_routes(solution)
+        replans.append((warm_routes, routes, search_cut_short(model.routing)))
+
+    stopped = ReoptPolicy()
+    stopped.on_replan = listen
+    stopped.replan_deadline = 0.0  # long past on time.perf_counter
+    env = play(stopped, day)
+    assert replans and all(cut for _, _, cut in replans)
+    assert all(routes == warm for warm, routes, _ in replans)  # the warm start as it stands
+    assert stopped.cut_short_replans == len(replans)
+    assert stopped.fallbacks > 0  # the bookings no plan weighed go to cheapest insertion
+    metrics = env.metrics()
+    assert metrics.served > 0 and metrics.served + metrics.cancelled == metrics.bookings
+
+    replans.clear()
+    free = ReoptPolicy()
+    free.on_replan = listen
+    free.replan_deadline = float("inf")
+    play(free, day)
+    assert replans and not any(cut for _, _, cut in replans)  # a local optimum each time
+    assert free.cut_short_replans == 0

@@ -103,26 +103,35 @@ def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
     manager = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, None))
     answer = manager.dispatch_round(state)
     assert answer.source == "rl" and answer.reason is None
-    live = live_env(state, day, manager.rl_config(len(state.drivers)))
     model = load_guided_model(guided_path)
-    policy = GuidedLookaheadPolicy(
-        GuidedReoptPolicy(model.network, horizon_min=model.metadata.horizon_min), 2
-    )
-    env, made = live.env, []
-    while env.action_masks()[1:].any() and not env.sim.done:
-        action = policy.act(env)
-        if action == 0:
-            break
-        assigned = env.assign(action)
-        made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
+
+    def round_in_process(policy) -> list[tuple[str, str]]:
+        live = live_env(state, day, manager.rl_config(len(state.drivers)))
+        env, made = live.env, []
+        while env.action_masks()[1:].any() and not env.sim.done:
+            action = policy.act(env)
+            if action == 0:
+                break
+            assigned = env.assign(action)
+            made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
+        return made
+
+    def guided() -> GuidedReoptPolicy:
+        return GuidedReoptPolicy(model.network, horizon_min=model.metadata.horizon_min)
+
     got = [(a.booking_id, a.driver_id) for a in answer.assignments]
-    assert got == made and got
+    assert got == round_in_process(GuidedLookaheadPolicy(guided(), 2)) and got
     plain = RLDispatchManager(guided_path, state=RL_ON).dispatch_round(state)
     assert [(a.booking_id, a.driver_id) for a in plain.assignments] != got  # it looked ahead
     served, status = round_looking_ahead_over_http(tmp_path / "data", guided_path, body, 2, 120)
     assert [(a["booking_id"], a["driver_id"]) for a in served["assignments"]] == got
     assert status["lookahead"] == {"candidates": 2, "budget_ms": None, "decisions_cut_short": 0}
     hurried = RLDispatchManager(guided_path, state=RL_ON, lookahead=Lookahead(2, 1e-9))
-    rushed = hurried.dispatch_round(state)  # every look cut: the plain re-plan's round
-    assert rushed.assignments == plain.assignments
+    rushed = hurried.dispatch_round(state)
+    # Every decision's budget is spent at once: its re-plan keeps its warm start (the bookings
+    # it never weighed go to cheapest insertion) and no copy is played on.
+    stopped = guided()
+    stopped.replan_deadline = 0.0
+    assert [(a.booking_id, a.driver_id) for a in rushed.assignments] == round_in_process(stopped)
+    assert stopped.cut_short_replans > 0
     assert hurried.lookahead_status()["decisions_cut_short"] > 0

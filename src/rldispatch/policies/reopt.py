@@ -16,7 +16,12 @@ committed plan, with the routing model the hindsight solver uses
   stopped after ``solution_limit`` solutions. Either way the budget counts moves, not
   seconds, so a day plays the same for a given seed and budget on any machine.
   ``time_limit_s`` adds a wall-clock cap per re-plan; it is off by default because a cap
-  that is ever reached makes the plan depend on the machine's speed.
+  that is ever reached makes the plan depend on the machine's speed. A caller deciding within
+  a wall-clock budget (the served look ahead of ``guided-reopt``) sets
+  :attr:`ReoptPolicy.replan_deadline`: the search then stops there with the best plan found
+  so far, and a re-plan begun past it keeps the warm start as it stands (the first solution,
+  whatever the machine's speed). The bookings new since the previous re-plan that a search
+  stopped this way leaves out are treated as bookings the plan never saw (below).
 
 It then acts through the env's own actions: of the visible bookings the plan gives to a
 driver (and the action mask allows), the one with the earliest planned pickup goes to that
@@ -38,6 +43,7 @@ does with learned prizes and end values.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +54,7 @@ from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
 from rldispatch.policies.plan_actions import planned_action
 from rldispatch.policies.ride_model import ObjectiveTerms, RideModel, RideProblem
-from rldispatch.policies.routing import search_parameters
+from rldispatch.policies.routing import search_cut_short, search_parameters
 from rldispatch.policies.stop_reopt import StopRideModel, insertion_stops, open_bookings_within
 from rldispatch.rewards import RewardConfig
 from rldispatch.sim.simulator import OPEN, UNRELEASED, DaySimulator
@@ -146,6 +152,10 @@ class ReoptPolicy:
         self.fallbacks = 0
         self.replans = 0
         self.on_replan: ReplanListener | None = None
+        self.replan_deadline: float | None = None
+        """A moment on :func:`time.perf_counter` where a re-plan's search stops (None: none;
+        the module docstring)."""
+        self.cut_short_replans = 0
         self._sim: DaySimulator | None = None
 
     # --- acting ----------------------------------------------------------------------------
@@ -245,12 +255,21 @@ class ReoptPolicy:
         return None
 
     def search_parameters(self) -> Any:
-        """The routing search of a re-plan (see the module docstring)."""
+        """The routing search of a re-plan (see the module docstring): within
+        ``time_limit_s`` and until :attr:`replan_deadline`; past the deadline the first
+        solution (the warm start) alone."""
+        time_limit_s, solution_limit = self.time_limit_s, self.solution_limit or None
+        if self.replan_deadline is not None:
+            left_s = self.replan_deadline - time.perf_counter()
+            if left_s <= 0.0:
+                solution_limit = 1
+            elif time_limit_s is None or left_s < time_limit_s:
+                time_limit_s = left_s
         return search_parameters(
-            self.time_limit_s,
+            time_limit_s,
             "PARALLEL_CHEAPEST_INSERTION",
             "GUIDED_LOCAL_SEARCH" if self.solution_limit else "GREEDY_DESCENT",
-            solution_limit=self.solution_limit or None,
+            solution_limit=solution_limit,
         )
 
     def replan_model(
@@ -310,6 +329,7 @@ class ReoptPolicy:
         self._planned_min = sim.now_min
         self._released_at_plan = int(np.sum(sim.status != UNRELEASED))
         self._assigned_at_plan = self._assigned(sim)
+        seen_before = self._known
         self._known = set(known.tolist())
         self._solved = solution is not None
         self._driver_of, self._pickup_of = {}, {}
@@ -323,3 +343,8 @@ class ReoptPolicy:
                 self._driver_of[booking] = driver
         self._pickup_of = model.planned_pickup_min(solution)
         self._left_out = sum(1 for b in free if b not in self._driver_of)
+        if self.replan_deadline is not None and search_cut_short(model.routing):
+            # A search stopped before its local optimum has not weighed the bookings new since
+            # the previous re-plan that it left out: cheapest insertion takes them (_fallback).
+            self.cut_short_replans += 1
+            self._known = {b for b in self._known if b in seen_before or b in self._driver_of}

@@ -18,6 +18,13 @@ NO_TIME_LIMIT_S = 24 * 3600.0
 """The wall-clock limit of a search that stops on its solution limit instead."""
 
 
+def search_cut_short(routing: Any) -> bool:
+    """Whether ``routing``'s last search stopped on a limit (time or solutions) before it
+    reached a local optimum."""
+    status = routing_enums_pb2.RoutingSearchStatus
+    return routing.status() == status.ROUTING_PARTIAL_SUCCESS_LOCAL_OPTIMUM_NOT_REACHED
+
+
 def search_parameters(
     time_limit_s: float | None,
     first_solution: str,
@@ -41,7 +48,7 @@ def search_parameters(
         routing_enums_pb2.LocalSearchMetaheuristic, metaheuristic
     )
     params.guided_local_search_lambda_coefficient = GLS_LAMBDA
-    limit_s = NO_TIME_LIMIT_S if time_limit_s is None else time_limit_s
+    limit_s = NO_TIME_LIMIT_S if time_limit_s is None else min(time_limit_s, NO_TIME_LIMIT_S)
     params.time_limit.FromMilliseconds(max(1, int(limit_s * 1000)))
     if solution_limit is not None:
         params.solution_limit = int(solution_limit)

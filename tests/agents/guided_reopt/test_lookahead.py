@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from rldispatch.agents.guided_reopt.lookahead import GuidedLookaheadPolicy
 from rldispatch.agents.guided_reopt.model_file import GuidedReoptMetadata, save_guided_model
 from rldispatch.agents.guided_reopt.network import TermNetwork
 from rldispatch.agents.guided_reopt.policy import GuidedReoptPolicy
+from rldispatch.agents.guided_reopt.serving import GuidedPlayer
 from rldispatch.agents.pairwise.lookahead import LookaheadExpert
 from rldispatch.agents.pairwise.policy import known_reward_policy
 from rldispatch.cli import main
@@ -91,6 +93,8 @@ def test_a_spent_budget_or_a_stop_leaves_the_re_plan_s_own_action(limit: str) ->
     if limit == "stop":
         policy.should_stop = lambda: True
     twin = GuidedReoptPolicy(TermNetwork())
+    if limit == "budget":  # the re-plan begins past the decision's deadline: its warm start
+        twin.replan_deadline = 0.0
     env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
     env.reset(options={"scenario": OVERLOADED})
     for _ in range(25):
@@ -98,6 +102,32 @@ def test_a_spent_budget_or_a_stop_leaves_the_re_plan_s_own_action(limit: str) ->
         assert action == twin.act(env)
         env.step(action)
     assert policy.cut_short > 0 and policy.overruled == 0
+    assert policy.guided.cut_short_replans == twin.cut_short_replans
+    assert (twin.cut_short_replans > 0) == (limit == "budget")
+
+
+def test_a_budgeted_decision_s_re_plan_stops_at_the_decision_s_deadline() -> None:
+    config = EnvConfig(max_drivers=4)
+    budget_s = 5.0
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 2, time_budget_s=budget_s)
+    deadlines: list[float | None] = []
+    policy.guided.on_replan = lambda *_: deadlines.append(policy.guided.replan_deadline)
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    for _ in range(10):
+        started = time.perf_counter()
+        replans = len(deadlines)
+        action = policy.act(env)
+        for deadline in deadlines[replans:]:
+            assert deadline is not None and started < deadline <= time.perf_counter() + budget_s
+        assert policy.guided.replan_deadline is None  # only within a decision
+        env.step(action)
+    assert deadlines
+    unbudgeted = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 2)
+    unbudgeted.guided.on_replan = lambda *_: deadlines.append(unbudgeted.guided.replan_deadline)
+    deadlines.clear()
+    unbudgeted.act(env)
+    assert deadlines == [None]
 
 
 def test_a_booking_s_driver_is_the_one_whose_rollout_ends_best() -> None:
@@ -120,3 +150,22 @@ def test_a_booking_s_driver_is_the_one_whose_rollout_ends_best() -> None:
             changed += pick != 0
         env.step(policy.guided.act(env))
     assert picked > 0 and changed > 0
+
+
+def test_a_served_suggestion_s_budget_begins_with_its_re_plan() -> None:
+    config = EnvConfig(max_drivers=4)
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    walker = GuidedReoptPolicy(TermNetwork())
+    while env.action_masks()[1:].reshape(4, -1)[:, 0].sum() < 2:  # two drivers can take it
+        env.step(walker.act(env))
+    for budget_s, cut in ((1e-9, True), (60.0, False)):
+        policy = GuidedReoptPolicy(TermNetwork())
+        player = GuidedPlayer(policy, GuidedLookaheadPolicy(policy, 2, time_budget_s=budget_s))
+        drivers, _, _ = player.slot_values(env, 0)
+        assert policy.replans == 1 and policy.replan_deadline is None
+        assert policy.cut_short_replans == int(cut)  # its search stopped at the budget
+        assert drivers.size > 1
+        if cut:
+            assert player.slot_pick(env, 0, drivers) == 0  # no time left to play on
+            assert player.lookahead.cut_short == 1

@@ -11,17 +11,22 @@ to the policy's own. The look costs a rollout per action (tenths of a second on 
 drivers); with no time budget the choice never depends on the machine's speed.
 
 To serve it (``serve --lookahead N`` with a guided-reopt model), ``time_budget_s`` bounds a
-whole decision, the re-plan included: the actions are played on in turn (its own first) until
-the budget is spent, a rollout in progress then counts for nothing, and the choice is the best
-of those played to their end (its own when none was). A decision whose re-plan alone spends
-the budget is the re-plan's, with no copy made. A caller may also stop the look at any step
-(:attr:`GuidedLookaheadPolicy.should_stop`: a request's budget spent, its client gone).
+whole decision, the re-plan included: the re-plan's search stops at the budget with the best
+plan found so far (:attr:`~rldispatch.policies.reopt.ReoptPolicy.replan_deadline`; the
+bookings new since the previous re-plan that it leaves out go to cheapest insertion), then the
+actions are played on in turn (its own first) until the budget is spent, a rollout in progress
+then counts for nothing, and the choice is the best of those played to their end (its own when
+none was). A decision whose re-plan spends the budget is the re-plan's, with no copy made. A
+caller may also stop the look at any step (:attr:`GuidedLookaheadPolicy.should_stop`: a
+request's budget spent, its client gone). A suggestion's budget
+(:meth:`GuidedLookaheadPolicy.pick_driver`) begins with the re-plan that ranked its drivers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -74,8 +79,9 @@ class GuidedLookaheadPolicy:
         return expert
 
     def act(self, env: DispatchEnv) -> int:
-        deadline = self._deadline()
-        own = int(self.guided.act(env))
+        deadline = self.deadline()
+        with self.replans_until(deadline):
+            own = int(self.guided.act(env))
         if look_stopped(deadline, self.should_stop):  # the re-plan spent it: no copy made
             self.cut_short += 1
             return own
@@ -94,13 +100,16 @@ class GuidedLookaheadPolicy:
         self.overruled += best != own
         return best
 
-    def pick_driver(self, env: DispatchEnv, slot: int, drivers: np.ndarray) -> int:
+    def pick_driver(
+        self, env: DispatchEnv, slot: int, drivers: np.ndarray, started: float | None = None
+    ) -> int:
         """Which of ``drivers`` (the booking in ``slot``'s candidates, the plan's first) to
         give it: the index of the one whose rollout ends best among the first
         ``candidates + 1`` (the plan's and as many others as an action looks at); 0 when no
-        rollout ran to its end (a suggestion's look ahead; its budget counts from this call,
-        the re-plan that ranked ``drivers`` done)."""
-        deadline = self._deadline()
+        rollout ran to its end (a suggestion's look ahead; its budget counts from
+        ``started``, on :func:`time.perf_counter`, the moment the re-plan that ranked
+        ``drivers`` began; default: now)."""
+        deadline = self.deadline(started)
         if drivers.size <= 1:
             return 0
         expert = self.expert(self.guided.known_reward(env.config.reward))
@@ -113,9 +122,23 @@ class GuidedLookaheadPolicy:
         if self._expert is not None:
             self._expert.release()
 
-    def _deadline(self) -> float | None:
+    def deadline(self, started: float | None = None) -> float | None:
+        """The end, on :func:`time.perf_counter`, of a decision begun at ``started`` (default:
+        now); None without a budget."""
         budget = self.time_budget_s
-        return None if budget is None else time.perf_counter() + budget
+        if budget is None:
+            return None
+        return (time.perf_counter() if started is None else started) + budget
+
+    @contextmanager
+    def replans_until(self, deadline: float | None) -> Iterator[None]:
+        """Within the block the guided policy's re-plans stop their search at ``deadline``
+        (:attr:`~rldispatch.policies.reopt.ReoptPolicy.replan_deadline`)."""
+        self.guided.replan_deadline = deadline
+        try:
+            yield
+        finally:
+            self.guided.replan_deadline = None
 
     def _best_played_on(
         self, env: DispatchEnv, expert: LookaheadExpert, actions: list[int], deadline: float | None

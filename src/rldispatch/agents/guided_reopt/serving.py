@@ -7,11 +7,13 @@ larger part). A round is the plan's assignments (:meth:`GuidedPlayer.act`); a su
 driver the plan gives the booking, or waiting when the plan leaves it open
 (:meth:`GuidedPlayer.slot_values`). With ``serve --lookahead N`` its actions and a suggestion's
 driver are the look ahead's (:mod:`rldispatch.agents.guided_reopt.lookahead`): the plan's
-choice played on against others in copies of the live day, within the decision's budget.
+choice played on against others in copies of the live day, within the decision's budget, which
+counts the re-plan too (its search stops at the budget).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -106,6 +108,7 @@ class GuidedPlayer:
     ) -> None:
         self.policy = policy
         self.lookahead = lookahead
+        self._asked_at: float | None = None  # when the last suggestion's decision began
 
     def release(self) -> None:
         """Drop what the look ahead keeps of the last request's day."""
@@ -113,8 +116,16 @@ class GuidedPlayer:
             self.lookahead.release()
 
     def slot_values(self, env: Any, slot: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """The drivers for the booking in ``slot``, the plan's first; their values; waiting's."""
-        scores = self.policy.candidate_scores(env, slot)
+        """The drivers for the booking in ``slot``, the plan's first; their values; waiting's.
+        With a look ahead its budget begins here: the re-plan's search stops at it, and
+        :meth:`slot_pick` plays on in what is left."""
+        looking = self.lookahead
+        if looking is None:
+            scores = self.policy.candidate_scores(env, slot)
+        else:
+            self._asked_at = time.perf_counter()
+            with looking.replans_until(looking.deadline(self._asked_at)):
+                scores = self.policy.candidate_scores(env, slot)
         drivers = np.array([score.driver for score in scores], dtype=np.int64)
         values = np.array([score.score for score in scores], dtype=np.float64)
         return drivers, values, WAIT_VALUE
@@ -122,7 +133,7 @@ class GuidedPlayer:
     def slot_pick(self, env: Any, slot: int, drivers: np.ndarray) -> int:
         if self.lookahead is None:
             return 0
-        return self.lookahead.pick_driver(env, slot, drivers)
+        return self.lookahead.pick_driver(env, slot, drivers, self._asked_at)
 
     def act(self, env: Any) -> int:
         if self.lookahead is None:
