@@ -78,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MS",
         help=(
             "wall-clock budget of one lookahead decision; past it the candidates not yet "
-            f"played are passed over (default {DEFAULT_LOOKAHEAD_BUDGET_MS:g}; 0: none); env "
+            "played are passed over (a guided-reopt model's re-plan counts in it: its search "
+            f"stops there) (default {DEFAULT_LOOKAHEAD_BUDGET_MS:g}; 0: none); env "
             "RLDISPATCH_LOOKAHEAD_BUDGET_MS"
         ),
     )

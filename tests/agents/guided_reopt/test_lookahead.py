@@ -169,3 +169,39 @@ def test_a_served_suggestion_s_budget_begins_with_its_re_plan() -> None:
         if cut:
             assert player.slot_pick(env, 0, drivers) == 0  # no time left to play on
             assert player.lookahead.cut_short == 1
+
+
+def test_rollouts_stop_at_the_recent_decisions_quantile_before_their_rollouts() -> None:
+    with pytest.raises(ValueError, match="tail_quantile"):
+        GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), time_budget_s=1.0, tail_quantile=0)
+    budget_s = 5.0
+    policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 2, time_budget_s=budget_s)
+    started = time.perf_counter()
+    assert policy.rollout_deadline(started) == started + budget_s  # nothing seen yet
+    for mostly, quantile in ((0.01, 0.01), (2.0, 2.0)):
+        policy._before_rollouts.clear()
+        policy._before_rollouts.extend([mostly] * 95 + [1.0] * 5)
+        assert policy.rollout_deadline(started) == pytest.approx(started + quantile)
+        assert len(policy._before_rollouts) == 101  # this decision's time joined them
+    budget_only = GuidedLookaheadPolicy(
+        GuidedReoptPolicy(TermNetwork()), 2, time_budget_s=budget_s, tail_quantile=None
+    )
+    budget_only._before_rollouts.extend([0.01] * 100)
+    assert budget_only.rollout_deadline(started) == started + budget_s
+    unbudgeted = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 2)
+    assert unbudgeted.rollout_deadline(started) is None
+
+    # Decisions past the quantile at once (every recent one took no time): no rollout, each
+    # decision the re-plan's own, each re-plan searched to its end within the budget.
+    config = EnvConfig(max_drivers=4)
+    policy._before_rollouts.clear()
+    policy._before_rollouts.extend([0.0] * 100)
+    twin = GuidedReoptPolicy(TermNetwork())
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
+    env.reset(options={"scenario": OVERLOADED})
+    for _ in range(10):
+        action = policy.act(env)
+        assert action == twin.act(env)
+        env.step(action)
+    assert policy.cut_short > 0 and policy.overruled == 0
+    assert policy.guided.cut_short_replans == 0

@@ -16,7 +16,10 @@ plan found so far (:attr:`~rldispatch.policies.reopt.ReoptPolicy.replan_deadline
 bookings new since the previous re-plan that it leaves out go to cheapest insertion), then the
 actions are played on in turn (its own first) until the budget is spent, a rollout in progress
 then counts for nothing, and the choice is the best of those played to their end (its own when
-none was). A decision whose re-plan spends the budget is the re-plan's, with no copy made. A
+none was). A decision whose re-plan spends the budget is the re-plan's, with no copy made. The
+rollouts also stop once the decision has lasted the :data:`TAIL_QUANTILE` quantile of the
+recent decisions' time before their rollouts: the look ahead fills the fast decisions' time
+and lengthens no slow one, so its slowest decisions are the re-plans' own. A
 caller may also stop the look at any step (:attr:`GuidedLookaheadPolicy.should_stop`: a
 request's budget spent, its client gone). A suggestion's budget
 (:meth:`GuidedLookaheadPolicy.pick_driver`) begins with the re-plan that ranked its drivers.
@@ -25,6 +28,7 @@ request's budget spent, its client gone). A suggestion's budget
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -36,6 +40,16 @@ from rldispatch.agents.pairwise.policy import PairwisePolicy
 from rldispatch.env import DispatchEnv
 from rldispatch.policies.base import assignment_action
 
+TAIL_QUANTILE = 0.9
+"""With a budget, a decision's rollouts also stop once it has lasted this quantile of the recent
+decisions' time before their rollouts (the re-plan's share): the look ahead fills the time of
+the fast decisions and lengthens none past it, so its slowest decisions are the re-plans'."""
+TAIL_WINDOW = 2000
+"""The recent decisions that quantile is read from (a service's morning, several days of an
+evaluation): the quantile is of the traffic, not of one state."""
+TAIL_MIN_DECISIONS = 20
+"""Until this many decisions were seen, the budget alone bounds the rollouts."""
+
 
 class GuidedLookaheadPolicy:
     """:class:`GuidedReoptPolicy`'s action against the known reward's best assignments, each
@@ -45,6 +59,9 @@ class GuidedLookaheadPolicy:
     :param candidates: the known reward's best assignments played on beside it.
     :param time_budget_s: wall-clock budget of one decision, its re-plan included (None:
         none, the choice then never depends on the machine's speed).
+    :param tail_quantile: with a budget, the rollouts also stop once the decision has lasted
+        this quantile of the recent decisions' time before their rollouts
+        (:data:`TAIL_QUANTILE`; None: the budget alone).
 
     ``should_stop`` (None: never) is asked at every rollout step too; once it answers True no
     rollout goes on.
@@ -56,11 +73,16 @@ class GuidedLookaheadPolicy:
         candidates: int = 3,
         name: str = "",
         time_budget_s: float | None = None,
+        tail_quantile: float | None = TAIL_QUANTILE,
     ) -> None:
         check_look(candidates, time_budget_s)
+        if tail_quantile is not None and not 0.0 < tail_quantile <= 1.0:
+            raise ValueError("guided look ahead: tail_quantile must be in (0, 1] (or None)")
         self.guided = guided
         self.candidates = int(candidates)
         self.time_budget_s = time_budget_s
+        self.tail_quantile = tail_quantile
+        self._before_rollouts: deque[float] = deque(maxlen=TAIL_WINDOW)
         self.name = name or f"{guided.name}+lookahead"
         self._expert: LookaheadExpert | None = None
         self.should_stop: Callable[[], bool] | None = None
@@ -79,9 +101,10 @@ class GuidedLookaheadPolicy:
         return expert
 
     def act(self, env: DispatchEnv) -> int:
-        deadline = self.deadline()
-        with self.replans_until(deadline):
+        started = time.perf_counter()
+        with self.replans_until(self.deadline(started)):
             own = int(self.guided.act(env))
+        deadline = self.rollout_deadline(started)
         if look_stopped(deadline, self.should_stop):  # the re-plan spent it: no copy made
             self.cut_short += 1
             return own
@@ -109,7 +132,9 @@ class GuidedLookaheadPolicy:
         rollout ran to its end (a suggestion's look ahead; its budget counts from
         ``started``, on :func:`time.perf_counter`, the moment the re-plan that ranked
         ``drivers`` began; default: now)."""
-        deadline = self.deadline(started)
+        if started is None:
+            started = time.perf_counter()
+        deadline = self.rollout_deadline(started)
         if drivers.size <= 1:
             return 0
         expert = self.expert(self.guided.known_reward(env.config.reward))
@@ -129,6 +154,19 @@ class GuidedLookaheadPolicy:
         if budget is None:
             return None
         return (time.perf_counter() if started is None else started) + budget
+
+    def rollout_deadline(self, started: float) -> float | None:
+        """When the rollouts of a decision begun at ``started`` stop: its budget's end, or
+        sooner, the :attr:`tail_quantile` of the recent decisions' time before their
+        rollouts, which this one's joins (None without a budget)."""
+        deadline = self.deadline(started)
+        if deadline is None:
+            return None
+        before = self._before_rollouts
+        if self.tail_quantile is not None and len(before) >= TAIL_MIN_DECISIONS:
+            deadline = min(deadline, started + float(np.quantile(before, self.tail_quantile)))
+        before.append(time.perf_counter() - started)
+        return deadline
 
     @contextmanager
     def replans_until(self, deadline: float | None) -> Iterator[None]:
