@@ -19,10 +19,10 @@ then counts for nothing, and the choice is the best of those played to their end
 none was). A decision whose re-plan spends the budget is the re-plan's, with no copy made. The
 rollouts also stop once the decision has lasted the :data:`TAIL_QUANTILE` quantile of the
 recent decisions' time before their rollouts: the look ahead fills the fast decisions' time
-and lengthens no slow one, so its slowest decisions are the re-plans' own. A
-caller may also stop the look at any step (:attr:`GuidedLookaheadPolicy.should_stop`: a
-request's budget spent, its client gone). A suggestion's budget
-(:meth:`GuidedLookaheadPolicy.pick_driver`) begins with the re-plan that ranked its drivers.
+and lengthens no slow one, so its slowest decisions are the re-plans' own. A caller may also
+stop the look at any step (:attr:`GuidedLookaheadPolicy.should_stop`: a request's budget
+spent, its client gone). A suggestion's budget (:meth:`GuidedLookaheadPolicy.pick_driver`)
+begins with the re-plan that ranked its drivers.
 """
 
 from __future__ import annotations
