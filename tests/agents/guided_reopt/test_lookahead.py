@@ -27,6 +27,17 @@ from rldispatch.scenarios.fleet_days import geneva_day
 OVERLOADED = geneva_day(6, 4, bookings_per_driver=(19.0, 21.0))
 
 
+def assert_same_actions(policy: GuidedLookaheadPolicy, twin: GuidedReoptPolicy, steps: int) -> None:
+    """``policy`` takes ``twin``'s action at each of the first ``steps`` decisions of the
+    overloaded day."""
+    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=EnvConfig(max_drivers=4))
+    env.reset(options={"scenario": OVERLOADED})
+    for _ in range(steps):
+        action = policy.act(env)
+        assert action == twin.act(env)
+        env.step(action)
+
+
 def test_each_action_is_the_best_played_on_of_its_own_and_the_known_rewards_best() -> None:
     config = EnvConfig(max_drivers=4)
     policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), candidates=2)
@@ -87,7 +98,6 @@ def test_evaluate_plays_a_guided_model_with_its_look_ahead(tmp_path: Path) -> No
 def test_a_spent_budget_or_a_stop_leaves_the_re_plan_s_own_action(limit: str) -> None:
     with pytest.raises(ValueError, match="time_budget_s"):
         GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), time_budget_s=0.0)
-    config = EnvConfig(max_drivers=4)
     budget = 1e-9 if limit == "budget" else None  # spent by the first rollout step
     policy = GuidedLookaheadPolicy(GuidedReoptPolicy(TermNetwork()), 3, time_budget_s=budget)
     if limit == "stop":
@@ -95,12 +105,7 @@ def test_a_spent_budget_or_a_stop_leaves_the_re_plan_s_own_action(limit: str) ->
     twin = GuidedReoptPolicy(TermNetwork())
     if limit == "budget":  # the re-plan begins past the decision's deadline: its warm start
         twin.replan_deadline = 0.0
-    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
-    env.reset(options={"scenario": OVERLOADED})
-    for _ in range(25):
-        action = policy.act(env)
-        assert action == twin.act(env)
-        env.step(action)
+    assert_same_actions(policy, twin, 25)
     assert policy.cut_short > 0 and policy.overruled == 0
     assert policy.guided.cut_short_replans == twin.cut_short_replans
     assert (twin.cut_short_replans > 0) == (limit == "budget")
@@ -193,15 +198,8 @@ def test_rollouts_stop_at_the_recent_decisions_quantile_before_their_rollouts() 
 
     # Decisions past the quantile at once (every recent one took no time): no rollout, each
     # decision the re-plan's own, each re-plan searched to its end within the budget.
-    config = EnvConfig(max_drivers=4)
     policy._before_rollouts.clear()
     policy._before_rollouts.extend([0.0] * 100)
-    twin = GuidedReoptPolicy(TermNetwork())
-    env = DispatchEnv(preset=None, scenario=OVERLOADED, config=config)
-    env.reset(options={"scenario": OVERLOADED})
-    for _ in range(10):
-        action = policy.act(env)
-        assert action == twin.act(env)
-        env.step(action)
+    assert_same_actions(policy, GuidedReoptPolicy(TermNetwork()), 10)
     assert policy.cut_short > 0 and policy.overruled == 0
     assert policy.guided.cut_short_replans == 0
