@@ -23,10 +23,10 @@ from rldispatch.agents.dqn.model_file import ModelMetadata, save_model
 from rldispatch.agents.dqn.network import QNetwork
 from rldispatch.agents.pairwise.model_file import save_untrained_model
 from rldispatch.agents.pairwise.network import PairQNetwork
-from rldispatch.env import EnvConfig
+from rldispatch.env import DispatchEnv, EnvConfig
 from rldispatch.scenarios.presets import make_preset
 from rldispatch.service.decisions.manager import LiveRequest
-from rldispatch.service.decisions.snapshot import LiveDay
+from rldispatch.service.decisions.snapshot import LiveDay, LiveEnv
 from rldispatch.service.http.fleet_schemas import SuggestRequest
 
 READ_TOKEN = "read-token-0123456789abcdef"
@@ -317,3 +317,17 @@ def round_looking_ahead_over_http(
         assert response.status_code == 200, response.text
         status = httpx.get(f"{server.url}/rl/status", headers=auth(), timeout=30).json()
     return response.json(), status
+
+
+def round_in_process(live: LiveEnv, act: Callable[[DispatchEnv], int]) -> list[tuple[str, str]]:
+    """The (booking id, driver id) of each assignment ``act`` makes on ``live``'s env until it
+    waits, nothing more can be assigned or nothing is open: a round played here, apart from
+    the service's own loop, to check the service's against."""
+    env, made = live.env, []
+    while env.action_masks()[1:].any() and not env.sim.done:
+        action = act(env)
+        if action == 0:
+            break
+        assigned = env.assign(action)
+        made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
+    return made

@@ -30,6 +30,7 @@ from rldispatch.service.http.fleet_schemas import RoundRequest
 from tests.service.helpers import (
     ThreadedServer,
     auth,
+    round_in_process,
     round_looking_ahead_over_http,
     suggest_body,
     switch_rl_on,
@@ -105,22 +106,15 @@ def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
     assert answer.source == "rl" and answer.reason is None
     model = load_guided_model(guided_path)
 
-    def round_in_process(policy) -> list[tuple[str, str]]:
+    def played_here(policy) -> list[tuple[str, str]]:
         live = live_env(state, day, manager.rl_config(len(state.drivers)))
-        env, made = live.env, []
-        while env.action_masks()[1:].any() and not env.sim.done:
-            action = policy.act(env)
-            if action == 0:
-                break
-            assigned = env.assign(action)
-            made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
-        return made
+        return round_in_process(live, policy.act)
 
     def guided() -> GuidedReoptPolicy:
         return GuidedReoptPolicy(model.network, horizon_min=model.metadata.horizon_min)
 
     got = [(a.booking_id, a.driver_id) for a in answer.assignments]
-    assert got == round_in_process(GuidedLookaheadPolicy(guided(), 2)) and got
+    assert got == played_here(GuidedLookaheadPolicy(guided(), 2)) and got
     plain = RLDispatchManager(guided_path, state=RL_ON).dispatch_round(state)
     assert [(a.booking_id, a.driver_id) for a in plain.assignments] != got  # it looked ahead
     served, status = round_looking_ahead_over_http(tmp_path / "data", guided_path, body, 2, 120)
@@ -132,6 +126,6 @@ def test_a_guided_round_that_looks_ahead_is_the_look_ahead_on_the_live_day(
     # it never weighed go to cheapest insertion) and no copy is played on.
     stopped = guided()
     stopped.replan_deadline = 0.0
-    assert [(a.booking_id, a.driver_id) for a in rushed.assignments] == round_in_process(stopped)
+    assert [(a.booking_id, a.driver_id) for a in rushed.assignments] == played_here(stopped)
     assert stopped.cut_short_replans > 0
     assert hurried.lookahead_status()["decisions_cut_short"] > 0

@@ -22,6 +22,7 @@ from tests.service.helpers import (
     auth,
     make_model_file,
     make_pairwise_model_file,
+    round_in_process,
     round_looking_ahead_over_http,
 )
 from tests.service.test_round import RL_ON, day_state, state_body_of_day
@@ -37,16 +38,14 @@ def expert_round(model: Path, state, day, expert_of) -> list[tuple[str, str]]:
     live = live_env(state, day, manager.rl_config(len(state.drivers)))
     policy = PairwisePolicy.from_file(model)
     expert = expert_of(policy)
-    env, made = live.env, []
-    while env.action_masks()[1:].any() and not env.sim.done:
+    if expert is None:
+        return round_in_process(live, policy.act)
+
+    def act(env) -> int:
         features = policy.state(env)
-        choice = expert.choose(env, features) if expert else policy.act(env)
-        action = features.action(choice) if expert else choice
-        if action == 0:
-            break
-        assigned = env.assign(action)
-        made.append((live.booking_ids[assigned.booking], live.driver_ids[assigned.driver]))
-    return made
+        return features.action(expert.choose(env, features))
+
+    return round_in_process(live, act)
 
 
 def answered(answer) -> list[tuple[str, str]]:

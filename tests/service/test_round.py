@@ -26,6 +26,7 @@ from tests.service.helpers import (
     auth,
     make_model_file,
     make_pairwise_model_file,
+    round_in_process,
     switch_rl_on,
 )
 
@@ -52,13 +53,7 @@ def test_fallback_round_is_the_heuristic_playing_the_state_until_nothing_is_left
     answer = RLDispatchManager(None).dispatch_round(state)
     assert (answer.source, answer.reason) == ("fallback", "rl_disabled")
     live = live_env(state, day, EnvConfig(max_drivers=len(state.drivers)))
-    env, policy, expected = live.env, make_baseline("insertion"), []
-    while env.action_masks()[1:].any() and not env.sim.done:
-        action = policy.act(env)
-        if action == 0:
-            break
-        made = env.assign(action)
-        expected.append((live.booking_ids[made.booking], live.driver_ids[made.driver]))
+    expected = round_in_process(live, make_baseline("insertion").act)
     assert [(a.booking_id, a.driver_id) for a in answer.assignments] == expected
     assert expected  # the state had work to give
     given = {booking for booking, _ in expected}

@@ -102,7 +102,7 @@ class GuidedLookaheadPolicy:
 
     def act(self, env: DispatchEnv) -> int:
         started = time.perf_counter()
-        with self.replans_until(self.deadline(started)):
+        with self.replans_within_budget(started):
             own = int(self.guided.act(env))
         deadline = self.rollout_deadline(started)
         if look_stopped(deadline, self.should_stop):  # the re-plan spent it: no copy made
@@ -147,13 +147,11 @@ class GuidedLookaheadPolicy:
         if self._expert is not None:
             self._expert.release()
 
-    def deadline(self, started: float | None = None) -> float | None:
-        """The end, on :func:`time.perf_counter`, of a decision begun at ``started`` (default:
-        now); None without a budget."""
+    def deadline(self, started: float) -> float | None:
+        """The end, on :func:`time.perf_counter`, of a decision begun at ``started``; None
+        without a budget."""
         budget = self.time_budget_s
-        if budget is None:
-            return None
-        return (time.perf_counter() if started is None else started) + budget
+        return None if budget is None else started + budget
 
     def rollout_deadline(self, started: float) -> float | None:
         """When the rollouts of a decision begun at ``started`` stop: its budget's end, or
@@ -169,10 +167,11 @@ class GuidedLookaheadPolicy:
         return deadline
 
     @contextmanager
-    def replans_until(self, deadline: float | None) -> Iterator[None]:
-        """Within the block the guided policy's re-plans stop their search at ``deadline``
+    def replans_within_budget(self, started: float) -> Iterator[None]:
+        """Within the block the guided policy's re-plans stop their search at the end of the
+        budget of a decision begun at ``started``
         (:attr:`~rldispatch.policies.reopt.ReoptPolicy.replan_deadline`)."""
-        self.guided.replan_deadline = deadline
+        self.guided.replan_deadline = self.deadline(started)
         try:
             yield
         finally:

@@ -124,7 +124,7 @@ class GuidedPlayer:
             scores = self.policy.candidate_scores(env, slot)
         else:
             self._asked_at = time.perf_counter()
-            with looking.replans_until(looking.deadline(self._asked_at)):
+            with looking.replans_within_budget(self._asked_at):
                 scores = self.policy.candidate_scores(env, slot)
         drivers = np.array([score.driver for score in scores], dtype=np.int64)
         values = np.array([score.score for score in scores], dtype=np.float64)
