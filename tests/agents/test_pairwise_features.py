@@ -110,6 +110,42 @@ def test_batched_torch_forward_matches_numpy_for_mixed_fleet_sizes() -> None:
     assert offset == pairs.shape[0]
 
 
+def test_compiled_forward_follows_the_networks_training_and_scores_no_pairs() -> None:
+    env = DispatchEnv(preset=None, scenario=geneva_day(5, 8), config=EnvConfig(max_drivers=8))
+    env.reset()
+    play(env, 2)
+    state = FeatureBuilder(4).build(env)
+    assert state.n_pairs > 3
+    torch.manual_seed(2)
+    network = PairQNetwork(hidden=16, head_hidden=8, known_reward=KNOWN)
+    for layer in (network.pair_out, network.head[2]):
+        torch.nn.init.normal_(layer.weight)
+    q = NumpyPairQ(network)  # made before the step: it reads the weights the step changes
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.01)
+    wait, pairs = network(PairBatch.from_states([state]))
+    (wait.sum() + pairs.sum()).backward()
+    optimizer.step()
+    with torch.no_grad():
+        wait, pairs = network(PairBatch.from_states([state]))
+    compiled_wait, compiled_pairs = q(state)
+    assert compiled_wait == pytest.approx(wait.item(), rel=1e-5)
+    np.testing.assert_allclose(compiled_pairs, pairs.numpy(), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(compiled_pairs, NumpyPairQ(PairQNetwork(16, 8, KNOWN))(state)[1])
+
+    nothing = replace(
+        state,
+        pairs=state.pairs[:0],
+        pair_driver=state.pair_driver[:0],
+        pair_slot=state.pair_slot[:0],
+        pair_order=state.pair_order[:0],
+    )
+    with torch.no_grad():
+        expected_wait, _ = network(PairBatch.from_states([nothing]))
+    only_wait, no_pairs = q(nothing)
+    assert no_pairs.shape == (0,)
+    assert only_wait == pytest.approx(expected_wait.item(), rel=1e-5)
+
+
 def shuffled_scenario(scenario, seed: int):
     rng = np.random.default_rng(seed)
     drivers = tuple(scenario.drivers[i] for i in rng.permutation(len(scenario.drivers)))

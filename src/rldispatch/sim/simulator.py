@@ -400,11 +400,18 @@ class DaySimulator:
             self.travel.kernel_args,
             self._plan_state(),
         )
-        pieces = zip(drivers, offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
-        for driver, first, end in pieces:
-            self.plan_start[driver] = start[first:end]
-            self.plan_complete[driver] = complete[first:end]
-            self.plan_leg_min[driver] = leg[first:end]
+        bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
+        for column, values in (
+            (self.plan_start, start),
+            (self.plan_complete, complete),
+            (self.plan_leg_min, leg),
+        ):
+            pieces = [values[first:end] for first, end in bounds]
+            if drivers == range(self.n_drivers):  # every driver, in order (a restored day)
+                column[:] = pieces
+            else:
+                for driver, piece in zip(drivers, pieces, strict=True):
+                    column[driver] = piece
         planned = sizes > 0
         if flat.size:
             first = np.minimum(offsets[:-1], flat.size - 1)

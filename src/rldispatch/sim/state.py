@@ -68,7 +68,7 @@ def restore_day(
     sim.now_min = float(now_min)
     sim.status[:] = OPEN
     sim.plans = [list(plan) if isinstance(plan, range) else list(map(int, plan)) for plan in plans]
-    sizes = [len(plan) for plan in sim.plans]
+    sizes = list(map(len, sim.plans))
     planned = np.fromiter(itertools.chain.from_iterable(sim.plans), np.int64, sum(sizes))
     sim.status[planned] = ASSIGNED
     sim.assigned_driver[planned] = np.repeat(np.arange(n_drivers), sizes)

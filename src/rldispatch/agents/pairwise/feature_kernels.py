@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from rldispatch.sim.knock_on import knock_on_effects
+
 
 @njit(cache=True, nogil=True)
 def candidate_kernel(cost, feasible, driver_rank, k):  # pragma: no cover - compiled
@@ -226,3 +228,163 @@ def booking_rows(
         rows[j, 12] = dropoff_xy[b, 0]
         rows[j, 13] = dropoff_xy[b, 1]
     return rows
+
+
+@njit(cache=True, nogil=True)
+def plain_state_rows(
+    now,
+    k,
+    free_min,
+    free_booking,
+    plan_sizes,
+    rides,
+    shift_start_min,
+    shift_end_min,
+    capacity,
+    capacity_by_kind,
+    idle,
+    driver_rank,
+    frame_pickup,
+    frame_dropoff,
+    frame_driver_start,
+    visible,
+    table_feasible,
+    table_cost,
+    table_added_km,
+    table_pickup_min,
+    table_position,
+    latest_min,
+    earliest_min,
+    requested_min,
+    priority,
+    load,
+    load_by_kind,
+    ride_km,
+    plan_flat,
+    plan_offset,
+    plan_start_flat,
+    pickup_vec,
+    dropoff_vec,
+    minutes_per_km,
+    pickup_to_free_min,
+    late_after_min,
+    travel,
+    regret_cap,
+    tie_tolerance,
+):  # pragma: no cover - compiled
+    """Every row of a state of plans of whole bookings in one pass, the kernels above and
+    the steps between them: ``(driver rows, drivers on shift, idle drivers, booking rows, pair
+    rows, pair driver, pair slot)``. The table's arrays are ``(drivers, visible bookings)``."""
+    n_drivers = free_min.shape[0]
+    m = visible.shape[0]
+    idle_count = 0
+    for d in range(n_drivers):
+        idle_count += idle[d]
+    drivers, on_shift_count = driver_rows(
+        now,
+        free_min,
+        free_booking,
+        plan_sizes,
+        rides,
+        shift_start_min,
+        shift_end_min,
+        capacity,
+        idle,
+        frame_dropoff,
+        frame_driver_start,
+    )
+    cost = np.empty((n_drivers, m))
+    driver_best = np.full(n_drivers, np.inf)
+    for d in range(n_drivers):
+        for j in range(m):
+            value = table_cost[d, j] if table_feasible[d, j] else np.inf
+            cost[d, j] = value
+            if value < driver_best[d]:
+                driver_best[d] = value
+    pair_driver, pair_slot, pair_rank, n_feasible, best, second = candidate_kernel(
+        cost, table_feasible, driver_rank, k
+    )
+    bookings = booking_rows(
+        visible,
+        now,
+        latest_min,
+        earliest_min,
+        requested_min,
+        priority,
+        load,
+        ride_km,
+        n_feasible,
+        n_drivers,
+        best,
+        second,
+        frame_pickup,
+        frame_dropoff,
+        regret_cap,
+    )
+    n = pair_driver.shape[0]
+    booking = np.empty(n, dtype=np.int64)
+    pair_cost = np.empty(n)
+    pickup = np.empty(n)
+    position = np.empty(n, dtype=np.int64)
+    requested = np.empty(n)
+    latest = np.empty(n)
+    sizes = np.empty(n, dtype=np.int64)
+    places_left = np.empty((n, capacity_by_kind.shape[1]), dtype=capacity_by_kind.dtype)
+    for q in range(n):
+        d, j = pair_driver[q], pair_slot[q]
+        b = visible[j]
+        booking[q] = b
+        pair_cost[q] = cost[d, j]
+        pickup[q] = table_pickup_min[d, j]
+        position[q] = np.int64(table_position[d, j])
+        requested[q] = requested_min[b]
+        latest[q] = latest_min[b]
+        sizes[q] = plan_sizes[d]
+        for kind in range(capacity_by_kind.shape[1]):
+            places_left[q, kind] = capacity_by_kind[d, kind] - load_by_kind[b, kind]
+    made_late, next_delay, total_delay, _ = knock_on_effects(
+        pair_driver,
+        booking,
+        pickup,
+        position,
+        plan_flat,
+        plan_offset,
+        plan_start_flat,
+        pickup_vec,
+        dropoff_vec,
+        minutes_per_km,
+        earliest_min,
+        requested_min,
+        pickup_to_free_min,
+        late_after_min,
+        travel,
+    )
+    # One booking on board at a time: its drop-off follows its pickup, and each planned
+    # drop-off moves with its pickup.
+    pairs = pair_rows(
+        pair_driver,
+        pair_slot,
+        pair_rank,
+        k,
+        now,
+        pair_cost,
+        best,
+        driver_best,
+        table_added_km,
+        pickup,
+        requested,
+        latest,
+        position,
+        sizes,
+        made_late,
+        next_delay,
+        total_delay,
+        np.zeros(n),
+        total_delay,
+        np.ones(n),
+        places_left,
+        np.zeros(n),
+        late_after_min,
+        tie_tolerance,
+    )
+    return drivers, on_shift_count, idle_count, bookings, pairs, pair_driver, pair_slot

@@ -35,12 +35,12 @@ from rldispatch.agents.pairwise.feature_kernels import (
     candidate_kernel,
     driver_rows,
     pair_rows,
+    plain_state_rows,
 )
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
 from rldispatch.sim.frame import LocalFrame
-from rldispatch.sim.knock_on import plan_knock_on
 from rldispatch.sim.simulator import OPEN
 
 FEATURE_VERSION = 2
@@ -312,23 +312,22 @@ class FeatureBuilder:
         cache.refresh()
         return cache
 
-    def build(self, env: DispatchEnv, time_of_day: float | None = None) -> PairState:
-        """The features of the env's current state (no candidates when nothing is feasible).
-
-        :param time_of_day: the share of the service day gone by, when the env's clock does
-            not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
-        """
-        sim = env.sim
-        frame = self.frame(sim)
+    @staticmethod
+    def _stop_rows(
+        sim: DaySimulator,
+        frame: _DayFrame,
+        visible: np.ndarray,
+        table_part: tuple[np.ndarray, ...],
+        dropoff_position: np.ndarray | None,
+        plan_sizes: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of a state of plans of stops (shared rides, breaks, ride limits), as
+        :func:`plain_state_rows` returns them: the effects of an insertion are the
+        simulator's."""
         now = sim.now_min
         n_drivers = sim.n_drivers
-        visible = env.visible
-        table = env.table
-        slots = env.config.visible_slots
-
-        # --- drivers
-        plans = self._plans(sim)
-        plan_sizes = plans.plan_sizes()
+        feasible, table_cost, added_km, pickup_min, table_position = table_part
         idle = sim.idle_drivers()
         drivers, on_shift_count = driver_rows(
             now,
@@ -343,22 +342,10 @@ class FeatureBuilder:
             frame.dropoff,
             frame.driver_start,
         )
-
-        # --- candidates
-        m = visible.size
-        if m and table is not None:
-            feasible = table.feasible[:n_drivers, :m]
-            cost = np.where(feasible, table.cost[:n_drivers, :m], np.inf)
-        else:
-            feasible = np.zeros((n_drivers, m), dtype=bool)
-            cost = np.full((n_drivers, m), np.inf)
-        k = min(self.candidates_per_booking, n_drivers)
+        cost = np.where(feasible, table_cost, np.inf)
         cand_driver, cand_slot, cand_rank, n_feasible, best, second = candidate_kernel(
             cost, feasible, frame.driver_rank, k
         )
-        n_pairs = cand_driver.size
-
-        # --- bookings
         bookings = booking_rows(
             visible,
             now,
@@ -376,67 +363,142 @@ class FeatureBuilder:
             frame.dropoff,
             REGRET_CAP_10KM,
         )
-
-        # --- pairs
-        if n_pairs:
+        if cand_driver.size == 0:
+            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
+        else:
             booking = visible[cand_slot]
-            pair_cost = cost[cand_driver, cand_slot]
-            pickup = table.pickup_min[cand_driver, cand_slot]
-            position = table.position[cand_driver, cand_slot].astype(np.int64)
-            requested = sim.requested_min[booking]
-            driver_best = cost.min(axis=1)
-            if sim.has_stops:
-                effects = sim.insertion_effects(
-                    cand_driver, booking, position, table.dropoff_position[cand_driver, cand_slot]
-                )
-                made_late, next_delay, total_delay = effects[:, 0], effects[:, 1], effects[:, 2]
-                onboard_delay, dropoff_delay = effects[:, 4], effects[:, 5]
-                ride_ratio, places_left, shared = effects[:, 6], effects[:, 7:10], effects[:, 10]
-                sizes = np.fromiter(map(len, sim.stops), dtype=np.int64, count=n_drivers)
-                sizes = sizes[cand_driver]
-            else:
-                made_late, next_delay, total_delay, _ = plan_knock_on(
-                    sim, cand_driver, booking, pickup, position, packed=plans.packed()
-                )
-                # One booking on board at a time: its drop-off follows its pickup, and each
-                # planned drop-off moves with its pickup.
-                onboard_delay, dropoff_delay = np.zeros(n_pairs), total_delay
-                ride_ratio, shared = np.ones(n_pairs), np.zeros(n_pairs)
-                places_left = sim.capacity_by_kind[cand_driver] - sim.load_by_kind[booking]
-                sizes = plan_sizes[cand_driver]
+            pickup = pickup_min[cand_driver, cand_slot]
+            position = table_position[cand_driver, cand_slot].astype(np.int64)
+            assert dropoff_position is not None  # a plan of stops' table has it
+            effects = sim.insertion_effects(
+                cand_driver, booking, position, dropoff_position[cand_driver, cand_slot]
+            )
+            sizes = np.fromiter(map(len, sim.stops), dtype=np.int64, count=n_drivers)
             pairs = pair_rows(
                 cand_driver,
                 cand_slot,
                 cand_rank,
                 k,
                 now,
-                pair_cost,
+                cost[cand_driver, cand_slot],
                 best,
-                driver_best,
-                table.added_km,
+                cost.min(axis=1),
+                added_km,
                 pickup,
-                requested,
+                sim.requested_min[booking],
                 sim.latest_min[booking],
                 position,
-                sizes,
-                made_late,
-                next_delay,
-                total_delay,
-                onboard_delay,
-                dropoff_delay,
-                ride_ratio,
-                places_left,
-                shared,
+                sizes[cand_driver],
+                effects[:, 0],
+                effects[:, 1],
+                effects[:, 2],
+                effects[:, 4],
+                effects[:, 5],
+                effects[:, 6],
+                effects[:, 7:10],
+                effects[:, 10],
                 LATE_AFTER_REQUESTED_MIN,
                 TIE_TOLERANCE,
             )
+        idle_count = int(np.count_nonzero(idle))
+        return drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot
+
+    def build(self, env: DispatchEnv, time_of_day: float | None = None) -> PairState:
+        """The features of the env's current state (no candidates when nothing is feasible).
+
+        :param time_of_day: the share of the service day gone by, when the env's clock does
+            not tell it (a live snapshot starts its clock at now); default ``now / horizon``.
+        """
+        sim = env.sim
+        frame = self.frame(sim)
+        now = sim.now_min
+        n_drivers = sim.n_drivers
+        visible = env.visible
+        table = env.table
+        slots = env.config.visible_slots
+
+        # --- drivers, bookings, candidate pairs
+        plans = self._plans(sim)
+        plan_sizes = plans.plan_sizes()
+        m = visible.size
+        k = min(self.candidates_per_booking, n_drivers)
+        if m and table is not None:
+            table_part = (
+                table.feasible[:n_drivers, :m],
+                table.cost[:n_drivers, :m],
+                table.added_km[:n_drivers, :m],
+                table.pickup_min[:n_drivers, :m],
+                table.position[:n_drivers, :m],
+            )
+        else:
+            table_part = (
+                np.zeros((n_drivers, m), dtype=bool),
+                np.full((n_drivers, m), np.inf),
+                np.zeros((n_drivers, m)),
+                np.zeros((n_drivers, m)),
+                np.zeros((n_drivers, m), dtype=np.int64),
+            )
+        if sim.has_stops:
+            drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot = (
+                self._stop_rows(
+                    sim,
+                    frame,
+                    visible,
+                    table_part,
+                    None if table is None else table.dropoff_position,
+                    plan_sizes,
+                    k,
+                )
+            )
+        else:
+            bookings_flat, offsets, starts = plans.packed()
+            drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot = (
+                plain_state_rows(
+                    now,
+                    k,
+                    sim.driver_free_min(),
+                    sim.driver_free_booking(),
+                    plan_sizes,
+                    sim.rides,
+                    sim.shift_start_min,
+                    sim.shift_end_min,
+                    sim.capacity,
+                    sim.capacity_by_kind,
+                    sim.idle_drivers(),
+                    frame.driver_rank,
+                    frame.pickup,
+                    frame.dropoff,
+                    frame.driver_start,
+                    visible,
+                    *table_part,
+                    sim.latest_min,
+                    sim.earliest_min,
+                    sim.requested_min,
+                    sim.priority,
+                    sim.load,
+                    sim.load_by_kind,
+                    sim.ride_km,
+                    bookings_flat,
+                    offsets,
+                    starts,
+                    sim.pickup_vec,
+                    sim.dropoff_vec,
+                    sim.minutes_per_km,
+                    sim.pickup_to_free_min,
+                    LATE_AFTER_REQUESTED_MIN,
+                    sim.travel.kernel_args,
+                    REGRET_CAP_10KM,
+                    TIE_TOLERANCE,
+                )
+            )
+        n_pairs = cand_driver.size
+        if n_pairs:
             # Ties go by booking id, then driver id: ranks among the visible bookings order
             # the pairs as ranks among all of the day's would.
             booking_ids = sim.booking_ids
             visible_rank = _id_ranks([booking_ids[b] for b in visible.tolist()])
             pair_order = visible_rank[cand_slot] * (n_drivers + 1) + frame.driver_rank[cand_driver]
         else:
-            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
             pair_order = np.empty(0, dtype=np.int64)
 
         # --- global
@@ -449,7 +511,7 @@ class FeatureBuilder:
                 n_drivers / 30.0,
                 m / scale,
                 (open_count - m) / scale,
-                int(np.count_nonzero(idle)) / scale,
+                idle_count / scale,
                 on_shift_count / scale,
                 n_pairs / max(m * k, 1),
                 plan_sizes.sum() / scale,

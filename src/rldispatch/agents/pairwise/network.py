@@ -22,9 +22,10 @@ inputs side by side (:attr:`PairBatch.pair_inputs`) with the four weights side b
 gradient step is a few dozen small tensor operations whose fixed cost dominates, so fewer
 and larger operations train faster (``bench/pairwise_train_speed.py``).
 
-:class:`NumpyPairQ` runs the same forward pass on one state in NumPy on views of the torch
-weights (acting needs one decision at a time); there the driver and booking parts are
-computed once per driver and booking, not once per pair.
+:class:`NumpyPairQ` runs the same forward pass on one state on views of the torch weights,
+compiled (:mod:`~rldispatch.agents.pairwise.forward_kernel`; acting needs one decision at a
+time); there the driver and booking parts are computed once per driver and booking, not once
+per pair.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from rldispatch.agents.pairwise.features import (
     PAIR_FEATURES,
     PairState,
 )
+from rldispatch.agents.pairwise.forward_kernel import pair_q_kernel
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,8 @@ def segment_max(values: torch.Tensor, segment: torch.Tensor, n_segments: int) ->
 
 
 class NumpyPairQ:
-    """The forward pass of a :class:`PairQNetwork` on one state, in NumPy (shared weights)."""
+    """The forward pass of a :class:`PairQNetwork` on one state, compiled, on views of its
+    weights (a gradient step on the network is seen at the next call)."""
 
     def __init__(self, network: PairQNetwork) -> None:
         def view(tensor: torch.Tensor) -> np.ndarray:
@@ -302,38 +305,33 @@ class NumpyPairQ:
 
     def __call__(self, state: PairState) -> tuple[float, np.ndarray]:
         """``(Q_wait, Q of each candidate pair)``."""
-        global_part = state.globals @ self.global_in + self.global_bias
-        n = state.n_pairs
-        if n:
-            driver_part = state.drivers @ self.driver_in
-            booking_part = state.bookings @ self.booking_in
-            h1 = state.pairs @ self.pair_in
-            h1 += driver_part[state.pair_driver]
-            h1 += booking_part[state.pair_slot]
-            h1 += global_part
-            np.maximum(h1, 0.0, out=h1)
-            context = np.concatenate([h1.sum(0) / n, h1.max(0)]) @ self.context
-            h2 = h1 @ self.pair_hidden
-            h2 += self.pair_hidden_bias + context
-            np.maximum(h2, 0.0, out=h2)
-            advantage = (h2 @ self.pair_out)[:, 0] + self.pair_out_bias[0]
-            pooled = np.concatenate([h2.sum(0) / n, h2.max(0)])
-        else:
-            advantage = np.zeros(0, dtype=np.float32)
-            pooled = np.zeros(2 * self.pair_hidden.shape[1], dtype=np.float32)
-        summary = np.concatenate([pooled, np.maximum(global_part, 0.0)])
-        head = np.maximum(summary @ self.head_1 + self.head_1_bias, 0.0) @ self.head_2
-        value, wait_advantage = head + self.head_2_bias
-        mean_advantage = (advantage.sum() + wait_advantage) / (n + 1)
-        base = value - mean_advantage
-        assignment, per_10km, per_late, wait = self.known_reward
-        if n:
-            pairs = state.pairs
-            late = pairs[:, PAIR_LATE] + pairs[:, PAIR_KNOCK_ON_LATE]
-            advantage = advantage + (
-                assignment + per_10km * pairs[:, PAIR_ADDED_KM] + per_late * late
-            )
-        return float(base + wait_advantage + wait), base + advantage
+        q_wait, q_pairs = pair_q_kernel(
+            np.ascontiguousarray(state.drivers, dtype=np.float32),
+            np.ascontiguousarray(state.bookings, dtype=np.float32),
+            np.ascontiguousarray(state.pairs, dtype=np.float32),
+            np.asarray(state.pair_driver, dtype=np.int64),
+            np.asarray(state.pair_slot, dtype=np.int64),
+            np.asarray(state.globals, dtype=np.float32),
+            self.driver_in,
+            self.booking_in,
+            self.pair_in,
+            self.global_in,
+            self.global_bias,
+            self.pair_hidden,
+            self.pair_hidden_bias,
+            self.context,
+            self.pair_out,
+            self.pair_out_bias,
+            self.head_1,
+            self.head_1_bias,
+            self.head_2,
+            self.head_2_bias,
+            self.known_reward,
+            PAIR_ADDED_KM,
+            PAIR_LATE,
+            PAIR_KNOCK_ON_LATE,
+        )
+        return float(q_wait), q_pairs
 
 
 def choose(q_wait: float, q_pairs: np.ndarray, pair_order: np.ndarray, tolerance: float) -> int:

@@ -61,5 +61,5 @@ def play_round(live: LiveEnv, act: Any, budget: RequestBudget | None = None) -> 
             raise ModelFailed("invalid_action")
         made.append(round_assignment(live, env.assign(action)))
     ids = live.booking_ids
-    waiting = tuple(ids[b] for b in np.flatnonzero(env.sim.status == OPEN).tolist())
+    waiting = tuple(map(ids.__getitem__, np.flatnonzero(env.sim.status == OPEN).tolist()))
     return Round(None, tuple(made), waiting, ended)
