@@ -231,7 +231,7 @@ def booking_rows(
 
 
 @njit(cache=True, nogil=True)
-def plain_state_rows(
+def state_rows(
     now,
     k,
     free_min,
@@ -241,7 +241,6 @@ def plain_state_rows(
     shift_start_min,
     shift_end_min,
     capacity,
-    capacity_by_kind,
     idle,
     driver_rank,
     frame_pickup,
@@ -250,31 +249,19 @@ def plain_state_rows(
     visible,
     table_feasible,
     table_cost,
-    table_added_km,
-    table_pickup_min,
-    table_position,
     latest_min,
     earliest_min,
     requested_min,
     priority,
     load,
-    load_by_kind,
     ride_km,
-    plan_flat,
-    plan_offset,
-    plan_start_flat,
-    pickup_vec,
-    dropoff_vec,
-    minutes_per_km,
-    pickup_to_free_min,
-    late_after_min,
-    travel,
     regret_cap,
-    tie_tolerance,
 ):  # pragma: no cover - compiled
-    """Every row of a state of plans of whole bookings in one pass, the kernels above and
-    the steps between them: ``(driver rows, drivers on shift, idle drivers, booking rows, pair
-    rows, pair driver, pair slot)``. The table's arrays are ``(drivers, visible bookings)``."""
+    """The driver and booking rows of a state and its candidate pairs, in one pass:
+    ``(driver rows, drivers on shift, idle drivers, booking rows, cost, each driver's least
+    cost, pair driver, pair slot, pair rank, each booking's least cost)``; ``cost`` is the
+    table's, ``inf`` where infeasible. The table's arrays are ``(drivers, visible
+    bookings)``."""
     n_drivers = free_min.shape[0]
     m = visible.shape[0]
     idle_count = 0
@@ -321,6 +308,53 @@ def plain_state_rows(
         frame_dropoff,
         regret_cap,
     )
+    return (
+        drivers,
+        on_shift_count,
+        idle_count,
+        bookings,
+        cost,
+        driver_best,
+        pair_driver,
+        pair_slot,
+        pair_rank,
+        best,
+    )
+
+
+@njit(cache=True, nogil=True)
+def plain_pair_rows(
+    now,
+    k,
+    pair_driver,
+    pair_slot,
+    pair_rank,
+    cost,
+    best,
+    driver_best,
+    visible,
+    table_added_km,
+    table_pickup_min,
+    table_position,
+    plan_sizes,
+    capacity_by_kind,
+    load_by_kind,
+    latest_min,
+    plan,
+    booking_state,
+    late_after_min,
+    travel,
+    tie_tolerance,
+):  # pragma: no cover - compiled
+    """The pair rows of a state of plans of whole bookings: what each insertion does to the
+    plan after it from :func:`~rldispatch.sim.knock_on.knock_on_effects`, one booking on
+    board at a time (its drop-off follows its pickup, each planned drop-off moves with its
+    pickup). ``plan`` is every driver's plan packed, ``(bookings, offsets, starts)``;
+    ``booking_state`` is ``(pickup_vec, dropoff_vec, minutes_per_km, earliest_min,
+    requested_min, pickup_to_free_min)``."""
+    pickup_vec, dropoff_vec, minutes_per_km, earliest_min, requested_min, pickup_to_free_min = (
+        booking_state
+    )
     n = pair_driver.shape[0]
     booking = np.empty(n, dtype=np.int64)
     pair_cost = np.empty(n)
@@ -347,9 +381,9 @@ def plain_state_rows(
         booking,
         pickup,
         position,
-        plan_flat,
-        plan_offset,
-        plan_start_flat,
+        plan[0],
+        plan[1],
+        plan[2],
         pickup_vec,
         dropoff_vec,
         minutes_per_km,
@@ -359,9 +393,7 @@ def plain_state_rows(
         late_after_min,
         travel,
     )
-    # One booking on board at a time: its drop-off follows its pickup, and each planned
-    # drop-off moves with its pickup.
-    pairs = pair_rows(
+    return pair_rows(
         pair_driver,
         pair_slot,
         pair_rank,
@@ -387,4 +419,3 @@ def plain_state_rows(
         late_after_min,
         tie_tolerance,
     )
-    return drivers, on_shift_count, idle_count, bookings, pairs, pair_driver, pair_slot

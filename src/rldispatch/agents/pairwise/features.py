@@ -31,17 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from rldispatch.agents.pairwise.feature_kernels import (
-    booking_rows,
     candidate_kernel,
-    driver_rows,
     pair_rows,
-    plain_state_rows,
+    plain_pair_rows,
+    state_rows,
 )
 from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
 from rldispatch.sim.frame import LocalFrame
-from rldispatch.sim.simulator import OPEN
+from rldispatch.sim.simulator import OPEN, InsertionTable
 
 FEATURE_VERSION = 2
 """Changes whenever a feature changes meaning; model files record it."""
@@ -313,95 +312,52 @@ class FeatureBuilder:
         return cache
 
     @staticmethod
-    def _stop_rows(
+    def _stop_pair_rows(
         sim: DaySimulator,
-        frame: _DayFrame,
+        table: InsertionTable,
         visible: np.ndarray,
-        table_part: tuple[np.ndarray, ...],
-        dropoff_position: np.ndarray | None,
-        plan_sizes: np.ndarray,
+        candidates: tuple[np.ndarray, np.ndarray, np.ndarray],
+        cost: np.ndarray,
+        best: np.ndarray,
+        driver_best: np.ndarray,
         k: int,
-    ) -> tuple[np.ndarray, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of a state of plans of stops (shared rides, breaks, ride limits), as
-        :func:`plain_state_rows` returns them: the effects of an insertion are the
-        simulator's."""
-        now = sim.now_min
-        n_drivers = sim.n_drivers
-        feasible, table_cost, added_km, pickup_min, table_position = table_part
-        idle = sim.idle_drivers()
-        drivers, on_shift_count = driver_rows(
-            now,
-            sim.driver_free_min(),
-            sim.driver_free_booking(),
-            plan_sizes,
-            sim.rides,
-            sim.shift_start_min,
-            sim.shift_end_min,
-            sim.capacity,
-            idle,
-            frame.dropoff,
-            frame.driver_start,
+    ) -> np.ndarray:
+        """The pair rows of a state of plans of stops (shared rides, breaks, ride limits):
+        what each insertion does to the plan after it is the simulator's."""
+        cand_driver, cand_slot, cand_rank = candidates
+        booking = visible[cand_slot]
+        pickup = table.pickup_min[cand_driver, cand_slot]
+        position = table.position[cand_driver, cand_slot].astype(np.int64)
+        effects = sim.insertion_effects(
+            cand_driver, booking, position, table.dropoff_position[cand_driver, cand_slot]
         )
-        cost = np.where(feasible, table_cost, np.inf)
-        cand_driver, cand_slot, cand_rank, n_feasible, best, second = candidate_kernel(
-            cost, feasible, frame.driver_rank, k
-        )
-        bookings = booking_rows(
-            visible,
-            now,
-            sim.latest_min,
-            sim.earliest_min,
-            sim.requested_min,
-            sim.priority,
-            sim.load,
-            sim.ride_km,
-            n_feasible,
-            n_drivers,
+        sizes = np.fromiter(map(len, sim.stops), dtype=np.int64, count=sim.n_drivers)
+        return pair_rows(
+            cand_driver,
+            cand_slot,
+            cand_rank,
+            k,
+            sim.now_min,
+            cost[cand_driver, cand_slot],
             best,
-            second,
-            frame.pickup,
-            frame.dropoff,
-            REGRET_CAP_10KM,
+            driver_best,
+            table.added_km,
+            pickup,
+            sim.requested_min[booking],
+            sim.latest_min[booking],
+            position,
+            sizes[cand_driver],
+            effects[:, 0],
+            effects[:, 1],
+            effects[:, 2],
+            effects[:, 4],
+            effects[:, 5],
+            effects[:, 6],
+            effects[:, 7:10],
+            effects[:, 10],
+            LATE_AFTER_REQUESTED_MIN,
+            TIE_TOLERANCE,
         )
-        if cand_driver.size == 0:
-            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
-        else:
-            booking = visible[cand_slot]
-            pickup = pickup_min[cand_driver, cand_slot]
-            position = table_position[cand_driver, cand_slot].astype(np.int64)
-            assert dropoff_position is not None  # a plan of stops' table has it
-            effects = sim.insertion_effects(
-                cand_driver, booking, position, dropoff_position[cand_driver, cand_slot]
-            )
-            sizes = np.fromiter(map(len, sim.stops), dtype=np.int64, count=n_drivers)
-            pairs = pair_rows(
-                cand_driver,
-                cand_slot,
-                cand_rank,
-                k,
-                now,
-                cost[cand_driver, cand_slot],
-                best,
-                cost.min(axis=1),
-                added_km,
-                pickup,
-                sim.requested_min[booking],
-                sim.latest_min[booking],
-                position,
-                sizes[cand_driver],
-                effects[:, 0],
-                effects[:, 1],
-                effects[:, 2],
-                effects[:, 4],
-                effects[:, 5],
-                effects[:, 6],
-                effects[:, 7:10],
-                effects[:, 10],
-                LATE_AFTER_REQUESTED_MIN,
-                TIE_TOLERANCE,
-            )
-        idle_count = int(np.count_nonzero(idle))
-        return drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot
 
     def build(self, env: DispatchEnv, time_of_day: float | None = None) -> PairState:
         """The features of the env's current state (no candidates when nothing is feasible).
@@ -423,73 +379,84 @@ class FeatureBuilder:
         m = visible.size
         k = min(self.candidates_per_booking, n_drivers)
         if m and table is not None:
-            table_part = (
-                table.feasible[:n_drivers, :m],
-                table.cost[:n_drivers, :m],
-                table.added_km[:n_drivers, :m],
-                table.pickup_min[:n_drivers, :m],
-                table.position[:n_drivers, :m],
+            feasible, table_cost = table.feasible[:n_drivers, :m], table.cost[:n_drivers, :m]
+        else:
+            feasible = np.zeros((n_drivers, m), dtype=bool)
+            table_cost = np.full((n_drivers, m), np.inf)
+        (
+            drivers,
+            on_shift_count,
+            idle_count,
+            bookings,
+            cost,
+            driver_best,
+            cand_driver,
+            cand_slot,
+            cand_rank,
+            best,
+        ) = state_rows(
+            now,
+            k,
+            sim.driver_free_min(),
+            sim.driver_free_booking(),
+            plan_sizes,
+            sim.rides,
+            sim.shift_start_min,
+            sim.shift_end_min,
+            sim.capacity,
+            sim.idle_drivers(),
+            frame.driver_rank,
+            frame.pickup,
+            frame.dropoff,
+            frame.driver_start,
+            visible,
+            feasible,
+            table_cost,
+            sim.latest_min,
+            sim.earliest_min,
+            sim.requested_min,
+            sim.priority,
+            sim.load,
+            sim.ride_km,
+            REGRET_CAP_10KM,
+        )
+        if cand_driver.size == 0:
+            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
+        elif sim.has_stops:
+            candidates = (cand_driver, cand_slot, cand_rank)
+            pairs = self._stop_pair_rows(
+                sim, table, visible, candidates, cost, best, driver_best, k
             )
         else:
-            table_part = (
-                np.zeros((n_drivers, m), dtype=bool),
-                np.full((n_drivers, m), np.inf),
-                np.zeros((n_drivers, m)),
-                np.zeros((n_drivers, m)),
-                np.zeros((n_drivers, m), dtype=np.int64),
-            )
-        if sim.has_stops:
-            drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot = (
-                self._stop_rows(
-                    sim,
-                    frame,
-                    visible,
-                    table_part,
-                    None if table is None else table.dropoff_position,
-                    plan_sizes,
-                    k,
-                )
-            )
-        else:
-            bookings_flat, offsets, starts = plans.packed()
-            drivers, on_shift_count, idle_count, bookings, pairs, cand_driver, cand_slot = (
-                plain_state_rows(
-                    now,
-                    k,
-                    sim.driver_free_min(),
-                    sim.driver_free_booking(),
-                    plan_sizes,
-                    sim.rides,
-                    sim.shift_start_min,
-                    sim.shift_end_min,
-                    sim.capacity,
-                    sim.capacity_by_kind,
-                    sim.idle_drivers(),
-                    frame.driver_rank,
-                    frame.pickup,
-                    frame.dropoff,
-                    frame.driver_start,
-                    visible,
-                    *table_part,
-                    sim.latest_min,
-                    sim.earliest_min,
-                    sim.requested_min,
-                    sim.priority,
-                    sim.load,
-                    sim.load_by_kind,
-                    sim.ride_km,
-                    bookings_flat,
-                    offsets,
-                    starts,
+            pairs = plain_pair_rows(
+                now,
+                k,
+                cand_driver,
+                cand_slot,
+                cand_rank,
+                cost,
+                best,
+                driver_best,
+                visible,
+                table.added_km,
+                table.pickup_min,
+                table.position,
+                plan_sizes,
+                sim.capacity_by_kind,
+                sim.load_by_kind,
+                sim.latest_min,
+                plans.packed(),
+                (
                     sim.pickup_vec,
                     sim.dropoff_vec,
                     sim.minutes_per_km,
+                    sim.earliest_min,
+                    sim.requested_min,
                     sim.pickup_to_free_min,
-                    LATE_AFTER_REQUESTED_MIN,
-                    sim.travel.kernel_args,
-                    REGRET_CAP_10KM,
-                    TIE_TOLERANCE,
-                )
+                ),
+                LATE_AFTER_REQUESTED_MIN,
+                sim.travel.kernel_args,
+                TIE_TOLERANCE,
             )
         n_pairs = cand_driver.size
         if n_pairs:
