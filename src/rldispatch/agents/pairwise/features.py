@@ -469,7 +469,7 @@ class FeatureBuilder:
             pair_order = np.empty(0, dtype=np.int64)
 
         # --- global
-        open_count = int((sim.status == OPEN).sum())
+        open_count = int(np.count_nonzero(sim.status == OPEN))
         planned_late = plans.late_total()
         scale = max(n_drivers, 1)
         global_row = np.array(
