@@ -377,3 +377,36 @@ def test_an_uncertain_day_on_a_road_network_is_stated_in_the_decision(
     line = "trained on the travel formula, played on the road network grid.osm.pbf"
     assert f"challenger: {line}\n" in capsys.readouterr().out
     assert decision["road_network_override"] == {"challenger": line}
+
+
+def documented_commands(page: Path, verb: str) -> list[list[str]]:
+    """The ``rldispatch VERB ...`` command lines of ``page``'s console blocks, as arguments
+    (continuation lines joined; the ``$`` prompt and the verb's name left out)."""
+    import shlex
+
+    lines = page.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()
+    prefix = f"$ rldispatch {verb} "
+    return [shlex.split(line[len(prefix) :]) for line in lines if line.startswith(prefix)]
+
+
+def test_the_feedback_loop_page_records_in_the_database_it_serves_from() -> None:
+    """docs/feedback_loop.md: the promoted model "is recorded in the model registry
+    (rl_model_registry in the service's database)": its promote command must name the
+    database its serve command logs to, or the registry lands in a local SQLite file."""
+    from rldispatch.cli import build_parser
+    from rldispatch.service.config import ServiceConfig
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "feedback_loop.md"
+
+    def databases(verb: str) -> set[str]:
+        urls = set()
+        for arguments in documented_commands(page, verb):
+            args = build_parser(verb).parse_args([verb, *arguments])
+            config = ServiceConfig.from_env(
+                {}, database_url=args.database_url, data_dir=args.data_dir
+            )
+            urls.add(config.resolved_database_url)
+        return urls
+
+    served = databases("serve")
+    assert len(served) == 1 and databases("promote") == served

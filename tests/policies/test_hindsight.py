@@ -264,6 +264,29 @@ def test_solve_scenario_schedule_and_metrics_agree_with_the_travel_model():
     assert metrics.reward == pytest.approx(expected)
 
 
+def test_solve_scenario_reports_occupancy_and_ride_time_as_the_simulator_does():
+    """A plan of whole bookings carries each booking's load over its ride and goes straight to
+    its drop-off: occupancy is the served passenger km over the loaded km and the ride time
+    is the direct time, the figures the simulator gives such a day (not 0, as if unmeasured)."""
+    heavy = booking("heavy", (2.0, 2.0), (3.0, 3.0), (60.0, 120.0), load=3)
+    scenario = small_day((heavy,))
+    result = solve_scenario(scenario, time_limit_s=1.0)
+    travel = TravelModel(scenario)
+    by_id = {b.id: b for b in scenario.bookings}
+    served = [by_id[s.booking] for route in result.routes for s in route if s.kind == "pickup"]
+    ride_km = [
+        float(travel.distance_km(np.asarray(b.pickup), np.asarray(b.dropoff))) for b in served
+    ]
+    passenger_km = sum(km * sum(b.load.as_tuple()) for km, b in zip(ride_km, served, strict=True))
+    assert len(served) == 5
+    assert result.metrics.occupancy == pytest.approx(passenger_km / sum(ride_km))
+    assert result.metrics.occupancy > 1.0
+    assert result.metrics.ride_time_ratio == 1.0
+    assert result.metrics.shared_ride_share == 0.0
+    played = run_day(InsertionPolicy(), DispatchEnv(preset=None, scenario=scenario), scenario)
+    assert played.ride_time_ratio == 1.0
+
+
 def test_result_serialises_to_json_and_prints_a_summary():
     result = solve_scenario(small_day(), time_limit_s=0.5)
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))

@@ -104,6 +104,9 @@ def test_a_bad_model_is_refused_and_the_old_one_keeps_serving(
         refused = client.put("/rl/models/champion", json={"path": path}, headers=ADMIN)
         assert refused.status_code == 422
         assert words in refused.json()["message"]
+        # One line naming the field once: "path: ...", never "path: path: ...".
+        assert refused.json()["message"].startswith("path: ")
+        assert not refused.json()["message"].startswith("path: path:")
         assert refused.json()["detail"][0]["loc"] == ["body", "path"]
         status = client.get("/rl/status", headers=auth()).json()
     assert status["model"]["version"] == version_of(models / "champion.safetensors")

@@ -14,6 +14,7 @@ Reported times, costs and metrics are recomputed from the routes with exact trav
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -176,14 +177,22 @@ def _result(
             driver_stops.append(Stop(scenario.bookings[booking].id, "dropoff", float(dropoff)))
         stops.append(tuple(driver_stops))
     notes = list(plan.problems) + check_scenario_plan(scenario, stops, travel_factor)
-    metrics = day_metrics(
-        sim.requested_min,
-        np.nan_to_num(plan.pickup_min),
-        plan.served,
-        plan.distance_km,
-        float(sim.ride_km[plan.served].sum()),
-        plan.rides,
-        reward,
+    loaded_km = float(sim.ride_km[plan.served].sum())
+    passenger_km = float((sim.ride_km[plan.served] * sim.load[plan.served]).sum())
+    metrics = dataclasses.replace(
+        day_metrics(
+            sim.requested_min,
+            np.nan_to_num(plan.pickup_min),
+            plan.served,
+            plan.distance_km,
+            loaded_km,
+            plan.rides,
+            reward,
+        ),
+        # Whole bookings, as the simulator plays them: each load carried over its own ride,
+        # straight from the pickup to the drop-off.
+        occupancy=passenger_km / loaded_km if loaded_km else 0.0,
+        ride_time_ratio=1.0 if plan.served.any() else 0.0,
     )
     if not notes and abs(metrics.reward - replay_reward(problem, plan, reward)) > 1e-6:
         notes.append("the reward of the metrics and of the replay differ")

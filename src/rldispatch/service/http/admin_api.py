@@ -107,10 +107,11 @@ def _models_out(request: Request) -> ModelsOut:
 
 
 def _refused(reason: str) -> JSONResponse:
+    """422 naming the field once: a refusal of the path itself already says ``path: ...``."""
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={
-            "message": f"path: {reason}",
+            "message": reason if reason.startswith("path: ") else f"path: {reason}",
             "detail": [{"loc": ["body", "path"], "msg": reason, "type": "model_refused"}],
         },
     )
