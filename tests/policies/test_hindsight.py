@@ -16,6 +16,7 @@ from rldispatch.env import DispatchEnv
 from rldispatch.policies.baselines import InsertionPolicy
 from rldispatch.policies.hindsight import HindsightResult, Stop, solve_cordeau, solve_scenario
 from rldispatch.policies.hindsight_check import check_cordeau_solution, cordeau_cost
+from rldispatch.policies.hindsight_cordeau import cordeau_route_metrics
 from rldispatch.rewards import RewardConfig
 from rldispatch.scenarios.cordeau import BEST_KNOWN_COSTS, read_cordeau
 from rldispatch.scenarios.files import save_scenario
@@ -54,7 +55,35 @@ def test_a2_16_result_metrics_count_every_request(a2_16):
     assert result.metrics is not None
     assert result.metrics.served == result.metrics.bookings == instance.n_requests
     assert result.metrics.distance_km == pytest.approx(result.cost)
-    assert result.metrics.empty_km == pytest.approx(result.cost - instance.direct_distance().sum())
+    # Rides are shared: more than one passenger on board on part of the loaded km, and a
+    # shared ride takes longer than the direct one.
+    assert 0 < result.metrics.shared_ride_share <= 1
+    assert result.metrics.occupancy > 1
+    assert result.metrics.ride_time_ratio > 1
+    assert 0 < result.metrics.empty_km < result.cost
+
+
+def test_cordeau_route_metrics_follow_the_passengers_on_board(tmp_path):
+    """One vehicle picks up A at x=1 and B at x=2, drops A at x=4 and B at x=5 (service 1
+    minute at each stop, one unit is one km and one minute): 10 km driven, 4 of them
+    loaded, 6 passenger km, both rides shared and each 4 minutes for 3 direct."""
+    nodes = [(0, 0, 0), (1, 1, 1), (2, 2, 1), (3, 4, -1), (4, 5, -1), (5, 0, 0)]
+    lines = ["1 4 480 3 30"]
+    for node, x, load in nodes:
+        service = 0 if load == 0 else 1
+        lines.append(f"{node} {x:.3f} 0.000 {service} {load} 0 1440")
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n".join(lines) + "\n")
+    instance = read_cordeau(path)
+    route = (Stop("1", "pickup", 1.0), Stop("2", "pickup", 3.0))
+    route += (Stop("1", "dropoff", 6.0), Stop("2", "dropoff", 8.0))
+    assert check_cordeau_solution(instance, [route]) == []
+    metrics = cordeau_route_metrics(instance, [route], RewardConfig())
+    assert metrics.served == 2 and metrics.distance_km == pytest.approx(10.0)
+    assert metrics.empty_km == pytest.approx(6.0)
+    assert metrics.occupancy == pytest.approx(6.0 / 4.0)
+    assert metrics.shared_ride_share == 1.0
+    assert metrics.ride_time_ratio == pytest.approx(4.0 / 3.0)
 
 
 def with_route(routes, index, new_route):

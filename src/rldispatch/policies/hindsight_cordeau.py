@@ -7,6 +7,7 @@ travel times rounded up, so a schedule the solver accepts also holds in exact ar
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -191,7 +192,7 @@ def solve_cordeau(
         name=instance.name,
         feasible=not dropped,
         cost=cost,
-        metrics=_cordeau_metrics(instance, routes, reward or RewardConfig()),
+        metrics=cordeau_route_metrics(instance, routes, reward or RewardConfig()),
         routes=tuple(routes),
         vehicles=vehicles,
         dropped=dropped,
@@ -227,7 +228,7 @@ def _solve_ruin_recreate(
         name=instance.name,
         feasible=not dropped,
         cost=cost,
-        metrics=_cordeau_metrics(instance, routes, reward or RewardConfig()),
+        metrics=cordeau_route_metrics(instance, routes, reward or RewardConfig()),
         routes=tuple(routes),
         vehicles=tuple(f"v{k + 1}" for k in range(instance.n_vehicles)),
         dropped=dropped,
@@ -257,30 +258,62 @@ def _route_distance(instance: CordeauInstance, routes: Sequence[Sequence[Stop]])
     return total
 
 
-def _cordeau_metrics(
+def cordeau_route_metrics(
     instance: CordeauInstance, routes: Sequence[Sequence[Stop]], reward: RewardConfig
 ) -> DayMetrics:
-    """The simulator's figures for the instance as :meth:`CordeauInstance.to_scenario` sees it."""
+    """The simulator's figures for the instance as :meth:`CordeauInstance.to_scenario` sees it:
+    the loaded km, occupancy, shared rides and ride times of the routes as driven, rides
+    shared (one unit is one km and one minute)."""
     scenario = instance.to_scenario()
     n = instance.n_requests
     pickup_min = np.zeros(n)
+    picked_done_min = np.zeros(n)
+    dropoff_min = np.full(n, np.nan)
     served = np.zeros(n, dtype=bool)
+    shared = np.zeros(n, dtype=bool)
     rides = np.zeros(instance.n_vehicles, dtype=np.int64)
+    loaded_km = passenger_km = 0.0
+    depot = np.asarray(instance.depot_xy, dtype=np.float64)
     for vehicle, route in enumerate(routes):
+        here = depot
+        aboard: list[int] = []
         for stop in route:
-            if stop.kind == "pickup":
-                request = int(stop.booking) - 1
+            request = int(stop.booking) - 1
+            pickup = stop.kind == "pickup"
+            there = instance.pickup_xy[request] if pickup else instance.dropoff_xy[request]
+            leg_km = float(np.hypot(*(there - here)))
+            if aboard:
+                loaded_km += leg_km
+                passenger_km += leg_km * float(instance.load[aboard].sum())
+            here = there
+            if pickup:
                 pickup_min[request] = stop.time_min
+                picked_done_min[request] = stop.time_min + float(instance.pickup_service[request])
                 served[request] = True
                 rides[vehicle] += 1
+                if aboard:
+                    shared[aboard] = True
+                    shared[request] = True
+                aboard.append(request)
+            else:
+                dropoff_min[request] = stop.time_min
+                if request in aboard:
+                    aboard.remove(request)
     requested = np.asarray([booking.requested_min for booking in scenario.bookings])
-    loaded_km = float(instance.direct_distance()[served].sum())
-    return day_metrics(
-        requested,
-        pickup_min,
-        served,
-        _route_distance(instance, routes),
-        loaded_km,
-        rides,
-        reward,
+    direct = instance.direct_distance()
+    dropped = np.isfinite(dropoff_min) & served & (direct > 0)
+    ride = (dropoff_min[dropped] - picked_done_min[dropped]) / direct[dropped]
+    return dataclasses.replace(
+        day_metrics(
+            requested,
+            pickup_min,
+            served,
+            _route_distance(instance, routes),
+            loaded_km,
+            rides,
+            reward,
+        ),
+        occupancy=passenger_km / loaded_km if loaded_km else 0.0,
+        shared_ride_share=float(shared[served].mean()) if served.any() else 0.0,
+        ride_time_ratio=float(ride.mean()) if ride.size else 0.0,
     )
