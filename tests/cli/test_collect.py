@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
+from rldispatch.agents.pairwise.model_file import load_pairwise_model
 from rldispatch.cli import main
 from rldispatch.scenarios.files import load_scenario
 from rldispatch.scenarios.history import HistoryBooking, write_synthetic_history
@@ -236,6 +237,13 @@ def test_collected_service_days_play_in_simulate_and_train(service_log, tmp_path
     assert report["policies"]["insertion"]["completion_rate"]["mean"] > 0
     assert trained == 0
     assert json.loads((tmp_path / "train.json").read_text())["days"] == 2
+    # The model file says which dates it trained on and which selected it, so promote can
+    # refuse it on any of them (the latest date is held out).
+    model = load_pairwise_model(tmp_path / "run" / "best_model.safetensors")
+    summary = model.metadata.training_summary
+    names = [load_scenario(path).name for path in sorted(days.glob("*.json"))]
+    assert summary["training_days"] == names[:1]
+    assert summary["selection_days"] == names[1:2]
 
 
 def test_the_service_database_may_come_from_its_environment_variable(

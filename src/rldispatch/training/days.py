@@ -63,6 +63,11 @@ class TrainingDays(ABC):
         self.selection_days = list(days)
         return self
 
+    def named_training_days(self) -> list[str] | None:
+        """The names of the days trained on, when they are a set of named days (a folder's
+        dates); None when they are drawn without end (a preset's or the fleets' days)."""
+        return None
+
 
 class FleetDays(TrainingDays):
     def __init__(self, distribution: FleetDayDistribution | None = None, selection: int = 16):
@@ -133,6 +138,9 @@ class ScenarioDays(TrainingDays):
         self.selection_days = days[len(days) - selection :]
         self.held_out = [path.name for path in held_out]
 
+    def named_training_days(self) -> list[str]:
+        return [day.name for day in self.train_days]
+
     def day(self, index: int) -> Scenario:
         count = len(self.train_days)
         round_index, position = divmod(index, count)
@@ -181,6 +189,9 @@ class RoadNetworkDays(TrainingDays):
 
     def max_drivers(self) -> int:
         return self.days.max_drivers()
+
+    def named_training_days(self) -> list[str] | None:
+        return self.days.named_training_days()
 
     def describe(self) -> dict[str, Any]:
         return {

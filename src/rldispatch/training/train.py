@@ -474,6 +474,7 @@ class TrainingRun:
 
     def summary(self) -> dict[str, Any]:
         last = self.evaluations[-1] if self.evaluations else None
+        trained_on = self.days.named_training_days()
         return {
             "agent": self.kind.name,
             "days": self.day,
@@ -484,6 +485,7 @@ class TrainingRun:
             "best_day": self.best_day,
             "eval_reward": last["reward"] if last else None,
             "selection_days": [day.name for day in self.days.selection_days],
+            **({"training_days": trained_on} if trained_on is not None else {}),
             "seed": self.settings.seed,
             "resumed": self.resumed,
             "stopped_by_time_limit": self.stopped_by_time_limit,
