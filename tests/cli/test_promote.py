@@ -322,15 +322,14 @@ def test_a_running_service_refuses_an_outside_model_serves_a_challenger_and_swap
     assert champion is not None and champion.report["handed_to"]["service"] == server.url
 
 
-def test_a_challenger_selected_on_a_held_out_day_is_refused(
-    tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("seen_as", ["selection_days", "training_days"])
+def test_a_challenger_trained_or_selected_on_a_held_out_day_is_refused(
+    seen_as: str, tmp_path: Path, days: Path, models: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rldispatch.agents.pairwise.model_file import load_pairwise_model, save_pairwise_model
 
     loaded = load_pairwise_model(models / "good.safetensors")
-    metadata = replace(
-        loaded.metadata, training_summary={"selection_days": ["2025-10-06"]}, version=""
-    )
+    metadata = replace(loaded.metadata, training_summary={seen_as: ["2025-10-06"]}, version="")
     seen = save_pairwise_model(tmp_path / "seen.safetensors", loaded.network, metadata)
     code = promote(
         tmp_path, days, "--challenger", str(seen), "--champion", str(models / "bad.safetensors")
