@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_bytes(out / "table.txt", (quickstart_table(report) + "\n").encode())
     print(
         f"\nwall time {report['wall_time_s'] / 60:.1f} min; wrote {out}/report.json, "
-        f"model.safetensors, training_curves.png, comparison.png, routes.png; "
+        f"table.txt, model.safetensors, training_curves.png, comparison.png, routes.png; "
         f"{describe_folder_size(out)}"
     )
     return 0
