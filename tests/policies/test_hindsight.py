@@ -330,7 +330,7 @@ def test_result_serialises_to_json_and_prints_a_summary():
 def test_cli_solves_a_cordeau_file_and_writes_json(tmp_path, capsys):
     out = tmp_path / "out" / "a2-16.json"
     path = cordeau_dir() / "a2-16.txt"
-    code = main(["solve", "--scenario", str(path), "--time-limit", "2", "--json", str(out)])
+    code = main(["solve", "--scenario", str(path), "--time-limit", "0.5", "--json", str(out)])
     assert code == 0
     data = json.loads(out.read_text())
     assert data["feasible"] is True
