@@ -120,7 +120,7 @@ def test_reopt_on_fewer_days_is_compared_on_those_days_alone() -> None:
 
 
 def test_reopt_days_not_played_by_the_deadline_are_left_out() -> None:
-    days = short_days(2)
+    days = short_days(2, bookings=10)  # the deadline is what is tested, not reopt: small days
     config = replace(EnvConfig(), max_drivers=len(days[0].drivers))
     tasks = [(day, config) for day in days]
     with multiprocessing.get_context("spawn").Pool(1) as pool:

@@ -221,7 +221,7 @@ def small_day(extra: tuple[Booking, ...] = ()) -> Scenario:
 
 
 def test_solve_scenario_serves_every_booking_of_an_easy_day():
-    result = solve_scenario(small_day(), time_limit_s=1.0)
+    result = solve_scenario(small_day(), time_limit_s=0.5)
     assert result.feasible
     assert result.dropped == ()
     assert result.metrics.completion_rate == 1.0
@@ -234,7 +234,7 @@ def test_solve_scenario_serves_every_booking_of_an_easy_day():
 
 def test_solve_scenario_drops_the_booking_nobody_can_reach():
     far = booking("far", (50.0, 0.0), (51.0, 0.0), (0.0, 10.0))
-    result = solve_scenario(small_day((far,)), time_limit_s=1.0)
+    result = solve_scenario(small_day((far,)), time_limit_s=0.5)
     assert result.dropped == ("far",)
     assert result.metrics.served == 4
     assert result.metrics.cancelled == 1
@@ -243,7 +243,7 @@ def test_solve_scenario_drops_the_booking_nobody_can_reach():
 
 def test_solve_scenario_gives_a_heavy_booking_to_a_driver_who_can_carry_it():
     heavy = booking("heavy", (2.0, 2.0), (3.0, 3.0), (60.0, 120.0), load=3)
-    result = solve_scenario(small_day((heavy,)), time_limit_s=1.0)
+    result = solve_scenario(small_day((heavy,)), time_limit_s=0.5)
     assert result.dropped == ()
     d2 = result.vehicles.index("d2")
     assert "heavy" in {stop.booking for stop in result.routes[d2]}
@@ -252,7 +252,7 @@ def test_solve_scenario_gives_a_heavy_booking_to_a_driver_who_can_carry_it():
 def test_solve_scenario_schedule_and_metrics_agree_with_the_travel_model():
     scenario = small_day((booking("late", (2.0, 0.0), (2.0, 1.0), (30.0, 40.0), requested=10.0),))
     reward = RewardConfig()
-    result = solve_scenario(scenario, time_limit_s=1.0, reward=reward)
+    result = solve_scenario(scenario, time_limit_s=0.5, reward=reward)
     travel = TravelModel(scenario)
     by_id = {b.id: b for b in scenario.bookings}
     distance_km = 0.0
@@ -299,7 +299,7 @@ def test_solve_scenario_reports_occupancy_and_ride_time_as_the_simulator_does():
     is the direct time, the figures the simulator gives such a day (not 0, as if unmeasured)."""
     heavy = booking("heavy", (2.0, 2.0), (3.0, 3.0), (60.0, 120.0), load=3)
     scenario = small_day((heavy,))
-    result = solve_scenario(scenario, time_limit_s=1.0)
+    result = solve_scenario(scenario, time_limit_s=0.5)
     travel = TravelModel(scenario)
     by_id = {b.id: b for b in scenario.bookings}
     served = [by_id[s.booking] for route in result.routes for s in route if s.kind == "pickup"]
@@ -330,7 +330,7 @@ def test_result_serialises_to_json_and_prints_a_summary():
 def test_cli_solves_a_cordeau_file_and_writes_json(tmp_path, capsys):
     out = tmp_path / "out" / "a2-16.json"
     path = cordeau_dir() / "a2-16.txt"
-    code = main(["solve", "--scenario", str(path), "--time-limit", "2", "--json", str(out)])
+    code = main(["solve", "--scenario", str(path), "--time-limit", "0.5", "--json", str(out)])
     assert code == 0
     data = json.loads(out.read_text())
     assert data["feasible"] is True
@@ -377,7 +377,7 @@ def test_the_hindsight_plan_of_a_day_of_stops_shares_rides_and_keeps_the_rules()
         travel=TravelConfig(speed_kmh=60.0, detour=1.0, start_hour=0.0),
         shared_rides=True,
     )
-    result = solve_scenario(day, time_limit_s=1.0)
+    result = solve_scenario(day, time_limit_s=0.5)
     assert result.feasible and not result.dropped, result.notes
     assert [stop.kind for stop in result.routes[0]] == ["pickup", "pickup", "dropoff", "dropoff"]
     assert result.metrics.shared_ride_share == 1.0 and result.metrics.breaks_taken == 1

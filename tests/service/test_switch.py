@@ -17,7 +17,14 @@ from sqlalchemy import create_engine, text
 from rldispatch.service.decisions.ab import ToggleState
 from rldispatch.service.log.store import Store
 from rldispatch.service.log.tables import ensure_schema
-from tests.service.helpers import ADMIN_TOKEN, ServerProcess, ThreadedServer, auth, suggest_body
+from tests.service.helpers import (
+    ADMIN_TOKEN,
+    PLAIN_HTTP,
+    ServerProcess,
+    ThreadedServer,
+    auth,
+    suggest_body,
+)
 
 SEEN_WITHIN_S = 1.0
 
@@ -154,13 +161,16 @@ def test_serve_with_two_workers_shares_tokens_and_the_switch_and_restarts_a_dead
         time.sleep(SEEN_WITHIN_S)
         deadline = time.monotonic() + 30
         while len(pids) < 2 and time.monotonic() < deadline:
-            with httpx.Client(base_url=server.url, timeout=30) as client:  # a new connection
+            # a new connection (PLAIN_HTTP: without building a TLS context each time)
+            with httpx.Client(base_url=server.url, timeout=30, verify=PLAIN_HTTP) as client:
                 status = client.get("/rl/status", headers=auth(token)).json()
             assert status["enabled"] is True
             pids.add(status["worker_pid"])
         assert len(pids) == 2
         # Keep-alive connections opened at once spread over both workers (SO_REUSEPORT).
-        clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(16)]
+        clients = [
+            httpx.Client(base_url=server.url, timeout=30, verify=PLAIN_HTTP) for _ in range(16)
+        ]
         with ThreadPoolExecutor(16) as pool:
             answers = list(
                 pool.map(lambda c: c.get("/rl/status", headers=auth(token)).json(), clients)
@@ -176,7 +186,7 @@ def test_serve_with_two_workers_shares_tokens_and_the_switch_and_restarts_a_dead
         alive: set[int] = set()
         while time.monotonic() < deadline and len(alive - {victim["worker_pid"]}) < 2:
             try:
-                with httpx.Client(base_url=server.url, timeout=30) as client:
+                with httpx.Client(base_url=server.url, timeout=30, verify=PLAIN_HTTP) as client:
                     alive.add(client.get("/rl/status", headers=auth(token)).json()["worker_pid"])
             except httpx.HTTPError:
                 pass
