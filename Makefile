@@ -20,9 +20,11 @@ simulate: $(STAMP)
 
 # Tests run in parallel, one process per core; a module's tests stay on one process so its
 # fixtures are built once. Modules go out in collection order, where tests/conftest.py puts
-# the modules with slow tests first, so the short ones fill the end.
+# the modules with slow tests first, so the short ones fill the end. Bytecode is written even
+# where the shell says not to: the tests start dozens of rldispatch processes, each of which
+# would otherwise compile the package from source again.
 test: $(STAMP) lint
-	$(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder --durations=10
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -q -n auto --dist loadscope --no-loadscope-reorder --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
