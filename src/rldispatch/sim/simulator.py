@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -374,10 +373,7 @@ class DaySimulator:
 
     def _schedule_all(self) -> None:
         """:meth:`_schedule` of every driver, in one compiled pass (a restored day)."""
-        self._schedule_drivers(range(self.n_drivers))
-
-    def _schedule_drivers(self, drivers: Sequence[int]) -> None:
-        plans = [self.plans[driver] for driver in drivers]
+        plans = self.plans
         sizes = np.fromiter(map(len, plans), dtype=np.int64, count=len(plans))
         offsets = np.zeros(len(plans) + 1, dtype=np.int64)
         np.cumsum(sizes, out=offsets[1:])
@@ -387,9 +383,8 @@ class DaySimulator:
         widest = int(sizes.max(initial=0))
         if widest + 1 > self._pos_valid.shape[1]:
             self._widen_positions(2 * (widest + 1))
-        index = np.asarray(drivers, dtype=np.int64)
         start, complete, leg = schedule_plans(
-            index,
+            np.arange(self.n_drivers, dtype=np.int64),
             flat,
             offsets,
             np.maximum(self.anchor_min, self.now_min),
@@ -401,30 +396,21 @@ class DaySimulator:
             self._plan_state(),
         )
         bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
-        for column, values in (
-            (self.plan_start, start),
-            (self.plan_complete, complete),
-            (self.plan_leg_min, leg),
-        ):
-            pieces = [values[first:end] for first, end in bounds]
-            if drivers == range(self.n_drivers):  # every driver, in order (a restored day)
-                column[:] = pieces
-            else:
-                for driver, piece in zip(drivers, pieces, strict=True):
-                    column[driver] = piece
+        self.plan_start[:] = [start[first:end] for first, end in bounds]
+        self.plan_complete[:] = [complete[first:end] for first, end in bounds]
+        self.plan_leg_min[:] = [leg[first:end] for first, end in bounds]
         planned = sizes > 0
         if flat.size:
             first = np.minimum(offsets[:-1], flat.size - 1)
             last = np.maximum(offsets[1:] - 1, 0)
-            anchor_min, anchor_booking = self.anchor_min[index], self.anchor_booking[index]
-            self.plan_end_min[index] = np.where(planned, complete[last], anchor_min)
-            self.plan_end_booking[index] = np.where(planned, flat[last], anchor_booking)
-            self.next_departure_min[index] = np.where(planned, start[first] - leg[first], np.inf)
+            self.plan_end_min[:] = np.where(planned, complete[last], self.anchor_min)
+            self.plan_end_booking[:] = np.where(planned, flat[last], self.anchor_booking)
+            self.next_departure_min[:] = np.where(planned, start[first] - leg[first], np.inf)
         else:
-            self.plan_end_min[index] = self.anchor_min[index]
-            self.plan_end_booking[index] = self.anchor_booking[index]
-            self.next_departure_min[index] = np.inf
-        self._best_valid[index] = False
+            self.plan_end_min[:] = self.anchor_min
+            self.plan_end_booking[:] = self.anchor_booking
+            self.next_departure_min[:] = np.inf
+        self._best_valid[:] = False
 
     def _widen_positions(self, width: int) -> None:
         def widen(array: np.ndarray) -> np.ndarray:
