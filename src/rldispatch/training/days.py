@@ -156,7 +156,7 @@ class ScenarioDays(TrainingDays):
             "folder": str(self.folder),
             "selection": self.selection,
             "seed": self.seed,
-            "training_days": [day.name for day in self.train_days],
+            "training_days": self.named_training_days(),
             "selection_days": [day.name for day in self.selection_days],
             "held_out_files": self.held_out,
         }

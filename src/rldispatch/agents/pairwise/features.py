@@ -181,10 +181,12 @@ def _id_ranks(ids: Sequence[str]) -> np.ndarray:
 
 
 class _PlanCache:
-    """Every driver's plan packed for :func:`plan_knock_on` and the count of late planned
-    pickups, kept up to date as schedules change (the simulator replaces ``plan_start[d]``
-    then): the plans of the few drivers a decision changed are spliced into the packed arrays,
-    and everything is packed again only when many changed (the clock moved)."""
+    """Every driver's plan packed for the pairs' knock-on effects
+    (:func:`~rldispatch.agents.pairwise.feature_kernels.plain_pair_rows`) and the count of
+    late planned pickups, kept up to date as schedules change (the simulator replaces
+    ``plan_start[d]`` then): the plans of the few drivers a decision changed are spliced into
+    the packed arrays, and everything is packed again only when many changed (the clock
+    moved)."""
 
     SPLICED_SHARE = 32
     """Changed drivers are spliced in one by one while they are at most one in this many (or
@@ -420,53 +422,52 @@ class FeatureBuilder:
             sim.ride_km,
             REGRET_CAP_10KM,
         )
-        if cand_driver.size == 0:
-            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
-        elif sim.has_stops:
-            candidates = (cand_driver, cand_slot, cand_rank)
-            pairs = self._stop_pair_rows(
-                sim, table, visible, candidates, cost, best, driver_best, k
-            )
-        else:
-            pairs = plain_pair_rows(
-                now,
-                k,
-                cand_driver,
-                cand_slot,
-                cand_rank,
-                cost,
-                best,
-                driver_best,
-                visible,
-                table.added_km,
-                table.pickup_min,
-                table.position,
-                plan_sizes,
-                sim.capacity_by_kind,
-                sim.load_by_kind,
-                sim.latest_min,
-                plans.packed(),
-                (
-                    sim.pickup_vec,
-                    sim.dropoff_vec,
-                    sim.minutes_per_km,
-                    sim.earliest_min,
-                    sim.requested_min,
-                    sim.pickup_to_free_min,
-                ),
-                LATE_AFTER_REQUESTED_MIN,
-                sim.travel.kernel_args,
-                TIE_TOLERANCE,
-            )
         n_pairs = cand_driver.size
-        if n_pairs:
+        if n_pairs == 0:
+            pairs = np.zeros((0, len(PAIR_FEATURES)), dtype=np.float32)
+            pair_order = np.empty(0, dtype=np.int64)
+        else:
+            if sim.has_stops:
+                candidates = (cand_driver, cand_slot, cand_rank)
+                pairs = self._stop_pair_rows(
+                    sim, table, visible, candidates, cost, best, driver_best, k
+                )
+            else:
+                pairs = plain_pair_rows(
+                    now,
+                    k,
+                    cand_driver,
+                    cand_slot,
+                    cand_rank,
+                    cost,
+                    best,
+                    driver_best,
+                    visible,
+                    table.added_km,
+                    table.pickup_min,
+                    table.position,
+                    plan_sizes,
+                    sim.capacity_by_kind,
+                    sim.load_by_kind,
+                    sim.latest_min,
+                    plans.packed(),
+                    (
+                        sim.pickup_vec,
+                        sim.dropoff_vec,
+                        sim.minutes_per_km,
+                        sim.earliest_min,
+                        sim.requested_min,
+                        sim.pickup_to_free_min,
+                    ),
+                    LATE_AFTER_REQUESTED_MIN,
+                    sim.travel.kernel_args,
+                    TIE_TOLERANCE,
+                )
             # Ties go by booking id, then driver id: ranks among the visible bookings order
             # the pairs as ranks among all of the day's would.
             booking_ids = sim.booking_ids
             visible_rank = _id_ranks([booking_ids[b] for b in visible.tolist()])
             pair_order = visible_rank[cand_slot] * (n_drivers + 1) + frame.driver_rank[cand_driver]
-        else:
-            pair_order = np.empty(0, dtype=np.int64)
 
         # --- global
         open_count = int(np.count_nonzero(sim.status == OPEN))
