@@ -113,12 +113,21 @@ def plan_knock_on(
         plan_flat,
         plan_offset,
         plan_start,
+        *knock_on_booking_state(sim),
+        LATE_AFTER_REQUESTED_MIN,
+        sim.travel.kernel_args,
+    )
+
+
+def knock_on_booking_state(sim: DaySimulator) -> tuple[np.ndarray, ...]:
+    """What :func:`knock_on_effects` reads of the simulator's bookings, in its order:
+    ``(pickup_vec, dropoff_vec, minutes_per_km, earliest_min, requested_min,
+    pickup_to_free_min)``."""
+    return (
         sim.pickup_vec,
         sim.dropoff_vec,
         sim.minutes_per_km,
         sim.earliest_min,
         sim.requested_min,
         sim.pickup_to_free_min,
-        LATE_AFTER_REQUESTED_MIN,
-        sim.travel.kernel_args,
     )

@@ -350,8 +350,7 @@ def plain_pair_rows(
     plan after it from :func:`~rldispatch.sim.knock_on.knock_on_effects`, one booking on
     board at a time (its drop-off follows its pickup, each planned drop-off moves with its
     pickup). ``plan`` is every driver's plan packed, ``(bookings, offsets, starts)``;
-    ``booking_state`` is ``(pickup_vec, dropoff_vec, minutes_per_km, earliest_min,
-    requested_min, pickup_to_free_min)``."""
+    ``booking_state`` is :func:`~rldispatch.sim.knock_on.knock_on_booking_state`'s."""
     pickup_vec, dropoff_vec, minutes_per_km, earliest_min, requested_min, pickup_to_free_min = (
         booking_state
     )

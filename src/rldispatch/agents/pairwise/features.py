@@ -40,6 +40,7 @@ from rldispatch.domain import LATE_AFTER_REQUESTED_MIN
 from rldispatch.env import DispatchEnv
 from rldispatch.sim import DaySimulator
 from rldispatch.sim.frame import LocalFrame
+from rldispatch.sim.knock_on import knock_on_booking_state
 from rldispatch.sim.simulator import OPEN, InsertionTable
 
 FEATURE_VERSION = 2
@@ -451,14 +452,7 @@ class FeatureBuilder:
                     sim.load_by_kind,
                     sim.latest_min,
                     plans.packed(),
-                    (
-                        sim.pickup_vec,
-                        sim.dropoff_vec,
-                        sim.minutes_per_km,
-                        sim.earliest_min,
-                        sim.requested_min,
-                        sim.pickup_to_free_min,
-                    ),
+                    knock_on_booking_state(sim),
                     LATE_AFTER_REQUESTED_MIN,
                     sim.travel.kernel_args,
                     TIE_TOLERANCE,
